@@ -1,0 +1,208 @@
+#include "kullsync/messages/types.hpp"
+
+#include <array>
+#include <tuple>
+#include <utility>
+
+namespace kullsync::msg {
+
+namespace {
+
+template <class E, size_t N>
+bool parse_enum(std::string_view str, E& x,
+                const std::array<std::string_view, N>& names) {
+  for (size_t i = 0; i < N; ++i)
+    if (names[i] == str) {
+      x = static_cast<E>(i);
+      return true;
+    }
+  return false;
+}
+
+constexpr std::array<std::string_view, 4> shoot_status_names{
+  "queued", "processing", "completed", "failed"};
+constexpr std::array<std::string_view, 4> prompt_action_names{
+  "created", "updated", "deleted", "voted"};
+constexpr std::array<std::string_view, 2> admin_action_names{
+  "new_message", "session_updated"};
+constexpr std::array<std::string_view, 3> health_status_names{
+  "healthy", "degraded", "unhealthy"};
+constexpr std::array<std::string_view, 10> server_type_names{
+  "SHOOT_PROGRESS",       "CREDIT_UPDATE",   "PROMPT_CHANGE",
+  "DEVICE_CONNECTED",     "DEVICE_DISCONNECTED",
+  "ADMIN_SESSION_UPDATE", "PROVIDER_HEALTH", "PONG",
+  "BATCH",                "UNKNOWN"};
+constexpr std::array<std::string_view, 5> client_type_names{
+  "PING", "UPDATE_PROGRESS", "SUBSCRIBE", "UNSUBSCRIBE", "UNKNOWN"};
+
+} // namespace
+
+std::string_view to_string(shoot_status x) {
+  return shoot_status_names[static_cast<size_t>(x)];
+}
+std::string_view to_string(prompt_action x) {
+  return prompt_action_names[static_cast<size_t>(x)];
+}
+std::string_view to_string(admin_action x) {
+  return admin_action_names[static_cast<size_t>(x)];
+}
+std::string_view to_string(health_status x) {
+  return health_status_names[static_cast<size_t>(x)];
+}
+std::string_view to_string(server_type x) {
+  return server_type_names[static_cast<size_t>(x)];
+}
+std::string_view to_string(client_type x) {
+  return client_type_names[static_cast<size_t>(x)];
+}
+
+bool from_string(std::string_view str, shoot_status& x) {
+  return parse_enum(str, x, shoot_status_names);
+}
+bool from_string(std::string_view str, prompt_action& x) {
+  return parse_enum(str, x, prompt_action_names);
+}
+bool from_string(std::string_view str, admin_action& x) {
+  return parse_enum(str, x, admin_action_names);
+}
+bool from_string(std::string_view str, health_status& x) {
+  return parse_enum(str, x, health_status_names);
+}
+
+server_type server_type_from(std::string_view wire) {
+  auto x = server_type::unknown;
+  // "UNKNOWN" is our label, not a wire type: it stays unknown either way.
+  parse_enum(wire, x, server_type_names);
+  return x;
+}
+
+client_type client_type_from(std::string_view wire) {
+  auto x = client_type::unknown;
+  parse_enum(wire, x, client_type_names);
+  return x;
+}
+
+double shoot_progress::progress() const {
+  if (total_count <= 0)
+    return 0.0;
+  auto p = static_cast<double>(processed_count)
+           / static_cast<double>(total_count);
+  return p < 0.0 ? 0.0 : (p > 1.0 ? 1.0 : p);
+}
+
+server_message make_server_message(server_type type, server_body body,
+                                   int64_t timestamp_ms,
+                                   std::optional<std::string> device_id,
+                                   std::optional<std::string> user_id) {
+  server_message x;
+  x.type = type;
+  x.type_name = std::string{to_string(type)};
+  x.body = std::move(body);
+  x.timestamp = timestamp_ms;
+  x.device_id = std::move(device_id);
+  x.user_id = std::move(user_id);
+  return x;
+}
+
+server_message make_pong(int64_t timestamp_ms) {
+  return make_server_message(server_type::pong, pong{}, timestamp_ms,
+                             std::nullopt);
+}
+
+client_message make_ping(double epoch_seconds) {
+  client_message x;
+  x.type = client_type::ping;
+  x.type_name = "PING";
+  x.body = ping{epoch_seconds};
+  return x;
+}
+
+client_message make_update_progress(shoot_progress p) {
+  client_message x;
+  x.type = client_type::update_progress;
+  x.type_name = "UPDATE_PROGRESS";
+  x.body = std::move(p);
+  return x;
+}
+
+// -- equality -----------------------------------------------------------------
+
+namespace {
+
+auto fields(const shoot_progress& x) {
+  return std::tie(x.shoot_id, x.status, x.processed_count, x.total_count,
+                  x.current_image, x.eta, x.provider, x.error_message);
+}
+auto fields(const credit_update& x) {
+  return std::tie(x.user_id, x.new_balance, x.change, x.reason);
+}
+auto fields(const device_connection& x) {
+  return std::tie(x.device_id, x.platform, x.device_name, x.connected_at,
+                  x.timestamp);
+}
+auto fields(const admin_session_update& x) {
+  return std::tie(x.session_id, x.user_id, x.user_email, x.action,
+                  x.message_count);
+}
+auto fields(const provider_status& x) {
+  return std::tie(x.provider, x.health_score, x.status, x.active_requests,
+                  x.requests_today, x.cost_today, x.avg_latency, x.success_rate,
+                  x.error_rate, x.rate_limit_hits, x.rate_limit_proximity,
+                  x.recent_errors, x.last_error, x.last_error_time,
+                  x.request_history, x.cost_history, x.error_history,
+                  x.uptime_percentage, x.last_downtime);
+}
+auto fields(const server_message& x) {
+  return std::tie(x.type, x.type_name, x.body, x.timestamp, x.device_id,
+                  x.user_id);
+}
+auto fields(const client_message& x) {
+  return std::tie(x.type, x.type_name, x.body, x.has_payload);
+}
+
+} // namespace
+
+bool operator==(const shoot_progress& x, const shoot_progress& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const credit_update& x, const credit_update& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const prompt_change& x, const prompt_change& y) {
+  return x.prompt_id == y.prompt_id && x.action == y.action;
+}
+bool operator==(const device_connection& x, const device_connection& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const admin_session_update& x, const admin_session_update& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const history_point& x, const history_point& y) {
+  return x.timestamp == y.timestamp && x.value == y.value;
+}
+bool operator==(const provider_status& x, const provider_status& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const provider_health& x, const provider_health& y) {
+  return x.providers == y.providers && x.timestamp == y.timestamp;
+}
+bool operator==(const ping& x, const ping& y) {
+  return x.timestamp == y.timestamp;
+}
+bool operator==(const unknown_data& x, const unknown_data& y) {
+  return x.raw_json == y.raw_json;
+}
+bool operator==(const pong&, const pong&) {
+  return true;
+}
+bool operator==(const batch& x, const batch& y) {
+  return x.messages == y.messages;
+}
+bool operator==(const server_message& x, const server_message& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const client_message& x, const client_message& y) {
+  return fields(x) == fields(y);
+}
+
+} // namespace kullsync::msg
