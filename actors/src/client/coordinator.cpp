@@ -1,0 +1,156 @@
+#include <algorithm>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/actors.hpp"
+#include "kullsync/log.hpp"
+
+namespace kullsync {
+
+namespace {
+
+struct coordinator_state {
+  sync_state data;
+  caf::timespan linger{};
+  size_t max_admin = 50;
+  wall_clock clock;
+  subscribers_actor subs;
+  std::map<std::string, uint64_t> shoot_versions; // guards removal timers
+  uint64_t next_shoot_version = 0;
+  static inline const char* name = "kullsync.coordinator";
+};
+
+using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
+
+void changed(coord_ptr self) {
+  auto& st = self->state;
+  ++st.data.version;
+  self->send(st.subs, publish_atom::value, st.data);
+}
+
+void apply_shoot(coord_ptr self, const msg::shoot_progress& p) {
+  auto& st = self->state;
+  st.data.shoots[p.shoot_id] = p;
+  auto v = ++st.next_shoot_version;
+  st.shoot_versions[p.shoot_id] = v;
+  if (msg::is_terminal(p.status))
+    self->delayed_send(self, st.linger, expire_atom::value, p.shoot_id, v);
+}
+
+void apply_device(coord_ptr self, const msg::device_connection& d,
+                  bool connected) {
+  auto& devs = self->state.data.devices;
+  auto i = std::find_if(devs.begin(), devs.end(), [&](auto& x) {
+    return x.device_id == d.device_id;
+  });
+  if (connected) {
+    if (i == devs.end())
+      devs.push_back(d);
+    else
+      *i = d;
+  } else if (i != devs.end()) {
+    devs.erase(i);
+  }
+}
+
+/// Applies one message to the state; BATCH applies its parts in order.
+void apply(coord_ptr self, const msg::server_message& m) {
+  auto& st = self->state;
+  using msg::server_type;
+  switch (m.type) {
+    case server_type::shoot_progress:
+      apply_shoot(self, std::get<msg::shoot_progress>(m.body));
+      break;
+    case server_type::credit_update: {
+      auto& c = std::get<msg::credit_update>(m.body);
+      st.data.credits = c.new_balance;
+      st.data.last_credit = c;
+      break;
+    }
+    case server_type::prompt_change:
+      st.data.last_prompt = std::get<msg::prompt_change>(m.body);
+      break;
+    case server_type::device_connected:
+    case server_type::device_disconnected:
+      apply_device(self, std::get<msg::device_connection>(m.body),
+                   m.type == server_type::device_connected);
+      break;
+    case server_type::admin_session_update: {
+      auto& xs = st.data.admin_updates;
+      xs.push_back(std::get<msg::admin_session_update>(m.body));
+      if (xs.size() > st.max_admin)
+        xs.erase(xs.begin(), xs.begin() + (xs.size() - st.max_admin));
+      break;
+    }
+    case server_type::provider_health:
+      st.data.providers = std::get<msg::provider_health>(m.body);
+      break;
+    case server_type::pong:
+      break;
+    case server_type::batch:
+      for (auto& inner : std::get<msg::batch>(m.body).messages)
+        apply(self, inner);
+      return; // the parts were published one by one
+    case server_type::unknown:
+      ++st.data.unknown_messages;
+      log::get("client.coordinator")->debug("unknown message type '{}' ignored",
+                                            m.type_name);
+      break;
+  }
+  self->send(st.subs, publish_atom::value, m);
+}
+
+coordinator_actor::behavior_type coordinator(coord_ptr self,
+                                             caf::timespan linger,
+                                             size_t max_admin, wall_clock clock,
+                                             subscribers_actor subs) {
+  auto& st = self->state;
+  st.linger = linger;
+  st.max_admin = max_admin;
+  st.clock = clock;
+  st.subs = std::move(subs);
+  self->link_to(st.subs);
+  return {
+    [=](inbound_atom, const msg::server_message& m) {
+      self->state.data.last_sync_ms = epoch_ms(self->home_system(),
+                                               self->state.clock);
+      apply(self, m);
+      changed(self);
+    },
+    [=](status_atom, connection_status& s) {
+      auto& st = self->state;
+      // Devices are known only through a live link: a new link starts afresh.
+      if (s.state != connection_state::connected)
+        st.data.devices.clear();
+      st.data.connection = s;
+      self->send(st.subs, publish_atom::value, std::move(s));
+      changed(self);
+    },
+    [=](bad_frame_atom) {
+      ++self->state.data.bad_frames;
+      changed(self);
+    },
+    [=](expire_atom, const std::string& id, uint64_t version) {
+      auto& st = self->state;
+      auto i = st.shoot_versions.find(id);
+      if (i == st.shoot_versions.end() || i->second != version)
+        return; // updated since: a newer timer (or none) decides
+      st.shoot_versions.erase(i);
+      st.data.shoots.erase(id);
+      changed(self);
+    },
+    [=](get_atom) { return self->state.data; },
+  };
+}
+
+} // namespace
+
+coordinator_actor spawn_coordinator(caf::actor_system& sys,
+                                    const client_config& cfg, wall_clock clock,
+                                    subscribers_actor subs) {
+  return sys.spawn(coordinator, cfg.shoot_linger, cfg.max_admin_updates, clock,
+                   std::move(subs));
+}
+
+} // namespace kullsync

@@ -1,0 +1,102 @@
+#include <algorithm>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/actors.hpp"
+
+namespace kullsync {
+
+namespace {
+
+struct typed_sub {
+  msg::server_type type; // unknown: every type
+  message_subscriber_actor who;
+};
+
+struct subscribers_state {
+  std::vector<state_subscriber_actor> state_subs;
+  std::vector<status_subscriber_actor> status_subs;
+  std::vector<typed_sub> message_subs;
+  sync_state last_state;
+  connection_status last_status;
+  static inline const char* name = "kullsync.subscribers";
+};
+
+using subs_ptr = subscribers_actor::stateful_pointer<subscribers_state>;
+
+template <class Handle>
+bool contains(const std::vector<Handle>& xs, const Handle& x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+void remove(subs_ptr self, const caf::actor_addr& who) {
+  auto& st = self->state;
+  auto same = [&](const auto& h) { return h.address() == who; };
+  st.state_subs.erase(std::remove_if(st.state_subs.begin(), st.state_subs.end(), same),
+                      st.state_subs.end());
+  st.status_subs.erase(std::remove_if(st.status_subs.begin(), st.status_subs.end(), same),
+                       st.status_subs.end());
+  st.message_subs.erase(
+    std::remove_if(st.message_subs.begin(), st.message_subs.end(),
+                   [&](const typed_sub& s) { return same(s.who); }),
+    st.message_subs.end());
+}
+
+subscribers_actor::behavior_type subscribers(subs_ptr self) {
+  // A subscriber that terminates is dropped, never sent to again.
+  self->set_down_handler([=](const caf::down_msg& dm) { remove(self, dm.source); });
+  return {
+    [=](subscribe_atom, state_subscriber_actor who) {
+      auto& st = self->state;
+      if (contains(st.state_subs, who))
+        return;
+      self->monitor(who);
+      self->send(who, state_atom::value, st.last_state);
+      st.state_subs.push_back(std::move(who));
+    },
+    [=](subscribe_atom, status_subscriber_actor who) {
+      auto& st = self->state;
+      if (contains(st.status_subs, who))
+        return;
+      self->monitor(who);
+      self->send(who, status_atom::value, st.last_status);
+      st.status_subs.push_back(std::move(who));
+    },
+    [=](subscribe_atom, msg::server_type type, message_subscriber_actor who) {
+      auto& subs = self->state.message_subs;
+      for (auto& s : subs)
+        if (s.who == who && s.type == type)
+          return;
+      self->monitor(who);
+      subs.push_back(typed_sub{type, std::move(who)});
+    },
+    [=](unsub_atom, const caf::actor_addr& who) { remove(self, who); },
+    [=](publish_atom, const sync_state& x) {
+      auto& st = self->state;
+      st.last_state = x;
+      for (auto& s : st.state_subs)
+        self->send(s, state_atom::value, x);
+    },
+    [=](publish_atom, const connection_status& x) {
+      auto& st = self->state;
+      st.last_status = x;
+      for (auto& s : st.status_subs)
+        self->send(s, status_atom::value, x);
+    },
+    [=](publish_atom, const msg::server_message& x) {
+      for (auto& s : self->state.message_subs)
+        if (s.type == msg::server_type::unknown || s.type == x.type)
+          self->send(s.who, inbound_atom::value, x);
+    },
+  };
+}
+
+} // namespace
+
+subscribers_actor spawn_subscribers(caf::actor_system& sys) {
+  return sys.spawn(subscribers);
+}
+
+} // namespace kullsync

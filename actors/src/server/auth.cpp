@@ -1,0 +1,115 @@
+#include "kullsync/server/auth.hpp"
+
+#include <cctype>
+
+namespace kullsync::server {
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+bool iequals(std::string_view x, std::string_view y) {
+  if (x.size() != y.size())
+    return false;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(x[i]))
+        != std::tolower(static_cast<unsigned char>(y[i])))
+      return false;
+  return true;
+}
+
+} // namespace
+
+std::string query_unescape(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%' && i + 2 < in.size()
+               && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
+      i += 2;
+    } else {
+      out += in[i]; // a stray '%' stays, as URLSearchParams keeps it
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view target,
+                                       std::string_view key) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos)
+    return std::nullopt;
+  auto query = target.substr(q + 1);
+  if (auto hash = query.find('#'); hash != std::string_view::npos)
+    query = query.substr(0, hash);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    auto k = query_unescape(pair.substr(0, eq));
+    if (k == key)
+      return eq == std::string_view::npos ? std::string{}
+                                          : query_unescape(pair.substr(eq + 1));
+    if (amp == std::string_view::npos)
+      break;
+    query = query.substr(amp + 1);
+  }
+  return std::nullopt;
+}
+
+std::string extract_token(std::string_view target, const header_list& headers) {
+  if (auto t = query_param(target, "token"); t && !t->empty())
+    return *t;
+  for (auto& [name, value] : headers) {
+    if (!iequals(name, "authorization"))
+      continue;
+    std::string_view v{value};
+    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer "))
+      return std::string{v.substr(7)};
+  }
+  return {};
+}
+
+legacy_authenticator::legacy_authenticator(uint64_t seed) : rng_(seed) {
+  // nop
+}
+
+auth_result legacy_authenticator::authenticate(const std::string& token,
+                                               int64_t now_ms) {
+  auth_result r;
+  if (token.empty()) {
+    r.failure = {close_code::no_token, "No token provided"};
+    return r;
+  }
+  auto colon = token.find(':');
+  identity who;
+  who.user_id = token.substr(0, colon);
+  if (colon != std::string::npos)
+    who.device_id = token.substr(colon + 1);
+  if (who.device_id.empty()) { // "u1" or "u1:" (the legacy server's falsy check)
+    static constexpr char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::string suffix;
+    for (int i = 0; i < 9; ++i)
+      suffix += digits[rng_() % 36];
+    who.device_id = "web-" + std::to_string(now_ms) + "-" + suffix;
+  }
+  if (who.user_id.empty()) {
+    r.failure = {close_code::invalid_token, "Invalid token"};
+    return r;
+  }
+  r.who = std::move(who);
+  return r;
+}
+
+} // namespace kullsync::server

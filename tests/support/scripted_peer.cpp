@@ -1,0 +1,188 @@
+#include "scripted_peer.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/server/auth.hpp"
+
+namespace kullsync::test {
+
+namespace {
+
+struct peer_link {
+  transport_actor end;
+  std::string target;
+  header_list headers;
+  server::identity who;
+  bool registered = false;
+};
+
+struct peer_state {
+  std::map<uint64_t, peer_link> links;
+  std::map<std::string, peer_truth> users;
+  uint64_t next_tag = 1;
+  int64_t wall_start_ms = 0;
+  server::legacy_authenticator auth{42};
+  static inline const char* name = "kullsync.test.scripted_peer";
+};
+
+using peer_ptr = peer_actor::stateful_pointer<peer_state>;
+
+int64_t now_ms(peer_ptr self) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+              self->clock().now().time_since_epoch())
+              .count();
+  return self->state.wall_start_ms + ns / 1000000;
+}
+
+void to_user(peer_ptr self, const std::string& user, const std::string& text,
+             uint64_t except = 0) {
+  for (auto& [tag, l] : self->state.links)
+    if (l.registered && l.who.user_id == user && tag != except)
+      self->send(l.end, send_atom::value, text);
+}
+
+void record(peer_truth& t, const msg::server_message& m) {
+  if (auto* p = std::get_if<msg::shoot_progress>(&m.body))
+    t.shoots[p->shoot_id] = *p;
+  else if (auto* c = std::get_if<msg::credit_update>(&m.body))
+    t.credits = c->new_balance;
+}
+
+void device_event(peer_ptr self, uint64_t tag, msg::server_type type) {
+  auto& l = self->state.links[tag];
+  msg::device_connection d;
+  d.device_id = l.who.device_id;
+  d.timestamp = now_ms(self);
+  auto text = msg::encode(msg::make_server_message(type, d, now_ms(self),
+                                                   "server", l.who.user_id));
+  if (type == msg::server_type::device_connected)
+    self->send(l.end, send_atom::value, text);
+  to_user(self, l.who.user_id, text, tag);
+}
+
+void on_opened(peer_ptr self, uint64_t tag) {
+  auto& l = self->state.links[tag];
+  auto token = server::extract_token(l.target, l.headers);
+  auto r = self->state.auth.authenticate(token, now_ms(self));
+  if (!r.who) {
+    self->send(l.end, close_atom::value, r.failure.close_code, r.failure.reason);
+    self->state.links.erase(tag);
+    return;
+  }
+  l.who = *r.who;
+  l.registered = true;
+  self->state.users[l.who.user_id].devices.insert(l.who.device_id);
+  device_event(self, tag, msg::server_type::device_connected);
+}
+
+void on_frame(peer_ptr self, uint64_t tag, const std::string& text) {
+  auto i = self->state.links.find(tag);
+  if (i == self->state.links.end() || !i->second.registered)
+    return;
+  auto& l = i->second;
+  auto m = msg::decode_client(text);
+  if (!m)
+    return; // ignored, as the legacy server does
+  if (m->type == msg::client_type::ping) {
+    self->send(l.end, send_atom::value, msg::encode(msg::make_pong(now_ms(self))));
+  } else if (m->type == msg::client_type::update_progress) {
+    auto out = msg::make_server_message(msg::server_type::shoot_progress,
+                                        std::get<msg::shoot_progress>(m->body),
+                                        now_ms(self), l.who.device_id,
+                                        l.who.user_id);
+    record(self->state.users[l.who.user_id], out);
+    to_user(self, l.who.user_id, msg::encode(out));
+  }
+}
+
+void on_closed(peer_ptr self, uint64_t tag) {
+  auto i = self->state.links.find(tag);
+  if (i == self->state.links.end())
+    return;
+  if (i->second.registered) {
+    auto who = i->second.who;
+    device_event(self, tag, msg::server_type::device_disconnected);
+    self->state.links.erase(i);
+    bool still = false;
+    for (auto& kv : self->state.links)
+      still |= kv.second.who.user_id == who.user_id
+               && kv.second.who.device_id == who.device_id;
+    if (!still)
+      self->state.users[who.user_id].devices.erase(who.device_id);
+  } else {
+    self->state.links.erase(i);
+  }
+}
+
+void send_fresh(peer_ptr self, const std::string& user) {
+  auto& t = self->state.users[user];
+  auto ts = now_ms(self);
+  for (auto& [id, p] : t.shoots)
+    to_user(self, user, msg::encode(msg::make_server_message(
+                          msg::server_type::shoot_progress, p, ts, "server", user)));
+  if (t.credits)
+    to_user(self, user,
+            msg::encode(msg::make_server_message(
+              msg::server_type::credit_update,
+              msg::credit_update{user, *t.credits, 0, "state refresh"}, ts,
+              "server", user)));
+  for (auto& dev : t.devices) {
+    msg::device_connection d;
+    d.device_id = dev;
+    to_user(self, user, msg::encode(msg::make_server_message(
+                          msg::server_type::device_connected, d, ts, "server", user)));
+  }
+}
+
+peer_actor::behavior_type peer(peer_ptr self, memory_network_actor net,
+                               std::vector<std::string> urls,
+                               int64_t wall_start_ms, peer_world world) {
+  self->state.wall_start_ms = wall_start_ms;
+  self->state.users = std::move(world);
+  for (auto& kv : self->state.users)
+    kv.second.devices.clear(); // nobody is connected to a fresh process
+  for (auto& url : urls)
+    self->send(net, listen_atom::value, url,
+               caf::actor_cast<acceptor_actor>(self));
+  return {
+    [=](accept_atom, transport_actor end, std::string& target,
+        header_list& headers) {
+      auto tag = self->state.next_tag++;
+      self->send(end, attach_atom::value,
+                 caf::actor_cast<transport_listener_actor>(self), tag);
+      self->state.links[tag] = peer_link{std::move(end), std::move(target),
+                                         std::move(headers), {}, false};
+    },
+    [=](opened_atom, uint64_t tag) { on_opened(self, tag); },
+    [=](frame_atom, uint64_t tag, const std::string& text) {
+      on_frame(self, tag, text);
+    },
+    [=](closed_atom, uint64_t tag, uint16_t, const std::string&) {
+      on_closed(self, tag);
+    },
+    [=](publish_atom, const std::string& user, const msg::server_message& m) {
+      record(self->state.users[user], m);
+      to_user(self, user, msg::encode(m));
+    },
+    [=](fresh_atom, const std::string& user) { send_fresh(self, user); },
+    [=](peer_close_atom, uint16_t code) {
+      for (auto& kv : self->state.links)
+        self->send(kv.second.end, close_atom::value, code,
+                   std::string{"server closing"});
+    },
+    [=](get_atom, const std::string& user) { return self->state.users[user]; },
+  };
+}
+
+} // namespace
+
+peer_actor spawn_scripted_peer(caf::actor_system& sys, memory_network_actor net,
+                               std::vector<std::string> urls,
+                               int64_t wall_start_ms, peer_world world) {
+  return sys.spawn(peer, std::move(net), std::move(urls), wall_start_ms,
+                   std::move(world));
+}
+
+} // namespace kullsync::test

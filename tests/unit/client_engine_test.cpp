@@ -1,0 +1,322 @@
+// The client engine against a scripted v1 peer in virtual time, including a
+// test for each defect of the legacy client listed in PROTOCOL.md.
+#include <gtest/gtest.h>
+
+#include <caf/send.hpp>
+
+#include "harness.hpp"
+#include "kullsync/messages/codec.hpp"
+
+using namespace kullsync;
+using namespace kullsync::test;
+using namespace std::chrono_literals;
+using msg::shoot_status;
+
+namespace {
+
+std::vector<connection_state> states_of(const observations& o) {
+  std::vector<connection_state> xs;
+  for (auto& r : o.statuses)
+    if (xs.empty() || xs.back() != r.status.state)
+      xs.push_back(r.status.state);
+  return xs;
+}
+
+} // namespace
+
+TEST(client_engine, connects_and_shows_its_own_device) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  auto s = h.state();
+  EXPECT_EQ(s.connection.state, connection_state::connected);
+  ASSERT_EQ(s.devices.size(), 1u);
+  EXPECT_EQ(s.devices[0].device_id, "dev-1");
+  EXPECT_EQ(s.connection.url, sim_url);
+}
+
+TEST(client_engine, progress_credit_and_prompt_reach_the_state) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.publish(progress_msg("s1", shoot_status::processing, 3, 12));
+  h.publish(credit_msg(950, -50));
+  h.publish(msg::make_server_message(msg::server_type::prompt_change,
+                                     msg::prompt_change{"p1", msg::prompt_action::voted},
+                                     1, "server", "u1"));
+  auto s = h.state();
+  ASSERT_EQ(s.shoots.count("s1"), 1u);
+  EXPECT_DOUBLE_EQ(s.shoots["s1"].progress(), 0.25);
+  EXPECT_EQ(s.credits, 950);
+  ASSERT_TRUE(s.last_credit);
+  EXPECT_EQ(s.last_credit->change, -50);
+  ASSERT_TRUE(s.last_prompt);
+  EXPECT_EQ(s.last_prompt->prompt_id, "p1");
+  EXPECT_EQ(s.last_sync_ms, sim_wall_start_ms);
+}
+
+TEST(client_engine, completed_shoot_disappears_exactly_after_linger) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.publish(progress_msg("s1", shoot_status::completed, 12, 12));
+  h.sim.advance(4999ms);
+  EXPECT_EQ(h.state().shoots.count("s1"), 1u);
+  h.sim.advance(1ms);
+  EXPECT_EQ(h.state().shoots.count("s1"), 0u);
+}
+
+TEST(client_engine, shoot_updated_after_completion_is_not_removed_early) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.publish(progress_msg("s1", shoot_status::failed, 1, 12));
+  h.sim.advance(3s);
+  h.publish(progress_msg("s1", shoot_status::processing, 2, 12)); // retried
+  h.sim.advance(10s);
+  EXPECT_EQ(h.state().shoots.count("s1"), 1u);
+}
+
+TEST(client_engine, sends_update_progress_and_sees_the_relay) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  msg::shoot_progress p;
+  p.shoot_id = "mine";
+  p.status = shoot_status::processing;
+  p.processed_count = 1;
+  p.total_count = 4;
+  p.provider = "local";
+  h.engine.send_progress(p);
+  h.sim.run();
+  EXPECT_EQ(h.state().shoots.count("mine"), 1u);
+  EXPECT_EQ(h.truth("u1").shoots.count("mine"), 1u);
+}
+
+TEST(client_engine, progress_sent_offline_goes_out_on_connect) {
+  harness h;
+  msg::shoot_progress p;
+  p.shoot_id = "queued";
+  p.status = shoot_status::processing;
+  p.total_count = 4;
+  p.processed_count = 1;
+  h.engine.send_progress(p);
+  p.processed_count = 2; // the latest per shoot wins
+  h.engine.send_progress(p);
+  h.sim.run();
+  h.engine.connect();
+  h.sim.run();
+  auto t = h.truth("u1");
+  ASSERT_EQ(t.shoots.count("queued"), 1u);
+  EXPECT_EQ(t.shoots["queued"].processed_count, 2);
+}
+
+TEST(client_engine, bad_and_unknown_frames_are_counted_not_fatal) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  msg::server_message unknown;
+  unknown.type_name = "FUTURE_THING";
+  unknown.body = msg::unknown_data{"{}"};
+  h.publish(unknown);
+  h.publish(progress_msg("s1", shoot_status::processing, 1, 2));
+  auto s = h.state();
+  EXPECT_EQ(s.unknown_messages, 1u);
+  EXPECT_EQ(s.connection.state, connection_state::connected);
+  EXPECT_EQ(s.shoots.size(), 1u);
+}
+
+// -- the legacy client's defects (PROTOCOL.md), each made impossible ---------------
+
+TEST(legacy_defects, connected_is_never_reported_before_the_handshake) {
+  harness h;
+  caf::anon_send(h.net, refuse_atom::value, true);
+  h.engine.connect();
+  h.sim.advance(5min);
+  for (auto& r : h.seen->statuses)
+    EXPECT_NE(r.status.state, connection_state::connected);
+  EXPECT_EQ(h.net_stats().open_links, 0u);
+}
+
+TEST(legacy_defects, backoff_grows_when_links_die_right_after_the_handshake) {
+  // The legacy client reset its attempt counter at "connected", so a server
+  // that accepts and drops at once kept it retrying every second forever.
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  std::vector<caf::timespan> delays;
+  for (int i = 0; i < 12; ++i) {
+    caf::anon_send(h.peer, peer_close_atom::value, uint16_t{1011});
+    h.sim.run();
+    auto st = h.status();
+    if (st.state == connection_state::failed)
+      break;
+    ASSERT_EQ(st.state, connection_state::reconnecting);
+    delays.push_back(st.retry_in);
+    h.sim.advance(st.retry_in); // the retry connects, then is dropped again
+  }
+  std::vector<caf::timespan> expected{1s, 2s, 4s, 8s, 16s, 32s, 60s, 60s, 60s, 60s};
+  EXPECT_EQ(delays, expected);
+  EXPECT_EQ(h.status().state, connection_state::failed);
+  EXPECT_EQ(h.status().error, "Max reconnection attempts reached");
+}
+
+TEST(legacy_defects, a_link_that_stays_up_resets_the_backoff) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  for (int i = 0; i < 3; ++i) {
+    caf::anon_send(h.peer, peer_close_atom::value, uint16_t{1011});
+    h.sim.run();
+    h.sim.advance(h.status().retry_in);
+  }
+  h.sim.advance(6s); // longer than stable_after
+  caf::anon_send(h.peer, peer_close_atom::value, uint16_t{1011});
+  h.sim.run();
+  EXPECT_EQ(h.status().attempt, 1u);
+  EXPECT_EQ(h.status().retry_in, caf::timespan{1s});
+}
+
+TEST(legacy_defects, half_open_link_is_detected_by_the_pong_deadline) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.sim.advance(1s);
+  auto cut_at = h.sim.elapsed();
+  caf::anon_send(h.net, cut_atom::value, cut_mode::half_open);
+  h.sim.advance(45s);
+  caf::timespan detected{0};
+  for (auto& r : h.seen->statuses)
+    if (r.at > cut_at && r.status.state == connection_state::reconnecting) {
+      detected = r.at - cut_at;
+      break;
+    }
+  ASSERT_GT(detected.count(), 0) << "half-open link never detected";
+  EXPECT_LE(detected, caf::timespan{40s}); // ping interval + deadline
+}
+
+TEST(legacy_defects, a_second_subscriber_never_replaces_the_first) {
+  harness h;
+  std::vector<std::string> first, second;
+  auto a = make_message_callback(h.sim.sys(), [&](const msg::server_message& m) {
+    first.push_back(m.type_name);
+  });
+  auto b = make_message_callback(h.sim.sys(), [&](const msg::server_message& m) {
+    second.push_back(m.type_name);
+  });
+  h.engine.subscribe(msg::server_type::shoot_progress, a);
+  h.engine.subscribe(msg::server_type::shoot_progress, b);
+  h.engine.connect();
+  h.sim.run();
+  h.publish(progress_msg("s1", shoot_status::processing, 1, 2));
+  EXPECT_EQ(first, std::vector<std::string>{"SHOOT_PROGRESS"});
+  EXPECT_EQ(second, first);
+  h.engine.unsubscribe(a.address());
+  h.sim.run();
+  h.publish(progress_msg("s1", shoot_status::processing, 2, 2));
+  EXPECT_EQ(first.size(), 1u);
+  EXPECT_EQ(second.size(), 2u);
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+}
+
+TEST(legacy_defects, pong_batch_and_short_device_shapes_are_understood) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  msg::batch b;
+  b.messages.push_back(msg::make_pong(5));
+  msg::device_connection d;
+  d.device_id = "ipad-2";
+  d.timestamp = 4;
+  b.messages.push_back(msg::make_server_message(msg::server_type::device_connected,
+                                                d, 5, "server", "u1"));
+  h.publish(msg::make_server_message(msg::server_type::batch, b, 6, std::nullopt));
+  auto s = h.state();
+  ASSERT_EQ(s.devices.size(), 2u);
+  EXPECT_EQ(s.devices[1].device_id, "ipad-2");
+  EXPECT_EQ(s.bad_frames, 0u);
+}
+
+// -- commands -------------------------------------------------------------------------
+
+TEST(client_engine, explicit_disconnect_never_reconnects) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.engine.disconnect();
+  h.sim.advance(10min);
+  EXPECT_EQ(h.status().state, connection_state::disconnected);
+  EXPECT_EQ(states_of(*h.seen).back(), connection_state::disconnected);
+  EXPECT_EQ(h.net_stats().dials, 1u);
+}
+
+TEST(client_engine, endpoint_change_redials_at_once) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  auto other = spawn_scripted_peer(h.sim.sys(), h.net, {"ws://staging.sim/ws"},
+                                   sim_wall_start_ms);
+  h.sim.run();
+  h.engine.set_endpoint("ws://staging.sim/ws");
+  h.sim.run();
+  EXPECT_EQ(h.status().state, connection_state::connected);
+  EXPECT_EQ(h.status().url, "ws://staging.sim/ws");
+  EXPECT_EQ(h.net_stats().open_links, 1u);
+  caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+}
+
+TEST(client_engine, invalid_endpoint_is_refused_and_link_kept) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.engine.set_endpoint("http://nope");
+  h.sim.run();
+  EXPECT_EQ(h.status().state, connection_state::connected);
+  EXPECT_EQ(h.status().url, sim_url);
+}
+
+TEST(client_engine, network_changed_retries_at_once_and_revives_failed) {
+  auto cfg = default_sim_config();
+  cfg.reconnect.max_attempts = 2;
+  harness h{cfg};
+  caf::anon_send(h.net, refuse_atom::value, true);
+  h.engine.connect();
+  h.sim.advance(10s);
+  EXPECT_EQ(h.status().state, connection_state::failed);
+  caf::anon_send(h.net, refuse_atom::value, false);
+  h.engine.network_changed();
+  h.sim.run();
+  EXPECT_EQ(h.status().state, connection_state::connected);
+}
+
+TEST(client_engine, token_goes_in_query_or_header) {
+  auto cfg = default_sim_config();
+  cfg.connection.token_in_header = true;
+  harness h{cfg};
+  h.engine.connect();
+  h.sim.run();
+  EXPECT_EQ(h.status().state, connection_state::connected);
+  EXPECT_EQ(h.truth("u1").devices.count("dev-1"), 1u);
+}
+
+TEST(client_engine, server_rejecting_the_token_leads_to_backoff) {
+  auto cfg = default_sim_config();
+  cfg.connection.token = ":no-user";
+  harness h{cfg};
+  h.engine.connect();
+  h.sim.run();
+  EXPECT_EQ(h.status().state, connection_state::reconnecting);
+  EXPECT_NE(h.status().error.find("4002"), std::string::npos) << h.status().error;
+}
+
+TEST(client_engine, keepalive_pings_every_interval) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.sim.advance(95s);
+  auto s = h.state();
+  EXPECT_EQ(s.connection.state, connection_state::connected);
+  // Three PONGs: at 30, 60 and 90 s.
+  EXPECT_EQ(s.last_sync_ms, sim_wall_start_ms + 90000);
+}

@@ -1,0 +1,93 @@
+// A host application embeds the engine in its own actor system (threaded
+// scheduler) next to its own actors, with one call.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/caf_types.hpp"
+#include "kullsync/client/engine.hpp"
+#include "scripted_peer.hpp"
+
+using namespace kullsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+using total_atom = caf::atom_constant<caf::atom("total")>;
+
+/// The host's own actor: a dashboard that counts credit changes it sees and
+/// answers its own query, next to the engine's state topic.
+using dashboard_actor = caf::typed_actor<
+  caf::reacts_to<state_atom, sync_state>,
+  caf::replies_to<total_atom>::with<int64_t, bool>>;
+
+struct dashboard_state {
+  int64_t credits = -1;
+  bool connected = false;
+};
+
+dashboard_actor::behavior_type
+dashboard(dashboard_actor::stateful_pointer<dashboard_state> self) {
+  return {
+    [=](state_atom, const sync_state& s) {
+      self->state.credits = s.credits.value_or(-1);
+      self->state.connected = s.connection.state == connection_state::connected;
+    },
+    [=](total_atom) {
+      return std::make_tuple(self->state.credits, self->state.connected);
+    },
+  };
+}
+
+} // namespace
+
+TEST(embedding, engine_runs_inside_a_host_actor_system) {
+  caf::actor_system_config cfg;
+  add_client_types(cfg);
+  cfg.set("scheduler.max-threads", size_t{2});
+  caf::actor_system sys{cfg};
+  auto net = spawn_memory_network(sys, 7);
+  auto peer = test::spawn_scripted_peer(sys, net, {"ws://host.test/ws"}, 0);
+  auto board = sys.spawn(dashboard);
+
+  client_config cc;
+  cc.connection.url = "ws://host.test/ws";
+  cc.connection.user_id = "u9";
+  cc.connection.device_id = "embedded";
+  auto engine = spawn_client(sys, cc, spawn_memory_transport(sys, net));
+  engine.subscribe(caf::actor_cast<state_subscriber_actor>(board));
+  engine.connect();
+
+  caf::scoped_actor self{sys};
+  auto poll = [&](auto pred) {
+    for (int i = 0; i < 500; ++i) {
+      bool ok = false;
+      self->request(board, caf::infinite, total_atom::value)
+        .receive([&](int64_t credits, bool connected) { ok = pred(credits, connected); },
+                 [&](caf::error&) {});
+      if (ok)
+        return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  ASSERT_TRUE(poll([](int64_t, bool connected) { return connected; }));
+  auto m = msg::make_server_message(msg::server_type::credit_update,
+                                    msg::credit_update{"u9", 4200, 200, "top-up"},
+                                    1, "server", "u9");
+  caf::anon_send(peer, publish_atom::value, std::string{"u9"}, m);
+  EXPECT_TRUE(poll([](int64_t credits, bool) { return credits == 4200; }));
+
+  engine.stop();
+  caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
+}

@@ -1,0 +1,73 @@
+#pragma once
+
+/// The transport interface: one typed actor protocol for a WebSocket link,
+/// implemented over real sockets (beast_transport) and in memory
+/// (memory_transport). A transport knows bytes and frames, nothing of JSON.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+namespace kullsync {
+
+// -- atoms shared by transports and their owners -------------------------------
+
+using connect_atom = caf::atom_constant<caf::atom("connect")>;
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using send_atom = caf::atom_constant<caf::atom("send")>;
+using close_atom = caf::atom_constant<caf::atom("close")>;
+using opened_atom = caf::atom_constant<caf::atom("opened")>;
+using frame_atom = caf::atom_constant<caf::atom("frame")>;
+using closed_atom = caf::atom_constant<caf::atom("closed")>;
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
+
+/// HTTP headers of a WebSocket handshake, in order.
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// WebSocket close codes used across kullsync.
+namespace close_code {
+constexpr uint16_t normal = 1000;
+constexpr uint16_t going_away = 1001;
+constexpr uint16_t protocol_error = 1002;
+constexpr uint16_t abnormal = 1006; // no close frame: reset, refused, timeout
+constexpr uint16_t policy_violation = 1008;
+constexpr uint16_t too_big = 1009;
+constexpr uint16_t internal_error = 1011;
+constexpr uint16_t no_token = 4001;      // legacy: "No token provided"
+constexpr uint16_t invalid_token = 4002; // legacy: "Invalid token"
+} // namespace close_code
+
+/// What a transport reports to the owner of its current link. The first
+/// argument is the owner's tag for that link, echoed so that late events of an
+/// old link are told apart from the current one.
+using transport_listener_actor = caf::typed_actor<
+  caf::reacts_to<opened_atom, uint64_t>,
+  caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>>;
+
+/// A WebSocket link.
+/// - `connect(listener, tag, url, headers)`: client side; dials `url`, reports
+///   `opened` only once the handshake completed, else `closed` with a reason.
+///   A new connect replaces the current link.
+/// - `attach(listener, tag)`: server side of an accepted link; reports
+///   `opened` at once, then frames received so far and later.
+/// - `send(text)`: one text frame; dropped when no link is open.
+/// - `close(code, reason)`: closes the link; `closed` follows.
+using transport_actor = caf::typed_actor<
+  caf::reacts_to<connect_atom, transport_listener_actor, uint64_t, std::string,
+                 header_list>,
+  caf::reacts_to<attach_atom, transport_listener_actor, uint64_t>,
+  caf::reacts_to<send_atom, std::string>,
+  caf::reacts_to<close_atom, uint16_t, std::string>>;
+
+/// A server's entry point: receives each accepted link with the request
+/// target (path and query) and headers of its handshake.
+using acceptor_actor = caf::typed_actor<
+  caf::reacts_to<accept_atom, transport_actor, std::string, header_list>>;
+
+} // namespace kullsync

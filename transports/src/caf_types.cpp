@@ -1,0 +1,18 @@
+#include "kullsync/transports/caf_types.hpp"
+
+#include <caf/actor_system_config.hpp>
+
+namespace kullsync {
+
+void add_transport_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<header_list>("kullsync::header_list")
+    .add_message_type<link_faults>("kullsync::link_faults")
+    .add_message_type<cut_mode>("kullsync::cut_mode")
+    .add_message_type<network_stats>("kullsync::network_stats")
+    .add_message_type<transport_actor>("kullsync::transport_actor")
+    .add_message_type<transport_listener_actor>(
+      "kullsync::transport_listener_actor")
+    .add_message_type<acceptor_actor>("kullsync::acceptor_actor");
+}
+
+} // namespace kullsync

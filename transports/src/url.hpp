@@ -1,0 +1,22 @@
+#pragma once
+
+// Splits ws:// and wss:// URLs. Private to transports.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kullsync::detail {
+
+struct url_parts {
+  bool tls = false;
+  std::string host;
+  std::string port;   // defaulted from the scheme
+  std::string target; // path and query, at least "/"
+  std::string path;   // target without the query
+};
+
+std::optional<url_parts> parse_ws_url(std::string_view url);
+
+} // namespace kullsync::detail
