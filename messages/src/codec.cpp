@@ -449,7 +449,8 @@ server_message read_server(const json::value& v, const path_node* at) {
   return x;
 }
 
-client_message read_client(const json::value& v, const path_node* at) {
+client_message read_client(const json::value& v, const path_node* at,
+                           bool keep_raw) {
   object_reader r{v, at};
   client_message x;
   x.type_name = r.str("type");
@@ -466,6 +467,10 @@ client_message read_client(const json::value& v, const path_node* at) {
       break;
     default:
       x.body = read_unknown(payload, &p);
+  }
+  if (keep_raw && payload != nullptr) {
+    require_finite(*payload, &p);
+    x.raw_payload = json::serialize(*payload);
   }
   return x;
 }
@@ -704,7 +709,11 @@ decode_result<server_message> decode_server(std::string_view text,
 
 decode_result<client_message> decode_client(std::string_view text,
                                             const decode_limits& lim) {
-  return decode_frame<client_message>(text, lim, read_client);
+  return decode_frame<client_message>(
+    text, lim, [keep = lim.keep_raw_payload](const json::value& v,
+                                             const path_node* at) {
+      return read_client(v, at, keep);
+    });
 }
 
 std::string encode(const server_message& x) {
@@ -777,7 +786,7 @@ server_message read_payload(const json::value& v, const path_node* at) {
 }
 template <>
 client_message read_payload(const json::value& v, const path_node* at) {
-  return read_client(v, at);
+  return read_client(v, at, false);
 }
 
 } // namespace

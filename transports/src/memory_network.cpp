@@ -291,6 +291,9 @@ transport_actor::behavior_type end(transport_actor::pointer self,
     [=](send_atom, std::string& text) {
       self->send(net, send_atom::value, me(), std::move(text));
     },
+    [=](send_atom, const shared_frame& f) {
+      self->send(net, send_atom::value, me(), f.str());
+    },
     [=](close_atom, uint16_t code, std::string& reason) {
       self->send(net, close_atom::value, me(), code, std::move(reason));
     },

@@ -100,6 +100,7 @@ auth_result legacy_authenticator::authenticate(const std::string& token,
   if (who.device_id.empty()) { // "u1" or "u1:" (the legacy server's falsy check)
     static constexpr char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     std::string suffix;
+    std::lock_guard<std::mutex> guard{mtx_};
     for (int i = 0; i < 9; ++i)
       suffix += digits[rng_() % 36];
     who.device_id = "web-" + std::to_string(now_ms) + "-" + suffix;

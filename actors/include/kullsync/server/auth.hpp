@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -50,12 +51,14 @@ public:
 /// The deployed scheme: `userId:deviceId`, verified by nobody. No token:
 /// 4001 "No token provided"; empty user: 4002 "Invalid token"; no ':': the
 /// whole token is the user and the device is `web-<epoch ms>-<random>`.
+/// Thread-safe.
 class legacy_authenticator : public authenticator {
 public:
   explicit legacy_authenticator(uint64_t seed = std::random_device{}());
   auth_result authenticate(const std::string& token, int64_t now_ms) override;
 
 private:
+  std::mutex mtx_;
   std::mt19937_64 rng_;
 };
 

@@ -35,6 +35,9 @@ struct decode_error {
 struct decode_limits {
   size_t max_frame_bytes = 1 << 20;
   size_t max_depth = 32;
+  /// decode_client also keeps the payload's JSON text in
+  /// client_message::raw_payload, so a relay can forward it verbatim.
+  bool keep_raw_payload = false;
 };
 
 /// Either a value or the reason there is none.

@@ -192,6 +192,9 @@ struct client_message {
   std::string type_name;
   client_body body;
   bool has_payload = true;
+  /// The payload as received, when decoded with keep_raw_payload; not part
+  /// of equality.
+  std::string raw_payload;
 };
 
 // -- construction helpers -----------------------------------------------------

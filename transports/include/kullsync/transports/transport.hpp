@@ -5,11 +5,15 @@
 /// (memory_transport). A transport knows bytes and frames, nothing of JSON.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
@@ -25,6 +29,29 @@ using opened_atom = caf::atom_constant<caf::atom("opened")>;
 using frame_atom = caf::atom_constant<caf::atom("frame")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
+
+/// One serialised frame shared by every socket it goes to: a broadcast is
+/// encoded once and never copied on its way to the sockets.
+struct shared_frame {
+  std::shared_ptr<const std::string> text;
+  const std::string& str() const { return *text; }
+};
+
+inline shared_frame make_shared_frame(std::string text) {
+  return shared_frame{std::make_shared<const std::string>(std::move(text))};
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
+  std::string tmp;
+  if constexpr (Inspector::reads_state)
+    tmp = x.text ? *x.text : std::string{};
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x.text = std::make_shared<const std::string>(std::move(tmp));
+    return caf::none;
+  });
+  return f(caf::meta::type_name("shared_frame"), tmp, load);
+}
 
 /// HTTP headers of a WebSocket handshake, in order.
 using header_list = std::vector<std::pair<std::string, std::string>>;
@@ -56,13 +83,15 @@ using transport_listener_actor = caf::typed_actor<
 ///   A new connect replaces the current link.
 /// - `attach(listener, tag)`: server side of an accepted link; reports
 ///   `opened` at once, then frames received so far and later.
-/// - `send(text)`: one text frame; dropped when no link is open.
+/// - `send(text)` or `send(shared_frame)`: one text frame; dropped when no
+///   link is open.
 /// - `close(code, reason)`: closes the link; `closed` follows.
 using transport_actor = caf::typed_actor<
   caf::reacts_to<connect_atom, transport_listener_actor, uint64_t, std::string,
                  header_list>,
   caf::reacts_to<attach_atom, transport_listener_actor, uint64_t>,
   caf::reacts_to<send_atom, std::string>,
+  caf::reacts_to<send_atom, shared_frame>,
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 
 /// A server's entry point: receives each accepted link with the request

@@ -1,0 +1,203 @@
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/actors.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "server_actors.hpp"
+
+namespace kullsync::server {
+
+namespace {
+
+struct device_socket {
+  std::string device_id;
+  session_actor session;
+};
+
+struct user_entry {
+  std::vector<device_socket> sockets;
+  std::optional<int64_t> credits;
+  std::map<std::string, msg::shoot_progress> shoots;
+  std::map<std::string, uint64_t> shoot_versions;
+};
+
+struct hub_state {
+  server_config cfg;
+  wall_clock clock;
+  std::map<std::string, user_entry> users;
+  std::map<caf::actor_addr, std::pair<std::string, std::string>> by_session;
+  hub_stats stats;
+  uint64_t next_version = 0;
+  std::shared_ptr<spdlog::logger> log = log::get("server.hub");
+  static inline const char* name = "kullsync.hub";
+};
+
+using hub_ptr = hub_actor::stateful_pointer<hub_state>;
+
+int64_t now_ms(hub_ptr self) {
+  return epoch_ms(self->home_system(), self->state.clock);
+}
+
+void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
+             const session_actor* first = nullptr) {
+  if (first != nullptr)
+    self->send(*first, deliver_atom::value, f);
+  for (auto& s : u.sockets)
+    if (first == nullptr || s.session != *first)
+      self->send(s.session, deliver_atom::value, f);
+  self->state.stats.frames_out += u.sockets.size();
+}
+
+shared_frame device_frame(hub_ptr self, msg::server_type type,
+                          const std::string& user, const std::string& device) {
+  msg::device_connection d;
+  d.device_id = device;
+  auto ts = now_ms(self);
+  d.timestamp = ts;
+  return make_shared_frame(
+    msg::encode(msg::make_server_message(type, d, ts, "server", user)));
+}
+
+void forget_if_empty(hub_ptr self, const std::string& user) {
+  auto i = self->state.users.find(user);
+  if (i != self->state.users.end() && i->second.sockets.empty()
+      && !i->second.credits && i->second.shoots.empty())
+    self->state.users.erase(i);
+  self->state.stats.users = self->state.users.size();
+}
+
+void leave(hub_ptr self, const std::string& user, const std::string& device,
+           const caf::actor_addr& who) {
+  auto& st = self->state;
+  st.by_session.erase(who);
+  auto i = st.users.find(user);
+  if (i == st.users.end())
+    return;
+  auto& socks = i->second.sockets;
+  auto j = std::find_if(socks.begin(), socks.end(),
+                        [&](auto& s) { return s.session.address() == who; });
+  if (j == socks.end())
+    return;
+  socks.erase(j);
+  --st.stats.sockets;
+  deliver(self, i->second,
+          device_frame(self, msg::server_type::device_disconnected, user, device));
+  forget_if_empty(self, user);
+}
+
+void remember(hub_ptr self, user_entry& u, const std::string& user,
+              const msg::server_message& m) {
+  if (auto* c = std::get_if<msg::credit_update>(&m.body)) {
+    u.credits = c->new_balance;
+  } else if (auto* p = std::get_if<msg::shoot_progress>(&m.body)) {
+    u.shoots[p->shoot_id] = *p;
+    auto v = ++self->state.next_version;
+    u.shoot_versions[p->shoot_id] = v;
+    if (msg::is_terminal(p->status))
+      self->delayed_send(self, self->state.cfg.shoot_linger, expire_atom::value,
+                         user, p->shoot_id, v);
+  }
+}
+
+hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) {
+  self->state.cfg = std::move(cfg);
+  self->state.clock = clock;
+  self->set_down_handler([=](const caf::down_msg& dm) {
+    auto i = self->state.by_session.find(dm.source);
+    if (i != self->state.by_session.end()) {
+      auto [user, device] = i->second;
+      leave(self, user, device, dm.source);
+    }
+  });
+  return {
+    [=](join_atom, const std::string& user, const std::string& device,
+        session_actor who) {
+      auto& st = self->state;
+      auto& u = st.users[user];
+      if (u.sockets.size() >= st.cfg.max_sockets_per_user) {
+        ++st.stats.rejected_sockets;
+        st.log->warn("user {} has {} sockets already: refusing device {}", user,
+                     u.sockets.size(), device);
+        self->send(who, close_atom::value, close_code::policy_violation,
+                   std::string{"Too many connections"});
+        return;
+      }
+      self->monitor(who);
+      st.by_session[who.address()] = {user, device};
+      u.sockets.push_back({device, who});
+      ++st.stats.sockets;
+      st.stats.users = st.users.size();
+      // The new device hears of itself first, then the others hear of it.
+      deliver(self, u,
+              device_frame(self, msg::server_type::device_connected, user, device),
+              &who);
+    },
+    [=](leave_atom, const std::string& user, const std::string& device,
+        const session_actor& who) {
+      self->demonitor(who.address());
+      leave(self, user, device, who.address());
+    },
+    [=](publish_atom, const std::string& user, const msg::server_message& m,
+        const std::string& data_json) {
+      auto& u = self->state.users[user];
+      remember(self, u, user, m);
+      auto text = data_json.empty()
+                    ? msg::encode(m)
+                    : msg::encode_envelope(m.type_name, data_json, m.timestamp,
+                                           m.device_id.value_or("server"),
+                                           m.user_id.value_or(""));
+      deliver(self, u, make_shared_frame(std::move(text)));
+      forget_if_empty(self, user);
+    },
+    [=](expire_atom, const std::string& user, const std::string& shoot,
+        uint64_t v) {
+      auto i = self->state.users.find(user);
+      if (i == self->state.users.end())
+        return;
+      auto j = i->second.shoot_versions.find(shoot);
+      if (j == i->second.shoot_versions.end() || j->second != v)
+        return;
+      i->second.shoot_versions.erase(j);
+      i->second.shoots.erase(shoot);
+      forget_if_empty(self, user);
+    },
+    [=](shutdown_atom, uint16_t code, const std::string& reason) {
+      for (auto& [user, u] : self->state.users)
+        for (auto& s : u.sockets)
+          self->send(s.session, close_atom::value, code, reason);
+    },
+    [=](snapshot_atom, const std::string& user) {
+      user_snapshot snap;
+      snap.user_id = user;
+      auto i = self->state.users.find(user);
+      if (i == self->state.users.end())
+        return snap;
+      snap.credits = i->second.credits;
+      for (auto& kv : i->second.shoots)
+        snap.shoots.push_back(kv.second);
+      for (auto& s : i->second.sockets)
+        snap.devices.push_back(s.device_id);
+      return snap;
+    },
+    [=](stats_atom) { return self->state.stats; },
+  };
+}
+
+} // namespace
+
+hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
+                    wall_clock clock) {
+  return sys.spawn(hub, cfg, clock);
+}
+
+const hub_actor& hub_for(const std::vector<hub_actor>& hubs,
+                         const std::string& user) {
+  return hubs[std::hash<std::string>{}(user) % hubs.size()];
+}
+
+} // namespace kullsync::server

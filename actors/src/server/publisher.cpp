@@ -1,0 +1,251 @@
+// The HTTP triggers of the legacy server (/api/sync/*), plus admin-session,
+// provider-health and state.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/actors.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "server_actors.hpp"
+
+namespace json = boost::json;
+
+namespace kullsync::server {
+
+namespace {
+
+constexpr std::string_view prefix = "/api/sync";
+
+struct publisher_state {
+  std::shared_ptr<const session_env> env;
+  std::shared_ptr<spdlog::logger> log = log::get("server.publisher");
+  static inline const char* name = "kullsync.publisher";
+};
+
+using publisher_ptr = http_handler_actor::stateful_pointer<publisher_state>;
+
+http_response json_response(unsigned status, const json::value& v) {
+  return http_response{status, json::serialize(v), "application/json"};
+}
+
+http_response error(unsigned status, std::string_view message) {
+  return json_response(status, json::object{{"error", message}});
+}
+
+int64_t now_ms(publisher_ptr self) {
+  return epoch_ms(self->home_system(), self->state.env->clock);
+}
+
+/// A non-empty string field, or nullptr.
+const json::string* text_field(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_string() || v->get_string().empty())
+    return nullptr;
+  return &v->get_string();
+}
+
+bool has_value(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && !v->is_null();
+}
+
+void publish(publisher_ptr self, const std::string& user, msg::server_type type,
+             msg::server_body body) {
+  auto m = msg::make_server_message(type, std::move(body), now_ms(self),
+                                    "server", user);
+  self->send(hub_for(self->state.env->hubs, user), publish_atom::value, user,
+             std::move(m), std::string{});
+}
+
+json::object ok(msg::server_type type) {
+  return json::object{{"success", true}, {"type", msg::to_string(type)}};
+}
+
+/// Decodes `body` as payload T; on failure answers 400 with the codec's detail.
+template <class T>
+std::optional<T> payload(const http_exchange& ex, const std::string& body) {
+  auto r = msg::from_json<T>(body);
+  if (!r) {
+    ex.respond(error(400, r.error().detail));
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+void shoot_progress(publisher_ptr self, const http_exchange& ex,
+                    const json::object& o) {
+  auto* user = text_field(o, "userId");
+  if (user == nullptr || text_field(o, "shootId") == nullptr)
+    return ex.respond(error(400, "userId and shootId are required"));
+  auto p = payload<msg::shoot_progress>(ex, ex.request.body);
+  if (!p)
+    return;
+  std::string uid{user->data(), user->size()};
+  publish(self, uid, msg::server_type::shoot_progress, std::move(*p));
+  auto r = ok(msg::server_type::shoot_progress);
+  r["userId"] = uid;
+  ex.respond(json_response(200, r));
+}
+
+void credit_update(publisher_ptr self, const http_exchange& ex,
+                   const json::object& o) {
+  auto* user = text_field(o, "userId");
+  if (user == nullptr || !has_value(o, "newBalance") || !has_value(o, "change"))
+    return ex.respond(error(400, "userId, newBalance, and change are required"));
+  auto c = payload<msg::credit_update>(ex, ex.request.body);
+  if (!c)
+    return;
+  std::string uid{user->data(), user->size()};
+  publish(self, uid, msg::server_type::credit_update, std::move(*c));
+  auto r = ok(msg::server_type::credit_update);
+  r["userId"] = uid;
+  ex.respond(json_response(200, r));
+}
+
+void prompt_change(publisher_ptr self, const http_exchange& ex,
+                   const json::object& o) {
+  if (text_field(o, "promptId") == nullptr || text_field(o, "action") == nullptr)
+    return ex.respond(error(400, "promptId and action are required"));
+  auto p = payload<msg::prompt_change>(ex, ex.request.body);
+  if (!p)
+    return;
+  auto* ids = o.if_contains("userIds");
+  if (ids == nullptr || ids->is_null())
+    return ex.respond(error(400, "userIds is required: the users to notify"));
+  if (!ids->is_array())
+    return ex.respond(error(400, "userIds must be an array of strings"));
+  std::vector<std::string> users;
+  for (auto& v : ids->get_array()) {
+    if (!v.is_string() || v.get_string().empty())
+      return ex.respond(error(400, "userIds must be an array of strings"));
+    users.emplace_back(v.get_string().data(), v.get_string().size());
+  }
+  for (auto& u : users)
+    publish(self, u, msg::server_type::prompt_change, *p);
+  auto r = ok(msg::server_type::prompt_change);
+  r["recipients"] = users.size();
+  ex.respond(json_response(200, r));
+}
+
+template <class T>
+void to_admin(publisher_ptr self, const http_exchange& ex,
+              msg::server_type type, std::string_view required) {
+  auto p = payload<T>(ex, ex.request.body);
+  if (!p)
+    return;
+  (void) required;
+  publish(self, self->state.env->cfg.admin_user, type, std::move(*p));
+  ex.respond(json_response(200, ok(type)));
+}
+
+json::value to_json_value(const std::string& text) {
+  return json::parse(text);
+}
+
+void state(publisher_ptr self, const http_exchange& ex) {
+  auto token = extract_token(ex.request.target, ex.request.headers);
+  auto r = self->state.env->cfg.auth->authenticate(token, now_ms(self));
+  if (!r.who)
+    return ex.respond(error(401, r.failure.reason));
+  auto user = r.who->user_id;
+  self->request(hub_for(self->state.env->hubs, user), caf::infinite,
+                snapshot_atom::value, user)
+    .then(
+      [ex](const user_snapshot& s) {
+        json::object o;
+        o["userId"] = s.user_id;
+        o["credits"] = s.credits ? json::value(*s.credits) : json::value(nullptr);
+        json::array shoots;
+        for (auto& p : s.shoots)
+          shoots.push_back(to_json_value(msg::to_json(p)));
+        o["shoots"] = std::move(shoots);
+        json::array devices;
+        for (auto& d : s.devices)
+          devices.push_back(json::value(d));
+        o["devices"] = std::move(devices);
+        ex.respond(json_response(200, o));
+      },
+      [ex](const caf::error&) { ex.respond(error(503, "state unavailable")); });
+}
+
+void route(publisher_ptr self, const http_exchange& ex) {
+  auto& req = ex.request;
+  auto path = req.path();
+  if (path.rfind(prefix, 0) != 0)
+    return ex.respond(error(404, "Not found"));
+  auto sub = path.substr(prefix.size());
+  if (sub == "/status") {
+    if (req.method != "GET")
+      return ex.respond(error(405, "Method not allowed"));
+    return ex.respond(json_response(
+      200, json::object{{"status", "ok"},
+                        {"timestamp", now_ms(self)},
+                        {"service", "websocket-sync"}}));
+  }
+  if (sub == "/state") {
+    if (req.method != "GET")
+      return ex.respond(error(405, "Method not allowed"));
+    return state(self, ex);
+  }
+  using handler = void (*)(publisher_ptr, const http_exchange&,
+                           const json::object&);
+  static const std::pair<std::string_view, handler> posts[] = {
+    {"/shoot-progress", shoot_progress},
+    {"/credit-update", credit_update},
+    {"/prompt-change", prompt_change},
+    {"/admin-session",
+     [](publisher_ptr s, const http_exchange& e, const json::object&) {
+       to_admin<msg::admin_session_update>(s, e,
+                                           msg::server_type::admin_session_update,
+                                           "sessionId and action");
+     }},
+    {"/provider-health",
+     [](publisher_ptr s, const http_exchange& e, const json::object&) {
+       to_admin<msg::provider_health>(s, e, msg::server_type::provider_health,
+                                      "providers");
+     }},
+  };
+  for (auto& [name, fn] : posts) {
+    if (sub != name)
+      continue;
+    if (req.method != "POST")
+      return ex.respond(error(405, "Method not allowed"));
+    boost::system::error_code ec;
+    auto body = json::parse(req.body, ec);
+    if (ec)
+      return ex.respond(error(400, "Invalid JSON body: " + ec.message()));
+    if (!body.is_object())
+      return ex.respond(error(400, "Invalid JSON body: expected an object"));
+    return fn(self, ex, body.get_object());
+  }
+  ex.respond(error(404, "Not found"));
+}
+
+http_handler_actor::behavior_type publisher(publisher_ptr self,
+                                            std::shared_ptr<const session_env> env) {
+  self->state.env = std::move(env);
+  return {
+    [=](http_atom, const http_exchange& ex) {
+      try {
+        route(self, ex);
+      } catch (const std::exception& e) {
+        self->state.log->error("{} {} failed: {}", ex.request.method,
+                               ex.request.target, e.what());
+        ex.respond(error(500, "internal error"));
+      }
+    },
+  };
+}
+
+} // namespace
+
+http_handler_actor spawn_publisher(caf::actor_system& sys,
+                                   std::shared_ptr<const session_env> env) {
+  return sys.spawn(publisher, std::move(env));
+}
+
+} // namespace kullsync::server

@@ -1,0 +1,151 @@
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/actors.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "server_actors.hpp"
+
+namespace kullsync::server {
+
+namespace {
+
+struct session_state {
+  std::shared_ptr<const session_env> env;
+  transport_actor transport;
+  std::string target;
+  header_list headers;
+  identity who;
+  bool joined = false;
+  uint64_t frames_in = 0;
+  uint64_t ignored = 0;
+  std::shared_ptr<spdlog::logger> log = log::get("server.session");
+  static inline const char* name = "kullsync.session";
+};
+
+using session_ptr = session_actor::stateful_pointer<session_state>;
+
+int64_t now_ms(session_ptr self) {
+  return epoch_ms(self->home_system(), self->state.env->clock);
+}
+
+const hub_actor& my_hub(session_ptr self) {
+  return hub_for(self->state.env->hubs, self->state.who.user_id);
+}
+
+void on_opened(session_ptr self) {
+  auto& st = self->state;
+  auto token = extract_token(st.target, st.headers);
+  auto r = st.env->cfg.auth->authenticate(token, now_ms(self));
+  if (!r.who) {
+    st.log->info("rejected socket: {} ({})", r.failure.reason,
+                 r.failure.close_code);
+    self->send(st.transport, close_atom::value, r.failure.close_code,
+               r.failure.reason);
+    return;
+  }
+  st.who = std::move(*r.who);
+  st.joined = true;
+  st.log->info("device {} of user {} connected", st.who.device_id,
+               st.who.user_id);
+  self->send(my_hub(self), join_atom::value, st.who.user_id, st.who.device_id,
+             caf::actor_cast<session_actor>(self));
+}
+
+void on_frame(session_ptr self, const std::string& text) {
+  auto& st = self->state;
+  if (!st.joined)
+    return;
+  ++st.frames_in;
+  msg::decode_limits lim;
+  lim.max_frame_bytes = st.env->cfg.max_frame_bytes;
+  lim.keep_raw_payload = true;
+  auto m = msg::decode_client(text, lim);
+  if (!m) {
+    ++st.ignored;
+    st.log->debug("{}: unparseable frame ignored: {}", st.who.device_id,
+                  m.error().detail);
+    return;
+  }
+  switch (m->type) {
+    case msg::client_type::ping:
+      self->send(st.transport, send_atom::value,
+                 msg::encode(msg::make_pong(now_ms(self))));
+      break;
+    case msg::client_type::update_progress: {
+      auto out = msg::make_server_message(
+        msg::server_type::shoot_progress,
+        std::move(std::get<msg::shoot_progress>(m->body)), now_ms(self),
+        st.who.device_id, st.who.user_id);
+      self->send(my_hub(self), publish_atom::value, st.who.user_id,
+                 std::move(out), std::move(m->raw_payload));
+      break;
+    }
+    default:
+      ++st.ignored;
+      st.log->debug("{}: {} ignored", st.who.device_id, m->type_name);
+  }
+}
+
+session_actor::behavior_type session(session_ptr self,
+                                     std::shared_ptr<const session_env> env,
+                                     transport_actor transport,
+                                     std::string target, header_list headers) {
+  auto& st = self->state;
+  st.env = std::move(env);
+  st.transport = std::move(transport);
+  st.target = std::move(target);
+  st.headers = std::move(headers);
+  self->send(st.transport, attach_atom::value,
+             caf::actor_cast<transport_listener_actor>(self), uint64_t{1});
+  return {
+    [=](opened_atom, uint64_t) { on_opened(self); },
+    [=](frame_atom, uint64_t, const std::string& text) { on_frame(self, text); },
+    [=](closed_atom, uint64_t, uint16_t code, const std::string& reason) {
+      auto& st = self->state;
+      if (st.joined) {
+        st.log->info("device {} of user {} left ({} {}); {} frames in, {} ignored",
+                     st.who.device_id, st.who.user_id, code, reason,
+                     st.frames_in, st.ignored);
+        self->send(my_hub(self), leave_atom::value, st.who.user_id,
+                   st.who.device_id, caf::actor_cast<session_actor>(self));
+      }
+      self->quit();
+    },
+    [=](deliver_atom, const shared_frame& f) {
+      self->send(self->state.transport, send_atom::value, f);
+    },
+    [=](close_atom, uint16_t code, std::string& reason) {
+      self->send(self->state.transport, close_atom::value, code,
+                 std::move(reason));
+    },
+  };
+}
+
+acceptor_actor::behavior_type acceptor(acceptor_actor::pointer self,
+                                       std::shared_ptr<const session_env> env) {
+  return {
+    [=](accept_atom, transport_actor t, std::string& target,
+        header_list& headers) {
+      spawn_session(self->home_system(), env, std::move(t), std::move(target),
+                    std::move(headers));
+    },
+  };
+}
+
+} // namespace
+
+session_actor spawn_session(caf::actor_system& sys,
+                            std::shared_ptr<const session_env> env,
+                            transport_actor transport, std::string target,
+                            header_list headers) {
+  return sys.spawn(session, std::move(env), std::move(transport),
+                   std::move(target), std::move(headers));
+}
+
+acceptor_actor spawn_acceptor(caf::actor_system& sys,
+                              std::shared_ptr<const session_env> env) {
+  return sys.spawn(acceptor, std::move(env));
+}
+
+} // namespace kullsync::server

@@ -1,0 +1,149 @@
+// kullsync-server: the legacy-compatible sync server (HTTP + WebSocket on one
+// port). Every flag can also be set through the environment variable named
+// in --help.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "kullsync/log.hpp"
+#include "kullsync/server/server.hpp"
+#include "kullsync/transports/beast_server.hpp"
+
+namespace {
+
+/// Splits HOST:PORT or [V6]:PORT; false if malformed.
+bool parse_listen(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 == s.size())
+    return false;
+  host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty())
+    return false;
+  auto p = s.substr(colon + 1);
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  auto n = std::stoul(p);
+  if (n > 65535)
+    return false;
+  port = static_cast<uint16_t>(n);
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kullsync-server: real-time sync server speaking the Kull v1 "
+               "protocol (WebSocket on /ws, HTTP triggers under /api/sync)"};
+  std::string listen = "0.0.0.0:5000";
+  std::string auth = "legacy";
+  unsigned ping_interval = 30;
+  std::string admin_user = "admin";
+  std::string log_level = "info";
+  size_t shards = 0;
+  size_t io_threads = 1;
+  size_t max_frame = 64 * 1024;
+  size_t max_sockets = 64;
+  size_t max_queued_frames = 4096;
+  size_t max_queued_bytes = 4 * 1024 * 1024;
+  size_t max_http_body = 64 * 1024;
+  app.add_option("--listen", listen, "HOST:PORT to serve on (port 0: any free port)")
+    ->envname("KULLSYNC_LISTEN")->capture_default_str();
+  app.add_option("--auth", auth, "token scheme: legacy (userId:deviceId, unverified)")
+    ->envname("KULLSYNC_AUTH")->check(CLI::IsMember({"legacy"}))->capture_default_str();
+  app.add_option("--ping-interval", ping_interval,
+                 "seconds between protocol pings; a socket silent for two is dropped")
+    ->envname("KULLSYNC_PING_INTERVAL")->check(CLI::Range(1u, 3600u))->capture_default_str();
+  app.add_option("--admin-user", admin_user,
+                 "user that receives ADMIN_SESSION_UPDATE and PROVIDER_HEALTH")
+    ->envname("KULLSYNC_ADMIN_USER")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")
+    ->envname("KULLSYNC_LOG_LEVEL")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+    ->capture_default_str();
+  app.add_option("--shards", shards, "hub shards (0: one per hardware thread)")
+    ->envname("KULLSYNC_SHARDS")->check(CLI::Range(size_t{0}, size_t{1024}))->capture_default_str();
+  app.add_option("--io-threads", io_threads, "socket threads")
+    ->envname("KULLSYNC_IO_THREADS")->check(CLI::Range(size_t{1}, size_t{64}))->capture_default_str();
+  app.add_option("--max-frame-bytes", max_frame, "largest client frame (larger: close 1009)")
+    ->envname("KULLSYNC_MAX_FRAME_BYTES")->check(CLI::Range(size_t{128}, size_t{16} << 20))
+    ->capture_default_str();
+  app.add_option("--max-sockets-per-user", max_sockets, "more sockets of one user: close 1008")
+    ->envname("KULLSYNC_MAX_SOCKETS_PER_USER")->check(CLI::Range(size_t{1}, size_t{100000}))
+    ->capture_default_str();
+  app.add_option("--max-queued-frames", max_queued_frames,
+                 "frames queued for one socket before it is cut as a slow consumer (1008)")
+    ->envname("KULLSYNC_MAX_QUEUED_FRAMES")->check(CLI::Range(size_t{1}, size_t{1} << 24))
+    ->capture_default_str();
+  app.add_option("--max-queued-bytes", max_queued_bytes, "bytes queued for one socket, likewise")
+    ->envname("KULLSYNC_MAX_QUEUED_BYTES")->check(CLI::Range(size_t{1024}, size_t{1} << 34))
+    ->capture_default_str();
+  app.add_option("--max-http-body", max_http_body, "largest HTTP body (larger: 413)")
+    ->envname("KULLSYNC_MAX_HTTP_BODY")->check(CLI::Range(size_t{128}, size_t{64} << 20))
+    ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  kullsync::beast_server_options bo;
+  if (!parse_listen(listen, bo.host, bo.port)) {
+    std::cerr << "--listen: '" << listen << "' is not HOST:PORT\n";
+    return 2;
+  }
+  kullsync::log::set_level(log_level);
+  auto lg = kullsync::log::get("server.main");
+
+  // Signals are taken by sigwait below, on this thread only.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  caf::actor_system_config cfg;
+  kullsync::server::add_server_types(cfg);
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+
+  kullsync::server::server_config sc;
+  sc.admin_user = admin_user;
+  sc.shards = shards;
+  sc.max_frame_bytes = max_frame;
+  sc.max_sockets_per_user = max_sockets;
+  auto server = kullsync::server::spawn_sync_server(sys, sc);
+
+  bo.io_threads = io_threads;
+  bo.ping_interval = std::chrono::seconds{ping_interval};
+  bo.max_frame_bytes = max_frame;
+  bo.max_queued_frames = max_queued_frames;
+  bo.max_queued_bytes = max_queued_bytes;
+  bo.max_http_body = max_http_body;
+  kullsync::beast_server listener{sys, bo, server.acceptor, server.publisher};
+  uint16_t port = 0;
+  try {
+    port = listener.start();
+  } catch (const std::exception& e) {
+    lg->critical("cannot listen on {}: {}", listen, e.what());
+    server.stop();
+    return 1;
+  }
+  // One machine-readable line, so scripts can use --listen HOST:0.
+  std::printf("{\"listening\":\"%s:%u\"}\n", bo.host.c_str(), port);
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  lg->info("{}: closing every socket with 1001 and stopping",
+           sig == SIGINT ? "SIGINT" : "SIGTERM");
+  listener.stop(std::chrono::seconds{3});
+  server.stop();
+  auto st = listener.stats();
+  lg->info("stopped: {} sockets served, {} HTTP requests, {} slow consumers cut",
+           st.sockets_accepted, st.http_requests, st.slow_consumers_closed);
+  return 0;
+}

@@ -1,0 +1,65 @@
+#pragma once
+
+/// HTTP and WebSocket on one port, over Boost.Beast on its own io_context
+/// threads. Each accepted WebSocket becomes a transport actor handed to an
+/// acceptor; each HTTP request goes to an http_handler actor. No Beast or
+/// Asio in this header.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "kullsync/transports/http.hpp"
+#include "kullsync/transports/transport.hpp"
+
+namespace kullsync {
+
+struct beast_server_options {
+  std::string host = "0.0.0.0";
+  uint16_t port = 5000;                // 0: an ephemeral port
+  size_t io_threads = 1;
+  std::string ws_path = "/ws";
+  std::chrono::seconds ping_interval{30};     // protocol-level pings
+  std::chrono::seconds handshake_timeout{10}; // HTTP request, WS handshake, close
+  size_t max_frame_bytes = 64 * 1024;         // larger: close 1009
+  size_t max_http_body = 64 * 1024;           // larger: 413
+  size_t max_queued_frames = 4096;            // a reader this far behind is
+  size_t max_queued_bytes = 4 * 1024 * 1024;  // closed with 1008
+};
+
+struct beast_server_stats {
+  uint64_t sockets_open = 0;
+  uint64_t sockets_accepted = 0;
+  uint64_t slow_consumers_closed = 0;
+  uint64_t http_requests = 0;
+  uint64_t write_syscalls = 0;
+  uint64_t frames_written = 0;
+};
+
+class beast_server {
+public:
+  beast_server(caf::actor_system& sys, beast_server_options opts,
+               acceptor_actor acceptor, http_handler_actor http);
+  ~beast_server();
+  beast_server(const beast_server&) = delete;
+  beast_server& operator=(const beast_server&) = delete;
+
+  /// Binds and starts the io threads; returns the bound port. Throws
+  /// std::system_error when the address cannot be bound.
+  uint16_t start();
+
+  /// Stops accepting, closes every WebSocket with 1001 and waits up to
+  /// `grace` for the closing handshakes, then stops the io threads.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds{3});
+
+  beast_server_stats stats() const;
+
+private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace kullsync

@@ -1,0 +1,526 @@
+#include "kullsync/transports/beast_server.hpp"
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/log.hpp"
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace kullsync {
+
+namespace {
+
+struct counters {
+  std::atomic<uint64_t> sockets_open{0};
+  std::atomic<uint64_t> sockets_accepted{0};
+  std::atomic<uint64_t> slow_consumers_closed{0};
+  std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> write_syscalls{0};
+  std::atomic<uint64_t> frames_written{0};
+};
+
+class ws_conn;
+
+/// What connections share with the server.
+struct server_core {
+  caf::actor_system& sys;
+  beast_server_options opts;
+  acceptor_actor acceptor;
+  http_handler_actor http;
+  counters stats;
+  std::mutex mtx;
+  std::set<std::shared_ptr<ws_conn>> conns; // open WebSockets, for shutdown
+  std::atomic<bool> stopping{false};
+  std::shared_ptr<spdlog::logger> log = log::get("transport.server");
+
+  server_core(caf::actor_system& s, beast_server_options o, acceptor_actor a,
+              http_handler_actor h)
+    : sys(s), opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)) {
+  }
+};
+
+// -- WebSocket ------------------------------------------------------------------
+
+class ws_conn : public std::enable_shared_from_this<ws_conn> {
+public:
+  ws_conn(std::shared_ptr<server_core> core, beast::tcp_stream&& stream)
+    : core_(std::move(core)), ws_(std::move(stream)), kill_timer_(ws_.get_executor()) {
+  }
+
+  void do_accept(http::request<http::string_body> req) {
+    target_ = std::string{req.target()};
+    for (auto& f : req)
+      headers_.emplace_back(std::string{f.name_string()}, std::string{f.value()});
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = core_->opts.handshake_timeout;
+    // Beast pings after half the idle timeout and drops a peer that stays
+    // silent for the whole of it: a ping every interval, terminated when the
+    // previous one went unanswered.
+    t.idle_timeout = 2 * core_->opts.ping_interval;
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.read_message_max(core_->opts.max_frame_bytes);
+    ws_.auto_fragment(false);
+    ws_.async_accept(req, beast::bind_front_handler(&ws_conn::on_accept,
+                                                    shared_from_this()));
+  }
+
+  // Called by the socket's actor, from CAF threads.
+  void post_attach(transport_listener_actor l, uint64_t tag) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), l = std::move(l), tag] {
+      self->attach(l, tag);
+    });
+  }
+  void post_send(shared_frame f) {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), f = std::move(f)] { self->send(f); });
+  }
+  void post_close(uint16_t code, std::string reason) {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), code, r = std::move(reason)] {
+                self->close(code, r);
+              });
+  }
+
+private:
+  void on_accept(beast::error_code ec);
+  void attach(transport_listener_actor l, uint64_t tag);
+  void do_read();
+  void on_read(beast::error_code ec, size_t n);
+  void send(const shared_frame& f);
+  void do_write();
+  void on_write(beast::error_code ec, size_t n);
+  void close(uint16_t code, const std::string& reason);
+  void do_close();
+  void report_closed(beast::error_code ec);
+  void report(uint16_t code, std::string reason);
+
+  std::shared_ptr<server_core> core_;
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buf_;
+  std::string target_;
+  header_list headers_;
+  transport_listener_actor listener_;
+  uint64_t tag_ = 0;
+  bool attached_ = false;
+  bool reported_ = false;
+  bool closing_ = false;
+  bool writing_ = false;
+  std::optional<std::pair<uint16_t, std::string>> pending_close_;
+  std::deque<shared_frame> queue_;
+  size_t queued_bytes_ = 0;
+  net::steady_timer kill_timer_; // ends a close handshake the peer ignores
+};
+
+transport_actor::behavior_type socket_actor(transport_actor::pointer,
+                                            std::shared_ptr<ws_conn> c) {
+  return {
+    [=](connect_atom, transport_listener_actor l, uint64_t tag, std::string&,
+        header_list&) {
+      caf::anon_send(l, closed_atom::value, tag, close_code::internal_error,
+                     std::string{"an accepted socket cannot dial"});
+    },
+    [=](attach_atom, transport_listener_actor l, uint64_t tag) {
+      c->post_attach(std::move(l), tag);
+    },
+    [=](send_atom, std::string& text) {
+      c->post_send(make_shared_frame(std::move(text)));
+    },
+    [=](send_atom, const shared_frame& f) { c->post_send(f); },
+    [=](close_atom, uint16_t code, std::string& reason) {
+      c->post_close(code, std::move(reason));
+    },
+  };
+}
+
+void ws_conn::on_accept(beast::error_code ec) {
+  if (ec) {
+    core_->log->debug("WebSocket handshake failed: {}", ec.message());
+    return;
+  }
+  if (core_->stopping) {
+    close(close_code::going_away, "server shutting down");
+    return;
+  }
+  ++core_->stats.sockets_accepted;
+  ++core_->stats.sockets_open;
+  {
+    std::lock_guard<std::mutex> guard{core_->mtx};
+    core_->conns.insert(shared_from_this());
+  }
+  auto actor = core_->sys.spawn(socket_actor, shared_from_this());
+  caf::anon_send(core_->acceptor, accept_atom::value, actor, target_, headers_);
+}
+
+void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
+  listener_ = std::move(l);
+  tag_ = tag;
+  attached_ = true;
+  if (reported_) { // closed before anyone listened
+    caf::anon_send(listener_, closed_atom::value, tag_, close_code::abnormal,
+                   std::string{"connection reset"});
+    listener_ = nullptr;
+    return;
+  }
+  caf::anon_send(listener_, opened_atom::value, tag_);
+  do_read();
+}
+
+void ws_conn::do_read() {
+  ws_.async_read(buf_, beast::bind_front_handler(&ws_conn::on_read,
+                                                 shared_from_this()));
+}
+
+void ws_conn::on_read(beast::error_code ec, size_t) {
+  if (ec) {
+    kill_timer_.cancel();
+    return report_closed(ec);
+  }
+  // Binary frames are read as text, as the legacy server's JSON.parse does.
+  caf::anon_send(listener_, frame_atom::value, tag_,
+                 beast::buffers_to_string(buf_.data()));
+  buf_.consume(buf_.size());
+  if (buf_.capacity() > 16 * 1024)
+    buf_.shrink_to_fit(); // an idle socket keeps no large read buffer
+  do_read();
+}
+
+void ws_conn::send(const shared_frame& f) {
+  if (closing_ || reported_)
+    return;
+  auto& o = core_->opts;
+  if (queue_.size() + 1 > o.max_queued_frames
+      || queued_bytes_ + f.str().size() > o.max_queued_bytes) {
+    ++core_->stats.slow_consumers_closed;
+    core_->log->warn("closing a slow consumer: {} frames, {} bytes queued",
+                     queue_.size(), queued_bytes_);
+    // Keep the frame being written; drop the rest.
+    if (writing_) {
+      auto head = queue_.front();
+      queue_.clear();
+      queue_.push_back(head);
+      queued_bytes_ = head.str().size();
+    }
+    close(close_code::policy_violation, "slow consumer");
+    // Cut now: the session leaves the hub at once; the close frame follows
+    // the write in flight if the peer ever reads again.
+    report(close_code::policy_violation, "slow consumer");
+    return;
+  }
+  queued_bytes_ += f.str().size();
+  queue_.push_back(f);
+  if (!writing_)
+    do_write();
+}
+
+void ws_conn::do_write() {
+  writing_ = true;
+  ws_.text(true);
+  ++core_->stats.write_syscalls;
+  ws_.async_write(net::buffer(queue_.front().str()),
+                  beast::bind_front_handler(&ws_conn::on_write,
+                                            shared_from_this()));
+}
+
+void ws_conn::on_write(beast::error_code ec, size_t) {
+  queued_bytes_ -= queue_.front().str().size();
+  queue_.pop_front();
+  ++core_->stats.frames_written;
+  writing_ = false;
+  if (ec) {
+    queue_.clear();
+    queued_bytes_ = 0;
+    return report_closed(ec);
+  }
+  if (!queue_.empty() && !pending_close_)
+    return do_write();
+  if (pending_close_) {
+    queue_.clear();
+    queued_bytes_ = 0;
+    do_close();
+  }
+}
+
+void ws_conn::close(uint16_t code, const std::string& reason) {
+  if (closing_ || reported_)
+    return;
+  closing_ = true;
+  pending_close_ = {code, reason};
+  kill_timer_.expires_after(core_->opts.handshake_timeout);
+  kill_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec)
+      return; // cancelled: closed in time
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+  });
+  if (!writing_)
+    do_close();
+}
+
+void ws_conn::do_close() {
+  auto [code, reason] = *pending_close_;
+  websocket::close_reason cr{static_cast<websocket::close_code>(code), reason};
+  ws_.async_close(cr, [self = shared_from_this()](beast::error_code ec) {
+    if (ec)
+      self->report_closed(ec);
+    // Otherwise the read loop sees the peer's close frame (or a timeout).
+    else if (!self->attached_)
+      self->report_closed(websocket::error::closed);
+  });
+}
+
+void ws_conn::report_closed(beast::error_code ec) {
+  if (reported_)
+    return;
+  uint16_t code = close_code::abnormal;
+  std::string reason;
+  if (ec == websocket::error::closed) {
+    code = ws_.reason().code;
+    reason = std::string{ws_.reason().reason.c_str()};
+  } else if (ec == websocket::error::message_too_big) {
+    code = close_code::too_big;
+    reason = "frame too big";
+  } else if (pending_close_) {
+    code = pending_close_->first;
+    reason = pending_close_->second;
+  } else {
+    reason = ec.message();
+  }
+  report(code, std::move(reason));
+}
+
+void ws_conn::report(uint16_t code, std::string reason) {
+  if (reported_)
+    return;
+  reported_ = true;
+  if (attached_) {
+    caf::anon_send(listener_, closed_atom::value, tag_, code, std::move(reason));
+    listener_ = nullptr;
+  }
+  --core_->stats.sockets_open;
+  std::lock_guard<std::mutex> guard{core_->mtx};
+  core_->conns.erase(shared_from_this());
+}
+
+// -- HTTP -------------------------------------------------------------------------
+
+class http_conn : public std::enable_shared_from_this<http_conn> {
+public:
+  http_conn(std::shared_ptr<server_core> core, tcp::socket&& s)
+    : core_(std::move(core)), stream_(std::move(s)) {
+  }
+
+  void start() { do_read(); }
+
+private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(core_->opts.max_http_body);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(core_->opts.handshake_timeout);
+    http::async_read(stream_, buf_, *parser_,
+                     beast::bind_front_handler(&http_conn::on_read,
+                                               shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec == http::error::end_of_stream) {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      return write({413, R"({"error":"Request body too large"})"}, 11, false);
+    }
+    if (ec)
+      return; // timeout or garbage: drop the connection
+    auto req = parser_->release();
+    if (websocket::is_upgrade(req)) {
+      auto path = std::string{req.target()}.substr(0, req.target().find('?'));
+      if (path != core_->opts.ws_path)
+        return write({404, R"({"error":"Not found"})"}, req.version(), false);
+      std::make_shared<ws_conn>(core_, std::move(stream_))->do_accept(std::move(req));
+      return;
+    }
+    ++core_->stats.http_requests;
+    http_exchange ex;
+    ex.request.method = std::string{req.method_string()};
+    ex.request.target = std::string{req.target()};
+    ex.request.body = std::move(req.body());
+    for (auto& f : req)
+      ex.request.headers.emplace_back(std::string{f.name_string()},
+                                      std::string{f.value()});
+    auto version = req.version();
+    auto keep_alive = req.keep_alive();
+    ex.responder = std::make_shared<std::function<void(http_response)>>(
+      [self = shared_from_this(), version, keep_alive](http_response r) {
+        net::post(self->stream_.get_executor(),
+                  [self, r = std::move(r), version, keep_alive]() mutable {
+                    self->write(std::move(r), version, keep_alive);
+                  });
+      });
+    stream_.expires_never(); // the actor answers; the responder keeps us alive
+    caf::anon_send(core_->http, http_atom::value, std::move(ex));
+  }
+
+  void write(http_response r, unsigned version, bool keep_alive) {
+    res_.emplace(static_cast<http::status>(r.status), version);
+    res_->set(http::field::server, "kullsync");
+    res_->set(http::field::content_type, r.content_type);
+    res_->keep_alive(keep_alive);
+    res_->body() = std::move(r.body);
+    res_->prepare_payload();
+    stream_.expires_after(core_->opts.handshake_timeout);
+    http::async_write(stream_, *res_,
+                      [self = shared_from_this(), keep_alive](beast::error_code ec,
+                                                              size_t) {
+                        if (ec || !keep_alive) {
+                          beast::error_code ignored;
+                          self->stream_.socket().shutdown(tcp::socket::shutdown_send,
+                                                          ignored);
+                          return;
+                        }
+                        self->do_read();
+                      });
+  }
+
+  std::shared_ptr<server_core> core_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> res_;
+};
+
+} // namespace
+
+// -- the server -------------------------------------------------------------------
+
+struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
+  std::shared_ptr<server_core> core;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+
+  impl(caf::actor_system& sys, beast_server_options o, acceptor_actor a,
+       http_handler_actor h)
+    : core(std::make_shared<server_core>(sys, std::move(o), std::move(a),
+                                         std::move(h))),
+      ioc(static_cast<int>(std::max<size_t>(1, core->opts.io_threads))) {
+  }
+
+  void do_accept() {
+    acceptor.async_accept(net::make_strand(ioc),
+                          [self = shared_from_this()](beast::error_code ec,
+                                                      tcp::socket s) {
+                            self->on_accept(ec, std::move(s));
+                          });
+  }
+
+  void on_accept(beast::error_code ec, tcp::socket s) {
+    if (ec == net::error::operation_aborted || core->stopping)
+      return;
+    if (ec) {
+      // Out of descriptors and the like: log, breathe, keep accepting.
+      core->log->warn("accept failed: {}", ec.message());
+    } else {
+      std::make_shared<http_conn>(core, std::move(s))->start();
+    }
+    do_accept();
+  }
+};
+
+beast_server::beast_server(caf::actor_system& sys, beast_server_options opts,
+                           acceptor_actor acceptor, http_handler_actor http)
+  : impl_(std::make_shared<impl>(sys, std::move(opts), std::move(acceptor),
+                                 std::move(http))) {
+}
+
+beast_server::~beast_server() {
+  stop(std::chrono::milliseconds{0});
+}
+
+uint16_t beast_server::start() {
+  auto& o = impl_->core->opts;
+  auto addr = net::ip::make_address(o.host);
+  tcp::endpoint ep{addr, o.port};
+  auto& acc = impl_->acceptor;
+  acc.open(ep.protocol());
+  acc.set_option(net::socket_base::reuse_address(true));
+  acc.bind(ep);
+  acc.listen(net::socket_base::max_listen_connections);
+  auto port = acc.local_endpoint().port();
+  impl_->do_accept();
+  for (size_t i = 0; i < std::max<size_t>(1, o.io_threads); ++i)
+    impl_->threads.emplace_back([p = impl_] { p->ioc.run(); });
+  impl_->core->log->info("listening on {}:{} (WebSocket path {})", o.host, port,
+                         o.ws_path);
+  return port;
+}
+
+void beast_server::stop(std::chrono::milliseconds grace) {
+  auto& core = *impl_->core;
+  if (impl_->threads.empty())
+    return;
+  if (!core.stopping.exchange(true)) {
+    net::post(impl_->ioc, [p = impl_] {
+      beast::error_code ignored;
+      p->acceptor.close(ignored);
+    });
+    std::vector<std::shared_ptr<ws_conn>> open;
+    {
+      std::lock_guard<std::mutex> guard{core.mtx};
+      open.assign(core.conns.begin(), core.conns.end());
+    }
+    for (auto& c : open)
+      c->post_close(close_code::going_away, "server shutting down");
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> guard{core.mtx};
+        if (core.conns.empty())
+          break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+  }
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable())
+      t.join();
+  impl_->threads.clear();
+  std::lock_guard<std::mutex> guard{core.mtx};
+  core.conns.clear();
+}
+
+beast_server_stats beast_server::stats() const {
+  auto& c = impl_->core->stats;
+  beast_server_stats s;
+  s.sockets_open = c.sockets_open;
+  s.sockets_accepted = c.sockets_accepted;
+  s.slow_consumers_closed = c.slow_consumers_closed;
+  s.http_requests = c.http_requests;
+  s.write_syscalls = c.write_syscalls;
+  s.frames_written = c.frames_written;
+  return s;
+}
+
+} // namespace kullsync
