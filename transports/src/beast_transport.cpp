@@ -296,6 +296,14 @@ struct transport_state {
   std::unique_ptr<io_runtime> io;
   std::shared_ptr<client_link_base> link;
   static inline const char* name = "kullsync.beast_transport";
+
+  ~transport_state() {
+    // The link goes before the io thread that runs it.
+    if (link)
+      link->abandon();
+    link.reset();
+    io.reset();
+  }
 };
 
 using transport_ptr = transport_actor::stateful_pointer<transport_state>;
@@ -326,11 +334,6 @@ transport_actor::behavior_type beast_transport(transport_ptr self,
                                                beast_transport_options opts) {
   self->state.opts = opts;
   self->state.io = std::make_unique<io_runtime>(self->state.opts);
-  self->attach_functor([self] {
-    if (self->state.link)
-      self->state.link->abandon();
-    self->state.link.reset();
-  });
   return {
     [=](connect_atom, transport_listener_actor l, uint64_t tag,
         const std::string& url, header_list& headers) {

@@ -140,6 +140,19 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
       st.data.shoots.erase(id);
       changed(self);
     },
+    [=](load_atom, const state_baseline& b) {
+      auto& st = self->state;
+      // While connected the socket is fresher than any HTTP answer.
+      if (st.data.connection.state == connection_state::connected)
+        return;
+      st.data.shoots.clear();
+      st.shoot_versions.clear();
+      for (auto& p : b.shoots)
+        apply_shoot(self, p);
+      if (b.credits)
+        st.data.credits = b.credits;
+      changed(self);
+    },
     [=](get_atom) { return self->state.data; },
   };
 }

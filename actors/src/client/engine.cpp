@@ -47,6 +47,10 @@ void client_engine::unsubscribe(const caf::actor_addr& who) const {
   caf::anon_send(subscribers, unsub_atom::value, who);
 }
 
+void client_engine::load_baseline(state_baseline b) const {
+  caf::anon_send(coordinator, load_atom::value, std::move(b));
+}
+
 void client_engine::stop() const {
   // Linked: the connection takes policy, keepalive, coordinator and
   // subscribers with it.

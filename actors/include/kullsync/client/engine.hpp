@@ -40,6 +40,9 @@ public:
   /// `type == server_type::unknown` subscribes to every message.
   void subscribe(msg::server_type type, message_subscriber_actor who) const;
   void unsubscribe(const caf::actor_addr& who) const;
+  /// Offers what the server remembers (GET /api/sync/state); applied only
+  /// while the socket is not connected.
+  void load_baseline(state_baseline b) const;
   /// Stops every actor of the engine.
   void stop() const;
 };
@@ -48,6 +51,9 @@ public:
 /// and keepalive) over `transport`, which the engine then owns.
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
                            transport_actor transport);
+
+/// Parses the body of GET /api/sync/state; nullopt if it is not one.
+std::optional<state_baseline> parse_state_baseline(const std::string& json);
 
 /// Adapters for code that is not an actor: each callback runs on a CAF
 /// worker, one call at a time.

@@ -5,7 +5,9 @@
 /// what to whom.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
@@ -46,6 +48,14 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
+
+/// What a server remembers for a user (GET /api/sync/state): loaded at start
+/// and while the socket is down.
+struct state_baseline {
+  std::optional<int64_t> credits;
+  std::vector<msg::shoot_progress> shoots;
+};
 
 // -- inspection (CAF needs it wherever these types are sent) ------------------
 
@@ -53,6 +63,12 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, connection_status& x) {
   return f(caf::meta::type_name("connection_status"), x.state, x.attempt,
            x.error, x.retry_in, x.url, x.link);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_baseline& x) {
+  auto credits = detail::optional_field(x.credits);
+  return f(caf::meta::type_name("state_baseline"), credits, x.shoots);
 }
 
 template <class Inspector>
@@ -99,6 +115,7 @@ using coordinator_actor = caf::typed_actor<
   caf::reacts_to<status_atom, connection_status>,
   caf::reacts_to<bad_frame_atom>,
   caf::reacts_to<expire_atom, std::string, uint64_t>,
+  caf::reacts_to<load_atom, state_baseline>,
   caf::replies_to<get_atom>::with<sync_state>>;
 
 // -- reconnect policy -----------------------------------------------------------

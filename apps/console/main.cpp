@@ -1,0 +1,234 @@
+// kullsync-console: a live view of one user's sync state.
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "demo.hpp"
+#include "device_id.hpp"
+#include "kullsync/client/caf_types.hpp"
+#include "kullsync/client/engine.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/server/server.hpp"
+#include "kullsync/transports/beast_transport.hpp"
+#include "kullsync/transports/http_client.hpp"
+#include "view.hpp"
+
+using namespace kullsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<bool> interrupted{false};
+
+/// The newest state, handed from a CAF worker to the main thread.
+class mailbox {
+public:
+  void put(const sync_state& s) {
+    {
+      std::lock_guard<std::mutex> g{m_};
+      s_ = s;
+      fresh_ = true;
+    }
+    cv_.notify_one();
+  }
+  /// Waits up to `d` for a new state; returns it if there is one.
+  std::optional<sync_state> take(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> g{m_};
+    cv_.wait_for(g, d, [this] { return fresh_; });
+    if (!fresh_)
+      return std::nullopt;
+    fresh_ = false;
+    return s_;
+  }
+
+private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  sync_state s_;
+  bool fresh_ = false;
+};
+
+/// Loads GET /api/sync/state at start and every few seconds while the
+/// socket is down (a legacy server's 404 is fine and quiet).
+class baseline_loader {
+public:
+  baseline_loader(client_engine e, std::string token, bool insecure)
+    : engine_(std::move(e)), token_(std::move(token)), insecure_(insecure) {
+    thread_ = std::thread{[this] { run(); }};
+  }
+  ~baseline_loader() {
+    stop_ = true;
+    thread_.join();
+  }
+  void set_url(std::string ws_url) {
+    std::lock_guard<std::mutex> g{m_};
+    url_ = std::move(ws_url);
+  }
+  void set_connected(bool up) { connected_ = up; }
+
+private:
+  void run() {
+    auto next = std::chrono::steady_clock::now();
+    while (!stop_) {
+      std::this_thread::sleep_for(100ms);
+      if (connected_ || std::chrono::steady_clock::now() < next)
+        continue;
+      next = std::chrono::steady_clock::now() + 5s;
+      std::string base;
+      {
+        std::lock_guard<std::mutex> g{m_};
+        base = http_base_of(url_);
+      }
+      if (base.empty())
+        continue;
+      auto r = http_fetch("GET", base + "/api/sync/state?token=" + token_, {}, 3s,
+                          insecure_);
+      if (r.status == 200) {
+        if (auto b = parse_state_baseline(r.body))
+          engine_.load_baseline(std::move(*b));
+      } else if (r.status != 404 && r.status != 0) {
+        log::get("console")->debug("state load: HTTP {}", r.status);
+      }
+    }
+  }
+
+  client_engine engine_;
+  std::string token_;
+  bool insecure_;
+  std::mutex m_;
+  std::string url_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+const char* env_names[] = {"dev", "staging", "prod"};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kullsync-console: live shoots, credits and devices of a Kull user"};
+  std::string url, env, user = "demo-user", device, log_level = "warn";
+  bool json = false, demo_mode = false, insecure = false;
+  double demo_seconds = 0;
+  auto* url_opt = app.add_option("--url", url, "ws:// or wss:// endpoint")
+                    ->envname("KULLSYNC_URL");
+  app.add_option("--env", env, "dev | staging | prod")
+    ->envname("KULLSYNC_ENV")->check(CLI::IsMember({"dev", "staging", "prod"}))
+    ->excludes(url_opt);
+  app.add_option("--user", user, "user id")->envname("KULLSYNC_USER")->capture_default_str();
+  app.add_option("--device", device, "device id (default: generated once and kept)")
+    ->envname("KULLSYNC_DEVICE");
+  app.add_flag("--json", json, "one JSON object per line on stdout at each state change");
+  app.add_flag("--demo", demo_mode, "run an embedded server and a simulated backend");
+  app.add_option("--demo-seconds", demo_seconds, "stop after this many seconds (0: never)")
+    ->check(CLI::Range(0.0, 86400.0));
+  app.add_flag("--insecure", insecure, "do not verify TLS certificates (development only)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (stderr)")
+    ->envname("KULLSYNC_LOG_LEVEL")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  CLI11_PARSE(app, argc, argv);
+  if (user.empty() || user.find(':') != std::string::npos) {
+    std::cerr << "--user: must be non-empty and contain no ':'\n";
+    return 2;
+  }
+  log::set_level(log_level);
+  if (device.empty())
+    device = console::persistent_device_id();
+
+  caf::actor_system_config cfg;
+  server::add_server_types(cfg);
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+
+  std::unique_ptr<console::demo> demo;
+  if (demo_mode) {
+    demo = std::make_unique<console::demo>(sys, user);
+    url = demo->url();
+    env = "demo";
+  } else if (url.empty()) {
+    if (env.empty())
+      env = "dev";
+    url = *environment_url(env);
+  } else {
+    env = "custom";
+  }
+  if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0) {
+    std::cerr << "--url: '" << url << "' is not a ws:// or wss:// URL\n";
+    return 2;
+  }
+
+  client_config cc;
+  cc.connection.url = url;
+  cc.connection.user_id = user;
+  cc.connection.device_id = device;
+  beast_transport_options to;
+  to.insecure = insecure;
+  auto engine = spawn_client(sys, cc, spawn_beast_transport(sys, to));
+  mailbox box;
+  engine.subscribe(make_state_callback(sys, [&box](const sync_state& s) { box.put(s); }));
+  baseline_loader loader{engine, user + ":" + device, insecure};
+  loader.set_url(url);
+  engine.connect();
+  if (demo)
+    demo->start_backend();
+
+  std::signal(SIGINT, [](int) { interrupted = true; });
+  std::signal(SIGTERM, [](int) { interrupted = true; });
+  auto deadline = demo_seconds > 0
+                    ? std::chrono::steady_clock::now()
+                        + std::chrono::milliseconds(static_cast<int64_t>(demo_seconds * 1000))
+                    : std::chrono::steady_clock::time_point::max();
+  bool tui = !json && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+  sync_state current;
+  console::view_clock clock;
+  console::screen_info info{url, env, user, device};
+  std::unique_ptr<console::dashboard> dash;
+  if (tui)
+    dash = std::make_unique<console::dashboard>();
+  int env_index = 0;
+  while (!interrupted && std::chrono::steady_clock::now() < deadline) {
+    bool changed = false;
+    if (auto s = box.take(tui ? 0ms : 200ms)) {
+      clock.update(current, *s);
+      current = std::move(*s);
+      loader.set_connected(current.connection.state == connection_state::connected);
+      changed = true;
+    }
+    if (!tui) {
+      if (changed)
+        std::cout << (json ? console::json_line(current, clock)
+                           : console::plain_line(current, clock))
+                  << std::endl;
+      continue;
+    }
+    dash->draw(current, clock, info);
+    int k = dash->key(200ms);
+    if (k == 'q' || k == 'Q')
+      break;
+    if (k == 'r' || k == 'R') {
+      engine.connect();
+      engine.network_changed();
+    }
+    if ((k == 'e' || k == 'E') && !demo) {
+      env_index = (env_index + 1) % 3;
+      info.env = env_names[env_index];
+      info.endpoint = *environment_url(info.env);
+      loader.set_url(info.endpoint);
+      engine.set_endpoint(info.endpoint);
+    }
+  }
+  dash.reset();
+  engine.stop();
+  demo.reset();
+  return 0;
+}
