@@ -1,0 +1,231 @@
+// The Beast client transport on real loopback sockets: against our server,
+// against a third-party server (Node ws, the legacy baseline), over TLS with
+// a certificate made at test time, and with readable failure reasons.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "kullsync/client/engine.hpp"
+#include "kullsync/server/server.hpp"
+#include "kullsync/transports/beast_server.hpp"
+#include "kullsync/transports/beast_transport.hpp"
+
+using namespace kullsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A child process whose first stdout line is {"listening":"HOST:PORT"}.
+class child {
+public:
+  explicit child(std::vector<std::string> argv) {
+    int fds[2];
+    if (pipe(fds) != 0)
+      throw std::runtime_error("pipe");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      std::vector<char*> args;
+      for (auto& a : argv)
+        args.push_back(a.data());
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    FILE* f = fdopen(fds[0], "r");
+    char buf[256] = {0};
+    if (fgets(buf, sizeof(buf), f) != nullptr)
+      line_ = buf;
+    fclose(f);
+  }
+  ~child() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  /// "HOST:PORT" from the first line, or "" if it never came.
+  std::string address() const {
+    auto a = line_.find(":\"");
+    auto b = line_.rfind('"');
+    return a == std::string::npos || b <= a + 2 ? "" : line_.substr(a + 2, b - a - 2);
+  }
+
+private:
+  pid_t pid_;
+  std::string line_;
+};
+
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[512];
+  while (p && fgets(buf, sizeof(buf), p))
+    out += buf;
+  if (p)
+    pclose(p);
+  return out;
+}
+
+class beast_transport_test : public ::testing::Test {
+protected:
+  beast_transport_test() : sys_(init(cfg_)) {}
+
+  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
+    server::add_server_types(cfg);
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    return cfg;
+  }
+
+  client_engine engine_to(const std::string& url, beast_transport_options opts = {},
+                          bool header_token = false) {
+    client_config cc;
+    cc.connection.url = url;
+    cc.connection.user_id = "u1";
+    cc.connection.device_id = "cpp";
+    cc.connection.token_in_header = header_token;
+    cc.reconnect.delays = {200ms};
+    auto e = spawn_client(sys_, cc, spawn_beast_transport(sys_, opts));
+    engines_.push_back(e);
+    e.connect();
+    return e;
+  }
+
+  sync_state state(const client_engine& e) {
+    caf::scoped_actor self{sys_};
+    sync_state s;
+    self->request(e.coordinator, caf::infinite, get_atom::value)
+      .receive([&](const sync_state& x) { s = x; }, [](caf::error&) {});
+    return s;
+  }
+
+  template <class Pred>
+  sync_state wait_for(const client_engine& e, Pred pred, std::chrono::seconds t = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + t;
+    sync_state s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      s = state(e);
+      if (pred(s))
+        return s;
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "timed out; connection " << to_string(s.connection.state)
+                  << ": " << s.connection.error;
+    return s;
+  }
+
+  void TearDown() override {
+    for (auto& e : engines_)
+      e.stop();
+  }
+
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_;
+  std::vector<client_engine> engines_;
+};
+
+bool connected(const sync_state& s) {
+  return s.connection.state == connection_state::connected && !s.devices.empty();
+}
+
+} // namespace
+
+TEST_F(beast_transport_test, talks_to_our_server) {
+  auto srv = server::spawn_sync_server(sys_, {});
+  beast_server_options bo;
+  bo.host = "127.0.0.1";
+  bo.port = 0;
+  beast_server listener{sys_, bo, srv.acceptor, srv.publisher};
+  auto port = listener.start();
+  auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
+  wait_for(e, connected);
+  msg::shoot_progress p;
+  p.shoot_id = "roundtrip";
+  p.status = msg::shoot_status::processing;
+  p.processed_count = 2;
+  p.total_count = 8;
+  e.send_progress(p);
+  auto s = wait_for(e, [](const sync_state& s) { return s.shoots.count("roundtrip") == 1; });
+  EXPECT_DOUBLE_EQ(s.shoots["roundtrip"].progress(), 0.25);
+  auto h = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws", {}, true);
+  wait_for(h, connected);
+  e.stop();
+  h.stop();
+  listener.stop(1s);
+  srv.stop();
+}
+
+TEST_F(beast_transport_test, failures_have_readable_reasons) {
+  // A port nobody listens on.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto port = ntohs(a.sin_port);
+  close(fd);
+  auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
+  auto s = wait_for(e, [](const sync_state& s) { return !s.connection.error.empty(); });
+  EXPECT_NE(s.connection.error.find("connect 127.0.0.1:" + std::to_string(port)),
+            std::string::npos) << s.connection.error;
+  EXPECT_NE(s.connection.error.find("refused"), std::string::npos) << s.connection.error;
+  auto r = engine_to("ws://no-such-host.invalid/ws");
+  s = wait_for(r, [](const sync_state& s) { return !s.connection.error.empty(); });
+  EXPECT_NE(s.connection.error.find("resolve no-such-host.invalid"), std::string::npos)
+    << s.connection.error;
+}
+
+TEST_F(beast_transport_test, third_party_server_plain_and_tls) {
+  std::string dir = KULLSYNC_BASELINE_DIR;
+  if (sh("command -v node").empty())
+    GTEST_SKIP() << "node is not installed";
+  sh("cd " + dir + " && [ -d node_modules/ws ] || npm install --no-audit --no-fund --silent >/dev/null 2>&1");
+  child plain{{"node", dir + "/legacy-server.js", "--port", "0"}};
+  ASSERT_FALSE(plain.address().empty());
+  auto e = engine_to("ws://" + plain.address() + "/ws");
+  wait_for(e, connected);
+
+  auto tmp = std::string{testing::TempDir()} + "kullsync-tls-" + std::to_string(getpid());
+  sh("mkdir -p " + tmp + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+     " -addext subjectAltName=DNS:localhost -keyout " + tmp + "/key.pem -out " + tmp
+     + "/cert.pem >/dev/null 2>&1");
+  child tls{{"node", dir + "/legacy-server.js", "--port", "0", "--tls", tmp + "/cert.pem",
+             tmp + "/key.pem"}};
+  ASSERT_FALSE(tls.address().empty());
+  auto port = tls.address().substr(tls.address().rfind(':') + 1);
+  auto url = "wss://localhost:" + port + "/ws";
+  // Verified against a CA file that holds the test certificate.
+  beast_transport_options trusted;
+  trusted.ca_file = tmp + "/cert.pem";
+  auto ok = engine_to(url, trusted);
+  wait_for(ok, connected);
+  // The system store does not know it: refused, with the reason.
+  auto strict = engine_to(url);
+  auto s = wait_for(strict, [](const sync_state& s) { return !s.connection.error.empty(); });
+  EXPECT_NE(s.connection.error.find("TLS handshake with localhost"), std::string::npos)
+    << s.connection.error;
+  EXPECT_NE(s.connection.error.find("certificate verify failed"), std::string::npos)
+    << s.connection.error;
+  // --insecure skips verification.
+  beast_transport_options insecure;
+  insecure.insecure = true;
+  auto dev = engine_to(url, insecure);
+  wait_for(dev, connected);
+  sh("rm -rf " + tmp);
+}
