@@ -34,6 +34,9 @@ ensure_packages() {
 build_tree() {
   local dir=$1; shift
   export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+  # Hits across clones of the repository, and with precompiled headers.
+  export CCACHE_BASEDIR=$KULLSYNC_ROOT CCACHE_NOHASHDIR=1
+  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
   if [[ ! -f $dir/build.ninja ]]; then
     cmake -S "$KULLSYNC_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >&2
   fi

@@ -18,6 +18,8 @@ struct coordinator_state {
   subscribers_actor subs;
   std::map<std::string, uint64_t> shoot_versions; // guards removal timers
   uint64_t next_shoot_version = 0;
+  bool dirty = false;
+  bool flush_pending = false;
   static inline const char* name = "kullsync.coordinator";
 };
 
@@ -25,6 +27,19 @@ using coord_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
 
 void changed(coord_ptr self) {
   auto& st = self->state;
+  st.dirty = true;
+  if (!st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+void flush(coord_ptr self) {
+  auto& st = self->state;
+  st.flush_pending = false;
+  if (!st.dirty)
+    return;
+  st.dirty = false;
   ++st.data.version;
   self->send(st.subs, publish_atom::value, st.data);
 }
@@ -153,6 +168,7 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
         st.data.credits = b.credits;
       changed(self);
     },
+    [=](flush_atom) { flush(self); },
     [=](get_atom) { return self->state.data; },
   };
 }

@@ -49,6 +49,7 @@ using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 /// What a server remembers for a user (GET /api/sync/state): loaded at start
 /// and while the socket is down.
@@ -109,13 +110,16 @@ using subscribers_actor = caf::typed_actor<
 
 // -- coordinator ------------------------------------------------------------
 
-/// Keeps the state the UI shows and publishes every change.
+/// Keeps the state the UI shows and publishes it after changes: changes that
+/// arrive together (a burst already in the mailbox) go out as one snapshot,
+/// an isolated change at once (`flush` is queued behind the burst).
 using coordinator_actor = caf::typed_actor<
   caf::reacts_to<inbound_atom, msg::server_message>,
   caf::reacts_to<status_atom, connection_status>,
   caf::reacts_to<bad_frame_atom>,
   caf::reacts_to<expire_atom, std::string, uint64_t>,
   caf::reacts_to<load_atom, state_baseline>,
+  caf::reacts_to<flush_atom>,
   caf::replies_to<get_atom>::with<sync_state>>;
 
 // -- reconnect policy -----------------------------------------------------------

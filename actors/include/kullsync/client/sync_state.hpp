@@ -29,7 +29,7 @@ struct sync_state {
   int64_t last_sync_ms = 0; // epoch ms of the last frame received; 0: never
   uint64_t unknown_messages = 0;
   uint64_t bad_frames = 0;
-  uint64_t version = 0; // grows with every change
+  uint64_t version = 0; // grows with every published snapshot
 };
 
 bool operator==(const sync_state& x, const sync_state& y);

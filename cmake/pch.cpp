@@ -1,0 +1,1 @@
+// Hosts the shared precompiled header (see CMakeLists.txt).
