@@ -60,6 +60,8 @@ server_usage usage_of(int pid) {
   std::ifstream stat{"/proc/" + std::to_string(pid) + "/stat"};
   std::string s{std::istreambuf_iterator<char>{stat}, {}};
   auto rp = s.rfind(')');
+  if (rp == std::string::npos || rp + 2 > s.size())
+    return u; // no such process
   std::istringstream in{s.substr(rp + 2)};
   std::string f;
   long utime = 0, stime = 0;

@@ -90,5 +90,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (c.error().detail.empty()) {
     std::abort();
   }
+  // The server's path: the payload kept verbatim must be valid JSON.
+  lim.keep_raw_payload = true;
+  if (auto c = decode_client(text, lim); c && !c->raw_payload.empty()) {
+    boost::system::error_code ec;
+    json::parse(c->raw_payload, ec);
+    if (ec)
+      std::abort();
+  }
   return 0;
 }

@@ -172,7 +172,13 @@ test('HTTP errors: exact 400s, 404, 405, bad JSON, 413', async () => {
   r = await post('/credit-update', { userId: 'u1', newBalance: 5 });
   assert.equal(r.status, 400);
   r = await post('/prompt-change', { action: 'voted' });
+  assert.deepEqual(r, { status: 400, body: { error: 'promptId and action are required' } });
+  r = await post('/prompt-change', { promptId: 'p', action: 'voted' }); // nobody listed
+  assert.equal(r.status, 200);
+  r = await post('/prompt-change', { promptId: 'p', action: 'voted', userIds: 'u1' });
   assert.equal(r.status, 400);
+  r = await post('/credit-update', { userId: 'u1', newBalance: 5 });
+  assert.deepEqual(r, { status: 400, body: { error: 'userId, newBalance, and change are required' } });
   r = await post('/credit-update', null, '{not json');
   assert.equal(r.status, 400);
   assert.match(r.body.error, /Invalid JSON/);

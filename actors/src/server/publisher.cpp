@@ -114,8 +114,12 @@ void prompt_change(publisher_ptr self, const http_exchange& ex,
   if (!p)
     return;
   auto* ids = o.if_contains("userIds");
-  if (ids == nullptr || ids->is_null())
-    return ex.respond(error(400, "userIds is required: the users to notify"));
+  // Like the legacy server: no userIds, nobody to notify, still a success.
+  if (ids == nullptr || ids->is_null()) {
+    auto r = ok(msg::server_type::prompt_change);
+    r["recipients"] = 0;
+    return ex.respond(json_response(200, r));
+  }
   if (!ids->is_array())
     return ex.respond(error(400, "userIds must be an array of strings"));
   std::vector<std::string> users;
