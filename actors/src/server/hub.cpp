@@ -17,6 +17,7 @@ namespace {
 struct device_socket {
   std::string device_id;
   session_actor session;
+  transport_actor socket;
 };
 
 struct user_entry {
@@ -44,12 +45,12 @@ int64_t now_ms(hub_ptr self) {
 }
 
 void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
-             const session_actor* first = nullptr) {
+             const device_socket* first = nullptr) {
   if (first != nullptr)
-    self->send(*first, deliver_atom::value, f);
+    self->send(first->socket, send_atom::value, f);
   for (auto& s : u.sockets)
-    if (first == nullptr || s.session != *first)
-      self->send(s.session, deliver_atom::value, f);
+    if (first == nullptr || s.session != first->session)
+      self->send(s.socket, send_atom::value, f);
   self->state.stats.frames_out += u.sockets.size();
 }
 
@@ -116,7 +117,7 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
   });
   return {
     [=](join_atom, const std::string& user, const std::string& device,
-        session_actor who) {
+        session_actor who, transport_actor socket) {
       auto& st = self->state;
       auto& u = st.users[user];
       if (u.sockets.size() >= st.cfg.max_sockets_per_user) {
@@ -129,13 +130,14 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
       }
       self->monitor(who);
       st.by_session[who.address()] = {user, device};
-      u.sockets.push_back({device, who});
+      u.sockets.push_back({device, who, std::move(socket)});
       ++st.stats.sockets;
       st.stats.users = st.users.size();
       // The new device hears of itself first, then the others hear of it.
+      auto newcomer = u.sockets.back();
       deliver(self, u,
               device_frame(self, msg::server_type::device_connected, user, device),
-              &who);
+              &newcomer);
     },
     [=](leave_atom, const std::string& user, const std::string& device,
         const session_actor& who) {

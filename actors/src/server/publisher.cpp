@@ -137,11 +137,10 @@ void prompt_change(publisher_ptr self, const http_exchange& ex,
 
 template <class T>
 void to_admin(publisher_ptr self, const http_exchange& ex,
-              msg::server_type type, std::string_view required) {
+              msg::server_type type) {
   auto p = payload<T>(ex, ex.request.body);
   if (!p)
     return;
-  (void) required;
   publish(self, self->state.env->cfg.admin_user, type, std::move(*p));
   ex.respond(json_response(200, ok(type)));
 }
@@ -204,13 +203,11 @@ void route(publisher_ptr self, const http_exchange& ex) {
     {"/admin-session",
      [](publisher_ptr s, const http_exchange& e, const json::object&) {
        to_admin<msg::admin_session_update>(s, e,
-                                           msg::server_type::admin_session_update,
-                                           "sessionId and action");
+                                           msg::server_type::admin_session_update);
      }},
     {"/provider-health",
      [](publisher_ptr s, const http_exchange& e, const json::object&) {
-       to_admin<msg::provider_health>(s, e, msg::server_type::provider_health,
-                                      "providers");
+       to_admin<msg::provider_health>(s, e, msg::server_type::provider_health);
      }},
   };
   for (auto& [name, fn] : posts) {

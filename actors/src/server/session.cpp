@@ -49,7 +49,7 @@ void on_opened(session_ptr self) {
   st.log->info("device {} of user {} connected", st.who.device_id,
                st.who.user_id);
   self->send(my_hub(self), join_atom::value, st.who.user_id, st.who.device_id,
-             caf::actor_cast<session_actor>(self));
+             caf::actor_cast<session_actor>(self), st.transport);
 }
 
 void on_frame(session_ptr self, const std::string& text) {
@@ -111,9 +111,6 @@ session_actor::behavior_type session(session_ptr self,
                    st.who.device_id, caf::actor_cast<session_actor>(self));
       }
       self->quit();
-    },
-    [=](deliver_atom, const shared_frame& f) {
-      self->send(self->state.transport, send_atom::value, f);
     },
     [=](close_atom, uint16_t code, std::string& reason) {
       self->send(self->state.transport, close_atom::value, code,

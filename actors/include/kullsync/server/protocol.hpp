@@ -57,20 +57,21 @@ typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
            x.rejected_sockets);
 }
 
-/// One socket's actor: a transport listener that also takes frames from the
-/// hub and a shutdown order.
+/// One socket's actor: a transport listener that also takes a close order
+/// (socket cap, shutdown). Broadcast frames bypass it (hub -> socket).
 using session_actor = caf::typed_actor<
   caf::reacts_to<opened_atom, uint64_t>,
   caf::reacts_to<frame_atom, uint64_t, std::string>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,
-  caf::reacts_to<deliver_atom, shared_frame>,
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 
 /// A shard of the user -> sessions registry. `publish` sends a message to
 /// every device of a user (serialised once; `data_json` non-empty: relayed
-/// verbatim as `data`) and updates what the server remembers.
+/// verbatim as `data`) and updates what the server remembers. Frames go
+/// straight to each socket's transport (given at `join`); the session keeps
+/// the control path.
 using hub_actor = caf::typed_actor<
-  caf::reacts_to<join_atom, std::string, std::string, session_actor>,
+  caf::reacts_to<join_atom, std::string, std::string, session_actor, transport_actor>,
   caf::reacts_to<leave_atom, std::string, std::string, session_actor>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string>,
   caf::reacts_to<expire_atom, std::string, std::string, uint64_t>,
