@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   std::string listen = "0.0.0.0:5000";
   std::string auth = "legacy";
   unsigned ping_interval = 30;
+  unsigned handshake_timeout = 10;
   std::string admin_user = "admin";
   std::string log_level = "info";
   size_t shards = 0;
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
   app.add_option("--ping-interval", ping_interval,
                  "seconds between protocol pings; a socket silent for two is dropped")
     ->envname("KULLSYNC_PING_INTERVAL")->check(CLI::Range(1u, 3600u))->capture_default_str();
+  app.add_option("--handshake-timeout", handshake_timeout,
+                 "seconds allowed for an HTTP request, a WebSocket upgrade or a close")
+    ->envname("KULLSYNC_HANDSHAKE_TIMEOUT")->check(CLI::Range(1u, 600u))->capture_default_str();
   app.add_option("--admin-user", admin_user,
                  "user that receives ADMIN_SESSION_UPDATE and PROVIDER_HEALTH")
     ->envname("KULLSYNC_ADMIN_USER")->capture_default_str();
@@ -119,6 +123,7 @@ int main(int argc, char** argv) {
 
   bo.io_threads = io_threads;
   bo.ping_interval = std::chrono::seconds{ping_interval};
+  bo.handshake_timeout = std::chrono::seconds{handshake_timeout};
   bo.max_frame_bytes = max_frame;
   bo.max_queued_frames = max_queued_frames;
   bo.max_queued_bytes = max_queued_bytes;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A socket that never answers the server's protocol pings is terminated.
+"""A socket that never answers the server's protocol pings is terminated,
+and one that never finishes its handshake is dropped after the timeout.
 
 usage: ping_timeout.py <kullsync-server>
 """
@@ -11,7 +12,8 @@ import sys
 import time
 
 server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--ping-interval", "1",
-                           "--log-level", "warn"], stdout=subprocess.PIPE)
+                           "--handshake-timeout", "1", "--log-level", "warn"],
+                          stdout=subprocess.PIPE)
 try:
     line = server.stdout.readline().decode()
     host, port = line.split('"')[3].split(":")
@@ -36,6 +38,19 @@ try:
     assert b"\x89" in data, "no protocol ping was sent"          # ping opcode
     assert 1.5 <= elapsed <= 4.5, f"terminated after {elapsed:.1f} s"
     print(f"ok: pinged, then terminated after {elapsed:.1f} s")
+    # A client that starts a request and never finishes it.
+    slow = socket.create_connection((host, int(port)))
+    slow.sendall(b"GET /ws?token=u1:slow HTTP/1.1\r\nHost: x\r\n")
+    slow.settimeout(6)
+    start = time.time()
+    try:
+        rest = slow.recv(4096)
+    except ConnectionResetError:
+        rest = b""
+    elapsed = time.time() - start
+    assert rest == b"", rest[:80]
+    assert 0.5 <= elapsed <= 3.5, f"half-sent request dropped after {elapsed:.1f} s"
+    print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
 finally:
     server.terminate()
     server.wait()

@@ -40,8 +40,11 @@ struct counters {
 
 class ws_conn;
 
-/// What connections share with the server.
+/// What connections share with the server. It owns the io_context: socket
+/// actors may outlive the server object, and their connections must still
+/// find the context (stopped, but alive) until the last one is gone.
 struct server_core {
+  net::io_context ioc;
   caf::actor_system& sys;
   beast_server_options opts;
   acceptor_actor acceptor;
@@ -54,7 +57,8 @@ struct server_core {
 
   server_core(caf::actor_system& s, beast_server_options o, acceptor_actor a,
               http_handler_actor h)
-    : sys(s), opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)) {
+    : ioc(static_cast<int>(std::max<size_t>(1, o.io_threads))), sys(s),
+      opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)) {
   }
 };
 
@@ -416,15 +420,15 @@ private:
 
 struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   std::shared_ptr<server_core> core;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  net::io_context& ioc;
+  tcp::acceptor acceptor;
   std::vector<std::thread> threads;
 
   impl(caf::actor_system& sys, beast_server_options o, acceptor_actor a,
        http_handler_actor h)
     : core(std::make_shared<server_core>(sys, std::move(o), std::move(a),
                                          std::move(h))),
-      ioc(static_cast<int>(std::max<size_t>(1, core->opts.io_threads))) {
+      ioc(core->ioc), acceptor(core->ioc) {
   }
 
   void do_accept() {
