@@ -86,7 +86,6 @@ void demo::run_backend() {
   int round = 0;
   for (; !stop_; ++n) {
     std::this_thread::sleep_for(tick);
-    double secs = n * 0.25;
     if (n == 12)
       ipad.connect();
     if (n == 60)
@@ -143,7 +142,6 @@ void demo::run_backend() {
                                  + std::to_string(charged) + " images in " + s.id + R"("})");
       }
     }
-    (void) secs;
     if (all_over) { // a new day of shoots
       ++round;
       shoots = first_shoots();

@@ -480,24 +480,11 @@ private:
   std::shared_ptr<observations> late_seen_;
 };
 
-uint64_t env_u64(const char* name, uint64_t dflt) {
-  auto* v = std::getenv(name);
-  return v == nullptr ? dflt : std::strtoull(v, nullptr, 10);
-}
-
 } // namespace
 
 TEST(client_sim, invariants_hold_on_every_seed) {
   log::set_level("off");
-  std::vector<uint64_t> seeds;
-  if (auto* one = std::getenv("KULLSYNC_SIM_SEED")) {
-    seeds.push_back(std::strtoull(one, nullptr, 10));
-  } else {
-    auto n = env_u64("KULLSYNC_SIM_SEEDS", 300);
-    for (uint64_t s = 1; s <= n; ++s)
-      seeds.push_back(s);
-  }
-  for (auto seed : seeds) {
+  for (auto seed : sim_seeds(300)) {
     SCOPED_TRACE("seed " + std::to_string(seed) + "; replay: KULLSYNC_SIM_SEED="
                  + std::to_string(seed) + " tests/client_sim_test");
     sim_run run{seed};

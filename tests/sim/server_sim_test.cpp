@@ -110,10 +110,10 @@ public:
     sim_.run();
     sim_.advance(6s);
     for (auto& d : devices_) {
-      auto s = ask<sync_state>(d.engine.coordinator, get_atom::value);
+      auto s = sim_.ask<sync_state>(d.engine.coordinator, get_atom::value);
       ASSERT_EQ(s.connection.state, connection_state::connected)
         << d.user << "/" << d.id << ": " << s.connection.error;
-      auto snap = ask<server::user_snapshot>(server::hub_for(server_.hubs, d.user),
+      auto snap = sim_.ask<server::user_snapshot>(server::hub_for(server_.hubs, d.user),
                                              server::snapshot_atom::value, d.user);
       EXPECT_EQ(s.credits, snap.credits) << d.id;
       std::map<std::string, msg::shoot_progress> remembered;
@@ -143,16 +143,6 @@ public:
   }
 
 private:
-  template <class T, class Handle, class... Ts>
-  T ask(const Handle& h, Ts... xs) {
-    T result{};
-    sim_.sys().spawn([&, h](caf::event_based_actor* self) {
-      self->request(h, caf::infinite, xs...).then([&](T& x) { result = std::move(x); });
-    });
-    sim_.run();
-    return result;
-  }
-
   void start_server() {
     server::server_config sc;
     sc.shards = 2;
@@ -230,16 +220,7 @@ private:
 
 TEST(server_sim, clients_converge_to_the_server_on_every_seed) {
   log::set_level("off");
-  std::vector<uint64_t> seeds;
-  if (auto* one = std::getenv("KULLSYNC_SIM_SEED")) {
-    seeds.push_back(std::strtoull(one, nullptr, 10));
-  } else {
-    auto* n = std::getenv("KULLSYNC_SIM_SEEDS");
-    auto count = n ? std::strtoull(n, nullptr, 10) : 100;
-    for (uint64_t s = 1; s <= count; ++s)
-      seeds.push_back(s);
-  }
-  for (auto seed : seeds) {
+  for (auto seed : sim_seeds(100)) {
     SCOPED_TRACE("seed " + std::to_string(seed) + "; replay: KULLSYNC_SIM_SEED="
                  + std::to_string(seed) + " tests/server_sim_test");
     world w{seed};

@@ -60,38 +60,17 @@ harness::~harness() {
   sim.run();
 }
 
-namespace {
-
-template <class T, class Handle, class... Ts>
-T ask(sim_system& sim, const Handle& h, Ts&&... xs) {
-  T result{};
-  bool done = false;
-  // An anonymous requester: a tiny actor that stores the answer.
-  auto asker = sim.sys().spawn([&, h](caf::event_based_actor* self) {
-    self->request(h, caf::infinite, std::forward<Ts>(xs)...)
-      .then([&](T& x) {
-        result = std::move(x);
-        done = true;
-      });
-  });
-  sim.run();
-  if (!done)
-    throw std::runtime_error("no answer");
-  return result;
-}
-
-} // namespace
 
 sync_state harness::state() {
-  return ask<sync_state>(sim, engine.coordinator, get_atom::value);
+  return sim.ask<sync_state>(engine.coordinator, get_atom::value);
 }
 
 peer_truth harness::truth(const std::string& user) {
-  return ask<peer_truth>(sim, peer, get_atom::value, user);
+  return sim.ask<peer_truth>(peer, get_atom::value, user);
 }
 
 network_stats harness::net_stats() {
-  return ask<network_stats>(sim, net, stats_atom::value);
+  return sim.ask<network_stats>(net, stats_atom::value);
 }
 
 void harness::restart_peer() {

@@ -3,6 +3,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "kullsync/client/actors.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/auth.hpp"
 
@@ -22,7 +23,7 @@ struct peer_state {
   std::map<uint64_t, peer_link> links;
   std::map<std::string, peer_truth> users;
   uint64_t next_tag = 1;
-  int64_t wall_start_ms = 0;
+  wall_clock clock; // epoch time at actor clock zero
   server::legacy_authenticator auth{42};
   static inline const char* name = "kullsync.test.scripted_peer";
 };
@@ -30,10 +31,7 @@ struct peer_state {
 using peer_ptr = peer_actor::stateful_pointer<peer_state>;
 
 int64_t now_ms(peer_ptr self) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-              self->clock().now().time_since_epoch())
-              .count();
-  return self->state.wall_start_ms + ns / 1000000;
+  return epoch_ms(self->home_system(), self->state.clock);
 }
 
 void to_user(peer_ptr self, const std::string& user, const std::string& text,
@@ -139,7 +137,7 @@ void send_fresh(peer_ptr self, const std::string& user) {
 peer_actor::behavior_type peer(peer_ptr self, memory_network_actor net,
                                std::vector<std::string> urls,
                                int64_t wall_start_ms, peer_world world) {
-  self->state.wall_start_ms = wall_start_ms;
+  self->state.clock = wall_clock{wall_start_ms, 0};
   self->state.users = std::move(world);
   for (auto& kv : self->state.users)
     kv.second.devices.clear(); // nobody is connected to a fresh process

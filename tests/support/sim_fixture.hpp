@@ -4,10 +4,14 @@
 // driven by hand, with virtual time.
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <stdexcept>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "kullsync/client/caf_types.hpp"
@@ -58,6 +62,23 @@ public:
     run();
   }
 
+  /// Asks `h` and runs the system until the answer is there.
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& h, Ts... xs) {
+    T result{};
+    bool done = false;
+    sys_->spawn([&, h](caf::event_based_actor* self) {
+      self->request(h, caf::infinite, xs...).then([&](T& x) {
+        result = std::move(x);
+        done = true;
+      });
+    });
+    run();
+    if (!done)
+      throw std::runtime_error("no answer");
+    return result;
+  }
+
   /// The time of the next timer, if any.
   bool next_timer(caf::actor_clock::time_point& t) {
     auto& sch = sched_->clock().schedule();
@@ -73,5 +94,20 @@ private:
   caf::scheduler::test_coordinator* sched_ = nullptr;
   caf::actor_clock::time_point start_{};
 };
+
+/// The seeds a simulation plays: KULLSYNC_SIM_SEED=S alone, else
+/// 1..KULLSYNC_SIM_SEEDS (default `dflt`).
+inline std::vector<uint64_t> sim_seeds(uint64_t dflt) {
+  std::vector<uint64_t> seeds;
+  if (auto* one = std::getenv("KULLSYNC_SIM_SEED")) {
+    seeds.push_back(std::strtoull(one, nullptr, 10));
+    return seeds;
+  }
+  auto* n = std::getenv("KULLSYNC_SIM_SEEDS");
+  auto count = n ? std::strtoull(n, nullptr, 10) : dflt;
+  for (uint64_t s = 1; s <= count; ++s)
+    seeds.push_back(s);
+  return seeds;
+}
 
 } // namespace kullsync::test
