@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   size_t shards = 0;
   size_t io_threads = 1;
+  size_t workers = 0;
+  std::string idle_workers = "block";
   size_t max_frame = 64 * 1024;
   size_t max_sockets = 64;
   size_t max_queued_frames = 4096;
@@ -76,6 +78,13 @@ int main(int argc, char** argv) {
     ->envname("KULLSYNC_SHARDS")->check(CLI::Range(size_t{0}, size_t{1024}))->capture_default_str();
   app.add_option("--io-threads", io_threads, "socket threads")
     ->envname("KULLSYNC_IO_THREADS")->check(CLI::Range(size_t{1}, size_t{64}))->capture_default_str();
+  app.add_option("--workers", workers, "actor scheduler threads (0: one per hardware thread)")
+    ->envname("KULLSYNC_WORKERS")->check(CLI::Range(size_t{0}, size_t{256}))->capture_default_str();
+  app.add_option("--idle-workers", idle_workers,
+                 "what an idle actor thread does: block (spin briefly, then wait to be "
+                 "woken) or poll (CAF's default: 25 ms of 50 us sleeps first)")
+    ->envname("KULLSYNC_IDLE_WORKERS")->check(CLI::IsMember({"block", "poll"}))
+    ->capture_default_str();
   app.add_option("--max-frame-bytes", max_frame, "largest client frame (larger: close 1009)")
     ->envname("KULLSYNC_MAX_FRAME_BYTES")->check(CLI::Range(size_t{128}, size_t{16} << 20))
     ->capture_default_str();
@@ -112,6 +121,14 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   kullsync::server::add_server_types(cfg);
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  if (workers > 0)
+    cfg.set("scheduler.max-threads", workers);
+  // CAF's moderate polling sleeps 50 us at a time for 25 ms whenever a worker
+  // runs dry: on a busy 2-core machine those wake-ups cost more CPU than the
+  // messages. Blocking on the worker's condition variable costs one futex wake
+  // per enqueue to a sleeping worker instead.
+  if (idle_workers == "block")
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{cfg};
 
   kullsync::server::server_config sc;
@@ -150,5 +167,13 @@ int main(int argc, char** argv) {
   auto st = listener.stats();
   lg->info("stopped: {} sockets served, {} HTTP requests, {} slow consumers cut",
            st.sockets_accepted, st.http_requests, st.slow_consumers_closed);
+  // The closing counterpart of the "listening" line, for benchmarks: how many
+  // WebSocket frames left in how many socket sends.
+  std::printf("{\"stopped\":true,\"sockets_served\":%llu,\"frames_written\":%llu,"
+              "\"socket_sends\":%llu}\n",
+              static_cast<unsigned long long>(st.sockets_accepted),
+              static_cast<unsigned long long>(st.frames_written),
+              static_cast<unsigned long long>(st.write_syscalls));
+  std::fflush(stdout);
   return 0;
 }

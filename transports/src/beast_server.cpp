@@ -1,7 +1,6 @@
 #include "kullsync/transports/beast_server.hpp"
 
 #include <atomic>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -14,9 +13,13 @@
 #include <boost/beast/websocket.hpp>
 
 #include <caf/actor_system.hpp>
+#include <caf/make_actor.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/monitorable_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "coalescing_socket.hpp"
 #include "kullsync/log.hpp"
 
 namespace beast = boost::beast;
@@ -39,6 +42,31 @@ struct counters {
 };
 
 class ws_conn;
+
+/// A socket's outgoing frames: a vector consumed from the front, so that an
+/// idle socket holds no allocation (std::deque keeps a 512-byte block).
+class frame_queue {
+public:
+  bool empty() const { return head_ == frames_.size(); }
+  size_t size() const { return frames_.size() - head_; }
+  const shared_frame& front() const { return frames_[head_]; }
+  void push_back(shared_frame f) { frames_.push_back(std::move(f)); }
+  void pop_front() {
+    frames_[head_++].text.reset();
+    if (empty())
+      clear();
+  }
+  void clear() {
+    frames_.clear();
+    head_ = 0;
+    if (frames_.capacity() > 64)
+      std::vector<shared_frame>{}.swap(frames_);
+  }
+
+private:
+  std::vector<shared_frame> frames_;
+  size_t head_ = 0;
+};
 
 /// What connections share with the server. It owns the io_context: socket
 /// actors may outlive the server object, and their connections must still
@@ -66,15 +94,18 @@ struct server_core {
 
 class ws_conn : public std::enable_shared_from_this<ws_conn> {
 public:
-  ws_conn(std::shared_ptr<server_core> core, beast::tcp_stream&& stream)
-    : core_(std::move(core)), ws_(std::move(stream)), kill_timer_(ws_.get_executor()) {
+  ws_conn(std::shared_ptr<server_core> core, tcp::socket&& socket)
+    : core_(std::move(core)), ws_(std::move(socket)), kill_timer_(ws_.get_executor()) {
   }
 
   void do_accept(http::request<http::string_body> req) {
-    target_ = std::string{req.target()};
+    ws_.next_layer().set_owner(weak_from_this());
+    ws_.next_layer().count_sends_in(&core_->stats.write_syscalls);
+    header_list headers;
     for (auto& f : req)
-      headers_.emplace_back(std::string{f.name_string()}, std::string{f.value()});
-    beast::get_lowest_layer(ws_).expires_never();
+      headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
+    target_and_headers_ = std::make_unique<std::pair<std::string, header_list>>(
+      std::string{req.target()}, std::move(headers));
     websocket::stream_base::timeout t;
     t.handshake_timeout = core_->opts.handshake_timeout;
     // Beast pings after half the idle timeout and drops a peer that stays
@@ -95,9 +126,15 @@ public:
       self->attach(l, tag);
     });
   }
+  // Frames wait in the inbox; one post drains all that came meanwhile.
   void post_send(shared_frame f) {
-    net::post(ws_.get_executor(),
-              [self = shared_from_this(), f = std::move(f)] { self->send(f); });
+    {
+      std::lock_guard<std::mutex> guard{inbox_mtx_};
+      inbox_.push_back(std::move(f));
+      if (inbox_.size() > 1)
+        return; // a drain is already posted
+    }
+    net::post(ws_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
   }
   void post_close(uint16_t code, std::string reason) {
     net::post(ws_.get_executor(),
@@ -111,6 +148,7 @@ private:
   void attach(transport_listener_actor l, uint64_t tag);
   void do_read();
   void on_read(beast::error_code ec, size_t n);
+  void drain_inbox();
   void send(const shared_frame& f);
   void do_write();
   void on_write(beast::error_code ec, size_t n);
@@ -120,10 +158,13 @@ private:
   void report(uint16_t code, std::string reason);
 
   std::shared_ptr<server_core> core_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<detail::coalescing_socket> ws_;
   beast::flat_buffer buf_;
-  std::string target_;
-  header_list headers_;
+  // Handed to the acceptor once, then released.
+  std::unique_ptr<std::pair<std::string, header_list>> target_and_headers_;
+  std::mutex inbox_mtx_;
+  std::vector<shared_frame> inbox_;  // from actors, not yet on the io thread
+  std::vector<shared_frame> drained_;
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   bool attached_ = false;
@@ -131,30 +172,59 @@ private:
   bool closing_ = false;
   bool writing_ = false;
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
-  std::deque<shared_frame> queue_;
+  frame_queue queue_;
   size_t queued_bytes_ = 0;
   net::steady_timer kill_timer_; // ends a close handshake the peer ignores
 };
 
-transport_actor::behavior_type socket_actor(transport_actor::pointer,
-                                            std::shared_ptr<ws_conn> c) {
-  return {
-    [=](connect_atom, transport_listener_actor l, uint64_t tag, std::string&,
-        header_list&) {
-      caf::anon_send(l, closed_atom::value, tag, close_code::internal_error,
+/// The transport actor of an accepted socket. Its mailbox is the socket's own
+/// inbox on the io thread: a message is handled where it is enqueued (a
+/// lock, a push, at most one post), not scheduled on a CAF worker first. It
+/// speaks transport_actor and can be monitored like any actor, and weighs a
+/// few hundred bytes instead of a scheduled actor's kilobyte.
+class socket_endpoint : public caf::monitorable_actor {
+public:
+  socket_endpoint(caf::actor_config& cfg, std::shared_ptr<ws_conn> c)
+    : caf::monitorable_actor(cfg), conn_(std::move(c)) {
+  }
+
+  const char* name() const override { return "kullsync.socket"; }
+
+  void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit*) override {
+    auto& m = ptr->content();
+    if (m.match_elements<send_atom, shared_frame>()) {
+      conn_->post_send(m.get_as<shared_frame>(1));
+    } else if (m.match_elements<send_atom, std::string>()) {
+      conn_->post_send(make_shared_frame(m.get_as<std::string>(1)));
+    } else if (m.match_elements<close_atom, uint16_t, std::string>()) {
+      conn_->post_close(m.get_as<uint16_t>(1), m.get_as<std::string>(2));
+    } else if (m.match_elements<attach_atom, transport_listener_actor, uint64_t>()) {
+      conn_->post_attach(m.get_as<transport_listener_actor>(1), m.get_as<uint64_t>(2));
+    } else if (m.match_elements<connect_atom, transport_listener_actor, uint64_t,
+                                std::string, header_list>()) {
+      caf::anon_send(m.get_as<transport_listener_actor>(1), closed_atom::value,
+                     m.get_as<uint64_t>(2), close_code::internal_error,
                      std::string{"an accepted socket cannot dial"});
-    },
-    [=](attach_atom, transport_listener_actor l, uint64_t tag) {
-      c->post_attach(std::move(l), tag);
-    },
-    [=](send_atom, std::string& text) {
-      c->post_send(make_shared_frame(std::move(text)));
-    },
-    [=](send_atom, const shared_frame& f) { c->post_send(f); },
-    [=](close_atom, uint16_t code, std::string& reason) {
-      c->post_close(code, std::move(reason));
-    },
-  };
+    }
+    // Anything else (exit or down messages of links) has no meaning here.
+  }
+
+  void on_destroy() override {
+    if (!getf(is_cleaned_up_flag))
+      cleanup(caf::exit_reason::normal, nullptr);
+    caf::monitorable_actor::on_destroy();
+  }
+
+private:
+  std::shared_ptr<ws_conn> conn_;
+};
+
+transport_actor make_socket_endpoint(caf::actor_system& sys,
+                                     std::shared_ptr<ws_conn> c) {
+  caf::actor_config cfg;
+  auto ptr = caf::make_actor<socket_endpoint, caf::strong_actor_ptr>(
+    sys.next_actor_id(), sys.node(), &sys, cfg, std::move(c));
+  return caf::actor_cast<transport_actor>(std::move(ptr));
 }
 
 void ws_conn::on_accept(beast::error_code ec) {
@@ -172,8 +242,10 @@ void ws_conn::on_accept(beast::error_code ec) {
     std::lock_guard<std::mutex> guard{core_->mtx};
     core_->conns.insert(shared_from_this());
   }
-  auto actor = core_->sys.spawn(socket_actor, shared_from_this());
-  caf::anon_send(core_->acceptor, accept_atom::value, actor, target_, headers_);
+  auto actor = make_socket_endpoint(core_->sys, shared_from_this());
+  auto th = std::move(target_and_headers_);
+  caf::anon_send(core_->acceptor, accept_atom::value, actor, std::move(th->first),
+                 std::move(th->second));
 }
 
 void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
@@ -209,6 +281,18 @@ void ws_conn::on_read(beast::error_code ec, size_t) {
   do_read();
 }
 
+void ws_conn::drain_inbox() {
+  {
+    std::lock_guard<std::mutex> guard{inbox_mtx_};
+    drained_.swap(inbox_);
+  }
+  for (auto& f : drained_)
+    send(f);
+  drained_.clear();
+  if (drained_.capacity() > 64)
+    std::vector<shared_frame>{}.swap(drained_);
+}
+
 void ws_conn::send(const shared_frame& f) {
   if (closing_ || reported_)
     return;
@@ -238,9 +322,10 @@ void ws_conn::send(const shared_frame& f) {
 }
 
 void ws_conn::do_write() {
+  if (!writing_)
+    ws_.next_layer().cork(); // the whole queue leaves in one send
   writing_ = true;
   ws_.text(true);
-  ++core_->stats.write_syscalls;
   ws_.async_write(net::buffer(queue_.front().str()),
                   beast::bind_front_handler(&ws_conn::on_write,
                                             shared_from_this()));
@@ -258,6 +343,7 @@ void ws_conn::on_write(beast::error_code ec, size_t) {
   }
   if (!queue_.empty() && !pending_close_)
     return do_write();
+  ws_.next_layer().uncork();
   if (pending_close_) {
     queue_.clear();
     queued_bytes_ = 0;
@@ -275,7 +361,7 @@ void ws_conn::close(uint16_t code, const std::string& reason) {
     if (ec)
       return; // cancelled: closed in time
     beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    beast::get_lowest_layer(self->ws_).close(ignored);
   });
   if (!writing_)
     do_close();
@@ -362,7 +448,8 @@ private:
       auto path = std::string{req.target()}.substr(0, req.target().find('?'));
       if (path != core_->opts.ws_path)
         return write({404, R"({"error":"Not found"})"}, req.version(), false);
-      std::make_shared<ws_conn>(core_, std::move(stream_))->do_accept(std::move(req));
+      std::make_shared<ws_conn>(core_, stream_.release_socket())
+        ->do_accept(std::move(req));
       return;
     }
     ++core_->stats.http_requests;
