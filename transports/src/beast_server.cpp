@@ -80,6 +80,7 @@ struct server_core {
   counters stats;
   std::mutex mtx;
   std::set<std::shared_ptr<ws_conn>> conns; // open WebSockets, for shutdown
+  std::set<ws_conn*> live;                    // every connection object
   std::atomic<bool> stopping{false};
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
 
@@ -96,6 +97,12 @@ class ws_conn : public std::enable_shared_from_this<ws_conn> {
 public:
   ws_conn(std::shared_ptr<server_core> core, tcp::socket&& socket)
     : core_(std::move(core)), ws_(std::move(socket)), kill_timer_(ws_.get_executor()) {
+    std::lock_guard<std::mutex> guard{core_->mtx};
+    core_->live.insert(this);
+  }
+  ~ws_conn() {
+    std::lock_guard<std::mutex> guard{core_->mtx};
+    core_->live.erase(this);
   }
 
   void do_accept(http::request<http::string_body> req) {
@@ -141,6 +148,14 @@ public:
               [self = shared_from_this(), code, r = std::move(reason)] {
                 self->close(code, r);
               });
+  }
+
+  // With the io threads stopped: ends every pending operation, so that their
+  // handlers run (with errors) and release this connection.
+  void abort() {
+    beast::error_code ignored;
+    kill_timer_.cancel();
+    beast::get_lowest_layer(ws_).close(ignored);
   }
 
 private:
@@ -341,14 +356,13 @@ void ws_conn::on_write(beast::error_code ec, size_t) {
     queued_bytes_ = 0;
     return report_closed(ec);
   }
-  if (!queue_.empty() && !pending_close_)
+  // Frames queued before a close still go out first; a slow consumer's queue
+  // was already cut down to the frame in flight.
+  if (!queue_.empty())
     return do_write();
   ws_.next_layer().uncork();
-  if (pending_close_) {
-    queue_.clear();
-    queued_bytes_ = 0;
+  if (pending_close_)
     do_close();
-  }
 }
 
 void ws_conn::close(uint16_t code, const std::string& reason) {
@@ -403,6 +417,7 @@ void ws_conn::report(uint16_t code, std::string reason) {
   if (reported_)
     return;
   reported_ = true;
+  kill_timer_.cancel();
   if (attached_) {
     caf::anon_send(listener_, closed_atom::value, tag_, code, std::move(reason));
     listener_ = nullptr;
@@ -598,8 +613,21 @@ void beast_server::stop(std::chrono::milliseconds grace) {
     if (t.joinable())
       t.join();
   impl_->threads.clear();
-  std::lock_guard<std::mutex> guard{core.mtx};
-  core.conns.clear();
+  // Pending handlers hold their connections, and connections hold the core:
+  // abort what is left and run the aborted handlers here, so that nothing
+  // (io_context, acceptor and HTTP actor handles) outlives the server.
+  {
+    std::lock_guard<std::mutex> guard{core.mtx};
+    core.conns.clear();
+    // Under the lock: a connection whose last handle a CAF thread drops now
+    // waits in its destructor until this is done.
+    for (auto* c : core.live)
+      c->abort();
+  }
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+  impl_->ioc.restart();
+  impl_->ioc.poll();
 }
 
 beast_server_stats beast_server::stats() const {

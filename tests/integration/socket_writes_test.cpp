@@ -1,0 +1,170 @@
+// The server's socket writes on real loopback sockets: frames queued for a
+// socket leave in fewer sends than frames, in order, and before the close
+// frame; a lone frame on an idle socket leaves at once; the socket's transport
+// actor answers a dial with a readable refusal.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/server/server.hpp"
+#include "kullsync/transports/beast_server.hpp"
+#include "kullsync/transports/beast_transport.hpp"
+
+using namespace kullsync;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Accepts every socket and, once it is open, sends it `burst` frames
+/// ("frame-0", "frame-1", ...) and then, if `close_after`, closes it with 1000.
+acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self, int burst,
+                                             bool close_after) {
+  return {
+    [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
+      for (int i = 0; i < burst; ++i)
+        self->send(socket, send_atom::value, make_shared_frame("frame-" + std::to_string(i)));
+      if (close_after)
+        self->send(socket, close_atom::value, close_code::normal, std::string{"done"});
+    },
+  };
+}
+
+http_handler_actor::behavior_type no_http(http_handler_actor::pointer) {
+  return {
+    [](http_atom, const http_exchange& ex) { ex.respond({404, "{}", "application/json"}); },
+  };
+}
+
+class socket_writes_test : public ::testing::Test {
+protected:
+  socket_writes_test() : sys_(init(cfg_)) {}
+
+  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
+    server::add_server_types(cfg);
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    return cfg;
+  }
+
+  uint16_t start(int burst, bool close_after) {
+    beast_server_options bo;
+    bo.host = "127.0.0.1";
+    bo.port = 0;
+    server_ = std::make_unique<beast_server>(
+      sys_, bo, sys_.spawn(burst_acceptor, burst, close_after), sys_.spawn(no_http));
+    return server_->start();
+  }
+
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_;
+  std::unique_ptr<beast_server> server_;
+};
+
+} // namespace
+
+TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_close) {
+  constexpr int burst = 2000;
+  auto port = start(burst, true);
+  caf::scoped_actor self{sys_};
+  auto client = spawn_beast_transport(sys_, {});
+  self->send(client, connect_atom::value, caf::actor_cast<transport_listener_actor>(self),
+             uint64_t{1}, "ws://127.0.0.1:" + std::to_string(port) + "/ws", header_list{});
+  std::vector<std::string> got;
+  uint16_t code = 0;
+  std::string reason;
+  bool done = false;
+  while (!done) {
+    self->receive(
+      [](opened_atom, uint64_t) {},
+      [&](frame_atom, uint64_t, std::string& text) { got.push_back(std::move(text)); },
+      [&](closed_atom, uint64_t, uint16_t c, std::string& r) {
+        code = c;
+        reason = std::move(r);
+        done = true;
+      },
+      caf::after(10s) >> [&] { done = true; });
+  }
+  ASSERT_EQ(got.size(), static_cast<size_t>(burst)) << "closed " << code << " " << reason;
+  for (int i = 0; i < burst; ++i)
+    ASSERT_EQ(got[i], "frame-" + std::to_string(i));
+  EXPECT_EQ(code, close_code::normal);
+  EXPECT_EQ(reason, "done");
+  auto st = server_->stats();
+  EXPECT_EQ(st.frames_written, static_cast<uint64_t>(burst));
+  // The handshake response is not counted; the close frame is one send at most.
+  EXPECT_LT(st.write_syscalls * 2, st.frames_written)
+    << st.write_syscalls << " sends for " << st.frames_written << " frames";
+  self->send_exit(client, caf::exit_reason::user_shutdown);
+  server_->stop(1s);
+}
+
+TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
+  auto port = start(1, false);
+  caf::scoped_actor self{sys_};
+  auto client = spawn_beast_transport(sys_, {});
+  self->send(client, connect_atom::value, caf::actor_cast<transport_listener_actor>(self),
+             uint64_t{1}, "ws://127.0.0.1:" + std::to_string(port) + "/ws", header_list{});
+  std::string got;
+  bool done = false;
+  while (!done) {
+    self->receive(
+      [](opened_atom, uint64_t) {},
+      [&](frame_atom, uint64_t, std::string& text) {
+        got = std::move(text);
+        done = true;
+      },
+      [&](closed_atom, uint64_t, uint16_t, std::string&) { done = true; },
+      // Nothing else is ever sent: a frame held back by the cork never comes.
+      caf::after(10s) >> [&] { done = true; });
+  }
+  EXPECT_EQ(got, "frame-0");
+  // One send for the handshake's 101 response, one for the frame.
+  EXPECT_EQ(server_->stats().write_syscalls, 2u);
+  self->send_exit(client, caf::exit_reason::user_shutdown);
+  server_->stop(1s);
+}
+
+TEST_F(socket_writes_test, an_accepted_socket_refuses_to_dial) {
+  caf::scoped_actor self{sys_};
+  auto me = caf::actor_cast<transport_listener_actor>(self);
+  beast_server_options bo;
+  bo.host = "127.0.0.1";
+  bo.port = 0;
+  // This acceptor asks each accepted socket to dial, reporting to the test.
+  auto dialer = sys_.spawn([me]() -> acceptor_actor::behavior_type {
+    return {[me](accept_atom, transport_actor s, const std::string&, const header_list&) {
+      caf::anon_send(s, connect_atom::value, me, uint64_t{7}, std::string{"ws://x/ws"},
+                     header_list{});
+    }};
+  });
+  server_ = std::make_unique<beast_server>(sys_, bo, dialer, sys_.spawn(no_http));
+  auto port = server_->start();
+  auto client = spawn_beast_transport(sys_, {});
+  self->send(client, connect_atom::value, me, uint64_t{1},
+             "ws://127.0.0.1:" + std::to_string(port) + "/ws", header_list{});
+  uint16_t code = 0;
+  std::string reason;
+  bool done = false;
+  while (!done) {
+    self->receive(
+      [](opened_atom, uint64_t) {},
+      [&](closed_atom, uint64_t tag, uint16_t c, std::string& r) {
+        if (tag != 7)
+          return;
+        code = c;
+        reason = std::move(r);
+        done = true;
+      },
+      caf::after(10s) >> [&] { done = true; });
+  }
+  EXPECT_EQ(code, close_code::internal_error);
+  EXPECT_EQ(reason, "an accepted socket cannot dial");
+  self->send_exit(client, caf::exit_reason::user_shutdown);
+  server_->stop(1s);
+}
