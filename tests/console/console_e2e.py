@@ -145,8 +145,11 @@ def test_tui():
 
 
 def test_demo():
-    r = subprocess.run([console_bin, "--demo", "--json", "--demo-seconds", "5"],
-                       capture_output=True, text=True, env=env, timeout=60)
+    # Sanitizer builds run several times slower (scripts/sanitize sets this).
+    scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
+    seconds = str(int(5 * scale))
+    r = subprocess.run([console_bin, "--demo", "--json", "--demo-seconds", seconds],
+                       capture_output=True, text=True, env=env, timeout=60 * scale)
     assert r.returncode == 0, r.returncode
     lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
     assert any(l["connection"] == "connected" for l in lines)

@@ -30,34 +30,51 @@ namespace kullsync {
 
 namespace {
 
-/// An io_context with one thread, alive as long as its transport actor.
-struct io_runtime {
-  // The TLS context outlives the io_context, whose pending handlers may own
-  // streams that use it.
-  ssl::context tls{ssl::context::tls_client};
+/// The TLS settings of one transport.
+std::shared_ptr<ssl::context> make_tls(const beast_transport_options& o) {
+  auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+  tls->set_default_verify_paths();
+  if (!o.ca_file.empty())
+    tls->load_verify_file(o.ca_file);
+  tls->set_verify_mode(o.insecure ? ssl::verify_none : ssl::verify_peer);
+  return tls;
+}
+
+} // namespace
+
+/// An io_context and its threads, alive as long as any transport using it.
+struct client_io::runtime {
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
-  std::thread thread;
+  std::vector<std::thread> threads;
 
-  explicit io_runtime(const beast_transport_options& o) {
-    tls.set_default_verify_paths();
-    if (!o.ca_file.empty())
-      tls.load_verify_file(o.ca_file);
-    tls.set_verify_mode(o.insecure ? ssl::verify_none : ssl::verify_peer);
-    thread = std::thread{[this] { ioc.run(); }};
+  explicit runtime(size_t n) : ioc(static_cast<int>(n)) {
+    for (size_t i = 0; i < n; ++i)
+      threads.emplace_back([this] { ioc.run(); });
   }
 
-  ~io_runtime() {
+  ~runtime() {
     work.reset();
     ioc.stop();
-    if (thread.joinable()) {
-      if (thread.get_id() == std::this_thread::get_id())
-        thread.detach();
+    for (auto& t : threads) {
+      if (!t.joinable())
+        continue;
+      // The last transport may die on one of these threads.
+      if (t.get_id() == std::this_thread::get_id())
+        t.detach();
       else
-        thread.join();
+        t.join();
     }
   }
 };
+
+client_io make_client_io(size_t threads) {
+  client_io io;
+  io.rt = std::make_shared<client_io::runtime>(std::max<size_t>(1, threads));
+  return io;
+}
+
+namespace {
 
 /// One link attempt: resolve, connect, (TLS), upgrade, then frames.
 class client_link_base {
@@ -70,15 +87,21 @@ public:
   virtual void abandon() = 0;
 };
 
+beast_transport_options without_io(beast_transport_options o) {
+  o.io = {};
+  return o;
+}
+
 template <class Stream>
 class client_link : public client_link_base,
                     public std::enable_shared_from_this<client_link<Stream>> {
 public:
   template <class... Ts>
   client_link(net::any_io_executor ex, const beast_transport_options& opts,
-              transport_listener_actor l, uint64_t tag, Ts&&... stream_args)
-    : opts_(opts), resolver_(ex), ws_(ex, std::forward<Ts>(stream_args)...),
-      listener_(std::move(l)), tag_(tag) {
+              transport_listener_actor l, uint64_t tag, std::shared_ptr<void> keep,
+              Ts&&... stream_args)
+    : keep_(std::move(keep)), opts_(without_io(opts)), resolver_(ex),
+      ws_(ex, std::forward<Ts>(stream_args)...), listener_(std::move(l)), tag_(tag) {
   }
 
   void start(detail::url_parts url, header_list headers) override {
@@ -274,7 +297,10 @@ private:
     listener_ = nullptr;
   }
 
-  const beast_transport_options& opts_;
+  std::shared_ptr<void> keep_; // the TLS context, for TLS links
+  // A copy: on shared socket threads a link may outlive its transport actor
+  // (it finishes closing after being abandoned).
+  const beast_transport_options opts_;
   tcp::resolver resolver_;
   websocket::stream<Stream> ws_;
   beast::flat_buffer buf_;
@@ -293,7 +319,8 @@ private:
 
 struct transport_state {
   beast_transport_options opts;
-  std::unique_ptr<io_runtime> io;
+  std::shared_ptr<client_io::runtime> io;
+  std::shared_ptr<ssl::context> tls; // links hold it too, while they live
   std::shared_ptr<client_link_base> link;
   static inline const char* name = "kullsync.beast_transport";
 
@@ -323,17 +350,19 @@ void dial(transport_ptr self, transport_listener_actor l, uint64_t tag,
   auto ex = net::make_strand(st.io->ioc);
   if (parts->tls)
     st.link = std::make_shared<client_link<beast::ssl_stream<beast::tcp_stream>>>(
-      ex, st.opts, std::move(l), tag, st.io->tls);
+      ex, st.opts, std::move(l), tag, st.tls, *st.tls);
   else
     st.link = std::make_shared<client_link<beast::tcp_stream>>(ex, st.opts,
-                                                               std::move(l), tag);
+                                                               std::move(l), tag,
+                                                               nullptr);
   st.link->start(std::move(*parts), std::move(headers));
 }
 
 transport_actor::behavior_type beast_transport(transport_ptr self,
                                                beast_transport_options opts) {
   self->state.opts = opts;
-  self->state.io = std::make_unique<io_runtime>(self->state.opts);
+  self->state.io = opts.io.rt ? opts.io.rt : make_client_io(1).rt;
+  self->state.tls = make_tls(self->state.opts);
   return {
     [=](connect_atom, transport_listener_actor l, uint64_t tag,
         const std::string& url, header_list& headers) {

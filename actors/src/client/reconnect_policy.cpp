@@ -36,7 +36,9 @@ reconnect_policy_actor::behavior_type policy(policy_ptr self,
   auto seed = cfg.jitter_seed != 0
                 ? cfg.jitter_seed
                 : static_cast<uint64_t>(
-                  std::chrono::steady_clock::now().time_since_epoch().count());
+                  std::chrono::steady_clock::now().time_since_epoch().count())
+                  // Engines started in the same tick still draw apart.
+                  ^ (self->id() * 0x9e3779b97f4a7c15ull);
   self->state.rng.seed(seed);
   self->state.cfg = std::move(cfg);
   return {

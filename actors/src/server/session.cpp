@@ -36,6 +36,10 @@ const hub_actor& my_hub(session_ptr self) {
 void on_opened(session_ptr self) {
   auto& st = self->state;
   auto token = extract_token(st.target, st.headers);
+  // The handshake's request is needed only for this: an idle socket should
+  // not keep it.
+  std::string{}.swap(st.target);
+  header_list{}.swap(st.headers);
   auto r = st.env->cfg.auth->authenticate(token, now_ms(self));
   if (!r.who) {
     st.log->info("rejected socket: {} ({})", r.failure.reason,

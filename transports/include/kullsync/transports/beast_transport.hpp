@@ -13,6 +13,17 @@
 
 namespace kullsync {
 
+/// Socket threads shared by client transports. A process holding thousands of
+/// links (a load test, a gateway) shares one instead of a thread per link.
+struct client_io {
+  struct runtime;
+  std::shared_ptr<runtime> rt;
+};
+
+/// Starts `threads` socket threads, stopped when the last transport using
+/// them (and the returned handle) is gone.
+client_io make_client_io(size_t threads = 1);
+
 struct beast_transport_options {
   /// Skip certificate verification (development only).
   bool insecure = false;
@@ -21,9 +32,12 @@ struct beast_transport_options {
   std::chrono::milliseconds connect_timeout{10000}; // resolve + TCP + TLS
   std::chrono::milliseconds handshake_timeout{10000}; // WebSocket upgrade
   size_t max_frame_bytes = 1 << 20; // larger incoming frames: close 1009
+  /// Socket threads to run on; empty: a thread of the transport's own.
+  client_io io;
 };
 
-/// Spawns a transport with its own io thread (stopped when the actor ends).
+/// Spawns a transport on `opts.io`, or with its own io thread (stopped when
+/// the actor ends).
 transport_actor spawn_beast_transport(caf::actor_system& sys,
                                       beast_transport_options opts = {});
 

@@ -1,0 +1,202 @@
+// kullsync-storm: a reconnect storm made of real client engines.
+//
+//   kullsync-storm --url ws://HOST:PORT/ws --clients 5000 [--users 1000]
+//                  [--jitter 0.5] [--io-threads 2] [--timeout 120]
+//
+// Connects N kullsync client engines (reconnect policy, keepalive and all),
+// prints {"phase":"connected",...} once every one is connected, then waits
+// while the caller restarts the server. Once every client that lost its link
+// is connected again (or --timeout passes) it prints one JSON line: how many
+// lost the link, how many came back, when (ms after the first loss: p50, p99,
+// max), how the first retries spread (their dial times after the loss), and
+// how many gave up.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "kullsync/client/engine.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/server/server.hpp"
+#include "kullsync/transports/beast_transport.hpp"
+
+using namespace kullsync;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct client_track {
+  bool connected_once = false;
+  bool lost = false;
+  bool back = false;
+  bool failed = false;
+  clk::time_point lost_at, first_redial_at, back_at;
+  bool redialed = false;
+};
+
+struct storm_state {
+  std::mutex mtx;
+  std::vector<client_track> clients;
+  size_t connected = 0;
+  size_t lost = 0, back = 0, failed = 0;
+  std::optional<clk::time_point> first_loss;
+
+  void on_status(size_t i, const connection_status& s) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto& c = clients[i];
+    auto now = clk::now();
+    switch (s.state) {
+      case connection_state::connected:
+        if (!c.connected_once) {
+          c.connected_once = true;
+          ++connected;
+        } else if (c.lost && !c.back) {
+          c.back = true;
+          c.back_at = now;
+          ++back;
+        }
+        break;
+      case connection_state::reconnecting:
+        if (c.connected_once && !c.lost) {
+          c.lost = true;
+          c.lost_at = now;
+          ++lost;
+          if (!first_loss)
+            first_loss = now;
+        }
+        break;
+      case connection_state::connecting:
+        if (c.lost && !c.redialed) {
+          c.redialed = true;
+          c.first_redial_at = now;
+        }
+        break;
+      case connection_state::failed:
+        if (!c.failed) {
+          c.failed = true;
+          ++failed;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+};
+
+double ms(clk::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  return v[i];
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kullsync-storm: N client engines through a server restart"};
+  std::string url;
+  size_t clients = 5000, users = 1000, io_threads = 2;
+  double jitter = 0.5, timeout_s = 120;
+  app.add_option("--url", url, "ws://HOST:PORT/ws of the server")->required();
+  app.add_option("--clients", clients, "client engines")->check(CLI::Range(1, 100000));
+  app.add_option("--users", users, "users they belong to (clients spread over them)")
+    ->check(CLI::Range(1, 100000));
+  app.add_option("--jitter", jitter, "reconnect jitter: each delay times [1-j, 1+j]")
+    ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--io-threads", io_threads, "socket threads shared by all clients")
+    ->check(CLI::Range(1, 64));
+  app.add_option("--timeout", timeout_s, "seconds to wait for each phase");
+  CLI11_PARSE(app, argc, argv);
+
+  caf::actor_system_config cfg;
+  server::add_server_types(cfg);
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  log::set_level("warn");
+
+  auto io = make_client_io(io_threads);
+  storm_state st;
+  st.clients.resize(clients);
+  std::vector<client_engine> engines;
+  engines.reserve(clients);
+  for (size_t i = 0; i < clients; ++i) {
+    client_config cc;
+    cc.connection.url = url;
+    cc.connection.user_id = "storm-u" + std::to_string(i % users);
+    cc.connection.device_id = "storm-d" + std::to_string(i);
+    cc.reconnect.jitter = jitter;
+    beast_transport_options bo;
+    bo.io = io;
+    auto e = spawn_client(sys, cc, spawn_beast_transport(sys, bo));
+    e.subscribe(make_status_callback(sys, [&st, i](const connection_status& s) {
+      st.on_status(i, s);
+    }));
+    e.connect();
+    engines.push_back(e);
+  }
+
+  auto wait_until = [&](auto pred) {
+    auto deadline = clk::now() + std::chrono::duration<double>(timeout_s);
+    while (clk::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> guard{st.mtx};
+        if (pred())
+          return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    }
+    return false;
+  };
+  auto t_start = clk::now();
+  bool all_in = wait_until([&] { return st.connected == clients; });
+  {
+    std::lock_guard<std::mutex> guard{st.mtx};
+    std::printf("{\"phase\":\"connected\",\"clients\":%zu,\"connected\":%zu,\"ms\":%.0f}\n",
+                clients, st.connected, ms(clk::now() - t_start));
+    std::fflush(stdout);
+  }
+  if (!all_in)
+    return 1;
+  // The caller restarts the server now: wait for the losses, then the returns.
+  wait_until([&] { return st.lost > 0; });
+  wait_until([&] { return st.lost == clients && st.back + st.failed == st.lost; });
+
+  std::lock_guard<std::mutex> guard{st.mtx};
+  std::vector<double> back_ms, redial_ms;
+  for (auto& c : st.clients) {
+    if (c.back)
+      back_ms.push_back(ms(c.back_at - *st.first_loss));
+    if (c.redialed)
+      redial_ms.push_back(ms(c.first_redial_at - c.lost_at));
+  }
+  auto [rmin, rmax] = redial_ms.empty()
+                        ? std::pair<double, double>{0, 0}
+                        : std::pair<double, double>{
+                          *std::min_element(redial_ms.begin(), redial_ms.end()),
+                          *std::max_element(redial_ms.begin(), redial_ms.end())};
+  std::printf("{\"mode\":\"storm\",\"clients\":%zu,\"jitter\":%.2f,\"lost\":%zu,\"back\":%zu,"
+              "\"failed\":%zu,\"back_p50_ms\":%.0f,\"back_p99_ms\":%.0f,\"back_max_ms\":%.0f,"
+              "\"first_retry_min_ms\":%.0f,\"first_retry_p50_ms\":%.0f,"
+              "\"first_retry_max_ms\":%.0f}\n",
+              clients, jitter, st.lost, st.back, st.failed, pct(back_ms, 0.5),
+              pct(back_ms, 0.99), back_ms.empty() ? 0 : *std::max_element(back_ms.begin(), back_ms.end()),
+              rmin, pct(redial_ms, 0.5), rmax);
+  std::fflush(stdout);
+  for (auto& e : engines)
+    e.stop();
+  return st.back == clients ? 0 : 1;
+}
