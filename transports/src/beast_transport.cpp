@@ -320,7 +320,7 @@ private:
 struct transport_state {
   beast_transport_options opts;
   std::shared_ptr<client_io::runtime> io;
-  std::shared_ptr<ssl::context> tls; // links hold it too, while they live
+  std::shared_ptr<ssl::context> tls; // made at the first wss dial; links hold it too
   std::shared_ptr<client_link_base> link;
   static inline const char* name = "kullsync.beast_transport";
 
@@ -348,6 +348,9 @@ void dial(transport_ptr self, transport_listener_actor l, uint64_t tag,
     return;
   }
   auto ex = net::make_strand(st.io->ioc);
+  // Loading the system's CA store takes milliseconds: only for wss, once.
+  if (parts->tls && !st.tls)
+    st.tls = make_tls(st.opts);
   if (parts->tls)
     st.link = std::make_shared<client_link<beast::ssl_stream<beast::tcp_stream>>>(
       ex, st.opts, std::move(l), tag, st.tls, *st.tls);
@@ -362,7 +365,6 @@ transport_actor::behavior_type beast_transport(transport_ptr self,
                                                beast_transport_options opts) {
   self->state.opts = opts;
   self->state.io = opts.io.rt ? opts.io.rt : make_client_io(1).rt;
-  self->state.tls = make_tls(self->state.opts);
   return {
     [=](connect_atom, transport_listener_actor l, uint64_t tag,
         const std::string& url, header_list& headers) {
