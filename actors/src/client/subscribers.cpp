@@ -4,6 +4,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "../send_shared.hpp"
 #include "kullsync/client/actors.hpp"
 
 namespace kullsync {
@@ -19,8 +20,10 @@ struct subscribers_state {
   std::vector<state_subscriber_actor> state_subs;
   std::vector<status_subscriber_actor> status_subs;
   std::vector<typed_sub> message_subs;
-  sync_state last_state;
-  connection_status last_status;
+  // The last (state_atom, sync_state) and (status_atom, connection_status)
+  // messages, built once and shared by every subscriber and newcomer.
+  caf::message last_state = caf::make_message(state_atom::value, sync_state{});
+  caf::message last_status = caf::make_message(status_atom::value, connection_status{});
   static inline const char* name = "kullsync.subscribers";
 };
 
@@ -53,7 +56,7 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
       if (contains(st.state_subs, who))
         return;
       self->monitor(who);
-      self->send(who, state_atom::value, st.last_state);
+      detail::send_shared(self, who, st.last_state);
       st.state_subs.push_back(std::move(who));
     },
     [=](subscribe_atom, status_subscriber_actor who) {
@@ -61,7 +64,7 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
       if (contains(st.status_subs, who))
         return;
       self->monitor(who);
-      self->send(who, status_atom::value, st.last_status);
+      detail::send_shared(self, who, st.last_status);
       st.status_subs.push_back(std::move(who));
     },
     [=](subscribe_atom, msg::server_type type, message_subscriber_actor who) {
@@ -75,20 +78,25 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
     [=](unsub_atom, const caf::actor_addr& who) { remove(self, who); },
     [=](publish_atom, const sync_state& x) {
       auto& st = self->state;
-      st.last_state = x;
+      st.last_state = caf::make_message(state_atom::value, x);
       for (auto& s : st.state_subs)
-        self->send(s, state_atom::value, x);
+        detail::send_shared(self, s, st.last_state);
     },
     [=](publish_atom, const connection_status& x) {
       auto& st = self->state;
-      st.last_status = x;
+      st.last_status = caf::make_message(status_atom::value, x);
       for (auto& s : st.status_subs)
-        self->send(s, status_atom::value, x);
+        detail::send_shared(self, s, st.last_status);
     },
     [=](publish_atom, const msg::server_message& x) {
-      for (auto& s : self->state.message_subs)
-        if (s.type == msg::server_type::unknown || s.type == x.type)
-          self->send(s.who, inbound_atom::value, x);
+      caf::message m; // built at the first interested subscriber
+      for (auto& s : self->state.message_subs) {
+        if (s.type != msg::server_type::unknown && s.type != x.type)
+          continue;
+        if (m.empty())
+          m = caf::make_message(inbound_atom::value, x);
+        detail::send_shared(self, s.who, m);
+      }
     },
   };
 }

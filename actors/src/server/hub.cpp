@@ -8,6 +8,7 @@
 #include "kullsync/client/actors.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
+#include "../send_shared.hpp"
 #include "server_actors.hpp"
 
 namespace kullsync::server {
@@ -46,11 +47,12 @@ int64_t now_ms(hub_ptr self) {
 
 void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
              const device_socket* first = nullptr) {
+  auto m = caf::make_message(send_atom::value, f); // one for every device
   if (first != nullptr)
-    self->send(first->socket, send_atom::value, f);
+    detail::send_shared(self, first->socket, m);
   for (auto& s : u.sockets)
     if (first == nullptr || s.session != first->session)
-      self->send(s.socket, send_atom::value, f);
+      detail::send_shared(self, s.socket, m);
   self->state.stats.frames_out += u.sockets.size();
 }
 
