@@ -27,6 +27,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "percentile.hpp"
+
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
@@ -314,9 +316,7 @@ int bench::run() {
         all.insert(all.end(), v.begin(), v.end());
     }
     std::sort(all.begin(), all.end());
-    auto pct = [&](double p) {
-      return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * all.size()))] / 1e6;
-    };
+    auto pct = [&](double p) { return kullsync::bench::percentile(all, p) / 1e6; };
     double cpu = u1.cpu_s - u0.cpu_s;
     js << ",\"sent\":" << sent_.load() << ",\"delivered\":" << delivered_.load()
        << ",\"delivered_per_s\":" << delivered_ / secs << ",\"p50_ms\":" << pct(0.5)

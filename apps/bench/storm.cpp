@@ -28,6 +28,7 @@
 #include "kullsync/log.hpp"
 #include "kullsync/server/server.hpp"
 #include "kullsync/transports/beast_transport.hpp"
+#include "percentile.hpp"
 
 using namespace kullsync;
 using clk = std::chrono::steady_clock;
@@ -96,13 +97,6 @@ double ms(clk::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-double pct(std::vector<double> v, double p) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
-  return v[i];
-}
 
 } // namespace
 
@@ -183,18 +177,16 @@ int main(int argc, char** argv) {
     if (c.redialed)
       redial_ms.push_back(ms(c.first_redial_at - c.lost_at));
   }
-  auto [rmin, rmax] = redial_ms.empty()
-                        ? std::pair<double, double>{0, 0}
-                        : std::pair<double, double>{
-                          *std::min_element(redial_ms.begin(), redial_ms.end()),
-                          *std::max_element(redial_ms.begin(), redial_ms.end())};
+  std::sort(back_ms.begin(), back_ms.end());
+  std::sort(redial_ms.begin(), redial_ms.end());
+  using bench::percentile;
   std::printf("{\"mode\":\"storm\",\"clients\":%zu,\"jitter\":%.2f,\"lost\":%zu,\"back\":%zu,"
               "\"failed\":%zu,\"back_p50_ms\":%.0f,\"back_p99_ms\":%.0f,\"back_max_ms\":%.0f,"
               "\"first_retry_min_ms\":%.0f,\"first_retry_p50_ms\":%.0f,"
               "\"first_retry_max_ms\":%.0f}\n",
-              clients, jitter, st.lost, st.back, st.failed, pct(back_ms, 0.5),
-              pct(back_ms, 0.99), back_ms.empty() ? 0 : *std::max_element(back_ms.begin(), back_ms.end()),
-              rmin, pct(redial_ms, 0.5), rmax);
+              clients, jitter, st.lost, st.back, st.failed, percentile(back_ms, 0.5),
+              percentile(back_ms, 0.99), percentile(back_ms, 1.0), percentile(redial_ms, 0.0),
+              percentile(redial_ms, 0.5), percentile(redial_ms, 1.0));
   std::fflush(stdout);
   for (auto& e : engines)
     e.stop();

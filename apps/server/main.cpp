@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
               "\"socket_sends\":%llu}\n",
               static_cast<unsigned long long>(st.sockets_accepted),
               static_cast<unsigned long long>(st.frames_written),
-              static_cast<unsigned long long>(st.write_syscalls));
+              static_cast<unsigned long long>(st.socket_sends));
   std::fflush(stdout);
   return 0;
 }

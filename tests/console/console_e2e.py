@@ -17,6 +17,9 @@ build = sys.argv[2]
 server_bin = os.path.join(build, "apps", "kullsync-server")
 console_bin = os.path.join(build, "apps", "kullsync-console")
 env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(), LANG="C.UTF-8")
+# Sanitizer builds run several times slower (scripts/sanitize sets this): every
+# wall-clock window below stretches by it.
+scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
 
 
 def free_port():
@@ -44,7 +47,7 @@ def post(port, path, body):
 
 
 def wait_for(pred, what, timeout=15):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * scale
     while time.time() < deadline:
         v = pred()
         if v:
@@ -145,8 +148,6 @@ def test_tui():
 
 
 def test_demo():
-    # Sanitizer builds run several times slower (scripts/sanitize sets this).
-    scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
     seconds = str(int(5 * scale))
     r = subprocess.run([console_bin, "--demo", "--json", "--demo-seconds", seconds],
                        capture_output=True, text=True, env=env, timeout=60 * scale)

@@ -4,6 +4,7 @@
 // actor answers a dial with a readable refusal.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -42,6 +43,17 @@ http_handler_actor::behavior_type no_http(http_handler_actor::pointer) {
   };
 }
 
+/// What a client transport reported to the test.
+struct link_events {
+  struct closing {
+    uint64_t tag;
+    uint16_t code;
+    std::string reason;
+  };
+  std::vector<std::string> frames;
+  std::vector<closing> closes;
+};
+
 class socket_writes_test : public ::testing::Test {
 protected:
   socket_writes_test() : sys_(init(cfg_)) {}
@@ -52,13 +64,47 @@ protected:
     return cfg;
   }
 
-  uint16_t start(int burst, bool close_after) {
+  uint16_t start(acceptor_actor acceptor) {
     beast_server_options bo;
     bo.host = "127.0.0.1";
     bo.port = 0;
-    server_ = std::make_unique<beast_server>(
-      sys_, bo, sys_.spawn(burst_acceptor, burst, close_after), sys_.spawn(no_http));
+    server_ = std::make_unique<beast_server>(sys_, bo, std::move(acceptor),
+                                             sys_.spawn(no_http));
     return server_->start();
+  }
+
+  uint16_t start(int burst, bool close_after) {
+    return start(sys_.spawn(burst_acceptor, burst, close_after));
+  }
+
+  /// Dials the server with a client transport reporting to `self` (tag 1).
+  transport_actor dial(caf::scoped_actor& self, uint16_t port) {
+    auto client = spawn_beast_transport(sys_, {});
+    self->send(client, connect_atom::value, caf::actor_cast<transport_listener_actor>(self),
+               uint64_t{1}, "ws://127.0.0.1:" + std::to_string(port) + "/ws",
+               header_list{});
+    return client;
+  }
+
+  /// Receives transport events until `enough(events)` or 10 s of silence.
+  template <class Pred>
+  link_events collect(caf::scoped_actor& self, Pred enough) {
+    link_events ev;
+    bool done = false;
+    while (!done) {
+      self->receive(
+        [](opened_atom, uint64_t) {},
+        [&](frame_atom, uint64_t, std::string& text) {
+          ev.frames.push_back(std::move(text));
+          done = enough(ev);
+        },
+        [&](closed_atom, uint64_t tag, uint16_t code, std::string& reason) {
+          ev.closes.push_back({tag, code, std::move(reason)});
+          done = enough(ev);
+        },
+        caf::after(10s) >> [&] { done = true; });
+    }
+    return ev;
   }
 
   caf::actor_system_config cfg_;
@@ -72,34 +118,19 @@ TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_clo
   constexpr int burst = 2000;
   auto port = start(burst, true);
   caf::scoped_actor self{sys_};
-  auto client = spawn_beast_transport(sys_, {});
-  self->send(client, connect_atom::value, caf::actor_cast<transport_listener_actor>(self),
-             uint64_t{1}, "ws://127.0.0.1:" + std::to_string(port) + "/ws", header_list{});
-  std::vector<std::string> got;
-  uint16_t code = 0;
-  std::string reason;
-  bool done = false;
-  while (!done) {
-    self->receive(
-      [](opened_atom, uint64_t) {},
-      [&](frame_atom, uint64_t, std::string& text) { got.push_back(std::move(text)); },
-      [&](closed_atom, uint64_t, uint16_t c, std::string& r) {
-        code = c;
-        reason = std::move(r);
-        done = true;
-      },
-      caf::after(10s) >> [&] { done = true; });
-  }
-  ASSERT_EQ(got.size(), static_cast<size_t>(burst)) << "closed " << code << " " << reason;
+  auto client = dial(self, port);
+  auto ev = collect(self, [](const link_events& e) { return !e.closes.empty(); });
+  ASSERT_EQ(ev.frames.size(), static_cast<size_t>(burst));
   for (int i = 0; i < burst; ++i)
-    ASSERT_EQ(got[i], "frame-" + std::to_string(i));
-  EXPECT_EQ(code, close_code::normal);
-  EXPECT_EQ(reason, "done");
+    ASSERT_EQ(ev.frames[i], "frame-" + std::to_string(i));
+  ASSERT_EQ(ev.closes.size(), 1u);
+  EXPECT_EQ(ev.closes[0].code, close_code::normal);
+  EXPECT_EQ(ev.closes[0].reason, "done");
   auto st = server_->stats();
   EXPECT_EQ(st.frames_written, static_cast<uint64_t>(burst));
   // The handshake response is not counted; the close frame is one send at most.
-  EXPECT_LT(st.write_syscalls * 2, st.frames_written)
-    << st.write_syscalls << " sends for " << st.frames_written << " frames";
+  EXPECT_LT(st.socket_sends * 2, st.frames_written)
+    << st.socket_sends << " sends for " << st.frames_written << " frames";
   self->send_exit(client, caf::exit_reason::user_shutdown);
   server_->stop(1s);
 }
@@ -107,25 +138,15 @@ TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_clo
 TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
   auto port = start(1, false);
   caf::scoped_actor self{sys_};
-  auto client = spawn_beast_transport(sys_, {});
-  self->send(client, connect_atom::value, caf::actor_cast<transport_listener_actor>(self),
-             uint64_t{1}, "ws://127.0.0.1:" + std::to_string(port) + "/ws", header_list{});
-  std::string got;
-  bool done = false;
-  while (!done) {
-    self->receive(
-      [](opened_atom, uint64_t) {},
-      [&](frame_atom, uint64_t, std::string& text) {
-        got = std::move(text);
-        done = true;
-      },
-      [&](closed_atom, uint64_t, uint16_t, std::string&) { done = true; },
-      // Nothing else is ever sent: a frame held back by the cork never comes.
-      caf::after(10s) >> [&] { done = true; });
-  }
-  EXPECT_EQ(got, "frame-0");
+  auto client = dial(self, port);
+  // Nothing else is ever sent: a frame held back by the cork never comes.
+  auto ev = collect(self, [](const link_events& e) {
+    return !e.frames.empty() || !e.closes.empty();
+  });
+  ASSERT_EQ(ev.frames.size(), 1u);
+  EXPECT_EQ(ev.frames[0], "frame-0");
   // One send for the handshake's 101 response, one for the frame.
-  EXPECT_EQ(server_->stats().write_syscalls, 2u);
+  EXPECT_EQ(server_->stats().socket_sends, 2u);
   self->send_exit(client, caf::exit_reason::user_shutdown);
   server_->stop(1s);
 }
@@ -133,38 +154,23 @@ TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
 TEST_F(socket_writes_test, an_accepted_socket_refuses_to_dial) {
   caf::scoped_actor self{sys_};
   auto me = caf::actor_cast<transport_listener_actor>(self);
-  beast_server_options bo;
-  bo.host = "127.0.0.1";
-  bo.port = 0;
   // This acceptor asks each accepted socket to dial, reporting to the test.
-  auto dialer = sys_.spawn([me]() -> acceptor_actor::behavior_type {
+  auto port = start(sys_.spawn([me]() -> acceptor_actor::behavior_type {
     return {[me](accept_atom, transport_actor s, const std::string&, const header_list&) {
       caf::anon_send(s, connect_atom::value, me, uint64_t{7}, std::string{"ws://x/ws"},
                      header_list{});
     }};
-  });
-  server_ = std::make_unique<beast_server>(sys_, bo, dialer, sys_.spawn(no_http));
-  auto port = server_->start();
-  auto client = spawn_beast_transport(sys_, {});
-  self->send(client, connect_atom::value, me, uint64_t{1},
-             "ws://127.0.0.1:" + std::to_string(port) + "/ws", header_list{});
-  uint16_t code = 0;
-  std::string reason;
-  bool done = false;
-  while (!done) {
-    self->receive(
-      [](opened_atom, uint64_t) {},
-      [&](closed_atom, uint64_t tag, uint16_t c, std::string& r) {
-        if (tag != 7)
-          return;
-        code = c;
-        reason = std::move(r);
-        done = true;
-      },
-      caf::after(10s) >> [&] { done = true; });
-  }
-  EXPECT_EQ(code, close_code::internal_error);
-  EXPECT_EQ(reason, "an accepted socket cannot dial");
+  }));
+  auto client = dial(self, port);
+  auto refused = [](const link_events& e) {
+    return std::find_if(e.closes.begin(), e.closes.end(),
+                        [](auto& c) { return c.tag == 7; });
+  };
+  auto ev = collect(self, [&](const link_events& e) { return refused(e) != e.closes.end(); });
+  auto c = refused(ev);
+  ASSERT_NE(c, ev.closes.end());
+  EXPECT_EQ(c->code, close_code::internal_error);
+  EXPECT_EQ(c->reason, "an accepted socket cannot dial");
   self->send_exit(client, caf::exit_reason::user_shutdown);
   server_->stop(1s);
 }

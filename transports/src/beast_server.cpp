@@ -37,7 +37,7 @@ struct counters {
   std::atomic<uint64_t> sockets_accepted{0};
   std::atomic<uint64_t> slow_consumers_closed{0};
   std::atomic<uint64_t> http_requests{0};
-  std::atomic<uint64_t> write_syscalls{0};
+  std::atomic<uint64_t> socket_sends{0};
   std::atomic<uint64_t> frames_written{0};
 };
 
@@ -107,7 +107,7 @@ public:
 
   void do_accept(http::request<http::string_body> req) {
     ws_.next_layer().set_owner(weak_from_this());
-    ws_.next_layer().count_sends_in(&core_->stats.write_syscalls);
+    ws_.next_layer().count_sends_in(&core_->stats.socket_sends);
     header_list headers;
     for (auto& f : req)
       headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
@@ -337,8 +337,7 @@ void ws_conn::send(const shared_frame& f) {
 }
 
 void ws_conn::do_write() {
-  if (!writing_)
-    ws_.next_layer().cork(); // the whole queue leaves in one send
+  ws_.next_layer().cork(); // until the queue is empty: it leaves in one send
   writing_ = true;
   ws_.text(true);
   ws_.async_write(net::buffer(queue_.front().str()),
@@ -637,7 +636,7 @@ beast_server_stats beast_server::stats() const {
   s.sockets_accepted = c.sockets_accepted;
   s.slow_consumers_closed = c.slow_consumers_closed;
   s.http_requests = c.http_requests;
-  s.write_syscalls = c.write_syscalls;
+  s.socket_sends = c.socket_sends;
   s.frames_written = c.frames_written;
   return s;
 }

@@ -42,21 +42,17 @@ public:
 
   /// Bytes gathered under the cork before they are sent anyway, and the bound
   /// past which writers wait for the send in flight.
-  struct limits {
-    size_t flush_bytes = 16 * 1024;
-    size_t max_buffered = 64 * 1024;
-  };
+  static constexpr size_t flush_bytes = 16 * 1024;
+  static constexpr size_t max_buffered = 64 * 1024;
 
   explicit coalescing_socket(socket_type&& s) : socket_(std::move(s)) {
   }
 
   /// Sends in flight keep `owner` alive (the object this socket lives in).
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
-  void set_limits(limits l) { limits_ = l; }
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
   socket_type& next_layer() noexcept { return socket_; }
-  const socket_type& next_layer() const noexcept { return socket_; }
 
   /// Holds sends back until uncork(), or until `flush_bytes` are gathered.
   void cork() { corked_ = true; }
@@ -141,7 +137,7 @@ private:
     auto old = pending_.size();
     pending_.resize(old + n);
     boost::asio::buffer_copy(boost::asio::buffer(&pending_[old], n), bufs);
-    if (sending_ && pending_.size() >= limits_.max_buffered) {
+    if (sending_ && pending_.size() >= max_buffered) {
       held_ = make_pending<void(error_code, size_t)>(
         std::move(handler), [ex = get_executor()](Handler& h, error_code ec, size_t n) {
           boost::asio::post(ex, boost::beast::bind_front_handler(std::move(h), ec, n));
@@ -163,7 +159,7 @@ private:
         start_teardown();
       return;
     }
-    if (corked_ && pending_.size() < limits_.flush_bytes && !teardown_)
+    if (corked_ && pending_.size() < flush_bytes && !teardown_)
       return;
     sending_ = true;
     if (sends_ != nullptr)
@@ -178,7 +174,7 @@ private:
   void on_sent(error_code ec) {
     sending_ = false;
     inflight_.clear();
-    if (inflight_.capacity() > limits_.flush_bytes)
+    if (inflight_.capacity() > flush_bytes)
       std::string{}.swap(inflight_); // an idle socket keeps no large buffer
     if (ec && !error_)
       error_ = ec;
@@ -202,7 +198,6 @@ private:
 
   socket_type socket_;
   std::weak_ptr<void> owner_;
-  limits limits_;
   std::string pending_;  // gathered, not yet sent
   std::string inflight_; // handed to the kernel by the send in flight
   bool corked_ = false;

@@ -18,7 +18,6 @@
 
 #include "kullsync/client/protocol.hpp"
 #include "kullsync/transports/http.hpp"
-#include "kullsync/transports/memory_network.hpp"
 #include "kullsync/transports/transport.hpp"
 
 namespace kullsync::server {

@@ -35,7 +35,7 @@ struct beast_server_stats {
   uint64_t sockets_accepted = 0;
   uint64_t slow_consumers_closed = 0;
   uint64_t http_requests = 0;
-  uint64_t write_syscalls = 0; // socket sends: each gathers the frames queued meanwhile
+  uint64_t socket_sends = 0; // each gathers every frame queued for its socket meanwhile
   uint64_t frames_written = 0;
 };
 

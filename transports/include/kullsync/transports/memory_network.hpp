@@ -23,7 +23,6 @@ using refuse_atom = caf::atom_constant<caf::atom("refuse")>;
 using cut_atom = caf::atom_constant<caf::atom("cut")>;
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using trace_atom = caf::atom_constant<caf::atom("trace")>;
-using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 /// What happens to frames in flight.
 struct link_faults {

@@ -29,6 +29,7 @@ using opened_atom = caf::atom_constant<caf::atom("opened")>;
 using frame_atom = caf::atom_constant<caf::atom("frame")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 /// One serialised frame shared by every socket it goes to: a broadcast is
 /// encoded once and never copied on its way to the sockets.
