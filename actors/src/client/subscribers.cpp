@@ -4,7 +4,6 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "../send_shared.hpp"
 #include "kullsync/client/actors.hpp"
 
 namespace kullsync {
@@ -28,6 +27,15 @@ struct subscribers_state {
 };
 
 using subs_ptr = subscribers_actor::stateful_pointer<subscribers_state>;
+
+/// Sends a message built once with caf::make_message: every subscriber's
+/// mailbox shares it (copy-on-write), where a send per subscriber would copy
+/// the whole sync_state for each.
+template <class Handle>
+void send_shared(subs_ptr self, const Handle& dest, const caf::message& m) {
+  if (auto* ptr = caf::actor_cast<caf::abstract_actor*>(dest))
+    ptr->enqueue(self->ctrl(), caf::make_message_id(), m, self->context());
+}
 
 template <class Handle>
 bool contains(const std::vector<Handle>& xs, const Handle& x) {
@@ -56,7 +64,7 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
       if (contains(st.state_subs, who))
         return;
       self->monitor(who);
-      detail::send_shared(self, who, st.last_state);
+      send_shared(self, who, st.last_state);
       st.state_subs.push_back(std::move(who));
     },
     [=](subscribe_atom, status_subscriber_actor who) {
@@ -64,7 +72,7 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
       if (contains(st.status_subs, who))
         return;
       self->monitor(who);
-      detail::send_shared(self, who, st.last_status);
+      send_shared(self, who, st.last_status);
       st.status_subs.push_back(std::move(who));
     },
     [=](subscribe_atom, msg::server_type type, message_subscriber_actor who) {
@@ -80,23 +88,20 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
       auto& st = self->state;
       st.last_state = caf::make_message(state_atom::value, x);
       for (auto& s : st.state_subs)
-        detail::send_shared(self, s, st.last_state);
+        send_shared(self, s, st.last_state);
     },
     [=](publish_atom, const connection_status& x) {
       auto& st = self->state;
       st.last_status = caf::make_message(status_atom::value, x);
       for (auto& s : st.status_subs)
-        detail::send_shared(self, s, st.last_status);
+        send_shared(self, s, st.last_status);
     },
     [=](publish_atom, const msg::server_message& x) {
-      caf::message m; // built at the first interested subscriber
-      for (auto& s : self->state.message_subs) {
-        if (s.type != msg::server_type::unknown && s.type != x.type)
-          continue;
-        if (m.empty())
-          m = caf::make_message(inbound_atom::value, x);
-        detail::send_shared(self, s.who, m);
-      }
+      // Usually one subscriber per type: a typed send is one allocation, a
+      // shared message two.
+      for (auto& s : self->state.message_subs)
+        if (s.type == msg::server_type::unknown || s.type == x.type)
+          self->send(s.who, inbound_atom::value, x);
     },
   };
 }

@@ -8,7 +8,6 @@
 #include "kullsync/client/actors.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
-#include "../send_shared.hpp"
 #include "server_actors.hpp"
 
 namespace kullsync::server {
@@ -47,12 +46,12 @@ int64_t now_ms(hub_ptr self) {
 
 void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
              const device_socket* first = nullptr) {
-  auto m = caf::make_message(send_atom::value, f); // one for every device
+  // A frame is a shared_ptr: a typed send per socket copies only that.
   if (first != nullptr)
-    detail::send_shared(self, first->socket, m);
+    self->send(first->socket, send_atom::value, f);
   for (auto& s : u.sockets)
     if (first == nullptr || s.session != first->session)
-      detail::send_shared(self, s.socket, m);
+      self->send(s.socket, send_atom::value, f);
   self->state.stats.frames_out += u.sockets.size();
 }
 
