@@ -23,16 +23,47 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Accepts every socket and, once it is open, sends it `burst` frames
-/// ("frame-0", "frame-1", ...) and then, if `close_after`, closes it with 1000.
+transport_listener_actor::behavior_type deaf_listener() {
+  return {
+    [](opened_atom, uint64_t) {},
+    [](frame_atom, uint64_t, const std::string&) {},
+    [](closed_atom, uint64_t, uint16_t, const std::string&) {},
+  };
+}
+
+/// Accepts every socket: sends it `burst` frames ("frame-0", "frame-1", ...)
+/// while its handshake is still pending, attaches (which completes the
+/// handshake) and then, if `close_after`, closes it with 1000.
 acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self, int burst,
                                              bool close_after) {
   return {
     [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
       for (int i = 0; i < burst; ++i)
         self->send(socket, send_atom::value, make_shared_frame("frame-" + std::to_string(i)));
+      self->send(socket, attach_atom::value,
+                 self->home_system().spawn(deaf_listener), uint64_t{1});
       if (close_after)
         self->send(socket, close_atom::value, close_code::normal, std::string{"done"});
+    },
+  };
+}
+
+/// Attaches every socket and sends it one frame once it is open: the socket
+/// is idle when the frame arrives.
+acceptor_actor::behavior_type lone_frame_acceptor(acceptor_actor::pointer self) {
+  return {
+    [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
+      auto on_open = [socket]() -> transport_listener_actor::behavior_type {
+        return {
+          [socket](opened_atom, uint64_t) {
+            caf::anon_send(socket, send_atom::value, make_shared_frame("frame-0"));
+          },
+          [](frame_atom, uint64_t, const std::string&) {},
+          [](closed_atom, uint64_t, uint16_t, const std::string&) {},
+        };
+      };
+      self->send(socket, attach_atom::value, self->home_system().spawn(on_open),
+                 uint64_t{1});
     },
   };
 }
@@ -136,7 +167,7 @@ TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_clo
 }
 
 TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
-  auto port = start(1, false);
+  auto port = start(sys_.spawn(lone_frame_acceptor));
   caf::scoped_actor self{sys_};
   auto client = dial(self, port);
   // Nothing else is ever sent: a frame held back by the cork never comes.

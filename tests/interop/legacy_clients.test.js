@@ -147,6 +147,23 @@ test('devices, PING, relayed progress, ignored junk, HTTP triggers, disconnects'
   a.ws.close();
 });
 
+test('a device whose socket is open gets what is published right after', async () => {
+  // The deployed server registers a socket before its upgrade is answered:
+  // an update posted the moment a client sees "open" must reach it.
+  for (let i = 0; i < 40; i++) {
+    const user = 'u-open-' + i;
+    const c = client('?token=' + user + ':mac');
+    try {
+      await c.open();
+      const r = await post('/credit-update', { userId: user, newBalance: i, change: 1, reason: 'r' });
+      assert.equal(r.status, 200);
+      assert.equal((await c.msg('CREDIT_UPDATE', 2000)).data.newBalance, i, `round ${i}`);
+    } finally {
+      c.ws.terminate();
+    }
+  }
+});
+
 test('admin user receives admin session updates and provider health', async () => {
   const admin = client('?token=admin:console');
   await admin.msg('DEVICE_CONNECTED');

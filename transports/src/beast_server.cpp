@@ -43,6 +43,9 @@ struct counters {
 
 class ws_conn;
 
+transport_actor make_socket_endpoint(caf::actor_system& sys,
+                                     std::shared_ptr<ws_conn> c);
+
 /// A socket's outgoing frames: a vector consumed from the front, so that an
 /// idle socket holds no allocation (std::deque keeps a 512-byte block).
 class frame_queue {
@@ -105,14 +108,17 @@ public:
     core_->live.erase(this);
   }
 
+  // The session is told of the socket before the handshake completes: the
+  // client sees its link open only once the session attached (and so joined
+  // its user), so nothing published after that can miss this socket.
   void do_accept(http::request<http::string_body> req) {
     ws_.next_layer().set_owner(weak_from_this());
     ws_.next_layer().count_sends_in(&core_->stats.socket_sends);
     header_list headers;
     for (auto& f : req)
       headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
-    target_and_headers_ = std::make_unique<std::pair<std::string, header_list>>(
-      std::string{req.target()}, std::move(headers));
+    std::string target{req.target()};
+    req_ = std::make_unique<http::request<http::string_body>>(std::move(req));
     websocket::stream_base::timeout t;
     t.handshake_timeout = core_->opts.handshake_timeout;
     // Beast pings after half the idle timeout and drops a peer that stays
@@ -123,8 +129,10 @@ public:
     ws_.set_option(t);
     ws_.read_message_max(core_->opts.max_frame_bytes);
     ws_.auto_fragment(false);
-    ws_.async_accept(req, beast::bind_front_handler(&ws_conn::on_accept,
-                                                    shared_from_this()));
+    arm_kill_timer(); // a session that never attaches does not pin the socket
+    auto actor = make_socket_endpoint(core_->sys, shared_from_this());
+    caf::anon_send(core_->acceptor, accept_atom::value, actor,
+                   std::move(target), std::move(headers));
   }
 
   // Called by the socket's actor, from CAF threads.
@@ -161,6 +169,7 @@ public:
 private:
   void on_accept(beast::error_code ec);
   void attach(transport_listener_actor l, uint64_t tag);
+  void arm_kill_timer();
   void do_read();
   void on_read(beast::error_code ec, size_t n);
   void drain_inbox();
@@ -175,14 +184,15 @@ private:
   std::shared_ptr<server_core> core_;
   websocket::stream<detail::coalescing_socket> ws_;
   beast::flat_buffer buf_;
-  // Handed to the acceptor once, then released.
-  std::unique_ptr<std::pair<std::string, header_list>> target_and_headers_;
+  // The upgrade request, answered once the session attached; then released.
+  std::unique_ptr<http::request<http::string_body>> req_;
   std::mutex inbox_mtx_;
   std::vector<shared_frame> inbox_;  // from actors, not yet on the io thread
   std::vector<shared_frame> drained_;
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   bool attached_ = false;
+  bool open_ = false; // handshake completed
   bool reported_ = false;
   bool closing_ = false;
   bool writing_ = false;
@@ -242,27 +252,6 @@ transport_actor make_socket_endpoint(caf::actor_system& sys,
   return caf::actor_cast<transport_actor>(std::move(ptr));
 }
 
-void ws_conn::on_accept(beast::error_code ec) {
-  if (ec) {
-    core_->log->debug("WebSocket handshake failed: {}", ec.message());
-    return;
-  }
-  if (core_->stopping) {
-    close(close_code::going_away, "server shutting down");
-    return;
-  }
-  ++core_->stats.sockets_accepted;
-  ++core_->stats.sockets_open;
-  {
-    std::lock_guard<std::mutex> guard{core_->mtx};
-    core_->conns.insert(shared_from_this());
-  }
-  auto actor = make_socket_endpoint(core_->sys, shared_from_this());
-  auto th = std::move(target_and_headers_);
-  caf::anon_send(core_->acceptor, accept_atom::value, actor, std::move(th->first),
-                 std::move(th->second));
-}
-
 void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
   listener_ = std::move(l);
   tag_ = tag;
@@ -273,8 +262,43 @@ void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
     listener_ = nullptr;
     return;
   }
+  if (!closing_)
+    kill_timer_.cancel();
+  ws_.async_accept(*req_, beast::bind_front_handler(&ws_conn::on_accept,
+                                                    shared_from_this()));
+}
+
+void ws_conn::arm_kill_timer() {
+  kill_timer_.expires_after(core_->opts.handshake_timeout);
+  kill_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec)
+      return; // cancelled: in time
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).close(ignored);
+  });
+}
+
+void ws_conn::on_accept(beast::error_code ec) {
+  req_.reset();
+  if (ec) {
+    core_->log->debug("WebSocket handshake failed: {}", ec.message());
+    return report_closed(ec);
+  }
+  open_ = true;
+  ++core_->stats.sockets_accepted;
+  ++core_->stats.sockets_open;
+  {
+    std::lock_guard<std::mutex> guard{core_->mtx};
+    core_->conns.insert(shared_from_this());
+  }
   caf::anon_send(listener_, opened_atom::value, tag_);
   do_read();
+  if (!queue_.empty())
+    do_write(); // frames sent while the handshake was pending go out first
+  if (core_->stopping && !closing_)
+    return close(close_code::going_away, "server shutting down");
+  if (pending_close_ && !writing_)
+    do_close();
 }
 
 void ws_conn::do_read() {
@@ -332,7 +356,7 @@ void ws_conn::send(const shared_frame& f) {
   }
   queued_bytes_ += f.str().size();
   queue_.push_back(f);
-  if (!writing_)
+  if (open_ && !writing_)
     do_write();
 }
 
@@ -369,15 +393,10 @@ void ws_conn::close(uint16_t code, const std::string& reason) {
     return;
   closing_ = true;
   pending_close_ = {code, reason};
-  kill_timer_.expires_after(core_->opts.handshake_timeout);
-  kill_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (ec)
-      return; // cancelled: closed in time
-    beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).close(ignored);
-  });
-  if (!writing_)
+  arm_kill_timer(); // ends a close handshake the peer ignores
+  if (open_ && !writing_)
     do_close();
+  // Not open yet: the handshake completes first, then the close follows.
 }
 
 void ws_conn::do_close() {
@@ -387,8 +406,6 @@ void ws_conn::do_close() {
     if (ec)
       self->report_closed(ec);
     // Otherwise the read loop sees the peer's close frame (or a timeout).
-    else if (!self->attached_)
-      self->report_closed(websocket::error::closed);
   });
 }
 
@@ -421,6 +438,8 @@ void ws_conn::report(uint16_t code, std::string reason) {
     caf::anon_send(listener_, closed_atom::value, tag_, code, std::move(reason));
     listener_ = nullptr;
   }
+  if (!open_)
+    return;
   --core_->stats.sockets_open;
   std::lock_guard<std::mutex> guard{core_->mtx};
   core_->conns.erase(shared_from_this());

@@ -157,8 +157,8 @@ void dial(network_ptr self, transport_actor end,
   st.ends[end.address()] = {l.id, true};
   st.ends[l.server.end.address()] = {l.id, false};
   trace(self, "open " + std::to_string(l.id));
-  // The client learns of the completed handshake before any server frame.
-  self->send(listener, opened_atom::value, tag);
+  // The client learns of the completed handshake when the server attaches
+  // (as a real server answers the upgrade), before any server frame.
   self->send(acc->second, accept_atom::value, l.server.end, parts->target,
              std::move(headers));
   st.links.emplace(l.id, std::move(l));
@@ -179,6 +179,8 @@ void attach(network_ptr self, const transport_actor& end,
   me.listener = std::move(listener);
   me.tag = tag;
   me.attached = true;
+  if (!client)
+    self->send(l->client.listener, opened_atom::value, l->client.tag);
   self->send(me.listener, opened_atom::value, tag);
   for (auto& text : me.pending)
     self->send(me.listener, frame_atom::value, tag, std::move(text));

@@ -125,9 +125,7 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
         ++st.stats.rejected_sockets;
         st.log->warn("user {} has {} sockets already: refusing device {}", user,
                      u.sockets.size(), device);
-        self->send(who, close_atom::value, close_code::policy_violation,
-                   std::string{"Too many connections"});
-        return;
+        return false;
       }
       self->monitor(who);
       st.by_session[who.address()] = {user, device};
@@ -139,6 +137,7 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
       deliver(self, u,
               device_frame(self, msg::server_type::device_connected, user, device),
               &newcomer);
+      return true;
     },
     [=](leave_atom, const std::string& user, const std::string& device,
         const session_actor& who) {

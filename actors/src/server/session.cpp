@@ -17,6 +17,7 @@ struct session_state {
   header_list headers;
   identity who;
   bool joined = false;
+  std::optional<std::pair<uint16_t, std::string>> refusal; // close once opened
   uint64_t frames_in = 0;
   uint64_t ignored = 0;
   std::shared_ptr<spdlog::logger> log = log::get("server.session");
@@ -33,7 +34,16 @@ const hub_actor& my_hub(session_ptr self) {
   return hub_for(self->state.env->hubs, self->state.who.user_id);
 }
 
-void on_opened(session_ptr self) {
+void attach(session_ptr self) {
+  self->send(self->state.transport, attach_atom::value,
+             caf::actor_cast<transport_listener_actor>(self), uint64_t{1});
+}
+
+/// Authenticates from the handshake's request and joins the user's hub, then
+/// lets the transport complete the handshake: a client that sees its link
+/// open is already registered. A refused socket is still opened, then closed
+/// with its code, as the deployed server does.
+void start(session_ptr self) {
   auto& st = self->state;
   auto token = extract_token(st.target, st.headers);
   // The handshake's request is needed only for this: an idle socket should
@@ -44,16 +54,40 @@ void on_opened(session_ptr self) {
   if (!r.who) {
     st.log->info("rejected socket: {} ({})", r.failure.reason,
                  r.failure.close_code);
-    self->send(st.transport, close_atom::value, r.failure.close_code,
-               r.failure.reason);
-    return;
+    st.refusal = {r.failure.close_code, std::move(r.failure.reason)};
+    return attach(self);
   }
   st.who = std::move(*r.who);
-  st.joined = true;
-  st.log->info("device {} of user {} connected", st.who.device_id,
-               st.who.user_id);
-  self->send(my_hub(self), join_atom::value, st.who.user_id, st.who.device_id,
-             caf::actor_cast<session_actor>(self), st.transport);
+  self
+    ->request(my_hub(self), caf::infinite, join_atom::value, st.who.user_id,
+              st.who.device_id, caf::actor_cast<session_actor>(self),
+              st.transport)
+    .then(
+      [=](bool joined) {
+        auto& st = self->state;
+        if (joined) {
+          st.joined = true;
+          st.log->info("device {} of user {} connected", st.who.device_id,
+                       st.who.user_id);
+        } else {
+          st.refusal = {close_code::policy_violation, "Too many connections"};
+        }
+        attach(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.log->error("device {} of user {}: join failed: {}", st.who.device_id,
+                      st.who.user_id, self->system().render(err));
+        st.refusal = {close_code::internal_error, "Server error"};
+        attach(self);
+      });
+}
+
+void on_opened(session_ptr self) {
+  auto& st = self->state;
+  if (st.refusal)
+    self->send(st.transport, close_atom::value, st.refusal->first,
+               std::move(st.refusal->second));
 }
 
 void on_frame(session_ptr self, const std::string& text) {
@@ -100,8 +134,7 @@ session_actor::behavior_type session(session_ptr self,
   st.transport = std::move(transport);
   st.target = std::move(target);
   st.headers = std::move(headers);
-  self->send(st.transport, attach_atom::value,
-             caf::actor_cast<transport_listener_actor>(self), uint64_t{1});
+  start(self);
   return {
     [=](opened_atom, uint64_t) { on_opened(self); },
     [=](frame_atom, uint64_t, const std::string& text) { on_frame(self, text); },

@@ -68,9 +68,11 @@ using session_actor = caf::typed_actor<
 /// every device of a user (serialised once; `data_json` non-empty: relayed
 /// verbatim as `data`) and updates what the server remembers. Frames go
 /// straight to each socket's transport (given at `join`); the session keeps
-/// the control path.
+/// the control path. `join` answers false when the user's socket cap is
+/// reached (the socket is then not registered).
 using hub_actor = caf::typed_actor<
-  caf::reacts_to<join_atom, std::string, std::string, session_actor, transport_actor>,
+  caf::replies_to<join_atom, std::string, std::string, session_actor,
+                  transport_actor>::with<bool>,
   caf::reacts_to<leave_atom, std::string, std::string, session_actor>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string>,
   caf::reacts_to<expire_atom, std::string, std::string, uint64_t>,

@@ -82,8 +82,11 @@ using transport_listener_actor = caf::typed_actor<
 /// - `connect(listener, tag, url, headers)`: client side; dials `url`, reports
 ///   `opened` only once the handshake completed, else `closed` with a reason.
 ///   A new connect replaces the current link.
-/// - `attach(listener, tag)`: server side of an accepted link; reports
-///   `opened` at once, then frames received so far and later.
+/// - `attach(listener, tag)`: server side of a link whose handshake request
+///   was read: completes the handshake (the client sees its link open only
+///   now), then reports `opened` and the frames received. Frames sent before
+///   it are held and go out first, so whatever the server registered before
+///   attaching reaches a client that already sees the link open.
 /// - `send(text)` or `send(shared_frame)`: one text frame; dropped when no
 ///   link is open.
 /// - `close(code, reason)`: closes the link; `closed` follows.
@@ -95,8 +98,8 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<send_atom, shared_frame>,
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 
-/// A server's entry point: receives each accepted link with the request
-/// target (path and query) and headers of its handshake.
+/// A server's entry point: receives each link with the request target (path
+/// and query) and headers of its handshake, before the handshake completes.
 using acceptor_actor = caf::typed_actor<
   caf::reacts_to<accept_atom, transport_actor, std::string, header_list>>;
 
