@@ -57,8 +57,9 @@ private:
   bool fresh_ = false;
 };
 
-/// Loads GET /api/sync/state at start and every few seconds while the
-/// socket is down (a legacy server's 404 is fine and quiet).
+/// Loads GET /api/sync/state at start, every few seconds while the socket
+/// is down, and once right after each (re)connect, which covers what was
+/// published since the last load (a legacy server's 404 is fine and quiet).
 class baseline_loader {
 public:
   baseline_loader(client_engine e, std::string token, bool insecure)
@@ -73,14 +74,22 @@ public:
     std::lock_guard<std::mutex> g{m_};
     url_ = std::move(ws_url);
   }
-  void set_connected(bool up) { connected_ = up; }
+  /// `link` tells links apart: a reconnect may happen between two looks.
+  void set_connected(bool up, uint64_t link) {
+    connected_ = up;
+    if (up && link != loaded_link_) {
+      loaded_link_ = link;
+      load_now_ = true;
+    }
+  }
 
 private:
   void run() {
     auto next = std::chrono::steady_clock::now();
     while (!stop_) {
       std::this_thread::sleep_for(100ms);
-      if (connected_ || std::chrono::steady_clock::now() < next)
+      bool now = load_now_.exchange(false);
+      if (!now && (connected_ || std::chrono::steady_clock::now() < next))
         continue;
       next = std::chrono::steady_clock::now() + 5s;
       std::string base;
@@ -107,6 +116,8 @@ private:
   std::mutex m_;
   std::string url_;
   std::atomic<bool> connected_{false};
+  std::atomic<bool> load_now_{false};
+  uint64_t loaded_link_ = 0; // the caller's thread only
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -201,7 +212,8 @@ int main(int argc, char** argv) {
     if (auto s = box.take(tui ? 0ms : 200ms)) {
       clock.update(current, *s);
       current = std::move(*s);
-      loader.set_connected(current.connection.state == connection_state::connected);
+      loader.set_connected(current.connection.state == connection_state::connected,
+                           current.connection.link);
       changed = true;
     }
     if (!tui) {

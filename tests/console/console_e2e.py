@@ -103,12 +103,19 @@ def test_json():
                  "reconnecting with attempt 3", timeout=20)
         attempts = [l["attempt"] for l in read() if l["connection"] == "reconnecting"]
         assert attempts == sorted(attempts), attempts
-        # Server back: connected, and fresh state from the backend shows up.
+        # Server back. An update posted before the console is back on it is
+        # not lost (the console loads the server's state while down and
+        # right after reconnecting); one posted after comes over the socket.
+        seen = len(read())
         server = start_server(port)
-        wait_for(last(lambda l: l["connection"] == "connected"), "reconnected", timeout=20)
+        post(port, "/credit-update", {"userId": "u1", "newBalance": 875, "change": -75,
+                                      "reason": "while away"})
+        since = lambda pred: lambda: next((l for l in reversed(read()[seen:]) if pred(l)), None)
+        wait_for(since(lambda l: l["connection"] == "connected" and l["credits"] == 875),
+                 "reconnected with the credits posted meanwhile", timeout=20)
         post(port, "/credit-update", {"userId": "u1", "newBalance": 900, "change": -50,
                                       "reason": "shoot s2"})
-        wait_for(last(lambda l: l["credits"] == 900), "refreshed credits")
+        wait_for(since(lambda l: l["credits"] == 900), "refreshed credits")
     finally:
         console.send_signal(signal.SIGINT)
         console.wait(10)

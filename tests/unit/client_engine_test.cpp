@@ -320,3 +320,58 @@ TEST(client_engine, keepalive_pings_every_interval) {
   // Three PONGs: at 30, 60 and 90 s.
   EXPECT_EQ(s.last_sync_ms, sim_wall_start_ms + 90000);
 }
+
+namespace {
+
+state_baseline baseline(std::optional<int64_t> credits, std::vector<std::string> shoots) {
+  state_baseline b;
+  b.credits = credits;
+  for (auto& id : shoots)
+    b.shoots.push_back(std::get<msg::shoot_progress>(
+      progress_msg(id, shoot_status::processing, 1, 10).body));
+  return b;
+}
+
+} // namespace
+
+TEST(client_engine, baseline_replaces_shoots_and_credits_while_down) {
+  harness h;
+  h.engine.load_baseline(baseline(700, {"a", "b"}));
+  h.sim.run();
+  auto s = h.state();
+  EXPECT_EQ(s.credits, 700);
+  EXPECT_EQ(s.shoots.size(), 2u);
+  h.engine.load_baseline(baseline(650, {"b"}));
+  h.sim.run();
+  s = h.state();
+  EXPECT_EQ(s.credits, 650);
+  EXPECT_EQ(s.shoots.count("a"), 0u); // the server no longer has it
+  EXPECT_EQ(s.shoots.count("b"), 1u);
+}
+
+// A baseline fetched right after a reconnect covers the downtime, but never
+// undoes what the new link already delivered (it may be older than that).
+TEST(client_engine, baseline_while_connected_fills_only_what_the_link_did_not_say) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.publish(credit_msg(900, -100));
+  h.publish(progress_msg("live", shoot_status::processing, 5, 10));
+  h.engine.load_baseline(baseline(1000, {"live", "missed"}));
+  h.sim.run();
+  auto s = h.state();
+  EXPECT_EQ(s.credits, 900);                      // the socket's is newer
+  EXPECT_EQ(s.shoots["live"].processed_count, 5); // idem
+  EXPECT_EQ(s.shoots.count("missed"), 1u);        // published while down
+  // A new link forgets what the old one said: its baseline applies in full.
+  h.restart_peer();
+  h.sim.run();
+  h.sim.advance(2s);
+  ASSERT_EQ(h.status().state, connection_state::connected);
+  h.engine.load_baseline(baseline(800, {"other"}));
+  h.sim.run();
+  s = h.state();
+  EXPECT_EQ(s.credits, 800);
+  EXPECT_EQ(s.shoots.count("other"), 1u);
+  EXPECT_EQ(s.shoots.count("live"), 0u);
+}

@@ -43,6 +43,19 @@ struct counters {
 
 class ws_conn;
 
+/// A socket's read buffer. Beast prepares a whole TCP frame's worth (1.5 KiB)
+/// for the next message before a byte of it arrives, so an idle socket would
+/// hold that forever. While empty this buffer reports a small limit, so
+/// Beast prepares only `idle_prepare` bytes; once a message is under way the
+/// real limit applies and the rest of it is read as before.
+class read_buffer : public beast::flat_buffer {
+public:
+  static constexpr size_t idle_prepare = 128;
+  size_t max_size() const noexcept {
+    return size() == 0 ? idle_prepare : beast::flat_buffer::max_size();
+  }
+};
+
 transport_actor make_socket_endpoint(caf::actor_system& sys,
                                      std::shared_ptr<ws_conn> c);
 
@@ -183,7 +196,7 @@ private:
 
   std::shared_ptr<server_core> core_;
   websocket::stream<detail::coalescing_socket> ws_;
-  beast::flat_buffer buf_;
+  read_buffer buf_;
   // The upgrade request, answered once the session attached; then released.
   std::unique_ptr<http::request<http::string_body>> req_;
   std::mutex inbox_mtx_;
@@ -315,8 +328,7 @@ void ws_conn::on_read(beast::error_code ec, size_t) {
   caf::anon_send(listener_, frame_atom::value, tag_,
                  beast::buffers_to_string(buf_.data()));
   buf_.consume(buf_.size());
-  if (buf_.capacity() > 16 * 1024)
-    buf_.shrink_to_fit(); // an idle socket keeps no large read buffer
+  buf_.shrink_to_fit(); // the next read starts small again (see read_buffer)
   do_read();
 }
 

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <set>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -18,6 +19,10 @@ struct coordinator_state {
   subscribers_actor subs;
   std::map<std::string, uint64_t> shoot_versions; // guards removal timers
   uint64_t next_shoot_version = 0;
+  // What the current link has told us: a baseline loaded while connected
+  // must not overwrite it (the socket is fresher than any HTTP answer).
+  bool credits_from_link = false;
+  std::set<std::string> shoots_from_link;
   bool dirty = false;
   bool flush_pending = false;
   static inline const char* name = "kullsync.coordinator";
@@ -74,11 +79,15 @@ void apply(coord_ptr self, const msg::server_message& m) {
   auto& st = self->state;
   using msg::server_type;
   switch (m.type) {
-    case server_type::shoot_progress:
-      apply_shoot(self, std::get<msg::shoot_progress>(m.body));
+    case server_type::shoot_progress: {
+      auto& p = std::get<msg::shoot_progress>(m.body);
+      st.shoots_from_link.insert(p.shoot_id);
+      apply_shoot(self, p);
       break;
+    }
     case server_type::credit_update: {
       auto& c = std::get<msg::credit_update>(m.body);
+      st.credits_from_link = true;
       st.data.credits = c.new_balance;
       st.data.last_credit = c;
       break;
@@ -116,6 +125,29 @@ void apply(coord_ptr self, const msg::server_message& m) {
   self->send(st.subs, publish_atom::value, m);
 }
 
+/// Takes what the server remembers. Down, it replaces our shoots and
+/// credits. Connected, only what the current link has not told us yet: a
+/// baseline fetched right after a reconnect fills the gap of the downtime
+/// without undoing an update the socket delivered meanwhile.
+void load(coord_ptr self, const state_baseline& b) {
+  auto& st = self->state;
+  bool live = st.data.connection.state == connection_state::connected;
+  for (auto i = st.data.shoots.begin(); i != st.data.shoots.end();) {
+    if (live && st.shoots_from_link.count(i->first) != 0) {
+      ++i;
+      continue;
+    }
+    st.shoot_versions.erase(i->first);
+    i = st.data.shoots.erase(i);
+  }
+  for (auto& p : b.shoots)
+    if (!live || st.shoots_from_link.count(p.shoot_id) == 0)
+      apply_shoot(self, p);
+  if (b.credits && !(live && st.credits_from_link))
+    st.data.credits = b.credits;
+  changed(self);
+}
+
 coordinator_actor::behavior_type coordinator(coord_ptr self,
                                              caf::timespan linger,
                                              size_t max_admin, wall_clock clock,
@@ -138,6 +170,12 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
       // Devices are known only through a live link: a new link starts afresh.
       if (s.state != connection_state::connected)
         st.data.devices.clear();
+      if (s.state == connection_state::connected
+          && (st.data.connection.state != connection_state::connected
+              || st.data.connection.link != s.link)) {
+        st.credits_from_link = false;
+        st.shoots_from_link.clear();
+      }
       st.data.connection = s;
       self->send(st.subs, publish_atom::value, std::move(s));
       changed(self);
@@ -155,19 +193,7 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
       st.data.shoots.erase(id);
       changed(self);
     },
-    [=](load_atom, const state_baseline& b) {
-      auto& st = self->state;
-      // While connected the socket is fresher than any HTTP answer.
-      if (st.data.connection.state == connection_state::connected)
-        return;
-      st.data.shoots.clear();
-      st.shoot_versions.clear();
-      for (auto& p : b.shoots)
-        apply_shoot(self, p);
-      if (b.credits)
-        st.data.credits = b.credits;
-      changed(self);
-    },
+    [=](load_atom, const state_baseline& b) { load(self, b); },
     [=](flush_atom) { flush(self); },
     [=](get_atom) { return self->state.data; },
   };

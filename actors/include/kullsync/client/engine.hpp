@@ -40,8 +40,10 @@ public:
   /// `type == server_type::unknown` subscribes to every message.
   void subscribe(msg::server_type type, message_subscriber_actor who) const;
   void unsubscribe(const caf::actor_addr& who) const;
-  /// Offers what the server remembers (GET /api/sync/state); applied only
-  /// while the socket is not connected.
+  /// Offers what the server remembers (GET /api/sync/state). While the
+  /// socket is down it replaces shoots and credits; while connected it fills
+  /// in only what the current link has not delivered itself (load one right
+  /// after each reconnect to cover the downtime).
   void load_baseline(state_baseline b) const;
   /// Stops every actor of the engine.
   void stop() const;

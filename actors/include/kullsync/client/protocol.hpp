@@ -51,8 +51,8 @@ using get_atom = caf::atom_constant<caf::atom("get")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
-/// What a server remembers for a user (GET /api/sync/state): loaded at start
-/// and while the socket is down.
+/// What a server remembers for a user (GET /api/sync/state): loaded at start,
+/// while the socket is down and once after each reconnect.
 struct state_baseline {
   std::optional<int64_t> credits;
   std::vector<msg::shoot_progress> shoots;
