@@ -127,6 +127,7 @@ public:
   void do_accept(http::request<http::string_body> req) {
     ws_.next_layer().set_owner(weak_from_this());
     ws_.next_layer().count_sends_in(&core_->stats.socket_sends);
+    ws_.next_layer().on_room([this] { move_queued(); });
     header_list headers;
     for (auto& f : req)
       headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
@@ -187,8 +188,7 @@ private:
   void on_read(beast::error_code ec, size_t n);
   void drain_inbox();
   void send(const shared_frame& f);
-  void do_write();
-  void on_write(beast::error_code ec, size_t n);
+  void move_queued();
   void close(uint16_t code, const std::string& reason);
   void do_close();
   void report_closed(beast::error_code ec);
@@ -208,7 +208,7 @@ private:
   bool open_ = false; // handshake completed
   bool reported_ = false;
   bool closing_ = false;
-  bool writing_ = false;
+  bool close_started_ = false;
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
   frame_queue queue_;
   size_t queued_bytes_ = 0;
@@ -306,12 +306,12 @@ void ws_conn::on_accept(beast::error_code ec) {
   }
   caf::anon_send(listener_, opened_atom::value, tag_);
   do_read();
-  if (!queue_.empty())
-    do_write(); // frames sent while the handshake was pending go out first
+  // Frames sent while the handshake was pending go out first, in one send.
+  ws_.next_layer().cork();
+  move_queued();
+  ws_.next_layer().uncork();
   if (core_->stopping && !closing_)
-    return close(close_code::going_away, "server shutting down");
-  if (pending_close_ && !writing_)
-    do_close();
+    close(close_code::going_away, "server shutting down");
 }
 
 void ws_conn::do_read() {
@@ -337,8 +337,10 @@ void ws_conn::drain_inbox() {
     std::lock_guard<std::mutex> guard{inbox_mtx_};
     drained_.swap(inbox_);
   }
+  ws_.next_layer().cork(); // everything drained leaves in one send
   for (auto& f : drained_)
     send(f);
+  ws_.next_layer().uncork();
   drained_.clear();
   if (drained_.capacity() > 64)
     std::vector<shared_frame>{}.swap(drained_);
@@ -347,56 +349,44 @@ void ws_conn::drain_inbox() {
 void ws_conn::send(const shared_frame& f) {
   if (closing_ || reported_)
     return;
+  auto& sock = ws_.next_layer();
+  if (open_ && queue_.empty() && sock.has_room()) {
+    if (sock.append_text_frame(f.str()))
+      ++core_->stats.frames_written;
+    return;
+  }
   auto& o = core_->opts;
   if (queue_.size() + 1 > o.max_queued_frames
       || queued_bytes_ + f.str().size() > o.max_queued_bytes) {
     ++core_->stats.slow_consumers_closed;
     core_->log->warn("closing a slow consumer: {} frames, {} bytes queued",
                      queue_.size(), queued_bytes_);
-    // Keep the frame being written; drop the rest.
-    if (writing_) {
-      auto head = queue_.front();
-      queue_.clear();
-      queue_.push_back(head);
-      queued_bytes_ = head.str().size();
-    }
+    queue_.clear();
+    queued_bytes_ = 0;
     close(close_code::policy_violation, "slow consumer");
     // Cut now: the session leaves the hub at once; the close frame follows
-    // the write in flight if the peer ever reads again.
+    // what the socket already holds if the peer ever reads again.
     report(close_code::policy_violation, "slow consumer");
     return;
   }
   queued_bytes_ += f.str().size();
   queue_.push_back(f);
-  if (open_ && !writing_)
-    do_write();
 }
 
-void ws_conn::do_write() {
-  ws_.next_layer().cork(); // until the queue is empty: it leaves in one send
-  writing_ = true;
-  ws_.text(true);
-  ws_.async_write(net::buffer(queue_.front().str()),
-                  beast::bind_front_handler(&ws_conn::on_write,
-                                            shared_from_this()));
-}
-
-void ws_conn::on_write(beast::error_code ec, size_t) {
-  queued_bytes_ -= queue_.front().str().size();
-  queue_.pop_front();
-  ++core_->stats.frames_written;
-  writing_ = false;
-  if (ec) {
-    queue_.clear();
-    queued_bytes_ = 0;
-    return report_closed(ec);
+// Frames that waited (for the handshake, or for room in the socket's
+// buffer) move into it; a close requested meanwhile follows them.
+void ws_conn::move_queued() {
+  if (!open_)
+    return;
+  auto& sock = ws_.next_layer();
+  while (!queue_.empty() && sock.has_room()) {
+    auto& f = queue_.front();
+    queued_bytes_ -= f.str().size();
+    if (sock.append_text_frame(f.str()))
+      ++core_->stats.frames_written;
+    queue_.pop_front();
   }
-  // Frames queued before a close still go out first; a slow consumer's queue
-  // was already cut down to the frame in flight.
-  if (!queue_.empty())
-    return do_write();
-  ws_.next_layer().uncork();
-  if (pending_close_)
+  if (queue_.empty() && pending_close_ && !close_started_)
     do_close();
 }
 
@@ -406,12 +396,14 @@ void ws_conn::close(uint16_t code, const std::string& reason) {
   closing_ = true;
   pending_close_ = {code, reason};
   arm_kill_timer(); // ends a close handshake the peer ignores
-  if (open_ && !writing_)
+  // Not open yet: the handshake completes first. Frames still queued go
+  // first; move_queued() closes after them.
+  if (open_ && queue_.empty())
     do_close();
-  // Not open yet: the handshake completes first, then the close follows.
 }
 
 void ws_conn::do_close() {
+  close_started_ = true;
   auto [code, reason] = *pending_close_;
   websocket::close_reason cr{static_cast<websocket::close_code>(code), reason};
   ws_.async_close(cr, [self = shared_from_this()](beast::error_code ec) {

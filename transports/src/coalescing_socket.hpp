@@ -10,13 +10,17 @@
 // socket's single frame leaves at once. Under load frames pile up behind the
 // send in flight and go out together (adaptive batching). Data, control and
 // close frames all pass through here in order; the teardown after a close frame
-// waits until everything before it was sent. The buffer is bounded: past
-// `max_buffered` bytes a write completes only when the send in flight ends, so
-// a slow reader backs up into its owner's queue, which cuts it.
+// waits until everything before it was sent. The owner appends its data frames
+// directly (append_text_frame: no Beast write operation per frame); Beast's own
+// control frames come through async_write_some. The buffer is bounded: past
+// `max_buffered` bytes the owner keeps frames in its queue (has_room, on_room)
+// and a Beast write completes only when the send in flight ends, so a slow
+// reader backs up into its owner's queue, which cuts it.
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <type_traits>
 #include <string>
@@ -63,6 +67,46 @@ public:
 
   /// Counts each send (one async_write of the whole buffer) in `*c`.
   void count_sends_in(std::atomic<uint64_t>* c) { sends_ = c; }
+
+  /// Appends one complete, unmasked text frame (RFC 6455 5.2, as a server
+  /// sends it) without a write operation of Beast's: no handler, no post per
+  /// frame. Beast's own frames (ping, pong, close) still come through
+  /// async_write_some; both append in call order on the socket's strand, so
+  /// frames never interleave. The caller keeps to `has_room()` (frames that
+  /// do not fit wait in its queue) and stops before Beast's close frame.
+  /// Returns false, sending nothing, once a close frame was written or the
+  /// socket failed: no data frame may follow a close frame.
+  bool append_text_frame(const std::string& payload) {
+    if (close_written_ || error_)
+      return false;
+    unsigned char head[10];
+    size_t n = payload.size(), len = 2;
+    head[0] = 0x81; // FIN, text
+    if (n < 126) {
+      head[1] = static_cast<unsigned char>(n);
+    } else if (n <= 0xffff) {
+      head[1] = 126;
+      head[2] = static_cast<unsigned char>(n >> 8);
+      head[3] = static_cast<unsigned char>(n);
+      len = 4;
+    } else {
+      head[1] = 127;
+      for (int i = 0; i < 8; ++i)
+        head[2 + i] = static_cast<unsigned char>(uint64_t{n} >> (56 - 8 * i));
+      len = 10;
+    }
+    pending_.append(reinterpret_cast<const char*>(head), len);
+    pending_.append(payload);
+    maybe_send();
+    return true;
+  }
+
+  /// False while `max_buffered` bytes wait (behind a send in flight).
+  bool has_room() const { return pending_.size() < max_buffered; }
+
+  /// Called after each completed send, before the next one starts: the
+  /// owner moves frames that waited for room.
+  void on_room(std::function<void()> f) { on_room_ = std::move(f); }
 
   template <class MutableBufferSequence, class ReadHandler>
   auto async_read_some(const MutableBufferSequence& b, ReadHandler&& h) {
@@ -137,6 +181,11 @@ private:
     auto old = pending_.size();
     pending_.resize(old + n);
     boost::asio::buffer_copy(boost::asio::buffer(&pending_[old], n), bufs);
+    // Beast writes each frame with one write. 0x88: FIN + close opcode (a
+    // control frame is never fragmented; no extension sets RSV bits). The
+    // handshake's response starts with 'H' (0x48).
+    if (n > 0 && static_cast<unsigned char>(pending_[old]) == 0x88)
+      close_written_ = true;
     if (sending_ && pending_.size() >= max_buffered) {
       held_ = make_pending<void(error_code, size_t)>(
         std::move(handler), [ex = get_executor()](Handler& h, error_code ec, size_t n) {
@@ -188,6 +237,11 @@ private:
         start_teardown();
       return;
     }
+    if (on_room_ && !teardown_) {
+      corked_ = true; // whatever the owner adds now leaves in one send
+      on_room_();
+      corked_ = false;
+    }
     maybe_send();
   }
 
@@ -202,11 +256,13 @@ private:
   std::string inflight_; // handed to the kernel by the send in flight
   bool corked_ = false;
   bool sending_ = false;
+  bool close_written_ = false;
   error_code error_;
   std::unique_ptr<pending_base<void(error_code, size_t)>> held_;
   size_t held_bytes_ = 0;
   std::unique_ptr<pending_base<void(socket_type&)>> teardown_;
   std::atomic<uint64_t>* sends_ = nullptr;
+  std::function<void()> on_room_;
 };
 
 } // namespace kullsync::detail
