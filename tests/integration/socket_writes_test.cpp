@@ -31,15 +31,16 @@ transport_listener_actor::behavior_type deaf_listener() {
   };
 }
 
-/// Accepts every socket: sends it `burst` frames ("frame-0", "frame-1", ...)
-/// while its handshake is still pending, attaches (which completes the
-/// handshake) and then, if `close_after`, closes it with 1000.
-acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self, int burst,
+/// Accepts every socket: sends it `frames` while its handshake is still
+/// pending, attaches (which completes the handshake) and then, if
+/// `close_after`, closes it with 1000.
+acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self,
+                                             std::vector<std::string> frames,
                                              bool close_after) {
   return {
     [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
-      for (int i = 0; i < burst; ++i)
-        self->send(socket, send_atom::value, make_shared_frame("frame-" + std::to_string(i)));
+      for (auto& f : frames)
+        self->send(socket, send_atom::value, make_shared_frame(f));
       self->send(socket, attach_atom::value,
                  self->home_system().spawn(deaf_listener), uint64_t{1});
       if (close_after)
@@ -104,8 +105,12 @@ protected:
     return server_->start();
   }
 
+  /// "frame-0", "frame-1", ...
   uint16_t start(int burst, bool close_after) {
-    return start(sys_.spawn(burst_acceptor, burst, close_after));
+    std::vector<std::string> frames;
+    for (int i = 0; i < burst; ++i)
+      frames.push_back("frame-" + std::to_string(i));
+    return start(sys_.spawn(burst_acceptor, std::move(frames), close_after));
   }
 
   /// Dials the server with a client transport reporting to `self` (tag 1).
@@ -162,6 +167,26 @@ TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_clo
   // The handshake response is not counted; the close frame is one send at most.
   EXPECT_LT(st.socket_sends * 2, st.frames_written)
     << st.socket_sends << " sends for " << st.frames_written << " frames";
+  self->send_exit(client, caf::exit_reason::user_shutdown);
+  server_->stop(1s);
+}
+
+// Data frames are framed by kullsync itself (not by Beast's write): every
+// length encoding of RFC 6455 (7-bit, 16-bit, 64-bit) reaches Beast's reader
+// intact, each followed by the next.
+TEST_F(socket_writes_test, frames_of_every_length_encoding_arrive_intact) {
+  std::vector<std::string> frames;
+  for (size_t n : {0, 1, 125, 126, 127, 65535, 65536, 200000})
+    frames.push_back(std::string(n, static_cast<char>('a' + n % 26)));
+  auto port = start(sys_.spawn(burst_acceptor, frames, true));
+  caf::scoped_actor self{sys_};
+  auto client = dial(self, port);
+  auto ev = collect(self, [](const link_events& e) { return !e.closes.empty(); });
+  ASSERT_EQ(ev.frames.size(), frames.size());
+  for (size_t i = 0; i < frames.size(); ++i)
+    EXPECT_EQ(ev.frames[i], frames[i]) << "frame " << i << " of " << frames[i].size() << " bytes";
+  ASSERT_EQ(ev.closes.size(), 1u);
+  EXPECT_EQ(ev.closes[0].code, close_code::normal);
   self->send_exit(client, caf::exit_reason::user_shutdown);
   server_->stop(1s);
 }
