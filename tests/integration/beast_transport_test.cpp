@@ -23,6 +23,7 @@
 #include "kullsync/server/server.hpp"
 #include "kullsync/transports/beast_server.hpp"
 #include "kullsync/transports/beast_transport.hpp"
+#include "threaded_fixture.hpp"
 
 using namespace kullsync;
 using namespace std::chrono_literals;
@@ -81,16 +82,8 @@ std::string sh(const std::string& cmd) {
   return out;
 }
 
-class beast_transport_test : public ::testing::Test {
+class beast_transport_test : public test::threaded_system_test {
 protected:
-  beast_transport_test() : sys_(init(cfg_)) {}
-
-  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
-    server::add_server_types(cfg);
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    return cfg;
-  }
-
   client_engine engine_to(const std::string& url, beast_transport_options opts = {},
                           bool header_token = false) {
     client_config cc;
@@ -133,8 +126,6 @@ protected:
       e.stop();
   }
 
-  caf::actor_system_config cfg_;
-  caf::actor_system sys_;
   std::vector<client_engine> engines_;
 };
 

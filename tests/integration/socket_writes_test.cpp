@@ -1,7 +1,8 @@
-// The server's socket writes on real loopback sockets: frames queued for a
-// socket leave in fewer sends than frames, in order, and before the close
-// frame; a lone frame on an idle socket leaves at once; the socket's transport
-// actor answers a dial with a readable refusal.
+// The server's socket writes on real loopback sockets: frames sent before the
+// handshake completes are held, then leave in order, in fewer sends than
+// frames, before the close frame; every RFC 6455 length encoding arrives
+// intact; a lone frame on an idle socket leaves at once; the socket's
+// transport actor answers a dial with a readable refusal.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "kullsync/server/server.hpp"
 #include "kullsync/transports/beast_server.hpp"
 #include "kullsync/transports/beast_transport.hpp"
+#include "threaded_fixture.hpp"
 
 using namespace kullsync;
 using namespace std::chrono_literals;
@@ -86,16 +88,8 @@ struct link_events {
   std::vector<closing> closes;
 };
 
-class socket_writes_test : public ::testing::Test {
+class socket_writes_test : public test::threaded_system_test {
 protected:
-  socket_writes_test() : sys_(init(cfg_)) {}
-
-  static caf::actor_system_config& init(caf::actor_system_config& cfg) {
-    server::add_server_types(cfg);
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    return cfg;
-  }
-
   uint16_t start(acceptor_actor acceptor) {
     beast_server_options bo;
     bo.host = "127.0.0.1";
@@ -143,8 +137,6 @@ protected:
     return ev;
   }
 
-  caf::actor_system_config cfg_;
-  caf::actor_system sys_;
   std::unique_ptr<beast_server> server_;
 };
 

@@ -188,6 +188,7 @@ private:
   void on_read(beast::error_code ec, size_t n);
   void drain_inbox();
   void send(const shared_frame& f);
+  void write_frame(const shared_frame& f);
   void move_queued();
   void close(uint16_t code, const std::string& reason);
   void do_close();
@@ -207,8 +208,8 @@ private:
   bool attached_ = false;
   bool open_ = false; // handshake completed
   bool reported_ = false;
-  bool closing_ = false;
   bool close_started_ = false;
+  // Set by close(): the socket is closing, with this code and reason.
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
   frame_queue queue_;
   size_t queued_bytes_ = 0;
@@ -275,7 +276,7 @@ void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
     listener_ = nullptr;
     return;
   }
-  if (!closing_)
+  if (!pending_close_)
     kill_timer_.cancel();
   ws_.async_accept(*req_, beast::bind_front_handler(&ws_conn::on_accept,
                                                     shared_from_this()));
@@ -310,7 +311,7 @@ void ws_conn::on_accept(beast::error_code ec) {
   ws_.next_layer().cork();
   move_queued();
   ws_.next_layer().uncork();
-  if (core_->stopping && !closing_)
+  if (core_->stopping && !pending_close_)
     close(close_code::going_away, "server shutting down");
 }
 
@@ -346,15 +347,17 @@ void ws_conn::drain_inbox() {
     std::vector<shared_frame>{}.swap(drained_);
 }
 
+void ws_conn::write_frame(const shared_frame& f) {
+  if (ws_.next_layer().append_text_frame(f.str()))
+    ++core_->stats.frames_written;
+}
+
 void ws_conn::send(const shared_frame& f) {
-  if (closing_ || reported_)
+  if (pending_close_ || reported_)
     return;
   auto& sock = ws_.next_layer();
-  if (open_ && queue_.empty() && sock.has_room()) {
-    if (sock.append_text_frame(f.str()))
-      ++core_->stats.frames_written;
-    return;
-  }
+  if (open_ && queue_.empty() && sock.has_room())
+    return write_frame(f);
   auto& o = core_->opts;
   if (queue_.size() + 1 > o.max_queued_frames
       || queued_bytes_ + f.str().size() > o.max_queued_bytes) {
@@ -380,10 +383,8 @@ void ws_conn::move_queued() {
     return;
   auto& sock = ws_.next_layer();
   while (!queue_.empty() && sock.has_room()) {
-    auto& f = queue_.front();
-    queued_bytes_ -= f.str().size();
-    if (sock.append_text_frame(f.str()))
-      ++core_->stats.frames_written;
+    queued_bytes_ -= queue_.front().str().size();
+    write_frame(queue_.front());
     queue_.pop_front();
   }
   if (queue_.empty() && pending_close_ && !close_started_)
@@ -391,9 +392,8 @@ void ws_conn::move_queued() {
 }
 
 void ws_conn::close(uint16_t code, const std::string& reason) {
-  if (closing_ || reported_)
+  if (pending_close_ || reported_)
     return;
-  closing_ = true;
   pending_close_ = {code, reason};
   arm_kill_timer(); // ends a close handshake the peer ignores
   // Not open yet: the handshake completes first. Frames still queued go

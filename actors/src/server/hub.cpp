@@ -50,7 +50,7 @@ void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
   if (first != nullptr)
     self->send(first->socket, send_atom::value, f);
   for (auto& s : u.sockets)
-    if (first == nullptr || s.session != first->session)
+    if (&s != first)
       self->send(s.socket, send_atom::value, f);
   self->state.stats.frames_out += u.sockets.size();
 }
@@ -133,10 +133,9 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
       ++st.stats.sockets;
       st.stats.users = st.users.size();
       // The new device hears of itself first, then the others hear of it.
-      auto newcomer = u.sockets.back();
       deliver(self, u,
               device_frame(self, msg::server_type::device_connected, user, device),
-              &newcomer);
+              &u.sockets.back());
       return true;
     },
     [=](leave_atom, const std::string& user, const std::string& device,
