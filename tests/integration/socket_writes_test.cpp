@@ -29,6 +29,7 @@ transport_listener_actor::behavior_type deaf_listener() {
   return {
     [](opened_atom, uint64_t) {},
     [](frame_atom, uint64_t, const std::string&) {},
+    [](frame_atom, uint64_t, const frame_batch&) {},
     [](closed_atom, uint64_t, uint16_t, const std::string&) {},
   };
 }
@@ -62,6 +63,7 @@ acceptor_actor::behavior_type lone_frame_acceptor(acceptor_actor::pointer self) 
             caf::anon_send(socket, send_atom::value, make_shared_frame("frame-0"));
           },
           [](frame_atom, uint64_t, const std::string&) {},
+          [](frame_atom, uint64_t, const frame_batch&) {},
           [](closed_atom, uint64_t, uint16_t, const std::string&) {},
         };
       };

@@ -22,8 +22,9 @@ recorder_actor spawn_recorder(caf::actor_system& sys,
       [=](trace_atom, std::string& line) {
         out->network.push_back({t(), std::move(line)});
       },
-      [=](inbound_atom, msg::server_message& m) {
-        out->messages.push_back({t(), std::move(m)});
+      [=](inbound_atom, inbound_batch& ms) {
+        for (auto& m : ms)
+          out->messages.push_back({t(), std::move(m)});
       },
     };
   });

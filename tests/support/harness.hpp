@@ -45,7 +45,7 @@ using recorder_actor = caf::typed_actor<
   caf::reacts_to<state_atom, sync_state>,
   caf::reacts_to<status_atom, connection_status>,
   caf::reacts_to<trace_atom, std::string>,
-  caf::reacts_to<inbound_atom, msg::server_message>>;
+  caf::reacts_to<inbound_atom, inbound_batch>>;
 
 /// Appends what it receives to `out`, stamped with the virtual time.
 recorder_actor spawn_recorder(caf::actor_system& sys,

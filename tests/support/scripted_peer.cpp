@@ -157,6 +157,10 @@ peer_actor::behavior_type peer(peer_ptr self, memory_network_actor net,
     [=](frame_atom, uint64_t tag, const std::string& text) {
       on_frame(self, tag, text);
     },
+    [=](frame_atom, uint64_t tag, const frame_batch& frames) {
+      for (auto& text : frames)
+        on_frame(self, tag, text);
+    },
     [=](closed_atom, uint64_t tag, uint16_t, const std::string&) {
       on_closed(self, tag);
     },

@@ -38,6 +38,7 @@ using peer_actor = caf::typed_actor<
   caf::reacts_to<accept_atom, transport_actor, std::string, header_list>,
   caf::reacts_to<opened_atom, uint64_t>,
   caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,
   /// Sends `m` to every device of the user and records it as truth.
   caf::reacts_to<publish_atom, std::string, msg::server_message>,

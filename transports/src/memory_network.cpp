@@ -32,8 +32,25 @@ struct link {
   end_state& side(bool client_side) { return client_side ? client : server; }
 };
 
+/// Frames per message to a listener: enough to spread a mailbox round over
+/// many frames, few enough that a batch stays in cache and a burst reaches
+/// the listener's own consumers early.
+constexpr size_t max_batch = 128;
+
+/// Frames on their way to one listener, handed over as one message.
+struct outgoing {
+  transport_listener_actor listener;
+  uint64_t tag = 0;
+  frame_batch frames;
+};
+
 struct network_state {
   std::map<uint64_t, link> links;
+  // Frames delivered since the last flush, in order. The flush is queued
+  // behind whatever is in the mailbox: a burst goes out as one batch per
+  // listener, a lone frame at once.
+  std::vector<outgoing> outbox;
+  bool flush_pending = false;
   std::map<caf::actor_addr, std::pair<uint64_t, bool>> ends; // -> link, client?
   std::map<std::string, acceptor_actor> acceptors;
   link_faults faults;
@@ -82,6 +99,8 @@ void forget(network_ptr self, link& l) {
 /// How long a frame sent now in this direction takes, keeping order.
 caf::timespan latency(network_ptr self, end_state& to) {
   auto& f = self->state.faults;
+  if (f.max_delay.count() == 0 && to.busy_until == time_point{})
+    return caf::timespan{0}; // never delayed: no need to read the clock
   auto d = f.min_delay;
   if (f.max_delay > f.min_delay) {
     std::uniform_int_distribution<int64_t> dist{f.min_delay.count(),
@@ -94,17 +113,40 @@ caf::timespan latency(network_ptr self, end_state& to) {
   return at - now;
 }
 
+/// Sends every frame in the outbox. Runs before anything else is sent to a
+/// listener, so opened/closed never overtake frames.
+void flush(network_ptr self) {
+  auto& st = self->state;
+  for (auto& o : st.outbox) {
+    if (o.frames.size() == 1)
+      self->send(o.listener, frame_atom::value, o.tag, std::move(o.frames.front()));
+    else
+      self->send(o.listener, frame_atom::value, o.tag, std::move(o.frames));
+  }
+  st.outbox.clear();
+}
+
 void hand_over(network_ptr self, end_state& to, std::string text) {
-  ++self->state.stats.frames_delivered;
+  auto& st = self->state;
+  ++st.stats.frames_delivered;
   if (!to.attached) {
     to.pending.emplace_back(std::move(text));
     return;
   }
-  self->send(to.listener, frame_atom::value, to.tag, std::move(text));
+  if (st.outbox.empty() || st.outbox.back().listener != to.listener
+      || st.outbox.back().tag != to.tag
+      || st.outbox.back().frames.size() == max_batch)
+    st.outbox.push_back(outgoing{to.listener, to.tag, {}});
+  st.outbox.back().frames.emplace_back(std::move(text));
+  if (!st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, flush_atom::value);
+  }
 }
 
 void notify_closed(network_ptr self, end_state& x, uint16_t code,
                    const std::string& reason) {
+  flush(self);
   if (x.listener)
     self->send(x.listener, closed_atom::value, x.tag, code, reason);
 }
@@ -120,6 +162,7 @@ void close_from(network_ptr self, link& l, bool client_side, uint16_t code,
   notify_closed(self, me, code, reason);
   if (!l.half_open && peer.listener) {
     auto delay = latency(self, peer);
+    flush(self);
     if (delay.count() == 0)
       notify_closed(self, peer, code, reason);
     else
@@ -179,6 +222,7 @@ void attach(network_ptr self, const transport_actor& end,
   me.listener = std::move(listener);
   me.tag = tag;
   me.attached = true;
+  flush(self);
   if (!client)
     self->send(l->client.listener, opened_atom::value, l->client.tag);
   self->send(me.listener, opened_atom::value, tag);
@@ -244,8 +288,9 @@ memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
         transport_listener_actor listener, uint64_t tag) {
       attach(self, end, std::move(listener), tag);
     },
-    [=](send_atom, const transport_actor& end, std::string& text) {
-      send_frame(self, end, std::move(text));
+    [=](send_atom, const transport_actor& end, frame_batch& frames) {
+      for (auto& text : frames)
+        send_frame(self, end, std::move(text));
     },
     [=](close_atom, const transport_actor& end, uint16_t code,
         std::string& reason) {
@@ -265,6 +310,10 @@ memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
     [=](refuse_atom, bool on) { self->state.refuse = on; },
     [=](cut_atom, cut_mode mode) { cut(self, mode); },
     [=](stats_atom) { return self->state.stats; },
+    [=](flush_atom) {
+      self->state.flush_pending = false;
+      flush(self);
+    },
     [=](deliver_atom, uint64_t id, bool to_client, std::string& text) {
       auto i = self->state.links.find(id);
       if (i == self->state.links.end() || i->second.half_open) {
@@ -278,27 +327,55 @@ memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
 
 // -- ends ---------------------------------------------------------------------
 
-transport_actor::behavior_type end(transport_actor::pointer self,
-                                   memory_network_actor net) {
+/// Frames a transport end sent since its last flush; they reach the network
+/// as one message, ahead of anything else the end sends.
+struct end_state_t {
+  frame_batch outbox;
+  static inline const char* name = "kullsync.memory_transport";
+};
+
+/// The end's own protocol: a transport, plus the flush it queues to itself.
+using end_actor = transport_actor::extend<caf::reacts_to<flush_atom>>;
+using end_ptr = end_actor::stateful_pointer<end_state_t>;
+
+void flush_end(end_ptr self, const memory_network_actor& net) {
+  auto& out = self->state.outbox;
+  if (out.empty())
+    return;
+  self->send(net, send_atom::value, caf::actor_cast<transport_actor>(self),
+             std::move(out));
+  out.clear();
+}
+
+void queue_frame(end_ptr self, const memory_network_actor& net, std::string text) {
+  auto& out = self->state.outbox;
+  out.push_back(std::move(text));
+  if (out.size() == max_batch)
+    flush_end(self, net);
+  else if (out.size() == 1)
+    self->send(self, flush_atom::value);
+}
+
+end_actor::behavior_type end(end_ptr self, memory_network_actor net) {
   auto me = [self] { return caf::actor_cast<transport_actor>(self); };
   return {
     [=](connect_atom, transport_listener_actor listener, uint64_t tag,
         std::string& url, header_list& headers) {
+      flush_end(self, net);
       self->send(net, dial_atom::value, me(), std::move(listener), tag,
                  std::move(url), std::move(headers));
     },
     [=](attach_atom, transport_listener_actor listener, uint64_t tag) {
+      flush_end(self, net);
       self->send(net, attach_atom::value, me(), std::move(listener), tag);
     },
-    [=](send_atom, std::string& text) {
-      self->send(net, send_atom::value, me(), std::move(text));
-    },
-    [=](send_atom, const shared_frame& f) {
-      self->send(net, send_atom::value, me(), f.str());
-    },
+    [=](send_atom, std::string& text) { queue_frame(self, net, std::move(text)); },
+    [=](send_atom, const shared_frame& f) { queue_frame(self, net, f.str()); },
     [=](close_atom, uint16_t code, std::string& reason) {
+      flush_end(self, net);
       self->send(net, close_atom::value, me(), code, std::move(reason));
     },
+    [=](flush_atom) { flush_end(self, net); },
   };
 }
 
@@ -311,7 +388,7 @@ memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
 
 transport_actor spawn_memory_transport(caf::actor_system& sys,
                                        memory_network_actor net) {
-  return sys.spawn(end, std::move(net));
+  return caf::actor_cast<transport_actor>(sys.spawn(end, std::move(net)));
 }
 
 } // namespace kullsync

@@ -167,19 +167,34 @@ void on_opened(conn_ptr self) {
   st.offline.clear();
 }
 
-void on_frame(conn_ptr self, const std::string& text) {
+/// Decodes one frame into `out`; a bad frame is counted and skipped.
+void decode_frame(conn_ptr self, const std::string& text, inbound_batch& out) {
   auto& st = self->state;
-  if (st.awaiting_pong) {
-    st.awaiting_pong = false;
-    self->send(st.keepalive, heard_atom::value, st.status.link);
-  }
   auto m = msg::decode_server(text, st.cfg.connection.limits);
   if (!m) {
     st.log->debug("bad frame ignored: {}", m.error().detail);
     self->send(st.coord, bad_frame_atom::value);
     return;
   }
-  self->send(st.coord, inbound_atom::value, std::move(*m));
+  out.push_back(std::move(*m));
+}
+
+void heard(conn_ptr self) {
+  auto& st = self->state;
+  if (st.awaiting_pong) {
+    st.awaiting_pong = false;
+    self->send(st.keepalive, heard_atom::value, st.status.link);
+  }
+}
+
+void on_frames(conn_ptr self, const std::string* first, size_t n) {
+  heard(self);
+  inbound_batch out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    decode_frame(self, first[i], out);
+  if (!out.empty())
+    self->send(self->state.coord, inbound_atom::value, std::move(out));
 }
 
 bool is_current(conn_ptr self, uint64_t link) {
@@ -272,7 +287,11 @@ connection_actor::behavior_type connection(conn_ptr self, client_config cfg,
     },
     [=](frame_atom, uint64_t link, const std::string& text) {
       if (is_current(self, link))
-        on_frame(self, text);
+        on_frames(self, &text, 1);
+    },
+    [=](frame_atom, uint64_t link, const frame_batch& frames) {
+      if (is_current(self, link))
+        on_frames(self, frames.data(), frames.size());
     },
     [=](closed_atom, uint64_t link, uint16_t code, const std::string& reason) {
       if (is_current(self, link))

@@ -74,8 +74,9 @@ void apply_device(coord_ptr self, const msg::device_connection& d,
   }
 }
 
-/// Applies one message to the state; BATCH applies its parts in order.
-void apply(coord_ptr self, const msg::server_message& m) {
+/// Applies one message to the state. A BATCH applies its parts in order and
+/// says so: subscribers get the parts, not the envelope.
+bool apply_message(coord_ptr self, const msg::server_message& m) {
   auto& st = self->state;
   using msg::server_type;
   switch (m.type) {
@@ -114,15 +115,25 @@ void apply(coord_ptr self, const msg::server_message& m) {
       break;
     case server_type::batch:
       for (auto& inner : std::get<msg::batch>(m.body).messages)
-        apply(self, inner);
-      return; // the parts were published one by one
+        apply_message(self, inner);
+      return true;
     case server_type::unknown:
       ++st.data.unknown_messages;
       log::get("client.coordinator")->debug("unknown message type '{}' ignored",
                                             m.type_name);
       break;
   }
-  self->send(st.subs, publish_atom::value, m);
+  return false;
+}
+
+/// Replaces each BATCH by its parts, recursively, keeping the order.
+void unpack(inbound_batch& in, inbound_batch& out) {
+  for (auto& m : in) {
+    if (m.type == msg::server_type::batch)
+      unpack(std::get<msg::batch>(m.body).messages, out);
+    else
+      out.push_back(std::move(m));
+  }
 }
 
 /// Takes what the server remembers. Down, it replaces our shoots and
@@ -159,10 +170,18 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
   st.subs = std::move(subs);
   self->link_to(st.subs);
   return {
-    [=](inbound_atom, const msg::server_message& m) {
-      self->state.data.last_sync_ms = epoch_ms(self->home_system(),
-                                               self->state.clock);
-      apply(self, m);
+    [=](inbound_atom, inbound_batch& in) {
+      auto& st = self->state;
+      st.data.last_sync_ms = epoch_ms(self->home_system(), st.clock);
+      bool batches = false;
+      for (auto& m : in)
+        batches |= apply_message(self, m);
+      if (batches) {
+        inbound_batch parts;
+        unpack(in, parts);
+        in.swap(parts);
+      }
+      self->send(st.subs, publish_atom::value, std::move(in));
       changed(self);
     },
     [=](status_atom, connection_status& s) {

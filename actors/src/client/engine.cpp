@@ -94,8 +94,12 @@ make_status_callback(caf::actor_system& sys,
 message_subscriber_actor
 make_message_callback(caf::actor_system& sys,
                       std::function<void(const msg::server_message&)> f) {
-  return make_callback<message_subscriber_actor, inbound_atom>(sys,
-                                                               std::move(f));
+  return sys.spawn([f = std::move(f)]() -> message_subscriber_actor::behavior_type {
+    return {[f](inbound_atom, const inbound_batch& xs) {
+      for (auto& x : xs)
+        f(x);
+    }};
+  });
 }
 
 } // namespace kullsync

@@ -55,6 +55,33 @@ void remove(subs_ptr self, const caf::actor_addr& who) {
     st.message_subs.end());
 }
 
+bool wants(const typed_sub& s, const msg::server_message& x) {
+  return s.type == msg::server_type::unknown || s.type == x.type;
+}
+
+/// Sends each message subscriber the messages of its type, as one batch. The
+/// last subscriber that wants the whole batch gets it without a copy.
+void publish(subs_ptr self, inbound_batch&& xs) {
+  auto& subs = self->state.message_subs;
+  const typed_sub* takes_all = nullptr;
+  for (auto& s : subs) {
+    if (std::all_of(xs.begin(), xs.end(), [&](auto& x) { return wants(s, x); })) {
+      if (takes_all != nullptr)
+        self->send(takes_all->who, inbound_atom::value, xs);
+      takes_all = &s;
+      continue;
+    }
+    inbound_batch mine;
+    for (auto& x : xs)
+      if (wants(s, x))
+        mine.push_back(x);
+    if (!mine.empty())
+      self->send(s.who, inbound_atom::value, std::move(mine));
+  }
+  if (takes_all != nullptr)
+    self->send(takes_all->who, inbound_atom::value, std::move(xs));
+}
+
 subscribers_actor::behavior_type subscribers(subs_ptr self) {
   // A subscriber that terminates is dropped, never sent to again.
   self->set_down_handler([=](const caf::down_msg& dm) { remove(self, dm.source); });
@@ -96,13 +123,7 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
       for (auto& s : st.status_subs)
         send_shared(self, s, st.last_status);
     },
-    [=](publish_atom, const msg::server_message& x) {
-      // Usually one subscriber per type: a typed send is one allocation, a
-      // shared message two.
-      for (auto& s : self->state.message_subs)
-        if (s.type == msg::server_type::unknown || s.type == x.type)
-          self->send(s.who, inbound_atom::value, x);
-    },
+    [=](publish_atom, inbound_batch& xs) { publish(self, std::move(xs)); },
   };
 }
 

@@ -138,6 +138,10 @@ session_actor::behavior_type session(session_ptr self,
   return {
     [=](opened_atom, uint64_t) { on_opened(self); },
     [=](frame_atom, uint64_t, const std::string& text) { on_frame(self, text); },
+    [=](frame_atom, uint64_t, const frame_batch& frames) {
+      for (auto& text : frames)
+        on_frame(self, text);
+    },
     [=](closed_atom, uint64_t, uint16_t code, const std::string& reason) {
       auto& st = self->state;
       if (st.joined) {

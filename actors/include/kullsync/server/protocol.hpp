@@ -61,6 +61,7 @@ typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
 using session_actor = caf::typed_actor<
   caf::reacts_to<opened_atom, uint64_t>,
   caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 

@@ -66,7 +66,7 @@ using memory_network_actor = caf::typed_actor<
                  std::string, header_list>,
   caf::reacts_to<attach_atom, transport_actor, transport_listener_actor,
                  uint64_t>,
-  caf::reacts_to<send_atom, transport_actor, std::string>,
+  caf::reacts_to<send_atom, transport_actor, frame_batch>,
   caf::reacts_to<close_atom, transport_actor, uint16_t, std::string>,
   // servers
   caf::reacts_to<listen_atom, std::string, acceptor_actor>,
@@ -76,8 +76,9 @@ using memory_network_actor = caf::typed_actor<
   caf::reacts_to<refuse_atom, bool>,
   caf::reacts_to<cut_atom, cut_mode>,
   caf::replies_to<stats_atom>::with<network_stats>,
-  // internal: a frame whose latency has passed
-  caf::reacts_to<deliver_atom, uint64_t, bool, std::string>>;
+  // internal: a frame whose latency has passed; frames gathered for listeners
+  caf::reacts_to<deliver_atom, uint64_t, bool, std::string>,
+  caf::reacts_to<flush_atom>>;
 
 /// Spawns a network; `seed` drives every random fault decision.
 memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,

@@ -30,6 +30,7 @@ using frame_atom = caf::atom_constant<caf::atom("frame")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 /// One serialised frame shared by every socket it goes to: a broadcast is
 /// encoded once and never copied on its way to the sockets.
@@ -54,6 +55,12 @@ typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
   return f(caf::meta::type_name("shared_frame"), tmp, load);
 }
 
+/// Frames that arrived on one link together, oldest first. A transport may
+/// hand its listener several frames in one message when they pile up (the
+/// memory network does under load), which saves a mailbox round per frame.
+/// CAF knows this type already ("@strvec").
+using frame_batch = std::vector<std::string>;
+
 /// HTTP headers of a WebSocket handshake, in order.
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
@@ -72,10 +79,12 @@ constexpr uint16_t invalid_token = 4002; // legacy: "Invalid token"
 
 /// What a transport reports to the owner of its current link. The first
 /// argument is the owner's tag for that link, echoed so that late events of an
-/// old link are told apart from the current one.
+/// old link are told apart from the current one. Frames come one by one or
+/// as a `frame_batch`, in order either way.
 using transport_listener_actor = caf::typed_actor<
   caf::reacts_to<opened_atom, uint64_t>,
   caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>>;
 
 /// A WebSocket link.
