@@ -10,6 +10,7 @@
 #include <new>
 
 #include "json_writer.hpp"
+#include "progress_reader.hpp"
 
 namespace json = boost::json;
 
@@ -704,6 +705,16 @@ std::string write_to_string(const T& x) {
 
 decode_result<server_message> decode_server(std::string_view text,
                                             const decode_limits& lim) {
+  // Progress frames are most of what a client reads: a plain one is read in
+  // one pass; anything else, or anything unusual, takes the general path.
+  if (text.size() <= lim.max_frame_bytes)
+    if (auto m = detail::read_progress_frame(text, lim.max_depth))
+      return std::move(*m);
+  return detail::decode_server_general(text, lim);
+}
+
+decode_result<server_message> detail::decode_server_general(
+  std::string_view text, const decode_limits& lim) {
   return decode_frame<server_message>(text, lim, read_server);
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "kullsync/messages/codec.hpp"
+#include "progress_reader.hpp"
 
 using namespace kullsync::msg;
 
@@ -79,6 +80,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text{reinterpret_cast<const char*>(data), size};
   decode_limits lim;
   lim.max_frame_bytes = 64 * 1024;
+  // The one-pass progress reader must agree with the general decoder on
+  // every frame it accepts.
+  if (auto fast = detail::read_progress_frame(text, lim.max_depth)) {
+    auto general = detail::decode_server_general(text, lim);
+    if (!general || !(*general == *fast))
+      std::abort();
+  }
   if (auto s = decode_server(text, lim)) {
     // Floats that are not integers round on decode and stay put afterwards.
     check_round_trip(*s, decode_server);

@@ -23,6 +23,7 @@ recorder_actor spawn_recorder(caf::actor_system& sys,
         out->network.push_back({t(), std::move(line)});
       },
       [=](inbound_atom, inbound_batch& ms) {
+        out->message_batches.push_back(ms.size());
         for (auto& m : ms)
           out->messages.push_back({t(), std::move(m)});
       },

@@ -39,6 +39,7 @@ struct observations {
   std::vector<state_record> states;
   std::vector<net_record> network;
   std::vector<message_record> messages;
+  std::vector<size_t> message_batches; // size of each batch, in order
 };
 
 using recorder_actor = caf::typed_actor<

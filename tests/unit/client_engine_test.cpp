@@ -55,6 +55,32 @@ TEST(client_engine, progress_credit_and_prompt_reach_the_state) {
   EXPECT_EQ(s.last_sync_ms, sim_wall_start_ms);
 }
 
+TEST(client_engine, a_burst_reaches_subscribers_in_order_and_in_batches) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  auto before = h.seen->messages.size();
+  auto batches_before = h.seen->message_batches.size();
+  // Published back to back: the frames pile up in the network, the engine
+  // and its subscriber get them in a few batches instead of 1,000 messages.
+  for (int i = 0; i < 1000; ++i)
+    caf::anon_send(h.peer, publish_atom::value, std::string{"u1"},
+                   progress_msg("s" + std::to_string(i % 7), shoot_status::processing,
+                                i, 1000));
+  h.sim.run();
+  auto& got = h.seen->messages;
+  ASSERT_EQ(got.size() - before, 1000u);
+  for (int i = 0; i < 1000; ++i) {
+    auto& p = std::get<msg::shoot_progress>(got[before + i].message.body);
+    ASSERT_EQ(p.processed_count, i) << "out of order at " << i;
+  }
+  auto batches = h.seen->message_batches.size() - batches_before;
+  EXPECT_LE(batches, 20u) << "the burst was not batched";
+  auto s = h.state();
+  ASSERT_EQ(s.shoots.size(), 7u);
+  EXPECT_EQ(s.shoots["s5"].processed_count, 999);
+}
+
 TEST(client_engine, completed_shoot_disappears_exactly_after_linger) {
   harness h;
   h.engine.connect();

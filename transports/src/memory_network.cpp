@@ -231,28 +231,31 @@ void attach(network_ptr self, const transport_actor& end,
   me.pending.clear();
 }
 
-void send_frame(network_ptr self, const transport_actor& end, std::string text) {
+/// Frames one end sent, in order: each may be lost or delayed on its own.
+void send_frames(network_ptr self, const transport_actor& end, frame_batch& frames) {
   auto& st = self->state;
   bool client = false;
   auto* l = find_link(self, end.address(), client);
   if (l == nullptr || l->half_open) {
-    ++st.stats.frames_dropped;
+    st.stats.frames_dropped += frames.size();
     return;
   }
-  if (st.faults.drop_rate > 0) {
-    std::bernoulli_distribution lose{st.faults.drop_rate};
-    if (lose(st.rng)) {
-      ++st.stats.frames_dropped;
-      return;
-    }
-  }
   auto& peer = l->side(!client);
-  auto delay = latency(self, peer);
-  if (delay.count() == 0)
-    hand_over(self, peer, std::move(text));
-  else
-    self->delayed_send(self, delay, deliver_atom::value, l->id, !client,
-                       std::move(text));
+  for (auto& text : frames) {
+    if (st.faults.drop_rate > 0) {
+      std::bernoulli_distribution lose{st.faults.drop_rate};
+      if (lose(st.rng)) {
+        ++st.stats.frames_dropped;
+        continue;
+      }
+    }
+    auto delay = latency(self, peer);
+    if (delay.count() == 0)
+      hand_over(self, peer, std::move(text));
+    else
+      self->delayed_send(self, delay, deliver_atom::value, l->id, !client,
+                         std::move(text));
+  }
 }
 
 void cut(network_ptr self, cut_mode mode) {
@@ -289,8 +292,7 @@ memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
       attach(self, end, std::move(listener), tag);
     },
     [=](send_atom, const transport_actor& end, frame_batch& frames) {
-      for (auto& text : frames)
-        send_frame(self, end, std::move(text));
+      send_frames(self, end, frames);
     },
     [=](close_atom, const transport_actor& end, uint16_t code,
         std::string& reason) {
