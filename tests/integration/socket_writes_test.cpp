@@ -96,6 +96,7 @@ protected:
     beast_server_options bo;
     bo.host = "127.0.0.1";
     bo.port = 0;
+    bo.io_threads = io_threads_;
     server_ = std::make_unique<beast_server>(sys_, bo, std::move(acceptor),
                                              sys_.spawn(no_http));
     return server_->start();
@@ -139,6 +140,33 @@ protected:
     return ev;
   }
 
+  /// Dials `clients` sockets to a server that sends each a burst and closes;
+  /// each must get its frames in order, then the close.
+  void expect_bursts_in_order(int clients, int burst) {
+    auto port = start(burst, true);
+    std::vector<std::unique_ptr<caf::scoped_actor>> selves;
+    std::vector<transport_actor> links;
+    for (int c = 0; c < clients; ++c) {
+      selves.push_back(std::make_unique<caf::scoped_actor>(sys_));
+      links.push_back(dial(*selves.back(), port));
+    }
+    for (int c = 0; c < clients; ++c) {
+      auto ev = collect(*selves[c], [](const link_events& e) { return !e.closes.empty(); });
+      ASSERT_EQ(ev.frames.size(), static_cast<size_t>(burst)) << "client " << c;
+      for (int i = 0; i < burst; ++i)
+        ASSERT_EQ(ev.frames[i], "frame-" + std::to_string(i)) << "client " << c;
+      ASSERT_EQ(ev.closes.size(), 1u);
+      EXPECT_EQ(ev.closes[0].code, close_code::normal);
+      (*selves[c])->send_exit(links[c], caf::exit_reason::user_shutdown);
+    }
+    auto st = server_->stats();
+    EXPECT_EQ(st.frames_written, static_cast<uint64_t>(clients * burst));
+    EXPECT_LT(st.socket_sends * 2, st.frames_written)
+      << st.socket_sends << " sends for " << st.frames_written << " frames";
+    server_->stop(1s);
+  }
+
+  size_t io_threads_ = 1;
   std::unique_ptr<beast_server> server_;
 };
 
@@ -163,6 +191,18 @@ TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_clo
     << st.socket_sends << " sends for " << st.frames_written << " frames";
   self->send_exit(client, caf::exit_reason::user_shutdown);
   server_->stop(1s);
+}
+
+// With one io thread, frames for every socket share the server's outbox:
+// each socket still gets exactly its own frames, in order.
+TEST_F(socket_writes_test, bursts_to_several_sockets_each_arrive_in_order) {
+  expect_bursts_in_order(4, 1000);
+}
+
+// With several io threads each socket has its own inbox and strand.
+TEST_F(socket_writes_test, with_two_io_threads_bursts_still_arrive_in_order) {
+  io_threads_ = 2;
+  expect_bursts_in_order(4, 1000);
 }
 
 // Data frames are framed by kullsync itself (not by Beast's write): every

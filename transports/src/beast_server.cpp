@@ -99,6 +99,13 @@ struct server_core {
   std::set<ws_conn*> live;                    // every connection object
   std::atomic<bool> stopping{false};
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
+  // Frames from actors for any socket, when one io thread serves them all:
+  // one post carries every frame that came meanwhile, whatever its socket
+  // (a broadcast to a user's devices wakes the io thread once, not per
+  // device).
+  std::mutex outbox_mtx;
+  std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> outbox;
+  std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> drained;
 
   server_core(caf::actor_system& s, beast_server_options o, acceptor_actor a,
               http_handler_actor h)
@@ -155,8 +162,11 @@ public:
       self->attach(l, tag);
     });
   }
-  // Frames wait in the inbox; one post drains all that came meanwhile.
+  // Frames wait in the server's outbox (one io thread) or in the socket's
+  // inbox (a strand per socket); one post drains all that came meanwhile.
   void post_send(shared_frame f) {
+    if (core_->opts.io_threads <= 1)
+      return post_to_outbox(std::move(f));
     {
       std::lock_guard<std::mutex> guard{inbox_mtx_};
       inbox_.push_back(std::move(f));
@@ -172,6 +182,19 @@ public:
               });
   }
 
+  // On the io thread, for the server's outbox: frames delivered between
+  // begin_batch() and end_batch() leave in one send.
+  void begin_batch() {
+    in_batch_ = true;
+    ws_.next_layer().cork();
+  }
+  void deliver(const shared_frame& f) { send(f); }
+  void end_batch() {
+    in_batch_ = false;
+    ws_.next_layer().uncork();
+  }
+  bool in_batch() const { return in_batch_; }
+
   // With the io threads stopped: ends every pending operation, so that their
   // handlers run (with errors) and release this connection.
   void abort() {
@@ -181,6 +204,7 @@ public:
   }
 
 private:
+  void post_to_outbox(shared_frame f);
   void on_accept(beast::error_code ec);
   void attach(transport_listener_actor l, uint64_t tag);
   void arm_kill_timer();
@@ -209,6 +233,7 @@ private:
   bool open_ = false; // handshake completed
   bool reported_ = false;
   bool close_started_ = false;
+  bool in_batch_ = false;
   // Set by close(): the socket is closing, with this code and reason.
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
   frame_queue queue_;
@@ -345,6 +370,36 @@ void ws_conn::drain_inbox() {
   drained_.clear();
   if (drained_.capacity() > 64)
     std::vector<shared_frame>{}.swap(drained_);
+}
+
+/// Runs on the io thread: every frame in the server's outbox goes to its
+/// socket, each socket corked until all of its frames are in.
+void drain_outbox(server_core& core) {
+  {
+    std::lock_guard<std::mutex> guard{core.outbox_mtx};
+    core.drained.swap(core.outbox);
+  }
+  std::vector<ws_conn*> batch;
+  for (auto& [conn, frame] : core.drained) {
+    if (!conn->in_batch()) {
+      conn->begin_batch();
+      batch.push_back(conn.get());
+    }
+    conn->deliver(frame);
+  }
+  for (auto* conn : batch)
+    conn->end_batch();
+  core.drained.clear(); // after end_batch: the entries keep the sockets alive
+}
+
+void ws_conn::post_to_outbox(shared_frame f) {
+  {
+    std::lock_guard<std::mutex> guard{core_->outbox_mtx};
+    core_->outbox.emplace_back(shared_from_this(), std::move(f));
+    if (core_->outbox.size() > 1)
+      return; // a drain is already posted
+  }
+  net::post(core_->ioc, [core = core_] { drain_outbox(*core); });
 }
 
 void ws_conn::write_frame(const shared_frame& f) {
@@ -556,7 +611,12 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   }
 
   void do_accept() {
-    acceptor.async_accept(net::make_strand(ioc),
+    // With one io thread every handler already runs in order; a strand per
+    // socket would only add a lock and a hop to each of them.
+    auto exec = core->opts.io_threads > 1
+                  ? net::any_io_executor{net::make_strand(ioc)}
+                  : net::any_io_executor{ioc.get_executor()};
+    acceptor.async_accept(exec,
                           [self = shared_from_this()](beast::error_code ec,
                                                       tcp::socket s) {
                             self->on_accept(ec, std::move(s));
