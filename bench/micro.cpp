@@ -100,9 +100,9 @@ void engine_in_process(benchmark::State& state) {
       [=](frame_atom, uint64_t, frame_batch&) {},
       [=](closed_atom, uint64_t, uint16_t, std::string&) {},
       [=](blast_atom, int64_t n) {
-        // Bursts of up to 1,000 frames, the next one queued behind what this
-        // one set off: the engine sees a steady stream of bursts instead of
-        // one backlog of all frames at each stage.
+        // Bursts of up to 1,000 frames. With a throughput limit the engine
+        // works on one burst while the next is produced; without one this
+        // actor keeps the worker until all bursts are out.
         auto f = make_shared_frame(frames[0]);
         auto burst = std::min<int64_t>(n, 1000);
         for (int64_t i = 0; i < burst; ++i)

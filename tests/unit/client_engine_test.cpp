@@ -257,11 +257,22 @@ TEST(legacy_defects, pong_batch_and_short_device_shapes_are_understood) {
   d.timestamp = 4;
   b.messages.push_back(msg::make_server_message(msg::server_type::device_connected,
                                                 d, 5, "server", "u1"));
+  auto seen_before = h.seen->messages.size();
   h.publish(msg::make_server_message(msg::server_type::batch, b, 6, std::nullopt));
   auto s = h.state();
   ASSERT_EQ(s.devices.size(), 2u);
   EXPECT_EQ(s.devices[1].device_id, "ipad-2");
   EXPECT_EQ(s.bad_frames, 0u);
+  // Subscribers get the parts, not the envelope; an empty BATCH gives them
+  // nothing at all.
+  ASSERT_EQ(h.seen->messages.size(), seen_before + 2);
+  EXPECT_EQ(h.seen->messages[seen_before].message.type, msg::server_type::pong);
+  EXPECT_EQ(h.seen->messages[seen_before + 1].message.type,
+            msg::server_type::device_connected);
+  auto batches_before = h.seen->message_batches.size();
+  h.publish(msg::make_server_message(msg::server_type::batch, msg::batch{}, 7,
+                                     std::nullopt));
+  EXPECT_EQ(h.seen->message_batches.size(), batches_before);
 }
 
 // -- commands -------------------------------------------------------------------------

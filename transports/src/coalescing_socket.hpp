@@ -71,8 +71,8 @@ public:
   /// Appends one complete, unmasked text frame (RFC 6455 5.2, as a server
   /// sends it) without a write operation of Beast's: no handler, no post per
   /// frame. Beast's own frames (ping, pong, close) still come through
-  /// async_write_some; both append in call order on the socket's strand, so
-  /// frames never interleave. The caller keeps to `has_room()` (frames that
+  /// async_write_some; both append in call order on the socket's io thread
+  /// (or strand), so frames never interleave. The caller keeps to `has_room()` (frames that
   /// do not fit wait in its queue) and stops before Beast's close frame.
   /// Returns false, sending nothing, once a close frame was written or the
   /// socket failed: no data frame may follow a close frame.

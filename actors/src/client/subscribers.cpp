@@ -62,6 +62,8 @@ bool wants(const typed_sub& s, const msg::server_message& x) {
 /// Sends each message subscriber the messages of its type, as one batch. The
 /// last subscriber that wants the whole batch gets it without a copy.
 void publish(subs_ptr self, inbound_batch&& xs) {
+  if (xs.empty())
+    return; // e.g. a BATCH without parts
   auto& subs = self->state.message_subs;
   const typed_sub* takes_all = nullptr;
   for (auto& s : subs) {
