@@ -72,6 +72,10 @@ using blaster_actor = caf::typed_actor<
 /// Messages per second through the whole engine on one scheduler thread:
 /// frames from the memory network, decoded by the connection, applied by the
 /// coordinator, published to a subscriber that counts shoot updates.
+/// Arguments: CAF's scheduler.max-throughput (0: CAF's default), and the
+/// frames in flight (0: all 100,000 of an iteration at once; else the peer
+/// sends 1,000 more each time the subscriber has seen 1,000, as a real
+/// socket's buffers bound what is in flight).
 void engine_in_process(benchmark::State& state) {
   caf::actor_system_config cfg;
   add_client_types(cfg);
@@ -85,6 +89,9 @@ void engine_in_process(benchmark::State& state) {
   caf::actor_system sys{cfg};
   auto net = spawn_memory_network(sys, 1);
   std::atomic<int64_t> seen{0};
+  std::atomic<int64_t> unsent{0}; // frames of this iteration not yet asked for
+  const int64_t window = state.range(1);
+  constexpr int64_t refill = 1000;
   auto peer = sys.spawn([net](blaster_actor::pointer self) -> blaster_actor::behavior_type {
     auto end = std::make_shared<transport_actor>();
     self->send(net, listen_atom::value, std::string{"ws://bench/ws"},
@@ -117,14 +124,19 @@ void engine_in_process(benchmark::State& state) {
   cc.connection.user_id = "u1";
   cc.connection.device_id = "d";
   auto engine = spawn_client(sys, cc, spawn_memory_transport(sys, net));
-  auto counter = make_message_callback(sys, [&](const msg::server_message&) { ++seen; });
+  auto counter = make_message_callback(sys, [&](const msg::server_message&) {
+    if (++seen % refill == 0 && window > 0 && unsent.fetch_sub(refill) > 0)
+      caf::anon_send(peer, blast_atom::value, refill);
+  });
   engine.subscribe(msg::server_type::shoot_progress, counter);
   engine.connect();
   std::this_thread::sleep_for(std::chrono::milliseconds{100});
   const int64_t batch = 100000;
   int64_t total = 0;
   for (auto _ : state) {
-    caf::anon_send(peer, blast_atom::value, batch);
+    auto first = window > 0 ? std::min(window, batch) : batch;
+    unsent = batch - first;
+    caf::anon_send(peer, blast_atom::value, first);
     total += batch;
     while (seen.load() < total)
       std::this_thread::yield();
@@ -136,9 +148,10 @@ void engine_in_process(benchmark::State& state) {
   caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
 }
 BENCHMARK(engine_in_process)
-  ->ArgName("max_throughput")
-  ->Arg(0)
-  ->Arg(200)
+  ->ArgNames({"max_throughput", "in_flight"})
+  ->Args({0, 0})
+  ->Args({200, 0})
+  ->Args({0, 2000})
   ->Unit(benchmark::kMillisecond)
   ->UseRealTime()
   ->Iterations(10);
