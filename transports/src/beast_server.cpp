@@ -630,6 +630,11 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
       // Out of descriptors and the like: log, breathe, keep accepting.
       core->log->warn("accept failed: {}", ec.message());
     } else {
+      // kullsync gathers a socket's frames itself; Nagle's algorithm would
+      // hold a small send back until the previous one is acknowledged, and
+      // the client delays that ACK by up to 40 ms.
+      beast::error_code ignored;
+      s.set_option(tcp::no_delay(true), ignored);
       std::make_shared<http_conn>(core, std::move(s))->start();
     }
     do_accept();
