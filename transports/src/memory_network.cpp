@@ -99,7 +99,8 @@ void forget(network_ptr self, link& l) {
 /// How long a frame sent now in this direction takes, keeping order.
 caf::timespan latency(network_ptr self, end_state& to) {
   auto& f = self->state.faults;
-  if (f.max_delay.count() == 0 && to.busy_until == time_point{})
+  if (f.min_delay.count() == 0 && f.max_delay.count() <= 0
+      && to.busy_until == time_point{})
     return caf::timespan{0}; // never delayed: no need to read the clock
   auto d = f.min_delay;
   if (f.max_delay > f.min_delay) {
