@@ -1,11 +1,19 @@
 // The server's socket writes on real loopback sockets: frames sent before the
 // handshake completes are held, then leave in order, in fewer sends than
 // frames, before the close frame; every RFC 6455 length encoding arrives
-// intact; a lone frame on an idle socket leaves at once; the socket's
-// transport actor answers a dial with a readable refusal.
+// intact; a lone frame on an idle socket leaves at once; accepted sockets
+// have Nagle's algorithm off; the socket's transport actor answers a dial
+// with a readable refusal.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -237,6 +245,51 @@ TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
   EXPECT_EQ(ev.frames[0], "frame-0");
   // One send for the handshake's 101 response, one for the frame.
   EXPECT_EQ(server_->stats().socket_sends, 2u);
+  self->send_exit(client, caf::exit_reason::user_shutdown);
+  server_->stop(1s);
+}
+
+namespace {
+
+/// TCP_NODELAY of every connected socket of this process whose local port is
+/// `port` (the server's accepted sockets; the client's port is ephemeral).
+std::vector<int> nodelay_of_accepted(uint16_t port) {
+  std::vector<int> flags;
+  auto* dir = opendir("/proc/self/fd");
+  if (dir == nullptr)
+    return flags;
+  while (auto* e = readdir(dir)) {
+    int fd = std::atoi(e->d_name);
+    sockaddr_in local{}, peer{};
+    socklen_t n = sizeof(local), m = sizeof(peer);
+    if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0
+        || local.sin_family != AF_INET || ntohs(local.sin_port) != port
+        || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0)
+      continue;
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0)
+      flags.push_back(on);
+  }
+  closedir(dir);
+  return flags;
+}
+
+} // namespace
+
+// kullsync gathers frames itself; with Nagle's algorithm a small send would
+// wait for the previous one's ACK, which the client delays by up to 40 ms.
+TEST_F(socket_writes_test, accepted_sockets_have_nagle_off) {
+  auto port = start(sys_.spawn(lone_frame_acceptor));
+  caf::scoped_actor self{sys_};
+  auto client = dial(self, port);
+  auto ev = collect(self, [](const link_events& e) {
+    return !e.frames.empty() || !e.closes.empty();
+  });
+  ASSERT_EQ(ev.frames.size(), 1u);
+  auto flags = nodelay_of_accepted(port);
+  ASSERT_EQ(flags.size(), 1u) << "the accepted socket was not found";
+  EXPECT_NE(flags[0], 0) << "TCP_NODELAY is off on the accepted socket";
   self->send_exit(client, caf::exit_reason::user_shutdown);
   server_->stop(1s);
 }
