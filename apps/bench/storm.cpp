@@ -97,7 +97,6 @@ double ms(clk::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-
 } // namespace
 
 int main(int argc, char** argv) {

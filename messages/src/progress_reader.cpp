@@ -33,24 +33,29 @@ enum field : uint8_t {
   error_message,
 };
 
-field envelope_field(std::string_view k) {
-  if (k == "type") return type;
-  if (k == "data") return data;
-  if (k == "timestamp") return timestamp;
-  if (k == "deviceId") return device_id;
-  if (k == "userId") return user_id;
-  return other;
-}
+struct named_field {
+  std::string_view key;
+  field id;
+};
 
-field data_field(std::string_view k) {
-  if (k == "shootId") return shoot_id;
-  if (k == "status") return status;
-  if (k == "processedCount") return processed_count;
-  if (k == "totalCount") return total_count;
-  if (k == "currentImage") return current_image;
-  if (k == "eta") return eta;
-  if (k == "provider") return provider;
-  if (k == "errorMessage") return error_message;
+constexpr named_field envelope_fields[] = {
+  {"type", type}, {"data", data}, {"timestamp", timestamp},
+  {"deviceId", device_id}, {"userId", user_id},
+};
+
+constexpr named_field data_fields[] = {
+  {"shootId", shoot_id}, {"status", status},
+  {"processedCount", processed_count}, {"totalCount", total_count},
+  {"currentImage", current_image}, {"eta", eta}, {"provider", provider},
+  {"errorMessage", error_message},
+};
+
+/// The field `k` names in `fields`; `other` for an extra the reader skips.
+template <size_t N>
+field field_named(const named_field (&fields)[N], std::string_view k) {
+  for (auto& f : fields)
+    if (f.key == k)
+      return f.id;
   return other;
 }
 
@@ -92,7 +97,8 @@ public:
 
   bool on_key(json::string_view s, std::size_t, error_code& ec) {
     auto k = whole(s);
-    key_ = depth_ == 1 ? envelope_field(k) : data_field(k);
+    key_ = depth_ == 1 ? field_named(envelope_fields, k)
+                       : field_named(data_fields, k);
     part_.clear();
     if (key_ == other)
       return true;

@@ -81,6 +81,30 @@ acceptor_actor::behavior_type lone_frame_acceptor(acceptor_actor::pointer self) 
   };
 }
 
+/// TCP_NODELAY of every connected socket of this process whose local port is
+/// `port` (the server's accepted sockets; the client's port is ephemeral).
+std::vector<int> nodelay_of_accepted(uint16_t port) {
+  std::vector<int> flags;
+  auto* dir = opendir("/proc/self/fd");
+  if (dir == nullptr)
+    return flags;
+  while (auto* e = readdir(dir)) {
+    int fd = std::atoi(e->d_name);
+    sockaddr_in local{}, peer{};
+    socklen_t n = sizeof(local), m = sizeof(peer);
+    if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0
+        || local.sin_family != AF_INET || ntohs(local.sin_port) != port
+        || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0)
+      continue;
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0)
+      flags.push_back(on);
+  }
+  closedir(dir);
+  return flags;
+}
+
 http_handler_actor::behavior_type no_http(http_handler_actor::pointer) {
   return {
     [](http_atom, const http_exchange& ex) { ex.respond({404, "{}", "application/json"}); },
@@ -174,6 +198,21 @@ protected:
     server_->stop(1s);
   }
 
+  struct lone_link {
+    uint16_t port;
+    transport_actor client;
+    link_events ev; // up to the frame (or a close)
+  };
+
+  /// A link to a server that sends one frame once the socket is open.
+  lone_link lone_frame_link(caf::scoped_actor& self) {
+    auto port = start(sys_.spawn(lone_frame_acceptor));
+    auto client = dial(self, port);
+    return {port, client, collect(self, [](const link_events& e) {
+              return !e.frames.empty() || !e.closes.empty();
+            })};
+  }
+
   size_t io_threads_ = 1;
   std::unique_ptr<beast_server> server_;
 };
@@ -234,13 +273,9 @@ TEST_F(socket_writes_test, frames_of_every_length_encoding_arrive_intact) {
 }
 
 TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
-  auto port = start(sys_.spawn(lone_frame_acceptor));
   caf::scoped_actor self{sys_};
-  auto client = dial(self, port);
   // Nothing else is ever sent: a frame held back by the cork never comes.
-  auto ev = collect(self, [](const link_events& e) {
-    return !e.frames.empty() || !e.closes.empty();
-  });
+  auto [port, client, ev] = lone_frame_link(self);
   ASSERT_EQ(ev.frames.size(), 1u);
   EXPECT_EQ(ev.frames[0], "frame-0");
   // One send for the handshake's 101 response, one for the frame.
@@ -249,43 +284,11 @@ TEST_F(socket_writes_test, a_lone_frame_on_an_idle_socket_leaves_at_once) {
   server_->stop(1s);
 }
 
-namespace {
-
-/// TCP_NODELAY of every connected socket of this process whose local port is
-/// `port` (the server's accepted sockets; the client's port is ephemeral).
-std::vector<int> nodelay_of_accepted(uint16_t port) {
-  std::vector<int> flags;
-  auto* dir = opendir("/proc/self/fd");
-  if (dir == nullptr)
-    return flags;
-  while (auto* e = readdir(dir)) {
-    int fd = std::atoi(e->d_name);
-    sockaddr_in local{}, peer{};
-    socklen_t n = sizeof(local), m = sizeof(peer);
-    if (fd <= 2 || getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0
-        || local.sin_family != AF_INET || ntohs(local.sin_port) != port
-        || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0)
-      continue;
-    int on = 0;
-    socklen_t len = sizeof(on);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0)
-      flags.push_back(on);
-  }
-  closedir(dir);
-  return flags;
-}
-
-} // namespace
-
 // kullsync gathers frames itself; with Nagle's algorithm a small send would
 // wait for the previous one's ACK, which the client delays by up to 40 ms.
 TEST_F(socket_writes_test, accepted_sockets_have_nagle_off) {
-  auto port = start(sys_.spawn(lone_frame_acceptor));
   caf::scoped_actor self{sys_};
-  auto client = dial(self, port);
-  auto ev = collect(self, [](const link_events& e) {
-    return !e.frames.empty() || !e.closes.empty();
-  });
+  auto [port, client, ev] = lone_frame_link(self);
   ASSERT_EQ(ev.frames.size(), 1u);
   auto flags = nodelay_of_accepted(port);
   ASSERT_EQ(flags.size(), 1u) << "the accepted socket was not found";

@@ -107,6 +107,9 @@ struct server_core {
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> outbox;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> drained;
 
+  /// One io thread runs every socket's handlers: no strands, one outbox.
+  bool one_io_thread() const { return opts.io_threads <= 1; }
+
   server_core(caf::actor_system& s, beast_server_options o, acceptor_actor a,
               http_handler_actor h)
     : ioc(static_cast<int>(std::max<size_t>(1, o.io_threads))), sys(s),
@@ -165,7 +168,7 @@ public:
   // Frames wait in the server's outbox (one io thread) or in the socket's
   // inbox (a strand per socket); one post drains all that came meanwhile.
   void post_send(shared_frame f) {
-    if (core_->opts.io_threads <= 1)
+    if (core_->one_io_thread())
       return post_to_outbox(std::move(f));
     {
       std::lock_guard<std::mutex> guard{inbox_mtx_};
@@ -182,18 +185,8 @@ public:
               });
   }
 
-  // On the io thread, for the server's outbox: frames delivered between
-  // begin_batch() and end_batch() leave in one send.
-  void begin_batch() {
-    in_batch_ = true;
-    ws_.next_layer().cork();
-  }
-  void deliver(const shared_frame& f) { send(f); }
-  void end_batch() {
-    in_batch_ = false;
-    ws_.next_layer().uncork();
-  }
-  bool in_batch() const { return in_batch_; }
+  // On the io thread: every frame in the server's outbox goes to its socket.
+  static void drain_outbox(server_core& core);
 
   // With the io threads stopped: ends every pending operation, so that their
   // handlers run (with errors) and release this connection.
@@ -233,7 +226,6 @@ private:
   bool open_ = false; // handshake completed
   bool reported_ = false;
   bool close_started_ = false;
-  bool in_batch_ = false;
   // Set by close(): the socket is closing, with this code and reason.
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
   frame_queue queue_;
@@ -363,33 +355,35 @@ void ws_conn::drain_inbox() {
     std::lock_guard<std::mutex> guard{inbox_mtx_};
     drained_.swap(inbox_);
   }
-  ws_.next_layer().cork(); // everything drained leaves in one send
+  auto& sock = ws_.next_layer();
+  sock.cork(); // everything drained leaves in one send
   for (auto& f : drained_)
     send(f);
-  ws_.next_layer().uncork();
+  sock.uncork();
   drained_.clear();
   if (drained_.capacity() > 64)
     std::vector<shared_frame>{}.swap(drained_);
 }
 
-/// Runs on the io thread: every frame in the server's outbox goes to its
-/// socket, each socket corked until all of its frames are in.
-void drain_outbox(server_core& core) {
+/// Each socket is corked from its first frame of the drain until all are
+/// in, so its frames of the drain leave in one send, as drain_inbox() does.
+void ws_conn::drain_outbox(server_core& core) {
   {
     std::lock_guard<std::mutex> guard{core.outbox_mtx};
     core.drained.swap(core.outbox);
   }
-  std::vector<ws_conn*> batch;
+  std::vector<detail::coalescing_socket*> corked;
   for (auto& [conn, frame] : core.drained) {
-    if (!conn->in_batch()) {
-      conn->begin_batch();
-      batch.push_back(conn.get());
+    auto& sock = conn->ws_.next_layer();
+    if (!sock.corked()) {
+      sock.cork();
+      corked.push_back(&sock);
     }
-    conn->deliver(frame);
+    conn->send(frame);
   }
-  for (auto* conn : batch)
-    conn->end_batch();
-  core.drained.clear(); // after end_batch: the entries keep the sockets alive
+  for (auto* sock : corked)
+    sock->uncork();
+  core.drained.clear(); // after uncork: the entries keep the sockets alive
 }
 
 void ws_conn::post_to_outbox(shared_frame f) {
@@ -613,9 +607,9 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   void do_accept() {
     // With one io thread every handler already runs in order; a strand per
     // socket would only add a lock and a hop to each of them.
-    auto exec = core->opts.io_threads > 1
-                  ? net::any_io_executor{net::make_strand(ioc)}
-                  : net::any_io_executor{ioc.get_executor()};
+    auto exec = core->one_io_thread()
+                  ? net::any_io_executor{ioc.get_executor()}
+                  : net::any_io_executor{net::make_strand(ioc)};
     acceptor.async_accept(exec,
                           [self = shared_from_this()](beast::error_code ec,
                                                       tcp::socket s) {

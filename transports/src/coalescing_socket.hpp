@@ -60,6 +60,7 @@ public:
 
   /// Holds sends back until uncork(), or until `flush_bytes` are gathered.
   void cork() { corked_ = true; }
+  bool corked() const { return corked_; }
   void uncork() {
     corked_ = false;
     maybe_send();
@@ -72,8 +73,9 @@ public:
   /// sends it) without a write operation of Beast's: no handler, no post per
   /// frame. Beast's own frames (ping, pong, close) still come through
   /// async_write_some; both append in call order on the socket's io thread
-  /// (or strand), so frames never interleave. The caller keeps to `has_room()` (frames that
-  /// do not fit wait in its queue) and stops before Beast's close frame.
+  /// (or strand), so frames never interleave. The caller keeps to
+  /// `has_room()` (frames that do not fit wait in its queue) and stops before
+  /// Beast's close frame.
   /// Returns false, sending nothing, once a close frame was written or the
   /// socket failed: no data frame may follow a close frame.
   bool append_text_frame(const std::string& payload) {

@@ -74,9 +74,8 @@ void apply_device(coord_ptr self, const msg::device_connection& d,
   }
 }
 
-/// Applies one message to the state. A BATCH applies its parts in order and
-/// says so: subscribers get the parts, not the envelope.
-bool apply_message(coord_ptr self, const msg::server_message& m) {
+/// Applies one message to the state; BATCH applies its parts in order.
+void apply_message(coord_ptr self, const msg::server_message& m) {
   auto& st = self->state;
   using msg::server_type;
   switch (m.type) {
@@ -116,14 +115,13 @@ bool apply_message(coord_ptr self, const msg::server_message& m) {
     case server_type::batch:
       for (auto& inner : std::get<msg::batch>(m.body).messages)
         apply_message(self, inner);
-      return true;
+      break;
     case server_type::unknown:
       ++st.data.unknown_messages;
       log::get("client.coordinator")->debug("unknown message type '{}' ignored",
                                             m.type_name);
       break;
   }
-  return false;
 }
 
 /// Replaces each BATCH by its parts, recursively, keeping the order.
@@ -174,8 +172,11 @@ coordinator_actor::behavior_type coordinator(coord_ptr self,
       auto& st = self->state;
       st.data.last_sync_ms = epoch_ms(self->home_system(), st.clock);
       bool batches = false;
-      for (auto& m : in)
-        batches |= apply_message(self, m);
+      for (auto& m : in) {
+        apply_message(self, m);
+        batches |= m.type == msg::server_type::batch;
+      }
+      // Subscribers get a BATCH's parts, not the envelope.
       if (batches) {
         inbound_batch parts;
         unpack(in, parts);
