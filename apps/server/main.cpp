@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   size_t io_threads = 1;
   size_t workers = 0;
   std::string idle_workers = "block";
+  std::string actors_on_io = "on";
   size_t max_frame = 64 * 1024;
   size_t max_sockets = 64;
   size_t max_queued_frames = 4096;
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
                  "what an idle actor thread does: block (spin briefly, then wait to be "
                  "woken) or poll (CAF's default: 25 ms of 50 us sleeps first)")
     ->envname("KULLSYNC_IDLE_WORKERS")->check(CLI::IsMember({"block", "poll"}))
+    ->capture_default_str();
+  app.add_option("--actors-on-io", actors_on_io,
+                 "on: sessions and hubs run on the io thread when a socket wakes them "
+                 "(no thread handoff per frame); off: always on the actor threads")
+    ->envname("KULLSYNC_ACTORS_ON_IO")->check(CLI::IsMember({"on", "off"}))
     ->capture_default_str();
   app.add_option("--max-frame-bytes", max_frame, "largest client frame (larger: close 1009)")
     ->envname("KULLSYNC_MAX_FRAME_BYTES")->check(CLI::Range(size_t{128}, size_t{16} << 20))
@@ -148,6 +154,8 @@ int main(int argc, char** argv) {
   auto server = kullsync::server::spawn_sync_server(sys, sc);
 
   bo.io_threads = io_threads;
+  if (actors_on_io == "off")
+    bo.io_thread_actors.clear();
   bo.ping_interval = std::chrono::seconds{ping_interval};
   bo.handshake_timeout = std::chrono::seconds{handshake_timeout};
   bo.max_frame_bytes = max_frame;

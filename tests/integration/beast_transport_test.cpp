@@ -82,6 +82,10 @@ std::string sh(const std::string& cmd) {
   return out;
 }
 
+bool connected(const sync_state& s) {
+  return s.connection.state == connection_state::connected && !s.devices.empty();
+}
+
 class beast_transport_test : public test::threaded_system_test {
 protected:
   client_engine engine_to(const std::string& url, beast_transport_options opts = {},
@@ -126,38 +130,48 @@ protected:
       e.stop();
   }
 
+  /// A progress update from one engine comes back through the real server;
+  /// a second device then joins. Returns the actor turns run on the io thread.
+  uint64_t roundtrip_through_our_server(beast_server_options bo) {
+    auto srv = server::spawn_sync_server(sys_, {});
+    bo.host = "127.0.0.1";
+    bo.port = 0;
+    beast_server listener{sys_, bo, srv.acceptor, srv.publisher};
+    auto port = listener.start();
+    auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
+    wait_for(e, connected);
+    msg::shoot_progress p;
+    p.shoot_id = "roundtrip";
+    p.status = msg::shoot_status::processing;
+    p.processed_count = 2;
+    p.total_count = 8;
+    e.send_progress(p);
+    auto s = wait_for(e, [](const sync_state& s) { return s.shoots.count("roundtrip") == 1; });
+    EXPECT_DOUBLE_EQ(s.shoots["roundtrip"].progress(), 0.25);
+    auto h = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws", {}, true);
+    wait_for(h, connected);
+    e.stop();
+    h.stop();
+    listener.stop(1s);
+    srv.stop();
+    return listener.stats().actor_turns_on_io;
+  }
+
   std::vector<client_engine> engines_;
 };
-
-bool connected(const sync_state& s) {
-  return s.connection.state == connection_state::connected && !s.devices.empty();
-}
 
 } // namespace
 
 TEST_F(beast_transport_test, talks_to_our_server) {
-  auto srv = server::spawn_sync_server(sys_, {});
+  auto turns = roundtrip_through_our_server({});
+  // By default the server's sessions and hub run on the io thread.
+  EXPECT_GT(turns, 0u);
+}
+
+TEST_F(beast_transport_test, talks_to_our_server_with_its_actors_on_caf_threads) {
   beast_server_options bo;
-  bo.host = "127.0.0.1";
-  bo.port = 0;
-  beast_server listener{sys_, bo, srv.acceptor, srv.publisher};
-  auto port = listener.start();
-  auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
-  wait_for(e, connected);
-  msg::shoot_progress p;
-  p.shoot_id = "roundtrip";
-  p.status = msg::shoot_status::processing;
-  p.processed_count = 2;
-  p.total_count = 8;
-  e.send_progress(p);
-  auto s = wait_for(e, [](const sync_state& s) { return s.shoots.count("roundtrip") == 1; });
-  EXPECT_DOUBLE_EQ(s.shoots["roundtrip"].progress(), 0.25);
-  auto h = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws", {}, true);
-  wait_for(h, connected);
-  e.stop();
-  h.stop();
-  listener.stop(1s);
-  srv.stop();
+  bo.io_thread_actors.clear();
+  EXPECT_EQ(roundtrip_through_our_server(bo), 0u);
 }
 
 TEST_F(beast_transport_test, failures_have_readable_reasons) {

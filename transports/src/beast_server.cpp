@@ -1,10 +1,12 @@
 #include "kullsync/transports/beast_server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
@@ -13,9 +15,13 @@
 #include <boost/beast/websocket.hpp>
 
 #include <caf/actor_system.hpp>
+#include <caf/execution_unit.hpp>
 #include <caf/make_actor.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/monitorable_actor.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -39,6 +45,7 @@ struct counters {
   std::atomic<uint64_t> http_requests{0};
   std::atomic<uint64_t> socket_sends{0};
   std::atomic<uint64_t> frames_written{0};
+  std::atomic<uint64_t> actor_turns_on_io{0};
 };
 
 class ws_conn;
@@ -84,6 +91,92 @@ private:
   size_t head_ = 0;
 };
 
+/// Runs the server's actors on the io thread when the io thread (or one of
+/// them running there) wakes them, as CAF's own multiplexer runs brokers:
+/// a frame then goes socket -> session -> hub -> sockets without waking
+/// another thread, and every frame read in one pass over the ready sockets
+/// is routed before their sockets are written. Actors not named in the
+/// options go to CAF's scheduler, as any send would put them.
+class io_unit final : public caf::execution_unit {
+public:
+  io_unit(caf::actor_system& sys, net::io_context& ioc,
+          std::vector<std::string> names, std::atomic<uint64_t>& turns)
+    : caf::execution_unit(&sys), ioc_(ioc), names_(std::move(names)),
+      turns_(turns) {
+  }
+
+  void exec_later(caf::resumable* job) override {
+    if (runs_here(job))
+      net::post(ioc_, turn{this, job});
+    else
+      system().scheduler().enqueue(job);
+  }
+
+  /// The context for sends from the io thread; null when no actor runs here.
+  caf::execution_unit* context() { return names_.empty() ? nullptr : this; }
+
+private:
+  // Messages per turn: enough to route a burst in one go, few enough that
+  // sockets are served between the turns of a busy actor.
+  static constexpr size_t turn_throughput = 256;
+
+  /// One posted turn of an actor. A turn that never runs (the io_context is
+  /// destroyed first) still releases its actor, as CAF's multiplexer does.
+  class turn {
+  public:
+    turn(io_unit* unit, caf::resumable* job) : unit_(unit), job_(job) {}
+    turn(turn&& x) noexcept : unit_(x.unit_), job_(std::exchange(x.job_, nullptr)) {}
+    turn(const turn&) = delete;
+    turn& operator=(const turn&) = delete;
+    turn& operator=(turn&&) = delete;
+    ~turn() {
+      if (job_ != nullptr)
+        caf::scheduler::abstract_coordinator::cleanup_and_release(job_);
+    }
+    void operator()() { unit_->resume(std::exchange(job_, nullptr)); }
+
+  private:
+    io_unit* unit_;
+    caf::resumable* job_;
+  };
+
+  bool runs_here(caf::resumable* job) const {
+    if (job->subtype() != caf::resumable::scheduled_actor)
+      return false;
+    const char* name = static_cast<caf::scheduled_actor*>(job)->name();
+    return std::any_of(names_.begin(), names_.end(),
+                       [&](const std::string& n) { return n == name; });
+  }
+
+  void resume(caf::resumable* job) {
+    turns_.fetch_add(1, std::memory_order_relaxed);
+    switch (job->resume(this, turn_throughput)) {
+      case caf::resumable::resume_later:
+        net::post(ioc_, turn{this, job});
+        break;
+      case caf::resumable::shutdown_execution_unit:
+        break; // not an actor's result; nothing to release
+      default:
+        caf::intrusive_ptr_release(job);
+    }
+  }
+
+  net::io_context& ioc_;
+  std::vector<std::string> names_;
+  std::atomic<uint64_t>& turns_;
+};
+
+/// A send from the io thread: a recipient that may run there is run there.
+template <class Dest, class... Ts>
+void tell(io_unit& unit, const Dest& dest, Ts&&... xs) {
+  using token = caf::detail::type_list<caf::detail::strip_and_convert_t<Ts>...>;
+  static_assert(caf::response_type_unbox<caf::signatures_of_t<Dest>, token>::valid,
+                "receiver does not accept given message");
+  if (dest)
+    dest->eq_impl(caf::make_message_id(), nullptr, unit.context(),
+                  std::forward<Ts>(xs)...);
+}
+
 /// What connections share with the server. It owns the io_context: socket
 /// actors may outlive the server object, and their connections must still
 /// find the context (stopped, but alive) until the last one is gone.
@@ -98,6 +191,7 @@ struct server_core {
   std::set<std::shared_ptr<ws_conn>> conns; // open WebSockets, for shutdown
   std::set<ws_conn*> live;                    // every connection object
   std::atomic<bool> stopping{false};
+  io_unit unit; // after ioc: it posts there
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
   // Frames from actors for any socket, when one io thread serves them all:
   // one post carries every frame that came meanwhile, whatever its socket
@@ -107,13 +201,19 @@ struct server_core {
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> outbox;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> drained;
 
+  bool outbox_empty() {
+    std::lock_guard<std::mutex> guard{outbox_mtx};
+    return outbox.empty();
+  }
+
   /// One io thread runs every socket's handlers: no strands, one outbox.
   bool one_io_thread() const { return opts.io_threads <= 1; }
 
   server_core(caf::actor_system& s, beast_server_options o, acceptor_actor a,
               http_handler_actor h)
     : ioc(static_cast<int>(std::max<size_t>(1, o.io_threads))), sys(s),
-      opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)) {
+      opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)),
+      unit(s, ioc, opts.io_thread_actors, stats.actor_turns_on_io) {
   }
 };
 
@@ -155,7 +255,7 @@ public:
     ws_.auto_fragment(false);
     arm_kill_timer(); // a session that never attaches does not pin the socket
     auto actor = make_socket_endpoint(core_->sys, shared_from_this());
-    caf::anon_send(core_->acceptor, accept_atom::value, actor,
+    tell(core_->unit, core_->acceptor, accept_atom::value, actor,
                    std::move(target), std::move(headers));
   }
 
@@ -288,8 +388,8 @@ void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
   tag_ = tag;
   attached_ = true;
   if (reported_) { // closed before anyone listened
-    caf::anon_send(listener_, closed_atom::value, tag_, close_code::abnormal,
-                   std::string{"connection reset"});
+    tell(core_->unit, listener_, closed_atom::value, tag_, close_code::abnormal,
+         std::string{"connection reset"});
     listener_ = nullptr;
     return;
   }
@@ -322,7 +422,7 @@ void ws_conn::on_accept(beast::error_code ec) {
     std::lock_guard<std::mutex> guard{core_->mtx};
     core_->conns.insert(shared_from_this());
   }
-  caf::anon_send(listener_, opened_atom::value, tag_);
+  tell(core_->unit, listener_, opened_atom::value, tag_);
   do_read();
   // Frames sent while the handshake was pending go out first, in one send.
   ws_.next_layer().cork();
@@ -343,8 +443,8 @@ void ws_conn::on_read(beast::error_code ec, size_t) {
     return report_closed(ec);
   }
   // Binary frames are read as text, as the legacy server's JSON.parse does.
-  caf::anon_send(listener_, frame_atom::value, tag_,
-                 beast::buffers_to_string(buf_.data()));
+  tell(core_->unit, listener_, frame_atom::value, tag_,
+       beast::buffers_to_string(buf_.data()));
   buf_.consume(buf_.size());
   buf_.shrink_to_fit(); // the next read starts small again (see read_buffer)
   do_read();
@@ -393,7 +493,10 @@ void ws_conn::post_to_outbox(shared_frame f) {
     if (core_->outbox.size() > 1)
       return; // a drain is already posted
   }
-  net::post(core_->ioc, [core = core_] { drain_outbox(*core); });
+  // On the io thread the loop drains once nothing else is ready
+  // (run_one_io_thread); from elsewhere it must be woken.
+  if (!core_->ioc.get_executor().running_in_this_thread())
+    net::post(core_->ioc, [core = core_] { drain_outbox(*core); });
 }
 
 void ws_conn::write_frame(const shared_frame& f) {
@@ -488,7 +591,7 @@ void ws_conn::report(uint16_t code, std::string reason) {
   reported_ = true;
   kill_timer_.cancel();
   if (attached_) {
-    caf::anon_send(listener_, closed_atom::value, tag_, code, std::move(reason));
+    tell(core_->unit, listener_, closed_atom::value, tag_, code, std::move(reason));
     listener_ = nullptr;
   }
   if (!open_)
@@ -496,6 +599,28 @@ void ws_conn::report(uint16_t code, std::string reason) {
   --core_->stats.sockets_open;
   std::lock_guard<std::mutex> guard{core_->mtx};
   core_->conns.erase(shared_from_this());
+}
+
+/// The io thread's loop when it serves every socket alone. The outbox is
+/// drained when nothing else is ready: every frame that one pass over the
+/// ready sockets produced for a socket leaves in one send, while a quiet
+/// server still sends at once. A pass is not cut short: Beast hands over the
+/// second frame of a read only after every handler queued meanwhile, so a
+/// user's updates read together are routed together only by the pass's
+/// end. Under overload that never goes idle, a drain every `drain_every`
+/// handlers (a few ms) bounds how long frames wait.
+void run_one_io_thread(server_core& core) {
+  constexpr size_t drain_every = 4096;
+  size_t ran = 0;
+  while (!core.ioc.stopped()) {
+    if (core.ioc.poll_one() > 0 && ++ran < drain_every)
+      continue;
+    ran = 0;
+    if (!core.outbox_empty())
+      ws_conn::drain_outbox(core);
+    else if (core.ioc.run_one() == 0)
+      break; // stopped, or out of work
+  }
 }
 
 // -- HTTP -------------------------------------------------------------------------
@@ -556,7 +681,7 @@ private:
                   });
       });
     stream_.expires_never(); // the actor answers; the responder keeps us alive
-    caf::anon_send(core_->http, http_atom::value, std::move(ex));
+    tell(core_->unit, core_->http, http_atom::value, std::move(ex));
   }
 
   void write(http_response r, unsigned version, bool keep_alive) {
@@ -657,7 +782,12 @@ uint16_t beast_server::start() {
   auto port = acc.local_endpoint().port();
   impl_->do_accept();
   for (size_t i = 0; i < std::max<size_t>(1, o.io_threads); ++i)
-    impl_->threads.emplace_back([p = impl_] { p->ioc.run(); });
+    impl_->threads.emplace_back([p = impl_] {
+      if (p->core->one_io_thread())
+        run_one_io_thread(*p->core);
+      else
+        p->ioc.run();
+    });
   impl_->core->log->info("listening on {}:{} (WebSocket path {})", o.host, port,
                          o.ws_path);
   return port;
@@ -720,6 +850,7 @@ beast_server_stats beast_server::stats() const {
   s.http_requests = c.http_requests;
   s.socket_sends = c.socket_sends;
   s.frames_written = c.frames_written;
+  s.actor_turns_on_io = c.actor_turns_on_io;
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -28,6 +29,14 @@ struct beast_server_options {
   size_t max_http_body = 64 * 1024;           // larger: 413
   size_t max_queued_frames = 4096;            // a reader this far behind is
   size_t max_queued_bytes = 4 * 1024 * 1024;  // closed with 1008
+  /// Actors (by name) that run on the io thread when a socket or another of
+  /// them wakes them, instead of waiting for a CAF worker: a frame then
+  /// travels socket -> session -> hub -> sockets on one thread, with no
+  /// wake-up between threads. They must never block. Any other actor, and
+  /// these when woken from elsewhere (timers, the application), run on
+  /// CAF's scheduler as usual. Empty: every actor runs there.
+  std::vector<std::string> io_thread_actors = {
+    "kullsync.session", "kullsync.hub", "kullsync.publisher"};
 };
 
 struct beast_server_stats {
@@ -37,6 +46,7 @@ struct beast_server_stats {
   uint64_t http_requests = 0;
   uint64_t socket_sends = 0; // each gathers every frame queued for its socket meanwhile
   uint64_t frames_written = 0;
+  uint64_t actor_turns_on_io = 0; // turns of io_thread_actors run by the io thread
 };
 
 class beast_server {
