@@ -713,6 +713,19 @@ decode_result<server_message> decode_server(std::string_view text,
   return detail::decode_server_general(text, lim);
 }
 
+std::optional<decode_error> decode_server_into(std::string_view text,
+                                               server_message& out,
+                                               const decode_limits& lim) {
+  if (text.size() <= lim.max_frame_bytes
+      && detail::read_progress_frame(text, lim.max_depth, out))
+    return std::nullopt;
+  auto r = detail::decode_server_general(text, lim);
+  if (!r)
+    return r.error();
+  out = std::move(*r);
+  return std::nullopt;
+}
+
 decode_result<server_message> detail::decode_server_general(
   std::string_view text, const decode_limits& lim) {
   return decode_frame<server_message>(text, lim, read_server);

@@ -166,22 +166,21 @@ public:
     }
   }
 
-  /// The message, if every required field was there.
-  std::optional<server_message> finish() {
+  /// Fills `m` if every required field was there.
+  bool finish(server_message& m) {
     constexpr uint32_t required
       = (1u << type) | (1u << data) | (1u << timestamp) | (1u << shoot_id)
         | (1u << status) | (1u << processed_count) | (1u << total_count);
     if ((seen_ & required) != required || !is_progress_ || !has_timestamp_
         || !has_status_)
-      return std::nullopt;
-    server_message m;
+      return false;
     m.type = server_type::shoot_progress;
     m.type_name = "SHOOT_PROGRESS";
     m.timestamp = timestamp_;
     m.device_id = std::move(device_id_);
     m.user_id = std::move(user_id_);
     m.body = std::move(msg_);
-    return m;
+    return true;
   }
 
 private:
@@ -245,16 +244,24 @@ private:
 
 } // namespace
 
-std::optional<server_message> read_progress_frame(std::string_view text,
-                                                  size_t max_depth) {
+bool read_progress_frame(std::string_view text, size_t max_depth,
+                         server_message& out) {
   json::parse_options opts;
   opts.max_depth = max_depth;
   json::basic_parser<progress_handler> p{opts};
   error_code ec;
   auto n = p.write_some(false, text.data(), text.size(), ec);
   if (ec || n != text.size())
+    return false;
+  return p.handler().finish(out);
+}
+
+std::optional<server_message> read_progress_frame(std::string_view text,
+                                                  size_t max_depth) {
+  server_message m;
+  if (!read_progress_frame(text, max_depth, m))
     return std::nullopt;
-  return p.handler().finish();
+  return m;
 }
 
 } // namespace kullsync::msg::detail

@@ -22,6 +22,11 @@ namespace kullsync::msg::detail {
 std::optional<server_message> read_progress_frame(std::string_view text,
                                                   size_t max_depth);
 
+/// The same into `out` (untouched when it returns false): a caller filling a
+/// container decodes in place instead of moving the message along.
+bool read_progress_frame(std::string_view text, size_t max_depth,
+                         server_message& out);
+
 /// decode_server without the one-pass reader (tests compare the two).
 decode_result<server_message> decode_server_general(std::string_view text,
                                                     const decode_limits& lim);

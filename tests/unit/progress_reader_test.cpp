@@ -1,6 +1,7 @@
 // The one-pass SHOOT_PROGRESS reader against the general decoder: whatever
 // the reader accepts must decode to the same message the general way, and
 // whatever it declines must reach the general decoder (and its errors).
+// decode_server_into, which decodes in place, answers as decode_server does.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -15,6 +16,32 @@ namespace {
 const std::string plain
   = R"({"type":"SHOOT_PROGRESS","data":{"shootId":"wedding-0412","status":"processing","processedCount":130,"totalCount":250,"currentImage":"IMG_0130.CR3","eta":72.5,"provider":"openai"},"timestamp":1732580000123,"deviceId":"server","userId":"u1"})";
 
+/// A message with every field set, which decode_server_into must replace.
+server_message stale() {
+  server_message m;
+  m.type = server_type::credit_update;
+  m.type_name = "CREDIT_UPDATE";
+  m.body = credit_update{"u9", 5, -1, "stale"};
+  m.timestamp = 1;
+  m.device_id = "old-device";
+  m.user_id = "u9";
+  return m;
+}
+
+/// decode_server_into agrees with decode_server, whatever `out` held.
+void expect_into_alike(const std::string& text, const decode_limits& lim) {
+  auto whole = decode_server(text, lim);
+  auto into = stale();
+  auto err = decode_server_into(text, into, lim);
+  ASSERT_EQ(bool(whole), !err) << text;
+  if (whole) {
+    EXPECT_EQ(into, *whole) << text;
+  } else {
+    EXPECT_EQ(err->code, whole.error().code);
+    EXPECT_EQ(err->detail, whole.error().detail);
+  }
+}
+
 /// The reader takes `text` and agrees with the general decoder.
 void expect_read_alike(const std::string& text) {
   auto fast = detail::read_progress_frame(text, 32);
@@ -25,6 +52,7 @@ void expect_read_alike(const std::string& text) {
   auto both = decode_server(text);
   ASSERT_TRUE(both);
   EXPECT_EQ(*both, *general);
+  expect_into_alike(text, {});
 }
 
 /// The reader declines `text`; decode_server says what the general decoder says.
@@ -41,6 +69,7 @@ void expect_declined(const std::string& text, size_t max_depth = 32) {
     EXPECT_EQ(both.error().code, general.error().code);
     EXPECT_EQ(both.error().detail, general.error().detail);
   }
+  expect_into_alike(text, lim);
 }
 
 TEST(progress_reader, reads_what_the_legacy_server_sends) {

@@ -5,6 +5,7 @@
 /// wrong and where (a field path such as `data.providers[2].status`).
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -60,6 +61,13 @@ private:
 /// Decodes one server -> client frame (a client's input).
 decode_result<server_message> decode_server(std::string_view text,
                                             const decode_limits& lim = {});
+
+/// The same into `out`, for a caller that keeps messages in a container (no
+/// move of the decoded message): nothing on success, else the reason, with
+/// `out` then unspecified.
+std::optional<decode_error> decode_server_into(std::string_view text,
+                                               server_message& out,
+                                               const decode_limits& lim = {});
 
 /// Decodes one client -> server frame (a server's input).
 decode_result<client_message> decode_client(std::string_view text,
