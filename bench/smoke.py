@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Smoke run of kullsync-bench's three modes against kullsync-server and, when
-Node and the baseline's `ws` are installed, the legacy Node server: each mode
+Node is installed, the legacy Node server (its `ws` installed from npm on
+first use, as the other tests do): each mode
 runs briefly and must report sane figures. Timing is not judged here.
 
 Against our server with a 1 s protocol ping, a fan-out of 3 s also proves
@@ -73,7 +74,11 @@ run_all("kullsync", [server_bin, "--listen", "127.0.0.1:0", "--log-level", "erro
                      "--ping-interval", "1"], 3)
 node = shutil.which("node")
 legacy = os.path.join(baseline_dir, "legacy-server.js")
-if node and os.path.isdir(os.path.join(baseline_dir, "node_modules", "ws")):
+ws_dir = os.path.join(baseline_dir, "node_modules", "ws")
+if node and not os.path.isdir(ws_dir) and shutil.which("npm"):
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=baseline_dir,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+if node and os.path.isdir(ws_dir):
     run_all("legacy", [node, legacy, "--port", "0"], 1)
 else:
     print("legacy server skipped: node or the baseline's ws is not installed")
