@@ -168,6 +168,12 @@ TEST_F(beast_transport_test, talks_to_our_server) {
   EXPECT_GT(turns, 0u);
 }
 
+TEST_F(beast_transport_test, talks_to_our_server_with_two_io_threads) {
+  beast_server_options bo;
+  bo.io_threads = 2; // turns of the same actors on either io thread
+  EXPECT_GT(roundtrip_through_our_server(bo), 0u);
+}
+
 TEST_F(beast_transport_test, talks_to_our_server_with_its_actors_on_caf_threads) {
   beast_server_options bo;
   bo.io_thread_actors.clear();
