@@ -103,7 +103,6 @@ public:
 
 private:
   void on_connect(error_code ec);
-  void on_handshake_sent(error_code ec);
   void do_read();
   void on_read(error_code ec, size_t n);
   bool on_handshake_reply();
@@ -321,6 +320,8 @@ void conn::on_frames() {
     at += head + len;
     switch (opcode) {
       case 0x0: // continuation
+        if (message_.size() + payload.size() > (64u << 20))
+          return fail("read: message too large");
         message_.append(payload);
         if (fin) {
           on_message(message_);
