@@ -193,10 +193,10 @@ struct server_core {
   std::atomic<bool> stopping{false};
   io_unit unit; // after ioc: it posts there
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
-  // Frames from actors for any socket, when one io thread serves them all:
-  // one post carries every frame that came meanwhile, whatever its socket
-  // (a broadcast to a user's devices wakes the io thread once, not per
-  // device).
+  // Frames from actors for any socket, when one io thread serves them all.
+  // The io thread's loop drains it when idle; a frame from another thread
+  // posts one drain for every frame that comes meanwhile, whatever its
+  // socket (a broadcast to a user's devices wakes the io thread once).
   std::mutex outbox_mtx;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> outbox;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> drained;
@@ -266,7 +266,7 @@ public:
     });
   }
   // Frames wait in the server's outbox (one io thread) or in the socket's
-  // inbox (a strand per socket); one post drains all that came meanwhile.
+  // inbox (a strand per socket), drained together.
   void post_send(shared_frame f) {
     if (core_->one_io_thread())
       return post_to_outbox(std::move(f));
@@ -491,7 +491,7 @@ void ws_conn::post_to_outbox(shared_frame f) {
     std::lock_guard<std::mutex> guard{core_->outbox_mtx};
     core_->outbox.emplace_back(shared_from_this(), std::move(f));
     if (core_->outbox.size() > 1)
-      return; // a drain is already posted
+      return; // a drain is posted, or the io thread is busy and will drain
   }
   // On the io thread the loop drains once nothing else is ready
   // (run_one_io_thread); from elsewhere it must be woken.
