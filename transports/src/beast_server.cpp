@@ -222,7 +222,9 @@ struct server_core {
 class ws_conn : public std::enable_shared_from_this<ws_conn> {
 public:
   ws_conn(std::shared_ptr<server_core> core, tcp::socket&& socket)
-    : core_(std::move(core)), ws_(std::move(socket)), kill_timer_(ws_.get_executor()) {
+    : core_(std::move(core)), ws_(std::move(socket)) {
+    if (!core_->one_io_thread())
+      inbox_ = std::make_unique<strand_inbox>();
     std::lock_guard<std::mutex> guard{core_->mtx};
     core_->live.insert(this);
   }
@@ -271,9 +273,9 @@ public:
     if (core_->one_io_thread())
       return post_to_outbox(std::move(f));
     {
-      std::lock_guard<std::mutex> guard{inbox_mtx_};
-      inbox_.push_back(std::move(f));
-      if (inbox_.size() > 1)
+      std::lock_guard<std::mutex> guard{inbox_->mtx};
+      inbox_->frames.push_back(std::move(f));
+      if (inbox_->frames.size() > 1)
         return; // a drain is already posted
     }
     net::post(ws_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
@@ -292,7 +294,7 @@ public:
   // handlers run (with errors) and release this connection.
   void abort() {
     beast::error_code ignored;
-    kill_timer_.cancel();
+    kill_timer_.reset();
     beast::get_lowest_layer(ws_).close(ignored);
   }
 
@@ -317,9 +319,13 @@ private:
   read_buffer buf_;
   // The upgrade request, answered once the session attached; then released.
   std::unique_ptr<http::request<http::string_body>> req_;
-  std::mutex inbox_mtx_;
-  std::vector<shared_frame> inbox_;  // from actors, not yet on the io thread
-  std::vector<shared_frame> drained_;
+  // With several io threads: frames from actors, not yet on the strand.
+  struct strand_inbox {
+    std::mutex mtx;
+    std::vector<shared_frame> frames;
+    std::vector<shared_frame> drained;
+  };
+  std::unique_ptr<strand_inbox> inbox_; // null with one io thread (the outbox)
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   bool attached_ = false;
@@ -330,7 +336,9 @@ private:
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
   frame_queue queue_;
   size_t queued_bytes_ = 0;
-  net::steady_timer kill_timer_; // ends a close handshake the peer ignores
+  // Ends a handshake or a close the peer lets hang; only while one is under
+  // way (an idle socket keeps no timer: 120 bytes).
+  std::unique_ptr<net::steady_timer> kill_timer_;
 };
 
 /// The transport actor of an accepted socket. Its mailbox is the socket's own
@@ -394,14 +402,16 @@ void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
     return;
   }
   if (!pending_close_)
-    kill_timer_.cancel();
+    kill_timer_.reset(); // destroying it cancels the wait
   ws_.async_accept(*req_, beast::bind_front_handler(&ws_conn::on_accept,
                                                     shared_from_this()));
 }
 
 void ws_conn::arm_kill_timer() {
-  kill_timer_.expires_after(core_->opts.handshake_timeout);
-  kill_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  if (!kill_timer_)
+    kill_timer_ = std::make_unique<net::steady_timer>(ws_.get_executor());
+  kill_timer_->expires_after(core_->opts.handshake_timeout);
+  kill_timer_->async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec)
       return; // cancelled: in time
     beast::error_code ignored;
@@ -439,7 +449,7 @@ void ws_conn::do_read() {
 
 void ws_conn::on_read(beast::error_code ec, size_t) {
   if (ec) {
-    kill_timer_.cancel();
+    kill_timer_.reset();
     return report_closed(ec);
   }
   // Binary frames are read as text, as the legacy server's JSON.parse does.
@@ -452,17 +462,18 @@ void ws_conn::on_read(beast::error_code ec, size_t) {
 
 void ws_conn::drain_inbox() {
   {
-    std::lock_guard<std::mutex> guard{inbox_mtx_};
-    drained_.swap(inbox_);
+    std::lock_guard<std::mutex> guard{inbox_->mtx};
+    inbox_->drained.swap(inbox_->frames);
   }
+  auto& drained = inbox_->drained;
   auto& sock = ws_.next_layer();
   sock.cork(); // everything drained leaves in one send
-  for (auto& f : drained_)
+  for (auto& f : drained)
     send(f);
   sock.uncork();
-  drained_.clear();
-  if (drained_.capacity() > 64)
-    std::vector<shared_frame>{}.swap(drained_);
+  drained.clear();
+  if (drained.capacity() > 64)
+    std::vector<shared_frame>{}.swap(drained);
 }
 
 /// Each socket is corked from its first frame of the drain until all are
@@ -589,7 +600,7 @@ void ws_conn::report(uint16_t code, std::string reason) {
   if (reported_)
     return;
   reported_ = true;
-  kill_timer_.cancel();
+  kill_timer_.reset();
   if (attached_) {
     tell(core_->unit, listener_, closed_atom::value, tag_, code, std::move(reason));
     listener_ = nullptr;

@@ -31,7 +31,7 @@ struct hub_state {
   server_config cfg;
   wall_clock clock;
   std::map<std::string, user_entry> users;
-  std::map<caf::actor_addr, std::pair<std::string, std::string>> by_session;
+  std::map<caf::actor_addr, std::string> by_session; // session -> its user
   hub_stats stats;
   uint64_t next_version = 0;
   std::shared_ptr<spdlog::logger> log = log::get("server.hub");
@@ -73,10 +73,8 @@ void forget_if_empty(hub_ptr self, const std::string& user) {
   self->state.stats.users = self->state.users.size();
 }
 
-void leave(hub_ptr self, const std::string& user, const std::string& device,
-           const caf::actor_addr& who) {
+void leave(hub_ptr self, const std::string& user, const caf::actor_addr& who) {
   auto& st = self->state;
-  st.by_session.erase(who);
   auto i = st.users.find(user);
   if (i == st.users.end())
     return;
@@ -85,6 +83,7 @@ void leave(hub_ptr self, const std::string& user, const std::string& device,
                         [&](auto& s) { return s.session.address() == who; });
   if (j == socks.end())
     return;
+  auto device = std::move(j->device_id);
   socks.erase(j);
   --st.stats.sockets;
   deliver(self, i->second,
@@ -112,8 +111,9 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto i = self->state.by_session.find(dm.source);
     if (i != self->state.by_session.end()) {
-      auto [user, device] = i->second;
-      leave(self, user, device, dm.source);
+      auto user = std::move(i->second);
+      self->state.by_session.erase(i);
+      leave(self, user, dm.source);
     }
   });
   return {
@@ -128,7 +128,7 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
         return false;
       }
       self->monitor(who);
-      st.by_session[who.address()] = {user, device};
+      st.by_session[who.address()] = user;
       u.sockets.push_back({device, who, std::move(socket)});
       ++st.stats.sockets;
       st.stats.users = st.users.size();
@@ -138,10 +138,10 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
               &u.sockets.back());
       return true;
     },
-    [=](leave_atom, const std::string& user, const std::string& device,
-        const session_actor& who) {
+    [=](leave_atom, const std::string& user, const session_actor& who) {
       self->demonitor(who.address());
-      leave(self, user, device, who.address());
+      self->state.by_session.erase(who.address());
+      leave(self, user, who.address());
     },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
         const std::string& data_json) {

@@ -13,8 +13,6 @@ namespace {
 struct session_state {
   std::shared_ptr<const session_env> env;
   transport_actor transport;
-  std::string target;
-  header_list headers;
   identity who;
   bool joined = false;
   std::optional<std::pair<uint16_t, std::string>> refusal; // close once opened
@@ -43,13 +41,12 @@ void attach(session_ptr self) {
 /// lets the transport complete the handshake: a client that sees its link
 /// open is already registered. A refused socket is still opened, then closed
 /// with its code, as the deployed server does.
-void start(session_ptr self) {
+void start(session_ptr self, const std::string& target,
+           const header_list& headers) {
   auto& st = self->state;
-  auto token = extract_token(st.target, st.headers);
-  // The handshake's request is needed only for this: an idle socket should
+  // The handshake's request is needed only for this: an idle session does
   // not keep it.
-  std::string{}.swap(st.target);
-  header_list{}.swap(st.headers);
+  auto token = extract_token(target, headers);
   auto r = st.env->cfg.auth->authenticate(token, now_ms(self));
   if (!r.who) {
     st.log->info("rejected socket: {} ({})", r.failure.reason,
@@ -132,9 +129,7 @@ session_actor::behavior_type session(session_ptr self,
   auto& st = self->state;
   st.env = std::move(env);
   st.transport = std::move(transport);
-  st.target = std::move(target);
-  st.headers = std::move(headers);
-  start(self);
+  start(self, target, headers);
   return {
     [=](opened_atom, uint64_t) { on_opened(self); },
     [=](frame_atom, uint64_t, const std::string& text) { on_frame(self, text); },
@@ -149,7 +144,7 @@ session_actor::behavior_type session(session_ptr self,
                      st.who.device_id, st.who.user_id, code, reason,
                      st.frames_in, st.ignored);
         self->send(my_hub(self), leave_atom::value, st.who.user_id,
-                   st.who.device_id, caf::actor_cast<session_actor>(self));
+                   caf::actor_cast<session_actor>(self));
       }
       self->quit();
     },
