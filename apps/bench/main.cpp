@@ -30,6 +30,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "kullsync/transports/ws_frame.hpp"
 #include "percentile.hpp"
 
 namespace net = boost::asio;
@@ -392,18 +393,9 @@ void conn::queue_update() {
 // payload (RFC 6455 5.3).
 void conn::queue_frame(uint8_t opcode, std::string_view payload) {
   size_t n = payload.size();
-  pending_ += static_cast<char>(0x80 | opcode);
-  if (n < 126) {
-    pending_ += static_cast<char>(0x80 | n);
-  } else if (n <= 0xffff) {
-    pending_ += static_cast<char>(0x80 | 126);
-    pending_ += static_cast<char>(n >> 8);
-    pending_ += static_cast<char>(n & 0xff);
-  } else {
-    pending_ += static_cast<char>(0x80 | 127);
-    for (int i = 7; i >= 0; --i)
-      pending_ += static_cast<char>((uint64_t(n) >> (8 * i)) & 0xff);
-  }
+  unsigned char head[kullsync::ws::max_frame_header];
+  pending_.append(reinterpret_cast<const char*>(head),
+                  kullsync::ws::write_frame_header(head, opcode, n, true));
   uint32_t key = next_mask();
   unsigned char k[4] = {uint8_t(key >> 24), uint8_t(key >> 16), uint8_t(key >> 8), uint8_t(key)};
   pending_.append(reinterpret_cast<const char*>(k), 4);

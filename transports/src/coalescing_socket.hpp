@@ -35,6 +35,8 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
+#include "kullsync/transports/ws_frame.hpp"
+
 namespace kullsync::detail {
 
 class coalescing_socket {
@@ -81,22 +83,8 @@ public:
   bool append_text_frame(const std::string& payload) {
     if (close_written_ || error_)
       return false;
-    unsigned char head[10];
-    size_t n = payload.size(), len = 2;
-    head[0] = 0x81; // FIN, text
-    if (n < 126) {
-      head[1] = static_cast<unsigned char>(n);
-    } else if (n <= 0xffff) {
-      head[1] = 126;
-      head[2] = static_cast<unsigned char>(n >> 8);
-      head[3] = static_cast<unsigned char>(n);
-      len = 4;
-    } else {
-      head[1] = 127;
-      for (int i = 0; i < 8; ++i)
-        head[2 + i] = static_cast<unsigned char>(uint64_t{n} >> (56 - 8 * i));
-      len = 10;
-    }
+    unsigned char head[ws::max_frame_header];
+    auto len = ws::write_frame_header(head, 0x1, payload.size(), false); // text
     pending_.append(reinterpret_cast<const char*>(head), len);
     pending_.append(payload);
     maybe_send();

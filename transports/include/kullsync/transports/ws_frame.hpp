@@ -1,0 +1,38 @@
+#pragma once
+
+/// The header of a WebSocket frame (RFC 6455 5.2), for code that frames
+/// messages itself: the server's output buffer and the load generator. No
+/// dependencies.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kullsync::ws {
+
+/// The longest frame header, without a mask key.
+constexpr size_t max_frame_header = 10;
+
+/// Writes the header of an unfragmented frame (FIN set) with `opcode` and a
+/// payload of `n` bytes into `head` and returns its length (2, 4 or 10).
+/// `masked` sets the mask bit of a client's frame, whose 4-byte key follows.
+inline size_t write_frame_header(unsigned char (&head)[max_frame_header],
+                                 uint8_t opcode, uint64_t n, bool masked) {
+  const unsigned char mask = masked ? 0x80 : 0x00;
+  head[0] = static_cast<unsigned char>(0x80 | opcode);
+  if (n < 126) {
+    head[1] = static_cast<unsigned char>(mask | n);
+    return 2;
+  }
+  if (n <= 0xffff) {
+    head[1] = mask | 126;
+    head[2] = static_cast<unsigned char>(n >> 8);
+    head[3] = static_cast<unsigned char>(n);
+    return 4;
+  }
+  head[1] = mask | 127;
+  for (int i = 0; i < 8; ++i)
+    head[2 + i] = static_cast<unsigned char>(n >> (56 - 8 * i));
+  return 10;
+}
+
+} // namespace kullsync::ws
