@@ -73,8 +73,14 @@ void forget_if_empty(hub_ptr self, const std::string& user) {
   self->state.stats.users = self->state.users.size();
 }
 
-void leave(hub_ptr self, const std::string& user, const caf::actor_addr& who) {
+/// A session's socket leaves its user (the session said so, or died).
+void leave(hub_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
+  auto entry = st.by_session.find(who);
+  if (entry == st.by_session.end())
+    return;
+  auto user = std::move(entry->second);
+  st.by_session.erase(entry);
   auto i = st.users.find(user);
   if (i == st.users.end())
     return;
@@ -108,14 +114,7 @@ void remember(hub_ptr self, user_entry& u, const std::string& user,
 hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) {
   self->state.cfg = std::move(cfg);
   self->state.clock = clock;
-  self->set_down_handler([=](const caf::down_msg& dm) {
-    auto i = self->state.by_session.find(dm.source);
-    if (i != self->state.by_session.end()) {
-      auto user = std::move(i->second);
-      self->state.by_session.erase(i);
-      leave(self, user, dm.source);
-    }
-  });
+  self->set_down_handler([=](const caf::down_msg& dm) { leave(self, dm.source); });
   return {
     [=](join_atom, const std::string& user, const std::string& device,
         session_actor who, transport_actor socket) {
@@ -138,10 +137,9 @@ hub_actor::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) 
               &u.sockets.back());
       return true;
     },
-    [=](leave_atom, const std::string& user, const session_actor& who) {
+    [=](leave_atom, const session_actor& who) {
       self->demonitor(who.address());
-      self->state.by_session.erase(who.address());
-      leave(self, user, who.address());
+      leave(self, who.address());
     },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
         const std::string& data_json) {

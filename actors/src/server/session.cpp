@@ -143,7 +143,7 @@ session_actor::behavior_type session(session_ptr self,
         st.log->info("device {} of user {} left ({} {}); {} frames in, {} ignored",
                      st.who.device_id, st.who.user_id, code, reason,
                      st.frames_in, st.ignored);
-        self->send(my_hub(self), leave_atom::value, st.who.user_id,
+        self->send(my_hub(self), leave_atom::value,
                    caf::actor_cast<session_actor>(self));
       }
       self->quit();

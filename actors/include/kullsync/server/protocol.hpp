@@ -74,7 +74,7 @@ using session_actor = caf::typed_actor<
 using hub_actor = caf::typed_actor<
   caf::replies_to<join_atom, std::string, std::string, session_actor,
                   transport_actor>::with<bool>,
-  caf::reacts_to<leave_atom, std::string, session_actor>,
+  caf::reacts_to<leave_atom, session_actor>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string>,
   caf::reacts_to<expire_atom, std::string, std::string, uint64_t>,
   caf::reacts_to<shutdown_atom, uint16_t, std::string>,
