@@ -705,17 +705,17 @@ std::string write_to_string(const T& x) {
 
 decode_result<server_message> decode_server(std::string_view text,
                                             const decode_limits& lim) {
-  // Progress frames are most of what a client reads: a plain one is read in
-  // one pass; anything else, or anything unusual, takes the general path.
-  if (text.size() <= lim.max_frame_bytes)
-    if (auto m = detail::read_progress_frame(text, lim.max_depth))
-      return std::move(*m);
-  return detail::decode_server_general(text, lim);
+  server_message m;
+  if (auto err = decode_server_into(text, m, lim))
+    return std::move(*err);
+  return m;
 }
 
 std::optional<decode_error> decode_server_into(std::string_view text,
                                                server_message& out,
                                                const decode_limits& lim) {
+  // Progress frames are most of what a client reads: a plain one is read in
+  // one pass; anything else, or anything unusual, takes the general path.
   if (text.size() <= lim.max_frame_bytes
       && detail::read_progress_frame(text, lim.max_depth, out))
     return std::nullopt;
