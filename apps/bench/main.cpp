@@ -34,6 +34,7 @@
 #include "percentile.hpp"
 
 namespace net = boost::asio;
+namespace op = kullsync::ws::opcode;
 using error_code = boost::system::error_code;
 using tcp = net::ip::tcp;
 using clk = std::chrono::steady_clock;
@@ -320,7 +321,7 @@ void conn::on_frames() {
     std::string_view payload{in_.get() + at + head, static_cast<size_t>(len)};
     at += head + len;
     switch (opcode) {
-      case 0x0: // continuation
+      case op::continuation:
         if (message_.size() + payload.size() > (64u << 20))
           return fail("read: message too large");
         message_.append(payload);
@@ -329,21 +330,21 @@ void conn::on_frames() {
           message_.clear();
         }
         break;
-      case 0x1:
-      case 0x2:
+      case op::text:
+      case op::binary:
         if (fin) {
           on_message(payload);
         } else {
           message_.assign(payload);
         }
         break;
-      case 0x8:
-        queue_frame(0x8, payload.substr(0, 2)); // echo the close code
+      case op::close:
+        queue_frame(op::close, payload.substr(0, 2)); // echo the close code
         reading_frames_ = false;
         flush();
         return fail("read: closed by the server");
-      case 0x9:
-        queue_frame(0xA, payload);
+      case op::ping:
+        queue_frame(op::pong, payload);
         break;
       default: // pong, or reserved
         break;
@@ -385,7 +386,7 @@ void conn::queue_update() {
                          "\"sentAt\":%lld}}",
                          user_, static_cast<long long>(++seq_),
                          static_cast<long long>(now_ns()));
-  queue_frame(0x1, std::string_view{buf, static_cast<size_t>(n)});
+  queue_frame(op::text, std::string_view{buf, static_cast<size_t>(n)});
   b_.sent();
 }
 

@@ -26,6 +26,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "coalescing_socket.hpp"
+#include "ws_frame_reader.hpp"
 #include "kullsync/log.hpp"
 
 namespace beast = boost::beast;
@@ -219,16 +220,23 @@ struct server_core {
 
 // -- WebSocket ------------------------------------------------------------------
 
-class ws_conn : public std::enable_shared_from_this<ws_conn> {
+/// One accepted WebSocket. Beast answers the upgrade (with a stream that
+/// lives only for the handshake); from then on the connection speaks RFC 6455
+/// itself: it waits for the socket to be readable, reads whatever is there
+/// into the io thread's scratch buffer and parses every frame of it in one
+/// pass (ws::frame_reader), and appends its frames to the coalescing socket.
+/// An idle socket holds no buffer and no timer: one wait on the socket.
+class ws_conn : public std::enable_shared_from_this<ws_conn>, private ws::frame_sink {
 public:
   ws_conn(std::shared_ptr<server_core> core, tcp::socket&& socket)
-    : core_(std::move(core)), ws_(std::move(socket)) {
+    : core_(std::move(core)), sock_(std::move(socket)),
+      reader_(core_->opts.max_frame_bytes) {
     if (!core_->one_io_thread())
       inbox_ = std::make_unique<strand_inbox>();
     std::lock_guard<std::mutex> guard{core_->mtx};
     core_->live.insert(this);
   }
-  ~ws_conn() {
+  ~ws_conn() override {
     std::lock_guard<std::mutex> guard{core_->mtx};
     core_->live.erase(this);
   }
@@ -236,25 +244,17 @@ public:
   // The session is told of the socket before the handshake completes: the
   // client sees its link open only once the session attached (and so joined
   // its user), so nothing published after that can miss this socket.
-  void do_accept(http::request<http::string_body> req) {
-    ws_.next_layer().set_owner(weak_from_this());
-    ws_.next_layer().count_sends_in(&core_->stats.socket_sends);
-    ws_.next_layer().on_room([this] { move_queued(); });
+  // `early` is what the client sent right behind its upgrade request.
+  void do_accept(http::request<http::string_body> req, std::string early) {
+    sock_.set_owner(weak_from_this());
+    sock_.count_sends_in(&core_->stats.socket_sends);
+    sock_.on_room([this] { move_queued(); });
     header_list headers;
     for (auto& f : req)
       headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
     std::string target{req.target()};
     req_ = std::make_unique<http::request<http::string_body>>(std::move(req));
-    websocket::stream_base::timeout t;
-    t.handshake_timeout = core_->opts.handshake_timeout;
-    // Beast pings after half the idle timeout and drops a peer that stays
-    // silent for the whole of it: a ping every interval, terminated when the
-    // previous one went unanswered.
-    t.idle_timeout = 2 * core_->opts.ping_interval;
-    t.keep_alive_pings = true;
-    ws_.set_option(t);
-    ws_.read_message_max(core_->opts.max_frame_bytes);
-    ws_.auto_fragment(false);
+    partial_ = std::move(early);
     arm_kill_timer(); // a session that never attaches does not pin the socket
     auto actor = make_socket_endpoint(core_->sys, shared_from_this());
     tell(core_->unit, core_->acceptor, accept_atom::value, actor,
@@ -263,7 +263,7 @@ public:
 
   // Called by the socket's actor, from CAF threads.
   void post_attach(transport_listener_actor l, uint64_t tag) {
-    net::post(ws_.get_executor(), [self = shared_from_this(), l = std::move(l), tag] {
+    net::post(sock_.get_executor(), [self = shared_from_this(), l = std::move(l), tag] {
       self->attach(l, tag);
     });
   }
@@ -278,13 +278,20 @@ public:
       if (inbox_->frames.size() > 1)
         return; // a drain is already posted
     }
-    net::post(ws_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
+    net::post(sock_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
   }
   void post_close(uint16_t code, std::string reason) {
-    net::post(ws_.get_executor(),
+    net::post(sock_.get_executor(),
               [self = shared_from_this(), code, r = std::move(reason)] {
                 self->close(code, r);
               });
+  }
+
+  /// On the socket's io thread, every half ping interval (keepalive_sweep):
+  /// a socket silent for an interval is pinged, one silent for two dropped.
+  void keepalive();
+  void post_keepalive() {
+    net::post(sock_.get_executor(), [self = shared_from_this()] { self->keepalive(); });
   }
 
   // On the io thread: every frame in the server's outbox goes to its socket.
@@ -295,30 +302,43 @@ public:
   void abort() {
     beast::error_code ignored;
     kill_timer_.reset();
-    beast::get_lowest_layer(ws_).close(ignored);
+    sock_.socket().close(ignored);
   }
 
 private:
   void post_to_outbox(shared_frame f);
-  void on_accept(beast::error_code ec);
   void attach(transport_listener_actor l, uint64_t tag);
+  void on_accept(beast::error_code ec);
   void arm_kill_timer();
   void do_read();
-  void on_read(beast::error_code ec, size_t n);
+  void on_readable(beast::error_code ec);
+  void on_read_failed(beast::error_code ec);
+  void consume(char* data, size_t n);
   void drain_inbox();
   void send(const shared_frame& f);
   void write_frame(const shared_frame& f);
   void move_queued();
   void close(uint16_t code, const std::string& reason);
   void do_close();
-  void report_closed(beast::error_code ec);
+  void finish();
   void report(uint16_t code, std::string reason);
 
+  // ws::frame_sink: what the client's frames said.
+  void on_message(std::string text) override;
+  void on_ping(std::string_view payload) override;
+  void on_pong() override {} // any byte read counts as a sign of life
+  void on_close(uint16_t code, std::string_view reason) override;
+  void on_violation(uint16_t code, const char* reason) override;
+
   std::shared_ptr<server_core> core_;
-  websocket::stream<detail::coalescing_socket> ws_;
-  read_buffer buf_;
-  // The upgrade request, answered once the session attached; then released.
+  detail::coalescing_socket sock_;
+  ws::frame_reader reader_;
+  // The start of a frame whose rest has not arrived (empty while idle).
+  std::string partial_;
+  // The upgrade request and the stream that answers it; both released once
+  // the handshake is done.
   std::unique_ptr<http::request<http::string_body>> req_;
+  std::unique_ptr<websocket::stream<tcp::socket&>> handshake_;
   // With several io threads: frames from actors, not yet on the strand.
   struct strand_inbox {
     std::mutex mtx;
@@ -332,12 +352,13 @@ private:
   bool open_ = false; // handshake completed
   bool reported_ = false;
   bool close_started_ = false;
+  uint8_t silent_ticks_ = 0; // keepalive sweeps since the last byte read
   // Set by close(): the socket is closing, with this code and reason.
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
   frame_queue queue_;
   size_t queued_bytes_ = 0;
-  // Ends a handshake or a close the peer lets hang; only while one is under
-  // way (an idle socket keeps no timer: 120 bytes).
+  // Ends a handshake, a close or a drain the peer lets hang; only while one
+  // is under way (an idle socket keeps no timer: 120 bytes).
   std::unique_ptr<net::steady_timer> kill_timer_;
 };
 
@@ -403,27 +424,35 @@ void ws_conn::attach(transport_listener_actor l, uint64_t tag) {
   }
   if (!pending_close_)
     kill_timer_.reset(); // destroying it cancels the wait
-  ws_.async_accept(*req_, beast::bind_front_handler(&ws_conn::on_accept,
-                                                    shared_from_this()));
+  handshake_ = std::make_unique<websocket::stream<tcp::socket&>>(sock_.socket());
+  websocket::stream_base::timeout t;
+  t.handshake_timeout = core_->opts.handshake_timeout;
+  t.idle_timeout = websocket::stream_base::none();
+  t.keep_alive_pings = false;
+  handshake_->set_option(t);
+  handshake_->async_accept(*req_, beast::bind_front_handler(&ws_conn::on_accept,
+                                                            shared_from_this()));
 }
 
 void ws_conn::arm_kill_timer() {
   if (!kill_timer_)
-    kill_timer_ = std::make_unique<net::steady_timer>(ws_.get_executor());
+    kill_timer_ = std::make_unique<net::steady_timer>(sock_.get_executor());
   kill_timer_->expires_after(core_->opts.handshake_timeout);
   kill_timer_->async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec)
       return; // cancelled: in time
     beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).close(ignored);
+    self->sock_.socket().close(ignored);
   });
 }
 
 void ws_conn::on_accept(beast::error_code ec) {
   req_.reset();
+  // Beast's operation is not quite done with its stream when it calls us.
+  net::post(sock_.get_executor(), [self = shared_from_this()] { self->handshake_.reset(); });
   if (ec) {
     core_->log->debug("WebSocket handshake failed: {}", ec.message());
-    return report_closed(ec);
+    return on_read_failed(ec);
   }
   open_ = true;
   ++core_->stats.sockets_accepted;
@@ -433,31 +462,116 @@ void ws_conn::on_accept(beast::error_code ec) {
     core_->conns.insert(shared_from_this());
   }
   tell(core_->unit, listener_, opened_atom::value, tag_);
+  beast::error_code ignored;
+  sock_.socket().non_blocking(true, ignored); // reads return would_block
+  if (!partial_.empty()) {
+    std::string early;
+    early.swap(partial_);
+    consume(early.data(), early.size());
+  }
   do_read();
   // Frames sent while the handshake was pending go out first, in one send.
-  ws_.next_layer().cork();
+  sock_.cork();
   move_queued();
-  ws_.next_layer().uncork();
+  sock_.uncork();
   if (core_->stopping && !pending_close_)
     close(close_code::going_away, "server shutting down");
 }
 
 void ws_conn::do_read() {
-  ws_.async_read(buf_, beast::bind_front_handler(&ws_conn::on_read,
-                                                 shared_from_this()));
+  sock_.socket().async_wait(tcp::socket::wait_read,
+                            beast::bind_front_handler(&ws_conn::on_readable,
+                                                      shared_from_this()));
 }
 
-void ws_conn::on_read(beast::error_code ec, size_t) {
-  if (ec) {
-    kill_timer_.reset();
-    return report_closed(ec);
+// Whatever one socket has to say is read here, at once, and parsed where it
+// lies; only the start of an unfinished frame stays with the socket.
+void ws_conn::on_readable(beast::error_code ec) {
+  if (ec)
+    return on_read_failed(ec);
+  static thread_local std::unique_ptr<char[]> scratch{new char[64 * 1024]};
+  size_t n = sock_.socket().read_some(net::buffer(scratch.get(), 64 * 1024), ec);
+  if (ec == net::error::would_block || ec == net::error::try_again)
+    return do_read();
+  if (ec)
+    return on_read_failed(ec);
+  silent_ticks_ = 0;
+  if (!reader_.done())
+    consume(scratch.get(), n);
+  do_read(); // after a close or a violation: drained until the peer's FIN
+}
+
+void ws_conn::consume(char* data, size_t n) {
+  if (partial_.empty()) {
+    size_t used = reader_.parse(data, n, *this);
+    if (!reader_.done() && used < n)
+      partial_.assign(data + used, n - used);
+    return;
   }
+  partial_.append(data, n);
+  size_t used = reader_.parse(partial_.data(), partial_.size(), *this);
+  partial_.erase(0, reader_.done() ? partial_.size() : used);
+  if (partial_.empty())
+    std::string{}.swap(partial_); // an idle socket keeps no buffer
+}
+
+void ws_conn::on_read_failed(beast::error_code ec) {
+  kill_timer_.reset();
+  if (pending_close_)
+    report(pending_close_->first, pending_close_->second);
+  else
+    report(close_code::abnormal, ec.message());
+  sock_.close_when_sent();
+}
+
+void ws_conn::on_message(std::string text) {
+  if (pending_close_ || reported_)
+    return; // closing: nobody is listening any more
   // Binary frames are read as text, as the legacy server's JSON.parse does.
-  tell(core_->unit, listener_, frame_atom::value, tag_,
-       beast::buffers_to_string(buf_.data()));
-  buf_.consume(buf_.size());
-  buf_.shrink_to_fit(); // the next read starts small again (see read_buffer)
-  do_read();
+  tell(core_->unit, listener_, frame_atom::value, tag_, std::move(text));
+}
+
+void ws_conn::on_ping(std::string_view payload) {
+  sock_.append_frame(ws::opcode::pong, payload);
+}
+
+void ws_conn::on_close(uint16_t code, std::string_view reason) {
+  report(code, std::string{reason});
+  if (!sock_.close_written())
+    sock_.append_close(code, {}); // echo the code (RFC 6455 5.5.1)
+  finish();
+}
+
+void ws_conn::on_violation(uint16_t code, const char* reason) {
+  core_->log->info("closing a socket that broke the protocol: {} ({})", reason, code);
+  report(code, reason);
+  if (!sock_.close_written())
+    sock_.append_close(code, reason);
+  finish();
+}
+
+// Both close frames are out (or the peer failed): the sending side shuts
+// down once they are sent, and what the peer still sends is read and dropped
+// until its FIN, so that no unread byte turns our close into a reset.
+void ws_conn::finish() {
+  queue_.clear();
+  queued_bytes_ = 0;
+  arm_kill_timer();
+  sock_.shutdown_when_sent();
+}
+
+void ws_conn::keepalive() {
+  if (!open_ || reported_ || pending_close_)
+    return;
+  ++silent_ticks_;
+  if (silent_ticks_ == 2) {
+    sock_.append_frame(ws::opcode::ping, {});
+  } else if (silent_ticks_ >= 4) {
+    core_->log->debug("dropping a socket that did not answer a ping");
+    report(close_code::abnormal, "ping timeout");
+    beast::error_code ignored;
+    sock_.socket().close(ignored);
+  }
 }
 
 void ws_conn::drain_inbox() {
@@ -466,11 +580,10 @@ void ws_conn::drain_inbox() {
     inbox_->drained.swap(inbox_->frames);
   }
   auto& drained = inbox_->drained;
-  auto& sock = ws_.next_layer();
-  sock.cork(); // everything drained leaves in one send
+  sock_.cork(); // everything drained leaves in one send
   for (auto& f : drained)
     send(f);
-  sock.uncork();
+  sock_.uncork();
   drained.clear();
   if (drained.capacity() > 64)
     std::vector<shared_frame>{}.swap(drained);
@@ -485,7 +598,7 @@ void ws_conn::drain_outbox(server_core& core) {
   }
   std::vector<detail::coalescing_socket*> corked;
   for (auto& [conn, frame] : core.drained) {
-    auto& sock = conn->ws_.next_layer();
+    auto& sock = conn->sock_;
     if (!sock.corked()) {
       sock.cork();
       corked.push_back(&sock);
@@ -511,15 +624,14 @@ void ws_conn::post_to_outbox(shared_frame f) {
 }
 
 void ws_conn::write_frame(const shared_frame& f) {
-  if (ws_.next_layer().append_text_frame(f.str()))
+  if (sock_.append_text_frame(f.str()))
     ++core_->stats.frames_written;
 }
 
 void ws_conn::send(const shared_frame& f) {
   if (pending_close_ || reported_)
     return;
-  auto& sock = ws_.next_layer();
-  if (open_ && queue_.empty() && sock.has_room())
+  if (open_ && queue_.empty() && sock_.has_room())
     return write_frame(f);
   auto& o = core_->opts;
   if (queue_.size() + 1 > o.max_queued_frames
@@ -544,8 +656,7 @@ void ws_conn::send(const shared_frame& f) {
 void ws_conn::move_queued() {
   if (!open_)
     return;
-  auto& sock = ws_.next_layer();
-  while (!queue_.empty() && sock.has_room()) {
+  while (!queue_.empty() && sock_.has_room()) {
     queued_bytes_ -= queue_.front().str().size();
     write_frame(queue_.front());
     queue_.pop_front();
@@ -565,42 +676,19 @@ void ws_conn::close(uint16_t code, const std::string& reason) {
     do_close();
 }
 
+// Our close frame; the peer's answer ends the handshake (on_close), or the
+// kill timer does.
 void ws_conn::do_close() {
   close_started_ = true;
-  auto [code, reason] = *pending_close_;
-  websocket::close_reason cr{static_cast<websocket::close_code>(code), reason};
-  ws_.async_close(cr, [self = shared_from_this()](beast::error_code ec) {
-    if (ec)
-      self->report_closed(ec);
-    // Otherwise the read loop sees the peer's close frame (or a timeout).
-  });
-}
-
-void ws_conn::report_closed(beast::error_code ec) {
-  if (reported_)
-    return;
-  uint16_t code = close_code::abnormal;
-  std::string reason;
-  if (ec == websocket::error::closed) {
-    code = ws_.reason().code;
-    reason = std::string{ws_.reason().reason.c_str()};
-  } else if (ec == websocket::error::message_too_big) {
-    code = close_code::too_big;
-    reason = "frame too big";
-  } else if (pending_close_) {
-    code = pending_close_->first;
-    reason = pending_close_->second;
-  } else {
-    reason = ec.message();
-  }
-  report(code, std::move(reason));
+  sock_.append_close(pending_close_->first, pending_close_->second);
+  if (reader_.done())
+    finish(); // the peer's close frame (or a violation) came first
 }
 
 void ws_conn::report(uint16_t code, std::string reason) {
   if (reported_)
     return;
   reported_ = true;
-  kill_timer_.reset();
   if (attached_) {
     tell(core_->unit, listener_, closed_atom::value, tag_, code, std::move(reason));
     listener_ = nullptr;
@@ -670,8 +758,9 @@ private:
       auto path = std::string{req.target()}.substr(0, req.target().find('?'));
       if (path != core_->opts.ws_path)
         return write({404, R"({"error":"Not found"})"}, req.version(), false);
+      auto early = beast::buffers_to_string(buf_.data());
       std::make_shared<ws_conn>(core_, stream_.release_socket())
-        ->do_accept(std::move(req));
+        ->do_accept(std::move(req), std::move(early));
       return;
     }
     ++core_->stats.http_requests;
@@ -731,13 +820,39 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   std::shared_ptr<server_core> core;
   net::io_context& ioc;
   tcp::acceptor acceptor;
+  net::steady_timer keepalive_timer;
   std::vector<std::thread> threads;
 
   impl(caf::actor_system& sys, beast_server_options o, acceptor_actor a,
        http_handler_actor h)
     : core(std::make_shared<server_core>(sys, std::move(o), std::move(a),
                                          std::move(h))),
-      ioc(core->ioc), acceptor(core->ioc) {
+      ioc(core->ioc), acceptor(core->ioc), keepalive_timer(core->ioc) {
+  }
+
+  // One timer for every socket instead of one each: every half ping
+  // interval each open socket counts the sweeps it stayed silent.
+  void keepalive_sweep() {
+    if (core->opts.ping_interval.count() <= 0)
+      return; // no protocol pings
+    keepalive_timer.expires_after(
+      std::chrono::milliseconds{core->opts.ping_interval} / 2);
+    keepalive_timer.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->core->stopping)
+        return;
+      std::vector<std::shared_ptr<ws_conn>> open;
+      {
+        std::lock_guard<std::mutex> guard{self->core->mtx};
+        open.assign(self->core->conns.begin(), self->core->conns.end());
+      }
+      for (auto& c : open) {
+        if (self->core->one_io_thread())
+          c->keepalive();
+        else
+          c->post_keepalive();
+      }
+      self->keepalive_sweep();
+    });
   }
 
   void do_accept() {
@@ -792,6 +907,7 @@ uint16_t beast_server::start() {
   acc.listen(net::socket_base::max_listen_connections);
   auto port = acc.local_endpoint().port();
   impl_->do_accept();
+  impl_->keepalive_sweep();
   for (size_t i = 0; i < std::max<size_t>(1, o.io_threads); ++i)
     impl_->threads.emplace_back([p = impl_] {
       if (p->core->one_io_thread())
@@ -812,6 +928,7 @@ void beast_server::stop(std::chrono::milliseconds grace) {
     net::post(impl_->ioc, [p = impl_] {
       beast::error_code ignored;
       p->acceptor.close(ignored);
+      p->keepalive_timer.cancel();
     });
     std::vector<std::shared_ptr<ws_conn>> open;
     {

@@ -9,6 +9,16 @@
 
 namespace kullsync::ws {
 
+/// Frame opcodes (RFC 6455 5.2).
+namespace opcode {
+constexpr uint8_t continuation = 0x0;
+constexpr uint8_t text = 0x1;
+constexpr uint8_t binary = 0x2;
+constexpr uint8_t close = 0x8;
+constexpr uint8_t ping = 0x9;
+constexpr uint8_t pong = 0xA;
+} // namespace opcode
+
 /// The longest frame header, without a mask key.
 constexpr size_t max_frame_header = 10;
 

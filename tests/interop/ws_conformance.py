@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""The server's side of RFC 6455, byte by byte, from a raw socket: pings are
+answered with their payload, fragments are joined (with a ping between
+them), binary frames are read as text, frames split across reads or sent
+with the upgrade request arrive, close handshakes are echoed and end with a
+FIN, and each protocol violation fails the connection with its close code
+(1002, 1007, 1009) while the server serves the next client.
+
+usage: ws_conformance.py <kullsync-server>
+"""
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+APP_PING = json.dumps({"type": "PING", "payload": {"timestamp": 1.5}}).encode()
+
+
+def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n <= 0xFFFF:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class client:
+    def __init__(self, port, device, early=b""):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.settimeout(5)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET /ws?token=conf:{device} HTTP/1.1\r\nHost: x\r\n"
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                        ).encode() + early)
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.more()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def more(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise EOFError
+        self.buf += chunk
+
+    def next_frame(self):
+        """(opcode, payload) of the server's next frame; server frames are unmasked."""
+        while True:
+            if len(self.buf) >= 2:
+                assert self.buf[1] & 0x80 == 0, "the server masked a frame"
+                n, off = self.buf[1] & 0x7F, 2
+                if n == 126 and len(self.buf) >= 4:
+                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+                elif n == 127 and len(self.buf) >= 10:
+                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+                if n < 126 or off > 2:
+                    if len(self.buf) >= off + n:
+                        op, payload = self.buf[0] & 0x0F, self.buf[off:off + n]
+                        self.buf = self.buf[off + n:]
+                        return op, payload
+            self.more()
+
+    def next_control(self):
+        """The next control frame, skipping data frames (connect notices)."""
+        while True:
+            op, payload = self.next_frame()
+            if op & 0x8:
+                return op, payload
+
+    def next_message(self):
+        """The next data frame, skipping the server's pings and connect notices."""
+        while True:
+            op, payload = self.next_frame()
+            if op == 0x8:
+                raise AssertionError(f"closed: {close_of(payload)}")
+            if op == 0x1:
+                msg = json.loads(payload)
+                if msg.get("type") in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
+                    continue
+                return msg
+
+    def expect_close(self):
+        """The server's close frame, then its FIN: (code, reason)."""
+        while True:
+            op, payload = self.next_frame()
+            if op == 0x8:
+                break
+        code = close_of(payload)
+        try:
+            while True:
+                self.more()
+        except EOFError:
+            pass
+        except ConnectionResetError:
+            raise AssertionError("reset instead of FIN after the close frame")
+        return code
+
+    def send(self, data):
+        self.s.sendall(data)
+
+
+def close_of(payload):
+    if len(payload) < 2:
+        return (None, "")
+    return (struct.unpack("!H", payload[:2])[0], payload[2:].decode())
+
+
+def main():
+    server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--log-level", "warn",
+                               "--max-frame-bytes", "100000"],
+                              stdout=subprocess.PIPE)
+    try:
+        port = int(server.stdout.readline().decode().split('"')[3].split(":")[1])
+        cases(port)
+        assert server.poll() is None, "the server died"
+        print("ok: all cases")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def check(name, f):
+    f()
+    print(f"ok: {name}")
+
+
+def cases(port):
+    dev = iter(range(1000))
+
+    def fresh(early=b""):
+        return client(port, f"d{next(dev)}", early)
+
+    def ping_payload():
+        c = fresh()
+        c.send(frame(0x9, b"are you there"))
+        op, payload = c.next_control()
+        assert (op, payload) == (0xA, b"are you there"), (op, payload)
+    check("a ping is answered with a pong carrying its payload", ping_payload)
+
+    def fragments():
+        c = fresh()
+        parts = [APP_PING[:5], APP_PING[5:20], APP_PING[20:]]
+        c.send(frame(0x1, parts[0], fin=False))
+        c.send(frame(0x9, b"between"))
+        c.send(frame(0x0, parts[1], fin=False) + frame(0x0, parts[2]))
+        op, payload = c.next_control()
+        assert (op, payload) == (0xA, b"between"), (op, payload)
+        assert c.next_message()["type"] == "PONG"
+    check("fragments are joined, with a ping between them", fragments)
+
+    def binary():
+        c = fresh()
+        c.send(frame(0x2, APP_PING))
+        assert c.next_message()["type"] == "PONG"
+    check("a binary frame is read as text", binary)
+
+    def split():
+        c = fresh()
+        data = frame(0x1, APP_PING)
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+            time.sleep(0.002)
+        assert c.next_message()["type"] == "PONG"
+    check("a frame sent a byte at a time arrives", split)
+
+    def many_in_one_send():
+        c = fresh()
+        c.send(b"".join(frame(0x1, APP_PING) for _ in range(50)))
+        for _ in range(50):
+            assert c.next_message()["type"] == "PONG"
+    check("50 frames in one send are each answered", many_in_one_send)
+
+    def early():
+        c = fresh(early=frame(0x1, APP_PING))
+        assert c.next_message()["type"] == "PONG"
+    check("a frame sent with the upgrade request arrives", early)
+
+    def long_frames():
+        c = fresh()
+        for pad in (200, 70000):  # 16-bit and 64-bit lengths
+            body = json.dumps({"type": "PING", "payload": {"timestamp": 2, "pad": "x" * pad}})
+            c.send(frame(0x1, body.encode()))
+            assert c.next_message()["type"] == "PONG"
+    check("frames with 16-bit and 64-bit lengths arrive", long_frames)
+
+    def close_echo():
+        c = fresh()
+        c.send(frame(0x8, struct.pack("!H", 1000) + b"bye"))
+        code, _ = c.expect_close()
+        assert code == 1000, code
+    check("a close frame is echoed, then FIN", close_echo)
+
+    def empty_close():
+        c = fresh()
+        c.send(frame(0x8, b""))
+        code, _ = c.expect_close()
+        assert code is None, code
+    check("an empty close frame is answered with an empty one", empty_close)
+
+    violations = [
+        ("an unmasked frame", frame(0x1, APP_PING, mask=False), 1002),
+        ("a reserved bit", frame(0x1, APP_PING, rsv=0x40), 1002),
+        ("an unknown opcode", frame(0x3, b"x"), 1002),
+        ("a continuation without a message", frame(0x0, b"x"), 1002),
+        ("a data frame inside a fragmented message",
+         frame(0x1, b"{", fin=False) + frame(0x1, b"}"), 1002),
+        ("a long ping", frame(0x9, b"p" * 126), 1002),
+        ("a fragmented ping", frame(0x9, b"p", fin=False), 1002),
+        ("a non-minimal length",
+         bytes([0x81, 0x80 | 126]) + struct.pack("!H", 5) + os.urandom(4) + b"xxxxx", 1002),
+        ("a close code 1005", frame(0x8, struct.pack("!H", 1005)), 1002),
+        ("a close code 999", frame(0x8, struct.pack("!H", 999)), 1002),
+        ("a one-byte close", frame(0x8, b"\x03"), 1002),
+        ("invalid UTF-8 text", frame(0x1, b'{"type":"PING","x":"\xc3\x28"}'), 1007),
+        ("invalid UTF-8 across fragments",
+         frame(0x1, b'"\xe2\x82', fin=False) + frame(0x0, b'\xff"'), 1007),
+        ("invalid UTF-8 in a close reason",
+         frame(0x8, struct.pack("!H", 1000) + b"\xff"), 1007),
+        ("a frame over the limit (header only)",
+         bytes([0x81, 0x80 | 127]) + struct.pack("!Q", 200000) + os.urandom(4), 1009),
+        ("a fragmented message over the limit",
+         frame(0x1, b"x" * 60000, fin=False) + frame(0x0, b"x" * 60000), 1009),
+    ]
+    for name, data, want in violations:
+        def violation():
+            c = fresh()
+            c.send(data)
+            code, _ = c.expect_close()
+            assert code == want, f"{name}: closed with {code}, expected {want}"
+        check(f"{name} fails the connection with {want}", violation)
+
+    def still_serving():
+        c = fresh()
+        c.send(frame(0x1, APP_PING))
+        assert c.next_message()["type"] == "PONG"
+    check("the server still serves a new client", still_serving)
+
+
+if __name__ == "__main__":
+    main()
