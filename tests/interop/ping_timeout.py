@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A socket that never answers the server's protocol pings is terminated,
-and one that never finishes its handshake is dropped after the timeout.
+and one that never finishes its handshake is dropped after the timeout; with
+one io thread and with two (the keepalive sweep then posts to each socket's
+strand).
 
 usage: ping_timeout.py <kullsync-server>
 """
@@ -11,46 +13,53 @@ import subprocess
 import sys
 import time
 
-server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--ping-interval", "1",
-                           "--handshake-timeout", "1", "--log-level", "warn"],
-                          stdout=subprocess.PIPE)
-try:
-    line = server.stdout.readline().decode()
-    host, port = line.split('"')[3].split(":")
-    s = socket.create_connection((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /ws?token=u1:mute HTTP/1.1\r\nHost: {host}:{port}\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    start = time.time()
-    data = b""
-    s.settimeout(6)
-    while True:
-        try:
-            chunk = s.recv(4096)
-        except (ConnectionResetError, socket.timeout):
-            chunk = b""
-        if not chunk:
-            break
-        data += chunk
-    elapsed = time.time() - start
-    assert data.startswith(b"HTTP/1.1 101"), data[:80]
-    assert b"\x89" in data, "no protocol ping was sent"          # ping opcode
-    assert 1.5 <= elapsed <= 4.5, f"terminated after {elapsed:.1f} s"
-    print(f"ok: pinged, then terminated after {elapsed:.1f} s")
-    # A client that starts a request and never finishes it.
-    slow = socket.create_connection((host, int(port)))
-    slow.sendall(b"GET /ws?token=u1:slow HTTP/1.1\r\nHost: x\r\n")
-    slow.settimeout(6)
-    start = time.time()
+
+def check(io_threads):
+    server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--ping-interval", "1",
+                               "--handshake-timeout", "1", "--log-level", "warn",
+                               "--io-threads", str(io_threads)],
+                              stdout=subprocess.PIPE)
     try:
-        rest = slow.recv(4096)
-    except ConnectionResetError:
-        rest = b""
-    elapsed = time.time() - start
-    assert rest == b"", rest[:80]
-    assert 0.5 <= elapsed <= 3.5, f"half-sent request dropped after {elapsed:.1f} s"
-    print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
-finally:
-    server.terminate()
-    server.wait()
+        line = server.stdout.readline().decode()
+        host, port = line.split('"')[3].split(":")
+        s = socket.create_connection((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall((f"GET /ws?token=u1:mute HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        start = time.time()
+        data = b""
+        s.settimeout(6)
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except (ConnectionResetError, socket.timeout):
+                chunk = b""
+            if not chunk:
+                break
+            data += chunk
+        elapsed = time.time() - start
+        assert data.startswith(b"HTTP/1.1 101"), data[:80]
+        assert b"\x89" in data, "no protocol ping was sent"          # ping opcode
+        assert 1.5 <= elapsed <= 4.5, f"terminated after {elapsed:.1f} s"
+        print(f"ok: pinged, then terminated after {elapsed:.1f} s")
+        # A client that starts a request and never finishes it.
+        slow = socket.create_connection((host, int(port)))
+        slow.sendall(b"GET /ws?token=u1:slow HTTP/1.1\r\nHost: x\r\n")
+        slow.settimeout(6)
+        start = time.time()
+        try:
+            rest = slow.recv(4096)
+        except ConnectionResetError:
+            rest = b""
+        elapsed = time.time() - start
+        assert rest == b"", rest[:80]
+        assert 0.5 <= elapsed <= 3.5, f"half-sent request dropped after {elapsed:.1f} s"
+        print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+for n in (1, 2):
+    check(n)

@@ -4,7 +4,8 @@ answered with their payload, fragments are joined (with a ping between
 them), binary frames are read as text, frames split across reads or sent
 with the upgrade request arrive, close handshakes are echoed and end with a
 FIN, and each protocol violation fails the connection with its close code
-(1002, 1007, 1009) while the server serves the next client.
+(1002, 1007, 1009) while the server serves the next client; with one io
+thread and with two.
 
 usage: ws_conformance.py <kullsync-server>
 """
@@ -120,17 +121,19 @@ def close_of(payload):
 
 
 def main():
-    server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--log-level", "warn",
-                               "--max-frame-bytes", "100000"],
-                              stdout=subprocess.PIPE)
-    try:
-        port = int(server.stdout.readline().decode().split('"')[3].split(":")[1])
-        cases(port)
-        assert server.poll() is None, "the server died"
-        print("ok: all cases")
-    finally:
-        server.terminate()
-        server.wait()
+    for io_threads in (1, 2):  # one io thread, and a strand per socket
+        server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--log-level", "warn",
+                                   "--max-frame-bytes", "100000",
+                                   "--io-threads", str(io_threads)],
+                                  stdout=subprocess.PIPE)
+        try:
+            port = int(server.stdout.readline().decode().split('"')[3].split(":")[1])
+            cases(port)
+            assert server.poll() is None, "the server died"
+            print(f"ok: all cases with {io_threads} io thread(s)")
+        finally:
+            server.terminate()
+            server.wait()
 
 
 def check(name, f):
