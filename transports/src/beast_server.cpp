@@ -51,19 +51,6 @@ struct counters {
 
 class ws_conn;
 
-/// A socket's read buffer. Beast prepares a whole TCP frame's worth (1.5 KiB)
-/// for the next message before a byte of it arrives, so an idle socket would
-/// hold that forever. While empty this buffer reports a small limit, so
-/// Beast prepares only `idle_prepare` bytes; once a message is under way the
-/// real limit applies and the rest of it is read as before.
-class read_buffer : public beast::flat_buffer {
-public:
-  static constexpr size_t idle_prepare = 128;
-  size_t max_size() const noexcept {
-    return size() == 0 ? idle_prepare : beast::flat_buffer::max_size();
-  }
-};
-
 transport_actor make_socket_endpoint(caf::actor_system& sys,
                                      std::shared_ptr<ws_conn> c);
 
