@@ -128,7 +128,7 @@ def main():
                                   stdout=subprocess.PIPE)
         try:
             port = int(server.stdout.readline().decode().split('"')[3].split(":")[1])
-            cases(port)
+            cases(port, server.pid)
             assert server.poll() is None, "the server died"
             print(f"ok: all cases with {io_threads} io thread(s)")
         finally:
@@ -141,7 +141,15 @@ def check(name, f):
     print(f"ok: {name}")
 
 
-def cases(port):
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cases(port, pid):
     dev = iter(range(1000))
 
     def fresh(early=b""):
@@ -213,6 +221,19 @@ def cases(port):
         code, _ = c.expect_close()
         assert code is None, code
     check("an empty close frame is answered with an empty one", empty_close)
+
+    def ping_flood():
+        c = fresh()
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        ping = frame(0x9, b"p" * 125)
+        before = rss_kib(pid)
+        for _ in range(30):  # 40 MB of pings; their pongs are never read
+            c.send(ping * 10000)
+        time.sleep(0.3)
+        grown = rss_kib(pid) - before
+        assert grown < 8 * 1024, f"the server grew by {grown} KiB"
+        c.s.close()
+    check("a client that floods pings and never reads does not grow the server", ping_flood)
 
     violations = [
         ("an unmasked frame", frame(0x1, APP_PING, mask=False), 1002),

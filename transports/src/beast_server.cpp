@@ -518,8 +518,12 @@ void ws_conn::on_message(std::string text) {
   tell(core_->unit, listener_, frame_atom::value, tag_, std::move(text));
 }
 
+// A client that pings without reading its pongs must not grow our buffer:
+// with no room the pong is skipped (RFC 6455 5.5.3 lets an endpoint answer
+// only the latest ping), and the buffer stays bounded.
 void ws_conn::on_ping(std::string_view payload) {
-  sock_.append_frame(ws::opcode::pong, payload);
+  if (sock_.has_room())
+    sock_.append_frame(ws::opcode::pong, payload);
 }
 
 void ws_conn::on_close(uint16_t code, std::string_view reason) {
