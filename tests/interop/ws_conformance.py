@@ -4,8 +4,9 @@ answered with their payload, fragments are joined (with a ping between
 them), binary frames are read as text, frames split across reads or sent
 with the upgrade request arrive, close handshakes are echoed and end with a
 FIN, and each protocol violation fails the connection with its close code
-(1002, 1007, 1009) while the server serves the next client; with one io
-thread and with two.
+(1002, 1007, 1009) while the server serves the next client; floods of pings
+or of small frames leave its memory flat. With one io thread, with two,
+and with the sessions on CAF's threads.
 
 usage: ws_conformance.py <kullsync-server>
 """
@@ -121,16 +122,18 @@ def close_of(payload):
 
 
 def main():
-    for io_threads in (1, 2):  # one io thread, and a strand per socket
+    # One io thread, a strand per socket, and the sessions on CAF's threads.
+    for io_threads, actors_on_io in ((1, "on"), (2, "on"), (1, "off")):
         server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--log-level", "warn",
                                    "--max-frame-bytes", "100000",
-                                   "--io-threads", str(io_threads)],
+                                   "--io-threads", str(io_threads),
+                                   "--actors-on-io", actors_on_io],
                                   stdout=subprocess.PIPE)
         try:
             port = int(server.stdout.readline().decode().split('"')[3].split(":")[1])
             cases(port, server.pid)
             assert server.poll() is None, "the server died"
-            print(f"ok: all cases with {io_threads} io thread(s)")
+            print(f"ok: all cases with {io_threads} io thread(s), actors on io {actors_on_io}")
         finally:
             server.terminate()
             server.wait()
@@ -234,6 +237,18 @@ def cases(port, pid):
         assert grown < 8 * 1024, f"the server grew by {grown} KiB"
         c.s.close()
     check("a client that floods pings and never reads does not grow the server", ping_flood)
+
+    def small_frame_flood():
+        c = fresh()
+        junk = frame(0x1, b"x") * 100000  # the session ignores junk
+        before = rss_kib(pid)
+        for _ in range(10):  # a million frames
+            c.send(junk)
+        grown = rss_kib(pid) - before
+        assert grown < 16 * 1024, f"the server grew by {grown} KiB"
+        c.send(frame(0x1, APP_PING))
+        assert c.next_message()["type"] == "PONG"
+    check("a flood of small frames is read no faster than it is handled", small_frame_flood)
 
     violations = [
         ("an unmasked frame", frame(0x1, APP_PING, mask=False), 1002),

@@ -299,6 +299,8 @@ private:
   void arm_kill_timer();
   void do_read();
   void on_readable(beast::error_code ec);
+  void read_on();
+  bool session_busy() const;
   void on_read_failed(beast::error_code ec);
   void consume(char* data, size_t n);
   void drain_inbox();
@@ -320,8 +322,12 @@ private:
   std::shared_ptr<server_core> core_;
   detail::coalescing_socket sock_;
   ws::frame_reader reader_;
-  // The start of a frame whose rest has not arrived (empty while idle).
+  // Messages handed to the session per pass over the ready sockets.
+  static constexpr size_t batch_messages = 256;
+  // The start of a frame whose rest has not arrived (empty while idle), or
+  // frames read but not yet parsed (backlog_).
   std::string partial_;
+  bool backlog_ = false;
   // The upgrade request and the stream that answers it; both released once
   // the handshake is done.
   std::unique_ptr<http::request<http::string_body>> req_;
@@ -456,7 +462,7 @@ void ws_conn::on_accept(beast::error_code ec) {
     early.swap(partial_);
     consume(early.data(), early.size());
   }
-  do_read();
+  read_on();
   // Frames sent while the handshake was pending go out first, in one send.
   sock_.cork();
   move_queued();
@@ -485,21 +491,46 @@ void ws_conn::on_readable(beast::error_code ec) {
   silent_ticks_ = 0;
   if (!reader_.done())
     consume(scratch.get(), n);
-  do_read(); // after a close or a violation: drained until the peer's FIN
+  read_on(); // after a close or a violation: drained until the peer's FIN
+}
+
+// At most `batch_messages` go to the session per pass. A full batch means
+// more may wait in `partial_`: they are parsed only once the session has
+// handled what it was given, and the socket is read only after that, so a
+// client flooding small frames is read no faster than its session handles
+// them (TCP pushes back on the client).
+void ws_conn::read_on() {
+  if (!backlog_)
+    return do_read();
+  net::post(sock_.get_executor(), [self = shared_from_this()] {
+    if (!self->session_busy())
+      self->consume(nullptr, 0);
+    self->read_on();
+  });
+}
+
+// A scheduled actor's mailbox reads as blocked (an atomic flag) only when it
+// is empty and the actor waits for the next message.
+bool ws_conn::session_busy() const {
+  auto* actor = caf::actor_cast<caf::abstract_actor*>(listener_);
+  auto* session = dynamic_cast<caf::scheduled_actor*>(actor);
+  return session != nullptr && !session->mailbox().blocked();
 }
 
 void ws_conn::consume(char* data, size_t n) {
   if (partial_.empty()) {
-    size_t used = reader_.parse(data, n, *this);
+    size_t used = reader_.parse(data, n, *this, batch_messages);
     if (!reader_.done() && used < n)
       partial_.assign(data + used, n - used);
-    return;
+  } else {
+    if (n > 0)
+      partial_.append(data, n);
+    size_t used = reader_.parse(partial_.data(), partial_.size(), *this, batch_messages);
+    partial_.erase(0, reader_.done() ? partial_.size() : used);
+    if (partial_.empty())
+      std::string{}.swap(partial_); // an idle socket keeps no buffer
   }
-  partial_.append(data, n);
-  size_t used = reader_.parse(partial_.data(), partial_.size(), *this);
-  partial_.erase(0, reader_.done() ? partial_.size() : used);
-  if (partial_.empty())
-    std::string{}.swap(partial_); // an idle socket keeps no buffer
+  backlog_ = reader_.messages() == batch_messages && !partial_.empty();
 }
 
 void ws_conn::on_read_failed(beast::error_code ec) {

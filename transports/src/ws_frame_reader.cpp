@@ -90,9 +90,11 @@ bool read_header(const unsigned char* p, size_t avail, frame_header& h) {
 
 } // namespace
 
-size_t frame_reader::parse(char* data, size_t n, frame_sink& sink) {
+size_t frame_reader::parse(char* data, size_t n, frame_sink& sink,
+                           size_t max_messages) {
   size_t used = 0;
-  while (!done_) {
+  messages_ = 0;
+  while (!done_ && messages_ < max_messages) {
     auto* p = reinterpret_cast<unsigned char*>(data + used);
     size_t avail = n - used;
     frame_header h;
@@ -135,6 +137,7 @@ bool frame_reader::on_frame(frame_sink& sink, bool fin, uint8_t opcode,
     if (fin) { // the common case: one frame, one message, no copy to join
       if (text_ && !valid_utf8(payload, len))
         return fail(sink, bad_payload, "invalid UTF-8");
+      ++messages_;
       sink.on_message(std::string{payload, len});
       return true;
     }
@@ -150,6 +153,7 @@ bool frame_reader::on_frame(frame_sink& sink, bool fin, uint8_t opcode,
   text.swap(fragments_);
   if (text_ && !valid_utf8(text.data(), text.size()))
     return fail(sink, bad_payload, "invalid UTF-8");
+  ++messages_;
   sink.on_message(std::move(text));
   return true;
 }

@@ -40,7 +40,12 @@ public:
   /// Reports every complete frame in `[data, data + n)` to `sink`, unmasking
   /// payloads in place, and returns how many bytes it used: the rest is the
   /// start of a frame, to be passed again with the bytes that follow it.
-  size_t parse(char* data, size_t n, frame_sink& sink);
+  /// Stops after `max_messages` messages, leaving the rest unused.
+  size_t parse(char* data, size_t n, frame_sink& sink,
+               size_t max_messages = SIZE_MAX);
+
+  /// The messages the last parse() reported.
+  size_t messages() const { return messages_; }
 
   /// True once a close frame or a violation ended the stream.
   bool done() const { return done_; }
@@ -56,6 +61,7 @@ private:
   bool in_message_ = false;
   bool text_ = false; // the fragmented message is text (checked as UTF-8)
   bool done_ = false;
+  size_t messages_ = 0;
 };
 
 /// True if `[p, p + n)` is valid UTF-8 (RFC 3629).
