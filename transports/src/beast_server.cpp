@@ -79,6 +79,15 @@ private:
   size_t head_ = 0;
 };
 
+/// Whether the io threads still take work. Once the server has stopped, a
+/// handler posted to its io_context would never run and never be destroyed:
+/// it holds its connection, which holds the io_context. So after the stop
+/// such handlers are dropped, and actor turns go to CAF's scheduler.
+struct io_gate {
+  std::mutex mtx;
+  bool closed = false;
+};
+
 /// Runs the server's actors on the io thread when the io thread (or one of
 /// them running there) wakes them, as CAF's own multiplexer runs brokers:
 /// a frame then goes socket -> session -> hub -> sockets without waking
@@ -87,15 +96,15 @@ private:
 /// options go to CAF's scheduler, as any send would put them.
 class io_unit final : public caf::execution_unit {
 public:
-  io_unit(caf::actor_system& sys, net::io_context& ioc,
+  io_unit(caf::actor_system& sys, net::io_context& ioc, io_gate& gate,
           std::vector<std::string> names, std::atomic<uint64_t>& turns)
-    : caf::execution_unit(&sys), ioc_(ioc), names_(std::move(names)),
+    : caf::execution_unit(&sys), ioc_(ioc), gate_(gate), names_(std::move(names)),
       turns_(turns) {
   }
 
   void exec_later(caf::resumable* job) override {
     if (runs_here(job))
-      net::post(ioc_, turn{this, job});
+      post_turn(job);
     else
       system().scheduler().enqueue(job);
   }
@@ -136,11 +145,20 @@ private:
                        [&](const std::string& n) { return n == name; });
   }
 
+  void post_turn(caf::resumable* job) {
+    {
+      std::lock_guard<std::mutex> guard{gate_.mtx};
+      if (!gate_.closed)
+        return net::post(ioc_, turn{this, job});
+    }
+    system().scheduler().enqueue(job);
+  }
+
   void resume(caf::resumable* job) {
     turns_.fetch_add(1, std::memory_order_relaxed);
     switch (job->resume(this, turn_throughput)) {
       case caf::resumable::resume_later:
-        net::post(ioc_, turn{this, job});
+        post_turn(job);
         break;
       case caf::resumable::shutdown_execution_unit:
         break; // not an actor's result; nothing to release
@@ -150,6 +168,7 @@ private:
   }
 
   net::io_context& ioc_;
+  io_gate& gate_;
   std::vector<std::string> names_;
   std::atomic<uint64_t>& turns_;
 };
@@ -179,7 +198,8 @@ struct server_core {
   std::set<std::shared_ptr<ws_conn>> conns; // open WebSockets, for shutdown
   std::set<ws_conn*> live;                    // every connection object
   std::atomic<bool> stopping{false};
-  io_unit unit; // after ioc: it posts there
+  io_gate gate;
+  io_unit unit; // after ioc and gate: it posts there
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
   // Frames from actors for any socket, when one io thread serves them all.
   // The io thread's loop drains it when idle; a frame from another thread
@@ -188,6 +208,7 @@ struct server_core {
   std::mutex outbox_mtx;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> outbox;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> drained;
+  bool outbox_closed = false; // set once the server has stopped
 
   bool outbox_empty() {
     std::lock_guard<std::mutex> guard{outbox_mtx};
@@ -201,7 +222,15 @@ struct server_core {
               http_handler_actor h)
     : ioc(static_cast<int>(std::max<size_t>(1, o.io_threads))), sys(s),
       opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)),
-      unit(s, ioc, opts.io_thread_actors, stats.actor_turns_on_io) {
+      unit(s, ioc, gate, opts.io_thread_actors, stats.actor_turns_on_io) {
+  }
+
+  /// net::post, unless the server has stopped (io_gate).
+  template <class Executor, class F>
+  void post(const Executor& ex, F&& f) {
+    std::lock_guard<std::mutex> guard{gate.mtx};
+    if (!gate.closed)
+      net::post(ex, std::forward<F>(f));
   }
 };
 
@@ -250,7 +279,7 @@ public:
 
   // Called by the socket's actor, from CAF threads.
   void post_attach(transport_listener_actor l, uint64_t tag) {
-    net::post(sock_.get_executor(), [self = shared_from_this(), l = std::move(l), tag] {
+    core_->post(sock_.get_executor(), [self = shared_from_this(), l = std::move(l), tag] {
       self->attach(l, tag);
     });
   }
@@ -265,20 +294,20 @@ public:
       if (inbox_->frames.size() > 1)
         return; // a drain is already posted
     }
-    net::post(sock_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
+    core_->post(sock_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
   }
   void post_close(uint16_t code, std::string reason) {
-    net::post(sock_.get_executor(),
-              [self = shared_from_this(), code, r = std::move(reason)] {
-                self->close(code, r);
-              });
+    core_->post(sock_.get_executor(),
+                [self = shared_from_this(), code, r = std::move(reason)] {
+                  self->close(code, r);
+                });
   }
 
   /// On the socket's io thread, every half ping interval (keepalive_sweep):
   /// a socket silent for an interval is pinged, one silent for two dropped.
   void keepalive();
   void post_keepalive() {
-    net::post(sock_.get_executor(), [self = shared_from_this()] { self->keepalive(); });
+    core_->post(sock_.get_executor(), [self = shared_from_this()] { self->keepalive(); });
   }
 
   // On the io thread: every frame in the server's outbox goes to its socket.
@@ -442,7 +471,7 @@ void ws_conn::arm_kill_timer() {
 void ws_conn::on_accept(beast::error_code ec) {
   req_.reset();
   // Beast's operation is not quite done with its stream when it calls us.
-  net::post(sock_.get_executor(), [self = shared_from_this()] { self->handshake_.reset(); });
+  core_->post(sock_.get_executor(), [self = shared_from_this()] { self->handshake_.reset(); });
   if (ec) {
     core_->log->debug("WebSocket handshake failed: {}", ec.message());
     return on_read_failed(ec);
@@ -502,7 +531,7 @@ void ws_conn::on_readable(beast::error_code ec) {
 void ws_conn::read_on() {
   if (!backlog_)
     return do_read();
-  net::post(sock_.get_executor(), [self = shared_from_this()] {
+  core_->post(sock_.get_executor(), [self = shared_from_this()] {
     if (!self->session_busy())
       self->consume(nullptr, 0);
     self->read_on();
@@ -635,6 +664,8 @@ void ws_conn::drain_outbox(server_core& core) {
 void ws_conn::post_to_outbox(shared_frame f) {
   {
     std::lock_guard<std::mutex> guard{core_->outbox_mtx};
+    if (core_->outbox_closed)
+      return; // the server has stopped: the entry would keep us alive
     core_->outbox.emplace_back(shared_from_this(), std::move(f));
     if (core_->outbox.size() > 1)
       return; // a drain is posted, or the io thread is busy and will drain
@@ -642,7 +673,7 @@ void ws_conn::post_to_outbox(shared_frame f) {
   // On the io thread the loop drains once nothing else is ready
   // (run_one_io_thread); from elsewhere it must be woken.
   if (!core_->ioc.get_executor().running_in_this_thread())
-    net::post(core_->ioc, [core = core_] { drain_outbox(*core); });
+    core_->post(core_->ioc.get_executor(), [core = core_] { drain_outbox(*core); });
 }
 
 void ws_conn::write_frame(const shared_frame& f) {
@@ -797,10 +828,10 @@ private:
     auto keep_alive = req.keep_alive();
     ex.responder = std::make_shared<std::function<void(http_response)>>(
       [self = shared_from_this(), version, keep_alive](http_response r) {
-        net::post(self->stream_.get_executor(),
-                  [self, r = std::move(r), version, keep_alive]() mutable {
-                    self->write(std::move(r), version, keep_alive);
-                  });
+        self->core_->post(self->stream_.get_executor(),
+                          [self, r = std::move(r), version, keep_alive]() mutable {
+                            self->write(std::move(r), version, keep_alive);
+                          });
       });
     stream_.expires_never(); // the actor answers; the responder keeps us alive
     tell(core_->unit, core_->http, http_atom::value, std::move(ex));
@@ -989,6 +1020,17 @@ void beast_server::stop(std::chrono::milliseconds grace) {
   impl_->acceptor.close(ignored);
   impl_->ioc.restart();
   impl_->ioc.poll();
+  // From now on nothing is posted here (io_gate); run what came meanwhile.
+  {
+    std::lock_guard<std::mutex> guard{core.gate.mtx};
+    core.gate.closed = true;
+  }
+  impl_->ioc.restart();
+  impl_->ioc.poll();
+  // Frames for sockets that are gone: their entries hold the connections.
+  std::lock_guard<std::mutex> guard{core.outbox_mtx};
+  core.outbox_closed = true;
+  core.outbox.clear();
 }
 
 beast_server_stats beast_server::stats() const {
