@@ -756,11 +756,11 @@ void ws_conn::report(uint16_t code, std::string reason) {
 /// The io thread's loop when it serves every socket alone. The outbox is
 /// drained when nothing else is ready: every frame that one pass over the
 /// ready sockets produced for a socket leaves in one send, while a quiet
-/// server still sends at once. A pass is not cut short: Beast hands over the
-/// second frame of a read only after every handler queued meanwhile, so a
-/// user's updates read together are routed together only by the pass's
-/// end. Under overload that never goes idle, a drain every `drain_every`
-/// handlers (a few ms) bounds how long frames wait.
+/// server still sends at once. A pass is not cut short: a read's frames
+/// reach the hub through the session's turn, posted behind the handlers
+/// already queued, so a user's updates read together are routed together
+/// only by the pass's end. Under overload that never goes idle, a drain
+/// every `drain_every` handlers (a few ms) bounds how long frames wait.
 void run_one_io_thread(server_core& core) {
   constexpr size_t drain_every = 4096;
   size_t ran = 0;
