@@ -151,13 +151,15 @@ public:
     auto lat = now_ns() - sent_ns;
     ++delivered_;
     {
-      thread_local std::vector<int64_t>* mine = nullptr;
+      thread_local latency_log* mine = nullptr;
       if (mine == nullptr) {
         std::lock_guard<std::mutex> g{m_};
-        lats_.emplace_back();
-        mine = &lats_.back();
+        mine = &lats_.emplace_back();
       }
-      mine->push_back(lat);
+      // Uncontended, except with the report, which may read while a
+      // delivery that saw measuring_ still set is being recorded.
+      std::lock_guard<std::mutex> g{mine->m};
+      mine->lats.push_back(lat);
     }
     return own_echo && o_.mode == "fanout" && running_;
   }
@@ -174,8 +176,13 @@ private:
   std::atomic<int> connected_{0}, failed_{0};
   std::atomic<bool> measuring_{false}, running_{true};
   std::atomic<int64_t> delivered_{0}, sent_{0};
+  /// One io thread's latencies.
+  struct latency_log {
+    std::mutex m;
+    std::vector<int64_t> lats;
+  };
   std::mutex m_;
-  std::deque<std::vector<int64_t>> lats_;
+  std::deque<latency_log> lats_; // a deque: a thread's entry never moves
   std::string first_error_;
 };
 
@@ -497,8 +504,10 @@ int bench::run() {
     std::vector<int64_t> all;
     {
       std::lock_guard<std::mutex> g{m_};
-      for (auto& v : lats_)
-        all.insert(all.end(), v.begin(), v.end());
+      for (auto& log : lats_) {
+        std::lock_guard<std::mutex> g2{log.m};
+        all.insert(all.end(), log.lats.begin(), log.lats.end());
+      }
     }
     std::sort(all.begin(), all.end());
     auto pct = [&](double p) { return kullsync::bench::percentile(all, p) / 1e6; };
