@@ -82,10 +82,34 @@ private:
 /// Whether the io threads still take work. Once the server has stopped, a
 /// handler posted to its io_context would never run and never be destroyed:
 /// it holds its connection, which holds the io_context. So after the stop
-/// such handlers are dropped, and actor turns go to CAF's scheduler.
-struct io_gate {
-  std::mutex mtx;
-  bool closed = false;
+/// such handlers are dropped, actor turns go to CAF's scheduler, and the
+/// outbox takes no frames.
+class io_gate {
+public:
+  /// Runs `f` (which posts to the io threads) unless the gate is closed;
+  /// true if it ran. A post is either run by stop()'s last poll or refused.
+  template <class F>
+  bool if_open(F&& f) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return false;
+    f();
+    return true;
+  }
+  /// net::post, unless the gate is closed (the handler is then dropped).
+  template <class Executor, class Handler>
+  void post(const Executor& ex, Handler&& h) {
+    if_open([&] { net::post(ex, std::forward<Handler>(h)); });
+  }
+  void close() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closed_ = true;
+  }
+  bool closed() const { return closed_; }
+
+private:
+  std::mutex mtx_;
+  std::atomic<bool> closed_{false};
 };
 
 /// Runs the server's actors on the io thread when the io thread (or one of
@@ -146,12 +170,8 @@ private:
   }
 
   void post_turn(caf::resumable* job) {
-    {
-      std::lock_guard<std::mutex> guard{gate_.mtx};
-      if (!gate_.closed)
-        return net::post(ioc_, turn{this, job});
-    }
-    system().scheduler().enqueue(job);
+    if (!gate_.if_open([&] { net::post(ioc_, turn{this, job}); }))
+      system().scheduler().enqueue(job);
   }
 
   void resume(caf::resumable* job) {
@@ -208,7 +228,6 @@ struct server_core {
   std::mutex outbox_mtx;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> outbox;
   std::vector<std::pair<std::shared_ptr<ws_conn>, shared_frame>> drained;
-  bool outbox_closed = false; // set once the server has stopped
 
   bool outbox_empty() {
     std::lock_guard<std::mutex> guard{outbox_mtx};
@@ -225,13 +244,6 @@ struct server_core {
       unit(s, ioc, gate, opts.io_thread_actors, stats.actor_turns_on_io) {
   }
 
-  /// net::post, unless the server has stopped (io_gate).
-  template <class Executor, class F>
-  void post(const Executor& ex, F&& f) {
-    std::lock_guard<std::mutex> guard{gate.mtx};
-    if (!gate.closed)
-      net::post(ex, std::forward<F>(f));
-  }
 };
 
 // -- WebSocket ------------------------------------------------------------------
@@ -279,9 +291,10 @@ public:
 
   // Called by the socket's actor, from CAF threads.
   void post_attach(transport_listener_actor l, uint64_t tag) {
-    core_->post(sock_.get_executor(), [self = shared_from_this(), l = std::move(l), tag] {
-      self->attach(l, tag);
-    });
+    core_->gate.post(sock_.get_executor(),
+                     [self = shared_from_this(), l = std::move(l), tag] {
+                       self->attach(l, tag);
+                     });
   }
   // Frames wait in the server's outbox (one io thread) or in the socket's
   // inbox (a strand per socket), drained together.
@@ -294,20 +307,22 @@ public:
       if (inbox_->frames.size() > 1)
         return; // a drain is already posted
     }
-    core_->post(sock_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
+    core_->gate.post(sock_.get_executor(),
+                     [self = shared_from_this()] { self->drain_inbox(); });
   }
   void post_close(uint16_t code, std::string reason) {
-    core_->post(sock_.get_executor(),
-                [self = shared_from_this(), code, r = std::move(reason)] {
-                  self->close(code, r);
-                });
+    core_->gate.post(sock_.get_executor(),
+                     [self = shared_from_this(), code, r = std::move(reason)] {
+                       self->close(code, r);
+                     });
   }
 
   /// On the socket's io thread, every half ping interval (keepalive_sweep):
   /// a socket silent for an interval is pinged, one silent for two dropped.
   void keepalive();
   void post_keepalive() {
-    core_->post(sock_.get_executor(), [self = shared_from_this()] { self->keepalive(); });
+    core_->gate.post(sock_.get_executor(),
+                     [self = shared_from_this()] { self->keepalive(); });
   }
 
   // On the io thread: every frame in the server's outbox goes to its socket.
@@ -471,7 +486,8 @@ void ws_conn::arm_kill_timer() {
 void ws_conn::on_accept(beast::error_code ec) {
   req_.reset();
   // Beast's operation is not quite done with its stream when it calls us.
-  core_->post(sock_.get_executor(), [self = shared_from_this()] { self->handshake_.reset(); });
+  core_->gate.post(sock_.get_executor(),
+                   [self = shared_from_this()] { self->handshake_.reset(); });
   if (ec) {
     core_->log->debug("WebSocket handshake failed: {}", ec.message());
     return on_read_failed(ec);
@@ -531,7 +547,7 @@ void ws_conn::on_readable(beast::error_code ec) {
 void ws_conn::read_on() {
   if (!backlog_)
     return do_read();
-  core_->post(sock_.get_executor(), [self = shared_from_this()] {
+  core_->gate.post(sock_.get_executor(), [self = shared_from_this()] {
     if (!self->session_busy())
       self->consume(nullptr, 0);
     self->read_on();
@@ -664,7 +680,7 @@ void ws_conn::drain_outbox(server_core& core) {
 void ws_conn::post_to_outbox(shared_frame f) {
   {
     std::lock_guard<std::mutex> guard{core_->outbox_mtx};
-    if (core_->outbox_closed)
+    if (core_->gate.closed())
       return; // the server has stopped: the entry would keep us alive
     core_->outbox.emplace_back(shared_from_this(), std::move(f));
     if (core_->outbox.size() > 1)
@@ -673,7 +689,7 @@ void ws_conn::post_to_outbox(shared_frame f) {
   // On the io thread the loop drains once nothing else is ready
   // (run_one_io_thread); from elsewhere it must be woken.
   if (!core_->ioc.get_executor().running_in_this_thread())
-    core_->post(core_->ioc.get_executor(), [core = core_] { drain_outbox(*core); });
+    core_->gate.post(core_->ioc.get_executor(), [core = core_] { drain_outbox(*core); });
 }
 
 void ws_conn::write_frame(const shared_frame& f) {
@@ -828,10 +844,10 @@ private:
     auto keep_alive = req.keep_alive();
     ex.responder = std::make_shared<std::function<void(http_response)>>(
       [self = shared_from_this(), version, keep_alive](http_response r) {
-        self->core_->post(self->stream_.get_executor(),
-                          [self, r = std::move(r), version, keep_alive]() mutable {
-                            self->write(std::move(r), version, keep_alive);
-                          });
+        self->core_->gate.post(self->stream_.get_executor(),
+                               [self, r = std::move(r), version, keep_alive]() mutable {
+                                 self->write(std::move(r), version, keep_alive);
+                               });
       });
     stream_.expires_never(); // the actor answers; the responder keeps us alive
     tell(core_->unit, core_->http, http_atom::value, std::move(ex));
@@ -1021,15 +1037,12 @@ void beast_server::stop(std::chrono::milliseconds grace) {
   impl_->ioc.restart();
   impl_->ioc.poll();
   // From now on nothing is posted here (io_gate); run what came meanwhile.
-  {
-    std::lock_guard<std::mutex> guard{core.gate.mtx};
-    core.gate.closed = true;
-  }
+  core.gate.close();
   impl_->ioc.restart();
   impl_->ioc.poll();
   // Frames for sockets that are gone: their entries hold the connections.
+  // (post_to_outbox reads the gate under this lock, so none come after.)
   std::lock_guard<std::mutex> guard{core.outbox_mtx};
-  core.outbox_closed = true;
   core.outbox.clear();
 }
 
