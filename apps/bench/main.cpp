@@ -299,47 +299,31 @@ void conn::on_frames() {
   size_t at = 0;
   while (!failed_) {
     auto avail = in_len_ - at;
-    if (avail < 2)
-      break;
     auto* p = reinterpret_cast<const unsigned char*>(in_.get() + at);
-    bool fin = p[0] & 0x80;
-    uint8_t opcode = p[0] & 0x0f;
-    uint64_t len = p[1] & 0x7f;
-    size_t head = 2;
-    if (p[1] & 0x80)
-      return fail("read: masked frame from the server");
-    if (len == 126) {
-      if (avail < 4)
-        break;
-      len = uint64_t(p[2]) << 8 | p[3];
-      head = 4;
-    } else if (len == 127) {
-      if (avail < 10)
-        break;
-      len = 0;
-      for (int i = 0; i < 8; ++i)
-        len = len << 8 | p[2 + i];
-      head = 10;
-    }
-    if (len > (64u << 20))
-      return fail("read: frame too large");
-    if (avail < head + len)
+    kullsync::ws::frame_header h;
+    if (!kullsync::ws::read_frame_header(p, avail, h))
       break;
-    std::string_view payload{in_.get() + at + head, static_cast<size_t>(len)};
-    at += head + len;
-    switch (opcode) {
+    if (h.masked)
+      return fail("read: masked frame from the server");
+    if (h.len > (64u << 20))
+      return fail("read: frame too large");
+    if (avail < h.size + h.len)
+      break;
+    std::string_view payload{in_.get() + at + h.size, static_cast<size_t>(h.len)};
+    at += h.size + h.len;
+    switch (h.opcode) {
       case op::continuation:
         if (message_.size() + payload.size() > (64u << 20))
           return fail("read: message too large");
         message_.append(payload);
-        if (fin) {
+        if (h.fin) {
           on_message(message_);
           message_.clear();
         }
         break;
       case op::text:
       case op::binary:
-        if (fin) {
+        if (h.fin) {
           on_message(payload);
         } else {
           message_.assign(payload);

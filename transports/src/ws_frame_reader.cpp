@@ -44,48 +44,19 @@ bool valid_utf8(const char* p, size_t n) {
 
 namespace {
 
-// A frame's header: what follows it, or why it is refused.
-struct frame_header {
-  bool fin = false;
-  uint8_t opcode = 0;
-  uint64_t len = 0;
-  size_t size = 0; // header bytes, mask key included
-  const char* violation = nullptr;
-  uint16_t code = 0;
-};
-
-// Fills `h` from `p`; false if the header is not all there yet.
-bool read_header(const unsigned char* p, size_t avail, frame_header& h) {
-  auto refuse = [&h](uint16_t code, const char* why) {
-    h.code = code;
-    h.violation = why;
-    return true;
-  };
-  if (avail < 2)
-    return false;
-  h.fin = (p[0] & 0x80) != 0;
-  h.opcode = p[0] & 0x0F;
-  if ((p[0] & 0x70) != 0) // no extension was negotiated
-    return refuse(protocol_error, "reserved bits set");
-  if ((p[1] & 0x80) == 0)
-    return refuse(protocol_error, "unmasked client frame");
-  h.len = p[1] & 0x7F;
-  size_t ext = h.len == 126 ? 2 : h.len == 127 ? 8 : 0;
-  if (avail < 2 + ext)
-    return false;
-  if (ext > 0) {
-    h.len = 0;
-    for (size_t i = 0; i < ext; ++i)
-      h.len = (h.len << 8) | p[2 + i];
-    if (h.len >> 63)
-      return refuse(protocol_error, "length out of range");
-    if (h.len < (ext == 2 ? 126 : 0x10000))
-      return refuse(protocol_error, "length not minimally encoded");
-  }
-  h.size = 2 + ext + 4;
+// Why a client's frame header breaks the protocol (1002), or null.
+const char* refusal(const frame_header& h) {
+  if (h.rsv != 0) // no extension was negotiated
+    return "reserved bits set";
+  if (!h.masked)
+    return "unmasked client frame";
+  if (h.len >> 63)
+    return "length out of range";
+  if (!h.minimal)
+    return "length not minimally encoded";
   if ((h.opcode & 0x8) != 0 && (!h.fin || h.len > 125))
-    return refuse(protocol_error, "fragmented or long control frame");
-  return true;
+    return "fragmented or long control frame";
+  return nullptr;
 }
 
 } // namespace
@@ -98,10 +69,10 @@ size_t frame_reader::parse(char* data, size_t n, frame_sink& sink,
     auto* p = reinterpret_cast<unsigned char*>(data + used);
     size_t avail = n - used;
     frame_header h;
-    if (!read_header(p, avail, h))
+    if (!read_frame_header(p, avail, h))
       break;
-    if (h.violation != nullptr) {
-      fail(sink, h.code, h.violation);
+    if (auto* why = refusal(h)) {
+      fail(sink, protocol_error, why);
       break;
     }
     bool control = (h.opcode & 0x8) != 0;

@@ -1,8 +1,8 @@
 #pragma once
 
-/// The header of a WebSocket frame (RFC 6455 5.2), for code that frames
-/// messages itself: the server's output buffer and the load generator. No
-/// dependencies.
+/// The header of a WebSocket frame (RFC 6455 5.2), written and read, for
+/// code that frames messages itself: the server's output buffer and frame
+/// reader, and the load generator. No dependencies.
 
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +43,42 @@ inline size_t write_frame_header(unsigned char (&head)[max_frame_header],
   for (int i = 0; i < 8; ++i)
     head[2 + i] = static_cast<unsigned char>(n >> (56 - 8 * i));
   return 10;
+}
+
+/// A frame's header as it came: what it says, not whether it is allowed
+/// (that depends on who reads it).
+struct frame_header {
+  bool fin = false;
+  uint8_t rsv = 0; // the three reserved bits
+  uint8_t opcode = 0;
+  bool masked = false;
+  uint64_t len = 0;    // payload bytes
+  size_t size = 0;     // header bytes, mask key included
+  bool minimal = true; // the length took its shortest encoding
+};
+
+/// Reads the header at `p`, of which `avail` bytes have arrived; false if
+/// its length has not all arrived yet. The mask key, if any, is the last
+/// 4 of `size` bytes.
+inline bool read_frame_header(const unsigned char* p, size_t avail, frame_header& h) {
+  if (avail < 2)
+    return false;
+  h.fin = (p[0] & 0x80) != 0;
+  h.rsv = (p[0] >> 4) & 0x7;
+  h.opcode = p[0] & 0x0F;
+  h.masked = (p[1] & 0x80) != 0;
+  h.len = p[1] & 0x7F;
+  size_t ext = h.len == 126 ? 2 : h.len == 127 ? 8 : 0;
+  if (avail < 2 + ext)
+    return false;
+  if (ext > 0) {
+    h.len = 0;
+    for (size_t i = 0; i < ext; ++i)
+      h.len = (h.len << 8) | p[2 + i];
+    h.minimal = h.len >= (ext == 2 ? 126u : 0x10000u);
+  }
+  h.size = 2 + ext + (h.masked ? 4 : 0);
+  return true;
 }
 
 } // namespace kullsync::ws
