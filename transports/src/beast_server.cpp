@@ -388,7 +388,6 @@ private:
   bool attached_ = false;
   bool open_ = false; // handshake completed
   bool reported_ = false;
-  bool close_started_ = false;
   uint8_t silent_ticks_ = 0; // keepalive sweeps since the last byte read
   // Set by close(): the socket is closing, with this code and reason.
   std::optional<std::pair<uint16_t, std::string>> pending_close_;
@@ -594,12 +593,8 @@ void ws_conn::on_message(std::string text) {
   tell(core_->unit, listener_, frame_atom::value, tag_, std::move(text));
 }
 
-// A client that pings without reading its pongs must not grow our buffer:
-// with no room the pong is skipped (RFC 6455 5.5.3 lets an endpoint answer
-// only the latest ping), and the buffer stays bounded.
 void ws_conn::on_ping(std::string_view payload) {
-  if (sock_.has_room())
-    sock_.append_frame(ws::opcode::pong, payload);
+  sock_.append_frame(ws::opcode::pong, payload); // dropped if the peer is not reading
 }
 
 void ws_conn::on_close(uint16_t code, std::string_view reason) {
@@ -730,7 +725,7 @@ void ws_conn::move_queued() {
     write_frame(queue_.front());
     queue_.pop_front();
   }
-  if (queue_.empty() && pending_close_ && !close_started_)
+  if (queue_.empty() && pending_close_ && !sock_.close_written())
     do_close();
 }
 
@@ -748,7 +743,6 @@ void ws_conn::close(uint16_t code, const std::string& reason) {
 // Our close frame; the peer's answer ends the handshake (on_close), or the
 // kill timer does.
 void ws_conn::do_close() {
-  close_started_ = true;
   sock_.append_close(pending_close_->first, pending_close_->second);
   if (reader_.done())
     finish(); // the peer's close frame (or a violation) came first

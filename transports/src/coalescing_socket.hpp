@@ -65,11 +65,17 @@ public:
 
   /// Appends one complete, unmasked frame (RFC 6455 5.2, as a server sends
   /// it): text (0x1), ping (0x9) or pong (0xA). Returns false, sending
-  /// nothing, once a close frame was written or the socket failed: no frame
-  /// may follow a close frame. Data frames keep to `has_room()`; the owner's
-  /// queue holds what does not fit.
+  /// nothing, once a close frame was written or the socket failed (no frame
+  /// may follow a close frame), or for a ping or pong without room. Data
+  /// frames keep to `has_room()`; the owner's queue holds what does not fit.
   bool append_frame(uint8_t opcode, std::string_view payload) {
     if (close_written_ || error_)
+      return false;
+    // A ping or pong that finds the buffer full is dropped: the peer is not
+    // reading, and RFC 6455 5.5.3 lets an endpoint answer only the latest
+    // ping. So pings from a peer that never reads cannot grow the buffer.
+    bool ping_or_pong = opcode == ws::opcode::ping || opcode == ws::opcode::pong;
+    if (ping_or_pong && !has_room())
       return false;
     unsigned char head[ws::max_frame_header];
     auto len = ws::write_frame_header(head, opcode, payload.size(), false);
