@@ -6,27 +6,19 @@ strand).
 
 usage: ping_timeout.py <kullsync-server>
 """
-import base64
-import os
 import socket
-import subprocess
 import sys
 import time
 
+from raw_ws import running_server, upgrade_request
+
 
 def check(io_threads):
-    server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--ping-interval", "1",
-                               "--handshake-timeout", "1", "--log-level", "warn",
-                               "--io-threads", str(io_threads)],
-                              stdout=subprocess.PIPE)
-    try:
-        line = server.stdout.readline().decode()
-        host, port = line.split('"')[3].split(":")
-        s = socket.create_connection((host, int(port)))
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall((f"GET /ws?token=u1:mute HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    with running_server(sys.argv[1], "--ping-interval", "1", "--handshake-timeout", "1",
+                        "--log-level", "warn", "--io-threads", str(io_threads)) as (_, port):
+        host = "127.0.0.1"
+        s = socket.create_connection((host, port))
+        s.sendall(upgrade_request("u1:mute"))
         start = time.time()
         data = b""
         s.settimeout(6)
@@ -44,7 +36,7 @@ def check(io_threads):
         assert 1.5 <= elapsed <= 4.5, f"terminated after {elapsed:.1f} s"
         print(f"ok: pinged, then terminated after {elapsed:.1f} s")
         # A client that starts a request and never finishes it.
-        slow = socket.create_connection((host, int(port)))
+        slow = socket.create_connection((host, port))
         slow.sendall(b"GET /ws?token=u1:slow HTTP/1.1\r\nHost: x\r\n")
         slow.settimeout(6)
         start = time.time()
@@ -56,9 +48,6 @@ def check(io_threads):
         assert rest == b"", rest[:80]
         assert 0.5 <= elapsed <= 3.5, f"half-sent request dropped after {elapsed:.1f} s"
         print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 for n in (1, 2):

@@ -10,14 +10,14 @@ and with the sessions on CAF's threads.
 
 usage: ws_conformance.py <kullsync-server>
 """
-import base64
 import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
+
+from raw_ws import running_server, upgrade_request
 
 APP_PING = json.dumps({"type": "PING", "payload": {"timestamp": 1.5}}).encode()
 
@@ -42,11 +42,7 @@ class client:
     def __init__(self, port, device, early=b""):
         self.s = socket.create_connection(("127.0.0.1", port))
         self.s.settimeout(5)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET /ws?token=conf:{device} HTTP/1.1\r\nHost: x\r\n"
-                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                        ).encode() + early)
+        self.s.sendall(upgrade_request(f"conf:{device}") + early)
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             self.more()
@@ -133,19 +129,12 @@ def server_env():
 def main():
     # One io thread, a strand per socket, and the sessions on CAF's threads.
     for io_threads, actors_on_io in ((1, "on"), (2, "on"), (1, "off")):
-        server = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--log-level", "warn",
-                                   "--max-frame-bytes", "100000",
-                                   "--io-threads", str(io_threads),
-                                   "--actors-on-io", actors_on_io],
-                                  stdout=subprocess.PIPE, env=server_env())
-        try:
-            port = int(server.stdout.readline().decode().split('"')[3].split(":")[1])
+        with running_server(sys.argv[1], "--log-level", "warn", "--max-frame-bytes", "100000",
+                            "--io-threads", str(io_threads), "--actors-on-io", actors_on_io,
+                            env=server_env()) as (server, port):
             cases(port, server.pid)
             assert server.poll() is None, "the server died"
             print(f"ok: all cases with {io_threads} io thread(s), actors on io {actors_on_io}")
-        finally:
-            server.terminate()
-            server.wait()
 
 
 def check(name, f):

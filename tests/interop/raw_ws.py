@@ -1,0 +1,27 @@
+"""What the raw-socket interop scripts share: kullsync-server started on a
+free port, and a WebSocket upgrade request written by hand."""
+import base64
+import contextlib
+import os
+import subprocess
+
+
+@contextlib.contextmanager
+def running_server(binary, *args, env=None):
+    """kullsync-server on 127.0.0.1 and a free port; yields (process, port)."""
+    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", *args],
+                            stdout=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline().decode()  # {"listening":"127.0.0.1:PORT",...}
+        yield proc, int(line.split('"')[3].split(":")[1])
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def upgrade_request(token):
+    """A GET /ws upgrade request for `token` (userId:deviceId)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
