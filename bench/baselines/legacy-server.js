@@ -91,7 +91,7 @@ wss.on('connection', (ws, req) => {
   ws.isAlive = true;
   if (!clients.has(userId)) clients.set(userId, new Set());
   clients.get(userId).add(ws);
-  const hello = { type: 'DEVICE_CONNECTED', data: { deviceId, timestamp: Date.now() }, deviceId: 'server', userId };
+  const hello = { type: 'DEVICE_CONNECTED', data: { deviceId, timestamp: Date.now() }, deviceId, userId };
   send(ws, { ...hello, timestamp: Date.now() });
   broadcastToUser(userId, hello, deviceId);
   ws.on('pong', () => { ws.isAlive = true; });
@@ -111,7 +111,7 @@ wss.on('connection', (ws, req) => {
     if (!set) return;
     set.delete(ws);
     if (set.size === 0) clients.delete(userId);
-    broadcastToUser(userId, { type: 'DEVICE_DISCONNECTED', data: { deviceId, timestamp: Date.now() }, deviceId: 'server', userId });
+    broadcastToUser(userId, { type: 'DEVICE_DISCONNECTED', data: { deviceId, timestamp: Date.now() }, deviceId, userId });
   });
 });
 

@@ -43,6 +43,25 @@ function client(query, opts = {}) {
   };
 }
 
+/**
+ * DEVICE_CONNECTED / DEVICE_DISCONNECTED exactly as the deployed server sends
+ * them, checked field by field as a strict client would:
+ * {"type","data":{"deviceId","timestamp"},"timestamp","deviceId","userId"},
+ * the device named both in data and as the envelope's deviceId.
+ */
+function assertDeviceEnvelope(m, type, device, user) {
+  assert.deepEqual(Object.keys(m).sort(), ['data', 'deviceId', 'timestamp', 'type', 'userId']);
+  assert.equal(m.type, type);
+  assert.deepEqual(Object.keys(m.data).sort(), ['deviceId', 'timestamp']);
+  assert.equal(m.data.deviceId, device);
+  assert.ok(Number.isInteger(m.data.timestamp), 'data.timestamp is epoch ms');
+  assert.ok(Math.abs(m.data.timestamp - Date.now()) < 60000);
+  assert.ok(Number.isInteger(m.timestamp), 'timestamp is epoch ms');
+  assert.ok(Math.abs(m.timestamp - Date.now()) < 60000);
+  assert.equal(m.deviceId, device);
+  assert.equal(m.userId, user);
+}
+
 async function post(path, body, raw) {
   const r = await fetch(base + '/api/sync' + path, {
     method: 'POST', headers: { 'content-type': 'application/json' },
@@ -69,8 +88,7 @@ test('token without ":" gets a generated web device id', async () => {
   const c = client('?token=webuser');
   const m = await c.msg('DEVICE_CONNECTED');
   assert.match(m.data.deviceId, /^web-\d+-[a-z0-9]+$/);
-  assert.equal(m.deviceId, 'server');
-  assert.equal(m.userId, 'webuser');
+  assertDeviceEnvelope(m, 'DEVICE_CONNECTED', m.data.deviceId, 'webuser');
   c.ws.close();
 });
 
@@ -83,14 +101,12 @@ test('Authorization: Bearer works like ?token=', async () => {
 
 test('devices, PING, relayed progress, ignored junk, HTTP triggers, disconnects', async () => {
   const a = client('?token=u-flow:mac');
-  const first = await a.msg('DEVICE_CONNECTED');
-  assert.deepEqual(Object.keys(first.data).sort(), ['deviceId', 'timestamp']);
-  assert.equal(first.data.deviceId, 'mac');
-  assert.equal(typeof first.timestamp, 'number');
+  assertDeviceEnvelope(await a.msg('DEVICE_CONNECTED'), 'DEVICE_CONNECTED', 'mac', 'u-flow');
 
+  // The new device hears of itself, then the others hear of it: one envelope.
   const b = client('?token=u-flow:ipad');
-  assert.equal((await b.msg('DEVICE_CONNECTED')).data.deviceId, 'ipad');
-  assert.equal((await a.msg('DEVICE_CONNECTED')).data.deviceId, 'ipad');
+  assertDeviceEnvelope(await b.msg('DEVICE_CONNECTED'), 'DEVICE_CONNECTED', 'ipad', 'u-flow');
+  assertDeviceEnvelope(await a.msg('DEVICE_CONNECTED'), 'DEVICE_CONNECTED', 'ipad', 'u-flow');
 
   a.send({ type: 'PING', payload: { timestamp: Date.now() / 1000 } });
   const pong = await a.msg('PONG');
@@ -142,8 +158,8 @@ test('devices, PING, relayed progress, ignored junk, HTTP triggers, disconnects'
 
   b.ws.close();
   await b.closed();
-  const gone = await a.msg('DEVICE_DISCONNECTED');
-  assert.equal(gone.data.deviceId, 'ipad');
+  assertDeviceEnvelope(await a.msg('DEVICE_DISCONNECTED'), 'DEVICE_DISCONNECTED', 'ipad',
+                       'u-flow');
   a.ws.close();
 });
 

@@ -54,7 +54,7 @@ void device_event(peer_ptr self, uint64_t tag, msg::server_type type) {
   d.device_id = l.who.device_id;
   d.timestamp = now_ms(self);
   auto text = msg::encode(msg::make_server_message(type, d, now_ms(self),
-                                                   "server", l.who.user_id));
+                                                   d.device_id, l.who.user_id));
   if (type == msg::server_type::device_connected)
     self->send(l.end, send_atom::value, text);
   to_user(self, l.who.user_id, text, tag);
@@ -130,7 +130,7 @@ void send_fresh(peer_ptr self, const std::string& user) {
     msg::device_connection d;
     d.device_id = dev;
     to_user(self, user, msg::encode(msg::make_server_message(
-                          msg::server_type::device_connected, d, ts, "server", user)));
+                          msg::server_type::device_connected, d, ts, dev, user)));
   }
 }
 

@@ -55,6 +55,8 @@ void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
   self->state.stats.frames_out += u.sockets.size();
 }
 
+/// DEVICE_CONNECTED / DEVICE_DISCONNECTED as the deployed server sends them:
+/// the device is named in `data` and as the envelope's `deviceId`.
 shared_frame device_frame(hub_ptr self, msg::server_type type,
                           const std::string& user, const std::string& device) {
   msg::device_connection d;
@@ -62,7 +64,7 @@ shared_frame device_frame(hub_ptr self, msg::server_type type,
   auto ts = now_ms(self);
   d.timestamp = ts;
   return make_shared_frame(
-    msg::encode(msg::make_server_message(type, d, ts, "server", user)));
+    msg::encode(msg::make_server_message(type, d, ts, device, user)));
 }
 
 void forget_if_empty(hub_ptr self, const std::string& user) {
