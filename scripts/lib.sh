@@ -30,9 +30,14 @@ ensure_packages() {
   fi
 }
 
-# build_tree <dir> [cmake args...]: configures once, then builds incrementally.
+# build_tree <dir> [--target T] [cmake args...]: configures once, then builds
+# incrementally (everything, or only target T and what it needs).
 build_tree() {
   local dir=$1; shift
+  local target=()
+  if [[ ${1:-} == --target ]]; then
+    target=(--target "$2"); shift 2
+  fi
   export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
   # Hits across clones of the repository, and with precompiled headers.
   export CCACHE_BASEDIR=$KULLSYNC_ROOT CCACHE_NOHASHDIR=1
@@ -40,5 +45,5 @@ build_tree() {
   if [[ ! -f $dir/build.ninja ]]; then
     cmake -S "$KULLSYNC_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >&2
   fi
-  cmake --build "$dir" -j "$(nproc)" >&2
+  cmake --build "$dir" -j "$(nproc)" "${target[@]}" >&2
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests of kullsync-console against kullsync-server.
 
-usage: console_e2e.py json|tui|demo <build-dir>
+usage: console_e2e.py json|tui|demo|demo_script <build-dir>
 """
 import json
 import os
@@ -168,5 +168,22 @@ def test_demo():
     assert any(len(l["devices"]) == 2 for l in lines), "the second demo device never showed"
 
 
-{"json": test_json, "tui": test_tui, "demo": test_demo}[sys.argv[1]]()
+def test_demo_script():
+    """The README's first command, as a newcomer runs it: scripts/demo itself
+    (not the binary), from another directory, on this build tree."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    seconds = str(int(4 * scale))
+    r = subprocess.run([os.path.join(root, "scripts", "demo"), "--json", "--demo-seconds", seconds],
+                       capture_output=True, text=True, cwd="/", timeout=120 * scale,
+                       env=dict(env, KULLSYNC_BUILD_DIR=os.path.abspath(build)))
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    assert lines, "scripts/demo printed no state: " + r.stderr[-2000:]
+    assert any(l["connection"] == "connected" for l in lines)
+    assert any(l["shoots"] for l in lines), "no shoots came"
+    assert any(l["credits"] is not None for l in lines), "no credits came"
+
+
+{"json": test_json, "tui": test_tui, "demo": test_demo,
+ "demo_script": test_demo_script}[sys.argv[1]]()
 print("ok")

@@ -6,9 +6,15 @@ strand).
 
 usage: ping_timeout.py <kullsync-server>
 """
+import os
 import socket
 import sys
 import time
+
+# The bounds below prove which timer ended the socket; the upper ones stretch
+# on a loaded or sanitizer-slowed machine (scripts/sanitize sets the scale).
+scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
+slack = 4 * scale
 
 from raw_ws import running_server, upgrade_request
 
@@ -21,7 +27,7 @@ def check(io_threads):
         s.sendall(upgrade_request("u1:mute"))
         start = time.time()
         data = b""
-        s.settimeout(6)
+        s.settimeout(10 + 2 * slack)
         while True:
             try:
                 chunk = s.recv(4096)
@@ -33,12 +39,12 @@ def check(io_threads):
         elapsed = time.time() - start
         assert data.startswith(b"HTTP/1.1 101"), data[:80]
         assert b"\x89" in data, "no protocol ping was sent"          # ping opcode
-        assert 1.5 <= elapsed <= 4.5, f"terminated after {elapsed:.1f} s"
+        assert 1.5 <= elapsed <= 2.5 + slack, f"terminated after {elapsed:.1f} s"
         print(f"ok: pinged, then terminated after {elapsed:.1f} s")
         # A client that starts a request and never finishes it.
         slow = socket.create_connection((host, port))
         slow.sendall(b"GET /ws?token=u1:slow HTTP/1.1\r\nHost: x\r\n")
-        slow.settimeout(6)
+        slow.settimeout(10 + 2 * slack)
         start = time.time()
         try:
             rest = slow.recv(4096)
@@ -46,7 +52,7 @@ def check(io_threads):
             rest = b""
         elapsed = time.time() - start
         assert rest == b"", rest[:80]
-        assert 0.5 <= elapsed <= 3.5, f"half-sent request dropped after {elapsed:.1f} s"
+        assert 0.5 <= elapsed <= 1.5 + slack, f"half-sent request dropped after {elapsed:.1f} s"
         print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
 
 
