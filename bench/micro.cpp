@@ -64,7 +64,7 @@ using blast_atom = caf::atom_constant<caf::atom("blast")>;
 /// A server end that sends `n` SHOOT_PROGRESS frames as fast as it can.
 using blaster_actor = caf::typed_actor<
   caf::reacts_to<accept_atom, transport_actor, std::string, header_list>,
-  caf::reacts_to<opened_atom, uint64_t>, caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<opened_atom, uint64_t, std::string>,
   caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,
   caf::reacts_to<blast_atom, int64_t>>;
@@ -100,10 +100,9 @@ void engine_in_process(benchmark::State& state) {
       [=](accept_atom, transport_actor t, std::string&, header_list&) {
         *end = t;
         self->send(t, attach_atom::value, caf::actor_cast<transport_listener_actor>(self),
-                   uint64_t{1});
+                   uint64_t{1}, std::string{});
       },
-      [=](opened_atom, uint64_t) {},
-      [=](frame_atom, uint64_t, std::string&) {},
+      [=](opened_atom, uint64_t, std::string&) {},
       [=](frame_atom, uint64_t, frame_batch&) {},
       [=](closed_atom, uint64_t, uint16_t, std::string&) {},
       [=](blast_atom, int64_t n) {

@@ -46,7 +46,7 @@ demo::demo(caf::actor_system& sys, std::string user)
   bo.host = "127.0.0.1";
   bo.port = 0;
   listener_ = std::make_unique<beast_server>(sys_, bo, server_.acceptor,
-                                             server_.publisher);
+                                             server_.http_api);
   auto port = listener_->start();
   url_ = "ws://127.0.0.1:" + std::to_string(port) + "/ws";
   http_ = "http://127.0.0.1:" + std::to_string(port) + "/api/sync";

@@ -57,71 +57,6 @@ private:
   bool fresh_ = false;
 };
 
-/// Loads GET /api/sync/state at start, every few seconds while the socket
-/// is down, and once right after each (re)connect, which covers what was
-/// published since the last load (a legacy server's 404 is fine and quiet).
-class baseline_loader {
-public:
-  baseline_loader(client_engine e, std::string token, bool insecure)
-    : engine_(std::move(e)), token_(std::move(token)), insecure_(insecure) {
-    thread_ = std::thread{[this] { run(); }};
-  }
-  ~baseline_loader() {
-    stop_ = true;
-    thread_.join();
-  }
-  void set_url(std::string ws_url) {
-    std::lock_guard<std::mutex> g{m_};
-    url_ = std::move(ws_url);
-  }
-  /// `link` tells links apart: a reconnect may happen between two looks.
-  void set_connected(bool up, uint64_t link) {
-    connected_ = up;
-    if (up && link != loaded_link_) {
-      loaded_link_ = link;
-      load_now_ = true;
-    }
-  }
-
-private:
-  void run() {
-    auto next = std::chrono::steady_clock::now();
-    while (!stop_) {
-      std::this_thread::sleep_for(100ms);
-      bool now = load_now_.exchange(false);
-      if (!now && (connected_ || std::chrono::steady_clock::now() < next))
-        continue;
-      next = std::chrono::steady_clock::now() + 5s;
-      std::string base;
-      {
-        std::lock_guard<std::mutex> g{m_};
-        base = http_base_of(url_);
-      }
-      if (base.empty())
-        continue;
-      auto r = http_fetch("GET", base + "/api/sync/state?token=" + token_, {}, 3s,
-                          insecure_);
-      if (r.status == 200) {
-        if (auto b = parse_state_baseline(r.body))
-          engine_.load_baseline(std::move(*b));
-      } else if (r.status != 404 && r.status != 0) {
-        log::get("console")->debug("state load: HTTP {}", r.status);
-      }
-    }
-  }
-
-  client_engine engine_;
-  std::string token_;
-  bool insecure_;
-  std::mutex m_;
-  std::string url_;
-  std::atomic<bool> connected_{false};
-  std::atomic<bool> load_now_{false};
-  uint64_t loaded_link_ = 0; // the caller's thread only
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 const char* env_names[] = {"dev", "staging", "prod"};
 
 } // namespace
@@ -157,7 +92,8 @@ int main(int argc, char** argv) {
     device = console::persistent_device_id();
 
   caf::actor_system_config cfg;
-  server::add_server_types(cfg);
+  add_client_types(cfg);
+  server::add_server_types(cfg); // --demo embeds the server
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
 
@@ -184,11 +120,10 @@ int main(int argc, char** argv) {
   cc.connection.device_id = device;
   beast_transport_options to;
   to.insecure = insecure;
-  auto engine = spawn_client(sys, cc, spawn_beast_transport(sys, to));
+  auto engine = spawn_client(sys, cc, spawn_beast_transport(sys, to),
+                             spawn_http_client(sys, to));
   mailbox box;
   engine.subscribe(make_state_callback(sys, [&box](const sync_state& s) { box.put(s); }));
-  baseline_loader loader{engine, user + ":" + device, insecure};
-  loader.set_url(url);
   engine.connect();
   if (demo)
     demo->start_backend();
@@ -212,8 +147,6 @@ int main(int argc, char** argv) {
     if (auto s = box.take(tui ? 0ms : 200ms)) {
       clock.update(current, *s);
       current = std::move(*s);
-      loader.set_connected(current.connection.state == connection_state::connected,
-                           current.connection.link);
       changed = true;
     }
     if (!tui) {
@@ -235,7 +168,6 @@ int main(int argc, char** argv) {
       env_index = (env_index + 1) % 3;
       info.env = env_names[env_index];
       info.endpoint = *environment_url(info.env);
-      loader.set_url(info.endpoint);
       engine.set_endpoint(info.endpoint);
     }
   }

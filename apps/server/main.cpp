@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   app.add_option("--shards", shards, "hub shards (0: one per hardware thread)")
     ->envname("KULLSYNC_SHARDS")->check(CLI::Range(size_t{0}, size_t{1024}))->capture_default_str();
-  app.add_option("--io-threads", io_threads, "socket threads")
+  app.add_option("--io-threads", io_threads,
+                 "socket threads; each serves the sockets it was given alone")
     ->envname("KULLSYNC_IO_THREADS")->check(CLI::Range(size_t{1}, size_t{64}))->capture_default_str();
   app.add_option("--workers", workers, "actor scheduler threads (0: the hardware threads left "
                  "after --io-threads, at least one)")
@@ -149,20 +150,18 @@ int main(int argc, char** argv) {
   kullsync::server::server_config sc;
   sc.admin_user = admin_user;
   sc.shards = shards;
-  sc.max_frame_bytes = max_frame;
   sc.max_sockets_per_user = max_sockets;
   auto server = kullsync::server::spawn_sync_server(sys, sc);
 
   bo.io_threads = io_threads;
-  if (actors_on_io == "off")
-    bo.io_thread_actors.clear();
+  bo.actors_on_io = actors_on_io == "on";
   bo.ping_interval = std::chrono::seconds{ping_interval};
   bo.handshake_timeout = std::chrono::seconds{handshake_timeout};
   bo.max_frame_bytes = max_frame;
   bo.max_queued_frames = max_queued_frames;
   bo.max_queued_bytes = max_queued_bytes;
   bo.max_http_body = max_http_body;
-  kullsync::beast_server listener{sys, bo, server.acceptor, server.publisher};
+  kullsync::beast_server listener{sys, bo, server.acceptor, server.http_api};
   uint16_t port = 0;
   try {
     port = listener.start();

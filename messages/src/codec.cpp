@@ -1,4 +1,5 @@
 #include "kullsync/messages/codec.hpp"
+#include "kullsync/messages/json_value.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -355,6 +356,36 @@ provider_health read_provider_health(const json::value& v,
   return x;
 }
 
+/// The credits of a state: a CREDIT_UPDATE's data without its userId.
+credit_update read_credits(const json::value& v, const path_node* at,
+                           const std::string& user) {
+  object_reader r{v, at};
+  credit_update x;
+  x.user_id = user;
+  x.new_balance = r.int_("newBalance");
+  x.change = r.int_or("change", 0);
+  x.reason = r.str_or_empty("reason");
+  return x;
+}
+
+user_state read_user_state(const json::value& v, const path_node* at) {
+  object_reader r{v, at};
+  user_state x;
+  x.user_id = r.str_or_empty("userId");
+  x.credits = r.opt("credits", [&](const json::value& c, const path_node* p) {
+    return read_credits(c, p, x.user_id);
+  });
+  auto list = [&](std::string_view key, auto read_item) {
+    return r.opt(key, [&](const json::value& a, const path_node* p) {
+               return read_array(a, p, read_item);
+             })
+      .value_or(decltype(read_array(v, at, read_item)){});
+  };
+  x.shoots = list("shoots", read_shoot_progress);
+  x.devices = list("devices", read_device_connection);
+  return x;
+}
+
 ping read_ping(const json::value& v, const path_node* at) {
   object_reader r{v, at};
   return ping{r.opt("timestamp", as_number)};
@@ -622,6 +653,33 @@ void write(json_writer& w, const provider_health& x) {
   w.end_object();
 }
 
+void write(json_writer& w, const user_state& x) {
+  w.begin_object();
+  if (!x.user_id.empty())
+    w.field("userId", x.user_id);
+  w.key("credits");
+  if (x.credits) {
+    w.begin_object();
+    w.field("newBalance", x.credits->new_balance);
+    w.field("change", x.credits->change);
+    w.field("reason", x.credits->reason);
+    w.end_object();
+  } else {
+    w.null();
+  }
+  w.key("shoots");
+  w.begin_array();
+  for (auto& p : x.shoots)
+    write(w, p);
+  w.end_array();
+  w.key("devices");
+  w.begin_array();
+  for (auto& d : x.devices)
+    write(w, d);
+  w.end_array();
+  w.end_object();
+}
+
 void write(json_writer& w, const ping& x) {
   w.begin_object();
   w.optional_field("timestamp", x.timestamp);
@@ -801,6 +859,10 @@ provider_health read_payload(const json::value& v, const path_node* at) {
   return read_provider_health(v, at);
 }
 template <>
+user_state read_payload(const json::value& v, const path_node* at) {
+  return read_user_state(v, at);
+}
+template <>
 ping read_payload(const json::value& v, const path_node* at) {
   return read_ping(v, at);
 }
@@ -820,10 +882,20 @@ decode_result<T> from_json(std::string_view text, const decode_limits& lim) {
   return decode_frame<T>(text, lim, read_payload<T>);
 }
 
+template <class T>
+decode_result<T> from_json_value(const json::value& v) {
+  try {
+    return read_payload<T>(v, nullptr);
+  } catch (failure& f) {
+    return std::move(f.err);
+  }
+}
+
 #define KULLSYNC_INSTANTIATE(T)                                                \
   template std::string to_json<T>(const T&);                                   \
   template decode_result<T> from_json<T>(std::string_view,                     \
-                                         const decode_limits&);
+                                         const decode_limits&);                \
+  template decode_result<T> from_json_value<T>(const json::value&);
 
 KULLSYNC_INSTANTIATE(shoot_progress)
 KULLSYNC_INSTANTIATE(credit_update)
@@ -832,6 +904,7 @@ KULLSYNC_INSTANTIATE(device_connection)
 KULLSYNC_INSTANTIATE(admin_session_update)
 KULLSYNC_INSTANTIATE(provider_health)
 KULLSYNC_INSTANTIATE(ping)
+KULLSYNC_INSTANTIATE(user_state)
 KULLSYNC_INSTANTIATE(server_message)
 KULLSYNC_INSTANTIATE(client_message)
 

@@ -189,6 +189,10 @@ bool operator==(const provider_health& x, const provider_health& y) {
 bool operator==(const ping& x, const ping& y) {
   return x.timestamp == y.timestamp;
 }
+bool operator==(const user_state& x, const user_state& y) {
+  return std::tie(x.user_id, x.credits, x.shoots, x.devices)
+         == std::tie(y.user_id, y.credits, y.shoots, y.devices);
+}
 bool operator==(const unknown_data& x, const unknown_data& y) {
   return x.raw_json == y.raw_json;
 }

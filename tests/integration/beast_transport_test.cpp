@@ -136,7 +136,7 @@ protected:
     auto srv = server::spawn_sync_server(sys_, {});
     bo.host = "127.0.0.1";
     bo.port = 0;
-    beast_server listener{sys_, bo, srv.acceptor, srv.publisher};
+    beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
     auto port = listener.start();
     auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
     wait_for(e, connected);
@@ -176,7 +176,7 @@ TEST_F(beast_transport_test, talks_to_our_server_with_two_io_threads) {
 
 TEST_F(beast_transport_test, talks_to_our_server_with_its_actors_on_caf_threads) {
   beast_server_options bo;
-  bo.io_thread_actors.clear();
+  bo.actors_on_io = false;
   EXPECT_EQ(roundtrip_through_our_server(bo), 0u);
 }
 

@@ -35,8 +35,7 @@ namespace {
 
 transport_listener_actor::behavior_type deaf_listener() {
   return {
-    [](opened_atom, uint64_t) {},
-    [](frame_atom, uint64_t, const std::string&) {},
+    [](opened_atom, uint64_t, const std::string&) {},
     [](frame_atom, uint64_t, const frame_batch&) {},
     [](closed_atom, uint64_t, uint16_t, const std::string&) {},
   };
@@ -53,7 +52,7 @@ acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self,
       for (auto& f : frames)
         self->send(socket, send_atom::value, make_shared_frame(f));
       self->send(socket, attach_atom::value,
-                 self->home_system().spawn(deaf_listener), uint64_t{1});
+                 self->home_system().spawn(deaf_listener), uint64_t{1}, std::string{});
       if (close_after)
         self->send(socket, close_atom::value, close_code::normal, std::string{"done"});
     },
@@ -67,16 +66,15 @@ acceptor_actor::behavior_type lone_frame_acceptor(acceptor_actor::pointer self) 
     [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
       auto on_open = [socket]() -> transport_listener_actor::behavior_type {
         return {
-          [socket](opened_atom, uint64_t) {
+          [socket](opened_atom, uint64_t, const std::string&) {
             caf::anon_send(socket, send_atom::value, make_shared_frame("frame-0"));
           },
-          [](frame_atom, uint64_t, const std::string&) {},
           [](frame_atom, uint64_t, const frame_batch&) {},
           [](closed_atom, uint64_t, uint16_t, const std::string&) {},
         };
       };
       self->send(socket, attach_atom::value, self->home_system().spawn(on_open),
-                 uint64_t{1});
+                 uint64_t{1}, std::string{});
     },
   };
 }
@@ -151,17 +149,21 @@ protected:
     return client;
   }
 
-  /// Receives transport events until `enough(events)` or 10 s of silence.
+  /// Receives the events of `client`'s link until `enough(events)` or 10 s
+  /// of silence, giving the frames back as credit.
   template <class Pred>
-  link_events collect(caf::scoped_actor& self, Pred enough) {
+  link_events collect(caf::scoped_actor& self, const transport_actor& client,
+                      Pred enough) {
     link_events ev;
     bool done = false;
     while (!done) {
       self->receive(
-        [](opened_atom, uint64_t) {},
-        [&](frame_atom, uint64_t, std::string& text) {
-          ev.frames.push_back(std::move(text));
+        [](opened_atom, uint64_t, std::string&) {},
+        [&](frame_atom, uint64_t tag, frame_batch& frames) {
+          for (auto& text : frames)
+            ev.frames.push_back(std::move(text));
           done = enough(ev);
+          self->send(client, credit_atom::value, tag, static_cast<uint32_t>(frames.size()));
         },
         [&](closed_atom, uint64_t tag, uint16_t code, std::string& reason) {
           ev.closes.push_back({tag, code, std::move(reason)});
@@ -183,7 +185,7 @@ protected:
       links.push_back(dial(*selves.back(), port));
     }
     for (int c = 0; c < clients; ++c) {
-      auto ev = collect(*selves[c], [](const link_events& e) { return !e.closes.empty(); });
+      auto ev = collect(*selves[c], links[c], [](const link_events& e) { return !e.closes.empty(); });
       ASSERT_EQ(ev.frames.size(), static_cast<size_t>(burst)) << "client " << c;
       for (int i = 0; i < burst; ++i)
         ASSERT_EQ(ev.frames[i], "frame-" + std::to_string(i)) << "client " << c;
@@ -208,7 +210,7 @@ protected:
   lone_link lone_frame_link(caf::scoped_actor& self) {
     auto port = start(sys_.spawn(lone_frame_acceptor));
     auto client = dial(self, port);
-    return {port, client, collect(self, [](const link_events& e) {
+    return {port, client, collect(self, client, [](const link_events& e) {
               return !e.frames.empty() || !e.closes.empty();
             })};
   }
@@ -224,7 +226,7 @@ TEST_F(socket_writes_test, a_burst_leaves_in_order_in_fewer_sends_before_the_clo
   auto port = start(burst, true);
   caf::scoped_actor self{sys_};
   auto client = dial(self, port);
-  auto ev = collect(self, [](const link_events& e) { return !e.closes.empty(); });
+  auto ev = collect(self, client, [](const link_events& e) { return !e.closes.empty(); });
   ASSERT_EQ(ev.frames.size(), static_cast<size_t>(burst));
   for (int i = 0; i < burst; ++i)
     ASSERT_EQ(ev.frames[i], "frame-" + std::to_string(i));
@@ -246,7 +248,7 @@ TEST_F(socket_writes_test, bursts_to_several_sockets_each_arrive_in_order) {
   expect_bursts_in_order(4, 1000);
 }
 
-// With several io threads each socket has its own inbox and strand.
+// With several io threads each serves its own sockets, with its own outbox.
 TEST_F(socket_writes_test, with_two_io_threads_bursts_still_arrive_in_order) {
   io_threads_ = 2;
   expect_bursts_in_order(4, 1000);
@@ -262,7 +264,7 @@ TEST_F(socket_writes_test, frames_of_every_length_encoding_arrive_intact) {
   auto port = start(sys_.spawn(burst_acceptor, frames, true));
   caf::scoped_actor self{sys_};
   auto client = dial(self, port);
-  auto ev = collect(self, [](const link_events& e) { return !e.closes.empty(); });
+  auto ev = collect(self, client, [](const link_events& e) { return !e.closes.empty(); });
   ASSERT_EQ(ev.frames.size(), frames.size());
   for (size_t i = 0; i < frames.size(); ++i)
     EXPECT_EQ(ev.frames[i], frames[i]) << "frame " << i << " of " << frames[i].size() << " bytes";
@@ -312,7 +314,7 @@ TEST_F(socket_writes_test, an_accepted_socket_refuses_to_dial) {
     return std::find_if(e.closes.begin(), e.closes.end(),
                         [](auto& c) { return c.tag == 7; });
   };
-  auto ev = collect(self, [&](const link_events& e) { return refused(e) != e.closes.end(); });
+  auto ev = collect(self, client, [&](const link_events& e) { return refused(e) != e.closes.end(); });
   auto c = refused(ev);
   ASSERT_NE(c, ev.closes.end());
   EXPECT_EQ(c->code, close_code::internal_error);

@@ -153,8 +153,10 @@ test('devices, PING, relayed progress, ignored junk, HTTP triggers, disconnects'
   assert.deepEqual((await a.msg('PROMPT_CHANGE')).data, { promptId: 'p1', action: 'voted' });
 
   const state = await (await fetch(base + '/api/sync/state?token=u-flow:x')).json();
-  assert.equal(state.credits, 950);
-  assert.deepEqual(state.devices.sort(), ['ipad', 'mac']);
+  assert.equal(state.userId, 'u-flow');
+  assert.deepEqual(state.credits, { newBalance: 950, change: -50, reason: 'shoot s9' });
+  assert.deepEqual(state.shoots.map((p) => p.shootId).sort(), ['s1', 's9']);
+  assert.deepEqual(state.devices.map((d) => d.deviceId).sort(), ['ipad', 'mac']);
 
   b.ws.close();
   await b.closed();
@@ -279,7 +281,7 @@ test('a consumer that stops reading is cut with 1008, others unaffected', async 
     assert.equal(r.status, 200);
     if (sent % 100 === 99) {
       const st = await (await fetch(base + '/api/sync/state?token=slow:probe')).json();
-      if (!st.devices.includes('reader')) break; // the server let it go
+      if (!st.devices.some((d) => d.deviceId === 'reader')) break; // the server let it go
     }
   }
   assert.ok(sent < 1500, 'the slow reader was never cut');

@@ -1,4 +1,4 @@
-// The real server actors (hub shards, sessions, publisher) and several client
+// The real server actors (hub shards, sessions, HTTP API) and several client
 // engines in one deterministic simulation over the memory network, with
 // seeded faults and server restarts. After healing and a fresh publish of
 // the backend's truth, every client's state equals what the server remembers.
@@ -113,9 +113,11 @@ public:
       auto s = sim_.ask<sync_state>(d.engine.coordinator, get_atom::value);
       ASSERT_EQ(s.connection.state, connection_state::connected)
         << d.user << "/" << d.id << ": " << s.connection.error;
-      auto snap = sim_.ask<server::user_snapshot>(server::hub_for(server_.hubs, d.user),
-                                             server::snapshot_atom::value, d.user);
-      EXPECT_EQ(s.credits, snap.credits) << d.id;
+      auto snap = sim_.ask<msg::user_state>(server::hub_for(server_.hubs, d.user),
+                                            server::snapshot_atom::value, d.user);
+      EXPECT_EQ(s.credits, snap.credits ? std::optional<int64_t>{snap.credits->new_balance}
+                                        : std::nullopt)
+        << d.id;
       std::map<std::string, msg::shoot_progress> remembered;
       for (auto& p : snap.shoots)
         remembered[p.shoot_id] = p;
@@ -131,7 +133,7 @@ public:
       for (auto& x : s.devices)
         devs.insert(x.device_id);
       for (auto& x : snap.devices)
-        expected.insert(x);
+        expected.insert(x.device_id);
       EXPECT_TRUE(std::includes(expected.begin(), expected.end(), devs.begin(), devs.end()));
       auto& st = d.seen->statuses;
       for (size_t i = 1; i < st.size(); ++i)
@@ -180,7 +182,7 @@ private:
     ex.request.body = std::move(body);
     ex.responder = std::make_shared<std::function<void(http_response)>>(
       [this](http_response r) { bad_http_ += r.status != 200; });
-    caf::anon_send(server_.publisher, http_atom::value, std::move(ex));
+    caf::anon_send(server_.http_api, http_atom::value, std::move(ex));
   }
 
   void post_shoot(const std::string& user, const msg::shoot_progress& p) {

@@ -3,7 +3,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "kullsync/client/actors.hpp"
+#include "kullsync/common/clock.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/auth.hpp"
 
@@ -17,6 +17,7 @@ struct peer_link {
   header_list headers;
   server::identity who;
   bool registered = false;
+  flow::credit_return credit;
 };
 
 struct peer_state {
@@ -149,17 +150,19 @@ peer_actor::behavior_type peer(peer_ptr self, memory_network_actor net,
         header_list& headers) {
       auto tag = self->state.next_tag++;
       self->send(end, attach_atom::value,
-                 caf::actor_cast<transport_listener_actor>(self), tag);
+                 caf::actor_cast<transport_listener_actor>(self), tag, std::string{});
       self->state.links[tag] = peer_link{std::move(end), std::move(target),
-                                         std::move(headers), {}, false};
+                                         std::move(headers), {}, false, {}};
     },
-    [=](opened_atom, uint64_t tag) { on_opened(self, tag); },
-    [=](frame_atom, uint64_t tag, const std::string& text) {
-      on_frame(self, tag, text);
-    },
+    [=](opened_atom, uint64_t tag, const std::string&) { on_opened(self, tag); },
     [=](frame_atom, uint64_t tag, const frame_batch& frames) {
       for (auto& text : frames)
         on_frame(self, tag, text);
+      auto i = self->state.links.find(tag);
+      if (i == self->state.links.end())
+        return;
+      if (auto n = i->second.credit.handled(frames.size()))
+        self->send(i->second.end, credit_atom::value, tag, n);
     },
     [=](closed_atom, uint64_t tag, uint16_t, const std::string&) {
       on_closed(self, tag);

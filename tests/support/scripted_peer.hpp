@@ -13,7 +13,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "kullsync/client/protocol.hpp"
-#include "kullsync/detail/inspect_optional.hpp"
+#include "kullsync/common/inspect_optional.hpp"
 #include "kullsync/transports/memory_network.hpp"
 
 namespace kullsync::test {
@@ -36,8 +36,7 @@ using peer_close_atom = caf::atom_constant<caf::atom("pclose")>;
 
 using peer_actor = caf::typed_actor<
   caf::reacts_to<accept_atom, transport_actor, std::string, header_list>,
-  caf::reacts_to<opened_atom, uint64_t>,
-  caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<opened_atom, uint64_t, std::string>,
   caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,
   /// Sends `m` to every device of the user and records it as truth.

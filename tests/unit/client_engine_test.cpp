@@ -360,9 +360,11 @@ TEST(client_engine, keepalive_pings_every_interval) {
 
 namespace {
 
-state_baseline baseline(std::optional<int64_t> credits, std::vector<std::string> shoots) {
-  state_baseline b;
-  b.credits = credits;
+msg::user_state baseline(std::optional<int64_t> credits, std::vector<std::string> shoots) {
+  msg::user_state b;
+  b.user_id = "u1";
+  if (credits)
+    b.credits = msg::credit_update{"u1", *credits, 0, "state"};
   for (auto& id : shoots)
     b.shoots.push_back(std::get<msg::shoot_progress>(
       progress_msg(id, shoot_status::processing, 1, 10).body));
@@ -373,12 +375,12 @@ state_baseline baseline(std::optional<int64_t> credits, std::vector<std::string>
 
 TEST(client_engine, baseline_replaces_shoots_and_credits_while_down) {
   harness h;
-  h.engine.load_baseline(baseline(700, {"a", "b"}));
+  h.engine.load_state(baseline(700, {"a", "b"}));
   h.sim.run();
   auto s = h.state();
   EXPECT_EQ(s.credits, 700);
   EXPECT_EQ(s.shoots.size(), 2u);
-  h.engine.load_baseline(baseline(650, {"b"}));
+  h.engine.load_state(baseline(650, {"b"}));
   h.sim.run();
   s = h.state();
   EXPECT_EQ(s.credits, 650);
@@ -394,7 +396,7 @@ TEST(client_engine, baseline_while_connected_fills_only_what_the_link_did_not_sa
   h.sim.run();
   h.publish(credit_msg(900, -100));
   h.publish(progress_msg("live", shoot_status::processing, 5, 10));
-  h.engine.load_baseline(baseline(1000, {"live", "missed"}));
+  h.engine.load_state(baseline(1000, {"live", "missed"}));
   h.sim.run();
   auto s = h.state();
   EXPECT_EQ(s.credits, 900);                      // the socket's is newer
@@ -405,7 +407,7 @@ TEST(client_engine, baseline_while_connected_fills_only_what_the_link_did_not_sa
   h.sim.run();
   h.sim.advance(2s);
   ASSERT_EQ(h.status().state, connection_state::connected);
-  h.engine.load_baseline(baseline(800, {"other"}));
+  h.engine.load_state(baseline(800, {"other"}));
   h.sim.run();
   s = h.state();
   EXPECT_EQ(s.credits, 800);

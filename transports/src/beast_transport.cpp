@@ -18,6 +18,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "kullsync/log.hpp"
+#include "client_io.hpp"
 #include "url.hpp"
 
 namespace beast = boost::beast;
@@ -42,32 +43,6 @@ std::shared_ptr<ssl::context> make_tls(const beast_transport_options& o) {
 
 } // namespace
 
-/// An io_context and its threads, alive as long as any transport using it.
-struct client_io::runtime {
-  net::io_context ioc;
-  net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
-  std::vector<std::thread> threads;
-
-  explicit runtime(size_t n) : ioc(static_cast<int>(n)) {
-    for (size_t i = 0; i < n; ++i)
-      threads.emplace_back([this] { ioc.run(); });
-  }
-
-  ~runtime() {
-    work.reset();
-    ioc.stop();
-    for (auto& t : threads) {
-      if (!t.joinable())
-        continue;
-      // The last transport may die on one of these threads.
-      if (t.get_id() == std::this_thread::get_id())
-        t.detach();
-      else
-        t.join();
-    }
-  }
-};
-
 client_io make_client_io(size_t threads) {
   client_io io;
   io.rt = std::make_shared<client_io::runtime>(std::max<size_t>(1, threads));
@@ -83,6 +58,8 @@ public:
   virtual void start(detail::url_parts url, header_list headers) = 0;
   virtual void send(shared_frame f) = 0;
   virtual void close(uint16_t code, std::string reason) = 0;
+  /// The listener handled `n` more frames of link `tag`.
+  virtual void credit(uint64_t tag, uint32_t n) = 0;
   /// Stops reporting to the listener (the link was replaced).
   virtual void abandon() = 0;
 };
@@ -128,6 +105,17 @@ public:
     net::post(ws_.get_executor(), [self = this->shared_from_this(), code,
                                    reason = std::move(reason)] {
       self->do_close(code, reason);
+    });
+  }
+
+  void credit(uint64_t tag, uint32_t n) override {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), tag, n] {
+      if (tag != self->tag_)
+        return;
+      bool stalled = self->credit_ == 0;
+      self->credit_ = std::min<uint32_t>(flow::window, self->credit_ + n);
+      if (stalled && self->open_ && !self->reported_)
+        self->do_read();
     });
   }
 
@@ -197,7 +185,7 @@ private:
     auto host = url_.host;
     if (!((url_.tls && url_.port == "443") || (!url_.tls && url_.port == "80")))
       host += ":" + url_.port;
-    ws_.async_handshake(host, url_.target,
+    ws_.async_handshake(res_, host, url_.target,
                         beast::bind_front_handler(&client_link::on_upgrade,
                                                   this->shared_from_this()));
   }
@@ -209,7 +197,9 @@ private:
     if (closing_) // closed while dialing
       return do_close(pending_.first, pending_.second);
     if (listener_)
-      caf::anon_send(listener_, opened_atom::value, tag_);
+      caf::anon_send(listener_, opened_atom::value, tag_,
+                     std::string{res_[beast::http::field::sec_websocket_protocol]});
+    res_ = {};
     do_read();
   }
 
@@ -221,11 +211,13 @@ private:
   void on_read(beast::error_code ec, size_t) {
     if (ec)
       return report(ec);
+    // Beast reads one message at a time: each goes as a batch of one.
     if (listener_)
       caf::anon_send(listener_, frame_atom::value, tag_,
-                     beast::buffers_to_string(buf_.data()));
+                     frame_batch{beast::buffers_to_string(buf_.data())});
     buf_.consume(buf_.size());
-    do_read();
+    if (--credit_ > 0)
+      do_read(); // else the listener's credit resumes reading
   }
 
   void do_write() {
@@ -304,6 +296,8 @@ private:
   tcp::resolver resolver_;
   websocket::stream<Stream> ws_;
   beast::flat_buffer buf_;
+  websocket::response_type res_; // the upgrade's answer, until it is read
+  uint32_t credit_ = flow::window;
   transport_listener_actor listener_;
   uint64_t tag_;
   detail::url_parts url_;
@@ -370,9 +364,13 @@ transport_actor::behavior_type beast_transport(transport_ptr self,
         const std::string& url, header_list& headers) {
       dial(self, std::move(l), tag, url, std::move(headers));
     },
-    [=](attach_atom, transport_listener_actor l, uint64_t tag) {
+    [=](attach_atom, transport_listener_actor l, uint64_t tag, const std::string&) {
       self->send(l, closed_atom::value, tag, close_code::internal_error,
                  std::string{"a client transport has nothing to attach to"});
+    },
+    [=](credit_atom, uint64_t tag, uint32_t n) {
+      if (self->state.link)
+        self->state.link->credit(tag, n);
     },
     [=](send_atom, std::string& text) {
       if (self->state.link)

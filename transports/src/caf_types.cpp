@@ -2,6 +2,8 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "kullsync/transports/http_client.hpp"
+
 namespace kullsync {
 
 void add_transport_types(caf::actor_system_config& cfg) {
@@ -13,7 +15,9 @@ void add_transport_types(caf::actor_system_config& cfg) {
     .add_message_type<transport_actor>("kullsync::transport_actor")
     .add_message_type<transport_listener_actor>(
       "kullsync::transport_listener_actor")
-    .add_message_type<acceptor_actor>("kullsync::acceptor_actor");
+    .add_message_type<acceptor_actor>("kullsync::acceptor_actor")
+    .add_message_type<http_result>("kullsync::http_result")
+    .add_message_type<http_client_actor>("kullsync::http_client_actor");
 }
 
 } // namespace kullsync

@@ -14,22 +14,33 @@ namespace kullsync {
 namespace {
 
 using time_point = caf::actor_clock::time_point;
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 
-struct end_state {
+/// The network's own protocol: the public one, plus a frame whose latency
+/// has passed and the flush of the frames gathered for listeners, which it
+/// sends itself.
+using network_impl = memory_network_actor::extend<
+  caf::reacts_to<deliver_atom, uint64_t, bool, std::string>,
+  caf::reacts_to<flush_atom>>;
+
+/// One end of a link, as its listener sees it.
+struct link_end {
   transport_actor end;
   transport_listener_actor listener;
   uint64_t tag = 0;
   bool attached = false;
-  std::vector<std::string> pending; // frames that arrived before attach
+  uint32_t credit = flow::window;   // frames the listener still takes
+  std::vector<std::string> held;    // arrived before attach, or beyond credit
   time_point busy_until{};          // keeps this direction in order
 };
 
 struct link {
   uint64_t id = 0;
-  end_state client;
-  end_state server;
+  link_end client;
+  link_end server;
+  std::string offered;  // the client's Sec-WebSocket-Protocol header
   bool half_open = false;
-  end_state& side(bool client_side) { return client_side ? client : server; }
+  link_end& side(bool client_side) { return client_side ? client : server; }
 };
 
 /// Frames per message to a listener: enough to spread a mailbox round over
@@ -62,7 +73,7 @@ struct network_state {
   static inline const char* name = "kullsync.memory_network";
 };
 
-using network_ptr = memory_network_actor::stateful_pointer<network_state>;
+using network_ptr = network_impl::stateful_pointer<network_state>;
 
 void trace(network_ptr self, std::string line) {
   if (self->state.tracer)
@@ -97,7 +108,7 @@ void forget(network_ptr self, link& l) {
 }
 
 /// How long a frame sent now in this direction takes, keeping order.
-caf::timespan latency(network_ptr self, end_state& to) {
+caf::timespan latency(network_ptr self, link_end& to) {
   auto& f = self->state.faults;
   if (f.min_delay.count() == 0 && f.max_delay.count() <= 0
       && to.busy_until == time_point{})
@@ -118,22 +129,14 @@ caf::timespan latency(network_ptr self, end_state& to) {
 /// listener, so opened/closed never overtake frames.
 void flush(network_ptr self) {
   auto& st = self->state;
-  for (auto& o : st.outbox) {
-    if (o.frames.size() == 1)
-      self->send(o.listener, frame_atom::value, o.tag, std::move(o.frames.front()));
-    else
-      self->send(o.listener, frame_atom::value, o.tag, std::move(o.frames));
-  }
+  for (auto& o : st.outbox)
+    self->send(o.listener, frame_atom::value, o.tag, std::move(o.frames));
   st.outbox.clear();
 }
 
-void hand_over(network_ptr self, end_state& to, std::string text) {
+/// Queues one frame for `to`'s listener, in the batch being gathered.
+void gather(network_ptr self, link_end& to, std::string text) {
   auto& st = self->state;
-  ++st.stats.frames_delivered;
-  if (!to.attached) {
-    to.pending.emplace_back(std::move(text));
-    return;
-  }
   if (st.outbox.empty() || st.outbox.back().listener != to.listener
       || st.outbox.back().tag != to.tag
       || st.outbox.back().frames.size() == max_batch)
@@ -145,8 +148,35 @@ void hand_over(network_ptr self, end_state& to, std::string text) {
   }
 }
 
-void notify_closed(network_ptr self, end_state& x, uint16_t code,
+/// A frame reaches `to`: its listener gets it now if it attached and has
+/// credit left, else it is held (as a socket's buffer holds what is unread).
+void hand_over(network_ptr self, link_end& to, std::string text) {
+  ++self->state.stats.frames_delivered;
+  if (!to.attached || to.credit == 0 || !to.held.empty()) {
+    to.held.emplace_back(std::move(text));
+    return;
+  }
+  --to.credit;
+  gather(self, to, std::move(text));
+}
+
+/// Held frames go to the listener as far as its credit reaches (all of them
+/// when `all`: the link ends, and what it carried comes before the end).
+void release(network_ptr self, link_end& to, bool all = false) {
+  if (!to.attached)
+    return;
+  size_t n = 0;
+  for (; n < to.held.size() && (all || to.credit > 0); ++n) {
+    if (to.credit > 0)
+      --to.credit;
+    gather(self, to, std::move(to.held[n]));
+  }
+  to.held.erase(to.held.begin(), to.held.begin() + n);
+}
+
+void notify_closed(network_ptr self, link_end& x, uint16_t code,
                    const std::string& reason) {
+  release(self, x, true);
   flush(self);
   if (x.listener)
     self->send(x.listener, closed_atom::value, x.tag, code, reason);
@@ -163,6 +193,7 @@ void close_from(network_ptr self, link& l, bool client_side, uint16_t code,
   notify_closed(self, me, code, reason);
   if (!l.half_open && peer.listener) {
     auto delay = latency(self, peer);
+    release(self, peer, true);
     flush(self);
     if (delay.count() == 0)
       notify_closed(self, peer, code, reason);
@@ -192,6 +223,9 @@ void dial(network_ptr self, transport_actor end,
   }
   link l;
   l.id = st.next_id++;
+  for (auto& [k, v] : headers)
+    if (detail::iequals(k, "sec-websocket-protocol"))
+      l.offered = v;
   l.client.end = end;
   l.client.listener = listener;
   l.client.tag = tag;
@@ -210,7 +244,8 @@ void dial(network_ptr self, transport_actor end,
 }
 
 void attach(network_ptr self, const transport_actor& end,
-            transport_listener_actor listener, uint64_t tag) {
+            transport_listener_actor listener, uint64_t tag,
+            const std::string& protocol) {
   bool client = false;
   auto* l = find_link(self, end.address(), client);
   if (l == nullptr) {
@@ -223,13 +258,27 @@ void attach(network_ptr self, const transport_actor& end,
   me.listener = std::move(listener);
   me.tag = tag;
   me.attached = true;
+  // A real server echoes only a subprotocol the client offered.
+  auto agreed = detail::offers(l->offered, protocol) ? protocol : std::string{};
   flush(self);
   if (!client)
-    self->send(l->client.listener, opened_atom::value, l->client.tag);
-  self->send(me.listener, opened_atom::value, tag);
-  for (auto& text : me.pending)
-    self->send(me.listener, frame_atom::value, tag, std::move(text));
-  me.pending.clear();
+    self->send(l->client.listener, opened_atom::value, l->client.tag, agreed);
+  self->send(me.listener, opened_atom::value, tag, agreed);
+  release(self, me);
+}
+
+/// The listener of `end`'s link handled `n` more frames.
+void credit(network_ptr self, const transport_actor& end, uint64_t tag,
+            uint32_t n) {
+  bool client = false;
+  auto* l = find_link(self, end.address(), client);
+  if (l == nullptr)
+    return;
+  auto& me = l->side(client);
+  if (me.tag != tag)
+    return; // for a link this end had before
+  me.credit = std::min<uint32_t>(flow::window, me.credit + n);
+  release(self, me);
 }
 
 /// Frames one end sent, in order: each may be lost or delayed on its own.
@@ -278,8 +327,8 @@ void cut(network_ptr self, cut_mode mode) {
   }
 }
 
-memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
-                                            network_tracer_actor tracer) {
+network_impl::behavior_type network(network_ptr self, uint64_t seed,
+                                    network_tracer_actor tracer) {
   self->state.rng.seed(seed);
   self->state.tracer = std::move(tracer);
   return {
@@ -289,8 +338,12 @@ memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
            std::move(headers));
     },
     [=](attach_atom, const transport_actor& end,
-        transport_listener_actor listener, uint64_t tag) {
-      attach(self, end, std::move(listener), tag);
+        transport_listener_actor listener, uint64_t tag,
+        const std::string& protocol) {
+      attach(self, end, std::move(listener), tag, protocol);
+    },
+    [=](credit_atom, const transport_actor& end, uint64_t tag, uint32_t n) {
+      credit(self, end, tag, n);
     },
     [=](send_atom, const transport_actor& end, frame_batch& frames) {
       send_frames(self, end, frames);
@@ -332,14 +385,14 @@ memory_network_actor::behavior_type network(network_ptr self, uint64_t seed,
 
 /// Frames a transport end sent since its last flush; they reach the network
 /// as one message, ahead of anything else the end sends.
-struct end_state_t {
+struct memory_end_state {
   frame_batch outbox;
   static inline const char* name = "kullsync.memory_transport";
 };
 
 /// The end's own protocol: a transport, plus the flush it queues to itself.
 using end_actor = transport_actor::extend<caf::reacts_to<flush_atom>>;
-using end_ptr = end_actor::stateful_pointer<end_state_t>;
+using end_ptr = end_actor::stateful_pointer<memory_end_state>;
 
 void flush_end(end_ptr self, const memory_network_actor& net) {
   auto& out = self->state.outbox;
@@ -368,9 +421,14 @@ end_actor::behavior_type end(end_ptr self, memory_network_actor net) {
       self->send(net, dial_atom::value, me(), std::move(listener), tag,
                  std::move(url), std::move(headers));
     },
-    [=](attach_atom, transport_listener_actor listener, uint64_t tag) {
+    [=](attach_atom, transport_listener_actor listener, uint64_t tag,
+        std::string& protocol) {
       flush_end(self, net);
-      self->send(net, attach_atom::value, me(), std::move(listener), tag);
+      self->send(net, attach_atom::value, me(), std::move(listener), tag,
+                 std::move(protocol));
+    },
+    [=](credit_atom, uint64_t tag, uint32_t n) {
+      self->send(net, credit_atom::value, me(), tag, n);
     },
     [=](send_atom, std::string& text) { queue_frame(self, net, std::move(text)); },
     [=](send_atom, const shared_frame& f) { queue_frame(self, net, f.str()); },
@@ -386,7 +444,8 @@ end_actor::behavior_type end(end_ptr self, memory_network_actor net) {
 
 memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
                                           network_tracer_actor tracer) {
-  return sys.spawn(network, seed, std::move(tracer));
+  return caf::actor_cast<memory_network_actor>(
+    sys.spawn(network, seed, std::move(tracer)));
 }
 
 transport_actor spawn_memory_transport(caf::actor_system& sys,

@@ -1,5 +1,7 @@
 #include "url.hpp"
 
+#include <cctype>
+
 namespace kullsync::detail {
 
 std::optional<url_parts> parse_ws_url(std::string_view url) {
@@ -45,6 +47,35 @@ std::optional<url_parts> parse_ws_url(std::string_view url) {
       return std::nullopt;
   x.path = x.target.substr(0, x.target.find('?'));
   return x;
+}
+
+bool iequals(std::string_view x, std::string_view y) {
+  if (x.size() != y.size())
+    return false;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(x[i]))
+        != std::tolower(static_cast<unsigned char>(y[i])))
+      return false;
+  return true;
+}
+
+bool offers(std::string_view offered, std::string_view protocol) {
+  if (protocol.empty())
+    return false;
+  while (!offered.empty()) {
+    auto comma = offered.find(',');
+    auto item = offered.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+      item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+      item.remove_suffix(1);
+    if (item == protocol)
+      return true;
+    if (comma == std::string_view::npos)
+      break;
+    offered.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 } // namespace kullsync::detail

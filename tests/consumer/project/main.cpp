@@ -10,6 +10,7 @@
 
 #include <kullsync/client/caf_types.hpp>
 #include <kullsync/client/engine.hpp>
+#include <kullsync/transports/memory_network.hpp>
 
 int main() {
   caf::actor_system_config cfg;

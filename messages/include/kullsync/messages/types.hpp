@@ -122,6 +122,15 @@ struct ping {
   std::optional<double> timestamp;
 };
 
+/// What the server remembers of one user: the body of GET /api/sync/state.
+/// `credits` is the last CREDIT_UPDATE (its userId is the state's).
+struct user_state {
+  std::string user_id;
+  std::optional<credit_update> credits;
+  std::vector<shoot_progress> shoots;     // active, by shootId
+  std::vector<device_connection> devices; // connected now
+};
+
 /// Data of a message whose type this build does not know, kept verbatim.
 struct unknown_data {
   std::string raw_json; // the `data` (or `payload`) value, "" when absent
@@ -218,6 +227,7 @@ bool operator==(const history_point&, const history_point&);
 bool operator==(const provider_status&, const provider_status&);
 bool operator==(const provider_health&, const provider_health&);
 bool operator==(const ping&, const ping&);
+bool operator==(const user_state&, const user_state&);
 bool operator==(const unknown_data&, const unknown_data&);
 bool operator==(const pong&, const pong&);
 bool operator==(const batch&, const batch&);

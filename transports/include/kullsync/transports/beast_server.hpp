@@ -1,9 +1,10 @@
 #pragma once
 
-/// HTTP and WebSocket on one port, over Boost.Beast on its own io_context
-/// threads. Each accepted WebSocket becomes a transport actor handed to an
-/// acceptor; each HTTP request goes to an http_handler actor. No Beast or
-/// Asio in this header.
+/// HTTP and WebSocket on one port, over Boost.Beast on its own io threads.
+/// Each accepted WebSocket becomes a transport actor handed to an acceptor;
+/// each HTTP request goes to an http_handler actor. Each io thread serves
+/// the sockets it was given (round robin) alone. No Beast or Asio in this
+/// header.
 
 #include <chrono>
 #include <cstdint>
@@ -21,7 +22,7 @@ namespace kullsync {
 struct beast_server_options {
   std::string host = "0.0.0.0";
   uint16_t port = 5000;                // 0: an ephemeral port
-  size_t io_threads = 1;
+  size_t io_threads = 1;                      // each serves its own sockets
   std::string ws_path = "/ws";
   std::chrono::seconds ping_interval{30};     // protocol-level pings
   std::chrono::seconds handshake_timeout{10}; // HTTP request, WS handshake, close
@@ -29,14 +30,9 @@ struct beast_server_options {
   size_t max_http_body = 64 * 1024;           // larger: 413
   size_t max_queued_frames = 4096;            // a reader this far behind is
   size_t max_queued_bytes = 4 * 1024 * 1024;  // closed with 1008
-  /// Actors (by name) that run on the io thread when a socket or another of
-  /// them wakes them, instead of waiting for a CAF worker: a frame then
-  /// travels socket -> session -> hub -> sockets on one thread, with no
-  /// wake-up between threads. They must never block. Any other actor, and
-  /// these when woken from elsewhere (timers, the application), run on
-  /// CAF's scheduler as usual. Empty: every actor runs there.
-  std::vector<std::string> io_thread_actors = {
-    "kullsync.session", "kullsync.hub", "kullsync.publisher"};
+  /// Run the actors marked with run_on_io_thread (io_thread.hpp) on the io
+  /// thread that wakes them; false: every actor runs on CAF's scheduler.
+  bool actors_on_io = true;
 };
 
 struct beast_server_stats {
@@ -46,7 +42,7 @@ struct beast_server_stats {
   uint64_t http_requests = 0;
   uint64_t socket_sends = 0; // each gathers every frame queued for its socket meanwhile
   uint64_t frames_written = 0;
-  uint64_t actor_turns_on_io = 0; // turns of io_thread_actors run by the io thread
+  uint64_t actor_turns_on_io = 0; // turns of marked actors run by the io threads
 };
 
 class beast_server {

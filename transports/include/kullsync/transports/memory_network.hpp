@@ -21,7 +21,6 @@ using unlisten_atom = caf::atom_constant<caf::atom("unlisten")>;
 using faults_atom = caf::atom_constant<caf::atom("faults")>;
 using refuse_atom = caf::atom_constant<caf::atom("refuse")>;
 using cut_atom = caf::atom_constant<caf::atom("cut")>;
-using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using trace_atom = caf::atom_constant<caf::atom("trace")>;
 
 /// What happens to frames in flight.
@@ -65,8 +64,9 @@ using memory_network_actor = caf::typed_actor<
   caf::reacts_to<dial_atom, transport_actor, transport_listener_actor, uint64_t,
                  std::string, header_list>,
   caf::reacts_to<attach_atom, transport_actor, transport_listener_actor,
-                 uint64_t>,
+                 uint64_t, std::string>,
   caf::reacts_to<send_atom, transport_actor, frame_batch>,
+  caf::reacts_to<credit_atom, transport_actor, uint64_t, uint32_t>,
   caf::reacts_to<close_atom, transport_actor, uint16_t, std::string>,
   // servers
   caf::reacts_to<listen_atom, std::string, acceptor_actor>,
@@ -75,10 +75,7 @@ using memory_network_actor = caf::typed_actor<
   caf::reacts_to<faults_atom, link_faults>,
   caf::reacts_to<refuse_atom, bool>,
   caf::reacts_to<cut_atom, cut_mode>,
-  caf::replies_to<stats_atom>::with<network_stats>,
-  // internal: a frame whose latency has passed; frames gathered for listeners
-  caf::reacts_to<deliver_atom, uint64_t, bool, std::string>,
-  caf::reacts_to<flush_atom>>;
+  caf::replies_to<stats_atom>::with<network_stats>>;
 
 /// Spawns a network; `seed` drives every random fault decision.
 memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
@@ -86,7 +83,9 @@ memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
 
 /// Spawns one end: a transport whose links go through `net`. URLs are
 /// matched by scheme, host and path ("ws://sim/ws?token=..." reaches the
-/// acceptor listening on "ws://sim/ws").
+/// acceptor listening on "ws://sim/ws"). A `Sec-WebSocket-Protocol` header
+/// of the dial offers subprotocols; the server's attach picks one. Each end
+/// keeps to the transport's flow control (`flow::window`) as a socket does.
 transport_actor spawn_memory_transport(caf::actor_system& sys,
                                        memory_network_actor net);
 

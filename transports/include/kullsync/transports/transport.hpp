@@ -17,6 +17,8 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "kullsync/transports/close_code.hpp"
+
 namespace kullsync {
 
 // -- atoms shared by transports and their owners -------------------------------
@@ -31,6 +33,7 @@ using closed_atom = caf::atom_constant<caf::atom("closed")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
 
 /// One serialised frame shared by every socket it goes to: a broadcast is
 /// encoded once and never copied on its way to the sockets.
@@ -55,56 +58,74 @@ typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
   return f(caf::meta::type_name("shared_frame"), tmp, load);
 }
 
-/// Frames that arrived on one link together, oldest first. A transport may
-/// hand its listener several frames in one message when they pile up (the
-/// memory network does under load), which saves a mailbox round per frame.
+/// Frames that arrived on one link together, oldest first: what one read
+/// produced (a real socket's read pass, a burst in the memory network), so
+/// a burst costs its listener a mailbox round per batch, not per frame.
 /// CAF knows this type already ("@strvec").
 using frame_batch = std::vector<std::string>;
 
 /// HTTP headers of a WebSocket handshake, in order.
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-/// WebSocket close codes used across kullsync.
-namespace close_code {
-constexpr uint16_t normal = 1000;
-constexpr uint16_t going_away = 1001;
-constexpr uint16_t protocol_error = 1002;
-constexpr uint16_t abnormal = 1006; // no close frame: reset, refused, timeout
-constexpr uint16_t policy_violation = 1008;
-constexpr uint16_t too_big = 1009;
-constexpr uint16_t internal_error = 1011;
-constexpr uint16_t no_token = 4001;      // legacy: "No token provided"
-constexpr uint16_t invalid_token = 4002; // legacy: "Invalid token"
-} // namespace close_code
+/// Flow control between a transport and its listener. A transport hands its
+/// listener at most `window` frames of a link that the listener has not
+/// given back as credit; past that it stops reading the link (a real
+/// socket's peer then meets TCP's back-pressure). The listener gives credit
+/// back with credit(tag, n) once it has handled frames; `credit_return`
+/// gathers that into one message per half window.
+namespace flow {
+constexpr uint32_t window = 256;
+
+/// The listener's side: counts handled frames and says when to give them
+/// back as credit.
+class credit_return {
+public:
+  /// Counts `n` handled frames; the credit to send now, or 0 to wait.
+  uint32_t handled(size_t n) {
+    handled_ += static_cast<uint32_t>(n);
+    if (handled_ < window / 2)
+      return 0;
+    return std::exchange(handled_, 0);
+  }
+  /// A new link starts with a whole window.
+  void reset() { handled_ = 0; }
+
+private:
+  uint32_t handled_ = 0;
+};
+} // namespace flow
 
 /// What a transport reports to the owner of its current link. The first
 /// argument is the owner's tag for that link, echoed so that late events of an
-/// old link are told apart from the current one. Frames come one by one or
-/// as a `frame_batch`, in order either way.
+/// old link are told apart from the current one. `opened` names the
+/// subprotocol the handshake agreed on ("" for none).
 using transport_listener_actor = caf::typed_actor<
-  caf::reacts_to<opened_atom, uint64_t>,
-  caf::reacts_to<frame_atom, uint64_t, std::string>,
+  caf::reacts_to<opened_atom, uint64_t, std::string>,
   caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>>;
 
 /// A WebSocket link.
 /// - `connect(listener, tag, url, headers)`: client side; dials `url`, reports
 ///   `opened` only once the handshake completed, else `closed` with a reason.
-///   A new connect replaces the current link.
-/// - `attach(listener, tag)`: server side of a link whose handshake request
-///   was read: completes the handshake (the client sees its link open only
-///   now), then reports `opened` and the frames received. Frames sent before
-///   it are held and go out first, so whatever the server registered before
+///   A `Sec-WebSocket-Protocol` header offers subprotocols; `opened` names
+///   the one the server echoed. A new connect replaces the current link.
+/// - `attach(listener, tag, subprotocol)`: server side of a link whose
+///   handshake request was read: completes the handshake (echoing
+///   `subprotocol` unless empty; the client sees its link open only now),
+///   then reports `opened` and the frames received. Frames sent before it are
+///   held and go out first, so whatever the server registered before
 ///   attaching reaches a client that already sees the link open.
 /// - `send(text)` or `send(shared_frame)`: one text frame; dropped when no
 ///   link is open.
+/// - `credit(tag, n)`: the listener handled `n` more frames (see `flow`).
 /// - `close(code, reason)`: closes the link; `closed` follows.
 using transport_actor = caf::typed_actor<
   caf::reacts_to<connect_atom, transport_listener_actor, uint64_t, std::string,
                  header_list>,
-  caf::reacts_to<attach_atom, transport_listener_actor, uint64_t>,
+  caf::reacts_to<attach_atom, transport_listener_actor, uint64_t, std::string>,
   caf::reacts_to<send_atom, std::string>,
   caf::reacts_to<send_atom, shared_frame>,
+  caf::reacts_to<credit_atom, uint64_t, uint32_t>,
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 
 /// A server's entry point: receives each link with the request target (path

@@ -1,0 +1,71 @@
+#pragma once
+
+/// Settings of the client engine's actors, with the legacy app's defaults.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/timespan.hpp>
+
+#include "kullsync/messages/codec.hpp"
+
+namespace kullsync {
+
+using namespace std::chrono_literals;
+
+struct reconnect_config {
+  /// Delay before retry n is delays[n-1]; the last entry repeats.
+  std::vector<caf::timespan> delays{1s, 2s, 4s, 8s, 16s, 32s, 60s, 60s, 60s, 60s};
+  /// Retries after which the connection fails.
+  uint32_t max_attempts = 10;
+  /// Each delay is scaled by a factor drawn from [1 - jitter, 1 + jitter].
+  double jitter = 0.0;
+  uint64_t jitter_seed = 0; // 0: seeded from the clock
+  /// A link that stays up this long resets the schedule. The legacy client
+  /// reset at the handshake, so its backoff never grew.
+  caf::timespan stable_after = 5s;
+};
+
+struct keepalive_config {
+  caf::timespan interval = 30s; // application PING period
+  caf::timespan deadline = 10s; // no frame this long after a PING: peer dead
+};
+
+struct connection_config {
+  std::string url = "ws://localhost:5000/ws";
+  std::string user_id;
+  std::string device_id;
+  /// Sent as ?token=... (v1) unless `token_in_header`, then as
+  /// "Authorization: Bearer ...". Defaults to "userId:deviceId".
+  std::string token;
+  bool token_in_header = false;
+  /// The token sent: `token`, or "userId:deviceId".
+  std::string effective_token() const {
+    return token.empty() ? user_id + ":" + device_id : token;
+  }
+  msg::decode_limits limits{};
+  /// UPDATE_PROGRESS sent while offline wait here (latest per shoot) and go
+  /// out once connected; beyond this many shoots the oldest is dropped.
+  size_t offline_queue_limit = 256;
+};
+
+struct client_config {
+  connection_config connection;
+  reconnect_config reconnect;
+  keepalive_config keepalive;
+  caf::timespan shoot_linger = 5s; // completed/failed shoots stay this long
+  /// With an HTTP client (spawn_client), the server's state is loaded while
+  /// the socket is down this often, and once after each (re)connect.
+  caf::timespan state_reload = 5s;
+  size_t max_admin_updates = 50;
+  /// Epoch ms at the actor clock's current time; empty: the system clock.
+  std::optional<int64_t> wall_start_ms;
+};
+
+/// The deployed environments' endpoints: "dev", "staging", "prod".
+std::optional<std::string> environment_url(const std::string& env);
+
+} // namespace kullsync

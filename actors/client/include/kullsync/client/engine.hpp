@@ -1,0 +1,74 @@
+#pragma once
+
+/// The client engine facade: one call spawns the whole client into a host's
+/// actor system.
+///
+///     caf::actor_system_config cfg;
+///     kullsync::add_client_types(cfg);
+///     caf::actor_system sys{cfg};
+///     auto engine = kullsync::spawn_client(sys, config, transport);
+///     engine.subscribe(my_state_subscriber);
+///     engine.connect();
+
+#include <functional>
+
+#include <caf/fwd.hpp>
+
+#include "kullsync/client/config.hpp"
+#include "kullsync/client/protocol.hpp"
+#include "kullsync/transports/http_client.hpp"
+
+namespace kullsync {
+
+/// Typed handles to a running engine, and shorthands that message them.
+class client_engine {
+public:
+  connection_actor connection;
+  coordinator_actor coordinator;
+  subscribers_actor subscribers;
+
+  void connect() const;
+  void disconnect() const;
+  /// Switches to another endpoint (environment or URL): disconnects, then
+  /// reconnects there when a link is wanted.
+  void set_endpoint(std::string url) const;
+  /// The network changed or the app came to the foreground: retry now.
+  void network_changed() const;
+  /// Sends UPDATE_PROGRESS; queued (latest per shoot) while offline.
+  void send_progress(msg::shoot_progress p) const;
+  void subscribe(state_subscriber_actor who) const;
+  void subscribe(status_subscriber_actor who) const;
+  /// `type == server_type::unknown` subscribes to every message.
+  void subscribe(msg::server_type type, message_subscriber_actor who) const;
+  void unsubscribe(const caf::actor_addr& who) const;
+  /// Offers what the server remembers (GET /api/sync/state). While the
+  /// socket is down it replaces shoots and credits; while connected it fills
+  /// in only what the current link has not delivered itself. An engine
+  /// spawned with an HTTP client loads it by itself.
+  void load_state(msg::user_state s) const;
+  /// Stops every actor of the engine.
+  void stop() const;
+};
+
+/// Spawns subscribers, coordinator, connection (with its reconnect policy
+/// and keepalive) over `transport`, which the engine then owns. With `http`
+/// (e.g. spawn_http_client), the engine also loads what the server
+/// remembers for the user (GET /api/sync/state) at start, every
+/// `state_reload` while the socket is down, and once after each reconnect,
+/// so that what was published while the device was away is not missing.
+client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
+                           transport_actor transport, http_client_actor http = {});
+
+/// Adapters for code that is not an actor: each callback runs on a CAF
+/// worker, one call at a time.
+state_subscriber_actor
+make_state_callback(caf::actor_system& sys,
+                    std::function<void(const sync_state&)> f);
+status_subscriber_actor
+make_status_callback(caf::actor_system& sys,
+                     std::function<void(const connection_status&)> f);
+message_subscriber_actor
+make_message_callback(caf::actor_system& sys,
+                      std::function<void(const msg::server_message&)> f);
+
+} // namespace kullsync

@@ -1,0 +1,150 @@
+#pragma once
+
+/// The typed interfaces of the client engine's actors. Each actor's whole
+/// protocol is one typed_actor here; see docs/ARCHITECTURE.md for who sends
+/// what to whom.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "kullsync/client/status.hpp"
+#include "kullsync/client/sync_state.hpp"
+#include "kullsync/common/atoms.hpp"
+#include "kullsync/common/inspect_optional.hpp"
+#include "kullsync/messages/caf_types.hpp"
+#include "kullsync/messages/types.hpp"
+#include "kullsync/transports/transport.hpp"
+
+namespace kullsync {
+
+// -- atoms --------------------------------------------------------------------
+
+using disconnect_atom = caf::atom_constant<caf::atom("disconnect")>;
+using endpoint_atom = caf::atom_constant<caf::atom("endpoint")>;
+using network_atom = caf::atom_constant<caf::atom("network")>;
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
+using reset_atom = caf::atom_constant<caf::atom("reset")>;
+using up_atom = caf::atom_constant<caf::atom("up")>;
+using down_atom = caf::atom_constant<caf::atom("down")>;
+using heard_atom = caf::atom_constant<caf::atom("heard")>;
+using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using bad_frame_atom = caf::atom_constant<caf::atom("bad_frame")>;
+using state_atom = caf::atom_constant<caf::atom("state")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
+
+// -- inspection (CAF needs it wherever these types are sent) ------------------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, connection_status& x) {
+  return f(caf::meta::type_name("connection_status"), x.state, x.attempt,
+           x.error, x.retry_in, x.url, x.link);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sync_state& x) {
+  auto credits = detail::optional_field(x.credits);
+  auto last_credit = detail::optional_field(x.last_credit);
+  auto last_prompt = detail::optional_field(x.last_prompt);
+  auto providers = detail::optional_field(x.providers);
+  return f(caf::meta::type_name("sync_state"), x.connection, x.shoots, credits,
+           last_credit, x.devices, last_prompt, x.admin_updates, providers,
+           x.last_sync_ms, x.unknown_messages, x.bad_frames, x.version);
+}
+
+/// Decoded server messages that arrived together, oldest first.
+using inbound_batch = std::vector<msg::server_message>;
+
+// -- subscribers (implemented by host applications) ----------------------------
+
+/// Receives a full snapshot after every change (and one on subscribing).
+using state_subscriber_actor
+  = caf::typed_actor<caf::reacts_to<state_atom, sync_state>>;
+
+/// Receives every connection status change (and the current one on subscribing).
+using status_subscriber_actor
+  = caf::typed_actor<caf::reacts_to<status_atom, connection_status>>;
+
+/// Receives decoded server messages in arrival order (BATCH arrives
+/// unpacked). Messages that arrived together come as one batch: a burst of
+/// thousands costs the subscriber a handful of mailbox rounds, not thousands.
+using message_subscriber_actor
+  = caf::typed_actor<caf::reacts_to<inbound_atom, inbound_batch>>;
+
+/// Any number of subscribers per topic, added and removed at run time. A
+/// message subscriber names one server type, or gets all with `unknown`.
+using subscribers_actor = caf::typed_actor<
+  caf::reacts_to<subscribe_atom, state_subscriber_actor>,
+  caf::reacts_to<subscribe_atom, status_subscriber_actor>,
+  caf::reacts_to<subscribe_atom, msg::server_type, message_subscriber_actor>,
+  caf::reacts_to<unsub_atom, caf::actor_addr>,
+  caf::reacts_to<publish_atom, sync_state>,
+  caf::reacts_to<publish_atom, connection_status>,
+  caf::reacts_to<publish_atom, inbound_batch>>;
+
+// -- coordinator ------------------------------------------------------------
+
+/// Keeps the state the UI shows and publishes it after changes: changes that
+/// arrive together (a burst already in the mailbox) go out as one snapshot,
+/// an isolated change at once. `load` offers what the server remembers
+/// (GET /api/sync/state): while the socket is down it replaces shoots and
+/// credits; while connected it fills in only what the current link has not
+/// delivered itself.
+using coordinator_actor = caf::typed_actor<
+  caf::reacts_to<inbound_atom, inbound_batch>,
+  caf::reacts_to<status_atom, connection_status>,
+  caf::reacts_to<bad_frame_atom>,
+  caf::reacts_to<load_atom, msg::user_state>,
+  caf::replies_to<get_atom>::with<sync_state>>;
+
+// -- reconnect policy -----------------------------------------------------------
+
+struct retry_decision {
+  bool give_up = false;
+  uint32_t attempt = 0;     // 1-based
+  caf::timespan delay{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
+  return f(caf::meta::type_name("retry_decision"), x.give_up, x.attempt,
+           x.delay);
+}
+
+/// The schedule of retries. `lost` asks for the next step; `reset` starts the
+/// schedule over (a link proved healthy, or the network changed).
+using reconnect_policy_actor = caf::typed_actor<
+  caf::replies_to<lost_atom>::with<retry_decision>,
+  caf::reacts_to<reset_atom>>;
+
+// -- keepalive --------------------------------------------------------------
+
+/// Pings while a link is up and declares the peer dead when nothing comes
+/// back within the deadline.
+using keepalive_actor = caf::typed_actor<
+  caf::reacts_to<up_atom, uint64_t>,
+  caf::reacts_to<down_atom>,
+  caf::reacts_to<heard_atom, uint64_t>>;
+
+// -- connection ---------------------------------------------------------------
+
+/// Owns the transport and the state machine; decodes and encodes frames. It
+/// is its transport's listener, and takes the host's commands.
+using connection_actor = transport_listener_actor::extend<
+  caf::reacts_to<connect_atom>,
+  caf::reacts_to<disconnect_atom>,
+  caf::reacts_to<endpoint_atom, std::string>,
+  caf::reacts_to<network_atom>,
+  caf::reacts_to<send_atom, msg::client_message>,
+  caf::replies_to<get_atom>::with<connection_status>>;
+
+} // namespace kullsync

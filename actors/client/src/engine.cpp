@@ -1,0 +1,107 @@
+#include "kullsync/client/engine.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "spawn.hpp"
+
+namespace kullsync {
+
+void client_engine::connect() const {
+  caf::anon_send(connection, connect_atom::value);
+}
+
+void client_engine::disconnect() const {
+  caf::anon_send(connection, disconnect_atom::value);
+}
+
+void client_engine::set_endpoint(std::string url) const {
+  caf::anon_send(connection, endpoint_atom::value, std::move(url));
+}
+
+void client_engine::network_changed() const {
+  caf::anon_send(connection, network_atom::value);
+}
+
+void client_engine::send_progress(msg::shoot_progress p) const {
+  caf::anon_send(connection, send_atom::value,
+                 msg::make_update_progress(std::move(p)));
+}
+
+void client_engine::subscribe(state_subscriber_actor who) const {
+  caf::anon_send(subscribers, subscribe_atom::value, std::move(who));
+}
+
+void client_engine::subscribe(status_subscriber_actor who) const {
+  caf::anon_send(subscribers, subscribe_atom::value, std::move(who));
+}
+
+void client_engine::subscribe(msg::server_type type,
+                              message_subscriber_actor who) const {
+  caf::anon_send(subscribers, subscribe_atom::value, type, std::move(who));
+}
+
+void client_engine::unsubscribe(const caf::actor_addr& who) const {
+  caf::anon_send(subscribers, unsub_atom::value, who);
+}
+
+void client_engine::load_state(msg::user_state s) const {
+  caf::anon_send(coordinator, load_atom::value, std::move(s));
+}
+
+void client_engine::stop() const {
+  // Linked: the connection takes policy, keepalive, coordinator and
+  // subscribers with it.
+  caf::anon_send_exit(connection, caf::exit_reason::user_shutdown);
+}
+
+client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
+                           transport_actor transport, http_client_actor http) {
+  auto clock = make_wall_clock(sys, cfg.wall_start_ms);
+  client_engine e;
+  e.subscribers = spawn_subscribers(sys);
+  e.coordinator = spawn_coordinator(sys, cfg, clock, e.subscribers);
+  e.connection = spawn_connection(sys, cfg, clock, std::move(transport),
+                                  e.coordinator);
+  if (http)
+    e.subscribe(spawn_state_loader(sys, cfg, std::move(http), e.coordinator));
+  return e;
+}
+
+namespace {
+
+template <class Handle, class Atom, class T>
+Handle make_callback(caf::actor_system& sys, std::function<void(const T&)> f) {
+  return sys.spawn([f = std::move(f)]() -> typename Handle::behavior_type {
+    return {[f](Atom, const T& x) { f(x); }};
+  });
+}
+
+} // namespace
+
+state_subscriber_actor
+make_state_callback(caf::actor_system& sys,
+                    std::function<void(const sync_state&)> f) {
+  return make_callback<state_subscriber_actor, state_atom>(sys, std::move(f));
+}
+
+status_subscriber_actor
+make_status_callback(caf::actor_system& sys,
+                     std::function<void(const connection_status&)> f) {
+  return make_callback<status_subscriber_actor, status_atom>(sys, std::move(f));
+}
+
+message_subscriber_actor
+make_message_callback(caf::actor_system& sys,
+                      std::function<void(const msg::server_message&)> f) {
+  return sys.spawn([f = std::move(f)]() -> message_subscriber_actor::behavior_type {
+    return {[f](inbound_atom, const inbound_batch& xs) {
+      for (auto& x : xs)
+        f(x);
+    }};
+  });
+}
+
+} // namespace kullsync

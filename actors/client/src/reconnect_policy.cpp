@@ -1,0 +1,68 @@
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "spawn.hpp"
+
+namespace kullsync {
+
+namespace {
+
+struct policy_state {
+  reconnect_config cfg;
+  uint32_t attempt = 0; // retries handed out since the last reset
+  std::mt19937_64 rng;
+  static inline const char* name = "kullsync.reconnect_policy";
+};
+
+using policy_ptr = reconnect_policy_actor::stateful_pointer<policy_state>;
+
+caf::timespan delay_for(policy_state& st, uint32_t attempt) {
+  auto& ds = st.cfg.delays;
+  auto base = ds.empty() ? caf::timespan{std::chrono::seconds{1}}
+                         : ds[std::min<size_t>(attempt - 1, ds.size() - 1)];
+  if (st.cfg.jitter <= 0)
+    return base;
+  std::uniform_real_distribution<double> f{1.0 - st.cfg.jitter,
+                                           1.0 + st.cfg.jitter};
+  return caf::timespan{static_cast<int64_t>(base.count() * f(st.rng))};
+}
+
+reconnect_policy_actor::behavior_type policy(policy_ptr self,
+                                             reconnect_config cfg) {
+  auto seed = cfg.jitter_seed != 0
+                ? cfg.jitter_seed
+                : static_cast<uint64_t>(
+                  std::chrono::steady_clock::now().time_since_epoch().count())
+                  // Engines started in the same tick still draw apart.
+                  ^ (self->id() * 0x9e3779b97f4a7c15ull);
+  self->state.rng.seed(seed);
+  self->state.cfg = std::move(cfg);
+  return {
+    [=](lost_atom) {
+      auto& st = self->state;
+      retry_decision d;
+      if (st.attempt >= st.cfg.max_attempts) {
+        d.give_up = true;
+        d.attempt = st.attempt;
+        return d;
+      }
+      d.attempt = ++st.attempt;
+      d.delay = delay_for(st, d.attempt);
+      return d;
+    },
+    [=](reset_atom) { self->state.attempt = 0; },
+  };
+}
+
+} // namespace
+
+reconnect_policy_actor spawn_reconnect_policy(caf::actor_system& sys,
+                                              reconnect_config cfg) {
+  return sys.spawn(policy, std::move(cfg));
+}
+
+} // namespace kullsync

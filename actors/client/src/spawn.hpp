@@ -1,0 +1,74 @@
+#pragma once
+
+// Private to the client engine: the spawn functions of its actors, and the
+// protocols they speak among themselves (each actor's public interface
+// extended by the messages only the engine sends it: timers, helpers).
+// engine.hpp's spawn_client wires them together.
+
+#include <caf/fwd.hpp>
+
+#include "kullsync/client/config.hpp"
+#include "kullsync/client/protocol.hpp"
+#include "kullsync/common/clock.hpp"
+#include "kullsync/transports/http_client.hpp"
+
+namespace kullsync {
+
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using healthy_atom = caf::atom_constant<caf::atom("healthy")>;
+using dead_atom = caf::atom_constant<caf::atom("dead")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+
+/// The connection, plus its timers (`retry(epoch)`, `healthy(epoch)`) and
+/// the keepalive's verdict (`dead(link)`).
+using connection_impl = connection_actor::extend<
+  caf::reacts_to<retry_atom, uint64_t>,
+  caf::reacts_to<healthy_atom, uint64_t>,
+  caf::reacts_to<dead_atom, uint64_t>>;
+
+/// The keepalive, plus its timers: `tick(link, n)` sends PING n,
+/// `deadline(link, n)` checks that something came back.
+using keepalive_impl = keepalive_actor::extend<
+  caf::reacts_to<tick_atom, uint64_t, uint64_t>,
+  caf::reacts_to<deadline_atom, uint64_t, uint64_t>>;
+
+/// The coordinator, plus the publishing of changes gathered meanwhile
+/// (`flush`, queued behind a burst) and the removal timers of shoots.
+using coordinator_impl = coordinator_actor::extend<
+  caf::reacts_to<flush_atom>,
+  caf::reacts_to<expire_atom, std::string, uint64_t>>;
+
+reconnect_policy_actor spawn_reconnect_policy(caf::actor_system& sys,
+                                              reconnect_config cfg);
+
+/// Pings through `conn` and reports a dead peer to it.
+keepalive_actor spawn_keepalive(caf::actor_system& sys, keepalive_config cfg,
+                                wall_clock clock, connection_impl conn);
+
+subscribers_actor spawn_subscribers(caf::actor_system& sys);
+
+coordinator_actor spawn_coordinator(caf::actor_system& sys,
+                                    const client_config& cfg, wall_clock clock,
+                                    subscribers_actor subs);
+
+/// The connection spawns and links its reconnect policy and keepalive, and
+/// drives `transport`; it is linked to the coordinator so that one exit
+/// stops the engine.
+connection_actor spawn_connection(caf::actor_system& sys,
+                                  const client_config& cfg, wall_clock clock,
+                                  transport_actor transport,
+                                  coordinator_actor coord);
+
+/// Loads GET /api/sync/state through `http` into `coord`: at start, while
+/// the socket is down and right after each (re)connect (it subscribes to
+/// the connection's status).
+status_subscriber_actor spawn_state_loader(caf::actor_system& sys,
+                                           const client_config& cfg,
+                                           http_client_actor http,
+                                           coordinator_actor coord);
+
+/// Percent-encodes a query value; ':' stays, as the deployed apps send it.
+std::string query_escape(const std::string& in);
+
+} // namespace kullsync

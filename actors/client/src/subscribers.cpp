@@ -1,0 +1,138 @@
+#include <algorithm>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "spawn.hpp"
+
+namespace kullsync {
+
+namespace {
+
+struct typed_sub {
+  msg::server_type type; // unknown: every type
+  message_subscriber_actor who;
+};
+
+struct subscribers_state {
+  std::vector<state_subscriber_actor> state_subs;
+  std::vector<status_subscriber_actor> status_subs;
+  std::vector<typed_sub> message_subs;
+  // The last (state_atom, sync_state) and (status_atom, connection_status)
+  // messages, built once and shared by every subscriber and newcomer.
+  caf::message last_state = caf::make_message(state_atom::value, sync_state{});
+  caf::message last_status = caf::make_message(status_atom::value, connection_status{});
+  static inline const char* name = "kullsync.subscribers";
+};
+
+using subs_ptr = subscribers_actor::stateful_pointer<subscribers_state>;
+
+/// Sends a message built once with caf::make_message: every subscriber's
+/// mailbox shares it (copy-on-write), where a send per subscriber would copy
+/// the whole sync_state for each.
+template <class Handle>
+void send_shared(subs_ptr self, const Handle& dest, const caf::message& m) {
+  if (auto* ptr = caf::actor_cast<caf::abstract_actor*>(dest))
+    ptr->enqueue(self->ctrl(), caf::make_message_id(), m, self->context());
+}
+
+template <class Handle>
+bool contains(const std::vector<Handle>& xs, const Handle& x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+void remove(subs_ptr self, const caf::actor_addr& who) {
+  auto& st = self->state;
+  auto same = [&](const auto& h) { return h.address() == who; };
+  st.state_subs.erase(std::remove_if(st.state_subs.begin(), st.state_subs.end(), same),
+                      st.state_subs.end());
+  st.status_subs.erase(std::remove_if(st.status_subs.begin(), st.status_subs.end(), same),
+                       st.status_subs.end());
+  st.message_subs.erase(
+    std::remove_if(st.message_subs.begin(), st.message_subs.end(),
+                   [&](const typed_sub& s) { return same(s.who); }),
+    st.message_subs.end());
+}
+
+bool wants(const typed_sub& s, const msg::server_message& x) {
+  return s.type == msg::server_type::unknown || s.type == x.type;
+}
+
+/// Sends each message subscriber the messages of its type, as one batch. The
+/// last subscriber that wants the whole batch gets it without a copy.
+void publish(subs_ptr self, inbound_batch&& xs) {
+  if (xs.empty())
+    return; // e.g. a BATCH without parts
+  auto& subs = self->state.message_subs;
+  const typed_sub* takes_all = nullptr;
+  for (auto& s : subs) {
+    if (std::all_of(xs.begin(), xs.end(), [&](auto& x) { return wants(s, x); })) {
+      if (takes_all != nullptr)
+        self->send(takes_all->who, inbound_atom::value, xs);
+      takes_all = &s;
+      continue;
+    }
+    inbound_batch mine;
+    for (auto& x : xs)
+      if (wants(s, x))
+        mine.push_back(x);
+    if (!mine.empty())
+      self->send(s.who, inbound_atom::value, std::move(mine));
+  }
+  if (takes_all != nullptr)
+    self->send(takes_all->who, inbound_atom::value, std::move(xs));
+}
+
+subscribers_actor::behavior_type subscribers(subs_ptr self) {
+  // A subscriber that terminates is dropped, never sent to again.
+  self->set_down_handler([=](const caf::down_msg& dm) { remove(self, dm.source); });
+  return {
+    [=](subscribe_atom, state_subscriber_actor who) {
+      auto& st = self->state;
+      if (contains(st.state_subs, who))
+        return;
+      self->monitor(who);
+      send_shared(self, who, st.last_state);
+      st.state_subs.push_back(std::move(who));
+    },
+    [=](subscribe_atom, status_subscriber_actor who) {
+      auto& st = self->state;
+      if (contains(st.status_subs, who))
+        return;
+      self->monitor(who);
+      send_shared(self, who, st.last_status);
+      st.status_subs.push_back(std::move(who));
+    },
+    [=](subscribe_atom, msg::server_type type, message_subscriber_actor who) {
+      auto& subs = self->state.message_subs;
+      for (auto& s : subs)
+        if (s.who == who && s.type == type)
+          return;
+      self->monitor(who);
+      subs.push_back(typed_sub{type, std::move(who)});
+    },
+    [=](unsub_atom, const caf::actor_addr& who) { remove(self, who); },
+    [=](publish_atom, const sync_state& x) {
+      auto& st = self->state;
+      st.last_state = caf::make_message(state_atom::value, x);
+      for (auto& s : st.state_subs)
+        send_shared(self, s, st.last_state);
+    },
+    [=](publish_atom, const connection_status& x) {
+      auto& st = self->state;
+      st.last_status = caf::make_message(status_atom::value, x);
+      for (auto& s : st.status_subs)
+        send_shared(self, s, st.last_status);
+    },
+    [=](publish_atom, inbound_batch& xs) { publish(self, std::move(xs)); },
+  };
+}
+
+} // namespace
+
+subscribers_actor spawn_subscribers(caf::actor_system& sys) {
+  return sys.spawn(subscribers);
+}
+
+} // namespace kullsync

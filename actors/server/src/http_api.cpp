@@ -1,0 +1,241 @@
+// The server's HTTP API: the legacy server's triggers (/api/sync/*), plus
+// admin-session, provider-health and state.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/log.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/messages/json_value.hpp"
+#include "kullsync/transports/io_thread.hpp"
+#include "server_actors.hpp"
+
+namespace json = boost::json;
+
+namespace kullsync::server {
+
+namespace {
+
+constexpr std::string_view prefix = "/api/sync";
+
+struct http_api_state {
+  std::shared_ptr<const session_env> env;
+  std::shared_ptr<spdlog::logger> log = log::get("server.http_api");
+  static inline const char* name = "kullsync.http_api";
+};
+
+using api_ptr = http_handler_actor::stateful_pointer<http_api_state>;
+
+http_response json_response(unsigned status, const json::value& v) {
+  return http_response{status, json::serialize(v), "application/json"};
+}
+
+http_response error(unsigned status, std::string_view message) {
+  return json_response(status, json::object{{"error", message}});
+}
+
+int64_t now_ms(api_ptr self) {
+  return epoch_ms(self->home_system(), self->state.env->clock);
+}
+
+/// A non-empty string field, or nullptr.
+const json::string* text_field(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_string() || v->get_string().empty())
+    return nullptr;
+  return &v->get_string();
+}
+
+bool has_value(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v != nullptr && !v->is_null();
+}
+
+void publish(api_ptr self, const std::string& user, msg::server_type type,
+             msg::server_body body) {
+  auto m = msg::make_server_message(type, std::move(body), now_ms(self),
+                                    "server", user);
+  self->send(hub_for(self->state.env->hubs, user), publish_atom::value, user,
+             std::move(m), std::string{});
+}
+
+json::object ok(msg::server_type type) {
+  return json::object{{"success", true}, {"type", msg::to_string(type)}};
+}
+
+/// Decodes the (parsed) body as payload T; on failure answers 400 with the
+/// codec's detail.
+template <class T>
+std::optional<T> payload(const http_exchange& ex, const json::value& body) {
+  auto r = msg::from_json_value<T>(body);
+  if (!r) {
+    ex.respond(error(400, r.error().detail));
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+/// The legacy triggers for one user: the legacy 400 message when a field it
+/// requires is missing, then the codec's own check, then the broadcast.
+template <class T>
+void to_user(api_ptr self, const http_exchange& ex, const json::value& body,
+             msg::server_type type, bool complete, std::string_view missing) {
+  auto* user = text_field(body.get_object(), "userId");
+  if (user == nullptr || !complete)
+    return ex.respond(error(400, missing));
+  auto p = payload<T>(ex, body);
+  if (!p)
+    return;
+  std::string uid{user->data(), user->size()};
+  publish(self, uid, type, std::move(*p));
+  auto r = ok(type);
+  r["userId"] = uid;
+  ex.respond(json_response(200, r));
+}
+
+void shoot_progress(api_ptr self, const http_exchange& ex, const json::value& body) {
+  auto& o = body.get_object();
+  to_user<msg::shoot_progress>(self, ex, body, msg::server_type::shoot_progress,
+                               text_field(o, "shootId") != nullptr,
+                               "userId and shootId are required");
+}
+
+void credit_update(api_ptr self, const http_exchange& ex, const json::value& body) {
+  auto& o = body.get_object();
+  to_user<msg::credit_update>(self, ex, body, msg::server_type::credit_update,
+                              has_value(o, "newBalance") && has_value(o, "change"),
+                              "userId, newBalance, and change are required");
+}
+
+void prompt_change(api_ptr self, const http_exchange& ex, const json::value& body) {
+  auto& o = body.get_object();
+  if (text_field(o, "promptId") == nullptr || text_field(o, "action") == nullptr)
+    return ex.respond(error(400, "promptId and action are required"));
+  auto p = payload<msg::prompt_change>(ex, body);
+  if (!p)
+    return;
+  auto* ids = o.if_contains("userIds");
+  // Like the legacy server: no userIds, nobody to notify, still a success.
+  if (ids == nullptr || ids->is_null()) {
+    auto r = ok(msg::server_type::prompt_change);
+    r["recipients"] = 0;
+    return ex.respond(json_response(200, r));
+  }
+  if (!ids->is_array())
+    return ex.respond(error(400, "userIds must be an array of strings"));
+  std::vector<std::string> users;
+  for (auto& v : ids->get_array()) {
+    if (!v.is_string() || v.get_string().empty())
+      return ex.respond(error(400, "userIds must be an array of strings"));
+    users.emplace_back(v.get_string().data(), v.get_string().size());
+  }
+  for (auto& u : users)
+    publish(self, u, msg::server_type::prompt_change, *p);
+  auto r = ok(msg::server_type::prompt_change);
+  r["recipients"] = users.size();
+  ex.respond(json_response(200, r));
+}
+
+template <class T>
+void to_admin(api_ptr self, const http_exchange& ex, const json::value& body,
+              msg::server_type type) {
+  auto p = payload<T>(ex, body);
+  if (!p)
+    return;
+  publish(self, self->state.env->cfg.admin_user, type, std::move(*p));
+  ex.respond(json_response(200, ok(type)));
+}
+
+void state(api_ptr self, const http_exchange& ex) {
+  auto token = extract_token(ex.request.target, ex.request.headers);
+  auto r = self->state.env->cfg.auth->authenticate(token, now_ms(self));
+  if (!r.who)
+    return ex.respond(error(401, r.failure.reason));
+  auto user = r.who->user_id;
+  self->request(hub_for(self->state.env->hubs, user), caf::infinite,
+                snapshot_atom::value, user)
+    .then(
+      [ex](const msg::user_state& s) {
+        ex.respond(http_response{200, msg::to_json(s), "application/json"});
+      },
+      [ex](const caf::error&) { ex.respond(error(503, "state unavailable")); });
+}
+
+void route(api_ptr self, const http_exchange& ex) {
+  auto& req = ex.request;
+  auto path = req.path();
+  if (path.rfind(prefix, 0) != 0)
+    return ex.respond(error(404, "Not found"));
+  auto sub = path.substr(prefix.size());
+  if (sub == "/status") {
+    if (req.method != "GET")
+      return ex.respond(error(405, "Method not allowed"));
+    return ex.respond(json_response(
+      200, json::object{{"status", "ok"},
+                        {"timestamp", now_ms(self)},
+                        {"service", "websocket-sync"}}));
+  }
+  if (sub == "/state") {
+    if (req.method != "GET")
+      return ex.respond(error(405, "Method not allowed"));
+    return state(self, ex);
+  }
+  using handler = void (*)(api_ptr, const http_exchange&, const json::value&);
+  static const std::pair<std::string_view, handler> posts[] = {
+    {"/shoot-progress", shoot_progress},
+    {"/credit-update", credit_update},
+    {"/prompt-change", prompt_change},
+    {"/admin-session",
+     [](api_ptr s, const http_exchange& e, const json::value& b) {
+       to_admin<msg::admin_session_update>(s, e, b,
+                                           msg::server_type::admin_session_update);
+     }},
+    {"/provider-health",
+     [](api_ptr s, const http_exchange& e, const json::value& b) {
+       to_admin<msg::provider_health>(s, e, b, msg::server_type::provider_health);
+     }},
+  };
+  for (auto& [name, fn] : posts) {
+    if (sub != name)
+      continue;
+    if (req.method != "POST")
+      return ex.respond(error(405, "Method not allowed"));
+    boost::system::error_code ec;
+    auto body = json::parse(req.body, ec);
+    if (ec)
+      return ex.respond(error(400, "Invalid JSON body: " + ec.message()));
+    if (!body.is_object())
+      return ex.respond(error(400, "Invalid JSON body: expected an object"));
+    return fn(self, ex, body);
+  }
+  ex.respond(error(404, "Not found"));
+}
+
+http_handler_actor::behavior_type http_api(api_ptr self,
+                                           std::shared_ptr<const session_env> env) {
+  self->state.env = std::move(env);
+  run_on_io_thread(self);
+  return {
+    [=](http_atom, const http_exchange& ex) {
+      try {
+        route(self, ex);
+      } catch (const std::exception& e) {
+        self->state.log->error("{} {} failed: {}", ex.request.method,
+                               ex.request.target, e.what());
+        ex.respond(error(500, "internal error"));
+      }
+    },
+  };
+}
+
+} // namespace
+
+http_handler_actor spawn_http_api(caf::actor_system& sys,
+                                  std::shared_ptr<const session_env> env) {
+  return sys.spawn(http_api, std::move(env));
+}
+
+} // namespace kullsync::server

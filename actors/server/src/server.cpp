@@ -1,0 +1,51 @@
+#include "kullsync/server/server.hpp"
+
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "kullsync/common/caf_types.hpp"
+#include "server_actors.hpp"
+
+namespace kullsync::server {
+
+void sync_server::close_all(uint16_t code, const std::string& reason) const {
+  for (auto& h : hubs)
+    caf::anon_send(h, shutdown_atom::value, code, reason);
+}
+
+void sync_server::stop() const {
+  caf::anon_send_exit(acceptor, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(http_api, caf::exit_reason::user_shutdown);
+  for (auto& h : hubs)
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+void add_server_types(caf::actor_system_config& cfg) {
+  add_common_types(cfg);
+  cfg.add_message_type<hub_stats>("kullsync::hub_stats")
+    .add_message_type<session_actor>("kullsync::session_actor")
+    .add_message_type<hub_actor>("kullsync::hub_actor");
+}
+
+sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
+  if (!cfg.auth)
+    cfg.auth = std::make_shared<legacy_authenticator>();
+  if (cfg.shards == 0)
+    cfg.shards = std::max(1u, std::thread::hardware_concurrency());
+  auto env = std::make_shared<session_env>();
+  env->clock = make_wall_clock(sys, cfg.wall_start_ms);
+  env->cfg = cfg;
+  sync_server s;
+  for (size_t i = 0; i < cfg.shards; ++i)
+    s.hubs.push_back(spawn_hub(sys, cfg, env->clock));
+  env->hubs = s.hubs;
+  s.acceptor = spawn_acceptor(sys, env);
+  s.http_api = spawn_http_api(sys, env);
+  return s;
+}
+
+} // namespace kullsync::server

@@ -1,0 +1,172 @@
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/log.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/transports/io_thread.hpp"
+#include "server_actors.hpp"
+
+namespace kullsync::server {
+
+namespace {
+
+struct session_state {
+  std::shared_ptr<const session_env> env;
+  transport_actor transport;
+  identity who;
+  bool joined = false;
+  std::optional<std::pair<uint16_t, std::string>> refusal; // close once opened
+  flow::credit_return credit;
+  uint64_t frames_in = 0;
+  uint64_t ignored = 0;
+  std::shared_ptr<spdlog::logger> log = log::get("server.session");
+  static inline const char* name = "kullsync.session";
+};
+
+using session_ptr = session_actor::stateful_pointer<session_state>;
+
+int64_t now_ms(session_ptr self) {
+  return epoch_ms(self->home_system(), self->state.env->clock);
+}
+
+const hub_actor& my_hub(session_ptr self) {
+  return hub_for(self->state.env->hubs, self->state.who.user_id);
+}
+
+void attach(session_ptr self) {
+  self->send(self->state.transport, attach_atom::value,
+             caf::actor_cast<transport_listener_actor>(self), uint64_t{1},
+             std::string{});
+}
+
+/// Authenticates from the handshake's request and joins the user's hub, then
+/// lets the transport complete the handshake: a client that sees its link
+/// open is already registered. A refused socket is still opened, then closed
+/// with its code, as the deployed server does.
+void start(session_ptr self, const std::string& target,
+           const header_list& headers) {
+  auto& st = self->state;
+  // The handshake's request is needed only for this: an idle session does
+  // not keep it.
+  auto token = extract_token(target, headers);
+  auto r = st.env->cfg.auth->authenticate(token, now_ms(self));
+  if (!r.who) {
+    st.log->info("rejected socket: {} ({})", r.failure.reason,
+                 r.failure.close_code);
+    st.refusal = {r.failure.close_code, std::move(r.failure.reason)};
+    return attach(self);
+  }
+  st.who = std::move(*r.who);
+  self
+    ->request(my_hub(self), caf::infinite, join_atom::value, st.who.user_id,
+              st.who.device_id, caf::actor_cast<session_actor>(self),
+              st.transport)
+    .then(
+      [=](bool joined) {
+        auto& st = self->state;
+        if (joined) {
+          st.joined = true;
+          st.log->info("device {} of user {} connected", st.who.device_id,
+                       st.who.user_id);
+        } else {
+          st.refusal = {close_code::policy_violation, "Too many connections"};
+        }
+        attach(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.log->error("device {} of user {}: join failed: {}", st.who.device_id,
+                      st.who.user_id, self->system().render(err));
+        st.refusal = {close_code::internal_error, "Server error"};
+        attach(self);
+      });
+}
+
+void on_opened(session_ptr self) {
+  auto& st = self->state;
+  if (st.refusal)
+    self->send(st.transport, close_atom::value, st.refusal->first,
+               std::move(st.refusal->second));
+}
+
+void on_frame(session_ptr self, const std::string& text) {
+  auto& st = self->state;
+  if (!st.joined)
+    return;
+  ++st.frames_in;
+  msg::decode_limits lim;
+  lim.max_frame_bytes = SIZE_MAX; // the transport refuses larger frames (1009)
+  lim.keep_raw_payload = true;
+  auto m = msg::decode_client(text, lim);
+  if (!m) {
+    ++st.ignored;
+    st.log->debug("{}: unparseable frame ignored: {}", st.who.device_id,
+                  m.error().detail);
+    return;
+  }
+  switch (m->type) {
+    case msg::client_type::ping:
+      self->send(st.transport, send_atom::value,
+                 msg::encode(msg::make_pong(now_ms(self))));
+      break;
+    case msg::client_type::update_progress: {
+      auto out = msg::make_server_message(
+        msg::server_type::shoot_progress,
+        std::move(std::get<msg::shoot_progress>(m->body)), now_ms(self),
+        st.who.device_id, st.who.user_id);
+      self->send(my_hub(self), publish_atom::value, st.who.user_id,
+                 std::move(out), std::move(m->raw_payload));
+      break;
+    }
+    default:
+      ++st.ignored;
+      st.log->debug("{}: {} ignored", st.who.device_id, m->type_name);
+  }
+}
+
+session_actor::behavior_type session(session_ptr self,
+                                     std::shared_ptr<const session_env> env,
+                                     transport_actor transport,
+                                     std::string target, header_list headers) {
+  auto& st = self->state;
+  st.env = std::move(env);
+  st.transport = std::move(transport);
+  run_on_io_thread(self);
+  start(self, target, headers);
+  return {
+    [=](opened_atom, uint64_t, const std::string&) { on_opened(self); },
+    [=](frame_atom, uint64_t tag, const frame_batch& frames) {
+      for (auto& text : frames)
+        on_frame(self, text);
+      if (auto n = self->state.credit.handled(frames.size()))
+        self->send(self->state.transport, credit_atom::value, tag, n);
+    },
+    [=](closed_atom, uint64_t, uint16_t code, const std::string& reason) {
+      auto& st = self->state;
+      if (st.joined) {
+        st.log->info("device {} of user {} left ({} {}); {} frames in, {} ignored",
+                     st.who.device_id, st.who.user_id, code, reason,
+                     st.frames_in, st.ignored);
+        self->send(my_hub(self), leave_atom::value,
+                   caf::actor_cast<session_actor>(self));
+      }
+      self->quit();
+    },
+    [=](close_atom, uint16_t code, std::string& reason) {
+      self->send(self->state.transport, close_atom::value, code,
+                 std::move(reason));
+    },
+  };
+}
+
+} // namespace
+
+session_actor spawn_session(caf::actor_system& sys,
+                            std::shared_ptr<const session_env> env,
+                            transport_actor transport, std::string target,
+                            header_list headers) {
+  return sys.spawn(session, std::move(env), std::move(transport),
+                   std::move(target), std::move(headers));
+}
+
+} // namespace kullsync::server

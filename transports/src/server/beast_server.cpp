@@ -1,0 +1,171 @@
+// The server's listener: the accept loop, the io threads, start and stop.
+#include "kullsync/transports/beast_server.hpp"
+
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "http_session.hpp"
+#include "server_core.hpp"
+#include "ws_connection.hpp"
+
+namespace kullsync {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using detail::io_shard;
+using detail::server_core;
+using detail::ws_connection;
+
+struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
+  std::shared_ptr<server_core> core;
+  io_shard& home; // the first shard accepts for all of them
+  tcp::acceptor acceptor;
+  bool started = false;
+
+  impl(caf::actor_system& sys, beast_server_options o, acceptor_actor a,
+       http_handler_actor h)
+    : core(std::make_shared<server_core>(sys, std::move(o), std::move(a),
+                                         std::move(h))),
+      home(*core->shards.front()), acceptor(home.ioc) {
+  }
+
+  void do_accept() {
+    auto& shard = core->next_shard();
+    acceptor.async_accept(shard.ioc, [self = shared_from_this(), &shard](
+                                       boost::system::error_code ec, tcp::socket s) {
+      self->on_accept(ec, shard, std::move(s));
+    });
+  }
+
+  void on_accept(boost::system::error_code ec, io_shard& shard, tcp::socket s) {
+    if (ec == net::error::operation_aborted || core->stopping)
+      return;
+    if (ec) {
+      // Out of descriptors and the like: log, breathe, keep accepting.
+      core->log->warn("accept failed: {}", ec.message());
+    } else {
+      // kullsync gathers a socket's frames itself; Nagle's algorithm would
+      // hold a small send back until the previous one is acknowledged, and
+      // the client delays that ACK by up to 40 ms.
+      boost::system::error_code ignored;
+      s.set_option(tcp::no_delay(true), ignored);
+      if (&shard == &home) {
+        detail::start_http_session(core, shard, std::move(s));
+      } else {
+        core->gate.post(shard.ioc, [core = core, &shard, s = std::move(s)]() mutable {
+          detail::start_http_session(core, shard, std::move(s));
+        });
+      }
+    }
+    do_accept();
+  }
+
+  /// Every shard's open sockets, from any thread.
+  std::vector<std::shared_ptr<ws_connection>> open_sockets() {
+    std::vector<std::shared_ptr<ws_connection>> all;
+    for (auto& s : core->shards) {
+      std::lock_guard<std::mutex> guard{s->mtx};
+      all.insert(all.end(), s->open.begin(), s->open.end());
+    }
+    return all;
+  }
+};
+
+beast_server::beast_server(caf::actor_system& sys, beast_server_options opts,
+                           acceptor_actor acceptor, http_handler_actor http)
+  : impl_(std::make_shared<impl>(sys, std::move(opts), std::move(acceptor),
+                                 std::move(http))) {
+}
+
+beast_server::~beast_server() {
+  stop(std::chrono::milliseconds{0});
+}
+
+uint16_t beast_server::start() {
+  auto& o = impl_->core->opts;
+  auto addr = net::ip::make_address(o.host);
+  tcp::endpoint ep{addr, o.port};
+  auto& acc = impl_->acceptor;
+  acc.open(ep.protocol());
+  acc.set_option(net::socket_base::reuse_address(true));
+  acc.bind(ep);
+  acc.listen(net::socket_base::max_listen_connections);
+  auto port = acc.local_endpoint().port();
+  impl_->do_accept();
+  for (auto& s : impl_->core->shards) {
+    s->keepalive_sweep();
+    s->thread = std::thread{[shard = s.get(), keep = impl_] { shard->run(); }};
+  }
+  impl_->started = true;
+  impl_->core->log->info("listening on {}:{} (WebSocket path {}, {} io thread(s))",
+                         o.host, port, o.ws_path, impl_->core->shards.size());
+  return port;
+}
+
+void beast_server::stop(std::chrono::milliseconds grace) {
+  auto& core = *impl_->core;
+  if (!impl_->started)
+    return;
+  impl_->started = false;
+  if (!core.stopping.exchange(true)) {
+    net::post(impl_->home.ioc, [p = impl_] {
+      boost::system::error_code ignored;
+      p->acceptor.close(ignored);
+    });
+    for (auto& s : core.shards)
+      net::post(s->ioc, [shard = s.get()] { shard->keepalive_timer.cancel(); });
+    for (auto& c : impl_->open_sockets())
+      c->post_close(close_code::going_away, "server shutting down");
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline && !impl_->open_sockets().empty())
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  for (auto& s : core.shards)
+    s->ioc.stop();
+  for (auto& s : core.shards)
+    if (s->thread.joinable())
+      s->thread.join();
+  // Pending handlers hold their connections, and connections hold the core:
+  // abort what is left and run the aborted handlers here, so that nothing
+  // (io_contexts, acceptor and HTTP actor handles) outlives the server.
+  for (auto& s : core.shards) {
+    std::lock_guard<std::mutex> guard{s->mtx};
+    s->open.clear();
+    // Under the lock: a connection whose last handle a CAF thread drops now
+    // waits in its destructor until this is done.
+    for (auto* c : s->live)
+      c->abort();
+  }
+  boost::system::error_code ignored;
+  impl_->acceptor.close(ignored);
+  auto poll_all = [&] {
+    for (auto& s : core.shards) {
+      s->ioc.restart();
+      s->ioc.poll();
+    }
+  };
+  poll_all();
+  // From now on nothing is posted here (io_gate); run what came meanwhile.
+  core.gate.close();
+  poll_all();
+  // Frames for sockets that are gone: their entries hold the connections.
+  // (io_shard::send reads the gate under the outbox's lock, so none come after.)
+  for (auto& s : core.shards)
+    s->clear_outbox();
+}
+
+beast_server_stats beast_server::stats() const {
+  auto& c = impl_->core->stats;
+  beast_server_stats s;
+  s.sockets_open = c.sockets_open;
+  s.sockets_accepted = c.sockets_accepted;
+  s.slow_consumers_closed = c.slow_consumers_closed;
+  s.http_requests = c.http_requests;
+  s.socket_sends = c.socket_sends;
+  s.frames_written = c.frames_written;
+  s.actor_turns_on_io = c.actor_turns_on_io;
+  return s;
+}
+
+} // namespace kullsync

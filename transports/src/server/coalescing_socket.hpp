@@ -1,0 +1,192 @@
+#pragma once
+
+// Private to the Beast translation units of kullsync_transports.
+//
+// A server's TCP socket whose writes are gathered: each frame is appended to
+// an output buffer, and the buffer goes to the kernel with one send when no
+// send is in flight and nobody holds the cork. While the owner drains a queue
+// of frames it holds the cork, so every frame of that queue leaves in one
+// syscall; an idle socket's single frame leaves at once. Under load frames
+// pile up behind the send in flight and go out together (adaptive batching).
+// Data, control and close frames all pass through here in order, and the
+// sending side is shut down only after everything before it was sent. The
+// buffer is bounded: past `max_buffered` bytes the owner keeps data frames in
+// its queue (has_room, on_room), so a slow reader backs up into its owner's
+// queue, which cuts it.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+
+#include "kullsync/transports/close_code.hpp"
+#include "kullsync/transports/ws_frame.hpp"
+
+namespace kullsync::detail {
+
+class coalescing_socket {
+public:
+  using socket_type = boost::asio::ip::tcp::socket;
+  using executor_type = socket_type::executor_type;
+  using error_code = boost::beast::error_code;
+
+  /// Bytes gathered under the cork before they are sent anyway, and the bound
+  /// past which writers wait for the send in flight.
+  static constexpr size_t flush_bytes = 16 * 1024;
+  static constexpr size_t max_buffered = 64 * 1024;
+
+  explicit coalescing_socket(socket_type&& s) : socket_(std::move(s)) {
+  }
+
+  /// Sends in flight keep `owner` alive (the object this socket lives in).
+  void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
+
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+  socket_type& socket() noexcept { return socket_; }
+
+  /// Holds sends back until uncork(), or until `flush_bytes` are gathered.
+  void cork() { corked_ = true; }
+  bool corked() const { return corked_; }
+  void uncork() {
+    corked_ = false;
+    maybe_send();
+  }
+
+  /// Counts each send (one async_write of the whole buffer) in `*c`.
+  void count_sends_in(std::atomic<uint64_t>* c) { sends_ = c; }
+
+  /// Appends one complete, unmasked frame (RFC 6455 5.2, as a server sends
+  /// it): text (0x1), ping (0x9) or pong (0xA). Returns false, sending
+  /// nothing, once a close frame was written or the socket failed (no frame
+  /// may follow a close frame), or for a ping or pong without room. Data
+  /// frames keep to `has_room()`; the owner's queue holds what does not fit.
+  bool append_frame(uint8_t opcode, std::string_view payload) {
+    if (close_written_ || error_)
+      return false;
+    // A ping or pong that finds the buffer full is dropped: the peer is not
+    // reading, and RFC 6455 5.5.3 lets an endpoint answer only the latest
+    // ping. So pings from a peer that never reads cannot grow the buffer.
+    bool ping_or_pong = opcode == ws::opcode::ping || opcode == ws::opcode::pong;
+    if (ping_or_pong && !has_room())
+      return false;
+    unsigned char head[ws::max_frame_header];
+    auto len = ws::write_frame_header(head, opcode, payload.size(), false);
+    pending_.append(reinterpret_cast<const char*>(head), len);
+    pending_.append(payload);
+    maybe_send();
+    return true;
+  }
+  bool append_text_frame(std::string_view payload) {
+    return append_frame(ws::opcode::text, payload);
+  }
+
+  /// Appends the close frame (code, and a reason cut to fit 125 bytes);
+  /// nothing may follow it. no_status (1005) is never sent: its frame
+  /// carries no code, as the peer's close frame it answers.
+  void append_close(uint16_t code, std::string_view reason) {
+    std::string payload;
+    if (code != close_code::no_status) {
+      payload.push_back(static_cast<char>(code >> 8));
+      payload.push_back(static_cast<char>(code & 0xFF));
+      payload.append(reason.substr(0, 123));
+    }
+    append_frame(ws::opcode::close, payload);
+    close_written_ = true;
+  }
+  bool close_written() const { return close_written_; }
+
+  /// Shuts the sending side down (TCP FIN) once everything appended so far
+  /// was sent: the end of a close handshake.
+  void shutdown_when_sent() { end_when_sent(end::shutdown); }
+
+  /// Closes the socket once everything appended so far was sent (or at
+  /// once if the socket failed): the peer is gone.
+  void close_when_sent() { end_when_sent(end::close); }
+
+  /// False while `max_buffered` bytes wait (behind a send in flight).
+  bool has_room() const { return pending_.size() < max_buffered; }
+
+  /// Called after each completed send, before the next one starts: the
+  /// owner moves frames that waited for room.
+  void on_room(std::function<void()> f) { on_room_ = std::move(f); }
+
+private:
+  enum class end : uint8_t { none, shutdown, close };
+
+  void end_when_sent(end how) {
+    if (how > end_)
+      end_ = how;
+    corked_ = false;
+    if (error_)
+      pending_.clear();
+    maybe_send();
+  }
+
+  void maybe_send() {
+    if (sending_)
+      return;
+    if (pending_.empty()) {
+      error_code ignored;
+      if (end_ == end::shutdown)
+        socket_.shutdown(socket_type::shutdown_send, ignored);
+      else if (end_ == end::close)
+        socket_.close(ignored);
+      end_ = end::none;
+      return;
+    }
+    if (corked_ && pending_.size() < flush_bytes)
+      return;
+    sending_ = true;
+    if (sends_ != nullptr)
+      sends_->fetch_add(1, std::memory_order_relaxed);
+    std::swap(pending_, inflight_);
+    boost::asio::async_write(socket_, boost::asio::buffer(inflight_),
+                             [this, keep = owner_.lock()](error_code ec, size_t) {
+                               on_sent(ec);
+                             });
+  }
+
+  void on_sent(error_code ec) {
+    sending_ = false;
+    inflight_.clear();
+    if (inflight_.capacity() > flush_bytes)
+      std::string{}.swap(inflight_); // an idle socket keeps no large buffer
+    if (ec && !error_)
+      error_ = ec;
+    if (error_) {
+      pending_.clear();
+      if (end_ == end::close)
+        maybe_send();
+      return;
+    }
+    if (on_room_ && !close_written_) {
+      corked_ = true; // whatever the owner adds now leaves in one send
+      on_room_();
+      corked_ = false;
+    }
+    maybe_send();
+  }
+
+  socket_type socket_;
+  std::weak_ptr<void> owner_;
+  std::string pending_;  // gathered, not yet sent
+  std::string inflight_; // handed to the kernel by the send in flight
+  bool corked_ = false;
+  bool sending_ = false;
+  bool close_written_ = false;
+  end end_ = end::none; // what to do once all is sent
+  error_code error_;
+  std::atomic<uint64_t>* sends_ = nullptr;
+  std::function<void()> on_room_;
+};
+
+} // namespace kullsync::detail

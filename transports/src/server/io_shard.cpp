@@ -1,0 +1,108 @@
+#include "server_core.hpp"
+
+#include <chrono>
+
+#include "ws_connection.hpp"
+
+namespace kullsync::detail {
+
+server_core::server_core(caf::actor_system& s, beast_server_options o,
+                         acceptor_actor a, http_handler_actor h)
+  : sys(s), opts(std::move(o)), acceptor(std::move(a)), http(std::move(h)) {
+  for (size_t i = 0; i < std::max<size_t>(1, opts.io_threads); ++i)
+    shards.push_back(std::make_unique<io_shard>(*this));
+}
+
+io_shard::io_shard(server_core& core)
+  : unit(core.sys, *this, core.opts.actors_on_io, core.stats.actor_turns_on_io),
+    core_(core) {
+}
+
+bool io_shard::post(io_turn& t) {
+  return core_.gate.if_open([&] { net::post(ioc, std::move(t)); });
+}
+
+void io_shard::send(std::shared_ptr<ws_connection> c, shared_frame f) {
+  {
+    std::lock_guard<std::mutex> guard{outbox_mtx_};
+    if (core_.gate.closed())
+      return; // the server has stopped: the entry would keep `c` alive
+    outbox_.emplace_back(std::move(c), std::move(f));
+    if (outbox_.size() > 1)
+      return; // a drain is posted, or this thread is busy and will drain
+  }
+  // On this thread the loop drains once nothing else is ready (run); from
+  // elsewhere it must be woken.
+  if (!on_this_thread())
+    core_.gate.post(ioc, [this] { drain_outbox(); });
+}
+
+void io_shard::drain_outbox() {
+  {
+    std::lock_guard<std::mutex> guard{outbox_mtx_};
+    drained_.swap(outbox_);
+  }
+  std::vector<coalescing_socket*> corked;
+  for (auto& [conn, frame] : drained_) {
+    auto& sock = conn->socket();
+    if (!sock.corked()) {
+      sock.cork();
+      corked.push_back(&sock);
+    }
+    conn->send(frame);
+  }
+  for (auto* sock : corked)
+    sock->uncork();
+  drained_.clear(); // after uncork: the entries keep the sockets alive
+}
+
+void io_shard::clear_outbox() {
+  std::lock_guard<std::mutex> guard{outbox_mtx_};
+  outbox_.clear();
+}
+
+/// The io thread's loop. The outbox is drained when nothing else is ready:
+/// every frame that one pass over the ready sockets produced for a socket
+/// leaves in one send, while a quiet server still sends at once. A pass is
+/// not cut short: a read's frames reach the hub through the session's turn,
+/// posted behind the handlers already queued, so a user's updates read
+/// together are routed together only by the pass's end. Under overload that
+/// never goes idle, a drain every `drain_every` handlers (a few ms) bounds
+/// how long frames wait.
+void io_shard::run() {
+  constexpr size_t drain_every = 4096;
+  size_t ran = 0;
+  auto outbox_empty = [this] {
+    std::lock_guard<std::mutex> guard{outbox_mtx_};
+    return outbox_.empty();
+  };
+  while (!ioc.stopped()) {
+    if (ioc.poll_one() > 0 && ++ran < drain_every)
+      continue;
+    ran = 0;
+    if (!outbox_empty())
+      drain_outbox();
+    else if (ioc.run_one() == 0)
+      break; // stopped, or out of work
+  }
+}
+
+void io_shard::keepalive_sweep() {
+  if (core_.opts.ping_interval.count() <= 0)
+    return; // no protocol pings
+  keepalive_timer.expires_after(std::chrono::milliseconds{core_.opts.ping_interval} / 2);
+  keepalive_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || core_.stopping)
+      return;
+    std::vector<std::shared_ptr<ws_connection>> conns;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      conns.assign(open.begin(), open.end());
+    }
+    for (auto& c : conns)
+      c->keepalive();
+    keepalive_sweep();
+  });
+}
+
+} // namespace kullsync::detail

@@ -1,0 +1,151 @@
+#pragma once
+
+// Private to the server side of kullsync_transports: what the server's parts
+// share. Each io thread is a shard that serves its sockets alone (accepted
+// round robin): their reads and writes, the frames actors send them (one
+// outbox per shard), the actor turns it runs and its keepalive sweep. No
+// socket is touched by two threads, so there are no strands.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "caf_bridge.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/transports/beast_server.hpp"
+
+namespace kullsync::detail {
+
+namespace net = boost::asio;
+
+class ws_connection;
+struct server_core;
+
+struct counters {
+  std::atomic<uint64_t> sockets_open{0};
+  std::atomic<uint64_t> sockets_accepted{0};
+  std::atomic<uint64_t> slow_consumers_closed{0};
+  std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> socket_sends{0};
+  std::atomic<uint64_t> frames_written{0};
+  std::atomic<uint64_t> actor_turns_on_io{0};
+};
+
+/// Whether the io threads still take work. Once the server has stopped, a
+/// handler posted to an io_context would never run and never be destroyed:
+/// it holds its connection, which holds the io_context. So after the stop
+/// such handlers are dropped, actor turns go to CAF's scheduler, and the
+/// outboxes take no frames.
+class io_gate {
+public:
+  /// Runs `f` (which posts to an io thread) unless the gate is closed; true
+  /// if it ran. A post is either run by stop()'s last poll or refused.
+  template <class F>
+  bool if_open(F&& f) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return false;
+    f();
+    return true;
+  }
+  /// net::post, unless the gate is closed (the handler is then dropped).
+  template <class Context, class Handler>
+  void post(Context& ctx, Handler&& h) {
+    if_open([&] { net::post(ctx, std::forward<Handler>(h)); });
+  }
+  void close() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closed_ = true;
+  }
+  bool closed() const { return closed_; }
+
+private:
+  std::mutex mtx_;
+  std::atomic<bool> closed_{false};
+};
+
+/// One io thread and the sockets it serves.
+class io_shard final : public io_unit::host {
+public:
+  explicit io_shard(server_core& core);
+
+  net::io_context ioc{1};
+  io_unit unit;
+
+  bool post(io_turn& t) override;
+
+  /// A frame for `c` (one of this shard's sockets), from any thread. Frames
+  /// wait in the outbox; a drain hands them to their sockets, each corked
+  /// until all of its frames are in, so they leave in one send. On this
+  /// thread the loop drains when idle; from another thread one posted drain
+  /// serves every frame that comes meanwhile, whatever its socket.
+  void send(std::shared_ptr<ws_connection> c, shared_frame f);
+
+  bool on_this_thread() {
+    return ioc.get_executor().running_in_this_thread();
+  }
+
+  /// The io thread's loop (see io_shard.cpp).
+  void run();
+
+  /// Every half ping interval, each open socket counts the sweeps it stayed
+  /// silent (ws_connection::keepalive): one timer for all of them.
+  void keepalive_sweep();
+
+  // Open sockets (for the sweep and stop()) and every connection object
+  // (stop() aborts what is left); under `mtx`.
+  std::mutex mtx;
+  std::set<std::shared_ptr<ws_connection>> open;
+  std::set<ws_connection*> live;
+
+  net::steady_timer keepalive_timer{ioc};
+  std::thread thread;
+
+  /// With the io thread stopped: drops the frames nobody will send (their
+  /// entries hold connections).
+  void clear_outbox();
+
+private:
+  void drain_outbox();
+
+  server_core& core_;
+  std::mutex outbox_mtx_;
+  std::vector<std::pair<std::shared_ptr<ws_connection>, shared_frame>> outbox_;
+  std::vector<std::pair<std::shared_ptr<ws_connection>, shared_frame>> drained_;
+};
+
+/// What connections share with the server. It owns the io_contexts: socket
+/// actors may outlive the server object, and their connections must still
+/// find their context (stopped, but alive) until the last one is gone.
+struct server_core {
+  server_core(caf::actor_system& s, beast_server_options o, acceptor_actor a,
+              http_handler_actor h);
+
+  caf::actor_system& sys;
+  beast_server_options opts;
+  acceptor_actor acceptor;
+  http_handler_actor http;
+  counters stats;
+  io_gate gate;
+  std::atomic<bool> stopping{false};
+  std::vector<std::unique_ptr<io_shard>> shards;
+  std::shared_ptr<spdlog::logger> log = log::get("transport.server");
+
+  /// The shard that serves the next accepted socket.
+  io_shard& next_shard() {
+    return *shards[next_++ % shards.size()];
+  }
+
+private:
+  std::atomic<size_t> next_{0};
+};
+
+} // namespace kullsync::detail

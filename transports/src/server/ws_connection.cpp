@@ -1,0 +1,385 @@
+#include "ws_connection.hpp"
+
+#include <cassert>
+
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "../url.hpp"
+#include "socket_endpoint.hpp"
+
+namespace kullsync::detail {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+
+namespace {
+
+bool legal(ws_connection::phase from, ws_connection::phase to) {
+  using p = ws_connection::phase;
+  switch (from) {
+    case p::handshaking:
+      return to == p::open || to == p::closed;
+    case p::open:
+      return to == p::closing || to == p::closed;
+    case p::closing:
+      return to == p::closed;
+    case p::closed:
+      return false;
+  }
+  return false;
+}
+
+} // namespace
+
+ws_connection::ws_connection(std::shared_ptr<server_core> core, io_shard& shard,
+                             tcp::socket&& socket)
+  : core_(std::move(core)), shard_(shard), sock_(std::move(socket)),
+    reader_(core_->opts.max_frame_bytes) {
+  std::lock_guard<std::mutex> guard{shard_.mtx};
+  shard_.live.insert(this);
+}
+
+ws_connection::~ws_connection() {
+  std::lock_guard<std::mutex> guard{shard_.mtx};
+  shard_.live.erase(this);
+}
+
+void ws_connection::enter(phase next) {
+  assert(legal(phase_, next));
+  bool was_open = phase_ == phase::open || phase_ == phase::closing;
+  phase_ = next;
+  if (next == phase::open) {
+    ++core_->stats.sockets_accepted;
+    ++core_->stats.sockets_open;
+    std::lock_guard<std::mutex> guard{shard_.mtx};
+    shard_.open.insert(shared_from_this());
+  } else if (next == phase::closed && was_open) {
+    --core_->stats.sockets_open;
+    std::lock_guard<std::mutex> guard{shard_.mtx};
+    shard_.open.erase(shared_from_this());
+  }
+}
+
+void ws_connection::start(upgrade_request req, std::string early) {
+  sock_.set_owner(weak_from_this());
+  sock_.count_sends_in(&core_->stats.socket_sends);
+  sock_.on_room([this] { move_queued(); });
+  header_list headers;
+  for (auto& f : req)
+    headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
+  std::string target{req.target()};
+  req_ = std::make_unique<upgrade_request>(std::move(req));
+  partial_ = std::move(early);
+  arm_kill_timer(); // a session that never attaches does not pin the socket
+  auto actor = make_socket_endpoint(core_->sys, shared_from_this());
+  tell(shard_.unit, core_->acceptor, accept_atom::value, actor, std::move(target),
+       std::move(headers));
+}
+
+// -- from the socket's actor -------------------------------------------------
+
+void ws_connection::post_attach(transport_listener_actor l, uint64_t tag,
+                                std::string protocol) {
+  core_->gate.post(shard_.ioc, [self = shared_from_this(), l = std::move(l), tag,
+                                p = std::move(protocol)] { self->attach(l, tag, p); });
+}
+
+void ws_connection::post_send(shared_frame f) {
+  shard_.send(shared_from_this(), std::move(f));
+}
+
+void ws_connection::post_credit(uint64_t tag, uint32_t n) {
+  // The session usually runs on this io thread: no need to post.
+  if (shard_.on_this_thread())
+    return on_credit(tag, n);
+  core_->gate.post(shard_.ioc, [self = shared_from_this(), tag, n] {
+    self->on_credit(tag, n);
+  });
+}
+
+void ws_connection::post_close(uint16_t code, std::string reason) {
+  core_->gate.post(shard_.ioc, [self = shared_from_this(), code,
+                                r = std::move(reason)]() mutable {
+    self->close(code, std::move(r));
+  });
+}
+
+// -- handshake ---------------------------------------------------------------
+
+void ws_connection::attach(transport_listener_actor l, uint64_t tag,
+                           const std::string& protocol) {
+  listener_ = std::move(l);
+  tag_ = tag;
+  credit_ = flow::window;
+  if (phase_ == phase::closed) { // the socket died before anyone listened
+    tell(shard_.unit, listener_, closed_atom::value, tag_, close_code::abnormal,
+         std::string{"connection reset"});
+    listener_ = nullptr;
+    return;
+  }
+  if (!our_close_)
+    kill_timer_.reset(); // Beast's handshake timeout takes over
+  if (offers((*req_)[http::field::sec_websocket_protocol], protocol))
+    protocol_ = protocol;
+  handshake_ = std::make_unique<websocket::stream<tcp::socket&>>(sock_.socket());
+  websocket::stream_base::timeout t;
+  t.handshake_timeout = core_->opts.handshake_timeout;
+  t.idle_timeout = websocket::stream_base::none();
+  t.keep_alive_pings = false;
+  handshake_->set_option(t);
+  if (!protocol_.empty())
+    handshake_->set_option(websocket::stream_base::decorator(
+      [p = protocol_](websocket::response_type& res) {
+        res.set(http::field::sec_websocket_protocol, p);
+      }));
+  handshake_->async_accept(*req_, beast::bind_front_handler(&ws_connection::on_handshake,
+                                                            shared_from_this()));
+}
+
+void ws_connection::arm_kill_timer() {
+  if (!kill_timer_)
+    kill_timer_ = std::make_unique<net::steady_timer>(sock_.get_executor());
+  kill_timer_->expires_after(core_->opts.handshake_timeout);
+  kill_timer_->async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec)
+      return; // cancelled: in time
+    beast::error_code ignored;
+    self->sock_.socket().close(ignored); // the pending operation fails
+  });
+}
+
+void ws_connection::on_handshake(beast::error_code ec) {
+  req_.reset();
+  // Beast's operation is not quite done with its stream when it calls us.
+  core_->gate.post(shard_.ioc, [self = shared_from_this()] { self->handshake_.reset(); });
+  if (ec) {
+    core_->log->debug("WebSocket handshake failed: {}", ec.message());
+    return end(close_code::abnormal, ec.message(), ending::drop);
+  }
+  enter(phase::open);
+  tell(shard_.unit, listener_, opened_atom::value, tag_, protocol_);
+  beast::error_code ignored;
+  sock_.socket().non_blocking(true, ignored); // reads return would_block
+  if (!partial_.empty()) {
+    std::string early;
+    early.swap(partial_);
+    consume(early.data(), early.size());
+  }
+  read_on();
+  // Frames sent while the handshake was pending go out first, in one send.
+  sock_.cork();
+  move_queued();
+  sock_.uncork();
+  if (our_close_) {
+    auto [code, reason] = std::move(*our_close_);
+    our_close_.reset();
+    close(code, std::move(reason));
+  } else if (core_->stopping) {
+    close(close_code::going_away, "server shutting down");
+  }
+}
+
+// -- reading -----------------------------------------------------------------
+
+void ws_connection::read_on() {
+  if (reading_ || stalled_)
+    return; // stalled: the session's credit resumes reading
+  reading_ = true;
+  sock_.socket().async_wait(tcp::socket::wait_read,
+                            beast::bind_front_handler(&ws_connection::on_readable,
+                                                      shared_from_this()));
+}
+
+// Whatever one socket has to say is read here, at once, and parsed where it
+// lies; only the start of an unfinished frame stays with the socket.
+void ws_connection::on_readable(beast::error_code ec) {
+  reading_ = false;
+  size_t n = 0;
+  if (!ec) {
+    static thread_local std::unique_ptr<char[]> scratch{new char[64 * 1024]};
+    n = sock_.socket().read_some(net::buffer(scratch.get(), 64 * 1024), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again)
+      return read_on();
+    if (!ec) {
+      silent_ticks_ = 0;
+      if (!reader_.done())
+        consume(scratch.get(), n);
+      return read_on(); // after a close or a violation: drained until the FIN
+    }
+  }
+  if (phase_ == phase::closing && our_close_)
+    end(our_close_->first, our_close_->second, ending::drop);
+  else
+    end(close_code::abnormal, ec.message(), ending::drop);
+}
+
+// Messages go to the session as far as its credit reaches, what one pass
+// parsed as one batch. Without credit the socket is not read: a client
+// flooding small frames is read no faster than its session handles them, and
+// TCP pushes back on it. Once closing, frames are parsed (for the peer's close
+// frame) and their messages dropped.
+void ws_connection::consume(char* data, size_t n) {
+  size_t limit = phase_ == phase::open ? credit_ : SIZE_MAX;
+  if (partial_.empty()) {
+    size_t used = reader_.parse(data, n, *this, limit);
+    if (!reader_.done() && used < n)
+      partial_.assign(data + used, n - used);
+  } else {
+    if (n > 0)
+      partial_.append(data, n);
+    size_t used = reader_.parse(partial_.data(), partial_.size(), *this, limit);
+    partial_.erase(0, reader_.done() ? partial_.size() : used);
+    if (partial_.empty())
+      std::string{}.swap(partial_); // an idle socket keeps no buffer
+  }
+  if (!batch_.empty()) {
+    credit_ -= static_cast<uint32_t>(batch_.size());
+    frame_batch out;
+    out.swap(batch_);
+    tell(shard_.unit, listener_, frame_atom::value, tag_, std::move(out));
+  }
+  stalled_ = phase_ == phase::open && credit_ == 0;
+}
+
+void ws_connection::on_credit(uint64_t tag, uint32_t n) {
+  if (tag != tag_ || phase_ == phase::closed)
+    return;
+  credit_ = std::min<uint32_t>(flow::window, credit_ + n);
+  if (!stalled_)
+    return;
+  stalled_ = false;
+  consume(nullptr, 0);
+  read_on();
+}
+
+void ws_connection::on_message(std::string text) {
+  // Binary frames are read as text, as the legacy server's JSON.parse does.
+  if (phase_ == phase::open)
+    batch_.push_back(std::move(text));
+}
+
+void ws_connection::on_ping(std::string_view payload) {
+  sock_.append_frame(ws::opcode::pong, payload); // dropped if the peer is not reading
+}
+
+void ws_connection::on_close(uint16_t code, std::string_view reason) {
+  end(code, std::string{reason}, ending::echo); // echo the code (RFC 6455 5.5.1)
+}
+
+void ws_connection::on_violation(uint16_t code, const char* reason) {
+  core_->log->info("closing a socket that broke the protocol: {} ({})", reason, code);
+  end(code, reason, ending::echo);
+}
+
+// -- writing -----------------------------------------------------------------
+
+void ws_connection::write_frame(const shared_frame& f) {
+  if (sock_.append_text_frame(f.str()))
+    ++core_->stats.frames_written;
+}
+
+void ws_connection::send(const shared_frame& f) {
+  if (our_close_ || phase_ == phase::closing || phase_ == phase::closed)
+    return;
+  if (phase_ == phase::open && queue_.empty() && sock_.has_room())
+    return write_frame(f);
+  auto& o = core_->opts;
+  if (queue_.size() + 1 > o.max_queued_frames
+      || queued_bytes_ + f.str().size() > o.max_queued_bytes) {
+    ++core_->stats.slow_consumers_closed;
+    core_->log->warn("closing a slow consumer: {} frames, {} bytes queued",
+                     queue_.size(), queued_bytes_);
+    // Cut now: the session leaves the hub at once; the close frame follows
+    // what the socket already holds if the peer ever reads again.
+    return end(close_code::policy_violation, "slow consumer",
+               phase_ == phase::open ? ending::echo : ending::drop);
+  }
+  queued_bytes_ += f.str().size();
+  queue_.push_back(f);
+}
+
+// Frames that waited (for the handshake, or for room in the socket's
+// buffer) move into it; while closing, our close frame follows them.
+void ws_connection::move_queued() {
+  if (phase_ == phase::handshaking || phase_ == phase::closed)
+    return;
+  while (!queue_.empty() && sock_.has_room()) {
+    queued_bytes_ -= queue_.front().str().size();
+    write_frame(queue_.front());
+    queue_.pop_front();
+  }
+  if (phase_ == phase::closing && queue_.empty() && !sock_.close_written())
+    sock_.append_close(our_close_->first, our_close_->second);
+}
+
+// -- closing -----------------------------------------------------------------
+
+void ws_connection::close(uint16_t code, std::string reason) {
+  if (our_close_ || phase_ == phase::closing || phase_ == phase::closed)
+    return;
+  our_close_ = {code, std::move(reason)};
+  arm_kill_timer(); // ends a close handshake the peer ignores
+  if (phase_ != phase::open)
+    return; // on_handshake opens first, then closes
+  enter(phase::closing);
+  move_queued(); // our close frame goes after the frames queued before it
+}
+
+void ws_connection::end(uint16_t code, std::string reason, ending how) {
+  if (phase_ != phase::closed) {
+    enter(phase::closed);
+    if (listener_) {
+      tell(shard_.unit, listener_, closed_atom::value, tag_, code, reason);
+      listener_ = nullptr;
+    }
+  }
+  switch (how) {
+    case ending::echo:
+      if (!sock_.close_written())
+        sock_.append_close(code, reason);
+      finish();
+      break;
+    case ending::drop:
+      kill_timer_.reset();
+      sock_.close_when_sent();
+      break;
+    case ending::abort: {
+      kill_timer_.reset();
+      beast::error_code ignored;
+      sock_.socket().close(ignored);
+      break;
+    }
+  }
+}
+
+// Both close frames are out (or the peer failed): the sending side shuts
+// down once they are sent, and what the peer still sends is read and dropped
+// until its FIN, so that no unread byte turns our close into a reset.
+void ws_connection::finish() {
+  queue_.clear();
+  queued_bytes_ = 0;
+  arm_kill_timer();
+  sock_.shutdown_when_sent();
+}
+
+void ws_connection::keepalive() {
+  if (phase_ != phase::open)
+    return;
+  ++silent_ticks_;
+  if (silent_ticks_ == 2) {
+    sock_.append_frame(ws::opcode::ping, {});
+  } else if (silent_ticks_ >= 4) {
+    core_->log->debug("dropping a socket that did not answer a ping");
+    end(close_code::abnormal, "ping timeout", ending::abort);
+  }
+}
+
+void ws_connection::abort() {
+  beast::error_code ignored;
+  kill_timer_.reset();
+  sock_.socket().close(ignored);
+}
+
+} // namespace kullsync::detail
