@@ -40,13 +40,15 @@ client_config default_sim_config() {
   return cfg;
 }
 
-harness::harness(client_config c, uint64_t seed) : cfg(std::move(c)) {
+harness::harness(client_config c, uint64_t seed, http_factory http)
+  : cfg(std::move(c)) {
   recorder = spawn_recorder(sim.sys(), seen);
   net = spawn_memory_network(sim.sys(), seed,
                              caf::actor_cast<network_tracer_actor>(recorder));
   peer = spawn_scripted_peer(sim.sys(), net, {sim_url, sim_alt_url},
                              sim_wall_start_ms);
-  engine = spawn_client(sim.sys(), cfg, spawn_memory_transport(sim.sys(), net));
+  engine = spawn_client(sim.sys(), cfg, spawn_memory_transport(sim.sys(), net),
+                        http ? http(sim.sys()) : http_client_actor{});
   engine.subscribe(caf::actor_cast<state_subscriber_actor>(recorder));
   engine.subscribe(caf::actor_cast<status_subscriber_actor>(recorder));
   engine.subscribe(msg::server_type::unknown,

@@ -3,6 +3,7 @@
 // One client engine, a memory network and a scripted peer in one
 // deterministic actor system, with recorders on the engine's topics.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,7 +61,11 @@ client_config default_sim_config();
 
 class harness {
 public:
-  explicit harness(client_config cfg = default_sim_config(), uint64_t seed = 1);
+  /// With `http`, the engine loads the server's state through the HTTP
+  /// client it spawns in the harness's system.
+  using http_factory = std::function<http_client_actor(caf::actor_system&)>;
+  explicit harness(client_config cfg = default_sim_config(), uint64_t seed = 1,
+                   http_factory http = {});
   ~harness();
 
   sim_system sim;

@@ -414,3 +414,56 @@ TEST(client_engine, baseline_while_connected_fills_only_what_the_link_did_not_sa
   EXPECT_EQ(s.shoots.count("other"), 1u);
   EXPECT_EQ(s.shoots.count("live"), 0u);
 }
+
+namespace {
+
+struct fetch_record {
+  caf::timespan at;
+  std::string url;
+};
+
+/// An HTTP client that answers every GET with one user state, and records
+/// when it was asked what.
+http_client_actor spawn_state_server(caf::actor_system& sys,
+                                     std::shared_ptr<std::vector<fetch_record>> log) {
+  return sys.spawn([log](http_client_actor::pointer self) -> http_client_actor::behavior_type {
+    return {[=](fetch_atom, const std::string& method, const std::string& url,
+                const std::string&) {
+      log->push_back({self->clock().now().time_since_epoch(), method + " " + url});
+      msg::user_state s;
+      s.user_id = "u1";
+      s.credits = msg::credit_update{"u1", 777, 0, "state"};
+      s.shoots.push_back(std::get<msg::shoot_progress>(
+        progress_msg("from-state", shoot_status::processing, 3, 9).body));
+      return http_result{200, msg::to_json(s), {}};
+    }};
+  });
+}
+
+} // namespace
+
+// The engine loads what the server remembers by itself: at start, every 5 s
+// while the socket is down, once right after each (re)connect, and not while
+// the link is up.
+TEST(client_engine, loads_the_server_state_at_start_while_down_and_after_each_connect) {
+  auto log = std::make_shared<std::vector<fetch_record>>();
+  harness x{default_sim_config(), 1,
+            [log](caf::actor_system& sys) { return spawn_state_server(sys, log); }};
+  ASSERT_EQ(log->size(), 1u);
+  EXPECT_EQ(log->at(0).url, "GET http://sim.kull:5000/api/sync/state?token=u1:dev-1");
+  auto s = x.state();
+  EXPECT_EQ(s.credits, 777);
+  EXPECT_EQ(s.shoots.count("from-state"), 1u);
+  x.sim.advance(12s); // down: reloaded at 5 and 10 s
+  EXPECT_EQ(log->size(), 3u);
+  x.engine.connect();
+  x.sim.run();
+  ASSERT_EQ(x.status().state, connection_state::connected);
+  EXPECT_EQ(log->size(), 4u); // right after the connect
+  x.sim.advance(30s);
+  EXPECT_EQ(log->size(), 4u); // not while connected
+  x.restart_peer();
+  x.sim.advance(2s);
+  ASSERT_EQ(x.status().state, connection_state::connected);
+  EXPECT_EQ(log->size(), 5u); // the new link is covered once
+}
