@@ -1,5 +1,7 @@
 #include "progress_reader.hpp"
 
+#include "kullsync/messages/keys.hpp"
+
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <cmath>
@@ -39,15 +41,15 @@ struct named_field {
 };
 
 constexpr named_field envelope_fields[] = {
-  {"type", type}, {"data", data}, {"timestamp", timestamp},
-  {"deviceId", device_id}, {"userId", user_id},
+  {keys::type, type}, {keys::data, data}, {keys::timestamp, timestamp},
+  {keys::device_id, device_id}, {keys::user_id, user_id},
 };
 
 constexpr named_field data_fields[] = {
-  {"shootId", shoot_id}, {"status", status},
-  {"processedCount", processed_count}, {"totalCount", total_count},
-  {"currentImage", current_image}, {"eta", eta}, {"provider", provider},
-  {"errorMessage", error_message},
+  {keys::shoot_id, shoot_id}, {keys::status, status},
+  {keys::processed_count, processed_count}, {keys::total_count, total_count},
+  {keys::current_image, current_image}, {keys::eta, eta}, {keys::provider, provider},
+  {keys::error_message, error_message},
 };
 
 /// The field `k` names in `fields`; `other` for an extra the reader skips.

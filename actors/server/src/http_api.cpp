@@ -10,6 +10,7 @@
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/messages/json_value.hpp"
+#include "kullsync/messages/keys.hpp"
 #include "kullsync/transports/io_thread.hpp"
 #include "server_actors.hpp"
 
@@ -83,7 +84,7 @@ std::optional<T> payload(const http_exchange& ex, const json::value& body) {
 template <class T>
 void to_user(api_ptr self, const http_exchange& ex, const json::value& body,
              msg::server_type type, bool complete, std::string_view missing) {
-  auto* user = text_field(body.get_object(), "userId");
+  auto* user = text_field(body.get_object(), msg::keys::user_id);
   if (user == nullptr || !complete)
     return ex.respond(error(400, missing));
   auto p = payload<T>(ex, body);
@@ -92,32 +93,32 @@ void to_user(api_ptr self, const http_exchange& ex, const json::value& body,
   std::string uid{user->data(), user->size()};
   publish(self, uid, type, std::move(*p));
   auto r = ok(type);
-  r["userId"] = uid;
+  r[msg::keys::user_id] = uid;
   ex.respond(json_response(200, r));
 }
 
 void shoot_progress(api_ptr self, const http_exchange& ex, const json::value& body) {
   auto& o = body.get_object();
   to_user<msg::shoot_progress>(self, ex, body, msg::server_type::shoot_progress,
-                               text_field(o, "shootId") != nullptr,
+                               text_field(o, msg::keys::shoot_id) != nullptr,
                                "userId and shootId are required");
 }
 
 void credit_update(api_ptr self, const http_exchange& ex, const json::value& body) {
   auto& o = body.get_object();
   to_user<msg::credit_update>(self, ex, body, msg::server_type::credit_update,
-                              has_value(o, "newBalance") && has_value(o, "change"),
+                              has_value(o, msg::keys::new_balance) && has_value(o, msg::keys::change),
                               "userId, newBalance, and change are required");
 }
 
 void prompt_change(api_ptr self, const http_exchange& ex, const json::value& body) {
   auto& o = body.get_object();
-  if (text_field(o, "promptId") == nullptr || text_field(o, "action") == nullptr)
+  if (text_field(o, msg::keys::prompt_id) == nullptr || text_field(o, msg::keys::action) == nullptr)
     return ex.respond(error(400, "promptId and action are required"));
   auto p = payload<msg::prompt_change>(ex, body);
   if (!p)
     return;
-  auto* ids = o.if_contains("userIds");
+  auto* ids = o.if_contains(msg::keys::user_ids);
   // Like the legacy server: no userIds, nobody to notify, still a success.
   if (ids == nullptr || ids->is_null()) {
     auto r = ok(msg::server_type::prompt_change);

@@ -1,0 +1,22 @@
+#pragma once
+
+// Private to kullsync_messages: the JSON reader behind the codec's decoders.
+
+#include <string_view>
+
+#include <boost/json/fwd.hpp>
+
+#include "kullsync/messages/codec.hpp"
+
+namespace kullsync::msg::detail {
+
+/// Parses `text` within `lim` and reads it as T (a frame or a payload).
+/// Never throws.
+template <class T>
+decode_result<T> read_text(std::string_view text, const decode_limits& lim);
+
+/// Reads an already parsed value as T. Never throws.
+template <class T>
+decode_result<T> read_value(const boost::json::value& v);
+
+} // namespace kullsync::msg::detail
