@@ -498,7 +498,8 @@ int bench::run() {
     double cpu = u1.cpu_s - u0.cpu_s;
     js << ",\"sent\":" << sent_.load() << ",\"delivered\":" << delivered_.load()
        << ",\"delivered_per_s\":" << delivered_ / secs << ",\"p50_ms\":" << pct(0.5)
-       << ",\"p99_ms\":" << pct(0.99) << ",\"max_ms\":" << (all.empty() ? 0 : all.back() / 1e6)
+       << ",\"p90_ms\":" << pct(0.9) << ",\"p99_ms\":" << pct(0.99)
+       << ",\"p999_ms\":" << pct(0.999) << ",\"max_ms\":" << (all.empty() ? 0 : all.back() / 1e6)
        << ",\"server_cpu_s\":" << cpu << ",\"delivered_per_server_cpu_s\":"
        << (cpu > 0 ? delivered_ / cpu : 0);
   }

@@ -23,7 +23,9 @@ struct device_socket {
 
 struct user_entry {
   std::vector<device_socket> sockets;
-  std::optional<msg::credit_update> credits; // the last CREDIT_UPDATE
+  // The last CREDIT_UPDATE; on the heap, as most users connected now have
+  // none and an idle user entry should stay small.
+  std::unique_ptr<msg::credit_update> credits;
   shoot_table shoots;
 };
 
@@ -101,7 +103,7 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
 void remember(hub_ptr self, user_entry& u, const std::string& user,
               const msg::server_message& m) {
   if (auto* c = std::get_if<msg::credit_update>(&m.body)) {
-    u.credits = *c;
+    u.credits = std::make_unique<msg::credit_update>(*c);
   } else if (auto* p = std::get_if<msg::shoot_progress>(&m.body)) {
     if (auto v = u.shoots.put(*p))
       self->delayed_send(self, self->state.cfg.shoot_linger, expire_atom::value,
@@ -115,7 +117,8 @@ msg::user_state snapshot(hub_ptr self, const std::string& user) {
   auto i = self->state.users.find(user);
   if (i == self->state.users.end())
     return s;
-  s.credits = i->second.credits;
+  if (i->second.credits)
+    s.credits = *i->second.credits;
   for (auto& kv : i->second.shoots.shoots())
     s.shoots.push_back(kv.second);
   for (auto& sock : i->second.sockets) {

@@ -33,6 +33,12 @@ bool legal(ws_connection::phase from, ws_connection::phase to) {
 
 } // namespace
 
+struct ws_connection::handshake {
+  upgrade_request req;
+  std::optional<websocket::stream<tcp::socket&>> stream;
+  std::string protocol; // the subprotocol agreed on
+};
+
 ws_connection::ws_connection(std::shared_ptr<server_core> core, io_shard& shard,
                              tcp::socket&& socket)
   : core_(std::move(core)), shard_(shard), sock_(std::move(socket)),
@@ -70,7 +76,8 @@ void ws_connection::start(upgrade_request req, std::string early) {
   for (auto& f : req)
     headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
   std::string target{req.target()};
-  req_ = std::make_unique<upgrade_request>(std::move(req));
+  handshake_ = std::make_unique<handshake>();
+  handshake_->req = std::move(req);
   partial_ = std::move(early);
   arm_kill_timer(); // a session that never attaches does not pin the socket
   auto actor = make_socket_endpoint(core_->sys, shared_from_this());
@@ -121,21 +128,23 @@ void ws_connection::attach(transport_listener_actor l, uint64_t tag,
   }
   if (!our_close_)
     kill_timer_.reset(); // Beast's handshake timeout takes over
-  if (offers((*req_)[http::field::sec_websocket_protocol], protocol))
-    protocol_ = protocol;
-  handshake_ = std::make_unique<websocket::stream<tcp::socket&>>(sock_.socket());
+  auto& h = *handshake_;
+  if (offers(h.req[http::field::sec_websocket_protocol], protocol))
+    h.protocol = protocol;
+  versioned_ = !h.protocol.empty();
+  auto& ws = h.stream.emplace(sock_.socket());
   websocket::stream_base::timeout t;
   t.handshake_timeout = core_->opts.handshake_timeout;
   t.idle_timeout = websocket::stream_base::none();
   t.keep_alive_pings = false;
-  handshake_->set_option(t);
-  if (!protocol_.empty())
-    handshake_->set_option(websocket::stream_base::decorator(
-      [p = protocol_](websocket::response_type& res) {
+  ws.set_option(t);
+  if (versioned_)
+    ws.set_option(websocket::stream_base::decorator(
+      [p = h.protocol](websocket::response_type& res) {
         res.set(http::field::sec_websocket_protocol, p);
       }));
-  handshake_->async_accept(*req_, beast::bind_front_handler(&ws_connection::on_handshake,
-                                                            shared_from_this()));
+  ws.async_accept(h.req, beast::bind_front_handler(&ws_connection::on_handshake,
+                                                   shared_from_this()));
 }
 
 void ws_connection::arm_kill_timer() {
@@ -151,7 +160,7 @@ void ws_connection::arm_kill_timer() {
 }
 
 void ws_connection::on_handshake(beast::error_code ec) {
-  req_.reset();
+  auto protocol = std::move(handshake_->protocol);
   // Beast's operation is not quite done with its stream when it calls us.
   core_->gate.post(shard_.ioc, [self = shared_from_this()] { self->handshake_.reset(); });
   if (ec) {
@@ -159,7 +168,7 @@ void ws_connection::on_handshake(beast::error_code ec) {
     return end(close_code::abnormal, ec.message(), ending::drop);
   }
   enter(phase::open);
-  tell(shard_.unit, listener_, opened_atom::value, tag_, protocol_);
+  tell(shard_.unit, listener_, opened_atom::value, tag_, std::move(protocol));
   beast::error_code ignored;
   sock_.socket().non_blocking(true, ignored); // reads return would_block
   if (!partial_.empty()) {
@@ -173,9 +182,8 @@ void ws_connection::on_handshake(beast::error_code ec) {
   move_queued();
   sock_.uncork();
   if (our_close_) {
-    auto [code, reason] = std::move(*our_close_);
-    our_close_.reset();
-    close(code, std::move(reason));
+    auto asked = std::move(our_close_);
+    close(asked->first, std::move(asked->second));
   } else if (core_->stopping) {
     close(close_code::going_away, "server shutting down");
   }
@@ -222,6 +230,8 @@ void ws_connection::on_readable(beast::error_code ec) {
 // frame) and their messages dropped.
 void ws_connection::consume(char* data, size_t n) {
   size_t limit = phase_ == phase::open ? credit_ : SIZE_MAX;
+  frame_batch batch;
+  batch_ = &batch;
   if (partial_.empty()) {
     size_t used = reader_.parse(data, n, *this, limit);
     if (!reader_.done() && used < n)
@@ -234,11 +244,10 @@ void ws_connection::consume(char* data, size_t n) {
     if (partial_.empty())
       std::string{}.swap(partial_); // an idle socket keeps no buffer
   }
-  if (!batch_.empty()) {
-    credit_ -= static_cast<uint32_t>(batch_.size());
-    frame_batch out;
-    out.swap(batch_);
-    tell(shard_.unit, listener_, frame_atom::value, tag_, std::move(out));
+  batch_ = nullptr;
+  if (!batch.empty()) {
+    credit_ -= static_cast<uint32_t>(batch.size());
+    tell(shard_.unit, listener_, frame_atom::value, tag_, std::move(batch));
   }
   stalled_ = phase_ == phase::open && credit_ == 0;
 }
@@ -256,8 +265,8 @@ void ws_connection::on_credit(uint64_t tag, uint32_t n) {
 
 void ws_connection::on_message(std::string text) {
   // Binary frames are read as text, as the legacy server's JSON.parse does.
-  if (phase_ == phase::open)
-    batch_.push_back(std::move(text));
+  if (phase_ == phase::open && batch_ != nullptr)
+    batch_->push_back(std::move(text));
 }
 
 void ws_connection::on_ping(std::string_view payload) {
@@ -292,9 +301,11 @@ void ws_connection::send(const shared_frame& f) {
     core_->log->warn("closing a slow consumer: {} frames, {} bytes queued",
                      queue_.size(), queued_bytes_);
     // Cut now: the session leaves the hub at once; the close frame follows
-    // what the socket already holds if the peer ever reads again.
-    return end(close_code::policy_violation, "slow consumer",
-               phase_ == phase::open ? ending::echo : ending::drop);
+    // what the socket already holds if the peer ever reads again. A link
+    // with a versioned subprotocol (kull.v2) can resume: its stream was
+    // interrupted (4009); a v1 link was cut by policy (1008).
+    auto code = versioned_ ? close_code::stream_interrupted : close_code::policy_violation;
+    return end(code, "slow consumer", phase_ == phase::open ? ending::echo : ending::drop);
   }
   queued_bytes_ += f.str().size();
   queue_.push_back(f);
@@ -319,7 +330,7 @@ void ws_connection::move_queued() {
 void ws_connection::close(uint16_t code, std::string reason) {
   if (our_close_ || phase_ == phase::closing || phase_ == phase::closed)
     return;
-  our_close_ = {code, std::move(reason)};
+  our_close_ = std::make_unique<std::pair<uint16_t, std::string>>(code, std::move(reason));
   arm_kill_timer(); // ends a close handshake the peer ignores
   if (phase_ != phase::open)
     return; // on_handshake opens first, then closes

@@ -34,7 +34,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/websocket/stream.hpp>
 
 #include "coalescing_socket.hpp"
 #include "frame_queue.hpp"
@@ -113,21 +112,22 @@ private:
   // parsed for want of credit (`stalled_`); empty while idle.
   std::string partial_;
   bool stalled_ = false;
-  bool reading_ = false; // a wait for readability is outstanding
-  // Messages of the current parse pass, handed to the session together.
-  frame_batch batch_;
+  bool reading_ = false;   // a wait for readability is outstanding
+  bool versioned_ = false; // the handshake agreed on a subprotocol
+  // Messages of the parse pass under way (a local of consume()), handed to
+  // the session together.
+  frame_batch* batch_ = nullptr;
   uint32_t credit_ = 0; // messages the session still takes
-  // The upgrade request and the stream that answers it; both released once
-  // the handshake is done.
-  std::unique_ptr<upgrade_request> req_;
-  std::unique_ptr<boost::beast::websocket::stream<tcp::socket&>> handshake_;
-  std::string protocol_; // the subprotocol the handshake agreed on
+  // The upgrade request, the stream that answers it and the subprotocol;
+  // released once the handshake is done (an idle socket keeps none of it).
+  struct handshake;
+  std::unique_ptr<handshake> handshake_;
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   uint8_t silent_ticks_ = 0; // keepalive sweeps since the last byte read
   // Our close: asked for before the handshake completed (applied then), or
-  // under way (reported if the peer just hangs up).
-  std::optional<std::pair<uint16_t, std::string>> our_close_;
+  // under way (reported if the peer just hangs up). Rare: kept on the heap.
+  std::unique_ptr<std::pair<uint16_t, std::string>> our_close_;
   frame_queue queue_;
   size_t queued_bytes_ = 0;
   // Ends a handshake, a close or a drain the peer lets hang; only while one
