@@ -13,6 +13,7 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<provider_health>("kullsync::provider_health")
     .add_message_type<ping>("kullsync::ping")
     .add_message_type<user_state>("kullsync::user_state")
+    .add_message_type<welcome>("kullsync::welcome")
     .add_message_type<server_message>("kullsync::server_message")
     .add_message_type<client_message>("kullsync::client_message");
 }

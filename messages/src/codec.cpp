@@ -56,7 +56,7 @@ std::string encode(const client_message& x) {
 
 std::string encode_envelope(std::string_view type, std::string_view data_json,
                             int64_t timestamp_ms, std::string_view device_id,
-                            std::string_view user_id) {
+                            std::string_view user_id, std::optional<uint64_t> seq) {
   std::string out;
   out.reserve(data_json.size() + type.size() + device_id.size()
               + user_id.size() + 64);
@@ -69,6 +69,7 @@ std::string encode_envelope(std::string_view type, std::string_view data_json,
   w.field(keys::device_id, device_id);
   if (!user_id.empty())
     w.field(keys::user_id, user_id);
+  w.optional_field(keys::seq, seq);
   w.end_object();
   return out;
 }
@@ -102,6 +103,7 @@ KULLSYNC_INSTANTIATE(admin_session_update)
 KULLSYNC_INSTANTIATE(provider_health)
 KULLSYNC_INSTANTIATE(ping)
 KULLSYNC_INSTANTIATE(user_state)
+KULLSYNC_INSTANTIATE(welcome)
 KULLSYNC_INSTANTIATE(server_message)
 KULLSYNC_INSTANTIATE(client_message)
 

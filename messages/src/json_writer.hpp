@@ -38,6 +38,12 @@ public:
     auto res = std::to_chars(buf, buf + sizeof(buf), x);
     out_.append(buf, res.ptr);
   }
+  void value(uint64_t x) {
+    comma();
+    char buf[24];
+    auto res = std::to_chars(buf, buf + sizeof(buf), x);
+    out_.append(buf, res.ptr);
+  }
   void value(double x) {
     comma();
     if (!std::isfinite(x)) {

@@ -24,6 +24,7 @@ enum field : uint8_t {
   timestamp,
   device_id,
   user_id,
+  seq,
   // data of SHOOT_PROGRESS
   shoot_id,
   status,
@@ -42,7 +43,7 @@ struct named_field {
 
 constexpr named_field envelope_fields[] = {
   {keys::type, type}, {keys::data, data}, {keys::timestamp, timestamp},
-  {keys::device_id, device_id}, {keys::user_id, user_id},
+  {keys::device_id, device_id}, {keys::user_id, user_id}, {keys::seq, seq},
 };
 
 constexpr named_field data_fields[] = {
@@ -158,6 +159,7 @@ public:
       case other:
       case device_id:
       case user_id:
+      case seq:
       case current_image:
       case eta:
       case provider:
@@ -181,6 +183,7 @@ public:
     m.timestamp = timestamp_;
     m.device_id = std::move(device_id_);
     m.user_id = std::move(user_id_);
+    m.seq = seq_;
     m.body = std::move(msg_);
     return true;
   }
@@ -224,6 +227,11 @@ private:
     switch (key_) {
       case other: return true;
       case timestamp: timestamp_ = i; has_timestamp_ = true; return true;
+      case seq:
+        if (i < 0)
+          return false; // the general decoder words the error
+        seq_ = static_cast<uint64_t>(i);
+        return true;
       case processed_count: msg_.processed_count = i; return true;
       case total_count: msg_.total_count = i; return true;
       case eta: msg_.eta = d; return true;
@@ -240,6 +248,7 @@ private:
   int64_t timestamp_ = 0;
   std::optional<std::string> device_id_;
   std::optional<std::string> user_id_;
+  std::optional<uint64_t> seq_;
   shoot_progress msg_;
   std::string part_; // a key or string that arrives in pieces
 };

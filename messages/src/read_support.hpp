@@ -125,6 +125,29 @@ inline double as_number(const json::value& v, const path_node* at) {
   }
 }
 
+inline bool as_bool(const json::value& v, const path_node* at) {
+  if (!v.is_bool())
+    wrong_type(v, at, "bool");
+  return v.get_bool();
+}
+
+/// A stream position: an integer that is not negative.
+inline uint64_t as_seq(const json::value& v, const path_node* at) {
+  auto i = as_int(v, at);
+  if (i < 0)
+    fail(decode_errc::out_of_range, at, "a stream position cannot be negative");
+  return static_cast<uint64_t>(i);
+}
+
+/// A v2 client message id: a string of 1 to 64 characters.
+inline std::string as_message_id(const json::value& v, const path_node* at) {
+  auto s = as_string(v, at);
+  if (s.empty() || s.size() > max_message_id)
+    fail(decode_errc::out_of_range, at,
+         "an id has 1 to " + std::to_string(max_message_id) + " characters");
+  return s;
+}
+
 template <class E>
 E as_enum(const json::value& v, const path_node* at, std::string_view allowed) {
   if (!v.is_string())

@@ -184,6 +184,7 @@ user_state read_user_state(const json::value& v, const path_node* at) {
   object_reader r{v, at};
   user_state x;
   x.user_id = r.str_or_empty(keys::user_id);
+  x.seq = r.opt(keys::seq, as_seq);
   x.credits = r.opt(keys::credits, [&](const json::value& c, const path_node* p) {
     return read_credits(c, p, x.user_id);
   });
@@ -196,6 +197,52 @@ user_state read_user_state(const json::value& v, const path_node* at) {
   x.shoots = list(keys::shoots, read_shoot_progress);
   x.devices = list(keys::devices, read_device_connection);
   return x;
+}
+
+std::vector<device_connection> read_devices(const object_reader& r) {
+  return r
+    .opt(keys::devices,
+         [](const json::value& a, const path_node* p) {
+           return read_array(a, p, read_device_connection);
+         })
+    .value_or(std::vector<device_connection>{});
+}
+
+welcome read_welcome(const json::value& v, const path_node* at) {
+  object_reader r{v, at};
+  welcome x;
+  x.epoch = r.str(keys::epoch);
+  x.seq = r.req(keys::seq, as_seq);
+  x.recovered = r.req(keys::recovered, as_bool);
+  x.device_id = r.str_or_empty(keys::device_id);
+  x.expires_at = r.opt(keys::expires_at, as_int);
+  x.devices = read_devices(r);
+  return x;
+}
+
+ack read_ack(const json::value& v, const path_node* at) {
+  object_reader r{v, at};
+  return ack{r.str(keys::id), r.req(keys::seq, as_seq)};
+}
+
+nack read_nack(const json::value& v, const path_node* at) {
+  object_reader r{v, at};
+  nack x;
+  x.id = r.str(keys::id);
+  x.code = r.enum_<nack_code>(keys::code,
+                              "invalid|forbidden|rate_limited|too_large|unavailable");
+  x.error = r.str_or_empty(keys::error);
+  return x;
+}
+
+refreshed read_refreshed(const json::value& v, const path_node* at) {
+  object_reader r{v, at};
+  return refreshed{r.int_(keys::expires_at)};
+}
+
+refresh read_refresh(const json::value& v, const path_node* at) {
+  object_reader r{v, at};
+  return refresh{r.str(keys::token)};
 }
 
 ping read_ping(const json::value& v, const path_node* at) {
@@ -254,6 +301,7 @@ server_message read_server(const json::value& v, const path_node* at) {
     return x;
   }
   x.timestamp = r.int_(keys::timestamp);
+  x.seq = r.opt(keys::seq, as_seq);
   auto data = [&](auto reader) {
     auto p = r.at(keys::data);
     return reader(r.required(keys::data), &p);
@@ -287,6 +335,21 @@ server_message read_server(const json::value& v, const path_node* at) {
         return read_array(a, p, read_server);
       })};
       break;
+    case server_type::welcome:
+      x.body = data(read_welcome);
+      break;
+    case server_type::snapshot:
+      x.body = data(read_user_state);
+      break;
+    case server_type::ack:
+      x.body = data(read_ack);
+      break;
+    case server_type::nack:
+      x.body = data(read_nack);
+      break;
+    case server_type::refreshed:
+      x.body = data(read_refreshed);
+      break;
     case server_type::unknown:
       break;
   }
@@ -299,10 +362,14 @@ client_message read_client(const json::value& v, const path_node* at,
   client_message x;
   x.type_name = r.str(keys::type);
   x.type = client_type_from(x.type_name);
+  x.id = r.opt(keys::id, as_message_id);
   auto* payload = r.find(keys::payload);
   x.has_payload = payload != nullptr;
   auto p = r.at(keys::payload);
   switch (x.type) {
+    case client_type::refresh:
+      x.body = read_refresh(r.required(keys::payload), &p);
+      break;
     case client_type::ping:
       x.body = payload == nullptr ? ping{} : read_ping(*payload, &p);
       break;
@@ -383,6 +450,10 @@ provider_health read_payload(const json::value& v, const path_node* at) {
   return read_provider_health(v, at);
 }
 template <>
+welcome read_payload(const json::value& v, const path_node* at) {
+  return read_welcome(v, at);
+}
+template <>
 user_state read_payload(const json::value& v, const path_node* at) {
   return read_user_state(v, at);
 }
@@ -439,6 +510,7 @@ KULLSYNC_INSTANTIATE(admin_session_update)
 KULLSYNC_INSTANTIATE(provider_health)
 KULLSYNC_INSTANTIATE(ping)
 KULLSYNC_INSTANTIATE(user_state)
+KULLSYNC_INSTANTIATE(welcome)
 KULLSYNC_INSTANTIATE(server_message)
 template decode_result<client_message> read_value<client_message>(const json::value&);
 

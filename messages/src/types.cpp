@@ -27,13 +27,19 @@ constexpr std::array<std::string_view, 2> admin_action_names{
   "new_message", "session_updated"};
 constexpr std::array<std::string_view, 3> health_status_names{
   "healthy", "degraded", "unhealthy"};
-constexpr std::array<std::string_view, 10> server_type_names{
+constexpr std::array<std::string_view, 5> nack_code_names{
+  "invalid", "forbidden", "rate_limited", "too_large", "unavailable"};
+constexpr std::array<std::string_view, 15> server_type_names{
   "SHOOT_PROGRESS",       "CREDIT_UPDATE",   "PROMPT_CHANGE",
   "DEVICE_CONNECTED",     "DEVICE_DISCONNECTED",
   "ADMIN_SESSION_UPDATE", "PROVIDER_HEALTH", "PONG",
-  "BATCH",                "UNKNOWN"};
-constexpr std::array<std::string_view, 5> client_type_names{
-  "PING", "UPDATE_PROGRESS", "SUBSCRIBE", "UNSUBSCRIBE", "UNKNOWN"};
+  "BATCH",                "WELCOME",         "SNAPSHOT",
+  "ACK",                  "NACK",            "REFRESHED",
+  "UNKNOWN"};
+static_assert(server_type_names.size() == static_cast<size_t>(server_type::unknown) + 1);
+constexpr std::array<std::string_view, 6> client_type_names{
+  "PING", "UPDATE_PROGRESS", "SUBSCRIBE", "UNSUBSCRIBE", "REFRESH", "UNKNOWN"};
+static_assert(client_type_names.size() == static_cast<size_t>(client_type::unknown) + 1);
 
 } // namespace
 
@@ -49,6 +55,25 @@ std::string_view to_string(admin_action x) {
 std::string_view to_string(health_status x) {
   return health_status_names[static_cast<size_t>(x)];
 }
+std::string_view to_string(nack_code x) {
+  return nack_code_names[static_cast<size_t>(x)];
+}
+bool from_string(std::string_view str, nack_code& x) {
+  return parse_enum(str, x, nack_code_names);
+}
+
+bool is_numbered(server_type x) {
+  switch (x) {
+    case server_type::shoot_progress:
+    case server_type::credit_update:
+    case server_type::prompt_change:
+    case server_type::admin_session_update:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string_view to_string(server_type x) {
   return server_type_names[static_cast<size_t>(x)];
 }
@@ -154,10 +179,13 @@ auto fields(const provider_status& x) {
 }
 auto fields(const server_message& x) {
   return std::tie(x.type, x.type_name, x.body, x.timestamp, x.device_id,
-                  x.user_id);
+                  x.user_id, x.seq);
 }
 auto fields(const client_message& x) {
-  return std::tie(x.type, x.type_name, x.body, x.has_payload);
+  return std::tie(x.type, x.type_name, x.body, x.has_payload, x.id);
+}
+auto fields(const welcome& x) {
+  return std::tie(x.epoch, x.seq, x.recovered, x.device_id, x.expires_at, x.devices);
 }
 
 } // namespace
@@ -190,8 +218,23 @@ bool operator==(const ping& x, const ping& y) {
   return x.timestamp == y.timestamp;
 }
 bool operator==(const user_state& x, const user_state& y) {
-  return std::tie(x.user_id, x.credits, x.shoots, x.devices)
-         == std::tie(y.user_id, y.credits, y.shoots, y.devices);
+  return std::tie(x.user_id, x.seq, x.credits, x.shoots, x.devices)
+         == std::tie(y.user_id, y.seq, y.credits, y.shoots, y.devices);
+}
+bool operator==(const welcome& x, const welcome& y) {
+  return fields(x) == fields(y);
+}
+bool operator==(const ack& x, const ack& y) {
+  return x.id == y.id && x.seq == y.seq;
+}
+bool operator==(const nack& x, const nack& y) {
+  return std::tie(x.id, x.code, x.error) == std::tie(y.id, y.code, y.error);
+}
+bool operator==(const refreshed& x, const refreshed& y) {
+  return x.expires_at == y.expires_at;
+}
+bool operator==(const refresh& x, const refresh& y) {
+  return x.token == y.token;
 }
 bool operator==(const unknown_data& x, const unknown_data& y) {
   return x.raw_json == y.raw_json;

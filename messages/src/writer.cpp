@@ -123,6 +123,7 @@ void write(json_writer& w, const user_state& x) {
   w.begin_object();
   if (!x.user_id.empty())
     w.field(keys::user_id, x.user_id);
+  w.optional_field(keys::seq, x.seq);
   w.key(keys::credits);
   if (x.credits) {
     w.begin_object();
@@ -143,6 +144,52 @@ void write(json_writer& w, const user_state& x) {
   for (auto& d : x.devices)
     write(w, d);
   w.end_array();
+  w.end_object();
+}
+
+void write(json_writer& w, const welcome& x) {
+  w.begin_object();
+  w.field(keys::epoch, x.epoch);
+  w.field(keys::seq, x.seq);
+  w.field(keys::recovered, x.recovered);
+  w.field(keys::device_id, x.device_id);
+  w.key(keys::expires_at);
+  if (x.expires_at)
+    w.value(*x.expires_at);
+  else
+    w.null();
+  w.key(keys::devices);
+  w.begin_array();
+  for (auto& d : x.devices)
+    write(w, d);
+  w.end_array();
+  w.end_object();
+}
+
+void write(json_writer& w, const ack& x) {
+  w.begin_object();
+  w.field(keys::id, x.id);
+  w.field(keys::seq, x.seq);
+  w.end_object();
+}
+
+void write(json_writer& w, const nack& x) {
+  w.begin_object();
+  w.field(keys::id, x.id);
+  w.field(keys::code, to_string(x.code));
+  w.field(keys::error, x.error);
+  w.end_object();
+}
+
+void write(json_writer& w, const refreshed& x) {
+  w.begin_object();
+  w.field(keys::expires_at, x.expires_at);
+  w.end_object();
+}
+
+void write(json_writer& w, const refresh& x) {
+  w.begin_object();
+  w.field(keys::token, x.token);
   w.end_object();
 }
 
@@ -191,6 +238,7 @@ void write(json_writer& w, const server_message& x) {
   w.field(keys::timestamp, x.timestamp);
   w.optional_field(keys::device_id, x.device_id);
   w.optional_field(keys::user_id, x.user_id);
+  w.optional_field(keys::seq, x.seq);
   w.end_object();
 }
 
@@ -198,6 +246,7 @@ void write(json_writer& w, const client_message& x) {
   w.begin_object();
   w.field(keys::type, x.type == client_type::unknown ? std::string_view{x.type_name}
                                                  : to_string(x.type));
+  w.optional_field(keys::id, x.id);
   if (x.has_payload) {
     std::visit(
       [&](const auto& body) {
@@ -240,6 +289,7 @@ template std::string write_text(const admin_session_update&);
 template std::string write_text(const provider_health&);
 template std::string write_text(const ping&);
 template std::string write_text(const user_state&);
+template std::string write_text(const welcome&);
 template std::string write_text(const server_message&);
 template std::string write_text(const client_message&);
 

@@ -104,6 +104,10 @@ TEST(progress_reader, reads_the_tolerated_variations_alike) {
   // no provider (HTTP trigger), scalar extras at both levels, whitespace
   expect_read_alike(" {\"type\" : \"SHOOT_PROGRESS\", \"x\":true, \"y\":null, \"z\":1e999, \"w\":18446744073709551615,\n"
                     "\"data\":{\"shootId\":\"s\",\"progress\":0.5,\"status\":\"queued\",\"processedCount\":1,\"totalCount\":2,\"k\":\"v\"},\"timestamp\":1} \n");
+  // v2: the stream position, also as a float and null (absent)
+  expect_read_alike(R"({"type":"SHOOT_PROGRESS","data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2},"timestamp":1,"seq":42})");
+  expect_read_alike(R"({"type":"SHOOT_PROGRESS","seq":7.0,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2},"timestamp":1})");
+  expect_read_alike(R"({"type":"SHOOT_PROGRESS","seq":null,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2},"timestamp":1})");
   // keys in any order after "type"
   expect_read_alike(R"({"type":"SHOOT_PROGRESS","timestamp":7,"userId":"u","data":{"totalCount":2,"processedCount":1,"status":"queued","shootId":"s"}})");
 }
@@ -131,6 +135,8 @@ TEST(progress_reader, declines_other_shapes_and_the_general_decoder_answers) {
   expect_declined(R"({"type":"SHOOT_PROGRESS","timestamp":1,"data":{"shootId":"s","status":"queued","processedCount":1e19,"totalCount":2}})");
   expect_declined(R"({"type":"SHOOT_PROGRESS","timestamp":1,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2,"eta":1e999}})");
   expect_declined(R"({"type":"SHOOT_PROGRESS","timestamp":1,"deviceId":5,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2}})");
+  expect_declined(R"({"type":"SHOOT_PROGRESS","timestamp":1,"seq":-3,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2}})");
+  expect_declined(R"({"type":"SHOOT_PROGRESS","timestamp":1,"seq":"3","data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2}})");
   // not JSON, trailing data, not an object, too deep for the limit
   expect_declined(plain.substr(0, plain.size() - 1));
   expect_declined(plain + "x");

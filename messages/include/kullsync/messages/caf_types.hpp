@@ -54,6 +54,7 @@ KULLSYNC_JSON_INSPECT(admin_session_update)
 KULLSYNC_JSON_INSPECT(provider_health)
 KULLSYNC_JSON_INSPECT(ping)
 KULLSYNC_JSON_INSPECT(user_state)
+KULLSYNC_JSON_INSPECT(welcome)
 KULLSYNC_JSON_INSPECT(server_message)
 KULLSYNC_JSON_INSPECT(client_message)
 

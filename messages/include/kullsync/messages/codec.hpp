@@ -1,6 +1,6 @@
 #pragma once
 
-/// JSON codec for the v1 wire protocol. Decoding never throws and never
+/// JSON codec for the wire protocol (v1, and v2's additions). Decoding never throws and never
 /// crashes: every malformed frame comes back as a decode_error naming what is
 /// wrong and where (a field path such as `data.providers[2].status`).
 
@@ -84,7 +84,8 @@ std::string encode(const client_message& x);
 /// broadcast is serialised once.
 std::string encode_envelope(std::string_view type, std::string_view data_json,
                             int64_t timestamp_ms, std::string_view device_id,
-                            std::string_view user_id = {});
+                            std::string_view user_id = {},
+                            std::optional<uint64_t> seq = {});
 
 /// A single payload as its JSON object, and back (used by the HTTP triggers and
 /// CAF's inspectors).

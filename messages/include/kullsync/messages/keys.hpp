@@ -16,6 +16,16 @@ constexpr std::string_view timestamp = "timestamp";
 constexpr std::string_view device_id = "deviceId";
 constexpr std::string_view user_id = "userId";
 constexpr std::string_view messages = "messages"; // BATCH
+constexpr std::string_view seq = "seq";           // v2: stream position
+constexpr std::string_view id = "id";             // v2: a client message's
+
+// v2 control messages.
+constexpr std::string_view epoch = "epoch";
+constexpr std::string_view recovered = "recovered";
+constexpr std::string_view expires_at = "expiresAt";
+constexpr std::string_view code = "code";
+constexpr std::string_view error = "error";
+constexpr std::string_view token = "token";
 
 // SHOOT_PROGRESS / UPDATE_PROGRESS.
 constexpr std::string_view shoot_id = "shootId";

@@ -1,6 +1,6 @@
 #pragma once
 
-/// Wire types of the Kull sync protocol v1 (see docs/PROTOCOL.md).
+/// Wire types of the Kull sync protocol, v1 and v2 (see docs/PROTOCOL.md).
 /// Plain structs with no dependency on CAF or Boost: the codec turns them into
 /// JSON, `caf_types.hpp` makes them CAF message types.
 
@@ -19,18 +19,22 @@ enum class shoot_status : uint8_t { queued, processing, completed, failed };
 enum class prompt_action : uint8_t { created, updated, deleted, voted };
 enum class admin_action : uint8_t { new_message, session_updated };
 enum class health_status : uint8_t { healthy, degraded, unhealthy };
+/// Why a v2 client message was refused (NACK).
+enum class nack_code : uint8_t { invalid, forbidden, rate_limited, too_large, unavailable };
 
 /// Wire spelling of each enum value ("processing", "voted", ...).
 std::string_view to_string(shoot_status x);
 std::string_view to_string(prompt_action x);
 std::string_view to_string(admin_action x);
 std::string_view to_string(health_status x);
+std::string_view to_string(nack_code x);
 
 /// Parses a wire spelling; false if `str` is not a value of the protocol.
 bool from_string(std::string_view str, shoot_status& x);
 bool from_string(std::string_view str, prompt_action& x);
 bool from_string(std::string_view str, admin_action& x);
 bool from_string(std::string_view str, health_status& x);
+bool from_string(std::string_view str, nack_code& x);
 
 /// True for the states after which a shoot leaves the active list.
 inline bool is_terminal(shoot_status x) {
@@ -122,13 +126,50 @@ struct ping {
   std::optional<double> timestamp;
 };
 
-/// What the server remembers of one user: the body of GET /api/sync/state.
-/// `credits` is the last CREDIT_UPDATE (its userId is the state's).
+/// What the server remembers of one user: the body of GET /api/sync/state,
+/// and v2's SNAPSHOT (as of stream position `seq`). `credits` is the last
+/// CREDIT_UPDATE (its userId is the state's).
 struct user_state {
-  std::string user_id;
+  std::string user_id;               // "" in a SNAPSHOT
+  std::optional<uint64_t> seq;       // v2: the stream position it is as of
   std::optional<credit_update> credits;
   std::vector<shoot_progress> shoots;     // active, by shootId
   std::vector<device_connection> devices; // connected now
+};
+
+// -- v2 control messages ------------------------------------------------------
+
+/// WELCOME: the first frame of a v2 socket.
+struct welcome {
+  std::string epoch;
+  uint64_t seq = 0;        // the stream's top
+  bool recovered = false;  // the missed messages follow (else a SNAPSHOT)
+  std::string device_id;   // this socket's device
+  std::optional<int64_t> expires_at; // the token's expiry, epoch ms
+  std::vector<device_connection> devices; // connected now, this one included
+};
+
+/// ACK: a client message is in the stream, at `seq`.
+struct ack {
+  std::string id;
+  uint64_t seq = 0;
+};
+
+/// NACK: a client message was refused.
+struct nack {
+  std::string id;
+  nack_code code = nack_code::invalid;
+  std::string error;
+};
+
+/// REFRESHED: the socket's token was replaced.
+struct refreshed {
+  int64_t expires_at = 0;
+};
+
+/// REFRESH payload (client): a new token for the same user.
+struct refresh {
+  std::string token;
 };
 
 /// Data of a message whose type this build does not know, kept verbatim.
@@ -148,10 +189,17 @@ enum class server_type : uint8_t {
   provider_health,
   pong,
   batch,
+  welcome,   // v2
+  snapshot,  // v2
+  ack,       // v2
+  nack,      // v2
+  refreshed, // v2
   unknown,
 };
 
 std::string_view to_string(server_type x);
+/// True for the types a v2 stream numbers (they carry `seq`).
+bool is_numbered(server_type x);
 server_type server_type_from(std::string_view wire);
 
 struct server_message;
@@ -167,9 +215,10 @@ struct pong {};
 using server_body
   = std::variant<shoot_progress, credit_update, prompt_change, device_connection,
                  admin_session_update, provider_health, pong, batch,
-                 unknown_data>;
+                 unknown_data, welcome, user_state, ack, nack, refreshed>;
 
-/// One server frame: {"type","data","timestamp","deviceId","userId"?}.
+/// One server frame: {"type","data","timestamp","deviceId","userId"?}, and
+/// on a v2 socket `seq` for the numbered types.
 struct server_message {
   server_type type = server_type::unknown;
   std::string type_name; // the wire string; meaningful for `unknown`
@@ -177,6 +226,7 @@ struct server_message {
   int64_t timestamp = 0;                // epoch ms, server clock
   std::optional<std::string> device_id; // "server" or the originating device
   std::optional<std::string> user_id;
+  std::optional<uint64_t> seq;          // v2: the position in the user's stream
 };
 
 // -- client -> server ---------------------------------------------------------
@@ -186,21 +236,26 @@ enum class client_type : uint8_t {
   update_progress,
   subscribe,
   unsubscribe,
+  refresh, // v2
   unknown
 };
 
 std::string_view to_string(client_type x);
 client_type client_type_from(std::string_view wire);
 
-using client_body = std::variant<ping, shoot_progress, unknown_data>;
+using client_body = std::variant<ping, shoot_progress, unknown_data, refresh>;
 
-/// One client frame: {"type","payload"?}. SUBSCRIBE/UNSUBSCRIBE/unknown carry
-/// their payload as unknown_data.
+/// The longest client message id (v2): 1 to 64 characters.
+constexpr size_t max_message_id = 64;
+
+/// One client frame: {"type","payload"?}, on v2 with an optional "id".
+/// SUBSCRIBE/UNSUBSCRIBE/unknown carry their payload as unknown_data.
 struct client_message {
   client_type type = client_type::unknown;
   std::string type_name;
   client_body body;
   bool has_payload = true;
+  std::optional<std::string> id; // v2: unique per device, 1-64 characters
   /// The payload as received, when decoded with keep_raw_payload; not part
   /// of equality.
   std::string raw_payload;
@@ -228,6 +283,11 @@ bool operator==(const provider_status&, const provider_status&);
 bool operator==(const provider_health&, const provider_health&);
 bool operator==(const ping&, const ping&);
 bool operator==(const user_state&, const user_state&);
+bool operator==(const welcome&, const welcome&);
+bool operator==(const ack&, const ack&);
+bool operator==(const nack&, const nack&);
+bool operator==(const refreshed&, const refreshed&);
+bool operator==(const refresh&, const refresh&);
 bool operator==(const unknown_data&, const unknown_data&);
 bool operator==(const pong&, const pong&);
 bool operator==(const batch&, const batch&);

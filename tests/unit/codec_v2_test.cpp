@@ -1,0 +1,137 @@
+// The codec for v2's additions (../shared/PROTOCOL.md "v2"): the exact shapes
+// a third-party client reads and writes, round trips, and refusals.
+#include <gtest/gtest.h>
+
+#include "kullsync/messages/codec.hpp"
+
+using namespace kullsync::msg;
+
+namespace {
+
+server_message decode_ok(const std::string& text) {
+  auto r = decode_server(text);
+  EXPECT_TRUE(r) << (r ? "" : r.error().detail) << "\n  in: " << text;
+  return r ? *r : server_message{};
+}
+
+server_message control(server_type t, server_body b) {
+  return make_server_message(t, std::move(b), 1732580000123, std::nullopt);
+}
+
+} // namespace
+
+TEST(codec_v2, welcome_as_the_contract_writes_it) {
+  std::string text = R"({"type":"WELCOME","data":{"epoch":"e1-3","seq":42,"recovered":true,"deviceId":"mac","expiresAt":null,"devices":[{"deviceId":"mac","timestamp":5},{"deviceId":"ipad","timestamp":6}]},"timestamp":7})";
+  auto m = decode_ok(text);
+  ASSERT_EQ(m.type, server_type::welcome);
+  auto& w = std::get<welcome>(m.body);
+  EXPECT_EQ(w.epoch, "e1-3");
+  EXPECT_EQ(w.seq, 42u);
+  EXPECT_TRUE(w.recovered);
+  EXPECT_EQ(w.device_id, "mac");
+  EXPECT_FALSE(w.expires_at);
+  ASSERT_EQ(w.devices.size(), 2u);
+  EXPECT_EQ(w.devices[1].device_id, "ipad");
+  EXPECT_FALSE(m.device_id);
+  EXPECT_EQ(encode(m), text);
+}
+
+TEST(codec_v2, snapshot_as_the_contract_writes_it) {
+  std::string text = R"({"type":"SNAPSHOT","data":{"seq":9,"credits":{"newBalance":950,"change":-50,"reason":"shoot s1"},"shoots":[{"shootId":"s1","status":"processing","processedCount":1,"totalCount":2,"provider":"p"}],"devices":[{"deviceId":"mac","timestamp":5}]},"timestamp":7})";
+  auto m = decode_ok(text);
+  ASSERT_EQ(m.type, server_type::snapshot);
+  auto& s = std::get<user_state>(m.body);
+  EXPECT_EQ(s.seq, 9u);
+  ASSERT_TRUE(s.credits);
+  EXPECT_EQ(s.credits->new_balance, 950);
+  ASSERT_EQ(s.shoots.size(), 1u);
+  EXPECT_EQ(encode(m), text);
+  // No credits yet: null.
+  auto empty = decode_ok(R"({"type":"SNAPSHOT","data":{"seq":0,"credits":null,"shoots":[],"devices":[]},"timestamp":7})");
+  EXPECT_FALSE(std::get<user_state>(empty.body).credits);
+}
+
+TEST(codec_v2, ack_nack_refreshed_as_the_contract_writes_them) {
+  for (std::string text : {
+         std::string{R"({"type":"ACK","data":{"id":"m-1","seq":10},"timestamp":7})"},
+         std::string{R"({"type":"NACK","data":{"id":"m-2","code":"rate_limited","error":"slow down"},"timestamp":7})"},
+         std::string{R"({"type":"REFRESHED","data":{"expiresAt":1732590000000},"timestamp":7})"}}) {
+    auto m = decode_ok(text);
+    EXPECT_EQ(encode(m), text);
+  }
+  EXPECT_EQ(std::get<nack>(decode_ok(R"({"type":"NACK","data":{"id":"x","code":"unavailable","error":""},"timestamp":1})").body).code,
+            nack_code::unavailable);
+}
+
+TEST(codec_v2, numbered_messages_carry_seq_and_v1_ones_do_not) {
+  shoot_progress p;
+  p.shoot_id = "s1";
+  p.status = shoot_status::processing;
+  p.processed_count = 3;
+  p.total_count = 9;
+  p.provider = "openai";
+  auto m = make_server_message(server_type::shoot_progress, p, 1, "server", "u1");
+  EXPECT_EQ(encode(m).find("seq"), std::string::npos);
+  m.seq = 17;
+  auto text = encode(m);
+  EXPECT_NE(text.find(R"("seq":17)"), std::string::npos) << text;
+  auto back = decode_ok(text);
+  EXPECT_EQ(back.seq, 17u);
+  EXPECT_TRUE(back == m);
+  // The verbatim relay writes it too.
+  auto relayed = encode_envelope("SHOOT_PROGRESS", to_json(p), 1, "mac", "u1", 5);
+  EXPECT_EQ(decode_ok(relayed).seq, 5u);
+  EXPECT_TRUE(is_numbered(server_type::shoot_progress));
+  EXPECT_TRUE(is_numbered(server_type::credit_update));
+  EXPECT_TRUE(is_numbered(server_type::prompt_change));
+  EXPECT_TRUE(is_numbered(server_type::admin_session_update));
+  EXPECT_FALSE(is_numbered(server_type::device_connected));
+  EXPECT_FALSE(is_numbered(server_type::provider_health));
+  EXPECT_FALSE(is_numbered(server_type::pong));
+}
+
+TEST(codec_v2, client_ids_and_refresh) {
+  auto r = decode_client(R"({"type":"UPDATE_PROGRESS","id":"mac-7","payload":{"shootId":"s","status":"queued","processedCount":0,"totalCount":1}})");
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->id, "mac-7");
+  EXPECT_EQ(encode(*r), R"({"type":"UPDATE_PROGRESS","id":"mac-7","payload":{"shootId":"s","status":"queued","processedCount":0,"totalCount":1,"provider":""}})");
+  auto f = decode_client(R"({"type":"REFRESH","payload":{"token":"eyJ.x.y"}})");
+  ASSERT_TRUE(f) << f.error().detail;
+  EXPECT_EQ(f->type, client_type::refresh);
+  EXPECT_EQ(std::get<refresh>(f->body).token, "eyJ.x.y");
+  EXPECT_TRUE(decode_client(encode(*f)));
+  EXPECT_FALSE(decode_client(R"({"type":"UPDATE_PROGRESS","payload":{"shootId":"s","status":"queued","processedCount":0,"totalCount":1}})")->id);
+}
+
+TEST(codec_v2, refusals_name_the_field) {
+  struct bad {
+    const char* text;
+    decode_errc code;
+    const char* path;
+  };
+  const bad server_cases[] = {
+    {R"({"type":"SHOOT_PROGRESS","seq":-1,"timestamp":1,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2}})", decode_errc::out_of_range, "seq"},
+    {R"({"type":"SHOOT_PROGRESS","seq":"1","timestamp":1,"data":{"shootId":"s","status":"queued","processedCount":1,"totalCount":2}})", decode_errc::wrong_type, "seq"},
+    {R"({"type":"WELCOME","timestamp":1,"data":{"seq":1,"recovered":true}})", decode_errc::missing_field, "data.epoch"},
+    {R"({"type":"WELCOME","timestamp":1,"data":{"epoch":"e","seq":1,"recovered":"yes"}})", decode_errc::wrong_type, "data.recovered"},
+    {R"({"type":"NACK","timestamp":1,"data":{"id":"x","code":"nope"}})", decode_errc::bad_enum, "data.code"},
+    {R"({"type":"ACK","timestamp":1,"data":{"id":"x"}})", decode_errc::missing_field, "data.seq"},
+  };
+  for (auto& c : server_cases) {
+    auto r = decode_server(c.text);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_EQ(r.error().code, c.code) << c.text << ": " << r.error().detail;
+    EXPECT_EQ(r.error().path, c.path) << c.text;
+  }
+  std::string long_id(65, 'x');
+  for (std::string text : {std::string{R"({"type":"PING","id":""})"},
+                           R"({"type":"PING","id":")" + long_id + R"("})",
+                           std::string{R"({"type":"PING","id":7})"}}) {
+    auto r = decode_client(text);
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().path, "id") << text;
+  }
+  auto r = decode_client(R"({"type":"REFRESH","payload":{}})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().path, "payload.token");
+}
