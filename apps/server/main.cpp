@@ -41,8 +41,8 @@ bool parse_listen(const std::string& s, std::string& host, uint16_t& port) {
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kullsync-server: real-time sync server speaking the Kull v1 "
-               "protocol (WebSocket on /ws, HTTP triggers under /api/sync)"};
+  CLI::App app{"kullsync-server: real-time sync server speaking the Kull protocol, "
+               "v1 and v2 (WebSocket on /ws, HTTP triggers under /api/sync)"};
   std::string listen = "0.0.0.0:5000";
   std::string auth = "legacy";
   unsigned ping_interval = 30;
@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
   size_t max_queued_frames = 4096;
   size_t max_queued_bytes = 4 * 1024 * 1024;
   size_t max_http_body = 64 * 1024;
+  size_t history_size = 1000;
+  unsigned history_ttl = 600;
+  size_t history_memory_mb = 256;
   app.add_option("--listen", listen, "HOST:PORT to serve on (port 0: any free port)")
     ->envname("KULLSYNC_LISTEN")->capture_default_str();
   app.add_option("--auth", auth, "token scheme: legacy (userId:deviceId, unverified)")
@@ -110,6 +113,17 @@ int main(int argc, char** argv) {
   app.add_option("--max-http-body", max_http_body, "largest HTTP body (larger: 413)")
     ->envname("KULLSYNC_MAX_HTTP_BODY")->check(CLI::Range(size_t{128}, size_t{64} << 20))
     ->capture_default_str();
+  app.add_option("--history-size", history_size,
+                 "v2: messages of each user's stream kept for resuming devices")
+    ->envname("KULLSYNC_HISTORY_SIZE")->check(CLI::Range(size_t{1}, size_t{1000000}))
+    ->capture_default_str();
+  app.add_option("--history-ttl", history_ttl,
+                 "v2: seconds a message is kept for resuming devices")
+    ->envname("KULLSYNC_HISTORY_TTL")->check(CLI::Range(1u, 86400u))->capture_default_str();
+  app.add_option("--history-memory-mb", history_memory_mb,
+                 "v2: all users' histories together; past it the oldest messages go first")
+    ->envname("KULLSYNC_HISTORY_MEMORY_MB")->check(CLI::Range(size_t{1}, size_t{1} << 20))
+    ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   kullsync::beast_server_options bo;
@@ -151,6 +165,9 @@ int main(int argc, char** argv) {
   sc.admin_user = admin_user;
   sc.shards = shards;
   sc.max_sockets_per_user = max_sockets;
+  sc.history.size = history_size;
+  sc.history.ttl_ms = int64_t{history_ttl} * 1000;
+  sc.history.memory_bytes = history_memory_mb << 20;
   auto server = kullsync::server::spawn_sync_server(sys, sc);
 
   bo.io_threads = io_threads;

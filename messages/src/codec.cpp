@@ -79,6 +79,11 @@ std::string to_json(const T& x) {
   return detail::write_text(x);
 }
 
+std::optional<std::string> client_frame_id(std::string_view text,
+                                           const decode_limits& lim) {
+  return detail::read_client_id(text, lim);
+}
+
 template <class T>
 decode_result<T> from_json(std::string_view text, const decode_limits& lim) {
   return detail::read_text<T>(text, lim);

@@ -489,6 +489,18 @@ decode_result<client_message> read_text(std::string_view text,
     });
 }
 
+std::optional<std::string> read_client_id(std::string_view text,
+                                          const decode_limits& lim) {
+  auto r = decode_frame<std::string>(text, lim, [](const json::value& v,
+                                                   const path_node* at) {
+    object_reader r{v, at};
+    return r.opt(keys::id, as_message_id).value_or(std::string{});
+  });
+  if (!r || r->empty())
+    return std::nullopt;
+  return std::move(*r);
+}
+
 template <class T>
 decode_result<T> read_value(const json::value& v) {
   try {

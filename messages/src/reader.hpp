@@ -2,6 +2,8 @@
 
 // Private to kullsync_messages: the JSON reader behind the codec's decoders.
 
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include <boost/json/fwd.hpp>
@@ -14,6 +16,10 @@ namespace kullsync::msg::detail {
 /// Never throws.
 template <class T>
 decode_result<T> read_text(std::string_view text, const decode_limits& lim);
+
+/// The valid "id" of a client frame's top level, if any. Never throws.
+std::optional<std::string> read_client_id(std::string_view text,
+                                          const decode_limits& lim);
 
 /// Reads an already parsed value as T. Never throws.
 template <class T>

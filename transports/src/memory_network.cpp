@@ -8,6 +8,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "url.hpp"
+#include "kullsync/transports/subprotocol.hpp"
 
 namespace kullsync {
 
@@ -259,7 +260,7 @@ void attach(network_ptr self, const transport_actor& end,
   me.tag = tag;
   me.attached = true;
   // A real server echoes only a subprotocol the client offered.
-  auto agreed = detail::offers(l->offered, protocol) ? protocol : std::string{};
+  auto agreed = offers_subprotocol(l->offered, protocol) ? protocol : std::string{};
   flush(self);
   if (!client)
     self->send(l->client.listener, opened_atom::value, l->client.tag, agreed);

@@ -59,23 +59,4 @@ bool iequals(std::string_view x, std::string_view y) {
   return true;
 }
 
-bool offers(std::string_view offered, std::string_view protocol) {
-  if (protocol.empty())
-    return false;
-  while (!offered.empty()) {
-    auto comma = offered.find(',');
-    auto item = offered.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-      item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-      item.remove_suffix(1);
-    if (item == protocol)
-      return true;
-    if (comma == std::string_view::npos)
-      break;
-    offered.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 } // namespace kullsync::detail

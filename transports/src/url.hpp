@@ -23,9 +23,5 @@ std::optional<url_parts> parse_ws_url(std::string_view url);
 /// ASCII case-insensitive equality (HTTP header names).
 bool iequals(std::string_view x, std::string_view y);
 
-/// True if the comma-separated Sec-WebSocket-Protocol value `offered` lists
-/// `protocol` (subprotocol names are compared exactly, RFC 6455 4.1);
-/// false for an empty `protocol`.
-bool offers(std::string_view offered, std::string_view protocol);
 
 } // namespace kullsync::detail

@@ -1,5 +1,7 @@
 #include "kullsync/server/auth.hpp"
 
+#include "kullsync/transports/subprotocol.hpp"
+
 #include <cctype>
 
 namespace kullsync::server {
@@ -79,6 +81,14 @@ std::string extract_token(std::string_view target, const header_list& headers) {
       return std::string{v.substr(7)};
   }
   return {};
+}
+
+bool offers_subprotocol(const header_list& headers, std::string_view protocol) {
+  for (auto& [name, value] : headers)
+    if (iequals(name, "sec-websocket-protocol")
+        && kullsync::offers_subprotocol(value, protocol))
+      return true;
+  return false;
 }
 
 legacy_authenticator::legacy_authenticator(uint64_t seed) : rng_(seed) {

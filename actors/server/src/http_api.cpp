@@ -1,5 +1,7 @@
 // The server's HTTP API: the legacy server's triggers (/api/sync/*), plus
 // admin-session, provider-health and state.
+#include <strings.h>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -55,12 +57,25 @@ bool has_value(const json::object& o, std::string_view key) {
   return v != nullptr && !v->is_null();
 }
 
-void publish(api_ptr self, const std::string& user, msg::server_type type,
-             msg::server_body body) {
+/// The request's Idempotency-Key header, "" without one.
+std::string idempotency_key(const http_exchange& ex) {
+  for (auto& [name, value] : ex.request.headers)
+    if (name.size() == 15 && strncasecmp(name.c_str(), "idempotency-key", 15) == 0)
+      return value;
+  return {};
+}
+
+/// Publishes to `user` through its hub shard, then calls `done` with the
+/// message's position in the user's stream (0: the type is not numbered).
+template <class F>
+void publish(api_ptr self, const http_exchange& ex, const std::string& user,
+             msg::server_type type, msg::server_body body, F done) {
   auto m = msg::make_server_message(type, std::move(body), now_ms(self),
                                     "server", user);
-  self->send(hub_for(self->state.env->hubs, user), publish_atom::value, user,
-             std::move(m), std::string{});
+  self->request(hub_for(self->state.env->hubs, user), caf::infinite, trigger_atom::value,
+                user, std::move(m), idempotency_key(ex))
+    .then([done](uint64_t seq) mutable { done(seq); },
+          [ex](const caf::error&) { ex.respond(error(503, "publish unavailable")); });
 }
 
 json::object ok(msg::server_type type) {
@@ -91,10 +106,12 @@ void to_user(api_ptr self, const http_exchange& ex, const json::value& body,
   if (!p)
     return;
   std::string uid{user->data(), user->size()};
-  publish(self, uid, type, std::move(*p));
-  auto r = ok(type);
-  r[msg::keys::user_id] = uid;
-  ex.respond(json_response(200, r));
+  publish(self, ex, uid, type, std::move(*p), [ex, type, uid](uint64_t seq) {
+    auto r = ok(type);
+    r[msg::keys::user_id] = uid;
+    r[msg::keys::seq] = seq;
+    ex.respond(json_response(200, r));
+  });
 }
 
 void shoot_progress(api_ptr self, const http_exchange& ex, const json::value& body) {
@@ -133,11 +150,18 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
       return ex.respond(error(400, "userIds must be an array of strings"));
     users.emplace_back(v.get_string().data(), v.get_string().size());
   }
+  // One answer once every user's hub has numbered it: {"seqs":{user:n}}.
+  auto answer = std::make_shared<json::object>(ok(msg::server_type::prompt_change));
+  (*answer)["recipients"] = users.size();
+  (*answer)["seqs"] = json::object{};
+  auto left = std::make_shared<size_t>(users.size());
   for (auto& u : users)
-    publish(self, u, msg::server_type::prompt_change, *p);
-  auto r = ok(msg::server_type::prompt_change);
-  r["recipients"] = users.size();
-  ex.respond(json_response(200, r));
+    publish(self, ex, u, msg::server_type::prompt_change, *p,
+            [ex, answer, left, u](uint64_t seq) {
+              (*answer)["seqs"].get_object()[u] = seq;
+              if (--*left == 0)
+                ex.respond(json_response(200, *answer));
+            });
 }
 
 template <class T>
@@ -146,8 +170,13 @@ void to_admin(api_ptr self, const http_exchange& ex, const json::value& body,
   auto p = payload<T>(ex, body);
   if (!p)
     return;
-  publish(self, self->state.env->cfg.admin_user, type, std::move(*p));
-  ex.respond(json_response(200, ok(type)));
+  publish(self, ex, self->state.env->cfg.admin_user, type, std::move(*p),
+          [ex, type](uint64_t seq) {
+            auto r = ok(type);
+            if (seq != 0)
+              r[msg::keys::seq] = seq;
+            ex.respond(json_response(200, r));
+          });
 }
 
 void state(api_ptr self, const http_exchange& ex) {

@@ -1,3 +1,5 @@
+// A hub shard: the user -> sockets registry, what the server remembers per
+// user, and (v2) the users' streams. See hub_actor in protocol.hpp.
 #include <algorithm>
 #include <functional>
 #include <map>
@@ -5,6 +7,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "client_ids.hpp"
 #include "kullsync/common/shoot_table.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
@@ -19,6 +22,8 @@ struct device_socket {
   std::string device_id;
   session_actor session;
   transport_actor socket;
+  int64_t connected_at = 0;
+  bool v2 = false;
 };
 
 struct user_entry {
@@ -34,6 +39,8 @@ struct hub_state {
   wall_clock clock;
   std::map<std::string, user_entry> users;
   std::map<caf::actor_addr, std::string> by_session; // session -> its user
+  std::unique_ptr<history_store> history;
+  std::unique_ptr<client_ids> ids;
   hub_stats stats;
   std::shared_ptr<spdlog::logger> log = log::get("server.hub");
   static inline const char* name = "kullsync.hub";
@@ -45,27 +52,34 @@ int64_t now_ms(hub_ptr self) {
   return epoch_ms(self->home_system(), self->state.clock);
 }
 
-void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
-             const device_socket* first = nullptr) {
+void send_frame(hub_ptr self, const device_socket& s, const shared_frame& f) {
   // A frame is a shared_ptr: a typed send per socket copies only that.
-  if (first != nullptr)
-    self->send(first->socket, send_atom::value, f);
+  self->send(s.socket, send_atom::value, f);
+  ++self->state.stats.frames_out;
+}
+
+/// Sends `f` to every socket of `u` but `except`.
+void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
+             const device_socket* except = nullptr) {
   for (auto& s : u.sockets)
-    if (&s != first)
-      self->send(s.socket, send_atom::value, f);
-  self->state.stats.frames_out += u.sockets.size();
+    if (&s != except)
+      send_frame(self, s, f);
+}
+
+msg::device_connection device_data(const std::string& device, int64_t ts) {
+  msg::device_connection d;
+  d.device_id = device;
+  d.timestamp = ts;
+  return d;
 }
 
 /// DEVICE_CONNECTED / DEVICE_DISCONNECTED as the deployed server sends them:
-/// the device is named in `data` and as the envelope's `deviceId`.
-shared_frame device_frame(hub_ptr self, msg::server_type type,
-                          const std::string& user, const std::string& device) {
-  msg::device_connection d;
-  d.device_id = device;
-  auto ts = now_ms(self);
-  d.timestamp = ts;
-  return make_shared_frame(
-    msg::encode(msg::make_server_message(type, d, ts, device, user)));
+/// the device is named in `data` and as the envelope's `deviceId`. Presence
+/// carries no position, so v1 and v2 sockets share the frame.
+shared_frame device_frame(msg::server_type type, const std::string& user,
+                          const std::string& device, int64_t ts) {
+  return make_shared_frame(msg::encode(
+    msg::make_server_message(type, device_data(device, ts), ts, device, user)));
 }
 
 void forget_if_empty(hub_ptr self, const std::string& user) {
@@ -93,10 +107,12 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
   if (j == socks.end())
     return;
   auto device = std::move(j->device_id);
+  st.stats.v2_sockets -= j->v2 ? 1 : 0;
   socks.erase(j);
   --st.stats.sockets;
   deliver(self, i->second,
-          device_frame(self, msg::server_type::device_disconnected, user, device));
+          device_frame(msg::server_type::device_disconnected, user, device,
+                       now_ms(self)));
   forget_if_empty(self, user);
 }
 
@@ -111,9 +127,11 @@ void remember(hub_ptr self, user_entry& u, const std::string& user,
   }
 }
 
+/// What the hub remembers of `user`, as of the stream's top.
 msg::user_state snapshot(hub_ptr self, const std::string& user) {
   msg::user_state s;
   s.user_id = user;
+  s.seq = self->state.history->top(user, now_ms(self));
   auto i = self->state.users.find(user);
   if (i == self->state.users.end())
     return s;
@@ -121,78 +139,226 @@ msg::user_state snapshot(hub_ptr self, const std::string& user) {
     s.credits = *i->second.credits;
   for (auto& kv : i->second.shoots.shoots())
     s.shoots.push_back(kv.second);
-  for (auto& sock : i->second.sockets) {
-    msg::device_connection d;
-    d.device_id = sock.device_id;
-    s.devices.push_back(std::move(d));
-  }
+  for (auto& sock : i->second.sockets)
+    s.devices.push_back(device_data(sock.device_id, sock.connected_at));
   return s;
 }
 
-hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock) {
-  self->state.cfg = std::move(cfg);
-  self->state.clock = clock;
+/// The message's frame for one protocol version: v2 with its position.
+shared_frame encode_for(const msg::server_message& m, const std::string& data_json,
+                        std::optional<uint64_t> seq) {
+  if (data_json.empty()) {
+    if (!seq)
+      return make_shared_frame(msg::encode(m));
+    auto numbered = m;
+    numbered.seq = seq;
+    return make_shared_frame(msg::encode(numbered));
+  }
+  return make_shared_frame(msg::encode_envelope(m.type_name, data_json, m.timestamp,
+                                                m.device_id.value_or("server"),
+                                                m.user_id.value_or(""), seq));
+}
+
+/// Remembers, numbers (if the type is) and sends `m` to every device of
+/// `user`, each broadcast serialised at most once per protocol version.
+/// Returns the position, 0 for a type that is not numbered.
+uint64_t publish(hub_ptr self, const std::string& user, const msg::server_message& m,
+                 const std::string& data_json) {
+  auto& st = self->state;
+  auto& u = st.users[user];
+  remember(self, u, user, m);
+  uint64_t seq = 0;
+  shared_frame v2;
+  if (msg::is_numbered(m.type)) {
+    // Numbering and storing are one step: no device sees a position that
+    // is not in the history.
+    v2 = st.history->append(user, now_ms(self), [&](uint64_t n) {
+      seq = n;
+      return encode_for(m, data_json, n);
+    });
+  }
+  shared_frame v1;
+  for (auto& s : u.sockets) {
+    if (s.v2 && v2.text) {
+      send_frame(self, s, v2);
+    } else {
+      if (!v1.text)
+        v1 = encode_for(m, data_json, std::nullopt);
+      send_frame(self, s, v1);
+    }
+  }
+  forget_if_empty(self, user);
+  return seq;
+}
+
+shared_frame control_frame(hub_ptr self, msg::server_type type, msg::server_body body) {
+  return make_shared_frame(msg::encode(
+    msg::make_server_message(type, std::move(body), now_ms(self), std::nullopt)));
+}
+
+/// A v2 socket's start: WELCOME, then what it missed (all of it) or a
+/// SNAPSHOT, all before anything published later.
+void welcome(hub_ptr self, const join_request& req, user_entry& u,
+             const device_socket& me) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  msg::welcome w;
+  w.epoch = st.history->epoch(req.user, now);
+  w.seq = st.history->top(req.user, now);
+  w.device_id = req.device;
+  w.expires_at = req.expires_at;
+  for (auto& s : u.sockets)
+    w.devices.push_back(device_data(s.device_id, s.connected_at));
+  std::optional<std::vector<shared_frame>> missed;
+  if (!req.epoch.empty() && req.since)
+    missed = st.history->read_after(req.user, req.epoch, *req.since, now);
+  w.recovered = missed.has_value();
+  send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
+  if (missed) {
+    ++st.stats.resumes_recovered;
+    st.stats.replayed += missed->size();
+    for (auto& f : *missed)
+      send_frame(self, me, f);
+    return;
+  }
+  ++st.stats.resumes_snapshot;
+  auto s = snapshot(self, req.user);
+  s.user_id.clear(); // the socket knows whose it is
+  send_frame(self, me, control_frame(self, msg::server_type::snapshot, std::move(s)));
+}
+
+bool join(hub_ptr self, const join_request& req, session_actor who,
+          transport_actor socket) {
+  auto& st = self->state;
+  auto& u = st.users[req.user];
+  if (u.sockets.size() >= st.cfg.max_sockets_per_user) {
+    ++st.stats.rejected_sockets;
+    st.log->warn("user {} has {} sockets already: refusing device {}", req.user,
+                 u.sockets.size(), req.device);
+    return false;
+  }
+  self->monitor(who);
+  st.by_session[who.address()] = req.user;
+  auto now = now_ms(self);
+  u.sockets.push_back({req.device, who, std::move(socket), now, req.v2});
+  auto& me = u.sockets.back();
+  ++st.stats.sockets;
+  st.stats.v2_sockets += req.v2 ? 1 : 0;
+  st.stats.users = st.users.size();
+  auto hello = device_frame(msg::server_type::device_connected, req.user, req.device, now);
+  if (req.v2) {
+    welcome(self, req, u, me); // presence is in WELCOME
+  } else {
+    send_frame(self, me, hello); // the new device hears of itself first
+  }
+  deliver(self, u, hello, &me);
+  return true;
+}
+
+/// A v2 client message with an id: applied once, acknowledged each time.
+void publish_acked(hub_ptr self, const std::string& user, const msg::server_message& m,
+                   const std::string& data_json, const std::string& id,
+                   const transport_actor& ack_to) {
+  auto& st = self->state;
+  auto key = client_ids::key(user, id);
+  auto seq = st.ids->find(key);
+  if (seq) {
+    ++st.stats.duplicates;
+  } else {
+    seq = publish(self, user, m, data_json);
+    st.ids->remember(std::move(key), *seq, now_ms(self));
+  }
+  self->send(ack_to, send_atom::value,
+             control_frame(self, msg::server_type::ack, msg::ack{id, *seq}));
+}
+
+uint64_t trigger(hub_ptr self, const std::string& user, const msg::server_message& m,
+                 const std::string& idempotency_key) {
+  auto& st = self->state;
+  if (idempotency_key.empty())
+    return publish(self, user, m, {});
+  auto key = client_ids::key(user, "http:" + idempotency_key);
+  if (auto seq = st.ids->find(key)) {
+    ++st.stats.duplicates;
+    return *seq;
+  }
+  auto seq = publish(self, user, m, {});
+  st.ids->remember(std::move(key), seq, now_ms(self));
+  return seq;
+}
+
+/// Every so often: streams and ids past the history's lifetime go.
+void sweep(hub_ptr self) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  st.history->sweep(now, [&](const std::string& user) {
+    auto i = st.users.find(user);
+    return i != st.users.end() && !i->second.sockets.empty();
+  });
+  st.ids->expire(now);
+  auto period = std::clamp<int64_t>(st.cfg.history.ttl_ms / 4, 1000, 60000);
+  self->delayed_send(self, std::chrono::milliseconds{period}, sweep_atom::value);
+}
+
+hub_stats stats(hub_ptr self) {
+  auto s = self->state.stats;
+  auto h = self->state.history->stats();
+  s.history_entries = h.entries;
+  s.history_bytes = h.bytes;
+  s.history_evicted = h.evicted;
+  return s;
+}
+
+hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
+                            std::string node_epoch) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.clock = clock;
+  st.history = std::make_unique<memory_history>(std::move(node_epoch), st.cfg.history);
+  // Ids for at least the history window: as many as the histories hold.
+  st.ids = std::make_unique<client_ids>(st.cfg.history.ttl_ms,
+                                        std::max<size_t>(100000, 4 * st.cfg.history.size));
   run_on_io_thread(self);
   self->set_down_handler([=](const caf::down_msg& dm) { leave(self, dm.source); });
+  sweep(self);
   return {
-    [=](join_atom, const std::string& user, const std::string& device,
-        session_actor who, transport_actor socket) {
-      auto& st = self->state;
-      auto& u = st.users[user];
-      if (u.sockets.size() >= st.cfg.max_sockets_per_user) {
-        ++st.stats.rejected_sockets;
-        st.log->warn("user {} has {} sockets already: refusing device {}", user,
-                     u.sockets.size(), device);
-        return false;
-      }
-      self->monitor(who);
-      st.by_session[who.address()] = user;
-      u.sockets.push_back({device, who, std::move(socket)});
-      ++st.stats.sockets;
-      st.stats.users = st.users.size();
-      // The new device hears of itself first, then the others hear of it.
-      deliver(self, u,
-              device_frame(self, msg::server_type::device_connected, user, device),
-              &u.sockets.back());
-      return true;
+    [=](join_atom, const join_request& req, session_actor who, transport_actor socket) {
+      return join(self, req, std::move(who), std::move(socket));
     },
     [=](leave_atom, const session_actor& who) {
       self->demonitor(who.address());
       leave(self, who.address());
     },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
-        const std::string& data_json) {
-      auto& u = self->state.users[user];
-      remember(self, u, user, m);
-      auto text = data_json.empty()
-                    ? msg::encode(m)
-                    : msg::encode_envelope(m.type_name, data_json, m.timestamp,
-                                           m.device_id.value_or("server"),
-                                           m.user_id.value_or(""));
-      deliver(self, u, make_shared_frame(std::move(text)));
-      forget_if_empty(self, user);
+        const std::string& data_json) { publish(self, user, m, data_json); },
+    [=](publish_atom, const std::string& user, const msg::server_message& m,
+        const std::string& data_json, const std::string& id,
+        const transport_actor& ack_to) {
+      publish_acked(self, user, m, data_json, id, ack_to);
     },
-    [=](expire_atom, const std::string& user, const std::string& shoot,
-        uint64_t v) {
+    [=](trigger_atom, const std::string& user, const msg::server_message& m,
+        const std::string& key) { return trigger(self, user, m, key); },
+    [=](expire_atom, const std::string& user, const std::string& shoot, uint64_t v) {
       auto i = self->state.users.find(user);
       if (i != self->state.users.end() && i->second.shoots.expire(shoot, v))
         forget_if_empty(self, user);
     },
+    [=](sweep_atom) { sweep(self); },
     [=](shutdown_atom, uint16_t code, const std::string& reason) {
       for (auto& [user, u] : self->state.users)
         for (auto& s : u.sockets)
           self->send(s.session, close_atom::value, code, reason);
     },
     [=](snapshot_atom, const std::string& user) { return snapshot(self, user); },
-    [=](stats_atom) { return self->state.stats; },
+    [=](stats_atom) { return stats(self); },
   };
 }
 
 } // namespace
 
 hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
-                    wall_clock clock) {
-  return caf::actor_cast<hub_actor>(sys.spawn(hub, cfg, clock));
+                    wall_clock clock, std::string node_epoch) {
+  return caf::actor_cast<hub_actor>(sys.spawn(hub, cfg, clock, std::move(node_epoch)));
 }
 
 const hub_actor& hub_for(const std::vector<hub_actor>& hubs,

@@ -1,5 +1,7 @@
 #include "kullsync/server/server.hpp"
 
+#include <cstdio>
+#include <random>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -27,9 +29,24 @@ void sync_server::stop() const {
 void add_server_types(caf::actor_system_config& cfg) {
   add_common_types(cfg);
   cfg.add_message_type<hub_stats>("kullsync::hub_stats")
+    .add_message_type<join_request>("kullsync::join_request")
     .add_message_type<session_actor>("kullsync::session_actor")
     .add_message_type<hub_actor>("kullsync::hub_actor");
 }
+
+namespace {
+
+/// 16 hex digits from the OS's entropy: a new one at every start, so that a
+/// restarted server's streams never pass for the old ones.
+std::string random_epoch() {
+  std::random_device rd;
+  uint64_t x = (uint64_t{rd()} << 32) ^ rd();
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(x));
+  return buf;
+}
+
+} // namespace
 
 sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   if (!cfg.auth)
@@ -40,8 +57,13 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   env->clock = make_wall_clock(sys, cfg.wall_start_ms);
   env->cfg = cfg;
   sync_server s;
+  if (cfg.node_epoch.empty())
+    cfg.node_epoch = random_epoch();
+  auto shard_cfg = cfg;
+  shard_cfg.history.memory_bytes = cfg.history.memory_bytes / cfg.shards;
   for (size_t i = 0; i < cfg.shards; ++i)
-    s.hubs.push_back(spawn_hub(sys, cfg, env->clock));
+    s.hubs.push_back(spawn_hub(sys, shard_cfg, env->clock,
+                               cfg.node_epoch + "." + std::to_string(i)));
   env->hubs = s.hubs;
   s.acceptor = spawn_acceptor(sys, env);
   s.http_api = spawn_http_api(sys, env);

@@ -8,12 +8,17 @@
 
 namespace kullsync::server {
 
-/// A hub shard, plus the removal timers of the shoots it remembers.
-using hub_impl
-  = hub_actor::extend<caf::reacts_to<expire_atom, std::string, std::string, uint64_t>>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
+/// A hub shard, plus its timers: the removal of a shoot it remembers, and
+/// the sweep of streams and client ids past the history's lifetime.
+using hub_impl = hub_actor::extend<
+  caf::reacts_to<expire_atom, std::string, std::string, uint64_t>,
+  caf::reacts_to<sweep_atom>>;
+
+/// A hub shard whose streams' epochs start with `node_epoch`.
 hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
-                    wall_clock clock);
+                    wall_clock clock, std::string node_epoch);
 
 /// Everything a session needs, shared by all sessions of a server.
 struct session_env {

@@ -14,6 +14,7 @@ struct session_state {
   std::shared_ptr<const session_env> env;
   transport_actor transport;
   identity who;
+  bool v2 = false; // the client offered kull.v2
   bool joined = false;
   std::optional<std::pair<uint16_t, std::string>> refusal; // close once opened
   flow::credit_return credit;
@@ -34,9 +35,33 @@ const hub_actor& my_hub(session_ptr self) {
 }
 
 void attach(session_ptr self) {
-  self->send(self->state.transport, attach_atom::value,
+  auto& st = self->state;
+  self->send(st.transport, attach_atom::value,
              caf::actor_cast<transport_listener_actor>(self), uint64_t{1},
-             std::string{});
+             std::string{st.v2 ? v2_subprotocol : ""});
+}
+
+/// Where a v2 client resumes: `epoch` and `since` in the query. A `since`
+/// that is not a position means no resume (the client gets a SNAPSHOT).
+void read_resume(const std::string& target, join_request& req) {
+  auto epoch = query_param(target, "epoch");
+  auto since = query_param(target, "since");
+  if (!epoch || !since || epoch->empty() || since->empty() || since->size() > 19
+      || since->find_first_not_of("0123456789") != std::string::npos)
+    return;
+  req.epoch = std::move(*epoch);
+  req.since = std::stoull(*since);
+}
+
+void send_control(session_ptr self, msg::server_type type, msg::server_body body) {
+  self->send(self->state.transport, send_atom::value,
+             msg::encode(msg::make_server_message(type, std::move(body), now_ms(self),
+                                                  std::nullopt)));
+}
+
+void refuse(session_ptr self, const std::string& id, msg::nack_code code,
+            std::string error) {
+  send_control(self, msg::server_type::nack, msg::nack{id, code, std::move(error)});
 }
 
 /// Authenticates from the handshake's request and joins the user's hub, then
@@ -48,6 +73,7 @@ void start(session_ptr self, const std::string& target,
   auto& st = self->state;
   // The handshake's request is needed only for this: an idle session does
   // not keep it.
+  st.v2 = offers_subprotocol(headers, v2_subprotocol);
   auto token = extract_token(target, headers);
   auto r = st.env->cfg.auth->authenticate(token, now_ms(self));
   if (!r.who) {
@@ -57,10 +83,15 @@ void start(session_ptr self, const std::string& target,
     return attach(self);
   }
   st.who = std::move(*r.who);
+  join_request req;
+  req.user = st.who.user_id;
+  req.device = st.who.device_id;
+  req.v2 = st.v2;
+  if (st.v2)
+    read_resume(target, req);
   self
-    ->request(my_hub(self), caf::infinite, join_atom::value, st.who.user_id,
-              st.who.device_id, caf::actor_cast<session_actor>(self),
-              st.transport)
+    ->request(my_hub(self), caf::infinite, join_atom::value, std::move(req),
+              caf::actor_cast<session_actor>(self), st.transport)
     .then(
       [=](bool joined) {
         auto& st = self->state;
@@ -102,8 +133,15 @@ void on_frame(session_ptr self, const std::string& text) {
     ++st.ignored;
     st.log->debug("{}: unparseable frame ignored: {}", st.who.device_id,
                   m.error().detail);
+    // A v2 client learns why a message with an id went nowhere.
+    if (st.v2)
+      if (auto id = msg::client_frame_id(text, lim))
+        refuse(self, *id, msg::nack_code::invalid, m.error().detail);
     return;
   }
+  // Ids are v2's: a v1 socket's message is handled as the deployed server does.
+  if (!st.v2)
+    m->id.reset();
   switch (m->type) {
     case msg::client_type::ping:
       self->send(st.transport, send_atom::value,
@@ -114,13 +152,20 @@ void on_frame(session_ptr self, const std::string& text) {
         msg::server_type::shoot_progress,
         std::move(std::get<msg::shoot_progress>(m->body)), now_ms(self),
         st.who.device_id, st.who.user_id);
-      self->send(my_hub(self), publish_atom::value, st.who.user_id,
-                 std::move(out), std::move(m->raw_payload));
+      if (m->id)
+        self->send(my_hub(self), publish_atom::value, st.who.user_id, std::move(out),
+                   std::move(m->raw_payload), std::move(*m->id), st.transport);
+      else
+        self->send(my_hub(self), publish_atom::value, st.who.user_id,
+                   std::move(out), std::move(m->raw_payload));
       break;
     }
     default:
       ++st.ignored;
       st.log->debug("{}: {} ignored", st.who.device_id, m->type_name);
+      if (m->id)
+        refuse(self, *m->id, msg::nack_code::invalid,
+               "a " + m->type_name + " message is not taken into the stream");
   }
 }
 

@@ -7,6 +7,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "../url.hpp"
+#include "kullsync/transports/subprotocol.hpp"
 #include "socket_endpoint.hpp"
 
 namespace kullsync::detail {
@@ -129,7 +130,7 @@ void ws_connection::attach(transport_listener_actor l, uint64_t tag,
   if (!our_close_)
     kill_timer_.reset(); // Beast's handshake timeout takes over
   auto& h = *handshake_;
-  if (offers(h.req[http::field::sec_websocket_protocol], protocol))
+  if (offers_subprotocol(h.req[http::field::sec_websocket_protocol], protocol))
     h.protocol = protocol;
   versioned_ = !h.protocol.empty();
   auto& ws = h.stream.emplace(sock_.socket());

@@ -73,6 +73,11 @@ std::optional<decode_error> decode_server_into(std::string_view text,
 decode_result<client_message> decode_client(std::string_view text,
                                             const decode_limits& lim = {});
 
+/// The v2 id of a client frame that did not decode, if it has a valid one
+/// (so that the refusal can name it in a NACK).
+std::optional<std::string> client_frame_id(std::string_view text,
+                                           const decode_limits& lim = {});
+
 /// Encodes in exactly the v1 shapes: `data` server->client, `payload`
 /// client->server, PONG as {"type","timestamp"}, BATCH as
 /// {"type","messages","timestamp"}.

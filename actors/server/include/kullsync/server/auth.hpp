@@ -34,6 +34,9 @@ struct auth_result {
 /// an `Authorization: Bearer` header. Empty when there is none.
 std::string extract_token(std::string_view target, const header_list& headers);
 
+/// True if the handshake's Sec-WebSocket-Protocol header lists `protocol`.
+bool offers_subprotocol(const header_list& headers, std::string_view protocol);
+
 /// Decodes %XX and '+' in a query value.
 std::string query_unescape(std::string_view in);
 

@@ -17,6 +17,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "kullsync/common/atoms.hpp"
+#include "kullsync/common/inspect_optional.hpp"
 #include "kullsync/messages/caf_types.hpp"
 #include "kullsync/messages/types.hpp"
 #include "kullsync/transports/http.hpp"
@@ -25,6 +26,7 @@
 namespace kullsync::server {
 
 using join_atom = caf::atom_constant<caf::atom("join")>;
+using trigger_atom = caf::atom_constant<caf::atom("trigger")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
@@ -33,14 +35,43 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 struct hub_stats {
   uint64_t users = 0;
   uint64_t sockets = 0;
+  uint64_t v2_sockets = 0;
   uint64_t frames_out = 0;
   uint64_t rejected_sockets = 0;
+  uint64_t resumes_recovered = 0; // v2 joins that got the missed messages
+  uint64_t resumes_snapshot = 0;  // v2 joins that got a SNAPSHOT
+  uint64_t replayed = 0;          // messages sent in recoveries
+  uint64_t duplicates = 0;        // client messages answered with a first ACK
+  uint64_t history_entries = 0;
+  uint64_t history_bytes = 0;
+  uint64_t history_evicted = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
-  return f(caf::meta::type_name("hub_stats"), x.users, x.sockets, x.frames_out,
-           x.rejected_sockets);
+  return f(caf::meta::type_name("hub_stats"), x.users, x.sockets, x.v2_sockets,
+           x.frames_out, x.rejected_sockets, x.resumes_recovered, x.resumes_snapshot,
+           x.replayed, x.duplicates, x.history_entries, x.history_bytes,
+           x.history_evicted);
+}
+
+/// A socket joining its user: who, which protocol, and (v2) where it
+/// resumes.
+struct join_request {
+  std::string user;
+  std::string device;
+  bool v2 = false;
+  std::string epoch;            // v2 resume: the epoch the device knows ("" none)
+  std::optional<uint64_t> since; // and the last position it applied
+  std::optional<int64_t> expires_at; // the token's expiry, for WELCOME
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, join_request& x) {
+  auto since = detail::optional_field(x.since);
+  auto expires = detail::optional_field(x.expires_at);
+  return f(caf::meta::type_name("join_request"), x.user, x.device, x.v2, x.epoch,
+           since, expires);
 }
 
 /// One socket's actor: its transport's listener, which also takes a close
@@ -48,18 +79,31 @@ typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
 using session_actor
   = transport_listener_actor::extend<caf::reacts_to<close_atom, uint16_t, std::string>>;
 
-/// A shard of the user -> sockets registry. `publish` sends a message to
-/// every device of a user (serialised once; `data_json` non-empty: relayed
-/// verbatim as `data`) and updates what the server remembers. Frames go
-/// straight to each socket's transport (given at `join`); the session keeps
-/// the control path. `join` answers false when the user's socket cap is
-/// reached (the socket is then not registered). `snapshot` is what the hub
-/// remembers of a user (GET /api/sync/state).
+/// A shard of the user -> sockets registry, and of the users' streams.
+/// - `join(request, session, socket)`: registers the socket (false: the
+///   user's socket cap is reached). For a v2 socket it sends, in the same
+///   turn, WELCOME and then the missed messages or a SNAPSHOT, so that
+///   nothing published afterwards is missed or sent twice.
+/// - `publish(user, message, data_json)`: numbers the message in the user's
+///   stream if its type is numbered, remembers what it changes and sends it
+///   to every device of the user (serialised once per protocol version;
+///   `data_json` non-empty: relayed verbatim as `data`). With `id` and
+///   `ack_to` (a v2 client message): answered with ACK on `ack_to`, and an id
+///   seen before is answered with its first ACK instead.
+/// - `trigger(user, message, idempotency_key)`: the same for the HTTP API;
+///   answers the position (0 for a type that is not numbered); a key seen
+///   before answers the first position without publishing again.
+/// - `snapshot(user)`: what the hub remembers of the user, as of its top.
+/// Frames go straight to each socket's transport; the session keeps the
+/// control path.
 using hub_actor = caf::typed_actor<
-  caf::replies_to<join_atom, std::string, std::string, session_actor,
-                  transport_actor>::with<bool>,
+  caf::replies_to<join_atom, join_request, session_actor, transport_actor>::with<bool>,
   caf::reacts_to<leave_atom, session_actor>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string>,
+  caf::reacts_to<publish_atom, std::string, msg::server_message, std::string,
+                 std::string, transport_actor>,
+  caf::replies_to<trigger_atom, std::string, msg::server_message,
+                  std::string>::with<uint64_t>,
   caf::reacts_to<shutdown_atom, uint16_t, std::string>,
   caf::replies_to<snapshot_atom, std::string>::with<msg::user_state>,
   caf::replies_to<stats_atom>::with<hub_stats>>;

@@ -13,6 +13,7 @@
 #include <caf/fwd.hpp>
 
 #include "kullsync/server/auth.hpp"
+#include "kullsync/server/history.hpp"
 #include "kullsync/server/protocol.hpp"
 
 namespace kullsync::server {
@@ -26,7 +27,16 @@ struct server_config {
   caf::timespan shoot_linger = 5s;    // completed shoots stay this long in /state
   std::optional<int64_t> wall_start_ms; // simulations pin the epoch
   std::shared_ptr<authenticator> auth;  // default: legacy_authenticator
+  /// v2: each user's stream keeps this much (total memory split over the
+  /// shards); client message ids are remembered as long as the history.
+  history_limits history;
+  /// This node's epoch, the start of every stream's; empty: a random one.
+  /// A restart with in-memory history must change it (simulations set it).
+  std::string node_epoch;
 };
+
+/// The subprotocol of v2 sockets.
+constexpr const char* v2_subprotocol = "kull.v2";
 
 /// Handles of a running server.
 struct sync_server {
