@@ -13,9 +13,10 @@
 #include <caf/actor_system_config.hpp>
 
 #include "demo.hpp"
-#include "device_id.hpp"
+#include "local_state.hpp"
 #include "kullsync/client/caf_types.hpp"
 #include "kullsync/client/engine.hpp"
+#include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/server/server.hpp"
 #include "kullsync/transports/beast_transport.hpp"
@@ -64,7 +65,8 @@ const char* env_names[] = {"dev", "staging", "prod"};
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-console: live shoots, credits and devices of a Kull user"};
   std::string url, env, user = "demo-user", device, log_level = "warn";
-  bool json = false, demo_mode = false, insecure = false;
+  std::string store_file;
+  bool json = false, demo_mode = false, insecure = false, no_store = false;
   double demo_seconds = 0;
   auto* url_opt = app.add_option("--url", url, "ws:// or wss:// endpoint")
                     ->envname("KULLSYNC_URL");
@@ -78,6 +80,11 @@ int main(int argc, char** argv) {
   app.add_flag("--demo", demo_mode, "run an embedded server and a simulated backend");
   app.add_option("--demo-seconds", demo_seconds, "stop after this many seconds (0: never)")
     ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--store", store_file,
+                 "where the v2 stream position and unacknowledged messages are kept "
+                 "(default: $XDG_STATE_HOME/kullsync/<user>@<url>.json)")
+    ->envname("KULLSYNC_STORE");
+  app.add_flag("--no-store", no_store, "keep the stream position in memory only");
   app.add_flag("--insecure", insecure, "do not verify TLS certificates (development only)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (stderr)")
     ->envname("KULLSYNC_LOG_LEVEL")
@@ -118,6 +125,13 @@ int main(int argc, char** argv) {
   cc.connection.url = url;
   cc.connection.user_id = user;
   cc.connection.device_id = device;
+  // The demo's embedded server starts a new stream each run: nothing to keep.
+  if (!no_store && !(demo && store_file.empty())) {
+    if (store_file.empty())
+      store_file = console::stream_store_path(user, url);
+    if (!store_file.empty())
+      cc.store = make_file_store(store_file);
+  }
   beast_transport_options to;
   to.insecure = insecure;
   auto engine = spawn_client(sys, cc, spawn_beast_transport(sys, to),

@@ -44,6 +44,22 @@ double view_clock::retry_left(const sync_state& s) const {
   return std::max(0.0, total - spent);
 }
 
+std::string stream_text(const sync_state& s) {
+  auto& x = s.stream;
+  if (s.connection.protocol.empty() && x.epoch.empty())
+    return "v1";
+  std::string t = (s.connection.protocol.empty() ? "v2 (not connected)" : "v2")
+                  + std::string{" seq "} + std::to_string(x.seq);
+  if (x.resumes + x.resyncs > 0)
+    t += x.recovered ? " · recovered, " + std::to_string(x.replayed) + " replayed"
+                     : std::string{" · resynced from a snapshot"};
+  if (x.outbox > 0)
+    t += " · " + std::to_string(x.outbox) + " unacknowledged";
+  if (x.outbox_dropped > 0)
+    t += " · " + std::to_string(x.outbox_dropped) + " dropped offline";
+  return t;
+}
+
 std::string json_line(const sync_state& s, const view_clock& c) {
   json::object o;
   o["connection"] = std::string{to_string(s.connection.state)};
@@ -83,6 +99,13 @@ std::string json_line(const sync_state& s, const view_clock& c) {
                                          {"reason", s.last_credit->reason}};
   o["lastSyncMs"] = s.last_sync_ms;
   o["url"] = s.connection.url;
+  o["protocol"] = s.connection.protocol.empty() ? "v1" : "v2";
+  auto& x = s.stream;
+  o["stream"] = json::object{{"epoch", x.epoch},         {"seq", x.seq},
+                             {"recovered", x.recovered}, {"replayed", x.replayed},
+                             {"resumes", x.resumes},     {"resyncs", x.resyncs},
+                             {"duplicates", x.duplicates}, {"gaps", x.gaps},
+                             {"outbox", x.outbox},       {"outboxDropped", x.outbox_dropped}};
   return json::serialize(o);
 }
 
@@ -103,7 +126,7 @@ std::string plain_line(const sync_state& s, const view_clock& c) {
     os << " | " << id << ' ' << msg::to_string(p.status) << ' '
        << static_cast<int>(p.progress() * 100) << "% (" << p.processed_count << '/'
        << p.total_count << ')';
-  os << " | devices=" << s.devices.size();
+  os << " | devices=" << s.devices.size() << " | " << stream_text(s);
   return os.str();
 }
 
@@ -191,6 +214,7 @@ void draw_status(const sync_state& s, const view_clock& c) {
   if (color)
     attroff(COLOR_PAIR(color) | A_BOLD);
   mvprintw(1, COLS / 2, "%s", fit("last sync " + clock_time(s.last_sync_ms), COLS / 2 - 1).c_str());
+  mvprintw(2, 1, "%s", fit("stream " + stream_text(s), COLS - 2).c_str());
 }
 
 void draw_credits(const sync_state& s, int y) {

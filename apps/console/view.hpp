@@ -28,6 +28,9 @@ struct view_clock {
 };
 
 /// {"connection","attempt","error","credits","shoots","devices","lastPrompt",...}
+/// v1, or v2's position and how the last reconnect went (recovered with so
+/// many replayed, or resynced from a snapshot).
+std::string stream_text(const sync_state& s);
 std::string json_line(const sync_state& s, const view_clock& c);
 
 /// A one-line summary for logs and pipes.

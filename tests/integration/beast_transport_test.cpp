@@ -139,15 +139,20 @@ protected:
     beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
     auto port = listener.start();
     auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
-    wait_for(e, connected);
+    EXPECT_EQ(wait_for(e, connected).connection.protocol, "kull.v2");
     msg::shoot_progress p;
     p.shoot_id = "roundtrip";
     p.status = msg::shoot_status::processing;
     p.processed_count = 2;
     p.total_count = 8;
     e.send_progress(p);
-    auto s = wait_for(e, [](const sync_state& s) { return s.shoots.count("roundtrip") == 1; });
+    // In the stream at seq 1, and acknowledged.
+    auto s = wait_for(e, [](const sync_state& s) {
+      return s.shoots.count("roundtrip") == 1 && s.stream.outbox == 0;
+    });
     EXPECT_DOUBLE_EQ(s.shoots["roundtrip"].progress(), 0.25);
+    EXPECT_EQ(s.stream.seq, 1u);
+    EXPECT_FALSE(s.stream.epoch.empty());
     auto h = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws", {}, true);
     wait_for(h, connected);
     e.stop();
@@ -210,7 +215,18 @@ TEST_F(beast_transport_test, third_party_server_plain_and_tls) {
   child plain{{"node", dir + "/legacy-server.js", "--port", "0"}};
   ASSERT_FALSE(plain.address().empty());
   auto e = engine_to("ws://" + plain.address() + "/ws");
-  wait_for(e, connected);
+  // Node ws echoes the kull.v2 offer by default, then speaks v1: v1 it is.
+  EXPECT_EQ(wait_for(e, connected).connection.protocol, "");
+  msg::shoot_progress p;
+  p.shoot_id = "legacy";
+  p.status = msg::shoot_status::processing;
+  p.processed_count = 1;
+  p.total_count = 4;
+  e.send_progress(p);
+  auto relayed = wait_for(e, [](const sync_state& s) { return s.shoots.count("legacy") == 1; });
+  EXPECT_EQ(relayed.stream.seq, 0u);
+  EXPECT_EQ(relayed.stream.outbox, 0u);
+  EXPECT_EQ(relayed.unknown_messages, 0u);
 
   auto tmp = std::string{testing::TempDir()} + "kullsync-tls-" + std::to_string(getpid());
   sh("mkdir -p " + tmp + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"

@@ -15,6 +15,7 @@
 #include <caf/send.hpp>
 
 #include "harness.hpp"
+#include "sim_server.hpp"
 #include "kullsync/log.hpp"
 
 using namespace kullsync;
@@ -442,7 +443,8 @@ private:
       if (!msg::is_terminal(kv.second.status))
         active.insert(kv);
     EXPECT_TRUE(s.shoots == active) << s.shoots.size() << " shoots vs "
-                                    << active.size() << " on the peer";
+                                    << active.size() << " on the peer: "
+                                    << describe(s.shoots) << " vs " << describe(active);
     std::set<std::string> devices;
     for (auto& d : s.devices)
       devices.insert(d.device_id);

@@ -16,6 +16,8 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "harness.hpp"
+#include "sim_server.hpp"
+#include "kullsync/common/shoot_table.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/server.hpp"
@@ -40,7 +42,10 @@ class world {
 public:
   explicit world(uint64_t seed) : rng_(seed) {
     net_ = spawn_memory_network(sim_.sys(), seed);
-    start_server();
+    server::server_config sc;
+    sc.shards = 2;
+    sc.node_epoch = "run0";
+    server_.emplace(sim_, net_, url, sc);
     const std::pair<const char*, const char*> who[] = {
       {"u1", "mac"}, {"u1", "ipad"}, {"u2", "phone"}};
     for (auto& [u, d] : who) {
@@ -68,7 +73,7 @@ public:
       d.engine.stop();
       caf::anon_send_exit(d.recorder, caf::exit_reason::user_shutdown);
     }
-    server_.stop();
+    server_.reset();
     caf::anon_send_exit(net_, caf::exit_reason::user_shutdown);
     sim_.run();
   }
@@ -81,11 +86,11 @@ public:
         case 0: caf::anon_send(net_, cut_atom::value, cut_mode::clean); break;
         case 1: caf::anon_send(net_, cut_atom::value, cut_mode::half_open); break;
         case 2: caf::anon_send(net_, refuse_atom::value, rng_() % 2 == 0); break;
-        case 3: restart_server(); break;
+        case 3: server_->restart("run" + std::to_string(++runs_)); break;
         case 4: {
           auto& d = devices_[rng_() % devices_.size()];
-          msg::shoot_progress p = random_shoot();
-          truth_[d.user].shoots[p.shoot_id] = p;
+          msg::shoot_progress p = random_shoot(rng_, 5);
+          learn(d.user, p);
           d.engine.send_progress(p);
           break;
         }
@@ -101,9 +106,18 @@ public:
       d.engine.network_changed();
     sim_.advance(3min);
     // The backend publishes what it knows (a restarted server forgot it).
+    // A running shoot's run is ended first: a late message may have started
+    // a run the backend knows nothing of, which the truth's lower count
+    // could not move back.
     for (auto& [user, t] : truth_) {
-      for (auto& [id, p] : t.shoots)
+      for (auto& [id, p] : t.shoots) {
+        if (!msg::is_terminal(p.status)) {
+          auto end = p;
+          end.status = msg::shoot_status::failed;
+          post_shoot(user, end);
+        }
         post_shoot(user, p);
+      }
       if (t.credits)
         post_credit(user, *t.credits);
     }
@@ -113,8 +127,7 @@ public:
       auto s = sim_.ask<sync_state>(d.engine.coordinator, get_atom::value);
       ASSERT_EQ(s.connection.state, connection_state::connected)
         << d.user << "/" << d.id << ": " << s.connection.error;
-      auto snap = sim_.ask<msg::user_state>(server::hub_for(server_.hubs, d.user),
-                                            server::snapshot_atom::value, d.user);
+      auto snap = server_->remembered(d.user);
       EXPECT_EQ(s.credits, snap.credits ? std::optional<int64_t>{snap.credits->new_balance}
                                         : std::nullopt)
         << d.id;
@@ -145,55 +158,21 @@ public:
   }
 
 private:
-  void start_server() {
-    server::server_config sc;
-    sc.shards = 2;
-    sc.wall_start_ms = sim_wall_start_ms;
-    sc.auth = std::make_shared<server::legacy_authenticator>(7);
-    server_ = server::spawn_sync_server(sim_.sys(), sc);
-    caf::anon_send(net_, listen_atom::value, std::string{url}, server_.acceptor);
-  }
-
-  void restart_server() {
-    caf::anon_send(net_, unlisten_atom::value, std::string{url});
-    caf::anon_send(net_, cut_atom::value, cut_mode::clean);
-    sim_.run();
-    server_.stop();
-    sim_.run();
-    start_server();
-  }
-
-  msg::shoot_progress random_shoot() {
-    msg::shoot_progress p;
-    p.shoot_id = "s" + std::to_string(rng_() % 5);
-    p.total_count = 100;
-    p.processed_count = static_cast<int64_t>(rng_() % 101);
-    auto r = rng_() % 10;
-    p.status = r < 7 ? msg::shoot_status::processing
-                     : r < 9 ? msg::shoot_status::completed : msg::shoot_status::failed;
-    p.provider = "sim";
-    return p;
-  }
-
-  void post(const std::string& target, std::string body) {
-    http_exchange ex;
-    ex.request.method = "POST";
-    ex.request.target = target;
-    ex.request.body = std::move(body);
-    ex.responder = std::make_shared<std::function<void(http_response)>>(
-      [this](http_response r) { bad_http_ += r.status != 200; });
-    caf::anon_send(server_.http_api, http_atom::value, std::move(ex));
-  }
-
   void post_shoot(const std::string& user, const msg::shoot_progress& p) {
-    auto body = msg::to_json(p);
-    body.insert(1, "\"userId\":\"" + user + "\",");
-    post("/api/sync/shoot-progress", body);
+    server_->post_shoot(user, p, [this](int status) { bad_http_ += status != 200; });
   }
 
   void post_credit(const std::string& user, int64_t balance) {
-    post("/api/sync/credit-update", "{\"userId\":\"" + user + "\",\"newBalance\":"
-                                      + std::to_string(balance) + ",\"change\":1}");
+    server_->post_credits(user, balance, [this](int status) { bad_http_ += status != 200; });
+  }
+
+  /// What the backend knows of a shoot: its latest event, by the rule the
+  /// server and the clients follow (a running shoot's count never goes back).
+  void learn(const std::string& user, const msg::shoot_progress& p) {
+    auto& shoots = truth_[user].shoots;
+    auto i = shoots.find(p.shoot_id);
+    if (i == shoots.end() || !shoot_table::is_stale(i->second, 0, p, 0))
+      shoots[p.shoot_id] = p;
   }
 
   void publish_random() {
@@ -203,8 +182,8 @@ private:
       truth_[user].credits = bal;
       post_credit(user, bal);
     } else {
-      auto p = random_shoot();
-      truth_[user].shoots[p.shoot_id] = p;
+      auto p = random_shoot(rng_, 5);
+      learn(user, p);
       post_shoot(user, p);
     }
   }
@@ -212,7 +191,8 @@ private:
   sim_system sim_;
   std::mt19937_64 rng_;
   memory_network_actor net_;
-  server::sync_server server_;
+  std::optional<sim_server> server_;
+  uint64_t runs_ = 0;
   std::vector<device> devices_;
   std::map<std::string, peer_truth> truth_;
   uint64_t bad_http_ = 0;

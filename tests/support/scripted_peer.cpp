@@ -4,6 +4,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "kullsync/common/clock.hpp"
+#include "kullsync/common/shoot_table.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/auth.hpp"
 
@@ -42,9 +43,14 @@ void to_user(peer_ptr self, const std::string& user, const std::string& text,
       self->send(l.end, send_atom::value, text);
 }
 
+/// The backend's knowledge as a client applying every message in order sees
+/// it: a running shoot's count never goes back (shoot_table's rule).
 void record(peer_truth& t, const msg::server_message& m) {
-  if (auto* p = std::get_if<msg::shoot_progress>(&m.body))
-    t.shoots[p->shoot_id] = *p;
+  if (auto* p = std::get_if<msg::shoot_progress>(&m.body)) {
+    auto i = t.shoots.find(p->shoot_id);
+    if (i == t.shoots.end() || !shoot_table::is_stale(i->second, 0, *p, 0))
+      t.shoots[p->shoot_id] = *p;
+  }
   else if (auto* c = std::get_if<msg::credit_update>(&m.body))
     t.credits = c->new_balance;
 }
@@ -118,9 +124,21 @@ void on_closed(peer_ptr self, uint64_t tag) {
 void send_fresh(peer_ptr self, const std::string& user) {
   auto& t = self->state.users[user];
   auto ts = now_ms(self);
-  for (auto& [id, p] : t.shoots)
+  auto send = [&](const msg::shoot_progress& p) {
     to_user(self, user, msg::encode(msg::make_server_message(
                           msg::server_type::shoot_progress, p, ts, "server", user)));
+  };
+  for (auto& [id, p] : t.shoots) {
+    // A client that missed a run's end (v1 loses what is sent while it is
+    // offline) would keep the old run's higher count: the backend ends the
+    // run it republishes, then sends where it is.
+    if (!msg::is_terminal(p.status)) {
+      auto end = p;
+      end.status = msg::shoot_status::failed;
+      send(end);
+    }
+    send(p);
+  }
   if (t.credits)
     to_user(self, user,
             msg::encode(msg::make_server_message(

@@ -467,3 +467,33 @@ TEST(client_engine, loads_the_server_state_at_start_while_down_and_after_each_co
   ASSERT_EQ(x.status().state, connection_state::connected);
   EXPECT_EQ(log->size(), 5u); // the new link is covered once
 }
+
+TEST(client_engine, a_running_shoot_never_counts_backwards) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  h.publish(progress_msg("s1", shoot_status::processing, 5, 12));
+  h.publish(progress_msg("s1", shoot_status::processing, 3, 12)); // late
+  EXPECT_EQ(h.state().shoots.at("s1").processed_count, 5);
+  h.publish(progress_msg("s1", shoot_status::processing, 6, 12));
+  EXPECT_EQ(h.state().shoots.at("s1").processed_count, 6);
+}
+
+TEST(client_engine, a_finished_shoot_is_not_revived_by_an_older_event) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  auto done = progress_msg("s1", shoot_status::completed, 12, 12);
+  done.timestamp = sim_wall_start_ms + 2000;
+  h.publish(done);
+  auto late = progress_msg("s1", shoot_status::processing, 11, 12);
+  late.timestamp = sim_wall_start_ms + 1000; // sent before the completion
+  h.publish(late);
+  EXPECT_EQ(h.state().shoots.at("s1").status, shoot_status::completed);
+  // A newer one is a retry: a new run, counting from its own start.
+  auto retry = progress_msg("s1", shoot_status::processing, 1, 12);
+  retry.timestamp = sim_wall_start_ms + 3000;
+  h.publish(retry);
+  EXPECT_EQ(h.state().shoots.at("s1").status, shoot_status::processing);
+  EXPECT_EQ(h.state().shoots.at("s1").processed_count, 1);
+}

@@ -230,7 +230,7 @@ void dial(network_ptr self, transport_actor end,
   l.client.end = end;
   l.client.listener = listener;
   l.client.tag = tag;
-  l.client.attached = true;
+  // Attached once the server attaches: its frames wait for the handshake.
   l.server.end = spawn_memory_transport(self->home_system(),
                                         caf::actor_cast<memory_network_actor>(self));
   st.ends[end.address()] = {l.id, true};
@@ -262,8 +262,11 @@ void attach(network_ptr self, const transport_actor& end,
   // A real server echoes only a subprotocol the client offered.
   auto agreed = offers_subprotocol(l->offered, protocol) ? protocol : std::string{};
   flush(self);
-  if (!client)
+  if (!client) {
     self->send(l->client.listener, opened_atom::value, l->client.tag, agreed);
+    l->client.attached = true;
+    release(self, l->client); // what the server sent before attaching
+  }
   self->send(me.listener, opened_atom::value, tag, agreed);
   release(self, me);
 }
@@ -300,12 +303,20 @@ void send_frames(network_ptr self, const transport_actor& end, frame_batch& fram
         continue;
       }
     }
-    auto delay = latency(self, peer);
-    if (delay.count() == 0)
-      hand_over(self, peer, std::move(text));
-    else
-      self->delayed_send(self, delay, deliver_atom::value, l->id, !client,
-                         std::move(text));
+    int copies = 1;
+    if (st.faults.duplicate_rate > 0) {
+      std::bernoulli_distribution twice{st.faults.duplicate_rate};
+      copies += twice(st.rng) ? 1 : 0;
+    }
+    for (int i = 0; i < copies; ++i) {
+      auto delay = latency(self, peer);
+      auto copy = i + 1 < copies ? text : std::move(text);
+      if (delay.count() == 0)
+        hand_over(self, peer, std::move(copy));
+      else
+        self->delayed_send(self, delay, deliver_atom::value, l->id, !client,
+                           std::move(copy));
+    }
   }
 }
 

@@ -1,9 +1,13 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
+#include "kullsync/transports/close_code.hpp"
+#include "kullsync/transports/subprotocol.hpp"
 #include "spawn.hpp"
+#include "stream_link.hpp"
 
 namespace kullsync {
 
@@ -40,10 +44,17 @@ struct connection_actor_state {
   std::string url;
   bool wanted = false;     // the user asked to be connected
   bool live = false;       // link `status.link` may still report events
+  bool open = false;       // its handshake completed
+  bool echoed_v2 = false;        // it echoed kull.v2 ...
+  bool awaiting_welcome = false; // ... and WELCOME (or a v1 frame) decides
+  bool resumed_at_once = false;  // redialed without backoff, not yet stable
+  bool resend_pending = false;   // a resend timer runs for this link
   uint64_t epoch = 0;      // invalidates timers and pending policy answers
   bool awaiting_pong = false;
   flow::credit_return credit; // frames of the current link handled
-  std::vector<msg::client_message> offline; // latest UPDATE_PROGRESS per shoot
+  stream_link stream;      // the v2 position and the outbox
+  stream_status reported;  // what the coordinator last heard of it
+  std::shared_ptr<client_store> store;
   std::shared_ptr<spdlog::logger> log = log::get("client.connection");
   static inline const char* name = "kullsync.connection";
 };
@@ -67,7 +78,40 @@ void drop_link(conn_ptr self) {
     st.live = false;
     self->send(st.keepalive, down_atom::value);
   }
+  st.open = false;
+  st.resend_pending = false;
+  st.echoed_v2 = false;
+  st.awaiting_welcome = false;
   st.awaiting_pong = false;
+  st.stream.closed();
+}
+
+/// Tells the coordinator how the stream goes, when that changed.
+void report_stream(conn_ptr self) {
+  auto& st = self->state;
+  if (st.stream.status() == st.reported)
+    return;
+  st.reported = st.stream.status();
+  self->send(st.coord, status_atom::value, st.reported);
+}
+
+int64_t now_ms(conn_ptr self) {
+  return epoch_ms(self->home_system(), self->state.clock);
+}
+
+/// v2: checks for unacknowledged messages one ack_timeout from now.
+void arm_resend(conn_ptr self) {
+  auto& st = self->state;
+  if (st.resend_pending || !st.stream.v2() || st.stream.status().outbox == 0)
+    return;
+  st.resend_pending = true;
+  self->delayed_send(self, st.cfg.connection.ack_timeout, resend_atom::value, st.epoch);
+}
+
+void save_outbox(conn_ptr self) {
+  auto& st = self->state;
+  if (st.store)
+    st.store->save_outbox(st.stream.outbox());
 }
 
 void dial(conn_ptr self, uint32_t attempt) {
@@ -88,11 +132,18 @@ void dial(conn_ptr self, uint32_t attempt) {
   auto& cc = st.cfg.connection;
   auto target = st.url;
   header_list headers;
+  auto add_query = [&](const std::string& kv) {
+    target += (target.find('?') == std::string::npos ? '?' : '&') + kv;
+  };
   if (cc.token_in_header)
     headers.emplace_back("Authorization", "Bearer " + cc.effective_token());
   else
-    target += (target.find('?') == std::string::npos ? "?token=" : "&token=")
-              + query_escape(cc.effective_token());
+    add_query("token=" + query_escape(cc.effective_token()));
+  if (cc.offer_v2) {
+    headers.emplace_back("Sec-WebSocket-Protocol", std::string{v2_subprotocol});
+    if (auto q = st.stream.resume_query(); !q.empty())
+      add_query(q);
+  }
   self->send(st.transport, connect_atom::value,
              caf::actor_cast<transport_listener_actor>(self), st.status.link,
              std::move(target), std::move(headers));
@@ -134,34 +185,48 @@ void send_frame(conn_ptr self, const msg::client_message& m) {
   self->send(st.transport, send_atom::value, msg::encode(m));
 }
 
-void enqueue_offline(conn_ptr self, msg::client_message m) {
-  auto& q = self->state.offline;
-  auto& id = std::get<msg::shoot_progress>(m.body).shoot_id;
-  for (auto i = q.begin(); i != q.end(); ++i)
-    if (std::get<msg::shoot_progress>(i->body).shoot_id == id) {
-      q.erase(i);
-      break;
-    }
-  if (q.size() >= self->state.cfg.connection.offline_queue_limit) {
-    self->state.log->warn("offline queue full: dropping progress of shoot {}",
-                          std::get<msg::shoot_progress>(q.front().body).shoot_id);
-    q.erase(q.begin());
-  }
-  q.push_back(std::move(m));
-}
-
-void on_opened(conn_ptr self) {
+/// The link can carry the stream: v2 once its WELCOME came, else v1. Only
+/// now is it `connected`, so that nobody syncs on a link still deciding.
+void ready(conn_ptr self, bool v2) {
   auto& st = self->state;
+  st.awaiting_welcome = false;
   auto next = st.status;
   next.state = connection_state::connected; // attempt: the dial that made it
   next.retry_in = caf::timespan{0};
+  next.protocol = v2 ? std::string{v2_subprotocol} : std::string{};
   publish(self, next);
-  self->send(st.keepalive, up_atom::value, st.status.link);
   self->delayed_send(self, st.cfg.reconnect.stable_after, healthy_atom::value,
                      st.epoch);
-  for (auto& m : st.offline)
+  for (auto& m : st.stream.opened(v2, now_ms(self)))
     send_frame(self, m);
-  st.offline.clear();
+  save_outbox(self);
+  arm_resend(self);
+}
+
+void on_opened(conn_ptr self, const std::string& protocol) {
+  auto& st = self->state;
+  st.open = true;
+  self->send(st.keepalive, up_atom::value, st.status.link);
+  if (protocol != v2_subprotocol)
+    return ready(self, false);
+  // A v2 server's first frame is WELCOME (opens_v2_link); none for a
+  // while means a v1 server that echoed the offer.
+  st.echoed_v2 = true;
+  st.awaiting_welcome = true;
+  self->delayed_send(self, st.cfg.connection.welcome_timeout, welcome_atom::value,
+                     st.epoch);
+}
+
+/// Redials at once and resumes from the position: the stream lost
+/// something. Once per stable link; a link that keeps breaking goes to the
+/// reconnect policy.
+void resume_now(conn_ptr self, std::string reason) {
+  auto& st = self->state;
+  if (st.resumed_at_once || !st.wanted)
+    return lost(self, std::move(reason));
+  st.log->info("link {}: {}; resuming at once", st.status.link, reason);
+  st.resumed_at_once = true;
+  dial(self, st.status.attempt);
 }
 
 /// Decodes one frame into `out`; a bad frame is counted and skipped.
@@ -184,15 +249,93 @@ void heard(conn_ptr self) {
   }
 }
 
+/// On a link that echoed kull.v2: whether `m` lets the link go on. WELCOME
+/// makes it v2. A frame only a v2 server sends (a seq, a control message)
+/// without a WELCOME before it means the link lost that WELCOME: false, it
+/// resumes. A frame only v1 sends (its own DEVICE_CONNECTED, a numbered
+/// type without seq) makes it v1: some v1 servers echo any subprotocol
+/// (Node ws does by default). Other frames do not tell; they pass.
+bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
+  auto& st = self->state;
+  using msg::server_type;
+  bool v2_only = m.seq || m.type == server_type::snapshot || m.type == server_type::ack
+                 || m.type == server_type::nack || m.type == server_type::refreshed;
+  if (v2_only)
+    return false;
+  if (m.type == server_type::welcome) {
+    if (!st.awaiting_welcome)
+      return false; // after the link was judged v1: start over
+    ready(self, true);
+    return true;
+  }
+  auto* d = std::get_if<msg::device_connection>(&m.body);
+  bool v1_only = msg::is_numbered(m.type)
+                 || (m.type == server_type::device_connected && d
+                     && d->device_id == st.cfg.connection.device_id);
+  if (v1_only && st.awaiting_welcome) {
+    st.log->warn("link {}: the server echoed {} but speaks v1", st.status.link,
+                 v2_subprotocol);
+    ready(self, false);
+  }
+  return true;
+}
+
+/// Keeps what the stream applies, in order; false at a gap (the rest of
+/// the link is useless: it resumes).
+bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
+  auto& st = self->state;
+  if (st.echoed_v2 && !st.stream.v2() && !opens_v2_link(self, m))
+    return false;
+  if (m.type == msg::server_type::batch && st.stream.v2()) {
+    auto& parts = std::get<msg::batch>(m.body).messages;
+    for (auto& inner : parts)
+      if (!admit(self, inner, out))
+        return false;
+    return true;
+  }
+  switch (st.stream.on_message(m)) {
+    case stream_link::verdict::apply:
+      if (m.type == msg::server_type::ack || m.type == msg::server_type::nack)
+        save_outbox(self);
+      if (m.type == msg::server_type::nack) {
+        auto& n = std::get<msg::nack>(m.body);
+        st.log->warn("message {} refused: {} ({})", n.id, to_string(n.code), n.error);
+      }
+      out.push_back(std::move(m));
+      return true;
+    case stream_link::verdict::drop:
+      return true;
+    case stream_link::verdict::gap:
+      break;
+  }
+  return false;
+}
+
 void on_frames(conn_ptr self, const frame_batch& frames) {
   auto& st = self->state;
   heard(self);
-  inbound_batch out;
-  out.reserve(frames.size());
+  inbound_batch decoded;
+  decoded.reserve(frames.size());
   for (auto& text : frames)
-    decode_frame(self, text, out);
+    decode_frame(self, text, decoded);
+  inbound_batch out;
+  out.reserve(decoded.size());
+  bool gap = false;
+  for (auto& m : decoded)
+    if (!admit(self, m, out)) {
+      gap = true;
+      break;
+    }
   if (!out.empty())
     self->send(st.coord, inbound_atom::value, std::move(out));
+  report_stream(self);
+  if (gap) {
+    self->send(st.transport, close_atom::value, close_code::normal,
+               std::string{"resuming"});
+    drop_link(self);
+    return resume_now(self, "a gap in the stream after seq "
+                              + std::to_string(st.stream.status().seq));
+  }
   if (auto n = st.credit.handled(frames.size()))
     self->send(st.transport, credit_atom::value, st.status.link, n);
 }
@@ -204,8 +347,20 @@ bool is_current(conn_ptr self, uint64_t link) {
 connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
                                            wall_clock clock,
                                            transport_actor transport,
-                                           coordinator_actor coord) {
+                                           coordinator_actor coord,
+                                           std::optional<saved_stream> saved) {
   auto& st = self->state;
+  st.store = cfg.store;
+  st.stream = stream_link{cfg.connection.offline_queue_limit,
+                          make_message_id_prefix(cfg.connection.device_id,
+                                                 epoch_ms(self->home_system(), clock)),
+                          cfg.connection.mutation};
+  if (saved)
+    st.stream.restore(*saved);
+  if (st.store)
+    if (auto o = st.store->load_outbox())
+      st.stream.restore(*o);
+  st.reported = st.stream.status();
   st.url = cfg.connection.url;
   st.status.url = st.url;
   st.clock = clock;
@@ -275,24 +430,59 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     },
     [=](send_atom, msg::client_message& m) {
       auto& st = self->state;
-      if (st.status.state == connection_state::connected)
-        send_frame(self, m);
-      else if (m.type == msg::client_type::update_progress)
-        enqueue_offline(self, std::move(m));
+      if (m.type != msg::client_type::update_progress) {
+        if (st.open) // PINGs and the like are for the link they were made for
+          send_frame(self, m);
+        return;
+      }
+      bool now = st.status.state == connection_state::connected;
+      auto dropped = st.stream.status().outbox_dropped;
+      if (auto out = st.stream.submit(std::move(m), now, now_ms(self)))
+        send_frame(self, *out);
+      arm_resend(self);
+      if (st.stream.status().outbox_dropped != dropped)
+        st.log->warn("outbox full ({} messages): the oldest was dropped",
+                     st.cfg.connection.offline_queue_limit);
+      if (st.stream.v2() || !now)
+        save_outbox(self);
+      report_stream(self);
     },
     [=](get_atom) { return self->state.status; },
-    [=](opened_atom, uint64_t link, const std::string&) {
+    [=](opened_atom, uint64_t link, const std::string& protocol) {
       if (is_current(self, link))
-        on_opened(self);
+        on_opened(self, protocol);
     },
     [=](frame_atom, uint64_t link, const frame_batch& frames) {
       if (is_current(self, link))
         on_frames(self, frames);
     },
     [=](closed_atom, uint64_t link, uint16_t code, const std::string& reason) {
-      if (is_current(self, link))
-        lost(self, "closed " + std::to_string(code)
-                     + (reason.empty() ? "" : ": " + reason));
+      if (!is_current(self, link))
+        return;
+      auto why = "closed " + std::to_string(code) + (reason.empty() ? "" : ": " + reason);
+      if (code == close_code::stream_interrupted)
+        return resume_now(self, std::move(why));
+      lost(self, std::move(why));
+    },
+    [=](resend_atom, uint64_t epoch) {
+      auto& st = self->state;
+      if (epoch != st.epoch)
+        return;
+      st.resend_pending = false;
+      auto now = now_ms(self);
+      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       st.cfg.connection.ack_timeout).count();
+      for (auto& m : st.stream.overdue(now - timeout, now))
+        send_frame(self, m);
+      arm_resend(self);
+    },
+    [=](welcome_atom, uint64_t epoch) {
+      auto& st = self->state;
+      if (epoch != st.epoch || !st.awaiting_welcome)
+        return;
+      st.log->warn("link {}: no WELCOME after the server echoed {}: v1",
+                   st.status.link, v2_subprotocol);
+      ready(self, false);
     },
     [=](retry_atom, uint64_t epoch) {
       auto& st = self->state;
@@ -301,8 +491,10 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     },
     [=](healthy_atom, uint64_t epoch) {
       auto& st = self->state;
-      if (epoch == st.epoch && st.status.state == connection_state::connected)
+      if (epoch == st.epoch && st.status.state == connection_state::connected) {
+        st.resumed_at_once = false;
         self->send(st.policy, reset_atom::value);
+      }
     },
     [=](dead_atom, uint64_t link) {
       auto& st = self->state;
@@ -320,9 +512,20 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
                                   transport_actor transport,
-                                  coordinator_actor coord) {
-  return caf::actor_cast<connection_actor>(
-    sys.spawn(connection, cfg, clock, std::move(transport), std::move(coord)));
+                                  coordinator_actor coord,
+                                  std::optional<saved_stream> saved) {
+  return caf::actor_cast<connection_actor>(sys.spawn(
+    connection, cfg, clock, std::move(transport), std::move(coord), std::move(saved)));
+}
+
+std::string make_message_id_prefix(const std::string& device, int64_t now_ms) {
+  // Unique per device across runs: the start time, in base 36.
+  static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string t;
+  for (auto x = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0)); x > 0; x /= 36)
+    t.insert(t.begin(), digits[x % 36]);
+  auto d = device.substr(0, 30); // ids are at most 64 characters
+  return (d.empty() ? std::string{"c"} : d) + "-" + (t.empty() ? "0" : t);
 }
 
 } // namespace kullsync

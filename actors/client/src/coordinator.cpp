@@ -4,6 +4,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "kullsync/client/store.hpp"
 #include "kullsync/common/shoot_table.hpp"
 #include "kullsync/log.hpp"
 #include "spawn.hpp"
@@ -17,6 +18,8 @@ struct coordinator_state {
   shoot_table shoots;
   caf::timespan linger{};
   size_t max_admin = 50;
+  bool ignore_snapshot = false; // stream_mutation::ignore_snapshot
+  std::string snapshot_epoch;   // of the last WELCOME
   wall_clock clock;
   subscribers_actor subs;
   // What the current link has told us: a baseline loaded while connected
@@ -25,6 +28,10 @@ struct coordinator_state {
   std::set<std::string> shoots_from_link;
   bool dirty = false;
   bool flush_pending = false;
+  std::shared_ptr<client_store> store;
+  caf::timespan save_every{};
+  bool unsaved = false; // the stream moved since the last save
+  bool save_pending = false;
   static inline const char* name = "kullsync.coordinator";
 };
 
@@ -56,10 +63,62 @@ void flush(coord_ptr self) {
   self->send(st.subs, publish_atom::value, snapshot(self));
 }
 
-void apply_shoot(coord_ptr self, const msg::shoot_progress& p) {
+void apply_shoot(coord_ptr self, const msg::shoot_progress& p, int64_t at = 0) {
   auto& st = self->state;
-  if (auto v = st.shoots.put(p))
+  if (auto v = st.shoots.put(p, at))
     self->delayed_send(self, st.linger, expire_atom::value, p.shoot_id, *v);
+}
+
+/// The stream moved: saved within `save_every`, with the state it is at.
+void moved(coord_ptr self) {
+  auto& st = self->state;
+  if (!st.store)
+    return;
+  st.unsaved = true;
+  if (!st.save_pending) {
+    st.save_pending = true;
+    self->delayed_send(self, st.save_every, save_atom::value);
+  }
+}
+
+void save(coord_ptr self) {
+  auto& st = self->state;
+  st.save_pending = false;
+  if (!st.unsaved || st.data.stream.epoch.empty())
+    return;
+  st.unsaved = false;
+  saved_stream x;
+  x.epoch = st.data.stream.epoch;
+  x.seq = st.data.stream.seq;
+  x.state.seq = x.seq;
+  x.state.credits = st.data.last_credit;
+  if (!x.state.credits && st.data.credits) {
+    x.state.credits.emplace();
+    x.state.credits->new_balance = *st.data.credits;
+  }
+  for (auto& kv : st.shoots.shoots())
+    x.state.shoots.push_back(kv.second);
+  st.store->save_stream(x);
+}
+
+/// SNAPSHOT: the server's state for the user replaces ours.
+void replace(coord_ptr self, const msg::user_state& s) {
+  auto& st = self->state;
+  st.shoots.clear();
+  for (auto& p : s.shoots)
+    apply_shoot(self, p);
+  st.data.credits.reset();
+  st.data.last_credit = s.credits;
+  if (s.credits)
+    st.data.credits = s.credits->new_balance;
+  st.data.devices = s.devices;
+  st.data.stream.epoch = st.snapshot_epoch;
+  st.data.stream.seq = s.seq.value_or(0);
+  st.credits_from_link = true;
+  st.shoots_from_link.clear();
+  for (auto& kv : st.shoots.shoots())
+    st.shoots_from_link.insert(kv.first);
+  moved(self);
 }
 
 void apply_device(coord_ptr self, const msg::device_connection& d,
@@ -82,11 +141,16 @@ void apply_device(coord_ptr self, const msg::device_connection& d,
 void apply_message(coord_ptr self, const msg::server_message& m) {
   auto& st = self->state;
   using msg::server_type;
+  if (m.seq && msg::is_numbered(m.type)) {
+    // The connection passes the stream on in order, without duplicates.
+    st.data.stream.seq = *m.seq;
+    moved(self);
+  }
   switch (m.type) {
     case server_type::shoot_progress: {
       auto& p = std::get<msg::shoot_progress>(m.body);
       st.shoots_from_link.insert(p.shoot_id);
-      apply_shoot(self, p);
+      apply_shoot(self, p, m.timestamp);
       break;
     }
     case server_type::credit_update: {
@@ -115,6 +179,24 @@ void apply_message(coord_ptr self, const msg::server_message& m) {
       st.data.providers = std::get<msg::provider_health>(m.body);
       break;
     case server_type::pong:
+    case server_type::ack:
+    case server_type::nack:
+    case server_type::refreshed:
+      break; // the connection's business
+    case server_type::welcome: {
+      // The epoch goes with a seq: a SNAPSHOT's comes with it (replace).
+      auto& w = std::get<msg::welcome>(m.body);
+      st.snapshot_epoch = w.epoch;
+      st.data.devices = w.devices;
+      break;
+    }
+    case server_type::snapshot:
+      if (!st.ignore_snapshot)
+        replace(self, std::get<msg::user_state>(m.body));
+      else {
+        st.data.stream.epoch = st.snapshot_epoch;
+        st.data.stream.seq = std::get<msg::user_state>(m.body).seq.value_or(0);
+      }
       break;
     case server_type::batch:
       for (auto& inner : std::get<msg::batch>(m.body).messages)
@@ -159,16 +241,33 @@ void load(coord_ptr self, const msg::user_state& s) {
   changed(self);
 }
 
-coordinator_impl::behavior_type coordinator(coord_ptr self,
-                                             caf::timespan linger,
-                                             size_t max_admin, wall_clock clock,
-                                             subscribers_actor subs) {
+/// Starts where a run before saved the stream.
+void restore(coord_ptr self, const saved_stream& x) {
   auto& st = self->state;
-  st.linger = linger;
-  st.max_admin = max_admin;
+  for (auto& p : x.state.shoots)
+    apply_shoot(self, p);
+  st.data.last_credit = x.state.credits;
+  if (x.state.credits)
+    st.data.credits = x.state.credits->new_balance;
+  st.data.stream.epoch = x.epoch;
+  st.data.stream.seq = x.seq;
+}
+
+coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
+                                             wall_clock clock,
+                                             subscribers_actor subs,
+                                             std::optional<saved_stream> saved) {
+  auto& st = self->state;
+  st.linger = cfg.shoot_linger;
+  st.max_admin = cfg.max_admin_updates;
+  st.store = cfg.store;
+  st.save_every = cfg.save_every;
+  st.ignore_snapshot = cfg.connection.mutation == stream_mutation::ignore_snapshot;
   st.clock = clock;
   st.subs = std::move(subs);
   self->link_to(st.subs);
+  if (saved)
+    restore(self, *saved);
   return {
     [=](inbound_atom, inbound_batch& in) {
       auto& st = self->state;
@@ -202,6 +301,16 @@ coordinator_impl::behavior_type coordinator(coord_ptr self,
       self->send(st.subs, publish_atom::value, std::move(s));
       changed(self);
     },
+    [=](status_atom, const stream_status& s) {
+      // Its counters; the position is the one of what was applied here.
+      auto& mine = self->state.data.stream;
+      auto epoch = std::move(mine.epoch);
+      auto seq = mine.seq;
+      mine = s;
+      mine.epoch = std::move(epoch);
+      mine.seq = seq;
+      changed(self);
+    },
     [=](bad_frame_atom) {
       ++self->state.data.bad_frames;
       changed(self);
@@ -212,6 +321,7 @@ coordinator_impl::behavior_type coordinator(coord_ptr self,
     },
     [=](load_atom, const msg::user_state& s) { load(self, s); },
     [=](flush_atom) { flush(self); },
+    [=](save_atom) { save(self); },
     [=](get_atom) { return snapshot(self); },
   };
 }
@@ -220,9 +330,10 @@ coordinator_impl::behavior_type coordinator(coord_ptr self,
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys,
                                     const client_config& cfg, wall_clock clock,
-                                    subscribers_actor subs) {
-  return caf::actor_cast<coordinator_actor>(sys.spawn(
-    coordinator, cfg.shoot_linger, cfg.max_admin_updates, clock, std::move(subs)));
+                                    subscribers_actor subs,
+                                    std::optional<saved_stream> saved) {
+  return caf::actor_cast<coordinator_actor>(
+    sys.spawn(coordinator, cfg, clock, std::move(subs), std::move(saved)));
 }
 
 } // namespace kullsync

@@ -62,9 +62,12 @@ client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
   auto clock = make_wall_clock(sys, cfg.wall_start_ms);
   client_engine e;
   e.subscribers = spawn_subscribers(sys);
-  e.coordinator = spawn_coordinator(sys, cfg, clock, e.subscribers);
+  std::optional<saved_stream> saved;
+  if (cfg.store)
+    saved = cfg.store->load_stream();
+  e.coordinator = spawn_coordinator(sys, cfg, clock, e.subscribers, saved);
   e.connection = spawn_connection(sys, cfg, clock, std::move(transport),
-                                  e.coordinator);
+                                  e.coordinator, std::move(saved));
   if (http)
     e.subscribe(spawn_state_loader(sys, cfg, std::move(http), e.coordinator));
   return e;

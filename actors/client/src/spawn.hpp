@@ -5,10 +5,13 @@
 // extended by the messages only the engine sends it: timers, helpers).
 // engine.hpp's spawn_client wires them together.
 
+#include <optional>
+
 #include <caf/fwd.hpp>
 
 #include "kullsync/client/config.hpp"
 #include "kullsync/client/protocol.hpp"
+#include "kullsync/client/store.hpp"
 #include "kullsync/common/clock.hpp"
 #include "kullsync/transports/http_client.hpp"
 
@@ -19,12 +22,19 @@ using healthy_atom = caf::atom_constant<caf::atom("healthy")>;
 using dead_atom = caf::atom_constant<caf::atom("dead")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
+using resend_atom = caf::atom_constant<caf::atom("resend")>;
+using save_atom = caf::atom_constant<caf::atom("save")>;
 
-/// The connection, plus its timers (`retry(epoch)`, `healthy(epoch)`) and
-/// the keepalive's verdict (`dead(link)`).
+/// The connection, plus its timers (`retry(epoch)`, `healthy(epoch)`,
+/// `welcome(epoch)`: a link that echoed kull.v2 without a WELCOME is v1;
+/// `resend(epoch)`: unacknowledged messages go again) and the keepalive's
+/// verdict (`dead(link)`).
 using connection_impl = connection_actor::extend<
   caf::reacts_to<retry_atom, uint64_t>,
   caf::reacts_to<healthy_atom, uint64_t>,
+  caf::reacts_to<welcome_atom, uint64_t>,
+  caf::reacts_to<resend_atom, uint64_t>,
   caf::reacts_to<dead_atom, uint64_t>>;
 
 /// The keepalive, plus its timers: `tick(link, n)` sends PING n,
@@ -34,9 +44,11 @@ using keepalive_impl = keepalive_actor::extend<
   caf::reacts_to<deadline_atom, uint64_t, uint64_t>>;
 
 /// The coordinator, plus the publishing of changes gathered meanwhile
-/// (`flush`, queued behind a burst) and the removal timers of shoots.
+/// (`flush`, queued behind a burst), the saving of the stream (`save`) and
+/// the removal timers of shoots.
 using coordinator_impl = coordinator_actor::extend<
   caf::reacts_to<flush_atom>,
+  caf::reacts_to<save_atom>,
   caf::reacts_to<expire_atom, std::string, uint64_t>>;
 
 reconnect_policy_actor spawn_reconnect_policy(caf::actor_system& sys,
@@ -48,17 +60,25 @@ keepalive_actor spawn_keepalive(caf::actor_system& sys, keepalive_config cfg,
 
 subscribers_actor spawn_subscribers(caf::actor_system& sys);
 
+/// Starts from `saved` (a position with its state) if given, and saves to
+/// cfg.store as the stream moves.
 coordinator_actor spawn_coordinator(caf::actor_system& sys,
                                     const client_config& cfg, wall_clock clock,
-                                    subscribers_actor subs);
+                                    subscribers_actor subs,
+                                    std::optional<saved_stream> saved);
 
 /// The connection spawns and links its reconnect policy and keepalive, and
 /// drives `transport`; it is linked to the coordinator so that one exit
-/// stops the engine.
+/// stops the engine. It resumes from `saved`'s position and resends the
+/// outbox cfg.store kept.
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
                                   transport_actor transport,
-                                  coordinator_actor coord);
+                                  coordinator_actor coord,
+                                  std::optional<saved_stream> saved);
+
+/// The prefix of a device's client message ids, unique across its runs.
+std::string make_message_id_prefix(const std::string& device, int64_t now_ms);
 
 /// Loads GET /api/sync/state through `http` into `coord`: at start, while
 /// the socket is down and right after each (re)connect (it subscribes to

@@ -84,7 +84,9 @@ state_loader_actor::behavior_type state_loader(loader_ptr self, client_config cf
     [=](status_atom, const connection_status& s) {
       auto& st = self->state;
       st.status = s;
-      if (s.state == connection_state::connected && s.link != st.loaded_link) {
+      // A v2 link brings its own state (a resume or a SNAPSHOT).
+      if (s.state == connection_state::connected && s.link != st.loaded_link
+          && s.protocol.empty()) {
         st.loaded_link = s.link;
         load(self);
       }

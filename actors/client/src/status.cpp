@@ -41,15 +41,28 @@ bool is_legal_transition(connection_state from, connection_state to) {
 }
 
 bool operator==(const connection_status& x, const connection_status& y) {
-  return std::tie(x.state, x.attempt, x.error, x.retry_in, x.url, x.link)
-         == std::tie(y.state, y.attempt, y.error, y.retry_in, y.url, y.link);
+  return std::tie(x.state, x.attempt, x.error, x.retry_in, x.url, x.link, x.protocol)
+         == std::tie(y.state, y.attempt, y.error, y.retry_in, y.url, y.link, y.protocol);
+}
+
+namespace {
+
+auto fields(const stream_status& x) {
+  return std::tie(x.epoch, x.seq, x.recovered, x.replayed, x.resumes, x.resyncs,
+                  x.duplicates, x.gaps, x.outbox, x.outbox_dropped, x.refused);
+}
+
+} // namespace
+
+bool operator==(const stream_status& x, const stream_status& y) {
+  return fields(x) == fields(y);
 }
 
 bool operator==(const sync_state& x, const sync_state& y) {
-  return std::tie(x.connection, x.shoots, x.credits, x.last_credit, x.devices,
+  return std::tie(x.connection, x.stream, x.shoots, x.credits, x.last_credit, x.devices,
                   x.last_prompt, x.admin_updates, x.providers, x.last_sync_ms,
                   x.unknown_messages, x.bad_frames, x.version)
-         == std::tie(y.connection, y.shoots, y.credits, y.last_credit,
+         == std::tie(y.connection, y.stream, y.shoots, y.credits, y.last_credit,
                      y.devices, y.last_prompt, y.admin_updates, y.providers,
                      y.last_sync_ms, y.unknown_messages, y.bad_frames,
                      y.version);

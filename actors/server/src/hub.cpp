@@ -121,7 +121,7 @@ void remember(hub_ptr self, user_entry& u, const std::string& user,
   if (auto* c = std::get_if<msg::credit_update>(&m.body)) {
     u.credits = std::make_unique<msg::credit_update>(*c);
   } else if (auto* p = std::get_if<msg::shoot_progress>(&m.body)) {
-    if (auto v = u.shoots.put(*p))
+    if (auto v = u.shoots.put(*p, m.timestamp))
       self->delayed_send(self, self->state.cfg.shoot_linger, expire_atom::value,
                          user, p->shoot_id, *v);
   }

@@ -26,6 +26,7 @@ using trace_atom = caf::atom_constant<caf::atom("trace")>;
 /// What happens to frames in flight.
 struct link_faults {
   double drop_rate = 0;           // probability that a frame is lost
+  double duplicate_rate = 0;      // ... that it arrives twice (a faulty relay)
   caf::timespan min_delay{0};     // latency of each frame, drawn uniformly
   caf::timespan max_delay{0};     // from [min_delay, max_delay]
 };
@@ -45,8 +46,8 @@ struct network_stats {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, link_faults& x) {
-  return f(caf::meta::type_name("link_faults"), x.drop_rate, x.min_delay,
-           x.max_delay);
+  return f(caf::meta::type_name("link_faults"), x.drop_rate, x.duplicate_rate,
+           x.min_delay, x.max_delay);
 }
 
 template <class Inspector>

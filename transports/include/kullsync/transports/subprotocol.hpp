@@ -7,6 +7,9 @@
 
 namespace kullsync {
 
+/// The subprotocol of v2 sockets (PROTOCOL.md, "v2").
+constexpr const char* v2_subprotocol = "kull.v2";
+
 /// True if the comma-separated `offered` lists `protocol` (names compare
 /// exactly); false for an empty `protocol`.
 inline bool offers_subprotocol(std::string_view offered, std::string_view protocol) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@
 namespace kullsync {
 
 using namespace std::chrono_literals;
+
+class client_store; // store.hpp
 
 struct reconnect_config {
   /// Delay before retry n is delays[n-1]; the last entry repeats.
@@ -34,6 +37,16 @@ struct keepalive_config {
   caf::timespan deadline = 10s; // no frame this long after a PING: peer dead
 };
 
+/// Breaks one rule of the v2 stream on purpose, so that a simulation can show
+/// that its invariants catch the break. Never set outside such tests.
+enum class stream_mutation : uint8_t {
+  none,
+  keep_duplicates,   // applies a message at or below the position
+  ignore_gaps,       // applies a message that skips positions
+  new_ids_on_resend, // resends the outbox under new ids
+  ignore_snapshot,   // keeps its state when a SNAPSHOT replaces it
+};
+
 struct connection_config {
   std::string url = "ws://localhost:5000/ws";
   std::string user_id;
@@ -48,8 +61,19 @@ struct connection_config {
   }
   msg::decode_limits limits{};
   /// UPDATE_PROGRESS sent while offline wait here (latest per shoot) and go
-  /// out once connected; beyond this many shoots the oldest is dropped.
+  /// out once connected; beyond this many the oldest is dropped (counted in
+  /// stream_status::outbox_dropped). On v2 they stay until acknowledged and
+  /// are resent with the same ids after each reconnect.
   size_t offline_queue_limit = 256;
+  /// Offer the v2 subprotocol (kull.v2); a server that does not echo it is
+  /// spoken to in v1, exactly as the deployed apps do.
+  bool offer_v2 = true;
+  /// A link that echoed kull.v2 but sent no WELCOME within this is v1.
+  caf::timespan welcome_timeout = 5s;
+  /// v2: a client message not acknowledged within this is sent again (same
+  /// id) on the same link.
+  caf::timespan ack_timeout = 10s;
+  stream_mutation mutation = stream_mutation::none;
 };
 
 struct client_config {
@@ -63,6 +87,11 @@ struct client_config {
   size_t max_admin_updates = 50;
   /// Epoch ms at the actor clock's current time; empty: the system clock.
   std::optional<int64_t> wall_start_ms;
+  /// v2: keeps the stream position with its state, and the unacknowledged
+  /// messages, across restarts (store.hpp); null: in memory only.
+  std::shared_ptr<client_store> store;
+  /// The stream is saved at most this often.
+  caf::timespan save_every = 1s;
 };
 
 /// The deployed environments' endpoints: "dev", "staging", "prod".

@@ -47,7 +47,14 @@ using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, connection_status& x) {
   return f(caf::meta::type_name("connection_status"), x.state, x.attempt,
-           x.error, x.retry_in, x.url, x.link);
+           x.error, x.retry_in, x.url, x.link, x.protocol);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stream_status& x) {
+  return f(caf::meta::type_name("stream_status"), x.epoch, x.seq, x.recovered,
+           x.replayed, x.resumes, x.resyncs, x.duplicates, x.gaps, x.outbox,
+           x.outbox_dropped, x.refused);
 }
 
 template <class Inspector>
@@ -56,7 +63,7 @@ typename Inspector::result_type inspect(Inspector& f, sync_state& x) {
   auto last_credit = detail::optional_field(x.last_credit);
   auto last_prompt = detail::optional_field(x.last_prompt);
   auto providers = detail::optional_field(x.providers);
-  return f(caf::meta::type_name("sync_state"), x.connection, x.shoots, credits,
+  return f(caf::meta::type_name("sync_state"), x.connection, x.stream, x.shoots, credits,
            last_credit, x.devices, last_prompt, x.admin_updates, providers,
            x.last_sync_ms, x.unknown_messages, x.bad_frames, x.version);
 }
@@ -102,6 +109,7 @@ using subscribers_actor = caf::typed_actor<
 using coordinator_actor = caf::typed_actor<
   caf::reacts_to<inbound_atom, inbound_batch>,
   caf::reacts_to<status_atom, connection_status>,
+  caf::reacts_to<status_atom, stream_status>,
   caf::reacts_to<bad_frame_atom>,
   caf::reacts_to<load_atom, msg::user_state>,
   caf::replies_to<get_atom>::with<sync_state>>;

@@ -31,7 +31,25 @@ struct connection_status {
   caf::timespan retry_in{0};    // reconnecting: delay before the next dial
   std::string url;              // the endpoint, without credentials
   uint64_t link = 0;            // increases with every dial
+  std::string protocol;         // connected: the subprotocol agreed ("kull.v2"; "" is v1)
 };
+
+/// Where this device is in its user's stream (v2), and how the stream went.
+struct stream_status {
+  std::string epoch;        // "" until a v2 server said
+  uint64_t seq = 0;         // the last position applied
+  bool recovered = false;   // the last (re)connect resumed without a snapshot
+  uint64_t replayed = 0;    // messages the last resume replayed
+  uint64_t resumes = 0;     // (re)connects that resumed
+  uint64_t resyncs = 0;     // (re)connects that took a snapshot instead
+  uint64_t duplicates = 0;  // messages at or below the position, dropped
+  uint64_t gaps = 0;        // positions skipped: the link lost something
+  uint64_t outbox = 0;      // client messages not yet acknowledged
+  uint64_t outbox_dropped = 0; // dropped from a full outbox
+  uint64_t refused = 0;     // client messages the server refused (NACK)
+};
+
+bool operator==(const stream_status& x, const stream_status& y);
 
 bool operator==(const connection_status& x, const connection_status& y);
 

@@ -15,6 +15,7 @@ namespace kullsync {
 
 struct sync_state {
   connection_status connection;
+  stream_status stream; // v2: the position, and how resumes went
   /// Active shoots by shootId; completed and failed ones stay for the linger
   /// time (5 s by default), then go.
   std::map<std::string, msg::shoot_progress> shoots;

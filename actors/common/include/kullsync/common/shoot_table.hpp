@@ -4,8 +4,16 @@
 /// failed shoot stays `linger` after its last message (the UI shows how it
 /// ended), unless a newer message about it came meanwhile. The client's
 /// coordinator and the server's hub keep one each, so a device and the
-/// server remember the same shoots. No CAF: the owner schedules the expiry
-/// it is handed and gives it back when due.
+/// server remember the same shoots.
+///
+/// A stale event never moves a shoot backwards: while a shoot runs, an
+/// update with a lower processedCount is ignored; a completed or failed
+/// shoot is revived (a retry starts a new run) only by a running-state event
+/// that is not older than the one that ended it (envelope timestamps; an
+/// unknown time, 0, counts as not older). Both ends apply the same rule to
+/// the same stream, so they still remember the same shoots.
+/// No CAF: the owner schedules the expiry it is handed and gives it back
+/// when due.
 
 #include <cstdint>
 #include <map>
@@ -20,13 +28,20 @@ class shoot_table {
 public:
   using map_type = std::map<std::string, msg::shoot_progress>;
 
-  /// Stores the shoot's newest state. For a completed or failed shoot,
-  /// returns the version to hand back to expire() once the linger is over.
-  std::optional<uint64_t> put(const msg::shoot_progress& p);
+  /// Stores the shoot's newest state, unless `p` is stale (see above). For a
+  /// completed or failed shoot, returns the version to hand back to expire()
+  /// once the linger is over.
+  /// `at`: the event's time (epoch ms; 0 unknown).
+  std::optional<uint64_t> put(const msg::shoot_progress& p, int64_t at = 0);
 
   /// Removes the shoot if `version` is still its latest (nothing about it
   /// came since); true if it did.
   bool expire(const std::string& shoot_id, uint64_t version);
+
+  /// Whether `p` (at `at`) would move a shoot that is at `now` (since
+  /// `now_at`) backwards.
+  static bool is_stale(const msg::shoot_progress& now, int64_t now_at,
+                       const msg::shoot_progress& p, int64_t at);
 
   void erase(const std::string& shoot_id);
   void clear();
@@ -37,7 +52,11 @@ public:
 
 private:
   map_type shoots_;
-  std::map<std::string, uint64_t> versions_; // of each shoot's last message
+  struct last_event {
+    uint64_t version = 0;
+    int64_t at = 0;
+  };
+  std::map<std::string, last_event> last_; // of each shoot
   uint64_t next_version_ = 0;
 };
 

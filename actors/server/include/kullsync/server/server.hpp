@@ -15,6 +15,7 @@
 #include "kullsync/server/auth.hpp"
 #include "kullsync/server/history.hpp"
 #include "kullsync/server/protocol.hpp"
+#include "kullsync/transports/subprotocol.hpp"
 
 namespace kullsync::server {
 
@@ -34,9 +35,6 @@ struct server_config {
   /// A restart with in-memory history must change it (simulations set it).
   std::string node_epoch;
 };
-
-/// The subprotocol of v2 sockets.
-constexpr const char* v2_subprotocol = "kull.v2";
 
 /// Handles of a running server.
 struct sync_server {

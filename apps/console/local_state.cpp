@@ -1,5 +1,6 @@
-#include "device_id.hpp"
+#include "local_state.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,30 @@ fs::path config_dir() {
   if (auto* home = std::getenv("HOME"); home && *home)
     return fs::path{home} / ".config" / "kullsync";
   return fs::path{".kullsync"};
+}
+
+fs::path state_dir() {
+  if (auto* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+    return fs::path{xdg} / "kullsync";
+  if (auto* home = std::getenv("HOME"); home && *home)
+    return fs::path{home} / ".local" / "state" / "kullsync";
+  return fs::path{".kullsync"};
+}
+
+/// A file name from any text: letters, digits and '-_.' kept, the rest '_',
+/// plus a hash of the whole so that different texts never share a file.
+std::string file_name(const std::string& text) {
+  std::string out;
+  for (char c : text.substr(0, 80))
+    out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_';
+  uint64_t h = 1469598103934665603ull; // FNV-1a
+  for (unsigned char c : text)
+    h = (h ^ c) * 1099511628211ull;
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '-';
+  for (int i = 0; i < 8; ++i, h >>= 4)
+    out += hex[h & 0xf];
+  return out;
 }
 
 std::string fresh_id() {
@@ -60,6 +85,22 @@ std::string persistent_device_id() {
     log::get("console")->warn("cannot save the device id to {}: it will change "
                               "next time", file.string());
   return id;
+}
+
+} // namespace kullsync::console
+
+namespace kullsync::console {
+
+std::string stream_store_path(const std::string& user, const std::string& url) {
+  auto dir = state_dir();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    log::get("console")->warn("cannot create {}: the stream is kept in memory only",
+                              dir.string());
+    return {};
+  }
+  return (dir / (file_name(user + "@" + url) + ".json")).string();
 }
 
 } // namespace kullsync::console

@@ -1,0 +1,191 @@
+#include "stream_link.hpp"
+
+#include <algorithm>
+
+#include "spawn.hpp"
+
+namespace kullsync {
+
+stream_link::stream_link(size_t outbox_limit, std::string id_prefix,
+                         stream_mutation mutation)
+  : limit_(std::max<size_t>(1, outbox_limit)),
+    id_prefix_(std::move(id_prefix)),
+    mutation_(mutation) {
+}
+
+std::string stream_link::next_id() {
+  return id_prefix_ + "-" + std::to_string(++next_id_);
+}
+
+void stream_link::restore(const saved_stream& s) {
+  status_.epoch = s.epoch;
+  status_.seq = s.seq;
+  known_ = !s.epoch.empty();
+}
+
+void stream_link::restore(const saved_outbox& o) {
+  if (!o.id_prefix.empty()) {
+    id_prefix_ = o.id_prefix;
+    next_id_ = o.next_id;
+  }
+  for (auto& m : o.messages)
+    outbox_.push_back({m, true}); // may have reached the server: resend as is
+  status_.outbox = outbox_.size();
+}
+
+std::string stream_link::resume_query() const {
+  if (!known_)
+    return {};
+  return "epoch=" + query_escape(status_.epoch) + "&since=" + std::to_string(status_.seq);
+}
+
+std::vector<msg::client_message> stream_link::opened(bool v2, int64_t now_ms) {
+  v2_ = v2;
+  welcomed_ = false;
+  awaiting_snapshot_ = false;
+  std::vector<msg::client_message> out;
+  out.reserve(outbox_.size());
+  for (auto& p : outbox_) {
+    if (v2 && p.sent && mutation_ == stream_mutation::new_ids_on_resend)
+      p.m.id = next_id();
+    out.push_back(p.m);
+    p.sent = true;
+    p.sent_at = now_ms;
+    if (!v2)
+      out.back().id.reset(); // v1 knows no ids, and acknowledges nothing
+  }
+  if (!v2) {
+    outbox_.clear();
+    status_.outbox = 0;
+  }
+  return out;
+}
+
+bool stream_link::is_position(const msg::server_message& m) const {
+  return v2_ && m.seq.has_value() && msg::is_numbered(m.type);
+}
+
+stream_link::verdict stream_link::on_message(const msg::server_message& m) {
+  if (!v2_)
+    return verdict::apply;
+  using msg::server_type;
+  switch (m.type) {
+    case server_type::welcome: {
+      if (welcomed_) {
+        ++status_.duplicates;
+        return verdict::drop; // one per link
+      }
+      welcomed_ = true;
+      auto& w = std::get<msg::welcome>(m.body);
+      status_.recovered = w.recovered && known_ && w.epoch == status_.epoch;
+      if (status_.recovered) {
+        ++status_.resumes;
+        status_.replayed = w.seq >= status_.seq ? w.seq - status_.seq : 0;
+      } else {
+        // The position is the SNAPSHOT's: until it is here, the old one
+        // (its epoch with its seq) is what a resume asks for.
+        ++status_.resyncs;
+        status_.replayed = 0;
+        awaiting_snapshot_ = true;
+        snapshot_epoch_ = w.epoch;
+      }
+      return verdict::apply;
+    }
+    case server_type::snapshot: {
+      if (!awaiting_snapshot_) {
+        ++status_.duplicates;
+        return verdict::drop; // only the one its WELCOME announced
+      }
+      auto& s = std::get<msg::user_state>(m.body);
+      status_.epoch = std::move(snapshot_epoch_);
+      status_.seq = s.seq.value_or(0);
+      awaiting_snapshot_ = false;
+      known_ = true;
+      return verdict::apply;
+    }
+    case server_type::ack:
+    case server_type::nack: {
+      auto id = m.type == server_type::ack ? std::get<msg::ack>(m.body).id
+                                           : std::get<msg::nack>(m.body).id;
+      auto i = std::find_if(outbox_.begin(), outbox_.end(),
+                            [&](const pending& p) { return p.m.id == id; });
+      if (i != outbox_.end())
+        outbox_.erase(i);
+      status_.outbox = outbox_.size();
+      if (m.type == server_type::nack)
+        ++status_.refused;
+      return verdict::apply;
+    }
+    default:
+      break;
+  }
+  if (!is_position(m))
+    return verdict::apply;
+  if (awaiting_snapshot_) {
+    ++status_.gaps; // the SNAPSHOT its WELCOME announced was lost
+    return verdict::gap;
+  }
+  if (*m.seq <= status_.seq && mutation_ != stream_mutation::keep_duplicates) {
+    ++status_.duplicates;
+    return verdict::drop;
+  }
+  if (*m.seq > status_.seq + 1 && mutation_ != stream_mutation::ignore_gaps) {
+    ++status_.gaps;
+    return verdict::gap;
+  }
+  status_.seq = *m.seq;
+  return verdict::apply;
+}
+
+void stream_link::drop_oldest_if_full() {
+  if (outbox_.size() < limit_)
+    return;
+  outbox_.erase(outbox_.begin());
+  ++status_.outbox_dropped;
+}
+
+std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
+                                                      int64_t now_ms) {
+  std::vector<msg::client_message> out;
+  if (!v2_)
+    return out;
+  for (auto& p : outbox_)
+    if (p.sent && p.sent_at <= before_ms) {
+      p.sent_at = now_ms;
+      out.push_back(p.m);
+    }
+  return out;
+}
+
+std::optional<msg::client_message> stream_link::submit(msg::client_message m,
+                                                       bool ready, int64_t now_ms) {
+  if (ready && !v2_)
+    return m; // v1: sent as the deployed apps send it
+  m.id = next_id();
+  if (!ready) {
+    // Of what was not sent yet, the latest per shoot is enough.
+    auto& shoot = std::get<msg::shoot_progress>(m.body).shoot_id;
+    auto i = std::find_if(outbox_.begin(), outbox_.end(), [&](const pending& p) {
+      return !p.sent && std::get<msg::shoot_progress>(p.m.body).shoot_id == shoot;
+    });
+    if (i != outbox_.end())
+      outbox_.erase(i);
+  }
+  drop_oldest_if_full();
+  outbox_.push_back({m, ready, now_ms});
+  status_.outbox = outbox_.size();
+  if (ready)
+    return m;
+  return std::nullopt;
+}
+
+saved_outbox stream_link::outbox() const {
+  saved_outbox o;
+  o.id_prefix = id_prefix_;
+  o.next_id = next_id_;
+  for (auto& p : outbox_)
+    o.messages.push_back(p.m);
+  return o;
+}
+
+} // namespace kullsync

@@ -1,0 +1,90 @@
+#pragma once
+
+// Private to the client engine: the device's side of its user's v2 stream,
+// link after link. No CAF: the connection asks it what each message means
+// and what to send when a link opens.
+//
+// - The position: the epoch (from WELCOME) and the last position applied. A
+//   message at or below it is a duplicate (dropped); one that skips a
+//   position means the link lost something (the connection resumes at once).
+// - The outbox: UPDATE_PROGRESS with ids, kept until the server ACKs or
+//   NACKs them and resent with the same ids on every new link, so that none
+//   is lost while offline nor applied twice. Bounded; of what was not sent
+//   yet only the latest per shoot stays.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kullsync/client/config.hpp"
+#include "kullsync/client/status.hpp"
+#include "kullsync/client/store.hpp"
+#include "kullsync/messages/types.hpp"
+
+namespace kullsync {
+
+class stream_link {
+public:
+  stream_link() : stream_link(256, "") {}
+  stream_link(size_t outbox_limit, std::string id_prefix,
+              stream_mutation mutation = stream_mutation::none);
+
+  /// What a store kept from a run before.
+  void restore(const saved_stream& s);
+  void restore(const saved_outbox& o);
+
+  /// "epoch=...&since=..." to resume with; empty without a position.
+  std::string resume_query() const;
+
+  /// A link opened (v2 or v1): the messages to send on it now, in order
+  /// (`now_ms`: when they are sent).
+  std::vector<msg::client_message> opened(bool v2, int64_t now_ms = 0);
+
+  /// v2: what was sent at or before `before_ms` and is still not
+  /// acknowledged, to send again (same ids: the server applies each once).
+  std::vector<msg::client_message> overdue(int64_t before_ms, int64_t now_ms);
+  void closed() { v2_ = false; }
+
+  enum class verdict : uint8_t { apply, drop, gap };
+  /// What `m` means for the stream; updates the position, the outbox, the
+  /// counters.
+  verdict on_message(const msg::server_message& m);
+
+  /// Takes an UPDATE_PROGRESS: on v2, or while no link is `ready`, it gets
+  /// an id and stays until acknowledged (or, on a v1 link, until sent).
+  /// Returns what to send now.
+  std::optional<msg::client_message> submit(msg::client_message m, bool ready,
+                                            int64_t now_ms = 0);
+
+  bool v2() const { return v2_; }
+  const stream_status& status() const { return status_; }
+  saved_outbox outbox() const;
+
+private:
+  struct pending {
+    msg::client_message m;
+    bool sent = false;
+    int64_t sent_at = 0; // epoch ms
+  };
+
+  void drop_oldest_if_full();
+  bool is_position(const msg::server_message& m) const;
+
+  std::string next_id();
+
+  size_t limit_;
+  std::string id_prefix_;
+  stream_mutation mutation_;
+  uint64_t next_id_ = 0;
+  bool v2_ = false;
+  bool welcomed_ = false; // this link's WELCOME came
+  bool awaiting_snapshot_ = false;
+  std::string snapshot_epoch_; // of the WELCOME that announced it
+  bool known_ = false; // a position to resume from
+  std::vector<pending> outbox_;
+  stream_status status_;
+};
+
+} // namespace kullsync

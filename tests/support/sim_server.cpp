@@ -1,0 +1,95 @@
+#include "sim_server.hpp"
+
+#include <caf/send.hpp>
+
+#include "harness.hpp"
+#include "kullsync/messages/codec.hpp"
+
+namespace kullsync::test {
+
+sim_server::sim_server(sim_system& sim, memory_network_actor net, std::string url,
+                       server::server_config cfg)
+  : sim_(sim), net_(std::move(net)), url_(std::move(url)), cfg_(std::move(cfg)) {
+  if (!cfg_.wall_start_ms)
+    cfg_.wall_start_ms = sim_wall_start_ms;
+  if (!cfg_.auth)
+    cfg_.auth = std::make_shared<server::legacy_authenticator>(7);
+  start();
+}
+
+sim_server::~sim_server() {
+  server_.stop();
+  sim_.run();
+}
+
+void sim_server::start() {
+  server_ = server::spawn_sync_server(sim_.sys(), cfg_);
+  caf::anon_send(net_, listen_atom::value, url_, server_.acceptor);
+  sim_.run();
+}
+
+void sim_server::restart(std::string epoch) {
+  caf::anon_send(net_, unlisten_atom::value, url_);
+  caf::anon_send(net_, cut_atom::value, cut_mode::clean);
+  sim_.run();
+  server_.stop();
+  sim_.run();
+  cfg_.node_epoch = std::move(epoch);
+  start();
+}
+
+void sim_server::post(const std::string& target, std::string body,
+                      std::function<void(int)> done) {
+  http_exchange ex;
+  ex.request.method = "POST";
+  ex.request.target = target;
+  ex.request.body = std::move(body);
+  ex.responder = std::make_shared<std::function<void(http_response)>>(
+    [done = std::move(done)](http_response r) {
+      if (done)
+        done(r.status);
+    });
+  caf::anon_send(server_.http_api, http_atom::value, std::move(ex));
+}
+
+void sim_server::post_credits(const std::string& user, int64_t balance,
+                              std::function<void(int)> done) {
+  post("/api/sync/credit-update",
+       "{\"userId\":\"" + user + "\",\"newBalance\":" + std::to_string(balance)
+         + ",\"change\":1}",
+       std::move(done));
+}
+
+void sim_server::post_shoot(const std::string& user, const msg::shoot_progress& p,
+                            std::function<void(int)> done) {
+  auto body = msg::to_json(p);
+  body.insert(1, "\"userId\":\"" + user + "\",");
+  post("/api/sync/shoot-progress", std::move(body), std::move(done));
+}
+
+msg::user_state sim_server::remembered(const std::string& user) {
+  return sim_.ask<msg::user_state>(server::hub_for(server_.hubs, user),
+                                   server::snapshot_atom::value, user);
+}
+
+msg::shoot_progress random_shoot(std::mt19937_64& rng, int shoots) {
+  msg::shoot_progress p;
+  p.shoot_id = "s" + std::to_string(rng() % static_cast<uint64_t>(shoots));
+  p.total_count = 100;
+  p.processed_count = static_cast<int64_t>(rng() % 101);
+  auto r = rng() % 10;
+  p.status = r < 7 ? msg::shoot_status::processing
+                   : r < 9 ? msg::shoot_status::completed : msg::shoot_status::failed;
+  p.provider = "sim";
+  return p;
+}
+
+std::string describe(const std::map<std::string, msg::shoot_progress>& shoots) {
+  std::string out;
+  for (auto& [id, p] : shoots)
+    out += id + ":" + std::string{msg::to_string(p.status)} + "/"
+           + std::to_string(p.processed_count) + " ";
+  return out;
+}
+
+} // namespace kullsync::test

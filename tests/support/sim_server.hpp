@@ -1,0 +1,59 @@
+#pragma once
+
+// The real server actors (hub shards, sessions, HTTP API) in a simulation,
+// listening on one URL of a memory network, restartable with a new epoch.
+
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+
+#include "kullsync/server/server.hpp"
+#include "kullsync/transports/memory_network.hpp"
+#include "sim_fixture.hpp"
+
+namespace kullsync::test {
+
+class sim_server {
+public:
+  /// Listens at once; `cfg` is completed with the simulation's clock and
+  /// legacy tokens unless it names its own.
+  sim_server(sim_system& sim, memory_network_actor net, std::string url,
+             server::server_config cfg = {});
+  ~sim_server();
+
+  /// Stops and starts again as a new process: links cut, state and
+  /// in-memory history gone, the streams' epoch now `epoch`.
+  void restart(std::string epoch);
+
+  /// POSTs `body` to `target`; `done` gets the answer's status.
+  void post(const std::string& target, std::string body,
+            std::function<void(int)> done = {});
+  void post_credits(const std::string& user, int64_t balance,
+                    std::function<void(int)> done = {});
+  void post_shoot(const std::string& user, const msg::shoot_progress& p,
+                  std::function<void(int)> done = {});
+
+  /// What the hub remembers of `user` (the SNAPSHOT it would send).
+  msg::user_state remembered(const std::string& user);
+
+  const server::sync_server& handles() const { return server_; }
+
+private:
+  void start();
+
+  sim_system& sim_;
+  memory_network_actor net_;
+  std::string url_;
+  server::server_config cfg_;
+  server::sync_server server_;
+};
+
+/// A backend's SHOOT_PROGRESS for one of `shoots` shoots ("s0", "s1", ...):
+/// mostly processing at a random count, else completed or failed.
+msg::shoot_progress random_shoot(std::mt19937_64& rng, int shoots);
+
+/// "id:status/processedCount ..." for a failure message.
+std::string describe(const std::map<std::string, msg::shoot_progress>& shoots);
+
+} // namespace kullsync::test

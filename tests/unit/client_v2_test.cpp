@@ -1,0 +1,218 @@
+// The engine's v2 side against the real server actors over the memory
+// network: resume after a restart of the app from its store, the outbox
+// while offline, snapshots after a server restart, and the file store.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "harness.hpp"
+#include "sim_server.hpp"
+#include "kullsync/client/store.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/server/server.hpp"
+
+using namespace kullsync;
+using namespace kullsync::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* url = "ws://sync.sim/ws";
+
+class client_v2 : public ::testing::Test {
+protected:
+  client_v2() {
+    log::set_level("off");
+    net_ = spawn_memory_network(sim_.sys(), 1);
+    server::server_config sc;
+    sc.shards = 1;
+    sc.node_epoch = "n1";
+    server_.emplace(sim_, net_, url, sc);
+  }
+
+  ~client_v2() override {
+    for (auto& e : engines_)
+      e.stop();
+    server_.reset();
+    caf::anon_send_exit(net_, caf::exit_reason::user_shutdown);
+    sim_.run();
+  }
+
+  client_engine engine(std::shared_ptr<client_store> store, bool connect = true) {
+    client_config cc;
+    cc.connection.url = url;
+    cc.connection.user_id = "u1";
+    cc.connection.device_id = "mac";
+    cc.wall_start_ms = sim_wall_start_ms;
+    cc.store = std::move(store);
+    auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_));
+    engines_.push_back(e);
+    if (connect)
+      e.connect();
+    sim_.run();
+    return e;
+  }
+
+  void stop(const client_engine& e) {
+    e.stop();
+    sim_.run();
+  }
+
+  void publish_credits(int64_t balance) {
+    server_->post_credits("u1", balance, [](int status) { EXPECT_EQ(status, 200); });
+    sim_.run();
+  }
+
+  sync_state state(const client_engine& e) {
+    return sim_.ask<sync_state>(e.coordinator, get_atom::value);
+  }
+
+  static msg::shoot_progress shoot(const std::string& id, int64_t done) {
+    msg::shoot_progress p;
+    p.shoot_id = id;
+    p.status = msg::shoot_status::processing;
+    p.processed_count = done;
+    p.total_count = 10;
+    return p;
+  }
+
+  sim_system sim_;
+  memory_network_actor net_;
+  std::optional<sim_server> server_;
+  std::vector<client_engine> engines_;
+};
+
+TEST_F(client_v2, connects_with_v2_and_takes_a_snapshot_first) {
+  publish_credits(40);
+  auto e = engine(nullptr);
+  auto s = state(e);
+  EXPECT_EQ(s.connection.protocol, "kull.v2");
+  EXPECT_EQ(s.stream.epoch.rfind("n1.", 0), 0u) << s.stream.epoch;
+  EXPECT_EQ(s.stream.seq, 1u);
+  EXPECT_FALSE(s.stream.recovered);
+  EXPECT_EQ(s.stream.resyncs, 1u);
+  EXPECT_EQ(s.credits, 40);
+}
+
+TEST_F(client_v2, an_app_restarted_from_its_store_resumes_where_it_saved) {
+  auto store = std::make_shared<memory_store>();
+  auto a = engine(store);
+  publish_credits(1);
+  publish_credits(2);
+  sim_.advance(2s); // saved
+  stop(a);
+  publish_credits(3);
+  publish_credits(4);
+  publish_credits(5);
+  auto b = engine(store, false);
+  // Before it connects, it shows what it saved.
+  EXPECT_EQ(state(b).credits, 2);
+  EXPECT_EQ(state(b).stream.seq, 2u);
+  b.connect();
+  sim_.run();
+  auto s = state(b);
+  EXPECT_TRUE(s.stream.recovered);
+  EXPECT_EQ(s.stream.replayed, 3u);
+  EXPECT_EQ(s.stream.seq, 5u);
+  EXPECT_EQ(s.credits, 5);
+}
+
+TEST_F(client_v2, progress_sent_offline_is_delivered_once_and_acknowledged) {
+  auto store = std::make_shared<memory_store>();
+  auto e = engine(store, false);
+  e.send_progress(shoot("s1", 1));
+  e.send_progress(shoot("s1", 2)); // replaces the unsent one
+  e.send_progress(shoot("s2", 5));
+  sim_.run();
+  EXPECT_EQ(state(e).stream.outbox, 2u);
+  ASSERT_TRUE(store->load_outbox());
+  EXPECT_EQ(store->load_outbox()->messages.size(), 2u);
+  e.connect();
+  sim_.run();
+  auto s = state(e);
+  EXPECT_EQ(s.stream.outbox, 0u);
+  EXPECT_EQ(s.stream.seq, 2u); // one SHOOT_PROGRESS each
+  EXPECT_EQ(s.shoots.at("s1").processed_count, 2);
+  EXPECT_EQ(store->load_outbox()->messages.size(), 0u);
+}
+
+TEST_F(client_v2, a_full_outbox_drops_the_oldest_and_says_so) {
+  client_config cc;
+  cc.connection.url = url;
+  cc.connection.user_id = "u1";
+  cc.connection.device_id = "mac";
+  cc.connection.offline_queue_limit = 2;
+  auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_));
+  engines_.push_back(e);
+  for (auto id : {"a", "b", "c"})
+    e.send_progress(shoot(id, 1));
+  sim_.run();
+  auto s = state(e);
+  EXPECT_EQ(s.stream.outbox, 2u);
+  EXPECT_EQ(s.stream.outbox_dropped, 1u);
+}
+
+TEST_F(client_v2, a_server_restart_is_a_new_epoch_and_a_snapshot) {
+  auto e = engine(nullptr);
+  publish_credits(7);
+  auto before = state(e).stream;
+  server_->restart("n2");
+  publish_credits(9);
+  e.network_changed();
+  sim_.advance(2min);
+  auto s = state(e);
+  ASSERT_EQ(s.connection.state, connection_state::connected);
+  EXPECT_NE(s.stream.epoch, before.epoch);
+  EXPECT_EQ(s.stream.epoch.rfind("n2.", 0), 0u);
+  EXPECT_FALSE(s.stream.recovered);
+  EXPECT_EQ(s.stream.resyncs, before.resyncs + 1);
+  EXPECT_EQ(s.credits, 9);
+}
+
+TEST(client_store, a_file_store_keeps_the_stream_and_the_outbox) {
+  auto path = std::string{::testing::TempDir()} + "kullsync-store-test.json";
+  std::remove(path.c_str());
+  {
+    auto st = make_file_store(path);
+    EXPECT_FALSE(st->load_stream());
+    saved_stream s;
+    s.epoch = "e1";
+    s.seq = 12;
+    s.state.seq = 12;
+    s.state.shoots.push_back({});
+    s.state.shoots.back().shoot_id = "s1";
+    s.state.shoots.back().processed_count = 3;
+    st->save_stream(s);
+    saved_outbox o;
+    o.id_prefix = "mac-x";
+    o.next_id = 4;
+    auto m = msg::make_update_progress(s.state.shoots.back());
+    m.id = "mac-x-4";
+    o.messages.push_back(m);
+    st->save_outbox(o);
+  }
+  auto st = make_file_store(path);
+  auto s = st->load_stream();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->epoch, "e1");
+  EXPECT_EQ(s->seq, 12u);
+  ASSERT_EQ(s->state.shoots.size(), 1u);
+  EXPECT_EQ(s->state.shoots[0].processed_count, 3);
+  auto o = st->load_outbox();
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->id_prefix, "mac-x");
+  EXPECT_EQ(o->next_id, 4u);
+  ASSERT_EQ(o->messages.size(), 1u);
+  EXPECT_EQ(o->messages[0].id, std::optional<std::string>{"mac-x-4"});
+  // A damaged file loads as nothing: the engine then starts with a snapshot.
+  std::ofstream{path} << "{\"stream\":{\"epoch\":5}";
+  EXPECT_FALSE(make_file_store(path)->load_stream());
+  std::remove(path.c_str());
+}
+
+} // namespace
