@@ -1,8 +1,9 @@
-// kullsync-bench: a v1 load generator for any conforming sync server.
+// kullsync-bench: a load generator for any conforming sync server.
 //
 //   fanout --url URL --users U --devices D --seconds S --window W [--server-pid P]
 //   rate   --url URL --users U --devices D --seconds S --rate R   [--server-pid P]
 //   idle   --url URL --conns N --seconds S --server-pid P
+//   (each with --protocol v1|v2: v2 offers kull.v2 and insists on its echo)
 //
 // Prints one JSON line of figures. Latency is measured from the sender's
 // UPDATE_PROGRESS (its payload carries the send time) to each relayed
@@ -49,6 +50,7 @@ int64_t now_ns() {
 
 struct options {
   std::string mode, host, port, path;
+  std::string protocol = "v1";
   int users = 100, devices = 4, window = 4, conns = 1000;
   double seconds = 10, rate = 1000;
   int pid = 0, threads = 2;
@@ -233,7 +235,8 @@ void conn::on_connect(error_code ec) {
   pending_ = "GET " + o.path + "?token=bench-u" + std::to_string(user_) + ":d"
              + std::to_string(device_) + " HTTP/1.1\r\nHost: " + o.host + ":" + o.port
              + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
-             + base64(key, sizeof key) + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+             + base64(key, sizeof key) + "\r\nSec-WebSocket-Version: 13\r\n"
+             + (o.protocol == "v2" ? "Sec-WebSocket-Protocol: kull.v2\r\n" : "") + "\r\n";
   flush();
   do_read();
 }
@@ -279,6 +282,11 @@ bool conn::on_handshake_reply() {
   }
   if (in.compare(0, 12, "HTTP/1.1 101") != 0) {
     fail("handshake: " + std::string{in.substr(0, in.find("\r\n"))});
+    return false;
+  }
+  if (b_.opts().protocol == "v2"
+      && in.substr(0, end).find("Sec-WebSocket-Protocol: kull.v2") == std::string_view::npos) {
+    fail("handshake: the server did not accept kull.v2");
     return false;
   }
   consume(end + 4);
@@ -446,7 +454,7 @@ int bench::run() {
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   std::this_thread::sleep_for(std::chrono::milliseconds{500}); // DEVICE_CONNECTED storm
   std::ostringstream js;
-  js << "{\"mode\":\"" << o_.mode << "\",\"connected\":" << connected_.load()
+  js << "{\"mode\":\"" << o_.mode << "\",\"protocol\":\"" << o_.protocol << "\",\"connected\":" << connected_.load()
      << ",\"failed\":" << failed_.load();
   if (o_.mode == "idle") {
     std::this_thread::sleep_for(std::chrono::duration<double>(o_.seconds));
@@ -513,7 +521,7 @@ int bench::run() {
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kullsync-bench: v1 load generator"};
+  CLI::App app{"kullsync-bench: load generator (v1 or v2)"};
   app.require_subcommand(1);
   options o;
   std::string url = "ws://127.0.0.1:5000/ws";
@@ -522,6 +530,8 @@ int main(int argc, char** argv) {
     c->add_option("--seconds", o.seconds, "measurement time")->check(CLI::Range(0.1, 3600.0));
     c->add_option("--server-pid", o.pid, "server process for CPU and memory figures");
     c->add_option("--threads", o.threads, "io threads")->check(CLI::Range(1, 64));
+    c->add_option("--protocol", o.protocol, "v1, or v2 (offers kull.v2)")
+      ->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
   };
   auto* fan = app.add_subcommand("fanout", "closed loop: device 0 keeps W updates in flight");
   auto* rate = app.add_subcommand("rate", "open loop: R updates per second in total");

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   size_t history_size = 1000;
   unsigned history_ttl = 600;
   size_t history_memory_mb = 256;
+  size_t max_replay = 2000;
   app.add_option("--listen", listen, "HOST:PORT to serve on (port 0: any free port)")
     ->envname("KULLSYNC_LISTEN")->capture_default_str();
   app.add_option("--auth", auth, "token scheme: legacy (userId:deviceId, unverified)")
@@ -124,6 +125,11 @@ int main(int argc, char** argv) {
                  "v2: all users' histories together; past it the oldest messages go first")
     ->envname("KULLSYNC_HISTORY_MEMORY_MB")->check(CLI::Range(size_t{1}, size_t{1} << 20))
     ->capture_default_str();
+  app.add_option("--max-replay", max_replay,
+                 "v2: a resume missing more messages gets a SNAPSHOT instead (at most 3500: "
+                 "a socket queues 4096 frames)")
+    ->envname("KULLSYNC_MAX_REPLAY")->check(CLI::Range(size_t{1}, size_t{3500}))
+    ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   kullsync::beast_server_options bo;
@@ -168,6 +174,7 @@ int main(int argc, char** argv) {
   sc.history.size = history_size;
   sc.history.ttl_ms = int64_t{history_ttl} * 1000;
   sc.history.memory_bytes = history_memory_mb << 20;
+  sc.history.max_replay = max_replay;
   auto server = kullsync::server::spawn_sync_server(sys, sc);
 
   bo.io_threads = io_threads;
@@ -195,18 +202,23 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   lg->info("{}: closing every socket with 1001 and stopping",
            sig == SIGINT ? "SIGINT" : "SIGTERM");
+  auto hubs = server.stats(sys); // while the histories are still there
   listener.stop(std::chrono::seconds{3});
   server.stop();
   auto st = listener.stats();
   lg->info("stopped: {} sockets served, {} HTTP requests, {} slow consumers cut",
            st.sockets_accepted, st.http_requests, st.slow_consumers_closed);
   // The closing counterpart of the "listening" line, for benchmarks: how many
-  // WebSocket frames left in how many socket sends.
+  // WebSocket frames left in how many socket sends, and what the v2
+  // histories held.
+  using ull = unsigned long long;
   std::printf("{\"stopped\":true,\"sockets_served\":%llu,\"frames_written\":%llu,"
-              "\"socket_sends\":%llu}\n",
-              static_cast<unsigned long long>(st.sockets_accepted),
-              static_cast<unsigned long long>(st.frames_written),
-              static_cast<unsigned long long>(st.socket_sends));
+              "\"socket_sends\":%llu,\"history_entries\":%llu,\"history_bytes\":%llu,"
+              "\"history_evicted\":%llu,\"resumes_recovered\":%llu,"
+              "\"resumes_snapshot\":%llu}\n",
+              ull{st.sockets_accepted}, ull{st.frames_written}, ull{st.socket_sends},
+              ull{hubs.history_entries}, ull{hubs.history_bytes}, ull{hubs.history_evicted},
+              ull{hubs.resumes_recovered}, ull{hubs.resumes_snapshot});
   std::fflush(stdout);
   return 0;
 }

@@ -212,6 +212,11 @@ void welcome(hub_ptr self, const join_request& req, user_entry& u,
   std::optional<std::vector<shared_frame>> missed;
   if (!req.epoch.empty() && req.since)
     missed = st.history->read_after(req.user, req.epoch, *req.since, now);
+  if (missed && missed->size() > st.cfg.history.max_replay) {
+    st.log->debug("device {} of user {} is {} messages behind: a snapshot instead",
+                  req.device, req.user, missed->size());
+    missed.reset();
+  }
   w.recovered = missed.has_value();
   send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
   if (missed) {

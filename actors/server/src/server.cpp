@@ -1,5 +1,7 @@
 #include "kullsync/server/server.hpp"
 
+#include <caf/scoped_actor.hpp>
+
 #include <cstdio>
 #include <random>
 #include <thread>
@@ -24,6 +26,30 @@ void sync_server::stop() const {
   caf::anon_send_exit(http_api, caf::exit_reason::user_shutdown);
   for (auto& h : hubs)
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+hub_stats sync_server::stats(caf::actor_system& sys) const {
+  hub_stats total;
+  caf::scoped_actor self{sys};
+  for (auto& h : hubs)
+    self->request(h, std::chrono::seconds{5}, stats_atom::value)
+      .receive(
+        [&](const hub_stats& x) {
+          total.users += x.users;
+          total.sockets += x.sockets;
+          total.v2_sockets += x.v2_sockets;
+          total.frames_out += x.frames_out;
+          total.rejected_sockets += x.rejected_sockets;
+          total.resumes_recovered += x.resumes_recovered;
+          total.resumes_snapshot += x.resumes_snapshot;
+          total.replayed += x.replayed;
+          total.duplicates += x.duplicates;
+          total.history_entries += x.history_entries;
+          total.history_bytes += x.history_bytes;
+          total.history_evicted += x.history_evicted;
+        },
+        [](const caf::error&) {}); // a hub that does not answer counts nothing
+  return total;
 }
 
 void add_server_types(caf::actor_system_config& cfg) {

@@ -29,6 +29,10 @@ struct history_limits {
   size_t size = 1000;          // messages kept per user (--history-size)
   int64_t ttl_ms = 600'000;    // how long one is kept (--history-ttl)
   size_t memory_bytes = 256u << 20; // all users of one store together
+  /// A resume that would replay more is answered with a SNAPSHOT: one
+  /// socket's queue holds 4096 frames (beast_server_options), and a replay
+  /// beyond it would cut the socket as a slow consumer every time.
+  size_t max_replay = 2000; // --max-replay
 };
 
 struct history_stats {

@@ -46,6 +46,8 @@ struct sync_server {
   void close_all(uint16_t code, const std::string& reason) const;
   /// Stops every actor of the server.
   void stop() const;
+  /// Every hub's counters, summed (blocks: not from an actor).
+  hub_stats stats(caf::actor_system& sys) const;
 };
 
 sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg);
