@@ -49,6 +49,7 @@ struct connection_actor_state {
   bool awaiting_welcome = false; // ... and WELCOME (or a v1 frame) decides
   bool resumed_at_once = false;  // redialed without backoff, not yet stable
   bool resend_pending = false;   // a resend timer runs for this link
+  bool outbox_changed = false;   // ACKs in the batch being handled
   uint64_t epoch = 0;      // invalidates timers and pending policy answers
   bool awaiting_pong = false;
   flow::credit_return credit; // frames of the current link handled
@@ -197,9 +198,11 @@ void ready(conn_ptr self, bool v2) {
   publish(self, next);
   self->delayed_send(self, st.cfg.reconnect.stable_after, healthy_atom::value,
                      st.epoch);
-  for (auto& m : st.stream.opened(v2, now_ms(self)))
+  auto resent = st.stream.opened(v2, now_ms(self));
+  for (auto& m : resent)
     send_frame(self, m);
-  save_outbox(self);
+  if (!resent.empty())
+    save_outbox(self); // a v1 link takes them off the outbox
   arm_resend(self);
 }
 
@@ -296,7 +299,7 @@ bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
   switch (st.stream.on_message(m)) {
     case stream_link::verdict::apply:
       if (m.type == msg::server_type::ack || m.type == msg::server_type::nack)
-        save_outbox(self);
+        st.outbox_changed = true; // saved once for the whole batch
       if (m.type == msg::server_type::nack) {
         auto& n = std::get<msg::nack>(m.body);
         st.log->warn("message {} refused: {} ({})", n.id, to_string(n.code), n.error);
@@ -328,6 +331,10 @@ void on_frames(conn_ptr self, const frame_batch& frames) {
     }
   if (!out.empty())
     self->send(st.coord, inbound_atom::value, std::move(out));
+  if (st.outbox_changed) {
+    st.outbox_changed = false;
+    save_outbox(self);
+  }
   report_stream(self);
   if (gap) {
     self->send(st.transport, close_atom::value, close_code::normal,

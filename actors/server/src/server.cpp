@@ -34,20 +34,7 @@ hub_stats sync_server::stats(caf::actor_system& sys) const {
   for (auto& h : hubs)
     self->request(h, std::chrono::seconds{5}, stats_atom::value)
       .receive(
-        [&](const hub_stats& x) {
-          total.users += x.users;
-          total.sockets += x.sockets;
-          total.v2_sockets += x.v2_sockets;
-          total.frames_out += x.frames_out;
-          total.rejected_sockets += x.rejected_sockets;
-          total.resumes_recovered += x.resumes_recovered;
-          total.resumes_snapshot += x.resumes_snapshot;
-          total.replayed += x.replayed;
-          total.duplicates += x.duplicates;
-          total.history_entries += x.history_entries;
-          total.history_bytes += x.history_bytes;
-          total.history_evicted += x.history_evicted;
-        },
+        [&](const hub_stats& x) { total += x; },
         [](const caf::error&) {}); // a hub that does not answer counts nothing
   return total;
 }

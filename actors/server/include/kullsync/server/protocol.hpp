@@ -45,6 +45,23 @@ struct hub_stats {
   uint64_t history_entries = 0;
   uint64_t history_bytes = 0;
   uint64_t history_evicted = 0;
+
+  /// Adds another shard's counters (a node's are the sum of its shards').
+  hub_stats& operator+=(const hub_stats& x) {
+    users += x.users;
+    sockets += x.sockets;
+    v2_sockets += x.v2_sockets;
+    frames_out += x.frames_out;
+    rejected_sockets += x.rejected_sockets;
+    resumes_recovered += x.resumes_recovered;
+    resumes_snapshot += x.resumes_snapshot;
+    replayed += x.replayed;
+    duplicates += x.duplicates;
+    history_entries += x.history_entries;
+    history_bytes += x.history_bytes;
+    history_evicted += x.history_evicted;
+    return *this;
+  }
 };
 
 template <class Inspector>
