@@ -70,7 +70,7 @@ def run_all(name, cmd, fanout_seconds):
         proc.wait(timeout=10)
 
 
-run_all("kullsync", [server_bin, "--listen", "127.0.0.1:0", "--log-level", "error",
+run_all("kullsync", [server_bin, "--listen", "127.0.0.1:0", "--auth", "legacy", "--limits", "off", "--log-level", "error",
                      "--ping-interval", "1"], 3)
 node = shutil.which("node")
 legacy = os.path.join(baseline_dir, "legacy-server.js")

@@ -237,7 +237,7 @@ nack read_nack(const json::value& v, const path_node* at) {
 
 refreshed read_refreshed(const json::value& v, const path_node* at) {
   object_reader r{v, at};
-  return refreshed{r.int_(keys::expires_at)};
+  return refreshed{r.opt(keys::expires_at, as_int)};
 }
 
 refresh read_refresh(const json::value& v, const path_node* at) {

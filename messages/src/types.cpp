@@ -62,6 +62,40 @@ bool from_string(std::string_view str, nack_code& x) {
   return parse_enum(str, x, nack_code_names);
 }
 
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > max_id_bytes)
+    return false;
+  auto* p = reinterpret_cast<const unsigned char*>(id.data());
+  auto* end = p + id.size();
+  while (p < end) {
+    unsigned c = *p++;
+    if (c < 0x20 || c == 0x7f)
+      return false;
+    if (c < 0x80)
+      continue;
+    // Lead byte: the length of the sequence and the smallest code point it
+    // may encode (overlong forms are invalid), RFC 3629.
+    size_t more;
+    uint32_t cp, min;
+    if ((c & 0xe0) == 0xc0) { more = 1; cp = c & 0x1f; min = 0x80; }
+    else if ((c & 0xf0) == 0xe0) { more = 2; cp = c & 0x0f; min = 0x800; }
+    else if ((c & 0xf8) == 0xf0) { more = 3; cp = c & 0x07; min = 0x10000; }
+    else return false;
+    if (static_cast<size_t>(end - p) < more)
+      return false;
+    for (size_t i = 0; i < more; ++i) {
+      if ((p[i] & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    p += more;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)
+        || (cp >= 0x80 && cp < 0xa0))
+      return false;
+  }
+  return true;
+}
+
 bool is_numbered(server_type x) {
   switch (x) {
     case server_type::shoot_progress:

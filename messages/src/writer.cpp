@@ -183,7 +183,11 @@ void write(json_writer& w, const nack& x) {
 
 void write(json_writer& w, const refreshed& x) {
   w.begin_object();
-  w.field(keys::expires_at, x.expires_at);
+  w.key(keys::expires_at);
+  if (x.expires_at)
+    w.value(*x.expires_at);
+  else
+    w.null();
   w.end_object();
 }
 

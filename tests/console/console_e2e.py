@@ -31,7 +31,7 @@ def free_port():
 
 
 def start_server(port):
-    p = subprocess.Popen([server_bin, "--listen", f"127.0.0.1:{port}", "--log-level", "warn"],
+    p = subprocess.Popen([server_bin, "--listen", f"127.0.0.1:{port}", "--auth", "legacy", "--log-level", "warn"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     line = p.stdout.readline().decode()
     assert "listening" in line, line

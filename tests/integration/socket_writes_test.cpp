@@ -48,7 +48,7 @@ acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self,
                                              std::vector<std::string> frames,
                                              bool close_after) {
   return {
-    [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
+    [=](accept_atom, transport_actor socket, const std::string&, const header_list&, const std::string&) {
       for (auto& f : frames)
         self->send(socket, send_atom::value, make_shared_frame(f));
       self->send(socket, attach_atom::value,
@@ -63,7 +63,7 @@ acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self,
 /// is idle when the frame arrives.
 acceptor_actor::behavior_type lone_frame_acceptor(acceptor_actor::pointer self) {
   return {
-    [=](accept_atom, transport_actor socket, const std::string&, const header_list&) {
+    [=](accept_atom, transport_actor socket, const std::string&, const header_list&, const std::string&) {
       auto on_open = [socket]() -> transport_listener_actor::behavior_type {
         return {
           [socket](opened_atom, uint64_t, const std::string&) {
@@ -304,7 +304,7 @@ TEST_F(socket_writes_test, an_accepted_socket_refuses_to_dial) {
   auto me = caf::actor_cast<transport_listener_actor>(self);
   // This acceptor asks each accepted socket to dial, reporting to the test.
   auto port = start(sys_.spawn([me]() -> acceptor_actor::behavior_type {
-    return {[me](accept_atom, transport_actor s, const std::string&, const header_list&) {
+    return {[me](accept_atom, transport_actor s, const std::string&, const header_list&, const std::string&) {
       caf::anon_send(s, connect_atom::value, me, uint64_t{7}, std::string{"ws://x/ws"},
                      header_list{});
     }};

@@ -9,7 +9,7 @@ import subprocess
 @contextlib.contextmanager
 def running_server(binary, *args, env=None):
     """kullsync-server on 127.0.0.1 and a free port; yields (process, port)."""
-    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", *args],
+    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--auth", "legacy", "--limits", "off", *args],
                             stdout=subprocess.PIPE, env=env)
     try:
         line = proc.stdout.readline().decode()  # {"listening":"127.0.0.1:PORT",...}

@@ -9,7 +9,7 @@ trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 if [[ ! -d $here/node_modules/ws ]]; then
   (cd "$here" && npm install --no-audit --no-fund --silent >/dev/null)
 fi
-"$server" --listen 127.0.0.1:0 --history-size 5 --max-queued-bytes 262144 \
+"$server" --listen 127.0.0.1:0 --auth legacy --history-size 5 --max-queued-bytes 262144 \
   --log-level warn > "$work/out" 2> "$work/err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.05; done

@@ -70,7 +70,7 @@ void device_event(peer_ptr self, uint64_t tag, msg::server_type type) {
 void on_opened(peer_ptr self, uint64_t tag) {
   auto& l = self->state.links[tag];
   auto token = server::extract_token(l.target, l.headers);
-  auto r = self->state.auth.authenticate(token, now_ms(self));
+  auto r = self->state.auth.authenticate(server::auth_request{token, {}, false, now_ms(self)});
   if (!r.who) {
     self->send(l.end, close_atom::value, r.failure.close_code, r.failure.reason);
     self->state.links.erase(tag);
@@ -165,7 +165,7 @@ peer_actor::behavior_type peer(peer_ptr self, memory_network_actor net,
                caf::actor_cast<acceptor_actor>(self));
   return {
     [=](accept_atom, transport_actor end, std::string& target,
-        header_list& headers) {
+        header_list& headers, const std::string&) {
       auto tag = self->state.next_tag++;
       self->send(end, attach_atom::value,
                  caf::actor_cast<transport_listener_actor>(self), tag, std::string{});

@@ -14,10 +14,6 @@ server_message decode_ok(const std::string& text) {
   return r ? *r : server_message{};
 }
 
-server_message control(server_type t, server_body b) {
-  return make_server_message(t, std::move(b), 1732580000123, std::nullopt);
-}
-
 } // namespace
 
 TEST(codec_v2, welcome_as_the_contract_writes_it) {
@@ -55,7 +51,8 @@ TEST(codec_v2, ack_nack_refreshed_as_the_contract_writes_them) {
   for (std::string text : {
          std::string{R"({"type":"ACK","data":{"id":"m-1","seq":10},"timestamp":7})"},
          std::string{R"({"type":"NACK","data":{"id":"m-2","code":"rate_limited","error":"slow down"},"timestamp":7})"},
-         std::string{R"({"type":"REFRESHED","data":{"expiresAt":1732590000000},"timestamp":7})"}}) {
+         std::string{R"({"type":"REFRESHED","data":{"expiresAt":1732590000000},"timestamp":7})"},
+         std::string{R"({"type":"REFRESHED","data":{"expiresAt":null},"timestamp":7})"}}) {
     auto m = decode_ok(text);
     EXPECT_EQ(encode(m), text);
   }

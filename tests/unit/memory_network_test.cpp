@@ -42,7 +42,7 @@ transport_listener_actor spawn_listener(caf::actor_system& sys,
 acceptor_actor spawn_acceptor(caf::actor_system& sys, std::shared_ptr<link_log> log,
                               transport_listener_actor server_side) {
   return sys.spawn([=]() -> acceptor_actor::behavior_type {
-    return {[=](accept_atom, transport_actor t, const std::string&, const header_list&) {
+    return {[=](accept_atom, transport_actor t, const std::string&, const header_list&, const std::string&) {
       log->server_end = t;
       caf::anon_send(t, attach_atom::value, server_side, uint64_t{9},
                      std::string{"kull.v2"});

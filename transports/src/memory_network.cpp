@@ -239,7 +239,7 @@ void dial(network_ptr self, transport_actor end,
   // The client learns of the completed handshake when the server attaches
   // (as a real server answers the upgrade), before any server frame.
   self->send(acc->second, accept_atom::value, l.server.end, parts->target,
-             std::move(headers));
+             std::move(headers), std::string{"memory"});
   st.links.emplace(l.id, std::move(l));
   st.stats.open_links = st.links.size();
 }

@@ -1,5 +1,6 @@
 #include "kullsync/server/auth.hpp"
 
+#include "kullsync/messages/types.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 
 #include <cctype>
@@ -83,6 +84,14 @@ std::string extract_token(std::string_view target, const header_list& headers) {
   return {};
 }
 
+std::optional<std::string_view> header_value(const header_list& headers,
+                                             std::string_view name) {
+  for (auto& [n, value] : headers)
+    if (iequals(n, name))
+      return std::string_view{value};
+  return std::nullopt;
+}
+
 bool offers_subprotocol(const header_list& headers, std::string_view protocol) {
   for (auto& [name, value] : headers)
     if (iequals(name, "sec-websocket-protocol")
@@ -91,13 +100,22 @@ bool offers_subprotocol(const header_list& headers, std::string_view protocol) {
   return false;
 }
 
-legacy_authenticator::legacy_authenticator(uint64_t seed) : rng_(seed) {
+std::string device_namer::next(int64_t now_ms) {
+  static constexpr char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string suffix;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (int i = 0; i < 9; ++i)
+    suffix += digits[rng_() % 36];
+  return "web-" + std::to_string(now_ms) + "-" + suffix;
+}
+
+legacy_authenticator::legacy_authenticator(uint64_t seed) : names_(seed) {
   // nop
 }
 
-auth_result legacy_authenticator::authenticate(const std::string& token,
-                                               int64_t now_ms) {
+auth_result legacy_authenticator::authenticate(const auth_request& req) {
   auth_result r;
+  auto& token = req.token;
   if (token.empty()) {
     r.failure = {close_code::no_token, "No token provided"};
     return r;
@@ -107,18 +125,19 @@ auth_result legacy_authenticator::authenticate(const std::string& token,
   who.user_id = token.substr(0, colon);
   if (colon != std::string::npos)
     who.device_id = token.substr(colon + 1);
-  if (who.device_id.empty()) { // "u1" or "u1:" (the legacy server's falsy check)
-    static constexpr char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    std::string suffix;
-    std::lock_guard<std::mutex> guard{mtx_};
-    for (int i = 0; i < 9; ++i)
-      suffix += digits[rng_() % 36];
-    who.device_id = "web-" + std::to_string(now_ms) + "-" + suffix;
-  }
   if (who.user_id.empty()) {
     r.failure = {close_code::invalid_token, "Invalid token"};
     return r;
   }
+  if (!msg::valid_id(who.user_id)
+      || (!who.device_id.empty() && !msg::valid_id(who.device_id))) {
+    r.failure = {close_code::invalid_token,
+                 "Invalid token: ids must be UTF-8 without control characters, "
+                 "at most 128 bytes"};
+    return r;
+  }
+  if (who.device_id.empty()) // "u1" or "u1:" (the legacy server's falsy check)
+    who.device_id = names_.next(req.now_ms);
   r.who = std::move(who);
   return r;
 }

@@ -2,6 +2,11 @@
 // admin-session, provider-health and state.
 #include <strings.h>
 
+#include <array>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -14,6 +19,7 @@
 #include "kullsync/messages/json_value.hpp"
 #include "kullsync/messages/keys.hpp"
 #include "kullsync/transports/io_thread.hpp"
+#include "limits.hpp"
 #include "server_actors.hpp"
 
 namespace json = boost::json;
@@ -24,8 +30,21 @@ namespace {
 
 constexpr std::string_view prefix = "/api/sync";
 
+/// A key's SHA-256: keys are compared by digest, in constant time, so that
+/// neither a key's length nor its first differing byte shows in the time.
+using key_digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
+
+key_digest digest(std::string_view key) {
+  key_digest d;
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), d.data());
+  return d;
+}
+
 struct http_api_state {
   std::shared_ptr<const session_env> env;
+  std::vector<key_digest> keys;
+  std::unique_ptr<bucket_table> per_key; // request rate per API key
+  log_throttle refusals_logged;
   std::shared_ptr<spdlog::logger> log = log::get("server.http_api");
   static inline const char* name = "kullsync.http_api";
 };
@@ -50,6 +69,58 @@ const json::string* text_field(const json::object& o, std::string_view key) {
   if (v == nullptr || !v->is_string() || v->get_string().empty())
     return nullptr;
   return &v->get_string();
+}
+
+/// The id fields of a body that name a user, a shoot or a prompt: each must
+/// be a valid id (they become JSON text on users' sockets). "" if they are,
+/// else the answer's error.
+std::string check_ids(api_ptr self, const json::object& o) {
+  for (auto key : {msg::keys::user_id, msg::keys::shoot_id, msg::keys::prompt_id}) {
+    auto* v = o.if_contains(key);
+    if (v != nullptr && v->is_string() && !v->get_string().empty()
+        && !msg::valid_id(v->get_string())) {
+      server_counters::add(self->state.env->counters->invalid_ids);
+      return std::string{key} + " must be at most 128 bytes of UTF-8 without "
+                                "control characters";
+    }
+  }
+  return {};
+}
+
+/// With API keys configured: the request's `Authorization: Bearer` key, if
+/// it is one of them and within its rate; else the answer is sent (401 or
+/// 429) and false returned.
+bool authorised(api_ptr self, const http_exchange& ex) {
+  auto& st = self->state;
+  if (st.keys.empty())
+    return true; // legacy mode: the triggers are open, as deployed
+  auto h = header_value(ex.request.headers, "authorization");
+  std::string_view key;
+  if (h && h->size() > 7 && strncasecmp(h->data(), "bearer ", 7) == 0)
+    key = h->substr(7);
+  auto d = digest(key);
+  bool known = false;
+  for (auto& k : st.keys) // every key compared: the time says nothing
+    known |= CRYPTO_memcmp(k.data(), d.data(), d.size()) == 0;
+  auto now = now_ms(self);
+  if (!known || key.empty()) {
+    server_counters::add(st.env->counters->http_unauthorized);
+    if (st.refusals_logged.should_log(now))
+      st.log->warn("{} {}: refused, no valid API key (401)", ex.request.method,
+                   ex.request.path());
+    ex.respond(error(401, "A valid API key is required: Authorization: Bearer <key>"));
+    return false;
+  }
+  if (st.env->cfg.limits.api_key_rate > 0
+      && !st.per_key->take(std::string{reinterpret_cast<const char*>(d.data()), d.size()}, now)) {
+    server_counters::add(st.env->counters->http_rate_limited);
+    if (st.refusals_logged.should_log(now))
+      st.log->warn("{} {}: an API key is over its rate (429)", ex.request.method,
+                   ex.request.path());
+    ex.respond(error(429, "Rate limited"));
+    return false;
+  }
+  return true;
 }
 
 bool has_value(const json::object& o, std::string_view key) {
@@ -137,6 +208,10 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
     return;
   auto* ids = o.if_contains(msg::keys::user_ids);
   // Like the legacy server: no userIds, nobody to notify, still a success.
+  if (ids != nullptr && ids->is_array())
+    for (auto& v : ids->get_array())
+      if (v.is_string() && !msg::valid_id(v.get_string()))
+        return ex.respond(error(400, "userIds must be valid ids"));
   if (ids == nullptr || ids->is_null()) {
     auto r = ok(msg::server_type::prompt_change);
     r["recipients"] = 0;
@@ -179,9 +254,14 @@ void to_admin(api_ptr self, const http_exchange& ex, const json::value& body,
           });
 }
 
+/// The user's state, for the user's own token: `?token=` (or, without API
+/// keys, `Authorization: Bearer`), checked like a socket's.
 void state(api_ptr self, const http_exchange& ex) {
-  auto token = extract_token(ex.request.target, ex.request.headers);
-  auto r = self->state.env->cfg.auth->authenticate(token, now_ms(self));
+  auto token = self->state.keys.empty()
+                 ? extract_token(ex.request.target, ex.request.headers)
+                 : query_param(ex.request.target, "token").value_or("");
+  auto r = self->state.env->cfg.auth->authenticate(
+    auth_request{token, std::nullopt, false, now_ms(self)});
   if (!r.who)
     return ex.respond(error(401, r.failure.reason));
   auto user = r.who->user_id;
@@ -208,6 +288,8 @@ void route(api_ptr self, const http_exchange& ex) {
                         {"timestamp", now_ms(self)},
                         {"service", "websocket-sync"}}));
   }
+  if (!authorised(self, ex))
+    return;
   if (sub == "/state") {
     if (req.method != "GET")
       return ex.respond(error(405, "Method not allowed"));
@@ -239,6 +321,8 @@ void route(api_ptr self, const http_exchange& ex) {
       return ex.respond(error(400, "Invalid JSON body: " + ec.message()));
     if (!body.is_object())
       return ex.respond(error(400, "Invalid JSON body: expected an object"));
+    if (auto bad = check_ids(self, body.get_object()); !bad.empty())
+      return ex.respond(error(400, bad));
     return fn(self, ex, body);
   }
   ex.respond(error(404, "Not found"));
@@ -246,7 +330,12 @@ void route(api_ptr self, const http_exchange& ex) {
 
 http_handler_actor::behavior_type http_api(api_ptr self,
                                            std::shared_ptr<const session_env> env) {
-  self->state.env = std::move(env);
+  auto& st = self->state;
+  st.env = std::move(env);
+  for (auto& k : st.env->cfg.api_keys)
+    st.keys.push_back(digest(k));
+  st.per_key = std::make_unique<bucket_table>(st.env->cfg.limits.api_key_rate,
+                                              st.env->cfg.limits.api_key_burst);
   run_on_io_thread(self);
   return {
     [=](http_atom, const http_exchange& ex) {

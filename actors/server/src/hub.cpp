@@ -32,7 +32,16 @@ struct user_entry {
   // none and an idle user entry should stay small.
   std::unique_ptr<msg::credit_update> credits;
   shoot_table shoots;
+  int64_t last_update_ms = 0; // of what the hub remembers
+  size_t bytes = 0;           // estimate of what it remembers
 };
+
+/// An estimate of what remembering `u` costs: map nodes, strings, the
+/// shoot table's indexes.
+size_t state_cost(const user_entry& u) {
+  constexpr size_t per_shoot = 400, per_credit = 160;
+  return u.shoots.size() * per_shoot + (u.credits ? per_credit + u.credits->reason.size() : 0);
+}
 
 struct hub_state {
   server_config cfg;
@@ -82,11 +91,27 @@ shared_frame device_frame(msg::server_type type, const std::string& user,
     msg::make_server_message(type, device_data(device, ts), ts, device, user)));
 }
 
+/// Recounts what `u` costs after a change.
+void recount(hub_ptr self, user_entry& u) {
+  auto& st = self->state.stats;
+  auto now = state_cost(u);
+  st.state_bytes = st.state_bytes - u.bytes + now;
+  u.bytes = now;
+}
+
+void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i) {
+  auto& st = self->state;
+  st.stats.state_bytes -= i->second.bytes;
+  st.stats.shoots_evicted += i->second.shoots.evicted();
+  st.users.erase(i);
+  st.stats.users = st.users.size();
+}
+
 void forget_if_empty(hub_ptr self, const std::string& user) {
   auto i = self->state.users.find(user);
   if (i != self->state.users.end() && i->second.sockets.empty()
       && !i->second.credits && i->second.shoots.empty())
-    self->state.users.erase(i);
+    erase_user(self, i);
   self->state.stats.users = self->state.users.size();
 }
 
@@ -121,10 +146,47 @@ void remember(hub_ptr self, user_entry& u, const std::string& user,
   if (auto* c = std::get_if<msg::credit_update>(&m.body)) {
     u.credits = std::make_unique<msg::credit_update>(*c);
   } else if (auto* p = std::get_if<msg::shoot_progress>(&m.body)) {
+    auto before = u.shoots.evicted();
+    if (u.shoots.empty())
+      u.shoots.set_capacity(self->state.cfg.state.shoots_per_user);
     if (auto v = u.shoots.put(*p, m.timestamp))
       self->delayed_send(self, self->state.cfg.shoot_linger, expire_atom::value,
                          user, p->shoot_id, *v);
+    if (u.shoots.evicted() != before)
+      self->state.log->debug("user {}: more than {} active shoots, the least "
+                             "recently updated left", user,
+                             self->state.cfg.state.shoots_per_user);
+  } else {
+    return;
   }
+  u.last_update_ms = now_ms(self);
+  recount(self, u);
+}
+
+/// Past the node's memory bound: the users without a device that were idle
+/// longest are forgotten first (users with devices stay: their state is
+/// bounded per user, and their sockets per address).
+void enforce_memory(hub_ptr self) {
+  auto& st = self->state;
+  if (st.stats.state_bytes <= st.cfg.state.memory_bytes)
+    return;
+  std::vector<std::pair<int64_t, std::string>> idle;
+  for (auto& [user, u] : st.users)
+    if (u.sockets.empty())
+      idle.emplace_back(u.last_update_ms, user);
+  std::sort(idle.begin(), idle.end());
+  // Down to 90%, so that the next few messages do not sort again.
+  auto target = st.cfg.state.memory_bytes / 10 * 9;
+  size_t n = 0;
+  for (auto& [at, user] : idle) {
+    if (st.stats.state_bytes <= target)
+      break;
+    erase_user(self, st.users.find(user));
+    ++n;
+  }
+  st.stats.users_forgotten += n;
+  st.log->warn("remembered state over {} MiB: forgot the {} users idle longest",
+               st.cfg.state.memory_bytes >> 20, n);
 }
 
 /// What the hub remembers of `user`, as of the stream's top.
@@ -167,6 +229,7 @@ uint64_t publish(hub_ptr self, const std::string& user, const msg::server_messag
   auto& st = self->state;
   auto& u = st.users[user];
   remember(self, u, user, m);
+  enforce_memory(self);
   uint64_t seq = 0;
   shared_frame v2;
   if (msg::is_numbered(m.type)) {
@@ -292,6 +355,24 @@ uint64_t trigger(hub_ptr self, const std::string& user, const msg::server_messag
   return seq;
 }
 
+/// Shoots that stopped reporting, and users with no device whose state
+/// nobody updated for a long time.
+void forget_idle(hub_ptr self, int64_t now) {
+  auto& st = self->state;
+  for (auto i = st.users.begin(); i != st.users.end();) {
+    auto next = std::next(i);
+    auto& u = i->second;
+    if (u.sockets.empty() && now - u.last_update_ms > st.cfg.state.user_idle_ms) {
+      ++st.stats.users_forgotten;
+      erase_user(self, i);
+    } else if (!u.shoots.empty()
+               && u.shoots.drop_idle(now - st.cfg.state.shoot_idle_ms) > 0) {
+      recount(self, u);
+    }
+    i = next;
+  }
+}
+
 /// Every so often: streams and ids past the history's lifetime go.
 void sweep(hub_ptr self) {
   auto& st = self->state;
@@ -301,6 +382,7 @@ void sweep(hub_ptr self) {
     return i != st.users.end() && !i->second.sockets.empty();
   });
   st.ids->expire(now);
+  forget_idle(self, now);
   auto period = std::clamp<int64_t>(st.cfg.history.ttl_ms / 4, 1000, 60000);
   self->delayed_send(self, std::chrono::milliseconds{period}, sweep_atom::value);
 }
@@ -311,6 +393,8 @@ hub_stats stats(hub_ptr self) {
   s.history_entries = h.entries;
   s.history_bytes = h.bytes;
   s.history_evicted = h.evicted;
+  for (auto& [user, u] : self->state.users)
+    s.shoots_evicted += u.shoots.evicted();
   return s;
 }
 
@@ -345,8 +429,10 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         const std::string& key) { return trigger(self, user, m, key); },
     [=](expire_atom, const std::string& user, const std::string& shoot, uint64_t v) {
       auto i = self->state.users.find(user);
-      if (i != self->state.users.end() && i->second.shoots.expire(shoot, v))
+      if (i != self->state.users.end() && i->second.shoots.expire(shoot, v)) {
+        recount(self, i->second);
         forget_if_empty(self, user);
+      }
     },
     [=](sweep_atom) { sweep(self); },
     [=](shutdown_atom, uint16_t code, const std::string& reason) {

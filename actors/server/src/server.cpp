@@ -23,6 +23,7 @@ void sync_server::close_all(uint16_t code, const std::string& reason) const {
 
 void sync_server::stop() const {
   caf::anon_send_exit(acceptor, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(token_watch, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(http_api, caf::exit_reason::user_shutdown);
   for (auto& h : hubs)
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
@@ -69,7 +70,9 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   auto env = std::make_shared<session_env>();
   env->clock = make_wall_clock(sys, cfg.wall_start_ms);
   env->cfg = cfg;
+  env->counters = std::make_shared<server_counters>();
   sync_server s;
+  s.counters = env->counters;
   if (cfg.node_epoch.empty())
     cfg.node_epoch = random_epoch();
   auto shard_cfg = cfg;
@@ -78,6 +81,9 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
     s.hubs.push_back(spawn_hub(sys, shard_cfg, env->clock,
                                cfg.node_epoch + "." + std::to_string(i)));
   env->hubs = s.hubs;
+  // The watch reads only the config, the clock and the counters of `env`.
+  s.token_watch = spawn_token_watch(sys, env);
+  env->token_watch = s.token_watch;
   s.acceptor = spawn_acceptor(sys, env);
   s.http_api = spawn_http_api(sys, env);
   return s;

@@ -25,12 +25,24 @@ struct session_env {
   server_config cfg;
   wall_clock clock;
   std::vector<hub_actor> hubs;
+  token_watch_actor token_watch;
+  std::shared_ptr<server_counters> counters;
 };
+
+/// A close the acceptor decided before the session started (a limit of the
+/// peer's address): the socket is opened, then closed with it.
+using refusal = std::pair<uint16_t, std::string>;
 
 session_actor spawn_session(caf::actor_system& sys,
                             std::shared_ptr<const session_env> env,
                             transport_actor transport, std::string target,
-                            header_list headers);
+                            header_list headers, std::optional<refusal> refused);
+
+/// The token watch, plus its sweep timer.
+using token_watch_impl = token_watch_actor::extend<caf::reacts_to<sweep_atom>>;
+
+token_watch_actor spawn_token_watch(caf::actor_system& sys,
+                                    std::shared_ptr<const session_env> env);
 
 acceptor_actor spawn_acceptor(caf::actor_system& sys,
                               std::shared_ptr<const session_env> env);

@@ -4,6 +4,7 @@
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/transports/io_thread.hpp"
+#include "limits.hpp"
 #include "server_actors.hpp"
 
 namespace kullsync::server {
@@ -16,8 +17,13 @@ struct session_state {
   identity who;
   bool v2 = false; // the client offered kull.v2
   bool joined = false;
-  std::optional<std::pair<uint16_t, std::string>> refusal; // close once opened
+  std::optional<refusal> refused; // close once opened
   flow::credit_return credit;
+  token_bucket bucket;           // client messages
+  int64_t limit_window = -1;     // the second the refusals below are of
+  uint64_t limited_in_window = 0;
+  log_throttle limit_log;
+  bool closing = false;          // we closed the link: frames still in are dropped
   uint64_t frames_in = 0;
   uint64_t ignored = 0;
   std::shared_ptr<spdlog::logger> log = log::get("server.session");
@@ -64,6 +70,73 @@ void refuse(session_ptr self, const std::string& id, msg::nack_code code,
   send_control(self, msg::server_type::nack, msg::nack{id, code, std::move(error)});
 }
 
+void close_link(session_ptr self, uint16_t code, std::string reason) {
+  self->state.closing = true;
+  self->send(self->state.transport, close_atom::value, code, std::move(reason));
+}
+
+void count_refusal(server_counters& c, uint16_t code) {
+  server_counters::add(code == close_code::no_token        ? c.refused_no_token
+                       : code == close_code::token_expired ? c.refused_expired_token
+                                                           : c.refused_invalid_token);
+}
+
+/// A token that expires is watched: unrefreshed, the socket is closed 4003.
+void watch_expiry(session_ptr self) {
+  auto& st = self->state;
+  if (st.who.expires_at_ms)
+    self->send(st.env->token_watch, watch_atom::value,
+               caf::actor_cast<session_actor>(self), *st.who.expires_at_ms);
+}
+
+/// REFRESH: a new token for the same stream, else 4002; REFRESHED says
+/// until when the socket may stay.
+void refresh(session_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto r = st.env->cfg.auth->authenticate(
+    auth_request{token, st.who.device_id, st.v2, now_ms(self)});
+  if (!r.who || r.who->user_id != st.who.user_id) {
+    auto why = r.who ? std::string{"Invalid token: it names another user"}
+                     : std::move(r.failure.reason);
+    count_refusal(*st.env->counters, close_code::invalid_token);
+    st.log->info("device {} of user {}: refresh refused: {}", st.who.device_id,
+                 st.who.user_id, why);
+    return close_link(self, close_code::invalid_token, std::move(why));
+  }
+  st.who.expires_at_ms = r.who->expires_at_ms;
+  server_counters::add(st.env->counters->refreshes);
+  if (st.who.expires_at_ms)
+    watch_expiry(self);
+  else
+    self->send(st.env->token_watch, unwatch_atom::value,
+               caf::actor_cast<session_actor>(self));
+  send_control(self, msg::server_type::refreshed, msg::refreshed{st.who.expires_at_ms});
+}
+
+/// The socket's rate limit: false if this message is refused. A second that
+/// brings more refusals than the burst closes the socket with 4008.
+bool within_rate(session_ptr self) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  if (st.env->cfg.limits.client_rate <= 0 || st.bucket.take(now))
+    return true;
+  server_counters::add(st.env->counters->rate_limited_messages);
+  if (now / 1000 != st.limit_window) {
+    st.limit_window = now / 1000;
+    st.limited_in_window = 0;
+  }
+  if (++st.limited_in_window > st.env->cfg.limits.client_burst) {
+    server_counters::add(st.env->counters->rate_limited_closes);
+    st.log->warn("device {} of user {} keeps flooding: closed 4008", st.who.device_id,
+                 st.who.user_id);
+    close_link(self, close_code::rate_limited, "Rate limited");
+  } else if (st.limit_log.should_log(now)) {
+    st.log->info("device {} of user {} is over {} messages/s: messages refused",
+                 st.who.device_id, st.who.user_id, st.env->cfg.limits.client_rate);
+  }
+  return false;
+}
+
 /// Authenticates from the handshake's request and joins the user's hub, then
 /// lets the transport complete the handshake: a client that sees its link
 /// open is already registered. A refused socket is still opened, then closed
@@ -74,19 +147,29 @@ void start(session_ptr self, const std::string& target,
   // The handshake's request is needed only for this: an idle session does
   // not keep it.
   st.v2 = offers_subprotocol(headers, v2_subprotocol);
-  auto token = extract_token(target, headers);
-  auto r = st.env->cfg.auth->authenticate(token, now_ms(self));
+  if (st.refused) // the acceptor's verdict (a limit of the peer's address)
+    return attach(self);
+  auth_request ar{extract_token(target, headers), query_param(target, "device"),
+                  st.v2, now_ms(self)};
+  auto r = st.env->cfg.auth->authenticate(ar);
   if (!r.who) {
+    count_refusal(*st.env->counters, r.failure.close_code);
     st.log->info("rejected socket: {} ({})", r.failure.reason,
                  r.failure.close_code);
-    st.refusal = {r.failure.close_code, std::move(r.failure.reason)};
+    st.refused = refusal{r.failure.close_code, std::move(r.failure.reason)};
     return attach(self);
   }
   st.who = std::move(*r.who);
+  if (st.who.legacy) {
+    server_counters::add(st.env->counters->legacy_tokens);
+    st.log->warn("device {} of user {} uses an unsigned legacy token",
+                 st.who.device_id, st.who.user_id);
+  }
   join_request req;
   req.user = st.who.user_id;
   req.device = st.who.device_id;
   req.v2 = st.v2;
+  req.expires_at = st.who.expires_at_ms;
   if (st.v2)
     read_resume(target, req);
   self
@@ -99,8 +182,9 @@ void start(session_ptr self, const std::string& target,
           st.joined = true;
           st.log->info("device {} of user {} connected", st.who.device_id,
                        st.who.user_id);
+          watch_expiry(self);
         } else {
-          st.refusal = {close_code::policy_violation, "Too many connections"};
+          st.refused = refusal{close_code::policy_violation, "Too many connections"};
         }
         attach(self);
       },
@@ -108,23 +192,28 @@ void start(session_ptr self, const std::string& target,
         auto& st = self->state;
         st.log->error("device {} of user {}: join failed: {}", st.who.device_id,
                       st.who.user_id, self->system().render(err));
-        st.refusal = {close_code::internal_error, "Server error"};
+        st.refused = refusal{close_code::internal_error, "Server error"};
         attach(self);
       });
 }
 
 void on_opened(session_ptr self) {
   auto& st = self->state;
-  if (st.refusal)
-    self->send(st.transport, close_atom::value, st.refusal->first,
-               std::move(st.refusal->second));
+  if (st.refused)
+    close_link(self, st.refused->first, std::move(st.refused->second));
 }
 
 void on_frame(session_ptr self, const std::string& text) {
   auto& st = self->state;
-  if (!st.joined)
+  if (!st.joined || st.closing)
     return;
   ++st.frames_in;
+  if (!within_rate(self)) {
+    if (st.v2 && !st.closing)
+      if (auto id = msg::client_frame_id(text, {}))
+        refuse(self, *id, msg::nack_code::rate_limited, "too many messages");
+    return;
+  }
   msg::decode_limits lim;
   lim.max_frame_bytes = SIZE_MAX; // the transport refuses larger frames (1009)
   lim.keep_raw_payload = true;
@@ -148,6 +237,14 @@ void on_frame(session_ptr self, const std::string& text) {
                  msg::encode(msg::make_pong(now_ms(self))));
       break;
     case msg::client_type::update_progress: {
+      auto& shoot = std::get<msg::shoot_progress>(m->body).shoot_id;
+      if (!msg::valid_id(shoot)) {
+        server_counters::add(st.env->counters->invalid_ids);
+        ++st.ignored;
+        if (m->id)
+          refuse(self, *m->id, msg::nack_code::invalid, "shootId is not a valid id");
+        return;
+      }
       auto out = msg::make_server_message(
         msg::server_type::shoot_progress,
         std::move(std::get<msg::shoot_progress>(m->body)), now_ms(self),
@@ -160,6 +257,12 @@ void on_frame(session_ptr self, const std::string& text) {
                    std::move(out), std::move(m->raw_payload));
       break;
     }
+    case msg::client_type::refresh:
+      if (st.v2) { // REFRESH is v2's: a v1 socket ignores it, as deployed
+        refresh(self, std::get<msg::refresh>(m->body).token);
+        break;
+      }
+      [[fallthrough]];
     default:
       ++st.ignored;
       st.log->debug("{}: {} ignored", st.who.device_id, m->type_name);
@@ -172,10 +275,13 @@ void on_frame(session_ptr self, const std::string& text) {
 session_actor::behavior_type session(session_ptr self,
                                      std::shared_ptr<const session_env> env,
                                      transport_actor transport,
-                                     std::string target, header_list headers) {
+                                     std::string target, header_list headers,
+                                     std::optional<refusal> refused) {
   auto& st = self->state;
   st.env = std::move(env);
   st.transport = std::move(transport);
+  st.refused = std::move(refused);
+  st.bucket = token_bucket{st.env->cfg.limits.client_rate, st.env->cfg.limits.client_burst};
   run_on_io_thread(self);
   start(self, target, headers);
   return {
@@ -194,12 +300,14 @@ session_actor::behavior_type session(session_ptr self,
                      st.frames_in, st.ignored);
         self->send(my_hub(self), leave_atom::value,
                    caf::actor_cast<session_actor>(self));
+        if (st.who.expires_at_ms)
+          self->send(st.env->token_watch, unwatch_atom::value,
+                     caf::actor_cast<session_actor>(self));
       }
       self->quit();
     },
     [=](close_atom, uint16_t code, std::string& reason) {
-      self->send(self->state.transport, close_atom::value, code,
-                 std::move(reason));
+      close_link(self, code, std::move(reason));
     },
   };
 }
@@ -209,9 +317,9 @@ session_actor::behavior_type session(session_ptr self,
 session_actor spawn_session(caf::actor_system& sys,
                             std::shared_ptr<const session_env> env,
                             transport_actor transport, std::string target,
-                            header_list headers) {
+                            header_list headers, std::optional<refusal> refused) {
   return sys.spawn(session, std::move(env), std::move(transport),
-                   std::move(target), std::move(headers));
+                   std::move(target), std::move(headers), std::move(refused));
 }
 
 } // namespace kullsync::server

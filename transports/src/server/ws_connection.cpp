@@ -82,8 +82,10 @@ void ws_connection::start(upgrade_request req, std::string early) {
   partial_ = std::move(early);
   arm_kill_timer(); // a session that never attaches does not pin the socket
   auto actor = make_socket_endpoint(core_->sys, shared_from_this());
+  boost::system::error_code ec;
+  auto peer = sock_.socket().remote_endpoint(ec);
   tell(shard_.unit, core_->acceptor, accept_atom::value, actor, std::move(target),
-       std::move(headers));
+       std::move(headers), ec ? std::string{} : peer.address().to_string());
 }
 
 // -- from the socket's actor -------------------------------------------------

@@ -36,6 +36,13 @@ bool from_string(std::string_view str, admin_action& x);
 bool from_string(std::string_view str, health_status& x);
 bool from_string(std::string_view str, nack_code& x);
 
+/// Ids that name a user, device, shoot or prompt: non-empty, at most
+/// `max_id_bytes`, valid UTF-8, no control characters. Bytes from a query or
+/// a header become JSON text on other users' sockets: an id that fails this
+/// is refused where it enters (close 4002, HTTP 400, NACK invalid).
+constexpr size_t max_id_bytes = 128;
+bool valid_id(std::string_view id);
+
 /// True for the states after which a shoot leaves the active list.
 inline bool is_terminal(shoot_status x) {
   return x == shoot_status::completed || x == shoot_status::failed;
@@ -164,7 +171,7 @@ struct nack {
 
 /// REFRESHED: the socket's token was replaced.
 struct refreshed {
-  int64_t expires_at = 0;
+  std::optional<int64_t> expires_at; // null: the new token does not expire
 };
 
 /// REFRESH payload (client): a new token for the same user.

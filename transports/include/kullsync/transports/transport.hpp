@@ -129,8 +129,9 @@ using transport_actor = caf::typed_actor<
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 
 /// A server's entry point: receives each link with the request target (path
-/// and query) and headers of its handshake, before the handshake completes.
+/// and query) and headers of its handshake, and the peer's address (an IP
+/// address; "memory" in the memory network), before the handshake completes.
 using acceptor_actor = caf::typed_actor<
-  caf::reacts_to<accept_atom, transport_actor, std::string, header_list>>;
+  caf::reacts_to<accept_atom, transport_actor, std::string, header_list, std::string>>;
 
 } // namespace kullsync

@@ -14,6 +14,11 @@
 /// the same stream, so they still remember the same shoots.
 /// No CAF: the owner schedules the expiry it is handed and gives it back
 /// when due.
+///
+/// Bounded: with a capacity, a new shoot past it evicts the shoot updated
+/// least recently (counted in `evicted()`); `drop_idle` removes shoots
+/// whose last event is older than a given time (running shoots that stopped
+/// reporting would otherwise stay for ever).
 
 #include <cstdint>
 #include <map>
@@ -46,6 +51,14 @@ public:
   void erase(const std::string& shoot_id);
   void clear();
 
+  /// At most `n` shoots (0: no bound).
+  void set_capacity(size_t n) { capacity_ = n; }
+  /// Removes every shoot whose last event is before `before` (epoch ms;
+  /// events of unknown time count as old); returns how many went.
+  size_t drop_idle(int64_t before);
+  /// Shoots evicted by the capacity or drop_idle, since construction.
+  uint64_t evicted() const { return evicted_; }
+
   const map_type& shoots() const { return shoots_; }
   bool empty() const { return shoots_.empty(); }
   size_t size() const { return shoots_.size(); }
@@ -56,8 +69,13 @@ private:
     uint64_t version = 0;
     int64_t at = 0;
   };
+  void forget(std::map<std::string, last_event>::iterator i);
+
   std::map<std::string, last_event> last_; // of each shoot
+  std::map<uint64_t, std::string> by_version_; // least recently updated first
   uint64_t next_version_ = 0;
+  size_t capacity_ = 0;
+  uint64_t evicted_ = 0;
 };
 
 } // namespace kullsync

@@ -1,7 +1,9 @@
 #pragma once
 
-/// Who is on the other end of a socket. Authentication sits behind an
-/// interface so that signed tokens can replace the legacy scheme.
+/// Who is on the other end of a socket or an HTTP request. Three schemes
+/// behind one interface (`make_authenticator`): signed tokens (JWT, the
+/// default), the deployed `userId:deviceId` (legacy), and both during a
+/// migration (jwt+legacy: JWTs verified, legacy tokens from v1 sockets).
 
 #include <cstdint>
 #include <memory>
@@ -16,13 +18,16 @@
 namespace kullsync::server {
 
 struct identity {
-  std::string user_id;
+  std::string user_id;   // the stream the socket joins
   std::string device_id;
+  bool admin = false;    // receives the admin feed
+  std::optional<int64_t> expires_at_ms; // the token's expiry (JWT)
+  bool legacy = false;   // an unsigned userId:deviceId (jwt+legacy mode)
 };
 
 struct auth_failure {
   uint16_t close_code = close_code::invalid_token;
-  std::string reason;
+  std::string reason; // says why, never quotes the token
 };
 
 struct auth_result {
@@ -30,9 +35,21 @@ struct auth_result {
   auth_failure failure; // meaningful when !who
 };
 
+/// What a socket (or an HTTP request) presents.
+struct auth_request {
+  std::string token;
+  std::optional<std::string> device; // the query's `device` parameter
+  bool v2 = false;                   // the socket speaks kull.v2
+  int64_t now_ms = 0;                // epoch time
+};
+
 /// The token of a handshake: `?token=` in the target (percent-decoded), else
 /// an `Authorization: Bearer` header. Empty when there is none.
 std::string extract_token(std::string_view target, const header_list& headers);
+
+/// The value of header `name` (case-insensitive), if present.
+std::optional<std::string_view> header_value(const header_list& headers,
+                                             std::string_view name);
 
 /// True if the handshake's Sec-WebSocket-Protocol header lists `protocol`.
 bool offers_subprotocol(const header_list& headers, std::string_view protocol);
@@ -47,22 +64,59 @@ std::optional<std::string> query_param(std::string_view target,
 class authenticator {
 public:
   virtual ~authenticator() = default;
-  /// `now_ms` is epoch time; implementations must not block.
-  virtual auth_result authenticate(const std::string& token, int64_t now_ms) = 0;
+  /// Implementations must not block and must be thread-safe.
+  virtual auth_result authenticate(const auth_request& req) = 0;
 };
 
-/// The deployed scheme: `userId:deviceId`, verified by nobody. No token:
-/// 4001 "No token provided"; empty user: 4002 "Invalid token"; no ':': the
-/// whole token is the user and the device is `web-<epoch ms>-<random>`.
-/// Thread-safe.
-class legacy_authenticator : public authenticator {
+/// Names a device that did not name itself: `web-<epoch ms>-<9 random>`, as
+/// the deployed server does. Thread-safe.
+class device_namer {
 public:
-  explicit legacy_authenticator(uint64_t seed = std::random_device{}());
-  auth_result authenticate(const std::string& token, int64_t now_ms) override;
+  explicit device_namer(uint64_t seed) : rng_(seed) {}
+  std::string next(int64_t now_ms);
 
 private:
   std::mutex mtx_;
   std::mt19937_64 rng_;
 };
+
+/// The deployed scheme: `userId:deviceId`, verified by nobody. No token:
+/// 4001 "No token provided"; empty user: 4002 "Invalid token"; no ':': the
+/// whole token is the user and the device is generated. Ids that are not
+/// valid UTF-8 or too long are refused with 4002.
+class legacy_authenticator : public authenticator {
+public:
+  explicit legacy_authenticator(uint64_t seed = std::random_device{}());
+  auth_result authenticate(const auth_request& req) override;
+
+private:
+  device_namer names_;
+};
+
+enum class auth_mode { jwt, legacy, jwt_and_legacy };
+
+/// How the server checks tokens (the flags --auth, --jwt-*, --admin-user).
+struct auth_options {
+  auth_mode mode = auth_mode::jwt;
+  std::string hs256_secret;   // the shared secret: HS256
+  std::string public_key_pem; // an RSA (RS256) or EC P-256 (ES256) public key
+  std::string audience;       // checked when not empty
+  std::string issuer;         // checked when not empty
+  int64_t leeway_ms = 0;      // clock skew allowed on exp and nbf
+  /// The admin feed's stream. In legacy mode whoever connects as this user
+  /// receives it (as deployed); with JWTs only tokens with `admin: true` do,
+  /// whatever their `sub`, and a token without it may not join it.
+  std::string admin_user = "admin";
+  uint64_t seed = std::random_device{}(); // generated device ids
+};
+
+/// The scheme `opts` describes. Throws std::invalid_argument with a message
+/// that names the flag to fix (jwt mode without a key, a key that does not
+/// load, an unsupported key type).
+std::shared_ptr<authenticator> make_authenticator(const auth_options& opts);
+
+/// Reads a whole file for a key option; throws std::invalid_argument naming
+/// `flag` when it cannot.
+std::string read_key_file(const std::string& path, std::string_view flag);
 
 } // namespace kullsync::server

@@ -30,6 +30,8 @@ using trigger_atom = caf::atom_constant<caf::atom("trigger")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
 
 /// Counters of one shard (summed by /api/sync/status).
 struct hub_stats {
@@ -45,6 +47,9 @@ struct hub_stats {
   uint64_t history_entries = 0;
   uint64_t history_bytes = 0;
   uint64_t history_evicted = 0;
+  uint64_t state_bytes = 0;       // what the hub remembers of users (estimate)
+  uint64_t shoots_evicted = 0;    // by the per-user cap or for silence
+  uint64_t users_forgotten = 0;   // idle users, or past the memory cap
 
   /// Adds another shard's counters (a node's are the sum of its shards').
   hub_stats& operator+=(const hub_stats& x) {
@@ -60,6 +65,9 @@ struct hub_stats {
     history_entries += x.history_entries;
     history_bytes += x.history_bytes;
     history_evicted += x.history_evicted;
+    state_bytes += x.state_bytes;
+    shoots_evicted += x.shoots_evicted;
+    users_forgotten += x.users_forgotten;
     return *this;
   }
 };
@@ -69,7 +77,7 @@ typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
   return f(caf::meta::type_name("hub_stats"), x.users, x.sockets, x.v2_sockets,
            x.frames_out, x.rejected_sockets, x.resumes_recovered, x.resumes_snapshot,
            x.replayed, x.duplicates, x.history_entries, x.history_bytes,
-           x.history_evicted);
+           x.history_evicted, x.state_bytes, x.shoots_evicted, x.users_forgotten);
 }
 
 /// A socket joining its user: who, which protocol, and (v2) where it
@@ -124,5 +132,13 @@ using hub_actor = caf::typed_actor<
   caf::reacts_to<shutdown_atom, uint16_t, std::string>,
   caf::replies_to<snapshot_atom, std::string>::with<msg::user_state>,
   caf::replies_to<stats_atom>::with<hub_stats>>;
+
+/// Closes every socket whose token expired unrefreshed with 4003, in one
+/// sweep for all sockets (not a timer each).
+/// - `watch(session, expires_at_ms)`: (re)arms the session's expiry.
+/// - `unwatch(session)`: the session ended.
+using token_watch_actor = caf::typed_actor<
+  caf::reacts_to<watch_atom, session_actor, int64_t>,
+  caf::reacts_to<unwatch_atom, session_actor>>;
 
 } // namespace kullsync::server

@@ -13,6 +13,7 @@
 #include <caf/fwd.hpp>
 
 #include "kullsync/server/auth.hpp"
+#include "kullsync/server/counters.hpp"
 #include "kullsync/server/history.hpp"
 #include "kullsync/server/protocol.hpp"
 #include "kullsync/transports/subprotocol.hpp"
@@ -26,8 +27,36 @@ struct server_config {
   std::string admin_user = "admin";   // receives ADMIN_SESSION_UPDATE, PROVIDER_HEALTH
   size_t max_sockets_per_user = 64;   // more: closed with 1008
   caf::timespan shoot_linger = 5s;    // completed shoots stay this long in /state
+  /// What the server remembers per user is bounded: active shoots per user
+  /// (past it the least recently updated goes), shoots that stop reporting,
+  /// users with no device, and all users of the node together (past it the
+  /// users idle longest go first).
+  struct state_limits {
+    size_t shoots_per_user = 1000;
+    int64_t shoot_idle_ms = 3'600'000;
+    int64_t user_idle_ms = 86'400'000;
+    size_t memory_bytes = 256u << 20;
+  } state;
   std::optional<int64_t> wall_start_ms; // simulations pin the epoch
   std::shared_ptr<authenticator> auth;  // default: legacy_authenticator
+  /// How often sockets whose token expired are closed (4003): one sweep
+  /// for all of them.
+  caf::timespan expiry_sweep = 1s;
+  /// HTTP API keys: when any is set, every /api/sync/* request but GET
+  /// status needs `Authorization: Bearer <key>` (else 401).
+  std::vector<std::string> api_keys;
+  /// Rate limits and caps; a rate of 0 turns its limit off.
+  struct limits_config {
+    double client_rate = 50;      // client messages per second per socket
+    double client_burst = 100;    // saved up; past it: NACK rate_limited / dropped,
+                                  // and close 4008 when a second brings more
+                                  // refusals than the burst
+    size_t sockets_per_ip = 1000; // concurrent; more: close 1008
+    double upgrades_per_ip = 50;  // WebSocket upgrades per second per address
+    double upgrade_burst = 200;   // more: close 4008
+    double api_key_rate = 1000;   // HTTP requests per second per API key
+    double api_key_burst = 2000;  // more: 429
+  } limits;
   /// v2: each user's stream keeps this much (total memory split over the
   /// shards); client message ids are remembered as long as the history.
   history_limits history;
@@ -41,6 +70,8 @@ struct sync_server {
   acceptor_actor acceptor;
   http_handler_actor http_api; // /api/sync/*
   std::vector<hub_actor> hubs;
+  token_watch_actor token_watch; // closes sockets whose token expired
+  std::shared_ptr<server_counters> counters;
 
   /// Closes every socket with `code` (1001 on shutdown).
   void close_all(uint16_t code, const std::string& reason) const;

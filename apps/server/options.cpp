@@ -1,0 +1,228 @@
+#include "options.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+namespace kullsync::app {
+
+namespace {
+
+/// Splits HOST:PORT or [V6]:PORT; false if malformed.
+bool parse_listen(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 == s.size())
+    return false;
+  host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty())
+    return false;
+  auto p = s.substr(colon + 1);
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  auto n = std::stoul(p);
+  if (n > 65535)
+    return false;
+  port = static_cast<uint16_t>(n);
+  return true;
+}
+
+/// One key per line; blank lines and lines starting with '#' are skipped.
+std::vector<std::string> read_api_keys(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    throw std::invalid_argument("--api-keys-file: cannot read '" + path + "'");
+  std::vector<std::string> keys;
+  std::string line;
+  for (size_t n = 1; std::getline(in, line); ++n) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+      line.pop_back();
+    if (line.empty() || line[0] == '#')
+      continue;
+    if (line.size() < 16)
+      throw std::invalid_argument("--api-keys-file: the key on line " + std::to_string(n)
+                                  + " is shorter than 16 characters");
+    keys.push_back(line);
+  }
+  if (keys.empty())
+    throw std::invalid_argument("--api-keys-file: '" + path + "' holds no key");
+  return keys;
+}
+
+template <class T>
+CLI::Option* flag(CLI::App& app, const char* name, T& value, const char* env,
+                  const std::string& help) {
+  return app.add_option(name, value, help)->envname(env)->capture_default_str();
+}
+
+} // namespace
+
+void add_flags(CLI::App& app, server_options& o) {
+  flag(app, "--listen", o.listen, "KULLSYNC_LISTEN", "HOST:PORT to serve on (port 0: any free port)");
+  flag(app, "--auth", o.auth, "KULLSYNC_AUTH",
+       "token scheme: jwt (signed tokens), legacy (userId:deviceId, unverified, as "
+       "deployed) or jwt+legacy (JWTs verified; userId:deviceId still taken from v1 "
+       "sockets, for a migration)")
+    ->check(CLI::IsMember({"jwt", "legacy", "jwt+legacy"}));
+  flag(app, "--jwt-secret-file", o.jwt_secret_file, "KULLSYNC_JWT_SECRET_FILE",
+       "file holding the HS256 shared secret (at least 32 bytes)");
+  flag(app, "--jwt-public-key-file", o.jwt_public_key_file, "KULLSYNC_JWT_PUBLIC_KEY_FILE",
+       "PEM public key: RSA (RS256) or EC P-256 (ES256)");
+  flag(app, "--jwt-audience", o.jwt_audience, "KULLSYNC_JWT_AUDIENCE",
+       "when set, a token's aud must name it");
+  flag(app, "--jwt-issuer", o.jwt_issuer, "KULLSYNC_JWT_ISSUER",
+       "when set, a token's iss must equal it");
+  flag(app, "--jwt-leeway", o.jwt_leeway, "KULLSYNC_JWT_LEEWAY",
+       "seconds of clock skew allowed on exp and nbf")->check(CLI::Range(0u, 300u));
+  flag(app, "--api-keys-file", o.api_keys_file, "KULLSYNC_API_KEYS_FILE",
+       "HTTP API keys, one per line: every /api/sync/* request but GET status then "
+       "needs Authorization: Bearer <key> (else 401)");
+  flag(app, "--ping-interval", o.ping_interval, "KULLSYNC_PING_INTERVAL",
+       "seconds between protocol pings; a socket silent for two is dropped")
+    ->check(CLI::Range(1u, 3600u));
+  flag(app, "--handshake-timeout", o.handshake_timeout, "KULLSYNC_HANDSHAKE_TIMEOUT",
+       "seconds allowed for an HTTP request, a WebSocket upgrade or a close")
+    ->check(CLI::Range(1u, 600u));
+  flag(app, "--admin-user", o.admin_user, "KULLSYNC_ADMIN_USER",
+       "the admin feed's stream (ADMIN_SESSION_UPDATE, PROVIDER_HEALTH): with JWTs "
+       "joined by tokens with admin: true, in legacy mode by this user");
+  flag(app, "--log-level", o.log_level, "KULLSYNC_LOG_LEVEL",
+       "trace|debug|info|warn|error|critical|off")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  flag(app, "--shards", o.shards, "KULLSYNC_SHARDS", "hub shards (0: one per hardware thread)")
+    ->check(CLI::Range(size_t{0}, size_t{1024}));
+  flag(app, "--io-threads", o.io_threads, "KULLSYNC_IO_THREADS",
+       "socket threads; each serves the sockets it was given alone")
+    ->check(CLI::Range(size_t{1}, size_t{64}));
+  flag(app, "--workers", o.workers, "KULLSYNC_WORKERS",
+       "actor scheduler threads (0: the hardware threads left after --io-threads, at "
+       "least one)")->check(CLI::Range(size_t{0}, size_t{256}));
+  flag(app, "--idle-workers", o.idle_workers, "KULLSYNC_IDLE_WORKERS",
+       "what an idle actor thread does: block (spin briefly, then wait to be woken) or "
+       "poll (CAF's default: 25 ms of 50 us sleeps first)")
+    ->check(CLI::IsMember({"block", "poll"}));
+  flag(app, "--actors-on-io", o.actors_on_io, "KULLSYNC_ACTORS_ON_IO",
+       "on: sessions and hubs run on the io thread when a socket wakes them (no thread "
+       "handoff per frame); off: always on the actor threads")
+    ->check(CLI::IsMember({"on", "off"}));
+  flag(app, "--max-frame-bytes", o.max_frame, "KULLSYNC_MAX_FRAME_BYTES",
+       "largest client frame (larger: close 1009)")
+    ->check(CLI::Range(size_t{128}, size_t{16} << 20));
+  flag(app, "--max-sockets-per-user", o.max_sockets, "KULLSYNC_MAX_SOCKETS_PER_USER",
+       "more sockets of one user: close 1008")->check(CLI::Range(size_t{1}, size_t{100000}));
+  flag(app, "--max-queued-frames", o.max_queued_frames, "KULLSYNC_MAX_QUEUED_FRAMES",
+       "frames queued for one socket before it is cut as a slow consumer (1008; 4009 "
+       "on v2)")->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  flag(app, "--max-queued-bytes", o.max_queued_bytes, "KULLSYNC_MAX_QUEUED_BYTES",
+       "bytes queued for one socket, likewise")->check(CLI::Range(size_t{1024}, size_t{1} << 34));
+  flag(app, "--max-http-body", o.max_http_body, "KULLSYNC_MAX_HTTP_BODY",
+       "largest HTTP body (larger: 413)")->check(CLI::Range(size_t{128}, size_t{64} << 20));
+  flag(app, "--history-size", o.history_size, "KULLSYNC_HISTORY_SIZE",
+       "v2: messages of each user's stream kept for resuming devices")
+    ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  flag(app, "--history-ttl", o.history_ttl, "KULLSYNC_HISTORY_TTL",
+       "v2: seconds a message is kept for resuming devices")->check(CLI::Range(1u, 86400u));
+  flag(app, "--history-memory-mb", o.history_memory_mb, "KULLSYNC_HISTORY_MEMORY_MB",
+       "v2: all users' histories together; past it the oldest messages go first")
+    ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  flag(app, "--max-replay", o.max_replay, "KULLSYNC_MAX_REPLAY",
+       "v2: a resume missing more messages gets a SNAPSHOT instead (at most 3500: a "
+       "socket queues 4096 frames)")->check(CLI::Range(size_t{1}, size_t{3500}));
+  flag(app, "--limits", o.limits, "KULLSYNC_LIMITS",
+       "off: no rate limits and no per-address caps (load tests only)")
+    ->check(CLI::IsMember({"on", "off"}));
+  flag(app, "--client-rate", o.client_rate, "KULLSYNC_CLIENT_RATE",
+       "client messages per second per socket (past it: NACK rate_limited on v2, "
+       "dropped on v1)")->check(CLI::Range(0.1, 1e6));
+  flag(app, "--client-burst", o.client_burst, "KULLSYNC_CLIENT_BURST",
+       "client messages a socket may save up; a second with more refusals than this "
+       "closes it with 4008")->check(CLI::Range(1.0, 1e6));
+  flag(app, "--max-sockets-per-ip", o.sockets_per_ip, "KULLSYNC_MAX_SOCKETS_PER_IP",
+       "concurrent sockets from one address (more: close 1008)")
+    ->check(CLI::Range(size_t{1}, size_t{10000000}));
+  flag(app, "--upgrades-per-ip", o.upgrades_per_ip, "KULLSYNC_UPGRADES_PER_IP",
+       "WebSocket upgrades per second from one address (more: close 4008)")
+    ->check(CLI::Range(0.1, 1e6));
+  flag(app, "--upgrade-burst", o.upgrade_burst, "KULLSYNC_UPGRADE_BURST",
+       "upgrades one address may save up")->check(CLI::Range(1.0, 1e7));
+  flag(app, "--api-key-rate", o.api_key_rate, "KULLSYNC_API_KEY_RATE",
+       "HTTP requests per second per API key (more: 429)")->check(CLI::Range(0.1, 1e7));
+  flag(app, "--api-key-burst", o.api_key_burst, "KULLSYNC_API_KEY_BURST",
+       "requests one API key may save up")->check(CLI::Range(1.0, 1e7));
+  flag(app, "--max-shoots-per-user", o.shoots_per_user, "KULLSYNC_MAX_SHOOTS_PER_USER",
+       "active shoots remembered per user; past it the least recently updated goes")
+    ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  flag(app, "--shoot-idle-ttl", o.shoot_idle_ttl, "KULLSYNC_SHOOT_IDLE_TTL",
+       "seconds after which a shoot that stopped reporting is forgotten")
+    ->check(CLI::Range(1u, 30u * 86400u));
+  flag(app, "--user-state-ttl", o.user_state_ttl, "KULLSYNC_USER_STATE_TTL",
+       "seconds after which a user with no device and no update is forgotten")
+    ->check(CLI::Range(1u, 365u * 86400u));
+  flag(app, "--state-memory-mb", o.state_memory_mb, "KULLSYNC_STATE_MEMORY_MB",
+       "all users' remembered state together; past it the users idle longest go first")
+    ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+}
+
+server::server_config make_server_config(const server_options& o) {
+  server::server_config sc;
+  sc.admin_user = o.admin_user;
+  sc.shards = o.shards;
+  sc.max_sockets_per_user = o.max_sockets;
+  sc.history.size = o.history_size;
+  sc.history.ttl_ms = int64_t{o.history_ttl} * 1000;
+  sc.history.memory_bytes = o.history_memory_mb << 20;
+  sc.history.max_replay = o.max_replay;
+  sc.state.shoots_per_user = o.shoots_per_user;
+  sc.state.shoot_idle_ms = int64_t{o.shoot_idle_ttl} * 1000;
+  sc.state.user_idle_ms = int64_t{o.user_state_ttl} * 1000;
+  sc.state.memory_bytes = o.state_memory_mb << 20;
+  auto& l = sc.limits;
+  if (o.limits == "off") {
+    l.client_rate = l.upgrades_per_ip = l.api_key_rate = 0;
+    l.sockets_per_ip = 0;
+  } else {
+    l.client_rate = o.client_rate;
+    l.client_burst = o.client_burst;
+    l.sockets_per_ip = o.sockets_per_ip;
+    l.upgrades_per_ip = o.upgrades_per_ip;
+    l.upgrade_burst = o.upgrade_burst;
+    l.api_key_rate = o.api_key_rate;
+    l.api_key_burst = o.api_key_burst;
+  }
+  server::auth_options ao;
+  ao.mode = o.auth == "legacy"       ? server::auth_mode::legacy
+            : o.auth == "jwt+legacy" ? server::auth_mode::jwt_and_legacy
+                                     : server::auth_mode::jwt;
+  if (!o.jwt_secret_file.empty())
+    ao.hs256_secret = server::read_key_file(o.jwt_secret_file, "--jwt-secret-file");
+  if (!o.jwt_public_key_file.empty())
+    ao.public_key_pem = server::read_key_file(o.jwt_public_key_file,
+                                              "--jwt-public-key-file");
+  ao.audience = o.jwt_audience;
+  ao.issuer = o.jwt_issuer;
+  ao.leeway_ms = int64_t{o.jwt_leeway} * 1000;
+  ao.admin_user = o.admin_user;
+  sc.auth = server::make_authenticator(ao);
+  if (!o.api_keys_file.empty())
+    sc.api_keys = read_api_keys(o.api_keys_file);
+  return sc;
+}
+
+bool make_listener_options(const server_options& o, beast_server_options& bo) {
+  if (!parse_listen(o.listen, bo.host, bo.port)) {
+    std::cerr << "--listen: '" << o.listen << "' is not HOST:PORT\n";
+    return false;
+  }
+  bo.io_threads = o.io_threads;
+  bo.actors_on_io = o.actors_on_io == "on";
+  bo.ping_interval = std::chrono::seconds{o.ping_interval};
+  bo.handshake_timeout = std::chrono::seconds{o.handshake_timeout};
+  bo.max_frame_bytes = o.max_frame;
+  bo.max_queued_frames = o.max_queued_frames;
+  bo.max_queued_bytes = o.max_queued_bytes;
+  bo.max_http_body = o.max_http_body;
+  return true;
+}
+
+} // namespace kullsync::app
