@@ -337,14 +337,19 @@ TEST(client_engine, token_goes_in_query_or_header) {
   EXPECT_EQ(h.truth("u1").devices.count("dev-1"), 1u);
 }
 
-TEST(client_engine, server_rejecting_the_token_leads_to_backoff) {
+TEST(client_engine, server_rejecting_the_token_fails_without_retrying) {
+  // 4002 says "do not retry with this token": the engine stops instead of
+  // dialing again for ever with the same token.
   auto cfg = default_sim_config();
   cfg.connection.token = ":no-user";
   harness h{cfg};
   h.engine.connect();
   h.sim.run();
-  EXPECT_EQ(h.status().state, connection_state::reconnecting);
-  EXPECT_NE(h.status().error.find("4002"), std::string::npos) << h.status().error;
+  EXPECT_EQ(h.status().state, connection_state::failed);
+  EXPECT_EQ(h.status().error, "invalid token");
+  h.sim.advance(300s);
+  EXPECT_EQ(h.status().state, connection_state::failed);
+  EXPECT_EQ(h.status().attempt, 0u);
 }
 
 TEST(client_engine, keepalive_pings_every_interval) {

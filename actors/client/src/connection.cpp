@@ -6,26 +6,9 @@
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/transports/close_code.hpp"
 #include "kullsync/transports/subprotocol.hpp"
-#include "spawn.hpp"
-#include "stream_link.hpp"
+#include "connection_state.hpp"
 
-namespace kullsync {
-
-std::string query_escape(const std::string& in) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~'
-        || c == ':') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    }
-  }
-  return out;
-}
+namespace kullsync::conn {
 
 namespace {
 
@@ -33,34 +16,7 @@ bool is_ws_url(const std::string& url) {
   return url.rfind("ws://", 0) == 0 || url.rfind("wss://", 0) == 0;
 }
 
-struct connection_actor_state {
-  client_config cfg;
-  wall_clock clock;
-  transport_actor transport;
-  coordinator_actor coord;
-  reconnect_policy_actor policy;
-  keepalive_actor keepalive;
-  connection_status status;
-  std::string url;
-  bool wanted = false;     // the user asked to be connected
-  bool live = false;       // link `status.link` may still report events
-  bool open = false;       // its handshake completed
-  bool echoed_v2 = false;        // it echoed kull.v2 ...
-  bool awaiting_welcome = false; // ... and WELCOME (or a v1 frame) decides
-  bool resumed_at_once = false;  // redialed without backoff, not yet stable
-  bool resend_pending = false;   // a resend timer runs for this link
-  bool outbox_changed = false;   // ACKs in the batch being handled
-  uint64_t epoch = 0;      // invalidates timers and pending policy answers
-  bool awaiting_pong = false;
-  flow::credit_return credit; // frames of the current link handled
-  stream_link stream;      // the v2 position and the outbox
-  stream_status reported;  // what the coordinator last heard of it
-  std::shared_ptr<client_store> store;
-  std::shared_ptr<spdlog::logger> log = log::get("client.connection");
-  static inline const char* name = "kullsync.connection";
-};
-
-using conn_ptr = connection_impl::stateful_pointer<connection_actor_state>;
+} // namespace
 
 void publish(conn_ptr self, connection_status next) {
   auto& st = self->state;
@@ -115,6 +71,16 @@ void save_outbox(conn_ptr self) {
     st.store->save_outbox(st.stream.outbox());
 }
 
+void send_connect(conn_ptr self) {
+  auto& st = self->state;
+  auto token = st.tokens ? st.token : st.cfg.connection.effective_token();
+  auto req = make_dial_request(st.cfg.connection, st.url, token,
+                               st.stream.resume_query());
+  self->send(st.transport, connect_atom::value,
+             caf::actor_cast<transport_listener_actor>(self), st.status.link,
+             std::move(req.target), std::move(req.headers));
+}
+
 void dial(conn_ptr self, uint32_t attempt) {
   auto& st = self->state;
   if (st.live)
@@ -130,24 +96,25 @@ void dial(conn_ptr self, uint32_t attempt) {
   publish(self, next);
   st.live = true;
   st.credit.reset();
-  auto& cc = st.cfg.connection;
-  auto target = st.url;
-  header_list headers;
-  auto add_query = [&](const std::string& kv) {
-    target += (target.find('?') == std::string::npos ? '?' : '&') + kv;
-  };
-  if (cc.token_in_header)
-    headers.emplace_back("Authorization", "Bearer " + cc.effective_token());
-  else
-    add_query("token=" + query_escape(cc.effective_token()));
-  if (cc.offer_v2) {
-    headers.emplace_back("Sec-WebSocket-Protocol", std::string{v2_subprotocol});
-    if (auto q = st.stream.resume_query(); !q.empty())
-      add_query(q);
-  }
-  self->send(st.transport, connect_atom::value,
-             caf::actor_cast<transport_listener_actor>(self), st.status.link,
-             std::move(target), std::move(headers));
+  if (!needs_token(self))
+    return send_connect(self);
+  // The link waits for a fresh token; a newer dial or a disconnect overtakes it.
+  auto epoch = st.epoch;
+  self->request(st.tokens, std::chrono::seconds{30}, token_atom::value)
+    .then(
+      [=](std::string& token) {
+        auto& st = self->state;
+        if (epoch != st.epoch)
+          return;
+        st.token = std::move(token);
+        st.token_stale = false;
+        st.expires_at.reset();
+        send_connect(self);
+      },
+      [=](const caf::error& err) {
+        if (epoch == self->state.epoch)
+          lost(self, "no token: " + self->system().render(err));
+      });
 }
 
 /// The link is gone: ask the policy what next, unless nobody wants a link.
@@ -232,121 +199,6 @@ void resume_now(conn_ptr self, std::string reason) {
   dial(self, st.status.attempt);
 }
 
-/// Decodes one frame into `out`; a bad frame is counted and skipped.
-void decode_frame(conn_ptr self, const std::string& text, inbound_batch& out) {
-  auto& st = self->state;
-  // Decoded in place: a message is a few hundred bytes of strings.
-  auto& m = out.emplace_back();
-  if (auto err = msg::decode_server_into(text, m, st.cfg.connection.limits)) {
-    out.pop_back();
-    st.log->debug("bad frame ignored: {}", err->detail);
-    self->send(st.coord, bad_frame_atom::value);
-  }
-}
-
-void heard(conn_ptr self) {
-  auto& st = self->state;
-  if (st.awaiting_pong) {
-    st.awaiting_pong = false;
-    self->send(st.keepalive, heard_atom::value, st.status.link);
-  }
-}
-
-/// On a link that echoed kull.v2: whether `m` lets the link go on. WELCOME
-/// makes it v2. A frame only a v2 server sends (a seq, a control message)
-/// without a WELCOME before it means the link lost that WELCOME: false, it
-/// resumes. A frame only v1 sends (its own DEVICE_CONNECTED, a numbered
-/// type without seq) makes it v1: some v1 servers echo any subprotocol
-/// (Node ws does by default). Other frames do not tell; they pass.
-bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
-  auto& st = self->state;
-  using msg::server_type;
-  bool v2_only = m.seq || m.type == server_type::snapshot || m.type == server_type::ack
-                 || m.type == server_type::nack || m.type == server_type::refreshed;
-  if (v2_only)
-    return false;
-  if (m.type == server_type::welcome) {
-    if (!st.awaiting_welcome)
-      return false; // after the link was judged v1: start over
-    ready(self, true);
-    return true;
-  }
-  auto* d = std::get_if<msg::device_connection>(&m.body);
-  bool v1_only = msg::is_numbered(m.type)
-                 || (m.type == server_type::device_connected && d
-                     && d->device_id == st.cfg.connection.device_id);
-  if (v1_only && st.awaiting_welcome) {
-    st.log->warn("link {}: the server echoed {} but speaks v1", st.status.link,
-                 v2_subprotocol);
-    ready(self, false);
-  }
-  return true;
-}
-
-/// Keeps what the stream applies, in order; false at a gap (the rest of
-/// the link is useless: it resumes).
-bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
-  auto& st = self->state;
-  if (st.echoed_v2 && !st.stream.v2() && !opens_v2_link(self, m))
-    return false;
-  if (m.type == msg::server_type::batch && st.stream.v2()) {
-    auto& parts = std::get<msg::batch>(m.body).messages;
-    for (auto& inner : parts)
-      if (!admit(self, inner, out))
-        return false;
-    return true;
-  }
-  switch (st.stream.on_message(m)) {
-    case stream_link::verdict::apply:
-      if (m.type == msg::server_type::ack || m.type == msg::server_type::nack)
-        st.outbox_changed = true; // saved once for the whole batch
-      if (m.type == msg::server_type::nack) {
-        auto& n = std::get<msg::nack>(m.body);
-        st.log->warn("message {} refused: {} ({})", n.id, to_string(n.code), n.error);
-      }
-      out.push_back(std::move(m));
-      return true;
-    case stream_link::verdict::drop:
-      return true;
-    case stream_link::verdict::gap:
-      break;
-  }
-  return false;
-}
-
-void on_frames(conn_ptr self, const frame_batch& frames) {
-  auto& st = self->state;
-  heard(self);
-  inbound_batch decoded;
-  decoded.reserve(frames.size());
-  for (auto& text : frames)
-    decode_frame(self, text, decoded);
-  inbound_batch out;
-  out.reserve(decoded.size());
-  bool gap = false;
-  for (auto& m : decoded)
-    if (!admit(self, m, out)) {
-      gap = true;
-      break;
-    }
-  if (!out.empty())
-    self->send(st.coord, inbound_atom::value, std::move(out));
-  if (st.outbox_changed) {
-    st.outbox_changed = false;
-    save_outbox(self);
-  }
-  report_stream(self);
-  if (gap) {
-    self->send(st.transport, close_atom::value, close_code::normal,
-               std::string{"resuming"});
-    drop_link(self);
-    return resume_now(self, "a gap in the stream after seq "
-                              + std::to_string(st.stream.status().seq));
-  }
-  if (auto n = st.credit.handled(frames.size()))
-    self->send(st.transport, credit_atom::value, st.status.link, n);
-}
-
 bool is_current(conn_ptr self, uint64_t link) {
   return self->state.live && link == self->state.status.link;
 }
@@ -355,9 +207,11 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
                                            wall_clock clock,
                                            transport_actor transport,
                                            coordinator_actor coord,
-                                           std::optional<saved_stream> saved) {
+                                           std::optional<saved_stream> saved,
+                                           token_provider_actor tokens) {
   auto& st = self->state;
   st.store = cfg.store;
+  st.tokens = std::move(tokens);
   st.stream = stream_link{cfg.connection.offline_queue_limit,
                           make_message_id_prefix(cfg.connection.device_id,
                                                  epoch_ms(self->home_system(), clock)),
@@ -469,6 +323,13 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       auto why = "closed " + std::to_string(code) + (reason.empty() ? "" : ": " + reason);
       if (code == close_code::stream_interrupted)
         return resume_now(self, std::move(why));
+      if (code == close_code::token_expired && self->state.tokens) {
+        self->state.token_stale = true; // the next dial gets a new one
+        return resume_now(self, std::move(why));
+      }
+      if (code == close_code::no_token || code == close_code::invalid_token
+          || code == close_code::token_expired)
+        return refused(self, code, std::move(why));
       lost(self, std::move(why));
     },
     [=](resend_atom, uint64_t epoch) {
@@ -482,6 +343,10 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       for (auto& m : st.stream.overdue(now - timeout, now))
         send_frame(self, m);
       arm_resend(self);
+    },
+    [=](refresh_atom, uint64_t epoch) {
+      if (epoch == self->state.epoch && self->state.open)
+        refresh(self);
     },
     [=](welcome_atom, uint64_t epoch) {
       auto& st = self->state;
@@ -514,25 +379,19 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
   };
 }
 
-} // namespace
+} // namespace kullsync::conn
+
+namespace kullsync {
 
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
                                   transport_actor transport,
                                   coordinator_actor coord,
-                                  std::optional<saved_stream> saved) {
-  return caf::actor_cast<connection_actor>(sys.spawn(
-    connection, cfg, clock, std::move(transport), std::move(coord), std::move(saved)));
-}
-
-std::string make_message_id_prefix(const std::string& device, int64_t now_ms) {
-  // Unique per device across runs: the start time, in base 36.
-  static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string t;
-  for (auto x = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0)); x > 0; x /= 36)
-    t.insert(t.begin(), digits[x % 36]);
-  auto d = device.substr(0, 30); // ids are at most 64 characters
-  return (d.empty() ? std::string{"c"} : d) + "-" + (t.empty() ? "0" : t);
+                                  std::optional<saved_stream> saved,
+                                  token_provider_actor tokens) {
+  return caf::actor_cast<connection_actor>(
+    sys.spawn(conn::connection, cfg, clock, std::move(transport), std::move(coord),
+              std::move(saved), std::move(tokens)));
 }
 
 } // namespace kullsync

@@ -58,7 +58,8 @@ void client_engine::stop() const {
 }
 
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
-                           transport_actor transport, http_client_actor http) {
+                           transport_actor transport, http_client_actor http,
+                           token_provider_actor tokens) {
   auto clock = make_wall_clock(sys, cfg.wall_start_ms);
   client_engine e;
   e.subscribers = spawn_subscribers(sys);
@@ -67,7 +68,7 @@ client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
     saved = cfg.store->load_stream();
   e.coordinator = spawn_coordinator(sys, cfg, clock, e.subscribers, saved);
   e.connection = spawn_connection(sys, cfg, clock, std::move(transport),
-                                  e.coordinator, std::move(saved));
+                                  e.coordinator, std::move(saved), std::move(tokens));
   if (http)
     e.subscribe(spawn_state_loader(sys, cfg, std::move(http), e.coordinator));
   return e;
@@ -105,6 +106,24 @@ make_message_callback(caf::actor_system& sys,
         f(x);
     }};
   });
+}
+
+token_provider_actor make_token_provider(caf::actor_system& sys,
+                                         std::function<std::string()> f) {
+  return sys.spawn<caf::detached>(
+    [f = std::move(f)]() -> token_provider_actor::behavior_type {
+      return {
+        [f](token_atom) -> caf::result<std::string> {
+          try {
+            auto t = f();
+            if (!t.empty())
+              return t;
+          } catch (...) {
+          }
+          return caf::make_error(caf::sec::runtime_error, "no token from the provider");
+        },
+      };
+    });
 }
 
 } // namespace kullsync

@@ -14,6 +14,7 @@
 #include "kullsync/client/store.hpp"
 #include "kullsync/common/clock.hpp"
 #include "kullsync/transports/http_client.hpp"
+#include "dial.hpp"
 
 namespace kullsync {
 
@@ -25,6 +26,7 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using resend_atom = caf::atom_constant<caf::atom("resend")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
+using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 
 /// The connection, plus its timers (`retry(epoch)`, `healthy(epoch)`,
 /// `welcome(epoch)`: a link that echoed kull.v2 without a WELCOME is v1;
@@ -35,6 +37,7 @@ using connection_impl = connection_actor::extend<
   caf::reacts_to<healthy_atom, uint64_t>,
   caf::reacts_to<welcome_atom, uint64_t>,
   caf::reacts_to<resend_atom, uint64_t>,
+  caf::reacts_to<refresh_atom, uint64_t>,
   caf::reacts_to<dead_atom, uint64_t>>;
 
 /// The keepalive, plus its timers: `tick(link, n)` sends PING n,
@@ -75,10 +78,8 @@ connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
                                   transport_actor transport,
                                   coordinator_actor coord,
-                                  std::optional<saved_stream> saved);
-
-/// The prefix of a device's client message ids, unique across its runs.
-std::string make_message_id_prefix(const std::string& device, int64_t now_ms);
+                                  std::optional<saved_stream> saved,
+                                  token_provider_actor tokens);
 
 /// Loads GET /api/sync/state through `http` into `coord`: at start, while
 /// the socket is down and right after each (re)connect (it subscribes to
@@ -87,8 +88,5 @@ status_subscriber_actor spawn_state_loader(caf::actor_system& sys,
                                            const client_config& cfg,
                                            http_client_actor http,
                                            coordinator_actor coord);
-
-/// Percent-encodes a query value; ':' stays, as the deployed apps send it.
-std::string query_escape(const std::string& in);
 
 } // namespace kullsync

@@ -56,8 +56,20 @@ public:
 /// remembers for the user (GET /api/sync/state) at start, every
 /// `state_reload` while the socket is down, and once after each reconnect,
 /// so that what was published while the device was away is not missing.
+///
+/// With `tokens`, each dial uses a token it provides (fetched again after
+/// 4003 and ahead of the expiry, which a v2 link refreshes in band with
+/// REFRESH); without, `cfg.connection.token`. A 4002 (or 4001) close stops
+/// the engine: failed("invalid token"), since retrying cannot help.
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
-                           transport_actor transport, http_client_actor http = {});
+                           transport_actor transport, http_client_actor http = {},
+                           token_provider_actor tokens = {});
+
+/// A token provider calling `f` (which may block: it runs on its own
+/// thread, e.g. a request to the app's auth backend). An exception or an
+/// empty string is a failure.
+token_provider_actor make_token_provider(caf::actor_system& sys,
+                                         std::function<std::string()> f);
 
 /// Adapters for code that is not an actor: each callback runs on a CAF
 /// worker, one call at a time.

@@ -41,6 +41,7 @@ using bad_frame_atom = caf::atom_constant<caf::atom("bad_frame")>;
 using state_atom = caf::atom_constant<caf::atom("state")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
+using token_atom = caf::atom_constant<caf::atom("token")>;
 
 // -- inspection (CAF needs it wherever these types are sent) ------------------
 
@@ -147,6 +148,13 @@ using keepalive_actor = caf::typed_actor<
 
 /// Owns the transport and the state machine; decodes and encodes frames. It
 /// is its transport's listener, and takes the host's commands.
+/// Where the engine gets a fresh signed token: before a dial that needs one
+/// (the first, and after 4003 or near the token's expiry) and ahead of the
+/// expiry WELCOME/REFRESHED announced, for an in-band REFRESH. An error (or
+/// an empty token) counts as a failed dial. make_token_provider adapts a
+/// function.
+using token_provider_actor = caf::typed_actor<caf::replies_to<token_atom>::with<std::string>>;
+
 using connection_actor = transport_listener_actor::extend<
   caf::reacts_to<connect_atom>,
   caf::reacts_to<disconnect_atom>,

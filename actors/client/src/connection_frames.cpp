@@ -1,0 +1,132 @@
+// The connection's inbound side: what the current link delivered, decoded,
+// judged by the v2 stream's rules and passed on to the coordinator.
+#include "connection_state.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/transports/close_code.hpp"
+#include "kullsync/transports/subprotocol.hpp"
+
+namespace kullsync::conn {
+
+namespace {
+
+/// Decodes one frame into `out`; a bad frame is counted and skipped.
+void decode_frame(conn_ptr self, const std::string& text, inbound_batch& out) {
+  auto& st = self->state;
+  // Decoded in place: a message is a few hundred bytes of strings.
+  auto& m = out.emplace_back();
+  if (auto err = msg::decode_server_into(text, m, st.cfg.connection.limits)) {
+    out.pop_back();
+    st.log->debug("bad frame ignored: {}", err->detail);
+    self->send(st.coord, bad_frame_atom::value);
+  }
+}
+
+void heard(conn_ptr self) {
+  auto& st = self->state;
+  if (st.awaiting_pong) {
+    st.awaiting_pong = false;
+    self->send(st.keepalive, heard_atom::value, st.status.link);
+  }
+}
+
+/// On a link that echoed kull.v2: whether `m` lets the link go on. WELCOME
+/// makes it v2. A frame only a v2 server sends (a seq, a control message)
+/// without a WELCOME before it means the link lost that WELCOME: false, it
+/// resumes. A frame only v1 sends (its own DEVICE_CONNECTED, a numbered
+/// type without seq) makes it v1: some v1 servers echo any subprotocol
+/// (Node ws does by default). Other frames do not tell; they pass.
+bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
+  auto& st = self->state;
+  using msg::server_type;
+  bool v2_only = m.seq || m.type == server_type::snapshot || m.type == server_type::ack
+                 || m.type == server_type::nack || m.type == server_type::refreshed;
+  if (v2_only)
+    return false;
+  if (m.type == server_type::welcome) {
+    if (!st.awaiting_welcome)
+      return false; // after the link was judged v1: start over
+    ready(self, true);
+    note_expiry(self, std::get<msg::welcome>(m.body).expires_at);
+    return true;
+  }
+  auto* d = std::get_if<msg::device_connection>(&m.body);
+  bool v1_only = msg::is_numbered(m.type)
+                 || (m.type == server_type::device_connected && d
+                     && d->device_id == st.cfg.connection.device_id);
+  if (v1_only && st.awaiting_welcome) {
+    st.log->warn("link {}: the server echoed {} but speaks v1", st.status.link,
+                 v2_subprotocol);
+    ready(self, false);
+  }
+  return true;
+}
+
+/// Keeps what the stream applies, in order; false at a gap (the rest of
+/// the link is useless: it resumes).
+bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
+  auto& st = self->state;
+  if (st.echoed_v2 && !st.stream.v2() && !opens_v2_link(self, m))
+    return false;
+  if (m.type == msg::server_type::batch && st.stream.v2()) {
+    auto& parts = std::get<msg::batch>(m.body).messages;
+    for (auto& inner : parts)
+      if (!admit(self, inner, out))
+        return false;
+    return true;
+  }
+  switch (st.stream.on_message(m)) {
+    case stream_link::verdict::apply:
+      if (m.type == msg::server_type::ack || m.type == msg::server_type::nack)
+        st.outbox_changed = true; // saved once for the whole batch
+      if (m.type == msg::server_type::refreshed)
+        note_expiry(self, std::get<msg::refreshed>(m.body).expires_at);
+      if (m.type == msg::server_type::nack) {
+        auto& n = std::get<msg::nack>(m.body);
+        st.log->warn("message {} refused: {} ({})", n.id, to_string(n.code), n.error);
+      }
+      out.push_back(std::move(m));
+      return true;
+    case stream_link::verdict::drop:
+      return true;
+    case stream_link::verdict::gap:
+      break;
+  }
+  return false;
+}
+
+} // namespace
+
+void on_frames(conn_ptr self, const frame_batch& frames) {
+  auto& st = self->state;
+  heard(self);
+  inbound_batch decoded;
+  decoded.reserve(frames.size());
+  for (auto& text : frames)
+    decode_frame(self, text, decoded);
+  inbound_batch out;
+  out.reserve(decoded.size());
+  bool gap = false;
+  for (auto& m : decoded)
+    if (!admit(self, m, out)) {
+      gap = true;
+      break;
+    }
+  if (!out.empty())
+    self->send(st.coord, inbound_atom::value, std::move(out));
+  if (st.outbox_changed) {
+    st.outbox_changed = false;
+    save_outbox(self);
+  }
+  report_stream(self);
+  if (gap) {
+    self->send(st.transport, close_atom::value, close_code::normal,
+               std::string{"resuming"});
+    drop_link(self);
+    return resume_now(self, "a gap in the stream after seq "
+                              + std::to_string(st.stream.status().seq));
+  }
+  if (auto n = st.credit.handled(frames.size()))
+    self->send(st.transport, credit_atom::value, st.status.link, n);
+}
+
+} // namespace kullsync::conn

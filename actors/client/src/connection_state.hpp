@@ -1,0 +1,76 @@
+#pragma once
+
+// Private to the client engine: the connection actor's state and the parts
+// its files share. connection.cpp: dialing, the link's life, the behavior;
+// connection_frames.cpp: what arrives (decoding, the v2 stream's rules);
+// connection_tokens.cpp: signed tokens (fetch, in-band refresh, refusals).
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/client/store.hpp"
+#include "kullsync/log.hpp"
+#include "spawn.hpp"
+#include "stream_link.hpp"
+
+namespace kullsync::conn {
+
+struct connection_actor_state {
+  client_config cfg;
+  wall_clock clock;
+  transport_actor transport;
+  coordinator_actor coord;
+  reconnect_policy_actor policy;
+  keepalive_actor keepalive;
+  connection_status status;
+  std::string url;
+  bool wanted = false;     // the user asked to be connected
+  bool live = false;       // link `status.link` may still report events
+  bool open = false;       // its handshake completed
+  bool echoed_v2 = false;        // it echoed kull.v2 ...
+  bool awaiting_welcome = false; // ... and WELCOME (or a v1 frame) decides
+  bool resumed_at_once = false;  // redialed without backoff, not yet stable
+  bool resend_pending = false;   // a resend timer runs for this link
+  bool outbox_changed = false;   // ACKs in the batch being handled
+  uint64_t epoch = 0;      // invalidates timers and pending policy answers
+  bool awaiting_pong = false;
+  flow::credit_return credit; // frames of the current link handled
+  stream_link stream;      // the v2 position and the outbox
+  stream_status reported;  // what the coordinator last heard of it
+  std::shared_ptr<client_store> store;
+  // Signed tokens: the provider (may be null), the token the next dial
+  // sends, and its expiry as the server announced it.
+  token_provider_actor tokens;
+  std::string token;
+  bool token_stale = true; // fetch a fresh one before the next dial
+  std::optional<int64_t> expires_at;
+  std::shared_ptr<spdlog::logger> log = log::get("client.connection");
+  static inline const char* name = "kullsync.connection";
+};
+
+using conn_ptr = connection_impl::stateful_pointer<connection_actor_state>;
+
+void publish(conn_ptr self, connection_status next);
+void drop_link(conn_ptr self);
+void report_stream(conn_ptr self);
+int64_t now_ms(conn_ptr self);
+void arm_resend(conn_ptr self);
+void save_outbox(conn_ptr self);
+void send_frame(conn_ptr self, const msg::client_message& m);
+/// The link is gone: ask the policy what next, unless nobody wants a link.
+void lost(conn_ptr self, std::string reason);
+/// Redials at once and resumes from the position.
+void resume_now(conn_ptr self, std::string reason);
+/// The link carries the stream now (v2 once its WELCOME came, else v1).
+void ready(conn_ptr self, bool v2);
+
+// connection_frames.cpp
+/// A batch of frames from the current link.
+void on_frames(conn_ptr self, const frame_batch& frames);
+
+// connection_tokens.cpp
+bool needs_token(conn_ptr self);
+void note_expiry(conn_ptr self, std::optional<int64_t> at);
+void refresh(conn_ptr self);
+void refused(conn_ptr self, uint16_t code, std::string why);
+
+} // namespace kullsync::conn

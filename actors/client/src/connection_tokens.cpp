@@ -1,0 +1,70 @@
+// The connection's signed tokens: a fresh one from the provider before a dial
+// that needs it, an in-band REFRESH ahead of the expiry, and what a refusal
+// (4001, 4002, 4003) means.
+#include "connection_state.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/transports/close_code.hpp"
+
+namespace kullsync::conn {
+
+/// With a provider: whether the next dial needs a fresh token (none yet, the
+/// server said it expired, or it expires within 10 s).
+bool needs_token(conn_ptr self) {
+  auto& st = self->state;
+  if (!st.tokens)
+    return false;
+  return st.token_stale || st.token.empty()
+         || (st.expires_at && *st.expires_at - now_ms(self) < 10'000);
+}
+
+/// The server announced the token's expiry (WELCOME, REFRESHED): with a
+/// provider, a fresh token goes in band (REFRESH) once 80% of the time left
+/// has passed, and no later than 10 s before.
+void note_expiry(conn_ptr self, std::optional<int64_t> at) {
+  auto& st = self->state;
+  st.expires_at = at;
+  if (!at || !st.tokens)
+    return;
+  auto left = *at - now_ms(self);
+  auto lead = std::max<int64_t>(10'000, left / 5);
+  auto delay = std::max<int64_t>(0, left - lead);
+  self->delayed_send(self, std::chrono::milliseconds{delay}, refresh_atom::value, st.epoch);
+}
+
+void refresh(conn_ptr self) {
+  auto& st = self->state;
+  auto epoch = st.epoch;
+  self->request(st.tokens, std::chrono::seconds{30}, token_atom::value)
+    .then(
+      [=](std::string& token) {
+        auto& st = self->state;
+        if (epoch != st.epoch || !st.open)
+          return;
+        st.token = token; // also for the next dial
+        msg::client_message m;
+        m.type = msg::client_type::refresh;
+        m.type_name = std::string{msg::to_string(m.type)};
+        m.body = msg::refresh{std::move(token)};
+        self->send(st.transport, send_atom::value, msg::encode(m));
+      },
+      [=](const caf::error& err) {
+        self->state.log->warn("no token to refresh with: {}", self->system().render(err));
+      });
+}
+
+/// The server refused the token: retrying cannot help (4001, 4002), or only
+/// with a new one (4003, which needs a provider).
+void refused(conn_ptr self, uint16_t code, std::string why) {
+  auto& st = self->state;
+  drop_link(self);
+  st.log->error("link {}: {}", st.status.link, why);
+  auto next = st.status;
+  next.state = connection_state::failed;
+  next.retry_in = caf::timespan{0};
+  next.error = code == close_code::no_token        ? "no token"
+               : code == close_code::token_expired ? "token expired"
+                                                   : "invalid token";
+  publish(self, std::move(next));
+}
+
+} // namespace kullsync::conn

@@ -1,0 +1,54 @@
+#include "dial.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "kullsync/transports/subprotocol.hpp"
+
+namespace kullsync {
+
+std::string query_escape(const std::string& in) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~'
+        || c == ':') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+std::string make_message_id_prefix(const std::string& device, int64_t now_ms) {
+  // Unique per device across runs: the start time, in base 36.
+  static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string t;
+  for (auto x = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0)); x > 0; x /= 36)
+    t.insert(t.begin(), digits[x % 36]);
+  auto d = device.substr(0, 30); // ids are at most 64 characters
+  return (d.empty() ? std::string{"c"} : d) + "-" + (t.empty() ? "0" : t);
+}
+
+dial_request make_dial_request(const connection_config& cc, const std::string& url,
+                               const std::string& token, const std::string& resume_query) {
+  dial_request r{url, {}};
+  auto add_query = [&](const std::string& kv) {
+    r.target += (r.target.find('?') == std::string::npos ? '?' : '&') + kv;
+  };
+  if (cc.token_in_header)
+    r.headers.emplace_back("Authorization", "Bearer " + token);
+  else
+    add_query("token=" + query_escape(token));
+  if (cc.offer_v2) {
+    r.headers.emplace_back("Sec-WebSocket-Protocol", std::string{v2_subprotocol});
+    if (!resume_query.empty())
+      add_query(resume_query);
+  }
+  return r;
+}
+
+} // namespace kullsync

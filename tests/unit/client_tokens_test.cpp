@@ -1,0 +1,163 @@
+// The engine with signed tokens against the real server actors (JWT mode)
+// over the memory network, in virtual time: in-band refresh ahead of the
+// expiry, a new token after 4003, and a stop on 4002.
+#include <gtest/gtest.h>
+
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "harness.hpp"
+#include "kullsync/common/clock.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/server/server.hpp"
+#include "sim_server.hpp"
+#include "test_tokens.hpp"
+
+using namespace kullsync;
+using namespace kullsync::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* url = "ws://sync.sim/ws";
+const std::string secret = "a-shared-secret-of-at-least-32-bytes!!";
+
+/// What the test's provider does and how often it was asked.
+struct provider_script {
+  int64_t ttl_s = 60;
+  bool fail = false;
+  std::string key = secret;
+  int calls = 0;
+};
+
+class client_tokens : public ::testing::Test {
+protected:
+  client_tokens() {
+    log::set_level("off");
+    net_ = spawn_memory_network(sim_.sys(), 1);
+    server::server_config sc;
+    sc.shards = 1;
+    sc.node_epoch = "n1";
+    server::auth_options ao;
+    ao.hs256_secret = secret;
+    ao.seed = 5;
+    sc.auth = server::make_authenticator(ao);
+    server_.emplace(sim_, net_, url, sc);
+  }
+
+  ~client_tokens() override {
+    for (auto& e : engines_)
+      e.stop();
+    if (provider_)
+      caf::anon_send_exit(provider_, caf::exit_reason::user_shutdown);
+    server_.reset();
+    caf::anon_send_exit(net_, caf::exit_reason::user_shutdown);
+    sim_.run();
+  }
+
+  /// A provider actor (scheduled, so the simulation stays deterministic)
+  /// signing tokens for u1 that expire `ttl_s` from the virtual wall clock.
+  token_provider_actor provider() {
+    auto clock = make_wall_clock(sim_.sys(), sim_wall_start_ms);
+    auto* script = &script_;
+    provider_ = sim_.sys().spawn([=](token_provider_actor::pointer self)
+                                   -> token_provider_actor::behavior_type {
+      return {
+        [=](token_atom) -> caf::result<std::string> {
+          ++script->calls;
+          if (script->fail)
+            return caf::make_error(caf::sec::runtime_error, "auth backend down");
+          auto exp = epoch_ms(self->home_system(), clock) / 1000 + script->ttl_s;
+          return sign(R"({"sub":"u1","device":"mac","exp":)" + std::to_string(exp) + "}",
+                      "HS256", script->key);
+        },
+      };
+    });
+    return provider_;
+  }
+
+  client_engine engine(token_provider_actor tokens, std::string token = {}) {
+    client_config cc;
+    cc.connection.url = url;
+    cc.connection.user_id = "u1";
+    cc.connection.device_id = "mac";
+    cc.connection.token = std::move(token);
+    cc.wall_start_ms = sim_wall_start_ms;
+    auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_), {},
+                          std::move(tokens));
+    engines_.push_back(e);
+    e.connect();
+    sim_.run();
+    return e;
+  }
+
+  connection_status status(const client_engine& e) {
+    return sim_.ask<connection_status>(e.connection, get_atom::value);
+  }
+
+  server::server_counters& counters() { return *server_->handles().counters; }
+
+  sim_system sim_;
+  memory_network_actor net_;
+  std::optional<sim_server> server_;
+  provider_script script_;
+  token_provider_actor provider_;
+  std::vector<client_engine> engines_;
+};
+
+} // namespace
+
+TEST_F(client_tokens, refreshes_in_band_before_the_token_expires) {
+  auto e = engine(provider());
+  ASSERT_EQ(status(e).state, connection_state::connected);
+  auto link = status(e).link;
+  sim_.advance(10min);
+  auto s = status(e);
+  EXPECT_EQ(s.state, connection_state::connected);
+  EXPECT_EQ(s.link, link) << "the link was never replaced";
+  EXPECT_GE(counters().refreshes.load(), 10u);
+  EXPECT_EQ(counters().expired_closes.load(), 0u);
+  EXPECT_GE(script_.calls, 11);
+}
+
+TEST_F(client_tokens, after_4003_gets_a_new_token_and_resumes) {
+  auto e = engine(provider());
+  auto link = status(e).link;
+  script_.fail = true; // the refresh ahead of the expiry finds no token
+  sim_.advance(55s);
+  EXPECT_EQ(status(e).link, link);
+  script_.fail = false;
+  sim_.advance(20s); // the server closes it at the expiry: 4003
+  EXPECT_EQ(counters().expired_closes.load(), 1u);
+  auto s = status(e);
+  EXPECT_EQ(s.state, connection_state::connected);
+  EXPECT_EQ(s.link, link + 1) << "one redial, with a fresh token";
+}
+
+TEST_F(client_tokens, a_failing_provider_is_a_failed_dial_with_backoff) {
+  script_.fail = true;
+  auto e = engine(provider());
+  auto s = status(e);
+  EXPECT_EQ(s.state, connection_state::reconnecting);
+  EXPECT_NE(s.error.find("no token"), std::string::npos) << s.error;
+  script_.fail = false;
+  sim_.advance(2s);
+  EXPECT_EQ(status(e).state, connection_state::connected);
+}
+
+TEST_F(client_tokens, an_invalid_token_stops_the_engine) {
+  script_.key = secret + "-but-not-the-servers";
+  auto e = engine(provider());
+  EXPECT_EQ(status(e).state, connection_state::failed);
+  EXPECT_EQ(status(e).error, "invalid token");
+  sim_.advance(5min);
+  EXPECT_EQ(script_.calls, 1) << "no retry with a token the server refused";
+}
+
+TEST_F(client_tokens, an_expired_static_token_without_a_provider_fails) {
+  auto exp = sim_wall_start_ms / 1000 - 10;
+  auto e = engine({}, sign(R"({"sub":"u1","exp":)" + std::to_string(exp) + "}", "HS256",
+                           secret));
+  EXPECT_EQ(status(e).state, connection_state::failed);
+  EXPECT_EQ(status(e).error, "token expired");
+}
