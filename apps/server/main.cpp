@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
   uint16_t port = 0;
   try {
     port = listener.start();
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "kullsync-server: " << e.what() << "\n";
+    server.stop();
+    return 2;
   } catch (const std::exception& e) {
     lg->critical("cannot listen on {}: {}", o.listen, e.what());
     server.stop();

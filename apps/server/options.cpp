@@ -78,6 +78,9 @@ void add_flags(CLI::App& app, server_options& o) {
   flag(app, "--api-keys-file", o.api_keys_file, "KULLSYNC_API_KEYS_FILE",
        "HTTP API keys, one per line: every /api/sync/* request but GET status then "
        "needs Authorization: Bearer <key> (else 401)");
+  flag(app, "--tls-cert", o.tls_cert, "KULLSYNC_TLS_CERT",
+       "PEM certificate chain: with --tls-key the port serves wss:// and https:// only");
+  flag(app, "--tls-key", o.tls_key, "KULLSYNC_TLS_KEY", "PEM private key of --tls-cert");
   flag(app, "--ping-interval", o.ping_interval, "KULLSYNC_PING_INTERVAL",
        "seconds between protocol pings; a socket silent for two is dropped")
     ->check(CLI::Range(1u, 3600u));
@@ -222,6 +225,12 @@ bool make_listener_options(const server_options& o, beast_server_options& bo) {
   bo.max_queued_frames = o.max_queued_frames;
   bo.max_queued_bytes = o.max_queued_bytes;
   bo.max_http_body = o.max_http_body;
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    std::cerr << "TLS needs both --tls-cert and --tls-key\n";
+    return false;
+  }
+  bo.tls_cert_file = o.tls_cert;
+  bo.tls_key_file = o.tls_key;
   return true;
 }
 

@@ -22,6 +22,8 @@ struct server_options {
   std::string jwt_issuer;
   unsigned jwt_leeway = 0;
   std::string api_keys_file;
+  std::string tls_cert;
+  std::string tls_key;
   unsigned ping_interval = 30;
   unsigned handshake_timeout = 10;
   std::string admin_user = "admin";

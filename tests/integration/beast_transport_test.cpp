@@ -185,6 +185,68 @@ TEST_F(beast_transport_test, talks_to_our_server_with_its_actors_on_caf_threads)
   EXPECT_EQ(roundtrip_through_our_server(bo), 0u);
 }
 
+TEST_F(beast_transport_test, our_server_over_tls_with_a_ca_made_at_test_time) {
+  // A CA, and a certificate for localhost that it signed.
+  auto tmp = std::string{testing::TempDir()} + "kullsync-srv-tls-" + std::to_string(getpid());
+  sh("mkdir -p " + tmp + " && cd " + tmp
+     + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=kullsync-test-ca"
+       " -keyout ca.key -out ca.pem >/dev/null 2>&1"
+       " && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout srv.key"
+       " -out srv.csr >/dev/null 2>&1"
+       " && printf 'subjectAltName=DNS:localhost\n' > ext"
+       " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1"
+       " -extfile ext -out srv.pem >/dev/null 2>&1");
+  auto srv = server::spawn_sync_server(sys_, {});
+  beast_server_options bo;
+  bo.host = "127.0.0.1";
+  bo.port = 0;
+  bo.tls_cert_file = tmp + "/srv.pem";
+  bo.tls_key_file = tmp + "/srv.key";
+  beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
+  auto port = std::to_string(listener.start());
+  beast_transport_options trusted;
+  trusted.ca_file = tmp + "/ca.pem";
+  auto e = engine_to("wss://localhost:" + port + "/ws", trusted);
+  EXPECT_EQ(wait_for(e, connected).connection.protocol, "kull.v2");
+  msg::shoot_progress p;
+  p.shoot_id = "over-tls";
+  p.status = msg::shoot_status::processing;
+  p.processed_count = 1;
+  p.total_count = 2;
+  e.send_progress(p);
+  auto s = wait_for(e, [](const sync_state& s) {
+    return s.shoots.count("over-tls") == 1 && s.stream.outbox == 0;
+  });
+  EXPECT_EQ(s.stream.seq, 1u);
+  // A client that does not trust the CA is refused by its own check.
+  auto strict = engine_to("wss://localhost:" + port + "/ws");
+  s = wait_for(strict, [](const sync_state& s) { return !s.connection.error.empty(); });
+  EXPECT_NE(s.connection.error.find("certificate verify failed"), std::string::npos)
+    << s.connection.error;
+  // Plain WebSocket on the TLS port gets nowhere.
+  auto plain = engine_to("ws://localhost:" + port + "/ws");
+  s = wait_for(plain, [](const sync_state& s) { return !s.connection.error.empty(); });
+  EXPECT_NE(s.connection.state, connection_state::connected);
+  e.stop();
+  strict.stop();
+  plain.stop();
+  listener.stop(1s);
+  srv.stop();
+  // A key that does not load is refused at start, naming the flag.
+  beast_server_options broken = bo;
+  broken.tls_key_file = tmp + "/ca.pem";
+  auto srv2 = server::spawn_sync_server(sys_, {});
+  beast_server refused{sys_, broken, srv2.acceptor, srv2.http_api};
+  try {
+    refused.start();
+    ADD_FAILURE() << "started with a certificate that is not its key's";
+  } catch (const std::invalid_argument& err) {
+    EXPECT_NE(std::string{err.what()}.find("--tls-key"), std::string::npos) << err.what();
+  }
+  srv2.stop();
+  sh("rm -rf " + tmp);
+}
+
 TEST_F(beast_transport_test, failures_have_readable_reasons) {
   // A port nobody listens on.
   int fd = socket(AF_INET, SOCK_STREAM, 0);

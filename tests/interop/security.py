@@ -320,6 +320,25 @@ def bounded_state(s):
           f"--max-shoots-per-user 10 keeps the 10 updated last ({len(ids)})")
 
 
+async def over_tls(s):
+    import ssl
+    port = s.addr.split(":")[1]
+    ctx = ssl.create_default_context(cafile=os.path.join(WORK, "ca.pem"))
+    with urllib.request.urlopen(f"https://localhost:{port}/api/sync/status", context=ctx,
+                                timeout=5) as r:
+        check(r.status == 200 and json.loads(r.read())["status"] == "ok", "https:// status")
+    ws = await websockets.connect(f"wss://localhost:{port}/ws?token=tls:d1", ssl=ctx)
+    m = await first(ws, "DEVICE_CONNECTED")
+    check(m["deviceId"] == "d1", "wss:// socket with a certificate from a CA made here")
+    await ws.close()
+    try:
+        await websockets.connect(f"wss://localhost:{port}/ws?token=tls:d2",
+                                 ssl=ssl.create_default_context())
+        check(False, "a client without the CA refuses the server")
+    except ssl.SSLCertVerificationError:
+        check(True, "a client without the CA refuses the server")
+
+
 async def main():
     secret_file = write("secret", SECRET + "\n")
     pub_file = write("rsa.pub", RSA_PUB)
@@ -354,6 +373,19 @@ async def main():
     try:
         await invalid_utf8_ids(s)
         bounded_state(s)
+    finally:
+        s.stop()
+    # TLS: wss:// and https:// on one port, verified against a CA made here.
+    subprocess.run(["sh", "-c", f"cd {WORK} && openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+                    "-subj /CN=ca -keyout ca.key -out ca.pem && openssl req -newkey rsa:2048 -nodes "
+                    "-subj /CN=localhost -keyout srv.key -out srv.csr && printf "
+                    "'subjectAltName=DNS:localhost\\n' > ext && openssl x509 -req -in srv.csr "
+                    "-CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext -out srv.pem"],
+                   check=True, capture_output=True)
+    s = Server("--auth", "legacy", "--tls-cert", os.path.join(WORK, "srv.pem"),
+               "--tls-key", os.path.join(WORK, "srv.key"))
+    try:
+        await over_tls(s)
     finally:
         s.stop()
     # Refusing to start: jwt without a key, a bad key file, a bad API key file.

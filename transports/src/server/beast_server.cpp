@@ -1,12 +1,14 @@
 // The server's listener: the accept loop, the io threads, start and stop.
 #include "kullsync/transports/beast_server.hpp"
 
+#include <stdexcept>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
 
 #include "http_session.hpp"
 #include "server_core.hpp"
+#include "tls_terminator.hpp"
 #include "ws_connection.hpp"
 
 namespace kullsync {
@@ -50,13 +52,16 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
       // the client delays that ACK by up to 40 ms.
       boost::system::error_code ignored;
       s.set_option(tcp::no_delay(true), ignored);
-      if (&shard == &home) {
-        detail::start_http_session(core, shard, std::move(s));
-      } else {
-        core->gate.post(shard.ioc, [core = core, &shard, s = std::move(s)]() mutable {
+      auto serve = [core = core, &shard](tcp::socket s) {
+        if (core->tls)
+          detail::start_tls_session(core, shard, std::move(s));
+        else
           detail::start_http_session(core, shard, std::move(s));
-        });
-      }
+      };
+      if (&shard == &home)
+        serve(std::move(s));
+      else
+        core->gate.post(shard.ioc, [serve, s = std::move(s)]() mutable { serve(std::move(s)); });
     }
     do_accept();
   }
@@ -84,6 +89,11 @@ beast_server::~beast_server() {
 
 uint16_t beast_server::start() {
   auto& o = impl_->core->opts;
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+    if (o.tls_cert_file.empty() || o.tls_key_file.empty())
+      throw std::invalid_argument("TLS needs both --tls-cert and --tls-key");
+    impl_->core->tls = detail::make_tls_context(o.tls_cert_file, o.tls_key_file);
+  }
   auto addr = net::ip::make_address(o.host);
   tcp::endpoint ep{addr, o.port};
   auto& acc = impl_->acceptor;
@@ -98,8 +108,9 @@ uint16_t beast_server::start() {
     s->thread = std::thread{[shard = s.get(), keep = impl_] { shard->run(); }};
   }
   impl_->started = true;
-  impl_->core->log->info("listening on {}:{} (WebSocket path {}, {} io thread(s))",
-                         o.host, port, o.ws_path, impl_->core->shards.size());
+  impl_->core->log->info("listening on {}:{} ({}, WebSocket path {}, {} io thread(s))",
+                         o.host, port, impl_->core->tls ? "TLS" : "plain", o.ws_path,
+                         impl_->core->shards.size());
   return port;
 }
 

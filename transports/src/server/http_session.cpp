@@ -18,8 +18,9 @@ namespace {
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s)
-    : core_(std::move(core)), shard_(shard), stream_(std::move(s)) {
+  http_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s,
+               std::string peer)
+    : core_(std::move(core)), shard_(shard), stream_(std::move(s)), peer_(std::move(peer)) {
   }
 
   void do_read() {
@@ -72,7 +73,7 @@ private:
       return write({404, R"({"error":"Not found"})"}, req.version(), false);
     auto early = beast::buffers_to_string(buf_.data());
     std::make_shared<ws_connection>(core_, shard_, stream_.release_socket())
-      ->start(std::move(req), std::move(early));
+      ->start(std::move(req), std::move(early), std::move(peer_));
   }
 
   void write(http_response r, unsigned version, bool keep_alive) {
@@ -102,13 +103,15 @@ private:
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
+  std::string peer_;
 };
 
 } // namespace
 
 void start_http_session(std::shared_ptr<server_core> core, io_shard& shard,
-                        tcp::socket&& socket) {
-  std::make_shared<http_session>(std::move(core), shard, std::move(socket))->do_read();
+                        tcp::socket&& socket, std::string peer) {
+  std::make_shared<http_session>(std::move(core), shard, std::move(socket),
+                                 std::move(peer))->do_read();
 }
 
 } // namespace kullsync::detail

@@ -22,6 +22,10 @@
 #include "kullsync/log.hpp"
 #include "kullsync/transports/beast_server.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace kullsync::detail {
 
 namespace net = boost::asio;
@@ -137,6 +141,7 @@ struct server_core {
   io_gate gate;
   std::atomic<bool> stopping{false};
   std::vector<std::unique_ptr<io_shard>> shards;
+  std::shared_ptr<net::ssl::context> tls; // set: every socket speaks TLS
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
 
   /// The shard that serves the next accepted socket.

@@ -69,7 +69,7 @@ void ws_connection::enter(phase next) {
   }
 }
 
-void ws_connection::start(upgrade_request req, std::string early) {
+void ws_connection::start(upgrade_request req, std::string early, std::string peer) {
   sock_.set_owner(weak_from_this());
   sock_.count_sends_in(&core_->stats.socket_sends);
   sock_.on_room([this] { move_queued(); });
@@ -82,10 +82,14 @@ void ws_connection::start(upgrade_request req, std::string early) {
   partial_ = std::move(early);
   arm_kill_timer(); // a session that never attaches does not pin the socket
   auto actor = make_socket_endpoint(core_->sys, shared_from_this());
-  boost::system::error_code ec;
-  auto peer = sock_.socket().remote_endpoint(ec);
+  if (peer.empty()) {
+    boost::system::error_code ec;
+    auto ep = sock_.socket().remote_endpoint(ec);
+    if (!ec)
+      peer = ep.address().to_string();
+  }
   tell(shard_.unit, core_->acceptor, accept_atom::value, actor, std::move(target),
-       std::move(headers), ec ? std::string{} : peer.address().to_string());
+       std::move(headers), std::move(peer));
 }
 
 // -- from the socket's actor -------------------------------------------------

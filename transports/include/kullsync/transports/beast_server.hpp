@@ -33,6 +33,10 @@ struct beast_server_options {
   /// Run the actors marked with run_on_io_thread (io_thread.hpp) on the io
   /// thread that wakes them; false: every actor runs on CAF's scheduler.
   bool actors_on_io = true;
+  /// PEM certificate chain and private key: when both are set, the port
+  /// speaks TLS only (wss://, https://).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 struct beast_server_stats {
@@ -54,7 +58,8 @@ public:
   beast_server& operator=(const beast_server&) = delete;
 
   /// Binds and starts the io threads; returns the bound port. Throws
-  /// std::system_error when the address cannot be bound.
+  /// std::system_error when the address cannot be bound, and
+  /// std::invalid_argument when the TLS certificate or key does not load.
   uint16_t start();
 
   /// Stops accepting, closes every WebSocket with 1001 and waits up to
