@@ -112,8 +112,11 @@ void add_flags(CLI::App& app, server_options& o) {
   flag(app, "--max-frame-bytes", o.max_frame, "KULLSYNC_MAX_FRAME_BYTES",
        "largest client frame (larger: close 1009)")
     ->check(CLI::Range(size_t{128}, size_t{16} << 20));
+  // Presence goes to every other socket of the user: joining N sockets costs
+  // N^2/2 frames, which 256 keeps under 33,000.
   flag(app, "--max-sockets-per-user", o.max_sockets, "KULLSYNC_MAX_SOCKETS_PER_USER",
-       "more sockets of one user: close 1008")->check(CLI::Range(size_t{1}, size_t{100000}));
+       "more sockets of one user: close 1008 (at most 256: presence fan-out grows "
+       "with the square)")->check(CLI::Range(size_t{1}, size_t{256}));
   flag(app, "--max-queued-frames", o.max_queued_frames, "KULLSYNC_MAX_QUEUED_FRAMES",
        "frames queued for one socket before it is cut as a slow consumer (1008; 4009 "
        "on v2)")->check(CLI::Range(size_t{1}, size_t{1} << 24));

@@ -7,10 +7,11 @@ import subprocess
 
 
 @contextlib.contextmanager
-def running_server(binary, *args, env=None):
-    """kullsync-server on 127.0.0.1 and a free port; yields (process, port)."""
+def running_server(binary, *args, env=None, stderr=None):
+    """kullsync-server on 127.0.0.1 and a free port (legacy tokens, no rate
+    limits: these tests are about the socket layer); yields (process, port)."""
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--auth", "legacy", "--limits", "off", *args],
-                            stdout=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=stderr, env=env)
     try:
         line = proc.stdout.readline().decode()  # {"listening":"127.0.0.1:PORT",...}
         yield proc, int(line.split('"')[3].split(":")[1])

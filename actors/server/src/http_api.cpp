@@ -12,6 +12,7 @@
 #include <boost/json/value.hpp>
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "kullsync/log.hpp"
@@ -264,14 +265,21 @@ void state(api_ptr self, const http_exchange& ex) {
     auth_request{token, std::nullopt, false, now_ms(self)});
   if (!r.who)
     return ex.respond(error(401, r.failure.reason));
-  auto user = r.who->user_id;
-  self->request(hub_for(self->state.env->hubs, user), caf::infinite,
-                snapshot_atom::value, user)
-    .then(
-      [ex](const msg::user_state& s) {
-        ex.respond(http_response{200, msg::to_json(s), "application/json"});
-      },
-      [ex](const caf::error&) { ex.respond(error(503, "state unavailable")); });
+  // Serialising a user's whole state is the one large reply: a helper on
+  // CAF's threads writes it, so the io thread never stalls on it.
+  auto hub = hub_for(self->state.env->hubs, r.who->user_id);
+  self->home_system().spawn([hub, user = r.who->user_id, ex](caf::event_based_actor* a) {
+    a->request(hub, std::chrono::seconds{10}, snapshot_atom::value, user)
+      .then(
+        [a, ex](const msg::user_state& s) {
+          ex.respond(http_response{200, msg::to_json(s), "application/json"});
+          a->quit();
+        },
+        [a, ex](const caf::error&) {
+          ex.respond(error(503, "state unavailable"));
+          a->quit();
+        });
+  });
 }
 
 void route(api_ptr self, const http_exchange& ex) {

@@ -115,6 +115,27 @@ void forget_if_empty(hub_ptr self, const std::string& user) {
   self->state.stats.users = self->state.users.size();
 }
 
+/// Whether another socket of `u` than `except` belongs to `device`: a
+/// device with several sockets (an app and its extension, a reconnect that
+/// overtook the old socket's close) is connected until its last one leaves.
+bool device_present(const user_entry& u, const std::string& device,
+                    const device_socket* except) {
+  for (auto& s : u.sockets)
+    if (&s != except && s.device_id == device)
+      return true;
+  return false;
+}
+
+/// The user's devices connected now, each once.
+std::vector<msg::device_connection> devices_of(const user_entry& u) {
+  std::vector<msg::device_connection> out;
+  for (auto& s : u.sockets)
+    if (std::none_of(out.begin(), out.end(),
+                     [&](auto& d) { return d.device_id == s.device_id; }))
+      out.push_back(device_data(s.device_id, s.connected_at));
+  return out;
+}
+
 /// A session's socket leaves its user (the session said so, or died).
 void leave(hub_ptr self, const caf::actor_addr& who) {
   auto& st = self->state;
@@ -135,9 +156,10 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
   st.stats.v2_sockets -= j->v2 ? 1 : 0;
   socks.erase(j);
   --st.stats.sockets;
-  deliver(self, i->second,
-          device_frame(msg::server_type::device_disconnected, user, device,
-                       now_ms(self)));
+  if (!device_present(i->second, device, nullptr))
+    deliver(self, i->second,
+            device_frame(msg::server_type::device_disconnected, user, device,
+                         now_ms(self)));
   forget_if_empty(self, user);
 }
 
@@ -201,8 +223,7 @@ msg::user_state snapshot(hub_ptr self, const std::string& user) {
     s.credits = *i->second.credits;
   for (auto& kv : i->second.shoots.shoots())
     s.shoots.push_back(kv.second);
-  for (auto& sock : i->second.sockets)
-    s.devices.push_back(device_data(sock.device_id, sock.connected_at));
+  s.devices = devices_of(i->second);
   return s;
 }
 
@@ -270,8 +291,7 @@ void welcome(hub_ptr self, const join_request& req, user_entry& u,
   w.seq = st.history->top(req.user, now);
   w.device_id = req.device;
   w.expires_at = req.expires_at;
-  for (auto& s : u.sockets)
-    w.devices.push_back(device_data(s.device_id, s.connected_at));
+  w.devices = devices_of(u);
   std::optional<std::vector<shared_frame>> missed;
   if (!req.epoch.empty() && req.since)
     missed = st.history->read_after(req.user, req.epoch, *req.since, now);
@@ -319,7 +339,8 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   } else {
     send_frame(self, me, hello); // the new device hears of itself first
   }
-  deliver(self, u, hello, &me);
+  if (!device_present(u, req.device, &me)) // else the others know it already
+    deliver(self, u, hello, &me);
   return true;
 }
 

@@ -23,13 +23,16 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   std::shared_ptr<server_core> core;
   io_shard& home; // the first shard accepts for all of them
   tcp::acceptor acceptor;
+  net::steady_timer accept_pause; // after a failed accept (out of descriptors)
+  std::chrono::steady_clock::time_point accept_logged{};
+  uint64_t accept_failures_unlogged = 0;
   bool started = false;
 
   impl(caf::actor_system& sys, beast_server_options o, acceptor_actor a,
        http_handler_actor h)
     : core(std::make_shared<server_core>(sys, std::move(o), std::move(a),
                                          std::move(h))),
-      home(*core->shards.front()), acceptor(home.ioc) {
+      home(*core->shards.front()), acceptor(home.ioc), accept_pause(home.ioc) {
   }
 
   void do_accept() {
@@ -43,10 +46,9 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   void on_accept(boost::system::error_code ec, io_shard& shard, tcp::socket s) {
     if (ec == net::error::operation_aborted || core->stopping)
       return;
-    if (ec) {
-      // Out of descriptors and the like: log, breathe, keep accepting.
-      core->log->warn("accept failed: {}", ec.message());
-    } else {
+    if (ec)
+      return accept_failed(ec);
+    {
       // kullsync gathers a socket's frames itself; Nagle's algorithm would
       // hold a small send back until the previous one is acknowledged, and
       // the client delays that ACK by up to 40 ms.
@@ -64,6 +66,26 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
         core->gate.post(shard.ioc, [serve, s = std::move(s)]() mutable { serve(std::move(s)); });
     }
     do_accept();
+  }
+
+  /// Out of descriptors and the like: the pending connection stays in the
+  /// backlog, so accepting again at once would spin. Pause 50 ms (the open
+  /// sockets are served meanwhile), count, log once every 10 s.
+  void accept_failed(boost::system::error_code ec) {
+    ++core->stats.accept_failures;
+    ++accept_failures_unlogged;
+    auto now = std::chrono::steady_clock::now();
+    if (now - accept_logged >= std::chrono::seconds{10}) {
+      core->log->warn("accept failed {} time(s): {}; pausing accepts 50 ms at a time",
+                      accept_failures_unlogged, ec.message());
+      accept_logged = now;
+      accept_failures_unlogged = 0;
+    }
+    accept_pause.expires_after(std::chrono::milliseconds{50});
+    accept_pause.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->core->stopping)
+        self->do_accept();
+    });
   }
 
   /// Every shard's open sockets, from any thread.
@@ -123,6 +145,7 @@ void beast_server::stop(std::chrono::milliseconds grace) {
     net::post(impl_->home.ioc, [p = impl_] {
       boost::system::error_code ignored;
       p->acceptor.close(ignored);
+      p->accept_pause.cancel();
     });
     for (auto& s : core.shards)
       net::post(s->ioc, [shard = s.get()] { shard->keepalive_timer.cancel(); });
@@ -176,6 +199,8 @@ beast_server_stats beast_server::stats() const {
   s.socket_sends = c.socket_sends;
   s.frames_written = c.frames_written;
   s.actor_turns_on_io = c.actor_turns_on_io;
+  s.accept_failures = c.accept_failures;
+  s.slow_messages_closed = c.slow_messages_closed;
   return s;
 }
 

@@ -1,6 +1,9 @@
 #include "http_session.hpp"
 
+#include <cctype>
+#include <strings.h>
 #include <optional>
+#include <string_view>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -16,6 +19,32 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+/// A Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455 4.1): 22
+/// base64 characters and "==".
+bool valid_key(std::string_view k) {
+  if (k.size() != 24 || k.substr(22) != "==")
+    return false;
+  for (char c : k.substr(0, 22))
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/')
+      return false;
+  return true;
+}
+
+/// What the handshake would refuse, decided before anyone hears of the
+/// socket: a refused upgrade never joins its user.
+std::optional<std::pair<unsigned, const char*>>
+refuse_upgrade(const http::request<http::string_body>& req) {
+  if (req.method() != http::verb::get)
+    return std::make_pair(400u, R"({"error":"WebSocket upgrade needs GET"})");
+  if (req.version() < 11)
+    return std::make_pair(400u, R"({"error":"WebSocket upgrade needs HTTP/1.1"})");
+  if (!valid_key(req[http::field::sec_websocket_key]))
+    return std::make_pair(400u, R"({"error":"Missing or invalid Sec-WebSocket-Key"})");
+  if (req[http::field::sec_websocket_version] != "13")
+    return std::make_pair(426u, R"({"error":"Unsupported Sec-WebSocket-Version: 13 only"})");
+  return std::nullopt;
+}
+
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s,
@@ -28,12 +57,33 @@ public:
     parser_->body_limit(core_->opts.max_http_body);
     parser_->header_limit(16 * 1024);
     stream_.expires_after(core_->opts.handshake_timeout);
+    http::async_read_header(stream_, buf_, *parser_,
+                            beast::bind_front_handler(&http_session::on_header,
+                                                      shared_from_this()));
+  }
+
+private:
+  /// The header is in: refuse framing that a proxy could read otherwise
+  /// (RFC 9112 6.3: request smuggling), then read the body.
+  void on_header(beast::error_code ec, size_t n) {
+    if (ec)
+      return on_read(ec, n);
+    auto& h = parser_->get();
+    auto te = h[http::field::transfer_encoding];
+    if (!te.empty()) {
+      auto t = std::string{te};
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t'))
+        t.pop_back();
+      bool only_chunked = t.size() == 7 && strncasecmp(t.data(), "chunked", 7) == 0;
+      if (!only_chunked || h.count(http::field::content_length) != 0)
+        return write({400, R"({"error":"Transfer-Encoding must be chunked alone, without Content-Length"})"},
+                     h.version(), false);
+    }
     http::async_read(stream_, buf_, *parser_,
                      beast::bind_front_handler(&http_session::on_read,
                                                shared_from_this()));
   }
 
-private:
   void on_read(beast::error_code ec, size_t) {
     if (ec == http::error::end_of_stream) {
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -41,8 +91,13 @@ private:
     }
     if (ec == http::error::body_limit)
       return write({413, R"({"error":"Request body too large"})"}, 11, false);
+    // A request the parser refuses (bad framing, both Content-Length and
+    // Transfer-Encoding, bad chunks): 400, then the connection is closed.
+    if (ec && ec.category() == beast::error_code{http::error::bad_version}.category()
+        && ec != http::error::partial_message)
+      return write({400, R"({"error":"Bad request: )" + ec.message() + R"("})"}, 11, false);
     if (ec)
-      return; // timeout or garbage: drop the connection
+      return; // timeout, reset or a request cut short: drop the connection
     auto req = parser_->release();
     if (beast::websocket::is_upgrade(req))
       return upgrade(std::move(req));
@@ -71,6 +126,8 @@ private:
     auto path = std::string{req.target()}.substr(0, req.target().find('?'));
     if (path != core_->opts.ws_path)
       return write({404, R"({"error":"Not found"})"}, req.version(), false);
+    if (auto no = refuse_upgrade(req))
+      return write({no->first, no->second}, req.version(), false);
     auto early = beast::buffers_to_string(buf_.data());
     std::make_shared<ws_connection>(core_, shard_, stream_.release_socket())
       ->start(std::move(req), std::move(early), std::move(peer_));
@@ -80,6 +137,8 @@ private:
     res_.emplace(static_cast<http::status>(r.status), version);
     res_->set(http::field::server, "kullsync");
     res_->set(http::field::content_type, r.content_type);
+    if (r.status == 426)
+      res_->set(http::field::sec_websocket_version, "13");
     res_->keep_alive(keep_alive);
     res_->body() = std::move(r.body);
     res_->prepare_payload();

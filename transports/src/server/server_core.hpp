@@ -41,6 +41,8 @@ struct counters {
   std::atomic<uint64_t> socket_sends{0};
   std::atomic<uint64_t> frames_written{0};
   std::atomic<uint64_t> actor_turns_on_io{0};
+  std::atomic<uint64_t> accept_failures{0};
+  std::atomic<uint64_t> slow_messages_closed{0};
 };
 
 /// Whether the io threads still take work. Once the server has stopped, a
@@ -142,6 +144,7 @@ struct server_core {
   std::atomic<bool> stopping{false};
   std::vector<std::unique_ptr<io_shard>> shards;
   std::shared_ptr<net::ssl::context> tls; // set: every socket speaks TLS
+  std::atomic<size_t> unfinished_bytes{0}; // held by incomplete messages
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
 
   /// The shard that serves the next accepted socket.

@@ -49,6 +49,7 @@ ws_connection::ws_connection(std::shared_ptr<server_core> core, io_shard& shard,
 }
 
 ws_connection::~ws_connection() {
+  core_->unfinished_bytes -= held_;
   std::lock_guard<std::mutex> guard{shard_.mtx};
   shard_.live.erase(this);
 }
@@ -257,6 +258,29 @@ void ws_connection::consume(char* data, size_t n) {
     tell(shard_.unit, listener_, frame_atom::value, tag_, std::move(batch));
   }
   stalled_ = phase_ == phase::open && credit_ == 0;
+  account_held();
+}
+
+bool ws_connection::unfinished() const {
+  // Complete frames waiting for credit are the session's delay, not the peer's.
+  return reader_.mid_message() || (!partial_.empty() && !stalled_);
+}
+
+bool ws_connection::account_held() {
+  size_t now = reader_.done() ? 0 : partial_.capacity() + reader_.held();
+  if (now == held_)
+    return true;
+  core_->unfinished_bytes += now;
+  core_->unfinished_bytes -= held_;
+  held_ = now;
+  if (now == 0 || core_->unfinished_bytes <= core_->opts.max_unfinished_bytes)
+    return true;
+  ++core_->stats.slow_messages_closed;
+  core_->log->warn("unfinished messages hold over {} MiB: a socket holding {} KiB cut",
+                   core_->opts.max_unfinished_bytes >> 20, now >> 10);
+  end(close_code::policy_violation, "Server busy: unfinished messages over the limit",
+      ending::echo);
+  return false;
 }
 
 void ws_connection::on_credit(uint64_t tag, uint32_t n) {
@@ -271,6 +295,7 @@ void ws_connection::on_credit(uint64_t tag, uint32_t n) {
 }
 
 void ws_connection::on_message(std::string text) {
+  ++messages_in_;
   // Binary frames are read as text, as the legacy server's JSON.parse does.
   if (phase_ == phase::open && batch_ != nullptr)
     batch_->push_back(std::move(text));
@@ -385,6 +410,18 @@ void ws_connection::finish() {
 void ws_connection::keepalive() {
   if (phase_ != phase::open)
     return;
+  // A message must complete within two sweeps (one ping interval): a peer
+  // trickling a large one must not hold its memory for ever.
+  if (unfinished() && messages_in_ == messages_at_sweep_) {
+    if (++unfinished_ticks_ >= 2) {
+      ++core_->stats.slow_messages_closed;
+      core_->log->debug("dropping a socket whose message did not complete in time");
+      return end(close_code::policy_violation, "Message took too long", ending::echo);
+    }
+  } else {
+    unfinished_ticks_ = 0;
+  }
+  messages_at_sweep_ = messages_in_;
   ++silent_ticks_;
   if (silent_ticks_ == 2) {
     sock_.append_frame(ws::opcode::ping, {});

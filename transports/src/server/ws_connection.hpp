@@ -96,6 +96,10 @@ private:
   void close(uint16_t code, std::string reason);
   void end(uint16_t code, std::string reason, ending how);
   void finish();
+  bool unfinished() const;
+  /// Counts what the unfinished message holds; false (and the socket cut)
+  /// when the server's bound on such memory is exceeded.
+  bool account_held();
 
   // ws::frame_sink: what the client's frames said.
   void on_message(std::string text) override;
@@ -126,6 +130,11 @@ private:
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   uint8_t silent_ticks_ = 0; // keepalive sweeps since the last byte read
+  // An unfinished message: sweeps it survived with no message completed,
+  // and the bytes it holds (counted server-wide, bounded).
+  uint8_t unfinished_ticks_ = 0;
+  uint32_t messages_in_ = 0, messages_at_sweep_ = 0;
+  size_t held_ = 0;
   // Our close: asked for before the handshake completed (applied then), or
   // under way (reported if the peer just hangs up). Rare: kept on the heap.
   std::unique_ptr<std::pair<uint16_t, std::string>> our_close_;

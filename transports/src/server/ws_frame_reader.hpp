@@ -50,6 +50,11 @@ public:
   /// True once a close frame or a violation ended the stream.
   bool done() const { return done_; }
 
+  /// True while a fragmented message is incomplete; `held()` is the memory
+  /// its fragments take.
+  bool mid_message() const { return in_message_; }
+  size_t held() const { return fragments_.capacity(); }
+
 private:
   bool fail(frame_sink& sink, uint16_t code, const char* reason);
   bool on_frame(frame_sink& sink, bool fin, uint8_t opcode, char* payload,

@@ -28,6 +28,10 @@ struct beast_server_options {
   std::chrono::seconds handshake_timeout{10}; // HTTP request, WS handshake, close
   size_t max_frame_bytes = 64 * 1024;         // larger: close 1009
   size_t max_http_body = 64 * 1024;           // larger: 413
+  /// Memory all sockets' unfinished messages may hold together; a socket
+  /// that would exceed it is cut (1008). A message must also complete within
+  /// one ping interval.
+  size_t max_unfinished_bytes = 64u << 20;
   size_t max_queued_frames = 4096;            // a reader this far behind is
   size_t max_queued_bytes = 4 * 1024 * 1024;  // closed with 1008
   /// Run the actors marked with run_on_io_thread (io_thread.hpp) on the io
@@ -47,6 +51,8 @@ struct beast_server_stats {
   uint64_t socket_sends = 0; // each gathers every frame queued for its socket meanwhile
   uint64_t frames_written = 0;
   uint64_t actor_turns_on_io = 0; // turns of marked actors run by the io threads
+  uint64_t accept_failures = 0;   // e.g. out of descriptors (accepting pauses)
+  uint64_t slow_messages_closed = 0; // sockets cut for an unfinished message
 };
 
 class beast_server {
