@@ -24,6 +24,8 @@ import time
 from raw_ws import running_server, upgrade_request
 
 BINARY = sys.argv[1]
+# Sanitizer builds run several times slower (scripts/sanitize sets this).
+SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
 failures = []
 
 
@@ -180,12 +182,12 @@ def trickle():
                         break
                 except (socket.timeout, BlockingIOError):
                     pass
-                if time.time() - t0 > 15:
+                if time.time() - t0 > 15 * SCALE:
                     break
         except (BrokenPipeError, ConnectionResetError):
             pass
         took = time.time() - t0
-        check(code == 1008 and took < 8, f"a message trickled for one ping interval is cut: {code} after {took:.1f} s")
+        check(code == 1008 and took < 8 * SCALE, f"a message trickled for one ping interval is cut: {code} after {took:.1f} s")
 
 
 def accept_backoff():
@@ -202,7 +204,7 @@ def accept_backoff():
             held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
         except OSError:
             break
-    time.sleep(1.5)
+    time.sleep(1.5 * SCALE)
     for s in held:
         s.close()
     time.sleep(0.3)
@@ -256,7 +258,7 @@ def state_does_not_stall(port):
         worst[0] = max(worst[0], time.time() - t0)
     for t in threads:
         t.join()
-    check(worst[0] < 0.25, f"a PONG while full states are served: worst {worst[0] * 1000:.0f} ms")
+    check(worst[0] < 0.25 * SCALE, f"a PONG while full states are served: worst {worst[0] * 1000:.0f} ms")
 
 
 with running_server(BINARY) as (proc, port):

@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "http_checks.hpp"
 #include "ws_connection.hpp"
 
 namespace kullsync::detail {
@@ -18,32 +19,6 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
-
-/// A Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455 4.1): 22
-/// base64 characters and "==".
-bool valid_key(std::string_view k) {
-  if (k.size() != 24 || k.substr(22) != "==")
-    return false;
-  for (char c : k.substr(0, 22))
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/')
-      return false;
-  return true;
-}
-
-/// What the handshake would refuse, decided before anyone hears of the
-/// socket: a refused upgrade never joins its user.
-std::optional<std::pair<unsigned, const char*>>
-refuse_upgrade(const http::request<http::string_body>& req) {
-  if (req.method() != http::verb::get)
-    return std::make_pair(400u, R"({"error":"WebSocket upgrade needs GET"})");
-  if (req.version() < 11)
-    return std::make_pair(400u, R"({"error":"WebSocket upgrade needs HTTP/1.1"})");
-  if (!valid_key(req[http::field::sec_websocket_key]))
-    return std::make_pair(400u, R"({"error":"Missing or invalid Sec-WebSocket-Key"})");
-  if (req[http::field::sec_websocket_version] != "13")
-    return std::make_pair(426u, R"({"error":"Unsupported Sec-WebSocket-Version: 13 only"})");
-  return std::nullopt;
-}
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
@@ -69,16 +44,9 @@ private:
     if (ec)
       return on_read(ec, n);
     auto& h = parser_->get();
-    auto te = h[http::field::transfer_encoding];
-    if (!te.empty()) {
-      auto t = std::string{te};
-      while (!t.empty() && (t.back() == ' ' || t.back() == '\t'))
-        t.pop_back();
-      bool only_chunked = t.size() == 7 && strncasecmp(t.data(), "chunked", 7) == 0;
-      if (!only_chunked || h.count(http::field::content_length) != 0)
-        return write({400, R"({"error":"Transfer-Encoding must be chunked alone, without Content-Length"})"},
-                     h.version(), false);
-    }
+    if (!framing_ok(h))
+      return write({400, R"({"error":"Transfer-Encoding must be chunked alone, without Content-Length"})"},
+                   h.version(), false);
     http::async_read(stream_, buf_, *parser_,
                      beast::bind_front_handler(&http_session::on_read,
                                                shared_from_this()));
