@@ -18,8 +18,8 @@ memory_history::memory_history(std::string node_epoch, history_limits limits)
   : node_epoch_(std::move(node_epoch)), limits_(limits) {
 }
 
-memory_history::stream& memory_history::open(const std::string& user,
-                                             int64_t now_ms) {
+const std::shared_ptr<memory_history::stream>&
+memory_history::open(const std::string& user, int64_t now_ms) {
   auto& s = streams_[user];
   if (!s) {
     s = std::make_shared<stream>();
@@ -30,7 +30,7 @@ memory_history::stream& memory_history::open(const std::string& user,
     ++stats_.streams;
   }
   expire(*s, now_ms);
-  return *s;
+  return s;
 }
 
 void memory_history::drop_front(stream& s) {
@@ -46,24 +46,25 @@ void memory_history::expire(stream& s, int64_t now_ms) {
 }
 
 const std::string& memory_history::epoch(const std::string& user, int64_t now_ms) {
-  return open(user, now_ms).epoch;
+  return open(user, now_ms)->epoch;
 }
 
 uint64_t memory_history::top(const std::string& user, int64_t now_ms) {
-  return open(user, now_ms).top;
+  return open(user, now_ms)->top;
 }
 
 shared_frame memory_history::append(
   const std::string& user, int64_t now_ms,
   const std::function<shared_frame(uint64_t)>& frame_for) {
-  auto& s = open(user, now_ms);
+  auto& handle = open(user, now_ms);
+  auto& s = *handle;
   auto seq = ++s.top;
   auto f = frame_for(seq);
   s.last_append_ms = now_ms;
   s.entries.push_back({seq, now_ms, f});
   stats_.bytes += cost(f);
   ++stats_.entries;
-  order_.push_back({streams_[user], seq});
+  order_.push_back({handle, seq});
   if (s.entries.size() > limits_.size)
     drop_front(s);
   // Over the memory bound: the oldest frames of any user go first.
@@ -87,7 +88,7 @@ shared_frame memory_history::append(
 std::optional<std::vector<shared_frame>>
 memory_history::read_after(const std::string& user, const std::string& epoch,
                            uint64_t since, int64_t now_ms) {
-  auto& s = open(user, now_ms);
+  auto& s = *open(user, now_ms);
   if (epoch != s.epoch || since > s.top)
     return std::nullopt;
   if (since == s.top)

@@ -111,7 +111,9 @@ private:
     uint64_t seq;
   };
 
-  stream& open(const std::string& user, int64_t now_ms);
+  /// The user's stream (opened if there is none), with its old entries
+  /// expired.
+  const std::shared_ptr<stream>& open(const std::string& user, int64_t now_ms);
   void drop_front(stream& s);
   void expire(stream& s, int64_t now_ms);
 
