@@ -1,6 +1,7 @@
 // kullsync-server: the legacy-compatible sync server (HTTP + WebSocket on one
 // port). Every flag can also be set through the environment variable named
 // in --help.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -63,9 +64,17 @@ int main(int argc, char** argv) {
     cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{cfg};
 
+  // The listener is made after the server's actors, which report its
+  // metrics: they reach it through this pointer, set before it serves.
+  auto listener_ref = std::make_shared<std::atomic<kullsync::beast_server*>>(nullptr);
+  sc.transport_metrics = [listener_ref](kullsync::metrics::writer& w) {
+    if (auto* l = listener_ref->load())
+      l->write_metrics(w);
+  };
   auto server = kullsync::server::spawn_sync_server(sys, sc);
 
   kullsync::beast_server listener{sys, bo, server.acceptor, server.http_api};
+  *listener_ref = &listener;
   uint16_t port = 0;
   try {
     port = listener.start();
@@ -88,6 +97,7 @@ int main(int argc, char** argv) {
            sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto hubs = server.stats(sys); // while the histories are still there
   listener.stop(std::chrono::seconds{3});
+  *listener_ref = nullptr;
   server.stop();
   auto st = listener.stats();
   lg->info("stopped: {} sockets served, {} HTTP requests, {} slow consumers cut",

@@ -21,6 +21,7 @@
 #include "kullsync/messages/keys.hpp"
 #include "kullsync/transports/io_thread.hpp"
 #include "limits.hpp"
+#include "metrics_report.hpp"
 #include "server_actors.hpp"
 
 namespace json = boost::json;
@@ -282,9 +283,61 @@ void state(api_ptr self, const http_exchange& ex) {
   });
 }
 
+/// GET /metrics: the hubs' counters (asked of every shard), the shared
+/// counters, the transport's and the process's, in Prometheus' text format.
+void scrape(api_ptr self, const http_exchange& ex) {
+  auto& hubs = self->state.env->hubs;
+  auto total = std::make_shared<hub_stats>();
+  auto left = std::make_shared<size_t>(hubs.size());
+  auto env = self->state.env;
+  for (auto& h : hubs)
+    self->request(h, std::chrono::seconds{5}, stats_atom::value)
+      .then(
+        [=](const hub_stats& s) {
+          *total += s;
+          if (--*left != 0)
+            return;
+          metrics::writer w;
+          write_server_metrics(w, *total, *env->counters);
+          if (env->cfg.transport_metrics)
+            env->cfg.transport_metrics(w);
+          w.process();
+          ex.respond(http_response{200, w.text(), "text/plain; version=0.0.4; charset=utf-8"});
+        },
+        [=](const caf::error&) {
+          if (std::exchange(*left, 0) != 0)
+            ex.respond(error(503, "metrics unavailable"));
+        });
+}
+
+/// /healthz, /readyz and /metrics: for the load balancer and Prometheus,
+/// outside /api/sync; true if `ex` was one of them.
+bool operations(api_ptr self, const http_exchange& ex) {
+  auto path = ex.request.path();
+  if (path != "/healthz" && path != "/readyz" && path != "/metrics")
+    return false;
+  if (ex.request.method != "GET") {
+    ex.respond(error(405, "Method not allowed"));
+    return true;
+  }
+  if (path == "/healthz") {
+    ex.respond(json_response(200, json::object{{"status", "ok"}}));
+  } else if (path == "/readyz") {
+    auto& ready = self->state.env->cfg.ready;
+    bool ok = !ready || ready();
+    ex.respond(json_response(ok ? 200 : 503,
+                             json::object{{"status", ok ? "ready" : "not ready"}}));
+  } else if (authorised(self, ex)) {
+    scrape(self, ex);
+  }
+  return true;
+}
+
 void route(api_ptr self, const http_exchange& ex) {
   auto& req = ex.request;
   auto path = req.path();
+  if (operations(self, ex))
+    return;
   if (path.rfind(prefix, 0) != 0)
     return ex.respond(error(404, "Not found"));
   auto sub = path.substr(prefix.size());

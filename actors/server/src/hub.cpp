@@ -50,6 +50,7 @@ struct hub_state {
   std::map<caf::actor_addr, std::string> by_session; // session -> its user
   std::unique_ptr<history_store> history;
   std::unique_ptr<client_ids> ids;
+  std::shared_ptr<server_counters> counters; // the server's (may be null)
   hub_stats stats;
   std::shared_ptr<spdlog::logger> log = log::get("server.hub");
   static inline const char* name = "kullsync.hub";
@@ -347,7 +348,7 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
 /// A v2 client message with an id: applied once, acknowledged each time.
 void publish_acked(hub_ptr self, const std::string& user, const msg::server_message& m,
                    const std::string& data_json, const std::string& id,
-                   const transport_actor& ack_to) {
+                   const transport_actor& ack_to, int64_t received_ns) {
   auto& st = self->state;
   auto key = client_ids::key(user, id);
   auto seq = st.ids->find(key);
@@ -359,6 +360,11 @@ void publish_acked(hub_ptr self, const std::string& user, const msg::server_mess
   }
   self->send(ack_to, send_atom::value,
              control_frame(self, msg::server_type::ack, msg::ack{id, *seq}));
+  if (st.counters) {
+    auto now = std::chrono::steady_clock::now().time_since_epoch();
+    st.counters->ack_latency.observe(
+      static_cast<double>(std::chrono::nanoseconds{now}.count() - received_ns) / 1e9);
+  }
 }
 
 uint64_t trigger(hub_ptr self, const std::string& user, const msg::server_message& m,
@@ -420,8 +426,10 @@ hub_stats stats(hub_ptr self) {
 }
 
 hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
-                            std::string node_epoch) {
+                            std::string node_epoch,
+                            std::shared_ptr<server_counters> counters) {
   auto& st = self->state;
+  st.counters = std::move(counters);
   st.cfg = std::move(cfg);
   st.clock = clock;
   st.history = std::make_unique<memory_history>(std::move(node_epoch), st.cfg.history);
@@ -443,8 +451,8 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         const std::string& data_json) { publish(self, user, m, data_json); },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
         const std::string& data_json, const std::string& id,
-        const transport_actor& ack_to) {
-      publish_acked(self, user, m, data_json, id, ack_to);
+        const transport_actor& ack_to, int64_t received_ns) {
+      publish_acked(self, user, m, data_json, id, ack_to, received_ns);
     },
     [=](trigger_atom, const std::string& user, const msg::server_message& m,
         const std::string& key) { return trigger(self, user, m, key); },
@@ -469,8 +477,10 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
 } // namespace
 
 hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
-                    wall_clock clock, std::string node_epoch) {
-  return caf::actor_cast<hub_actor>(sys.spawn(hub, cfg, clock, std::move(node_epoch)));
+                    wall_clock clock, std::string node_epoch,
+                    std::shared_ptr<server_counters> counters) {
+  return caf::actor_cast<hub_actor>(
+    sys.spawn(hub, cfg, clock, std::move(node_epoch), std::move(counters)));
 }
 
 const hub_actor& hub_for(const std::vector<hub_actor>& hubs,

@@ -79,7 +79,7 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   shard_cfg.history.memory_bytes = cfg.history.memory_bytes / cfg.shards;
   for (size_t i = 0; i < cfg.shards; ++i)
     s.hubs.push_back(spawn_hub(sys, shard_cfg, env->clock,
-                               cfg.node_epoch + "." + std::to_string(i)));
+                               cfg.node_epoch + "." + std::to_string(i), env->counters));
   env->hubs = s.hubs;
   // The watch reads only the config, the clock and the counters of `env`.
   s.token_watch = spawn_token_watch(sys, env);

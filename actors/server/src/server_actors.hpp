@@ -18,7 +18,8 @@ using hub_impl = hub_actor::extend<
 
 /// A hub shard whose streams' epochs start with `node_epoch`.
 hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
-                    wall_clock clock, std::string node_epoch);
+                    wall_clock clock, std::string node_epoch,
+                    std::shared_ptr<server_counters> counters);
 
 /// Everything a session needs, shared by all sessions of a server.
 struct session_env {

@@ -182,6 +182,7 @@ void start(session_ptr self, const std::string& target,
         auto& st = self->state;
         if (joined) {
           st.joined = true;
+          server_counters::add(st.env->counters->connects);
           st.log->info("device {} of user {} connected", st.who.device_id,
                        st.who.user_id);
           watch_expiry(self);
@@ -220,7 +221,9 @@ void on_frame(session_ptr self, const std::string& text) {
   lim.max_frame_bytes = SIZE_MAX; // the transport refuses larger frames (1009)
   lim.keep_raw_payload = true;
   auto m = msg::decode_client(text, lim);
+  auto& counters = *st.env->counters;
   if (!m) {
+    counters.message_in(4);
     ++st.ignored;
     st.log->debug("{}: unparseable frame ignored: {}", st.who.device_id,
                   m.error().detail);
@@ -230,6 +233,10 @@ void on_frame(session_ptr self, const std::string& text) {
         refuse(self, *id, msg::nack_code::invalid, m.error().detail);
     return;
   }
+  counters.message_in(m->type == msg::client_type::ping              ? 0
+                      : m->type == msg::client_type::update_progress ? 1
+                      : m->type == msg::client_type::refresh         ? 2
+                                                                     : 3);
   // Ids are v2's: a v1 socket's message is handled as the deployed server does.
   if (!st.v2)
     m->id.reset();
@@ -253,7 +260,9 @@ void on_frame(session_ptr self, const std::string& text) {
         st.who.device_id, st.who.user_id);
       if (m->id)
         self->send(my_hub(self), publish_atom::value, st.who.user_id, std::move(out),
-                   std::move(m->raw_payload), std::move(*m->id), st.transport);
+                   std::move(m->raw_payload), std::move(*m->id), st.transport,
+                   int64_t{std::chrono::nanoseconds{
+                     std::chrono::steady_clock::now().time_since_epoch()}.count()});
       else
         self->send(my_hub(self), publish_atom::value, st.who.user_id,
                    std::move(out), std::move(m->raw_payload));
@@ -296,6 +305,7 @@ session_actor::behavior_type session(session_ptr self,
     },
     [=](closed_atom, uint64_t, uint16_t code, const std::string& reason) {
       auto& st = self->state;
+      st.env->counters->closed(code);
       if (st.joined) {
         st.log->info("device {} of user {} left ({} {}); {} frames in, {} ignored",
                      st.who.device_id, st.who.user_id, code, reason,

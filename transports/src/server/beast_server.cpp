@@ -127,6 +127,7 @@ uint16_t beast_server::start() {
   impl_->do_accept();
   for (auto& s : impl_->core->shards) {
     s->keepalive_sweep();
+    s->measure_lag();
     s->thread = std::thread{[shard = s.get(), keep = impl_] { shard->run(); }};
   }
   impl_->started = true;
@@ -148,7 +149,10 @@ void beast_server::stop(std::chrono::milliseconds grace) {
       p->accept_pause.cancel();
     });
     for (auto& s : core.shards)
-      net::post(s->ioc, [shard = s.get()] { shard->keepalive_timer.cancel(); });
+      net::post(s->ioc, [shard = s.get()] {
+        shard->keepalive_timer.cancel();
+        shard->lag_timer.cancel();
+      });
     for (auto& c : impl_->open_sockets())
       c->post_close(close_code::going_away, "server shutting down");
     auto deadline = std::chrono::steady_clock::now() + grace;
@@ -202,6 +206,38 @@ beast_server_stats beast_server::stats() const {
   s.accept_failures = c.accept_failures;
   s.slow_messages_closed = c.slow_messages_closed;
   return s;
+}
+
+void beast_server::write_metrics(metrics::writer& w) const {
+  auto& c = impl_->core->stats;
+  auto n = [](const std::atomic<uint64_t>& x) {
+    return static_cast<double>(x.load(std::memory_order_relaxed));
+  };
+  w.gauge("kullsync_transport_sockets_open", "WebSockets open at the transport.",
+          n(c.sockets_open));
+  w.counter("kullsync_transport_sockets_accepted_total", "WebSockets whose handshake completed.",
+            n(c.sockets_accepted));
+  w.counter("kullsync_frames_out_total", "WebSocket text frames written to sockets.",
+            n(c.frames_written));
+  w.counter("kullsync_bytes_out_total", "Bytes of WebSocket frames written, headers included.",
+            n(c.bytes_written));
+  w.counter("kullsync_socket_sends_total", "Socket sends (each gathers every frame queued).",
+            n(c.socket_sends));
+  w.counter("kullsync_slow_consumer_closes_total",
+            "Sockets cut because their output queue passed its bound.",
+            n(c.slow_consumers_closed));
+  w.counter("kullsync_slow_message_closes_total",
+            "Sockets cut for a message that did not complete in time or in memory.",
+            n(c.slow_messages_closed));
+  w.counter("kullsync_http_requests_total", "HTTP requests (not upgrades) read.",
+            n(c.http_requests));
+  w.counter("kullsync_accept_failures_total",
+            "Failed accepts (e.g. out of descriptors); accepting pauses 50 ms each.",
+            n(c.accept_failures));
+  w.gauge("kullsync_unfinished_message_bytes", "Memory held by incomplete client messages.",
+          static_cast<double>(impl_->core->unfinished_bytes.load()));
+  w.histogram("kullsync_io_loop_lag_seconds",
+              "How late an io thread ran a timer due every 250 ms.", c.loop_lag);
 }
 
 } // namespace kullsync

@@ -87,6 +87,19 @@ void io_shard::run() {
   }
 }
 
+void io_shard::measure_lag() {
+  constexpr auto period = std::chrono::milliseconds{250};
+  auto due = std::chrono::steady_clock::now() + period;
+  lag_timer.expires_at(due);
+  lag_timer.async_wait([this, due](boost::system::error_code ec) {
+    if (ec || core_.stopping)
+      return;
+    std::chrono::duration<double> late = std::chrono::steady_clock::now() - due;
+    core_.stats.loop_lag.observe(late.count());
+    measure_lag();
+  });
+}
+
 void io_shard::keepalive_sweep() {
   if (core_.opts.ping_interval.count() <= 0)
     return; // no protocol pings

@@ -20,6 +20,7 @@
 
 #include "caf_bridge.hpp"
 #include "kullsync/log.hpp"
+#include "kullsync/metrics.hpp"
 #include "kullsync/transports/beast_server.hpp"
 
 namespace boost::asio::ssl {
@@ -42,6 +43,10 @@ struct counters {
   std::atomic<uint64_t> frames_written{0};
   std::atomic<uint64_t> actor_turns_on_io{0};
   std::atomic<uint64_t> accept_failures{0};
+  std::atomic<uint64_t> bytes_written{0}; // WebSocket frames, headers included
+  /// How late the io threads ran a timer due every 250 ms: time spent in
+  /// handlers that kept the loop from anything else.
+  metrics::histogram loop_lag{metrics::histogram::latency_seconds};
   std::atomic<uint64_t> slow_messages_closed{0};
 };
 
@@ -113,6 +118,9 @@ public:
   std::set<ws_connection*> live;
 
   net::steady_timer keepalive_timer{ioc};
+  /// Every 250 ms, how late this thread ran a due timer (core's loop_lag).
+  void measure_lag();
+  net::steady_timer lag_timer{ioc};
   std::thread thread;
 
   /// With the io thread stopped: drops the frames nobody will send (their

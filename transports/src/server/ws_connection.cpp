@@ -317,8 +317,11 @@ void ws_connection::on_violation(uint16_t code, const char* reason) {
 // -- writing -----------------------------------------------------------------
 
 void ws_connection::write_frame(const shared_frame& f) {
-  if (sock_.append_text_frame(f.str()))
+  if (sock_.append_text_frame(f.str())) {
     ++core_->stats.frames_written;
+    auto n = f.str().size();
+    core_->stats.bytes_written += n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
+  }
 }
 
 void ws_connection::send(const shared_frame& f) {

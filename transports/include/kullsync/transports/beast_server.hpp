@@ -14,6 +14,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "kullsync/metrics.hpp"
 #include "kullsync/transports/http.hpp"
 #include "kullsync/transports/transport.hpp"
 
@@ -73,6 +74,9 @@ public:
   void stop(std::chrono::milliseconds grace = std::chrono::seconds{3});
 
   beast_server_stats stats() const;
+
+  /// The transport's part of a /metrics scrape (atomics only: any thread).
+  void write_metrics(metrics::writer& w) const;
 
 private:
   struct impl;

@@ -4,12 +4,30 @@
 /// the acceptor and the HTTP API of one server (atomic adds, no lock), read
 /// by whoever reports them.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
+#include "kullsync/metrics.hpp"
+
 namespace kullsync::server {
 
+/// The close codes counted one by one; any other counts as "other".
+inline constexpr std::array<uint16_t, 14> counted_close_codes{
+  1000, 1001, 1002, 1006, 1007, 1008, 1009, 1011, 4000, 4001, 4002, 4003, 4008, 4009};
+
+/// Client message types counted one by one: PING, UPDATE_PROGRESS, REFRESH,
+/// another type, a frame that did not decode.
+inline constexpr std::array<const char*, 5> counted_message_types{
+  "PING", "UPDATE_PROGRESS", "REFRESH", "other", "invalid"};
+
 struct server_counters {
+  std::atomic<uint64_t> connects{0}; // sockets joined to their user
+  std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{}; // by code
+  std::array<std::atomic<uint64_t>, counted_message_types.size()> messages_in{};
+  /// From a client message's arrival to its ACK leaving the hub.
+  metrics::histogram ack_latency{metrics::histogram::latency_seconds};
+
   // Sockets refused at authentication, by close code.
   std::atomic<uint64_t> refused_no_token{0};      // 4001
   std::atomic<uint64_t> refused_invalid_token{0}; // 4002
@@ -29,6 +47,16 @@ struct server_counters {
   static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.fetch_add(n, std::memory_order_relaxed);
   }
+
+  void closed(uint16_t code) {
+    size_t i = 0;
+    while (i < counted_close_codes.size() && counted_close_codes[i] != code)
+      ++i;
+    add(closes[i]);
+  }
+
+  /// `type`: an index into counted_message_types.
+  void message_in(size_t type) { add(messages_in[type]); }
 };
 
 } // namespace kullsync::server

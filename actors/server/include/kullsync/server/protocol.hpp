@@ -114,7 +114,9 @@ using session_actor
 ///   to every device of the user (serialised once per protocol version;
 ///   `data_json` non-empty: relayed verbatim as `data`). With `id` and
 ///   `ack_to` (a v2 client message): answered with ACK on `ack_to`, and an id
-///   seen before is answered with its first ACK instead.
+///   seen before is answered with its first ACK instead. The last argument
+///   is when the session received it (steady clock, ns), for the ACK
+///   latency histogram.
 /// - `trigger(user, message, idempotency_key)`: the same for the HTTP API;
 ///   answers the position (0 for a type that is not numbered); a key seen
 ///   before answers the first position without publishing again.
@@ -126,7 +128,7 @@ using hub_actor = caf::typed_actor<
   caf::reacts_to<leave_atom, session_actor>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string,
-                 std::string, transport_actor>,
+                 std::string, transport_actor, int64_t>,
   caf::replies_to<trigger_atom, std::string, msg::server_message,
                   std::string>::with<uint64_t>,
   caf::reacts_to<shutdown_atom, uint16_t, std::string>,

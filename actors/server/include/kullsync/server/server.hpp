@@ -5,6 +5,7 @@
 /// accepted links to `acceptor` and HTTP requests to `http_api`.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,8 +44,14 @@ struct server_config {
   /// for all of them.
   caf::timespan expiry_sweep = 1s;
   /// HTTP API keys: when any is set, every /api/sync/* request but GET
-  /// status needs `Authorization: Bearer <key>` (else 401).
+  /// status needs `Authorization: Bearer <key>` (else 401); so does GET
+  /// /metrics. /healthz and /readyz never do.
   std::vector<std::string> api_keys;
+  /// Adds the transport's metrics to a /metrics scrape (called on the HTTP
+  /// API's thread; must only read atomics). Null: none.
+  std::function<void(metrics::writer&)> transport_metrics;
+  /// Whether the node is ready for traffic (GET /readyz); null: always.
+  std::function<bool()> ready;
   /// Rate limits and caps; a rate of 0 turns its limit off.
   struct limits_config {
     double client_rate = 50;      // client messages per second per socket

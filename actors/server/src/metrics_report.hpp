@@ -1,0 +1,14 @@
+#pragma once
+
+// Private to the server: the server actors' part of a /metrics scrape.
+
+#include "kullsync/metrics.hpp"
+#include "kullsync/server/counters.hpp"
+#include "kullsync/server/protocol.hpp"
+
+namespace kullsync::server {
+
+void write_server_metrics(metrics::writer& w, const hub_stats& hubs,
+                          const server_counters& counters);
+
+} // namespace kullsync::server
