@@ -10,7 +10,7 @@ KULLSYNC_PACKAGES=(
   libcaf-dev libboost1.81-dev libboost-json1.81-dev libspdlog-dev
   libgtest-dev libbenchmark-dev libcli11-dev libssl-dev libncurses-dev
   clang libclang-rt-dev openssl tmux procps
-  libjwt-dev python3-jwt python3-websockets prometheus
+  libjwt-dev python3-jwt python3-websockets prometheus libtomlplusplus-dev
 )
 
 log() { printf '[kullsync] %s\n' "$*" >&2; }

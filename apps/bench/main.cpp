@@ -31,6 +31,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "kullsync/version.hpp"
 #include "kullsync/transports/ws_frame.hpp"
 #include "percentile.hpp"
 
@@ -522,6 +523,7 @@ int bench::run() {
 
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-bench: load generator (v1 or v2)"};
+  app.set_version_flag("--version", std::string{"kullsync-bench "} + kullsync::version);
   app.require_subcommand(1);
   options o;
   std::string url = "ws://127.0.0.1:5000/ws";

@@ -26,6 +26,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "kullsync/version.hpp"
 #include "kullsync/client/engine.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/server/server.hpp"
@@ -89,6 +90,7 @@ client_engine spawn(caf::actor_system& sys, const std::string& url, const std::s
 
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-resume: N v2 readers resume at once after missing M messages each"};
+  app.set_version_flag("--version", std::string{"kullsync-resume "} + kullsync::version);
   std::string url;
   size_t clients = 5000, missed = 20, io_threads = 2;
   double timeout_s = 120;

@@ -24,6 +24,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "kullsync/version.hpp"
 #include "kullsync/client/engine.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/server/server.hpp"
@@ -101,6 +102,7 @@ double ms(clk::duration d) {
 
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-storm: N client engines through a server restart"};
+  app.set_version_flag("--version", std::string{"kullsync-storm "} + kullsync::version);
   std::string url;
   size_t clients = 5000, users = 1000, io_threads = 2;
   double jitter = 0.5, timeout_s = 120;

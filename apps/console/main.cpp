@@ -14,6 +14,7 @@
 
 #include "demo.hpp"
 #include "local_state.hpp"
+#include "kullsync/version.hpp"
 #include "kullsync/client/caf_types.hpp"
 #include "kullsync/client/engine.hpp"
 #include "kullsync/client/store.hpp"
@@ -64,6 +65,7 @@ const char* env_names[] = {"dev", "staging", "prod"};
 
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-console: live shoots, credits and devices of a Kull user"};
+  app.set_version_flag("--version", std::string{"kullsync-console "} + kullsync::version);
   std::string url, env, user = "demo-user", device, log_level = "warn";
   std::string store_file;
   bool json = false, demo_mode = false, insecure = false, no_store = false;

@@ -11,17 +11,28 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "kullsync/version.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/server/server.hpp"
 #include "kullsync/transports/beast_server.hpp"
+#include "config_file.hpp"
 #include "options.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-server: real-time sync server speaking the Kull protocol, "
                "v1 and v2 (WebSocket on /ws, HTTP triggers under /api/sync)"};
+  app.set_version_flag("--version", std::string{"kullsync-server "} + kullsync::version);
   kullsync::app::server_options o;
   kullsync::app::add_flags(app, o);
   CLI11_PARSE(app, argc, argv);
+  if (!o.config.empty()) {
+    try {
+      kullsync::app::apply_config_file(app, o.config);
+    } catch (const std::exception& e) {
+      std::cerr << "kullsync-server: --config " << e.what() << "\n";
+      return 2;
+    }
+  }
 
   kullsync::beast_server_options bo;
   if (!kullsync::app::make_listener_options(o, bo))
@@ -34,6 +45,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   kullsync::log::set_level(o.log_level);
+  kullsync::log::set_format(o.log_format);
   auto lg = kullsync::log::get("server.main");
 
   // Signals are taken by sigwait below, on this thread only.

@@ -59,6 +59,10 @@ CLI::Option* flag(CLI::App& app, const char* name, T& value, const char* env,
 } // namespace
 
 void add_flags(CLI::App& app, server_options& o) {
+  app.add_option("--config", o.config,
+                 "TOML file of flags under their names (listen = \"0.0.0.0:5000\"); the "
+                 "command line and the environment win over it")
+    ->envname("KULLSYNC_CONFIG");
   flag(app, "--listen", o.listen, "KULLSYNC_LISTEN", "HOST:PORT to serve on (port 0: any free port)");
   flag(app, "--auth", o.auth, "KULLSYNC_AUTH",
        "token scheme: jwt (signed tokens), legacy (userId:deviceId, unverified, as "
@@ -93,6 +97,9 @@ void add_flags(CLI::App& app, server_options& o) {
   flag(app, "--log-level", o.log_level, "KULLSYNC_LOG_LEVEL",
        "trace|debug|info|warn|error|critical|off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  flag(app, "--log-format", o.log_format, "KULLSYNC_LOG_FORMAT",
+       "human (one line of text) or json (one object per line: time, level, logger, "
+       "message)")->check(CLI::IsMember({"human", "json"}));
   flag(app, "--shards", o.shards, "KULLSYNC_SHARDS", "hub shards (0: one per hardware thread)")
     ->check(CLI::Range(size_t{0}, size_t{1024}));
   flag(app, "--io-threads", o.io_threads, "KULLSYNC_IO_THREADS",

@@ -14,6 +14,7 @@
 namespace kullsync::app {
 
 struct server_options {
+  std::string config;
   std::string listen = "0.0.0.0:5000";
   std::string auth = "jwt";
   std::string jwt_secret_file;
@@ -28,6 +29,7 @@ struct server_options {
   unsigned handshake_timeout = 10;
   std::string admin_user = "admin";
   std::string log_level = "info";
+  std::string log_format = "human";
   size_t shards = 0;
   size_t io_threads = 1;
   size_t workers = 0;

@@ -1,5 +1,8 @@
 #include "kullsync/log.hpp"
 
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <mutex>
 
 #include <spdlog/pattern_formatter.h>
@@ -55,8 +58,79 @@ private:
   std::unique_ptr<spdlog::formatter> inner_;
 };
 
+/// One JSON object per line: time (UTC, ms), level, logger, message.
+class json_formatter final : public spdlog::formatter {
+public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    using namespace std::chrono;
+    auto t = system_clock::to_time_t(msg.time);
+    auto ms = duration_cast<milliseconds>(msg.time.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char ts[40];
+    std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms));
+    std::string line = "{\"time\":\"";
+    line += ts;
+    line += "\",\"level\":\"";
+    auto lvl = spdlog::level::to_string_view(msg.level);
+    line.append(lvl.data(), lvl.size());
+    line += "\",\"logger\":";
+    quote(line, {msg.logger_name.data(), msg.logger_name.size()});
+    line += ",\"message\":";
+    quote(line, {msg.payload.data(), msg.payload.size()});
+    line += "}\n";
+    dest.append(line.data(), line.data() + line.size());
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<json_formatter>();
+  }
+
+private:
+  /// A JSON string; bytes that are not valid UTF-8 are replaced, so that
+  /// every line parses.
+  static void quote(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    for (size_t i = 0; i < s.size(); ++i) {
+      auto c = static_cast<unsigned char>(s[i]);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20 || c == 0x7f) {
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 0xf];
+      } else if (c < 0x80) {
+        out += static_cast<char>(c);
+      } else {
+        size_t n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = n != 0 && i + n <= s.size();
+        for (size_t k = 1; ok && k < n; ++k)
+          ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+        if (ok) {
+          out.append(s.data() + i, n);
+          i += n - 1;
+        } else {
+          out += "\\ufffd";
+        }
+      }
+    }
+    out += '"';
+  }
+};
+
 std::mutex mtx;
 spdlog::level::level_enum global_level = spdlog::level::info;
+bool json_lines = false;
+
+std::unique_ptr<spdlog::formatter> make_formatter() {
+  if (json_lines)
+    return std::make_unique<json_formatter>();
+  return std::make_unique<escaping_formatter>(human_pattern);
+}
 
 spdlog::sink_ptr shared_sink() {
   static auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -72,7 +146,7 @@ std::shared_ptr<spdlog::logger> get(const std::string& module) {
     return existing;
   auto lg = std::make_shared<spdlog::logger>(name, shared_sink());
   lg->set_level(global_level);
-  lg->set_formatter(std::make_unique<escaping_formatter>(human_pattern));
+  lg->set_formatter(make_formatter());
   spdlog::register_logger(lg);
   return lg;
 }
@@ -86,6 +160,18 @@ bool set_level(const std::string& level) {
   spdlog::apply_all([lvl](const std::shared_ptr<spdlog::logger>& lg) {
     if (lg->name().rfind("kullsync.", 0) == 0)
       lg->set_level(lvl);
+  });
+  return true;
+}
+
+bool set_format(const std::string& format) {
+  if (format != "human" && format != "json")
+    return false;
+  std::lock_guard<std::mutex> guard{mtx};
+  json_lines = format == "json";
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& lg) {
+    if (lg->name().rfind("kullsync.", 0) == 0)
+      lg->set_formatter(make_formatter());
   });
   return true;
 }

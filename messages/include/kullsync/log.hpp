@@ -17,4 +17,9 @@ std::shared_ptr<spdlog::logger> get(const std::string& module);
 /// Accepts trace, debug, info, warn, error, critical, off.
 bool set_level(const std::string& level);
 
+/// "human" (the default: time, level, logger, message on one line) or
+/// "json" (one object per line: time, level, logger, message). Control
+/// characters are escaped either way. False for another name.
+bool set_format(const std::string& format);
+
 } // namespace kullsync::log

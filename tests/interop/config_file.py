@@ -1,0 +1,78 @@
+"""kullsync-server's --config FILE (TOML), its precedence (flags > environment
+> file) and its refusals (file, line and key named), --log-format json and
+--version.
+
+    config_file.py <kullsync-server binary>
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+BINARY = sys.argv[1]
+WORK = tempfile.mkdtemp()
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def conf(name, text):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def refused(text, says):
+    p = subprocess.run([BINARY, "--config", conf("bad.toml", text)], capture_output=True,
+                       timeout=10)
+    err = p.stderr.decode().strip()
+    check(p.returncode == 2 and says in err, f"refused, naming {says!r}: {err}")
+
+
+def started(args, env=None):
+    """Starts, reads the listening line, stops; returns (stdout lines, stderr)."""
+    p = subprocess.Popen([BINARY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, **(env or {})})
+    first = p.stdout.readline().decode()
+    p.terminate()
+    out, err = p.communicate(timeout=10)
+    return [first] + out.decode().splitlines(), err.decode(), p.returncode
+
+
+good = conf("server.toml", '# a comment\nlisten = "127.0.0.1:0"\nauth = "legacy"\n'
+            'history-size = 50\nclient-rate = 20.5\nlog-level = "warn"\n')
+out, err, rc = started(["--config", good])
+check('"listening"' in out[0] and rc == 0, f"starts from a config file ({out[0].strip()})")
+check(err == "", "log-level from the file applies (warn: nothing logged)")
+out, err, rc = started(["--config", good, "--log-level", "info"])
+check("listening on" in err, "a flag wins over the file")
+out, err, rc = started(["--config", good], {"KULLSYNC_LOG_LEVEL": "info"})
+check("listening on" in err, "the environment wins over the file")
+out, err, rc = started(["--config", good], {"KULLSYNC_AUTH": "jwt"})
+check(rc == 2 and "--jwt-secret-file" in err, "the environment's auth wins over the file's")
+refused('listen = "127.0.0.1:0"\nauth = "legacy"\nhistory-sise = 50\n', "bad.toml:3: unknown key 'history-sise'")
+refused('listen = "127.0.0.1:0"\n\nhistory-size = "fifty"\n', "bad.toml:3: 'history-size' must be a non-negative integer")
+refused('auth = 7\n', "bad.toml:1: 'auth' must be a string")
+refused('auth = "ldap"\n', "bad.toml:1: 'auth'")
+refused('client-rate = -5.0\n', "bad.toml:1: 'client-rate'")
+refused('[server]\nlisten = "x"\n', "bad.toml:1: unknown key 'server'")
+refused('listen = 127.0.0.1\n', "bad.toml:1:")
+p = subprocess.run([BINARY, "--config", os.path.join(WORK, "missing.toml")], capture_output=True)
+check(p.returncode == 2 and "missing.toml" in p.stderr.decode(), "a missing file is named")
+out, err, rc = started(["--listen", "127.0.0.1:0", "--auth", "legacy", "--log-format", "json"])
+lines = [json.loads(l) for l in err.splitlines() if l.strip()]
+check(lines and all({"time", "level", "logger", "message"} <= set(l) for l in lines),
+      f"--log-format json: {len(lines)} lines, each an object with time, level, logger, message")
+p = subprocess.run([BINARY, "--version"], capture_output=True)
+check(p.returncode == 0 and p.stdout.decode().startswith("kullsync-server "),
+      f"--version: {p.stdout.decode().strip()}")
+if failures:
+    print(f"{len(failures)} failed:\n  " + "\n  ".join(failures))
+    sys.exit(1)
+print("all passed")
