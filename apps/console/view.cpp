@@ -106,7 +106,33 @@ std::string json_line(const sync_state& s, const view_clock& c) {
                              {"resumes", x.resumes},     {"resyncs", x.resyncs},
                              {"duplicates", x.duplicates}, {"gaps", x.gaps},
                              {"outbox", x.outbox},       {"outboxDropped", x.outbox_dropped}};
+  auto& t = s.telemetry;
+  auto hist = [](const histogram_counts& h) {
+    return json::object{{"count", h.count}, {"p50", h.quantile(0.5)},
+                        {"p99", h.quantile(0.99)}, {"max", h.max}};
+  };
+  o["telemetry"] = json::object{
+    {"dials", t.dials},           {"connects", t.connects},
+    {"reconnects", t.reconnects}, {"timeToLiveMs", hist(t.time_to_live)},
+    {"attemptsPerReconnect", hist(t.attempts)}, {"ackRttMs", hist(t.ack_rtt)},
+    {"decodeErrors", t.decode_errors}, {"replayed", t.replayed},
+    {"resumes", t.resumes},       {"snapshots", t.snapshots},
+    {"gaps", t.gaps},             {"duplicates", t.duplicates},
+    {"queueDepth", t.queue_depth}, {"queueDropped", t.queue_dropped}};
   return json::serialize(o);
+}
+
+std::string telemetry_text(const client_telemetry& t) {
+  std::ostringstream os;
+  os << "link: " << t.connects << " connects, " << t.reconnects << " reconnects";
+  if (t.time_to_live.count > 0)
+    os << " (live again p50 " << t.time_to_live.quantile(0.5) << " ms, max "
+       << t.time_to_live.max << " ms, " << t.attempts.max << " dials at most)";
+  if (t.ack_rtt.count > 0)
+    os << " · ack p50 " << t.ack_rtt.quantile(0.5) << " ms";
+  os << " · queue " << t.queue_depth << " (" << t.queue_dropped << " dropped) · "
+     << t.gaps << " gaps, " << t.decode_errors << " bad frames";
+  return os.str();
 }
 
 std::string plain_line(const sync_state& s, const view_clock& c) {
@@ -334,6 +360,7 @@ void dashboard::draw(const sync_state& s, const view_clock& c,
                                          + " " + std::string{msg::to_string(s.last_prompt->action)}
                                      : "no prompt changes";
   mvprintw(LINES - 3, 1, "%s", fit(prompt, COLS - 2).c_str());
+  mvprintw(LINES - 2, 1, "%s", fit(telemetry_text(s.telemetry), COLS - 2).c_str());
   attron(A_REVERSE);
   mvprintw(LINES - 1, 0, "%s",
            fit(" q quit   r reconnect now   e switch environment ", COLS).c_str());

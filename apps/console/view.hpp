@@ -32,6 +32,9 @@ struct view_clock {
 /// many replayed, or resynced from a snapshot).
 std::string stream_text(const sync_state& s);
 std::string json_line(const sync_state& s, const view_clock& c);
+/// One line of what the link went through (connects, reconnects, time to
+/// live again, ACK round trip, queue, gaps).
+std::string telemetry_text(const client_telemetry& t);
 
 /// A one-line summary for logs and pipes.
 std::string plain_line(const sync_state& s, const view_clock& c);

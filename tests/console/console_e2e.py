@@ -115,7 +115,15 @@ def test_json():
                  "reconnected with the credits posted meanwhile", timeout=20)
         post(port, "/credit-update", {"userId": "u1", "newBalance": 900, "change": -50,
                                       "reason": "shoot s2"})
-        wait_for(since(lambda l: l["credits"] == 900), "refreshed credits")
+        l = wait_for(since(lambda l: l["credits"] == 900), "refreshed credits")
+        # What the link went through, in every line: one reconnect after
+        # several dials, the time it took, nothing lost.
+        t = l["telemetry"]
+        assert t["reconnects"] == 1 and t["connects"] == 2, t
+        assert t["attemptsPerReconnect"]["max"] >= 3, t
+        assert t["dials"] == 1 + t["attemptsPerReconnect"]["max"], t
+        assert t["timeToLiveMs"]["count"] == 1 and t["timeToLiveMs"]["max"] >= 1000, t
+        assert t["queueDropped"] == 0 and t["gaps"] == 0, t
     finally:
         console.send_signal(signal.SIGINT)
         console.wait(10)

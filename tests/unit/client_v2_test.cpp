@@ -216,3 +216,53 @@ TEST(client_store, a_file_store_keeps_the_stream_and_the_outbox) {
 }
 
 } // namespace
+
+TEST_F(client_v2, telemetry_counts_what_the_link_went_through) {
+  auto e = engine(nullptr);
+  auto t0 = sim_.ask<client_telemetry>(e.connection, get_atom::value, telemetry_atom::value);
+  EXPECT_EQ(t0.dials, 1u);
+  EXPECT_EQ(t0.connects, 1u);
+  EXPECT_EQ(t0.reconnects, 0u);
+  EXPECT_EQ(t0.snapshots, 1u); // a first connect resyncs from a SNAPSHOT
+  e.send_progress(shoot("s1", 3));
+  sim_.run();
+  // A clean cut: the engine redials after its first backoff (1 s) and resumes.
+  caf::anon_send(net_, cut_atom::value, cut_mode::clean);
+  sim_.advance(3s);
+  auto t = sim_.ask<client_telemetry>(e.connection, get_atom::value, telemetry_atom::value);
+  EXPECT_EQ(t.dials, 2u);
+  EXPECT_EQ(t.connects, 2u);
+  EXPECT_EQ(t.reconnects, 1u);
+  EXPECT_EQ(t.time_to_live.count, 1u);
+  EXPECT_GE(t.time_to_live.max, 1000); // the backoff, in virtual time
+  EXPECT_LT(t.time_to_live.max, 2000);
+  EXPECT_EQ(t.attempts.count, 1u);
+  EXPECT_EQ(t.attempts.max, 1);
+  EXPECT_EQ(t.ack_rtt.count, 1u);
+  EXPECT_EQ(t.resumes, 1u);
+  EXPECT_EQ(t.queue_depth, 0u);
+  // The state the subscribers see carries it too.
+  EXPECT_EQ(state(e).telemetry.reconnects, 1u);
+  // A chosen disconnect is not a loss.
+  e.disconnect();
+  sim_.run();
+  e.connect();
+  sim_.run();
+  t = sim_.ask<client_telemetry>(e.connection, get_atom::value, telemetry_atom::value);
+  EXPECT_EQ(t.connects, 3u);
+  EXPECT_EQ(t.reconnects, 1u);
+}
+
+TEST(histogram_counts, buckets_and_quantiles) {
+  auto h = histogram_counts::with_bounds({10, 100, 1000});
+  for (int64_t v : {1, 5, 50, 500, 5000})
+    h.observe(v);
+  EXPECT_EQ(h.counts, (std::vector<uint64_t>{2, 1, 1, 1}));
+  EXPECT_EQ(h.count, 5u);
+  EXPECT_EQ(h.sum, 5556);
+  EXPECT_EQ(h.max, 5000);
+  EXPECT_EQ(h.quantile(0.0), 10);
+  EXPECT_EQ(h.quantile(0.5), 100);
+  EXPECT_EQ(h.quantile(1.0), 5000);
+  EXPECT_EQ(histogram_counts::with_bounds({1}).quantile(0.5), 0);
+}

@@ -12,6 +12,7 @@ void add_client_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<connection_status>("kullsync::connection_status")
     .add_message_type<retry_decision>("kullsync::retry_decision")
     .add_message_type<sync_state>("kullsync::sync_state")
+    .add_message_type<client_telemetry>("kullsync::client_telemetry")
     .add_message_type<state_subscriber_actor>("kullsync::state_subscriber")
     .add_message_type<status_subscriber_actor>("kullsync::status_subscriber")
     .add_message_type<message_subscriber_actor>("kullsync::message_subscriber");

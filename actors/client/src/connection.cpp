@@ -35,6 +35,10 @@ void drop_link(conn_ptr self) {
     st.live = false;
     self->send(st.keepalive, down_atom::value);
   }
+  if (st.open && st.status.state == connection_state::connected && !st.lost_at_ms) {
+    st.lost_at_ms = now_ms(self);
+    st.dials_since_lost = 0;
+  }
   st.open = false;
   st.resend_pending = false;
   st.echoed_v2 = false;
@@ -43,12 +47,31 @@ void drop_link(conn_ptr self) {
   st.stream.closed();
 }
 
+void report_telemetry(conn_ptr self) {
+  auto& st = self->state;
+  if (!st.telemetry_changed)
+    return;
+  st.telemetry_changed = false;
+  auto& t = st.telemetry;
+  auto& s = st.stream.status();
+  t.replayed = s.replayed;
+  t.resumes = s.resumes;
+  t.snapshots = s.resyncs;
+  t.gaps = s.gaps;
+  t.duplicates = s.duplicates;
+  t.queue_depth = s.outbox;
+  t.queue_dropped = s.outbox_dropped;
+  self->send(st.coord, status_atom::value, t);
+}
+
 /// Tells the coordinator how the stream goes, when that changed.
 void report_stream(conn_ptr self) {
   auto& st = self->state;
   if (st.stream.status() == st.reported)
-    return;
+    return report_telemetry(self);
   st.reported = st.stream.status();
+  st.telemetry_changed = true;
+  report_telemetry(self);
   self->send(st.coord, status_atom::value, st.reported);
 }
 
@@ -96,6 +119,9 @@ void dial(conn_ptr self, uint32_t attempt) {
   publish(self, next);
   st.live = true;
   st.credit.reset();
+  ++st.telemetry.dials;
+  ++st.dials_since_lost;
+  st.telemetry_changed = true;
   if (!needs_token(self))
     return send_connect(self);
   // The link waits for a fresh token; a newer dial or a disconnect overtakes it.
@@ -165,6 +191,16 @@ void ready(conn_ptr self, bool v2) {
   publish(self, next);
   self->delayed_send(self, st.cfg.reconnect.stable_after, healthy_atom::value,
                      st.epoch);
+  auto& t = st.telemetry;
+  ++t.connects;
+  if (st.lost_at_ms) {
+    ++t.reconnects;
+    t.time_to_live.observe(now_ms(self) - *st.lost_at_ms);
+    t.attempts.observe(st.dials_since_lost);
+    st.lost_at_ms.reset();
+  }
+  st.telemetry_changed = true;
+  report_telemetry(self);
   auto resent = st.stream.opened(v2, now_ms(self));
   for (auto& m : resent)
     send_frame(self, m);
@@ -264,6 +300,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       next.attempt = 0;
       next.retry_in = caf::timespan{0};
       next.error.clear();
+      st.lost_at_ms.reset(); // a chosen disconnect is not a loss
       publish(self, next);
     },
     [=](endpoint_atom, std::string& url) {
@@ -309,6 +346,11 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       report_stream(self);
     },
     [=](get_atom) { return self->state.status; },
+    [=](get_atom, telemetry_atom) {
+      self->state.telemetry_changed = true; // fill in the stream's counters
+      report_telemetry(self);
+      return self->state.telemetry;
+    },
     [=](opened_atom, uint64_t link, const std::string& protocol) {
       if (is_current(self, link))
         on_opened(self, protocol);

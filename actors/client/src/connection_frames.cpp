@@ -16,6 +16,8 @@ void decode_frame(conn_ptr self, const std::string& text, inbound_batch& out) {
   auto& m = out.emplace_back();
   if (auto err = msg::decode_server_into(text, m, st.cfg.connection.limits)) {
     out.pop_back();
+    ++st.telemetry.decode_errors;
+    st.telemetry_changed = true;
     st.log->debug("bad frame ignored: {}", err->detail);
     self->send(st.coord, bad_frame_atom::value);
   }
@@ -116,6 +118,10 @@ void on_frames(conn_ptr self, const frame_batch& frames) {
   if (st.outbox_changed) {
     st.outbox_changed = false;
     save_outbox(self);
+    auto now = now_ms(self);
+    for (auto sent : st.stream.take_acked_sent_at())
+      st.telemetry.ack_rtt.observe(now - sent);
+    st.telemetry_changed = true;
   }
   report_stream(self);
   if (gap) {

@@ -43,6 +43,12 @@ struct connection_actor_state {
   std::string token;
   bool token_stale = true; // fetch a fresh one before the next dial
   std::optional<int64_t> expires_at;
+  // Telemetry: a live link lost at `lost_at_ms` (until live again), and the
+  // dials since.
+  client_telemetry telemetry;
+  std::optional<int64_t> lost_at_ms;
+  uint32_t dials_since_lost = 0;
+  bool telemetry_changed = false;
   std::shared_ptr<spdlog::logger> log = log::get("client.connection");
   static inline const char* name = "kullsync.connection";
 };
@@ -62,6 +68,8 @@ void lost(conn_ptr self, std::string reason);
 void resume_now(conn_ptr self, std::string reason);
 /// The link carries the stream now (v2 once its WELCOME came, else v1).
 void ready(conn_ptr self, bool v2);
+/// Sends the coordinator the telemetry if it changed.
+void report_telemetry(conn_ptr self);
 
 // connection_frames.cpp
 /// A batch of frames from the current link.

@@ -311,6 +311,10 @@ coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
       mine.seq = seq;
       changed(self);
     },
+    [=](status_atom, client_telemetry& t) {
+      self->state.data.telemetry = std::move(t);
+      changed(self);
+    },
     [=](bad_frame_atom) {
       ++self->state.data.bad_frames;
       changed(self);

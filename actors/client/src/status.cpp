@@ -61,10 +61,10 @@ bool operator==(const stream_status& x, const stream_status& y) {
 bool operator==(const sync_state& x, const sync_state& y) {
   return std::tie(x.connection, x.stream, x.shoots, x.credits, x.last_credit, x.devices,
                   x.last_prompt, x.admin_updates, x.providers, x.last_sync_ms,
-                  x.unknown_messages, x.bad_frames, x.version)
+                  x.unknown_messages, x.bad_frames, x.telemetry, x.version)
          == std::tie(y.connection, y.stream, y.shoots, y.credits, y.last_credit,
                      y.devices, y.last_prompt, y.admin_updates, y.providers,
-                     y.last_sync_ms, y.unknown_messages, y.bad_frames,
+                     y.last_sync_ms, y.unknown_messages, y.bad_frames, y.telemetry,
                      y.version);
 }
 

@@ -109,8 +109,11 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
                                            : std::get<msg::nack>(m.body).id;
       auto i = std::find_if(outbox_.begin(), outbox_.end(),
                             [&](const pending& p) { return p.m.id == id; });
-      if (i != outbox_.end())
+      if (i != outbox_.end()) {
+        if (m.type == server_type::ack && i->sent && i->sent_at != 0)
+          acked_sent_at_.push_back(i->sent_at);
         outbox_.erase(i);
+      }
       status_.outbox = outbox_.size();
       if (m.type == server_type::nack)
         ++status_.refused;

@@ -59,6 +59,10 @@ public:
                                             int64_t now_ms = 0);
 
   bool v2() const { return v2_; }
+
+  /// When each message acknowledged since the last call was sent (epoch ms),
+  /// for round-trip times.
+  std::vector<int64_t> take_acked_sent_at() { return std::exchange(acked_sent_at_, {}); }
   const stream_status& status() const { return status_; }
   saved_outbox outbox() const;
 
@@ -78,6 +82,7 @@ private:
   std::string id_prefix_;
   stream_mutation mutation_;
   uint64_t next_id_ = 0;
+  std::vector<int64_t> acked_sent_at_;
   bool v2_ = false;
   bool welcomed_ = false; // this link's WELCOME came
   bool awaiting_snapshot_ = false;

@@ -42,6 +42,7 @@ using state_atom = caf::atom_constant<caf::atom("state")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
 using token_atom = caf::atom_constant<caf::atom("token")>;
+using telemetry_atom = caf::atom_constant<caf::atom("telemetry")>;
 
 // -- inspection (CAF needs it wherever these types are sent) ------------------
 
@@ -59,6 +60,19 @@ typename Inspector::result_type inspect(Inspector& f, stream_status& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, histogram_counts& x) {
+  return f(caf::meta::type_name("histogram_counts"), x.bounds, x.counts, x.count, x.sum,
+           x.max);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, client_telemetry& x) {
+  return f(caf::meta::type_name("client_telemetry"), x.dials, x.connects, x.reconnects,
+           x.time_to_live, x.attempts, x.ack_rtt, x.decode_errors, x.replayed, x.resumes,
+           x.snapshots, x.gaps, x.duplicates, x.queue_depth, x.queue_dropped);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sync_state& x) {
   auto credits = detail::optional_field(x.credits);
   auto last_credit = detail::optional_field(x.last_credit);
@@ -66,7 +80,7 @@ typename Inspector::result_type inspect(Inspector& f, sync_state& x) {
   auto providers = detail::optional_field(x.providers);
   return f(caf::meta::type_name("sync_state"), x.connection, x.stream, x.shoots, credits,
            last_credit, x.devices, last_prompt, x.admin_updates, providers,
-           x.last_sync_ms, x.unknown_messages, x.bad_frames, x.version);
+           x.last_sync_ms, x.unknown_messages, x.bad_frames, x.telemetry, x.version);
 }
 
 /// Decoded server messages that arrived together, oldest first.
@@ -111,6 +125,7 @@ using coordinator_actor = caf::typed_actor<
   caf::reacts_to<inbound_atom, inbound_batch>,
   caf::reacts_to<status_atom, connection_status>,
   caf::reacts_to<status_atom, stream_status>,
+  caf::reacts_to<status_atom, client_telemetry>,
   caf::reacts_to<bad_frame_atom>,
   caf::reacts_to<load_atom, msg::user_state>,
   caf::replies_to<get_atom>::with<sync_state>>;
@@ -161,6 +176,7 @@ using connection_actor = transport_listener_actor::extend<
   caf::reacts_to<endpoint_atom, std::string>,
   caf::reacts_to<network_atom>,
   caf::reacts_to<send_atom, msg::client_message>,
-  caf::replies_to<get_atom>::with<connection_status>>;
+  caf::replies_to<get_atom>::with<connection_status>,
+  caf::replies_to<get_atom, telemetry_atom>::with<client_telemetry>>;
 
 } // namespace kullsync

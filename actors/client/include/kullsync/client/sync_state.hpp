@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kullsync/client/status.hpp"
+#include "kullsync/client/telemetry.hpp"
 #include "kullsync/messages/types.hpp"
 
 namespace kullsync {
@@ -30,6 +31,7 @@ struct sync_state {
   int64_t last_sync_ms = 0; // epoch ms of the last frame received; 0: never
   uint64_t unknown_messages = 0;
   uint64_t bad_frames = 0;
+  client_telemetry telemetry; // the connection's, as of this state
   uint64_t version = 0; // grows with every published snapshot
 };
 
