@@ -190,6 +190,16 @@ async def refresh_and_expiry(s):
     await asyncio.sleep(4.5)  # past the first token's expiry: still open
     await ws.send(json.dumps({"type": "PING", "payload": {"timestamp": time.time()}}))
     check((await first(ws, "PONG"))["type"] == "PONG", "a refreshed socket outlives the old token")
+    # A token bound to another device does not refresh this socket.
+    other = await open_v2(s.url("?token=" + token(ttl=60, device="phone", **good)))
+    await first(other, "WELCOME")
+    await other.send(json.dumps({"type": "REFRESH", "payload": {"token": token(device="tablet", **good)}}))
+    try:
+        while True:
+            await asyncio.wait_for(other.recv(), 5)
+    except websockets.ConnectionClosed:
+        pass
+    check(other.close_code == 4002, f"REFRESH with a token bound to another device: 4002 ({other.close_code})")
     await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": token(sub="u2", **good)}}))
     try:
         while True:

@@ -95,9 +95,13 @@ void refresh(session_ptr self, const std::string& token) {
   auto& st = self->state;
   auto r = st.env->cfg.auth->authenticate(
     auth_request{token, st.who.device_id, st.v2, now_ms(self)});
-  if (!r.who || r.who->user_id != st.who.user_id) {
-    auto why = r.who ? std::string{"Invalid token: it names another user"}
-                     : std::move(r.failure.reason);
+  // The socket's device is offered as the token's: a token bound to another
+  // device (its `device` claim) does not refresh this one.
+  if (!r.who || r.who->user_id != st.who.user_id || r.who->device_id != st.who.device_id) {
+    auto why = !r.who ? std::move(r.failure.reason)
+               : r.who->user_id != st.who.user_id
+                 ? std::string{"Invalid token: it names another user"}
+                 : std::string{"Invalid token: it is bound to another device"};
     count_refusal(*st.env->counters, close_code::invalid_token);
     st.log->info("device {} of user {}: refresh refused: {}", st.who.device_id,
                  st.who.user_id, why);
