@@ -71,7 +71,9 @@ acceptor_actor::behavior_type acceptor(acceptor_ptr self,
       auto refused = judge(self, peer);
       auto s = spawn_session(self->home_system(), self->state.env, std::move(t),
                              std::move(target), std::move(headers), std::move(refused));
-      if (refused)
+      // Counted only with a cap: without one, an idle socket costs the
+      // acceptor nothing.
+      if (refused || self->state.env->cfg.limits.sockets_per_ip == 0)
         return;
       self->monitor(s);
       self->state.peer_of.emplace(s.address(), peer);
