@@ -130,6 +130,21 @@ protected:
       e.stop();
   }
 
+  /// Sends progress for `shoot` and waits until it is in the stream and
+  /// acknowledged.
+  sync_state progress_roundtrip(const client_engine& e, const std::string& shoot,
+                                int64_t done, int64_t total) {
+    msg::shoot_progress p;
+    p.shoot_id = shoot;
+    p.status = msg::shoot_status::processing;
+    p.processed_count = done;
+    p.total_count = total;
+    e.send_progress(p);
+    return wait_for(e, [shoot](const sync_state& s) {
+      return s.shoots.count(shoot) == 1 && s.stream.outbox == 0;
+    });
+  }
+
   /// A progress update from one engine comes back through the real server;
   /// a second device then joins. Returns the actor turns run on the io thread.
   uint64_t roundtrip_through_our_server(beast_server_options bo) {
@@ -140,16 +155,7 @@ protected:
     auto port = listener.start();
     auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
     EXPECT_EQ(wait_for(e, connected).connection.protocol, "kull.v2");
-    msg::shoot_progress p;
-    p.shoot_id = "roundtrip";
-    p.status = msg::shoot_status::processing;
-    p.processed_count = 2;
-    p.total_count = 8;
-    e.send_progress(p);
-    // In the stream at seq 1, and acknowledged.
-    auto s = wait_for(e, [](const sync_state& s) {
-      return s.shoots.count("roundtrip") == 1 && s.stream.outbox == 0;
-    });
+    auto s = progress_roundtrip(e, "roundtrip", 2, 8);
     EXPECT_DOUBLE_EQ(s.shoots["roundtrip"].progress(), 0.25);
     EXPECT_EQ(s.stream.seq, 1u);
     EXPECT_FALSE(s.stream.epoch.empty());
@@ -208,15 +214,7 @@ TEST_F(beast_transport_test, our_server_over_tls_with_a_ca_made_at_test_time) {
   trusted.ca_file = tmp + "/ca.pem";
   auto e = engine_to("wss://localhost:" + port + "/ws", trusted);
   EXPECT_EQ(wait_for(e, connected).connection.protocol, "kull.v2");
-  msg::shoot_progress p;
-  p.shoot_id = "over-tls";
-  p.status = msg::shoot_status::processing;
-  p.processed_count = 1;
-  p.total_count = 2;
-  e.send_progress(p);
-  auto s = wait_for(e, [](const sync_state& s) {
-    return s.shoots.count("over-tls") == 1 && s.stream.outbox == 0;
-  });
+  auto s = progress_roundtrip(e, "over-tls", 1, 2);
   EXPECT_EQ(s.stream.seq, 1u);
   // A client that does not trust the CA is refused by its own check.
   auto strict = engine_to("wss://localhost:" + port + "/ws");
