@@ -78,7 +78,7 @@ void add_flags(CLI::App& app, server_options& o) {
   flag(app, "--jwt-issuer", o.jwt_issuer, "KULLSYNC_JWT_ISSUER",
        "when set, a token's iss must equal it");
   flag(app, "--jwt-leeway", o.jwt_leeway, "KULLSYNC_JWT_LEEWAY",
-       "seconds of clock skew allowed on exp and nbf")->check(CLI::Range(0u, 300u));
+       "seconds of clock skew allowed on exp, nbf and iat")->check(CLI::Range(0u, 300u));
   flag(app, "--api-keys-file", o.api_keys_file, "KULLSYNC_API_KEYS_FILE",
        "HTTP API keys, one per line: every /api/sync/* request but GET status then "
        "needs Authorization: Bearer <key> (else 401)");
