@@ -4,6 +4,8 @@
 // links, refused dials, frames lost (a gap) or delivered twice, server
 // restarts (a new epoch), a history small enough to be evicted, engines
 // restarted from their store, client messages resent after reconnects.
+// The same world runs as a cluster: three nodes behind one URL sharing a
+// simulated broker (sim_broker.hpp) with faults of its own.
 //
 // Invariants, on every seed:
 //  1. stream: a device applies its user's stream from its first position on
@@ -28,6 +30,7 @@
 #include <caf/send.hpp>
 
 #include "harness.hpp"
+#include "sim_broker.hpp"
 #include "sim_server.hpp"
 #include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
@@ -68,14 +71,27 @@ struct ack_seen {
 
 class world {
 public:
-  world(uint64_t seed, stream_mutation mutation) : rng_(seed), mutation_(mutation) {
+  /// `nodes` > 1: a cluster behind one URL (each dial reaches one node at
+  /// random), sharing a simulated broker with its own faults.
+  world(uint64_t seed, stream_mutation mutation, size_t nodes = 1)
+    : rng_(seed), mutation_(mutation) {
     net_ = spawn_memory_network(sim_.sys(), seed);
     const size_t sizes[] = {3, 10, 1000};
     server::server_config sc;
     sc.shards = 2;
     sc.history.size = sizes[rng_() % 3];
     sc.node_epoch = "run0";
-    server_.emplace(sim_, net_, url, sc);
+    if (nodes == 1) {
+      servers_.emplace_back(std::make_unique<sim_server>(sim_, net_, url, sc));
+    } else {
+      broker_ = spawn_sim_broker(sim_.sys(), {seed, sc.history.size});
+      sc.cluster.broker = broker_;
+      sc.cluster.position_check = 2s;
+      for (size_t i = 0; i < nodes; ++i) {
+        sc.cluster.node_id = "n" + std::to_string(i);
+        servers_.emplace_back(std::make_unique<sim_server>(sim_, net_, url, sc));
+      }
+    }
     const std::pair<const char*, const char*> who[] = {
       {"u1", "mac"}, {"u1", "ipad"}, {"u2", "phone"}};
     for (auto& [u, d] : who) {
@@ -91,7 +107,9 @@ public:
   ~world() {
     for (auto& d : devices_)
       stop_engine(d);
-    server_.reset();
+    servers_.clear();
+    if (broker_)
+      caf::anon_send_exit(broker_, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(net_, caf::exit_reason::user_shutdown);
     sim_.run();
   }
@@ -99,7 +117,7 @@ public:
   void play() {
     for (int step = 0; step < 30; ++step) {
       sim_.advance(std::uniform_int_distribution<int64_t>{0, 15000}(rng_) * 1ms);
-      switch (rng_() % 12) {
+      switch (rng_() % (broker_ ? 16 : 12)) {
         case 0: caf::anon_send(net_, cut_atom::value, cut_mode::clean); break;
         case 1: caf::anon_send(net_, cut_atom::value, cut_mode::half_open); break;
         case 2: caf::anon_send(net_, refuse_atom::value, rng_() % 2 == 0); break;
@@ -112,10 +130,14 @@ public:
           caf::anon_send(net_, faults_atom::value, f);
           break;
         }
-        case 4: server_->restart("run" + std::to_string(++runs_)); break;
+        case 4: some_server().restart("run" + std::to_string(++runs_)); break;
         case 5: restart_engine(devices_[rng_() % devices_.size()]); break;
         case 6:
         case 7: send_progress(devices_[rng_() % devices_.size()]); break;
+        case 12: caf::anon_send(broker_, lossy_atom::value, rng_() % 2 ? 0.1 : 0.0); break;
+        case 13: caf::anon_send(broker_, resub_atom::value); break;
+        case 14: caf::anon_send(broker_, failover_atom::value, rng_() % 3); break;
+        case 15: caf::anon_send(broker_, outage_atom::value, rng_() % 2 == 0); break;
         default: publish_random(); break;
       }
       sim_.run();
@@ -126,6 +148,10 @@ public:
   void heal() {
     caf::anon_send(net_, refuse_atom::value, false);
     caf::anon_send(net_, faults_atom::value, link_faults{});
+    if (broker_) {
+      caf::anon_send(broker_, lossy_atom::value, 0.0);
+      caf::anon_send(broker_, outage_atom::value, false);
+    }
     // Presence is not in the stream: what a lost frame took of it comes
     // back with the next WELCOME, so every link starts over once.
     caf::anon_send(net_, cut_atom::value, cut_mode::clean);
@@ -170,7 +196,7 @@ public:
       }
       if (s.stream.outbox != 0)
         fail(who + " has " + std::to_string(s.stream.outbox) + " unacknowledged messages");
-      auto snap = server_->remembered(d.user);
+      auto snap = servers_.front()->remembered(d.user);
       std::map<std::string, msg::shoot_progress> remembered;
       for (auto& p : snap.shoots)
         remembered[p.shoot_id] = p;
@@ -189,8 +215,14 @@ public:
         devs.insert(x.device_id);
       for (auto& x : snap.devices)
         expected.insert(x.device_id);
-      if (devs != expected)
-        fail(who + ": devices differ from the server's");
+      if (devs != expected) {
+        std::string a, b;
+        for (auto& x : devs)
+          a += " " + x;
+        for (auto& x : expected)
+          b += " " + x;
+        fail(who + ": devices" + a + " differ from the server's" + b);
+      }
     }
   }
 
@@ -257,8 +289,16 @@ private:
     x.engine.send_progress(p);
   }
 
+  /// A node of the cluster (the only one alone).
+  sim_server& some_server() {
+    return *servers_[servers_.size() == 1 ? 0 : rng_() % servers_.size()];
+  }
+
   std::function<void(int)> expect_ok(std::string what) {
     return [this, what](int status) {
+      // A cluster refuses publishes while its broker is out (503).
+      if (status == 503 && broker_)
+        return;
       if (status != 200)
         fail(what + " answered " + std::to_string(status));
     };
@@ -268,11 +308,11 @@ private:
     std::string user = rng_() % 2 == 0 ? "u1" : "u2";
     if (rng_() % 3 == 0) {
       auto balance = static_cast<int64_t>(rng_() % 5000);
-      server_->post_credits(user, balance, expect_ok("credit-update"));
+      some_server().post_credits(user, balance, expect_ok("credit-update"));
       return;
     }
     auto p = random_shoot(rng_, 4);
-    server_->post_shoot(user, p, expect_ok("shoot-progress"));
+    some_server().post_shoot(user, p, expect_ok("shoot-progress"));
   }
 
   void check_streams() {
@@ -353,35 +393,49 @@ private:
   uint64_t runs_ = 0;
   uint64_t sent_ = 0;
   memory_network_actor net_;
-  std::optional<sim_server> server_;
+  std::vector<std::unique_ptr<sim_server>> servers_;
+  sim_broker_actor broker_;
   std::vector<device> devices_;
   std::map<std::pair<std::string, std::string>, std::map<uint64_t, entry>> stream_;
   std::vector<ack_seen> acks_;
   std::vector<std::string> violations_;
 };
 
-std::vector<std::string> play_one(uint64_t seed, stream_mutation mutation) {
-  world w{seed, mutation};
+std::vector<std::string> play_one(uint64_t seed, stream_mutation mutation,
+                                  size_t nodes = 1) {
+  world w{seed, mutation, nodes};
   w.play();
   w.heal();
   w.check_end();
   return w.violations();
 }
 
-} // namespace
-
-TEST(stream_sim, invariants_hold_on_every_seed) {
+/// Plays every seed and fails on the first that breaks an invariant.
+void expect_invariants(uint64_t default_seeds, size_t nodes, const char* filter) {
   log::set_level(std::getenv("KULLSYNC_LOG_LEVEL") ? std::getenv("KULLSYNC_LOG_LEVEL") : "off");
-  for (auto seed : sim_seeds(500)) {
-    auto v = play_one(seed, stream_mutation::none);
+  for (auto seed : sim_seeds(default_seeds)) {
+    auto v = play_one(seed, stream_mutation::none, nodes);
     if (!v.empty()) {
       std::string all;
       for (auto& x : v)
         all += "\n  " + x;
       FAIL() << "seed " << seed << " (replay: KULLSYNC_SIM_SEED=" << seed
-             << " build/tests/stream_sim_test):" << all;
+             << " build/tests/stream_sim_test --gtest_filter='" << filter << "'):" << all;
     }
   }
+}
+
+} // namespace
+
+TEST(stream_sim, invariants_hold_on_every_seed) {
+  expect_invariants(500, 1, "*every_seed");
+}
+
+// Three nodes behind one URL on a simulated broker that also loses pub/sub
+// messages, drops every subscription, fails over to a replica that missed
+// the last writes, and goes out entirely; nodes are killed and restarted.
+TEST(stream_sim, a_cluster_keeps_the_invariants_on_every_seed) {
+  expect_invariants(300, 3, "*cluster*");
 }
 
 TEST(stream_sim, each_mutation_is_caught) {

@@ -29,12 +29,17 @@ void sim_server::start() {
 }
 
 void sim_server::restart(std::string epoch) {
-  caf::anon_send(net_, unlisten_atom::value, url_);
+  caf::anon_send(net_, unlisten_atom::value, url_, server_.acceptor);
   caf::anon_send(net_, cut_atom::value, cut_mode::clean);
   sim_.run();
   server_.stop();
   sim_.run();
   cfg_.node_epoch = std::move(epoch);
+  // A new process reads the same wall clock: it goes on from now.
+  cfg_.wall_start_ms = sim_wall_start_ms
+                       + std::chrono::duration_cast<std::chrono::milliseconds>(
+                           sim_.elapsed())
+                           .count();
   start();
 }
 

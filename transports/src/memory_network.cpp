@@ -1,5 +1,6 @@
 #include "kullsync/transports/memory_network.hpp"
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <vector>
@@ -64,7 +65,9 @@ struct network_state {
   std::vector<outgoing> outbox;
   bool flush_pending = false;
   std::map<caf::actor_addr, std::pair<uint64_t, bool>> ends; // -> link, client?
-  std::map<std::string, acceptor_actor> acceptors;
+  // Several acceptors on one URL: nodes behind a load balancer, each dial
+  // to one of them at random.
+  std::map<std::string, std::vector<acceptor_actor>> acceptors;
   link_faults faults;
   bool refuse = false;
   std::mt19937_64 rng;
@@ -215,7 +218,7 @@ void dial(network_ptr self, transport_actor end,
     close_from(self, *old, client, close_code::normal, "replaced");
   auto parts = detail::parse_ws_url(url);
   auto acc = parts ? st.acceptors.find(endpoint_key(*parts)) : st.acceptors.end();
-  if (st.refuse || acc == st.acceptors.end()) {
+  if (st.refuse || acc == st.acceptors.end() || acc->second.empty()) {
     ++st.stats.refused;
     trace(self, "refuse " + url);
     self->send(listener, closed_atom::value, tag, close_code::abnormal,
@@ -238,7 +241,10 @@ void dial(network_ptr self, transport_actor end,
   trace(self, "open " + std::to_string(l.id));
   // The client learns of the completed handshake when the server attaches
   // (as a real server answers the upgrade), before any server frame.
-  self->send(acc->second, accept_atom::value, l.server.end, parts->target,
+  auto& nodes = acc->second;
+  // One node: no draw, so one-node simulations keep their seeds' traces.
+  auto& node = nodes.size() == 1 ? nodes.front() : nodes[st.rng() % nodes.size()];
+  self->send(node, accept_atom::value, l.server.end, parts->target,
              std::move(headers), std::string{"memory"});
   st.links.emplace(l.id, std::move(l));
   st.stats.open_links = st.links.size();
@@ -367,12 +373,21 @@ network_impl::behavior_type network(network_ptr self, uint64_t seed,
         close_from(self, *l, client, code, std::move(reason));
     },
     [=](listen_atom, const std::string& url, acceptor_actor acc) {
-      if (auto key = endpoint_key(url))
-        self->state.acceptors[*key] = std::move(acc);
+      if (auto key = endpoint_key(url)) {
+        auto& all = self->state.acceptors[*key];
+        if (std::find(all.begin(), all.end(), acc) == all.end())
+          all.push_back(std::move(acc));
+      }
     },
     [=](unlisten_atom, const std::string& url) {
       if (auto key = endpoint_key(url))
         self->state.acceptors.erase(*key);
+    },
+    [=](unlisten_atom, const std::string& url, const acceptor_actor& acc) {
+      if (auto key = endpoint_key(url)) {
+        auto& all = self->state.acceptors[*key];
+        all.erase(std::remove(all.begin(), all.end(), acc), all.end());
+      }
     },
     [=](faults_atom, link_faults f) { self->state.faults = f; },
     [=](refuse_atom, bool on) { self->state.refuse = on; },

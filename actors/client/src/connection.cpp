@@ -144,14 +144,14 @@ void dial(conn_ptr self, uint32_t attempt) {
 }
 
 /// The link is gone: ask the policy what next, unless nobody wants a link.
-void lost(conn_ptr self, std::string reason) {
+void lost(conn_ptr self, std::string reason, bool asked_to_wait) {
   auto& st = self->state;
   drop_link(self);
   if (!st.wanted)
     return;
   st.log->info("link {} lost: {}", st.status.link, reason);
   auto epoch = st.epoch;
-  self->request(st.policy, caf::infinite, lost_atom::value)
+  self->request(st.policy, caf::infinite, lost_atom::value, asked_to_wait)
     .then([=](const retry_decision& d) {
       auto& st = self->state;
       if (epoch != st.epoch || !st.wanted)
@@ -372,7 +372,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (code == close_code::no_token || code == close_code::invalid_token
           || code == close_code::token_expired)
         return refused(self, code, std::move(why));
-      lost(self, std::move(why));
+      lost(self, std::move(why), code == close_code::try_again_later);
     },
     [=](resend_atom, uint64_t epoch) {
       auto& st = self->state;

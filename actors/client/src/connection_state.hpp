@@ -63,7 +63,8 @@ void arm_resend(conn_ptr self);
 void save_outbox(conn_ptr self);
 void send_frame(conn_ptr self, const msg::client_message& m);
 /// The link is gone: ask the policy what next, unless nobody wants a link.
-void lost(conn_ptr self, std::string reason);
+/// `asked_to_wait`: the server closed with 1013 (retried, never given up).
+void lost(conn_ptr self, std::string reason, bool asked_to_wait = false);
 /// Redials at once and resumes from the position.
 void resume_now(conn_ptr self, std::string reason);
 /// The link carries the stream now (v2 once its WELCOME came, else v1).

@@ -14,6 +14,7 @@ namespace {
 struct policy_state {
   reconnect_config cfg;
   uint32_t attempt = 0; // retries handed out since the last reset
+  uint32_t waits = 0;   // of those, the ones a server asked for (not counted)
   std::mt19937_64 rng;
   static inline const char* name = "kullsync.reconnect_policy";
 };
@@ -54,7 +55,23 @@ reconnect_policy_actor::behavior_type policy(policy_ptr self,
       d.delay = delay_for(st, d.attempt);
       return d;
     },
-    [=](reset_atom) { self->state.attempt = 0; },
+    [=](lost_atom, bool asked_to_wait) -> caf::result<retry_decision> {
+      if (!asked_to_wait)
+        return self->delegate(caf::actor_cast<reconnect_policy_actor>(self),
+                              lost_atom::value);
+      // The server is up but cannot serve now (its broker is out): back off
+      // as the delays go, but a server that answers is not a reason to give
+      // up, and these retries do not count toward max_attempts.
+      auto& st = self->state;
+      retry_decision d;
+      d.attempt = ++st.waits;
+      d.delay = delay_for(st, d.attempt);
+      return d;
+    },
+    [=](reset_atom) {
+      self->state.attempt = 0;
+      self->state.waits = 0;
+    },
   };
 }
 

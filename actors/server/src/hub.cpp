@@ -7,66 +7,29 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "client_ids.hpp"
-#include "kullsync/common/shoot_table.hpp"
-#include "kullsync/log.hpp"
+#include "hub_state.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/transports/io_thread.hpp"
-#include "server_actors.hpp"
 
 namespace kullsync::server {
-
-namespace {
-
-struct device_socket {
-  std::string device_id;
-  session_actor session;
-  transport_actor socket;
-  int64_t connected_at = 0;
-  bool v2 = false;
-};
-
-struct user_entry {
-  std::vector<device_socket> sockets;
-  // The last CREDIT_UPDATE; on the heap, as most users connected now have
-  // none and an idle user entry should stay small.
-  std::unique_ptr<msg::credit_update> credits;
-  shoot_table shoots;
-  int64_t last_update_ms = 0; // of what the hub remembers
-  size_t bytes = 0;           // estimate of what it remembers
-};
-
-/// An estimate of what remembering `u` costs: map nodes, strings, the
-/// shoot table's indexes.
-size_t state_cost(const user_entry& u) {
-  constexpr size_t per_shoot = 400, per_credit = 160;
-  return u.shoots.size() * per_shoot + (u.credits ? per_credit + u.credits->reason.size() : 0);
-}
-
-struct hub_state {
-  server_config cfg;
-  wall_clock clock;
-  std::map<std::string, user_entry> users;
-  std::map<caf::actor_addr, std::string> by_session; // session -> its user
-  std::unique_ptr<history_store> history;
-  std::unique_ptr<client_ids> ids;
-  std::shared_ptr<server_counters> counters; // the server's (may be null)
-  hub_stats stats;
-  std::shared_ptr<spdlog::logger> log = log::get("server.hub");
-  static inline const char* name = "kullsync.hub";
-};
-
-using hub_ptr = hub_impl::stateful_pointer<hub_state>;
 
 int64_t now_ms(hub_ptr self) {
   return epoch_ms(self->home_system(), self->state.clock);
 }
 
-void send_frame(hub_ptr self, const device_socket& s, const shared_frame& f) {
+void send_frame(hub_ptr self, device_socket& s, const shared_frame& f) {
+  if (s.start || s.closing)
+    return; // its WELCOME (cluster) will cover this, or it is going
+  if (s.holding) {
+    s.held.push_back(f);
+    return;
+  }
   // A frame is a shared_ptr: a typed send per socket copies only that.
   self->send(s.socket, send_atom::value, f);
   ++self->state.stats.frames_out;
 }
+
+namespace {
 
 /// Sends `f` to every socket of `u` but `except`.
 void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
@@ -83,6 +46,8 @@ msg::device_connection device_data(const std::string& device, int64_t ts) {
   return d;
 }
 
+} // namespace
+
 /// DEVICE_CONNECTED / DEVICE_DISCONNECTED as the deployed server sends them:
 /// the device is named in `data` and as the envelope's `deviceId`. Presence
 /// carries no position, so v1 and v2 sockets share the frame.
@@ -90,6 +55,15 @@ shared_frame device_frame(msg::server_type type, const std::string& user,
                           const std::string& device, int64_t ts) {
   return make_shared_frame(msg::encode(
     msg::make_server_message(type, device_data(device, ts), ts, device, user)));
+}
+
+namespace {
+
+/// An estimate of what remembering `u` costs: map nodes, strings, the
+/// shoot table's indexes.
+size_t state_cost(const user_entry& u) {
+  constexpr size_t per_shoot = 400, per_credit = 160;
+  return u.shoots.size() * per_shoot + (u.credits ? per_credit + u.credits->reason.size() : 0);
 }
 
 /// Recounts what `u` costs after a change.
@@ -100,6 +74,8 @@ void recount(hub_ptr self, user_entry& u) {
   u.bytes = now;
 }
 
+} // namespace
+
 void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i) {
   auto& st = self->state;
   st.stats.state_bytes -= i->second.bytes;
@@ -107,6 +83,8 @@ void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i) {
   st.users.erase(i);
   st.stats.users = st.users.size();
 }
+
+namespace {
 
 void forget_if_empty(hub_ptr self, const std::string& user) {
   auto i = self->state.users.find(user);
@@ -116,16 +94,27 @@ void forget_if_empty(hub_ptr self, const std::string& user) {
   self->state.stats.users = self->state.users.size();
 }
 
-/// Whether another socket of `u` than `except` belongs to `device`: a
-/// device with several sockets (an app and its extension, a reconnect that
-/// overtook the old socket's close) is connected until its last one leaves.
-bool device_present(const user_entry& u, const std::string& device,
-                    const device_socket* except) {
+} // namespace
+
+bool device_here(const user_entry& u, const std::string& device,
+                 const device_socket* except) {
   for (auto& s : u.sockets)
     if (&s != except && s.device_id == device)
       return true;
   return false;
 }
+
+bool device_present(const user_entry& u, const std::string& device,
+                    const device_socket* except) {
+  if (device_here(u, device, except))
+    return true;
+  for (auto& [where, at] : u.remote_devices)
+    if (where.second == device)
+      return true;
+  return false;
+}
+
+namespace {
 
 /// The user's devices connected now, each once.
 std::vector<msg::device_connection> devices_of(const user_entry& u) {
@@ -134,6 +123,10 @@ std::vector<msg::device_connection> devices_of(const user_entry& u) {
     if (std::none_of(out.begin(), out.end(),
                      [&](auto& d) { return d.device_id == s.device_id; }))
       out.push_back(device_data(s.device_id, s.connected_at));
+  for (auto& [where, at] : u.remote_devices)
+    if (std::none_of(out.begin(), out.end(),
+                     [&, &device = where.second](auto& d) { return d.device_id == device; }))
+      out.push_back(device_data(where.second, at));
   return out;
 }
 
@@ -157,12 +150,18 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
   st.stats.v2_sockets -= j->v2 ? 1 : 0;
   socks.erase(j);
   --st.stats.sockets;
-  if (!device_present(i->second, device, nullptr))
+  auto here = device_here(i->second, device, nullptr);
+  if (!here && !device_present(i->second, device, nullptr))
     deliver(self, i->second,
             device_frame(msg::server_type::device_disconnected, user, device,
                          now_ms(self)));
-  forget_if_empty(self, user);
+  if (st.clustered())
+    cluster_left(self, i);
+  else
+    forget_if_empty(self, user);
 }
+
+} // namespace
 
 void remember(hub_ptr self, user_entry& u, const std::string& user,
               const msg::server_message& m) {
@@ -185,6 +184,8 @@ void remember(hub_ptr self, user_entry& u, const std::string& user,
   u.last_update_ms = now_ms(self);
   recount(self, u);
 }
+
+namespace {
 
 /// Past the node's memory bound: the users without a device that were idle
 /// longest are forgotten first (users with devices stay: their state is
@@ -212,11 +213,14 @@ void enforce_memory(hub_ptr self) {
                st.cfg.state.memory_bytes >> 20, n);
 }
 
+} // namespace
+
 /// What the hub remembers of `user`, as of the stream's top.
 msg::user_state snapshot(hub_ptr self, const std::string& user) {
   msg::user_state s;
   s.user_id = user;
-  s.seq = self->state.history->top(user, now_ms(self));
+  s.seq = self->state.clustered() ? cluster_top(self, user)
+                                   : self->state.history->top(user, now_ms(self));
   auto i = self->state.users.find(user);
   if (i == self->state.users.end())
     return s;
@@ -227,6 +231,10 @@ msg::user_state snapshot(hub_ptr self, const std::string& user) {
   s.devices = devices_of(i->second);
   return s;
 }
+
+namespace {
+
+} // namespace
 
 /// The message's frame for one protocol version: v2 with its position.
 shared_frame encode_for(const msg::server_message& m, const std::string& data_json,
@@ -242,6 +250,8 @@ shared_frame encode_for(const msg::server_message& m, const std::string& data_js
                                                 m.device_id.value_or("server"),
                                                 m.user_id.value_or(""), seq));
 }
+
+namespace {
 
 /// Remembers, numbers (if the type is) and sends `m` to every device of
 /// `user`, each broadcast serialised at most once per protocol version.
@@ -276,23 +286,39 @@ uint64_t publish(hub_ptr self, const std::string& user, const msg::server_messag
   return seq;
 }
 
+} // namespace
+
 shared_frame control_frame(hub_ptr self, msg::server_type type, msg::server_body body) {
   return make_shared_frame(msg::encode(
     msg::make_server_message(type, std::move(body), now_ms(self), std::nullopt)));
 }
 
-/// A v2 socket's start: WELCOME, then what it missed (all of it) or a
-/// SNAPSHOT, all before anything published later.
-void welcome(hub_ptr self, const join_request& req, user_entry& u,
-             const device_socket& me) {
-  auto& st = self->state;
-  auto now = now_ms(self);
+void welcome(hub_ptr self, const join_request& req, user_entry& u, device_socket& me,
+             const std::string& epoch, uint64_t seq, bool recovered) {
   msg::welcome w;
-  w.epoch = st.history->epoch(req.user, now);
-  w.seq = st.history->top(req.user, now);
+  w.epoch = epoch;
+  w.seq = seq;
   w.device_id = req.device;
   w.expires_at = req.expires_at;
   w.devices = devices_of(u);
+  w.recovered = recovered;
+  send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
+  if (recovered)
+    return;
+  ++self->state.stats.resumes_snapshot;
+  auto s = snapshot(self, req.user);
+  s.user_id.clear(); // the socket knows whose it is
+  send_frame(self, me, control_frame(self, msg::server_type::snapshot, std::move(s)));
+}
+
+namespace {
+
+/// A v2 socket's start on a node alone: WELCOME, then what it missed (all
+/// of it) or a SNAPSHOT, all before anything published later.
+void welcome_alone(hub_ptr self, const join_request& req, user_entry& u,
+                   device_socket& me) {
+  auto& st = self->state;
+  auto now = now_ms(self);
   std::optional<std::vector<shared_frame>> missed;
   if (!req.epoch.empty() && req.since)
     missed = st.history->read_after(req.user, req.epoch, *req.since, now);
@@ -301,19 +327,14 @@ void welcome(hub_ptr self, const join_request& req, user_entry& u,
                   req.device, req.user, missed->size());
     missed.reset();
   }
-  w.recovered = missed.has_value();
-  send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
+  welcome(self, req, u, me, st.history->epoch(req.user, now),
+          st.history->top(req.user, now), missed.has_value());
   if (missed) {
     ++st.stats.resumes_recovered;
     st.stats.replayed += missed->size();
     for (auto& f : *missed)
       send_frame(self, me, f);
-    return;
   }
-  ++st.stats.resumes_snapshot;
-  auto s = snapshot(self, req.user);
-  s.user_id.clear(); // the socket knows whose it is
-  send_frame(self, me, control_frame(self, msg::server_type::snapshot, std::move(s)));
 }
 
 bool join(hub_ptr self, const join_request& req, session_actor who,
@@ -329,14 +350,23 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   self->monitor(who);
   st.by_session[who.address()] = req.user;
   auto now = now_ms(self);
-  u.sockets.push_back({req.device, who, std::move(socket), now, req.v2});
-  auto& me = u.sockets.back();
+  auto& me = u.sockets.emplace_back();
+  me.device_id = req.device;
+  me.session = who;
+  me.socket = std::move(socket);
+  me.connected_at = now;
+  me.v2 = req.v2;
   ++st.stats.sockets;
   st.stats.v2_sockets += req.v2 ? 1 : 0;
   st.stats.users = st.users.size();
+  if (st.clustered()) {
+    me.start = std::make_unique<join_request>(req);
+    cluster_joined(self, req.user, u, me);
+    return true;
+  }
   auto hello = device_frame(msg::server_type::device_connected, req.user, req.device, now);
   if (req.v2) {
-    welcome(self, req, u, me); // presence is in WELCOME
+    welcome_alone(self, req, u, me); // presence is in WELCOME
   } else {
     send_frame(self, me, hello); // the new device hears of itself first
   }
@@ -344,6 +374,21 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
     deliver(self, u, hello, &me);
   return true;
 }
+
+} // namespace
+
+void ack(hub_ptr self, const std::string& id, uint64_t seq, const transport_actor& to,
+         int64_t received_ns) {
+  self->send(to, send_atom::value,
+             control_frame(self, msg::server_type::ack, msg::ack{id, seq}));
+  if (auto& c = self->state.counters) {
+    auto now = std::chrono::steady_clock::now().time_since_epoch();
+    c->ack_latency.observe(
+      static_cast<double>(std::chrono::nanoseconds{now}.count() - received_ns) / 1e9);
+  }
+}
+
+namespace {
 
 /// A v2 client message with an id: applied once, acknowledged each time.
 void publish_acked(hub_ptr self, const std::string& user, const msg::server_message& m,
@@ -358,13 +403,7 @@ void publish_acked(hub_ptr self, const std::string& user, const msg::server_mess
     seq = publish(self, user, m, data_json);
     st.ids->remember(std::move(key), *seq, now_ms(self));
   }
-  self->send(ack_to, send_atom::value,
-             control_frame(self, msg::server_type::ack, msg::ack{id, *seq}));
-  if (st.counters) {
-    auto now = std::chrono::steady_clock::now().time_since_epoch();
-    st.counters->ack_latency.observe(
-      static_cast<double>(std::chrono::nanoseconds{now}.count() - received_ns) / 1e9);
-  }
+  ack(self, id, *seq, ack_to, received_ns);
 }
 
 uint64_t trigger(hub_ptr self, const std::string& user, const msg::server_message& m,
@@ -400,10 +439,21 @@ void forget_idle(hub_ptr self, int64_t now) {
   }
 }
 
-/// Every so often: streams and ids past the history's lifetime go.
+/// Every so often: streams and ids past the history's lifetime go (a node
+/// alone); the followed streams' positions are checked (a cluster).
 void sweep(hub_ptr self) {
   auto& st = self->state;
   auto now = now_ms(self);
+  if (st.clustered()) {
+    cluster_check(self, now);
+    cluster_announce_dirty(self);
+    auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(
+      st.cfg.cluster.position_check);
+    self->send(st.cfg.cluster.broker, alive_atom::value, st.cfg.cluster.instance,
+               static_cast<int64_t>(ttl.count()));
+    self->delayed_send(self, st.cfg.cluster.position_check / 4, sweep_atom::value);
+    return;
+  }
   st.history->sweep(now, [&](const std::string& user) {
     auto i = st.users.find(user);
     return i != st.users.end() && !i->second.sockets.empty();
@@ -416,10 +466,12 @@ void sweep(hub_ptr self) {
 
 hub_stats stats(hub_ptr self) {
   auto s = self->state.stats;
-  auto h = self->state.history->stats();
-  s.history_entries = h.entries;
-  s.history_bytes = h.bytes;
-  s.history_evicted = h.evicted;
+  if (auto& history = self->state.history) {
+    auto h = history->stats();
+    s.history_entries = h.entries;
+    s.history_bytes = h.bytes;
+    s.history_evicted = h.evicted;
+  }
   for (auto& [user, u] : self->state.users)
     s.shoots_evicted += u.shoots.evicted();
   return s;
@@ -432,10 +484,12 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
   st.counters = std::move(counters);
   st.cfg = std::move(cfg);
   st.clock = clock;
-  st.history = std::make_unique<memory_history>(std::move(node_epoch), st.cfg.history);
-  // Ids for at least the history window: as many as the histories hold.
-  st.ids = std::make_unique<client_ids>(st.cfg.history.ttl_ms,
-                                        std::max<size_t>(100000, 4 * st.cfg.history.size));
+  if (!st.clustered()) {
+    st.history = std::make_unique<memory_history>(std::move(node_epoch), st.cfg.history);
+    // Ids for at least the history window: as many as the histories hold.
+    st.ids = std::make_unique<client_ids>(
+      st.cfg.history.ttl_ms, std::max<size_t>(100000, 4 * st.cfg.history.size));
+  }
   run_on_io_thread(self);
   self->set_down_handler([=](const caf::down_msg& dm) { leave(self, dm.source); });
   sweep(self);
@@ -448,14 +502,45 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
       leave(self, who.address());
     },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
-        const std::string& data_json) { publish(self, user, m, data_json); },
+        const std::string& data_json) {
+      if (!self->state.clustered())
+        publish(self, user, m, data_json);
+      else
+        cluster_publish(self, user, m, data_json, {}, {}, {});
+    },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
         const std::string& data_json, const std::string& id,
         const transport_actor& ack_to, int64_t received_ns) {
-      publish_acked(self, user, m, data_json, id, ack_to, received_ns);
+      if (!self->state.clustered())
+        publish_acked(self, user, m, data_json, id, ack_to, received_ns);
+      else
+        cluster_publish(
+          self, user, m, data_json, "c:" + id,
+          [=](const publish_receipt& r) {
+            cluster_ack(self, user, id, r, ack_to, received_ns);
+          },
+          [=](const caf::error&) {
+            msg::nack n{id, msg::nack_code::unavailable, "the stream is unavailable"};
+            self->send(ack_to, send_atom::value,
+                       control_frame(self, msg::server_type::nack, std::move(n)));
+          });
     },
     [=](trigger_atom, const std::string& user, const msg::server_message& m,
-        const std::string& key) { return trigger(self, user, m, key); },
+        const std::string& key) -> caf::result<uint64_t> {
+      if (!self->state.clustered())
+        return trigger(self, user, m, key);
+      auto rp = self->make_response_promise<uint64_t>();
+      cluster_publish(
+        self, user, m, {}, key.empty() ? std::string{} : "h:" + key,
+        [rp](const publish_receipt& r) mutable { rp.deliver(r.seq); },
+        [rp](const caf::error& e) mutable { rp.deliver(e); });
+      return rp;
+    },
+    [=](deliver_atom, stream_message& m) { cluster_deliver(self, m); },
+    [=](resync_atom) { cluster_resync(self); },
+    [=](refollow_atom, const std::string& user, uint64_t gen, bool fresh) {
+      cluster_refollow(self, user, gen, fresh);
+    },
     [=](expire_atom, const std::string& user, const std::string& shoot, uint64_t v) {
       auto i = self->state.users.find(user);
       if (i != self->state.users.end() && i->second.shoots.expire(shoot, v)) {
@@ -469,7 +554,11 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         for (auto& s : u.sockets)
           self->send(s.session, close_atom::value, code, reason);
     },
-    [=](snapshot_atom, const std::string& user) { return snapshot(self, user); },
+    [=](snapshot_atom, const std::string& user) -> caf::result<msg::user_state> {
+      if (self->state.clustered())
+        return cluster_snapshot(self, user);
+      return snapshot(self, user);
+    },
     [=](stats_atom) { return stats(self); },
   };
 }

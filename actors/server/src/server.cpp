@@ -42,10 +42,26 @@ hub_stats sync_server::stats(caf::actor_system& sys) const {
 
 void add_server_types(caf::actor_system_config& cfg) {
   add_common_types(cfg);
+  cfg.add_error_category(caf::atom("broker"),
+                         [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+                           auto out = "broker: " + to_string(static_cast<broker_errc>(code));
+                           if (ctx.match_elements<std::string>())
+                             out += " (" + ctx.get_as<std::string>(0) + ")";
+                           return out;
+                         });
   cfg.add_message_type<hub_stats>("kullsync::hub_stats")
     .add_message_type<join_request>("kullsync::join_request")
     .add_message_type<session_actor>("kullsync::session_actor")
-    .add_message_type<hub_actor>("kullsync::hub_actor");
+    .add_message_type<hub_actor>("kullsync::hub_actor")
+    .add_message_type<stream_message>("kullsync::stream_message")
+    .add_message_type<std::vector<stream_message>>("kullsync::stream_messages")
+    .add_message_type<publish_request>("kullsync::publish_request")
+    .add_message_type<publish_receipt>("kullsync::publish_receipt")
+    .add_message_type<stream_head>("kullsync::stream_head")
+    .add_message_type<state_frame>("kullsync::state_frame")
+    .add_message_type<stream_range>("kullsync::stream_range")
+    .add_message_type<broker_actor>("kullsync::broker_actor")
+    .add_message_type<stream_follower_actor>("kullsync::stream_follower");
 }
 
 namespace {
@@ -75,6 +91,9 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   s.counters = env->counters;
   if (cfg.node_epoch.empty())
     cfg.node_epoch = random_epoch();
+  if (cfg.cluster.broker)
+    cfg.cluster.instance = cfg.cluster.node_id + "." + cfg.node_epoch;
+  env->cfg.cluster.instance = cfg.cluster.instance;
   auto shard_cfg = cfg;
   shard_cfg.history.memory_bytes = cfg.history.memory_bytes / cfg.shards;
   for (size_t i = 0; i < cfg.shards; ++i)

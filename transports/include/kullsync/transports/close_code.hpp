@@ -17,6 +17,7 @@ constexpr uint16_t invalid_payload = 1007; // e.g. invalid UTF-8
 constexpr uint16_t policy_violation = 1008; // socket cap, slow consumer
 constexpr uint16_t too_big = 1009;
 constexpr uint16_t internal_error = 1011;
+constexpr uint16_t try_again_later = 1013; // the server cannot serve it now (its broker)
 constexpr uint16_t keepalive_timeout = 4000; // the client's own: no answer to its PING
 constexpr uint16_t no_token = 4001; // "No token provided"
 constexpr uint16_t invalid_token = 4002; // "Invalid token": do not retry with it

@@ -72,6 +72,7 @@ using memory_network_actor = caf::typed_actor<
   // servers
   caf::reacts_to<listen_atom, std::string, acceptor_actor>,
   caf::reacts_to<unlisten_atom, std::string>,
+  caf::reacts_to<unlisten_atom, std::string, acceptor_actor>, // one of several
   // fault injection
   caf::reacts_to<faults_atom, link_faults>,
   caf::reacts_to<refuse_atom, bool>,

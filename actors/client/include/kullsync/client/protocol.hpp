@@ -148,6 +148,8 @@ typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
 /// schedule over (a link proved healthy, or the network changed).
 using reconnect_policy_actor = caf::typed_actor<
   caf::replies_to<lost_atom>::with<retry_decision>,
+  // the server asked to come back later (1013): retried, never given up
+  caf::replies_to<lost_atom, bool>::with<retry_decision>,
   caf::reacts_to<reset_atom>>;
 
 // -- keepalive --------------------------------------------------------------

@@ -50,6 +50,9 @@ struct hub_stats {
   uint64_t state_bytes = 0;       // what the hub remembers of users (estimate)
   uint64_t shoots_evicted = 0;    // by the per-user cap or for silence
   uint64_t users_forgotten = 0;   // idle users, or past the memory cap
+  uint64_t broker_errors = 0;     // cluster: broker requests that failed
+  uint64_t gap_messages = 0;      // cluster: messages read back to fill gaps
+  uint64_t stream_resets = 0;     // cluster: streams followed afresh (4009)
 
   /// Adds another shard's counters (a node's are the sum of its shards').
   hub_stats& operator+=(const hub_stats& x) {
@@ -68,6 +71,9 @@ struct hub_stats {
     state_bytes += x.state_bytes;
     shoots_evicted += x.shoots_evicted;
     users_forgotten += x.users_forgotten;
+    broker_errors += x.broker_errors;
+    gap_messages += x.gap_messages;
+    stream_resets += x.stream_resets;
     return *this;
   }
 };
@@ -77,7 +83,8 @@ typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
   return f(caf::meta::type_name("hub_stats"), x.users, x.sockets, x.v2_sockets,
            x.frames_out, x.rejected_sockets, x.resumes_recovered, x.resumes_snapshot,
            x.replayed, x.duplicates, x.history_entries, x.history_bytes,
-           x.history_evicted, x.state_bytes, x.shoots_evicted, x.users_forgotten);
+           x.history_evicted, x.state_bytes, x.shoots_evicted, x.users_forgotten,
+           x.broker_errors, x.gap_messages, x.stream_resets);
 }
 
 /// A socket joining its user: who, which protocol, and (v2) where it

@@ -14,6 +14,7 @@
 #include <caf/fwd.hpp>
 
 #include "kullsync/server/auth.hpp"
+#include "kullsync/server/broker.hpp"
 #include "kullsync/server/counters.hpp"
 #include "kullsync/server/history.hpp"
 #include "kullsync/server/protocol.hpp"
@@ -70,6 +71,15 @@ struct server_config {
   /// This node's epoch, the start of every stream's; empty: a random one.
   /// A restart with in-memory history must change it (simulations set it).
   std::string node_epoch;
+  /// A cluster: the broker that numbers, stores and fans out every user's
+  /// stream for all nodes (null: this node alone, history in memory).
+  struct cluster_config {
+    broker_actor broker;
+    std::string node_id;              // names this node's messages
+    std::string instance;             // node_id.node_epoch: set at start
+    caf::timespan timeout = 5s;       // a broker request that takes longer fails
+    caf::timespan position_check = 30s; // each followed stream's top is checked
+  } cluster;
 };
 
 /// Handles of a running server.

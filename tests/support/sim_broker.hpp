@@ -1,0 +1,42 @@
+#pragma once
+
+// The cluster's broker in the deterministic simulation: what the Redis
+// broker keeps and does (one numbering per user, a bounded stream, the
+// state a SNAPSHOT is made of, dedup keys, presence with node liveness,
+// pub/sub fan-out to the nodes following a user), in one actor on the
+// simulation's clock, with seeded faults.
+
+#include <cstdint>
+
+#include "kullsync/server/broker.hpp"
+
+namespace kullsync::test {
+
+using lossy_atom = caf::atom_constant<caf::atom("lossy")>;
+using failover_atom = caf::atom_constant<caf::atom("failover")>;
+using resub_atom = caf::atom_constant<caf::atom("resub")>;
+using outage_atom = caf::atom_constant<caf::atom("outage")>;
+
+/// The broker plus its faults:
+/// - `lossy(rate)`: each delivery to a follower is lost with this
+///   probability (a pub/sub message that never arrives).
+/// - `resub()`: every subscription is lost, as when the subscriber
+///   connection drops; each follower is told to resync.
+/// - `failover(n)`: a replica that missed the last `n` writes of every
+///   stream takes over: those entries, their state changes and dedup keys
+///   are gone, and the run id changes, so each stream starts a new epoch.
+/// - `outage(on)`: every request fails (Redis unreachable).
+using sim_broker_actor = server::broker_actor::extend<
+  caf::reacts_to<lossy_atom, double>,
+  caf::reacts_to<resub_atom>,
+  caf::reacts_to<failover_atom, uint64_t>,
+  caf::reacts_to<outage_atom, bool>>;
+
+struct sim_broker_config {
+  uint64_t seed = 1;
+  size_t history_size = 1000; // entries per stream (MAXLEN)
+};
+
+sim_broker_actor spawn_sim_broker(caf::actor_system& sys, sim_broker_config cfg);
+
+} // namespace kullsync::test
