@@ -59,10 +59,17 @@ void apply_config_file(CLI::App& app, const std::string& path) {
     if (opt == nullptr)
       throw std::invalid_argument(at + ": unknown key '" + key + "' (keys are the flags of --help "
                                   "without their dashes)");
-    auto text = as_flag_text(v, opt->get_type_name(), at, key);
+    std::vector<std::string> texts;
+    if (auto* list = v.as_array(); list && opt->get_items_expected_max() > 1) {
+      for (auto& item : *list)
+        texts.push_back(as_flag_text(item, opt->get_type_name(), at, key));
+    } else {
+      texts.push_back(as_flag_text(v, opt->get_type_name(), at, key));
+    }
     if (opt->count() > 0)
       continue; // set on the command line or in the environment: they win
-    opt->add_result(text);
+    for (auto& text : texts)
+      opt->add_result(text);
     try {
       opt->run_callback();
     } catch (const CLI::Error& e) {

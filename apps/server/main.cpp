@@ -1,6 +1,8 @@
 // kullsync-server: the legacy-compatible sync server (HTTP + WebSocket on one
 // port). Every flag can also be set through the environment variable named
 // in --help.
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
+#include "kullsync/broker/redis_broker.hpp"
 #include "kullsync/version.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/server/server.hpp"
@@ -44,6 +47,25 @@ int main(int argc, char** argv) {
     std::cerr << "kullsync-server: " << e.what() << "\n";
     return 2;
   }
+  kullsync::broker::redis_broker_config rc;
+  for (auto& url : o.brokers) {
+    std::string error;
+    auto at = kullsync::broker::parse_redis_url(url, error);
+    if (!at) {
+      std::cerr << "kullsync-server: --broker " << error << "\n";
+      return 2;
+    }
+    rc.shards.push_back(*at);
+  }
+  if (o.node_id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    o.node_id = host;
+  }
+  rc.history_size = o.history_size;
+  rc.history_ttl_ms = sc.history.ttl_ms;
+  rc.dedup_ttl_ms = sc.history.ttl_ms;
+  rc.state_ttl_ms = sc.state.user_idle_ms;
   kullsync::log::set_level(o.log_level);
   kullsync::log::set_format(o.log_format);
   auto lg = kullsync::log::get("server.main");
@@ -57,6 +79,7 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   kullsync::server::add_server_types(cfg);
+  kullsync::broker::add_broker_types(cfg);
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   // Every handoff between threads costs a wake-up (a futex, a context switch):
   // more threads than cores only adds them. Measured on 2 cores with the
@@ -79,9 +102,20 @@ int main(int argc, char** argv) {
   // The listener is made after the server's actors, which report its
   // metrics: they reach it through this pointer, set before it serves.
   auto listener_ref = std::make_shared<std::atomic<kullsync::beast_server*>>(nullptr);
-  sc.transport_metrics = [listener_ref](kullsync::metrics::writer& w) {
+  // A cluster node: streams through Redis; ready once every instance is.
+  std::shared_ptr<kullsync::broker::redis_broker> broker;
+  if (!rc.shards.empty()) {
+    broker = std::make_shared<kullsync::broker::redis_broker>(sys, rc);
+    sc.cluster.broker = broker->actor();
+    sc.cluster.node_id = o.node_id;
+    sc.cluster.position_check = std::chrono::seconds{o.position_check};
+    sc.ready = [broker] { return broker->ready(); };
+  }
+  sc.transport_metrics = [listener_ref, broker](kullsync::metrics::writer& w) {
     if (auto* l = listener_ref->load())
       l->write_metrics(w);
+    if (broker)
+      broker->write_metrics(w);
   };
   auto server = kullsync::server::spawn_sync_server(sys, sc);
 
@@ -99,6 +133,10 @@ int main(int argc, char** argv) {
     server.stop();
     return 1;
   }
+  if (broker) {
+    broker->start(listener.io());
+    lg->info("node {} in a cluster of {} Redis instance(s)", o.node_id, rc.shards.size());
+  }
   // One machine-readable line, so scripts can use --listen HOST:0.
   std::printf("{\"listening\":\"%s:%u\"}\n", bo.host.c_str(), port);
   std::fflush(stdout);
@@ -108,6 +146,8 @@ int main(int argc, char** argv) {
   lg->info("{}: closing every socket with 1001 and stopping",
            sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto hubs = server.stats(sys); // while the histories are still there
+  if (broker)
+    broker->stop(); // on the io thread, which stops next
   listener.stop(std::chrono::seconds{3});
   *listener_ref = nullptr;
   server.stop();

@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <cctype>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -175,6 +176,25 @@ void add_flags(CLI::App& app, server_options& o) {
   flag(app, "--state-memory-mb", o.state_memory_mb, "KULLSYNC_STATE_MEMORY_MB",
        "all users' remembered state together; past it the users idle longest go first")
     ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  flag(app, "--broker", o.brokers, "KULLSYNC_BROKER",
+       "redis://HOST:PORT of a Redis instance this node shares streams with (repeat, "
+       "or comma-separate, for several: users are sharded over them; every node must "
+       "list the same ones in the same order); none: this node alone")
+    ->delimiter(',');
+  flag(app, "--node-id", o.node_id, "KULLSYNC_NODE_ID",
+       "this node's name in a cluster (letters, digits, . _ -; default: the host name)")
+    ->check([](const std::string& id) -> std::string {
+      if (id.empty() || id.size() > 64)
+        return "1 to 64 characters";
+      for (unsigned char c : id)
+        if (!std::isalnum(c) && c != '.' && c != '_' && c != '-')
+          return "only letters, digits, '.', '_' and '-'";
+      return {};
+    });
+  flag(app, "--position-check", o.position_check, "KULLSYNC_POSITION_CHECK",
+       "seconds between checks of each followed stream against the broker (a lost "
+       "message shows there); also the node's liveness window")
+    ->check(CLI::Range(1u, 3600u));
 }
 
 server::server_config make_server_config(const server_options& o) {

@@ -5,6 +5,7 @@
 // configurations.
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -56,6 +57,9 @@ struct server_options {
   unsigned shoot_idle_ttl = 3600;
   unsigned user_state_ttl = 86400;
   size_t state_memory_mb = 256;
+  std::vector<std::string> brokers;
+  std::string node_id;
+  unsigned position_check = 30;
 };
 
 /// Declares every flag on `app`, bound to `o`.

@@ -193,6 +193,10 @@ void beast_server::stop(std::chrono::milliseconds grace) {
     s->clear_outbox();
 }
 
+boost::asio::io_context& beast_server::io() {
+  return impl_->core->shards.front()->ioc;
+}
+
 beast_server_stats beast_server::stats() const {
   auto& c = impl_->core->stats;
   beast_server_stats s;

@@ -18,6 +18,10 @@
 #include "kullsync/transports/http.hpp"
 #include "kullsync/transports/transport.hpp"
 
+namespace boost::asio {
+class io_context;
+} // namespace boost::asio
+
 namespace kullsync {
 
 struct beast_server_options {
@@ -77,6 +81,10 @@ public:
 
   /// The transport's part of a /metrics scrape (atomics only: any thread).
   void write_metrics(metrics::writer& w) const;
+
+  /// The first io thread's context, for other non-blocking I/O of the
+  /// process (the cluster's broker links); it runs from start() to stop().
+  boost::asio::io_context& io();
 
 private:
   struct impl;

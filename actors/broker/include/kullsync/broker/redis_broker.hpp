@@ -1,0 +1,89 @@
+#pragma once
+
+/// The cluster's broker on Redis (one or several instances; users are
+/// sharded over them by a jump consistent hash, the same on every node).
+/// Each instance holds, per user, the stream (numbered and stored in one
+/// Lua script), the state a SNAPSHOT is made of, dedup answers and the
+/// presence of devices per node, and fans messages out over one pub/sub
+/// channel per user. hiredis runs on an Asio io_context (the server's io
+/// thread): no thread of its own and no blocking call.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "kullsync/server/broker.hpp"
+
+namespace boost::asio {
+class io_context;
+} // namespace boost::asio
+
+namespace kullsync::metrics {
+class writer;
+} // namespace kullsync::metrics
+
+namespace kullsync::broker {
+
+struct redis_endpoint {
+  std::string host; // an IP address (names are resolved when parsed)
+  uint16_t port = 6379;
+};
+
+/// "redis://host:port" (port optional); a host name is resolved now, once.
+/// Nothing on a malformed URL or an unknown host, with `error` saying why.
+std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::string& error);
+
+struct redis_broker_config {
+  std::vector<redis_endpoint> shards;
+  std::string prefix = "ks:"; // of every key and channel
+  size_t history_size = 1000;            // entries per stream (MAXLEN)
+  int64_t history_ttl_ms = 600'000;      // a stream nobody writes to goes
+  int64_t state_ttl_ms = 86'400'000;     // a user's state, presence, epoch
+  int64_t dedup_ttl_ms = 600'000;        // client ids and Idempotency-Keys
+  std::chrono::milliseconds connect_timeout{2000};
+  /// How often each subscriber connection is proven alive (a message
+  /// published to itself); 3 missed: it is dropped and made again.
+  std::chrono::milliseconds probe_interval{1000};
+};
+
+/// Registers the broker's message types (before the actor system exists).
+void add_broker_types(caf::actor_system_config& cfg);
+
+class redis_broker {
+public:
+  redis_broker(caf::actor_system& sys, redis_broker_config cfg);
+  ~redis_broker();
+  redis_broker(const redis_broker&) = delete;
+  redis_broker& operator=(const redis_broker&) = delete;
+
+  /// The actor the hub shards talk to (server_config::cluster.broker).
+  server::broker_actor actor() const;
+
+  /// Connects every instance on `io`, whose thread runs the connections
+  /// from then on. Until an instance is connected, subscribed and has its
+  /// scripts, requests for its users fail as unavailable.
+  void start(boost::asio::io_context& io);
+
+  /// Closes the connections (waits up to a second for the io thread), then
+  /// stops the actor. Call before the io thread stops.
+  void stop();
+
+  /// Every instance connected (GET /readyz).
+  bool ready() const;
+
+  /// The broker's part of a /metrics scrape (atomics only: any thread).
+  void write_metrics(metrics::writer& w) const;
+
+  struct shared;
+
+private:
+  std::shared_ptr<shared> shared_;
+  server::broker_actor actor_;
+};
+
+} // namespace kullsync::broker

@@ -1,0 +1,316 @@
+// The Redis broker's actor: requests of the hub shards become script calls
+// on the user's instance; each instance has a command connection and a
+// subscriber connection, both hiredis on the io thread (redis_connection),
+// which report back by message. See redis_broker.hpp.
+#include "kullsync/broker/redis_broker.hpp"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/log.hpp"
+#include "redis_codec.hpp"
+#include "redis_connection.hpp"
+#include "redis_link.hpp"
+#include "redis_scripts.hpp"
+
+namespace kullsync::broker {
+
+void became_ready(broker_ptr self, shard_link& s);
+
+namespace net = boost::asio;
+using namespace server;
+
+namespace {
+
+const char* const script_text[] = {scripts::publish, scripts::head, scripts::read};
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+caf::error unavailable(const std::string& why) {
+  return make_error(broker_errc::unavailable, why);
+}
+
+std::string new_epoch(broker_ptr self) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx",
+                static_cast<unsigned long long>(self->state.rng()));
+  return buf;
+}
+
+shard_link& shard_for(broker_ptr self, const std::string& user) {
+  auto& shards = self->state.shards;
+  return shards[shard_of(user, static_cast<uint32_t>(shards.size()))];
+}
+
+/// Runs a script on shard `s` (EVALSHA; EVAL again when Redis lost it).
+void eval(broker_ptr self, shard_link& s, script which, const script_call& c,
+          std::function<void(redis_value)> done) {
+  auto argv = [&](bool by_sha) {
+    auto k = static_cast<size_t>(which);
+    std::vector<std::string> a{by_sha ? "EVALSHA" : "EVAL",
+                               by_sha ? s.sha[k] : script_text[k],
+                               std::to_string(c.keys.size())};
+    a.insert(a.end(), c.keys.begin(), c.keys.end());
+    a.insert(a.end(), c.args.begin(), c.args.end());
+    return a;
+  };
+  auto index = s.index;
+  auto again = argv(false);
+  command(self, s, argv(true),
+          [self, index, again = std::move(again), done](redis_value v) mutable {
+            if (v.is_error() && v.str.rfind("NOSCRIPT", 0) == 0)
+              return command(self, self->state.shards[index], std::move(again),
+                             std::move(done));
+            done(std::move(v));
+          });
+}
+
+// -- requests of the hubs ---------------------------------------------------
+
+caf::result<publish_receipt> publish(broker_ptr self, const publish_request& req) {
+  auto& s = shard_for(self, req.msg.user);
+  auto& counters = *self->state.shared;
+  if (!s.ready()) {
+    ++counters.publish_failures;
+    return unavailable("redis " + s.name() + " is not connected");
+  }
+  auto rp = self->make_response_promise<publish_receipt>();
+  auto started = steady_ms();
+  eval(self, s, script::publish,
+       publish_call(keys_for(self->state.cfg.prefix, req.msg.user), req, self->state.cfg,
+                    s.run, new_epoch(self)),
+       [self, rp, started](redis_value v) mutable {
+         auto& counters = *self->state.shared;
+         auto r = parse_publish(v);
+         if (!r) {
+           ++counters.publish_failures;
+           rp.deliver(r.error());
+           return;
+         }
+         ++counters.publishes;
+         counters.publish_latency.observe(static_cast<double>(steady_ms() - started) / 1e3);
+         rp.deliver(std::move(*r));
+       });
+  return rp;
+}
+
+void reply_head(broker_ptr self, const std::string& user,
+                caf::typed_response_promise<stream_head> rp) {
+  auto& s = shard_for(self, user);
+  eval(self, s, script::head,
+       head_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self),
+                 self->state.cfg.prefix + "alive:"),
+       [rp](redis_value v) mutable {
+         auto h = parse_head(v);
+         if (h)
+           rp.deliver(std::move(*h));
+         else
+           rp.deliver(h.error());
+       });
+}
+
+/// Answers the follows of `user` waiting for its subscription.
+void serve_waiting(broker_ptr self, const std::string& user) {
+  auto i = self->state.users.find(user);
+  if (i == self->state.users.end())
+    return;
+  auto waiting = std::move(i->second.waiting);
+  i->second.waiting.clear();
+  for (auto& w : waiting)
+    reply_head(self, user, std::move(w));
+}
+
+caf::result<stream_head> follow(broker_ptr self, const std::string& user,
+                                const stream_follower_actor& f) {
+  auto& st = self->state;
+  auto& s = shard_for(self, user);
+  if (!s.ready())
+    return unavailable("redis " + s.name() + " is not connected");
+  auto& u = st.users[user];
+  if (std::find(u.followers.begin(), u.followers.end(), f) == u.followers.end())
+    u.followers.push_back(f);
+  st.leaving.erase(user);
+  auto rp = self->make_response_promise<stream_head>();
+  auto channel = keys_for(st.cfg.prefix, user).channel;
+  if (s.confirmed.count(channel)) {
+    reply_head(self, user, rp);
+  } else {
+    u.waiting.push_back(rp);
+    if (s.asked.insert(channel).second)
+      subscribe(self, s, {channel}, true);
+  }
+  return rp;
+}
+
+void unfollow(broker_ptr self, const std::string& user, const stream_follower_actor& f) {
+  auto& st = self->state;
+  auto i = st.users.find(user);
+  if (i == st.users.end())
+    return;
+  auto& fs = i->second.followers;
+  fs.erase(std::remove(fs.begin(), fs.end(), f), fs.end());
+  if (fs.empty() && i->second.waiting.empty()) {
+    st.users.erase(i);
+    st.leaving.insert(user); // unsubscribed with others at the next tick
+  }
+}
+
+caf::result<stream_range> read(broker_ptr self, const std::string& user,
+                               const std::string& epoch, uint64_t since, uint64_t upto) {
+  auto& s = shard_for(self, user);
+  if (!s.ready())
+    return unavailable("redis " + s.name() + " is not connected");
+  auto rp = self->make_response_promise<stream_range>();
+  eval(self, s, script::read,
+       read_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self), epoch,
+                 since, upto),
+       [rp, user](redis_value v) mutable {
+         auto r = parse_read(v, user);
+         if (r)
+           rp.deliver(std::move(*r));
+         else
+           rp.deliver(r.error());
+       });
+  return rp;
+}
+
+caf::result<stream_head> head(broker_ptr self, const std::string& user) {
+  auto& s = shard_for(self, user);
+  if (!s.ready())
+    return unavailable("redis " + s.name() + " is not connected");
+  auto rp = self->make_response_promise<stream_head>();
+  reply_head(self, user, rp);
+  return rp;
+}
+
+/// A message on a channel of shard `index`: the probe, or a user's.
+void on_channel(broker_ptr self, uint32_t index, const std::string& channel,
+                const std::string& payload) {
+  auto& st = self->state;
+  if (channel == st.probe_channel) {
+    st.shards[index].probe_seen_ms = steady_ms();
+    return;
+  }
+  auto user = user_of_channel(st.cfg.prefix, channel);
+  auto i = user ? st.users.find(*user) : st.users.end();
+  if (i == st.users.end())
+    return; // unfollowed since
+  auto m = parse_channel_message(*user, payload);
+  if (!m) {
+    if (st.shared->bad_messages++ % 1000 == 0)
+      st.log->warn("redis {}: a message on {} is not \"seq epoch origin frame\": "
+                   "dropped ({} so far)", st.shards[index].name(), channel,
+                   st.shared->bad_messages.load());
+    return;
+  }
+  ++st.shared->messages;
+  for (auto& f : i->second.followers)
+    self->send(f, deliver_atom::value, *m);
+}
+
+void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string& channel) {
+  auto& st = self->state;
+  auto& s = st.shards.at(index);
+  if (gen != s.sub_gen)
+    return; // confirmed on a link that is gone
+  s.asked.erase(channel);
+  s.confirmed.insert(channel);
+  st.shared->subscriptions = 0;
+  for (auto& x : st.shards)
+    st.shared->subscriptions += x.confirmed.size();
+  if (channel == st.probe_channel) {
+    s.probe_seen_ms = steady_ms();
+    became_ready(self, s);
+  } else if (auto user = user_of_channel(st.cfg.prefix, channel); user && s.ready()) {
+    serve_waiting(self, *user);
+  }
+}
+
+} // namespace
+
+// -- the actor ---------------------------------------------------------------
+
+void became_ready(broker_ptr self, shard_link& s) {
+  auto& st = self->state;
+  if (!s.ready())
+    return;
+  st.log->info("redis {}: connected (run {}), {} users to follow", s.name(), s.run,
+               st.users.size());
+  refresh_ready(self);
+  send_alive(self, s);
+  for (auto& [user, u] : st.users)
+    if (&shard_for(self, user) == &s && s.confirmed.count(keys_for(st.cfg.prefix, user).channel))
+      serve_waiting(self, user);
+  if (s.resubscribed) {
+    // What was published while the subscriber was away never came: every
+    // hub following a user here reads its gap.
+    s.resubscribed = false;
+    std::set<stream_follower_actor> all;
+    for (auto& [user, u] : st.users)
+      if (&shard_for(self, user) == &s)
+        all.insert(u.followers.begin(), u.followers.end());
+    for (auto& f : all)
+      self->send(f, resync_atom::value);
+  }
+}
+
+broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_config cfg,
+                                              std::shared_ptr<redis_broker::shared> sh) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.shared = std::move(sh);
+  st.rng.seed(std::random_device{}());
+  st.probe_channel = st.cfg.prefix + "probe:" + new_epoch(self);
+  for (uint32_t i = 0; i < st.cfg.shards.size(); ++i) {
+    st.shards.emplace_back();
+    st.shards.back().index = i;
+    st.shards.back().at = st.cfg.shards[i];
+    st.shards.back().probe_channel = st.probe_channel;
+  }
+  st.shared->shards = st.shards.size();
+  return {
+    [=](publish_atom, const publish_request& req) { return publish(self, req); },
+    [=](follow_atom, const std::string& user, const stream_follower_actor& f) {
+      return follow(self, user, f);
+    },
+    [=](unfollow_atom, const std::string& user, const stream_follower_actor& f) {
+      unfollow(self, user, f);
+    },
+    [=](read_atom, const std::string& user, const std::string& epoch, uint64_t since,
+        uint64_t upto) { return read(self, user, epoch, since, upto); },
+    [=](head_atom, const std::string& user) { return head(self, user); },
+    [=](alive_atom, const std::string& node, int64_t ttl_ms) {
+      auto& a = self->state.alive[node];
+      a.ttl_ms = ttl_ms;
+      for (auto& s : self->state.shards)
+        if (s.ready() && steady_ms() - a.sent_ms >= ttl_ms / 3)
+          send_alive(self, s);
+    },
+    [=](reply_atom, uint64_t id, redis_value& v) { on_reply(self, id, std::move(v)); },
+    [=](link_atom, uint32_t index, bool subscriber, uint64_t gen, bool up,
+        const std::string& why) { on_link(self, index, subscriber, gen, up, why); },
+    [=](channel_atom, uint32_t index, const std::string& channel,
+        const std::string& payload) { on_channel(self, index, channel, payload); },
+    [=](confirm_atom, uint32_t index, uint64_t gen, const std::string& channel) {
+      on_confirm(self, index, gen, channel);
+    },
+    [=](tick_atom) { tick(self); },
+  };
+}
+
+} // namespace kullsync::broker

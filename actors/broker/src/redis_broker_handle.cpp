@@ -1,0 +1,148 @@
+// The redis_broker object: the actor's owner on the application's side
+// (start on an io thread, stop, readiness, metrics), and the URL parser.
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <future>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "kullsync/metrics.hpp"
+#include "redis_connection.hpp"
+#include "redis_link.hpp"
+
+namespace kullsync::broker {
+
+std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::string& error) {
+  constexpr std::string_view scheme = "redis://";
+  if (url.compare(0, scheme.size(), scheme) != 0) {
+    error = "'" + url + "' is not redis://host[:port]";
+    return std::nullopt;
+  }
+  auto rest = url.substr(scheme.size());
+  if (auto slash = rest.find('/'); slash != std::string::npos)
+    rest.resize(slash);
+  std::string host = rest, port = "6379";
+  if (!rest.empty() && rest.front() == '[') { // [IPv6]:port
+    auto end = rest.find(']');
+    if (end == std::string::npos) {
+      error = "'" + url + "': unclosed [";
+      return std::nullopt;
+    }
+    host = rest.substr(1, end - 1);
+    if (end + 1 < rest.size() && rest[end + 1] == ':')
+      port = rest.substr(end + 2);
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  char* end = nullptr;
+  auto p = std::strtol(port.c_str(), &end, 10);
+  if (host.empty() || port.empty() || *end != '\0' || p < 1 || p > 65535) {
+    error = "'" + url + "': needs a host and a port 1-65535";
+    return std::nullopt;
+  }
+  // Resolved once, here: hiredis' own lookup would block the io thread.
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0 || !found) {
+    error = "'" + url + "': cannot resolve " + host + ": " + gai_strerror(rc);
+    return std::nullopt;
+  }
+  char ip[NI_MAXHOST];
+  auto rc = getnameinfo(found->ai_addr, found->ai_addrlen, ip, sizeof(ip), nullptr, 0,
+                        NI_NUMERICHOST);
+  freeaddrinfo(found);
+  if (rc != 0) {
+    error = "'" + url + "': " + gai_strerror(rc);
+    return std::nullopt;
+  }
+  return redis_endpoint{ip, static_cast<uint16_t>(p)};
+}
+
+void add_broker_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<redis_value>("kullsync::redis_value");
+}
+
+redis_broker::redis_broker(caf::actor_system& sys, redis_broker_config cfg)
+  : shared_(std::make_shared<shared>()) {
+  actor_ = caf::actor_cast<server::broker_actor>(
+    sys.spawn(redis_broker_actor, std::move(cfg), shared_));
+}
+
+redis_broker::~redis_broker() {
+  stop();
+}
+
+server::broker_actor redis_broker::actor() const {
+  return actor_;
+}
+
+void redis_broker::start(boost::asio::io_context& io) {
+  shared_->io = &io;
+  caf::anon_send(caf::actor_cast<broker_impl>(actor_), tick_atom::value);
+}
+
+void redis_broker::stop() {
+  if (!actor_)
+    return;
+  if (auto* io = shared_->io.exchange(nullptr)) {
+    std::vector<std::shared_ptr<redis_connection>> links;
+    {
+      std::lock_guard<std::mutex> guard{shared_->mtx};
+      for (auto& [key, c] : shared_->connections)
+        links.push_back(c);
+      shared_->connections.clear();
+    }
+    // hiredis lives on the io thread: it is freed there.
+    auto done = std::make_shared<std::promise<void>>();
+    boost::asio::post(*io, [links, done] {
+      for (auto& c : links)
+        c->shutdown();
+      done->set_value();
+    });
+    done->get_future().wait_for(std::chrono::seconds{1});
+  }
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+  actor_ = nullptr;
+}
+
+bool redis_broker::ready() const {
+  return shared_->shards > 0 && shared_->ready_shards == shared_->shards;
+}
+
+void redis_broker::write_metrics(metrics::writer& w) const {
+  auto& s = *shared_;
+  w.gauge("kullsync_broker_instances", "Redis instances configured",
+          static_cast<double>(s.shards.load()));
+  w.gauge("kullsync_broker_instances_ready",
+          "Redis instances connected, subscribed and with their scripts",
+          static_cast<double>(s.ready_shards.load()));
+  w.gauge("kullsync_broker_subscriptions", "Pub/sub channels this node is subscribed to",
+          static_cast<double>(s.subscriptions.load()));
+  w.counter("kullsync_broker_publishes_total", "Publishes the broker numbered and fanned out",
+            static_cast<double>(s.publishes.load()));
+  w.counter("kullsync_broker_publish_failures_total",
+            "Publishes refused: instance not ready, or an error reply",
+            static_cast<double>(s.publish_failures.load()));
+  w.counter("kullsync_broker_messages_total", "Pub/sub messages received for followed users",
+            static_cast<double>(s.messages.load()));
+  w.counter("kullsync_broker_bad_messages_total", "Pub/sub messages that did not parse",
+            static_cast<double>(s.bad_messages.load()));
+  w.counter("kullsync_broker_reconnects_total", "Links to Redis lost after being up",
+            static_cast<double>(s.reconnects.load()));
+  w.counter("kullsync_broker_probe_timeouts_total",
+            "Subscriber links dropped because their probe did not come back",
+            static_cast<double>(s.probe_timeouts.load()));
+  w.histogram("kullsync_broker_publish_seconds", "Publish script round trips",
+              s.publish_latency);
+}
+
+} // namespace kullsync::broker

@@ -1,0 +1,291 @@
+// The broker's links to each Redis instance: made (and made again), asked
+// for the run id and the scripts, subscribed, proven alive. Every hiredis
+// call is posted to the io thread; every answer comes back as a message.
+#include "redis_link.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "redis_codec.hpp"
+#include "redis_connection.hpp"
+#include "redis_scripts.hpp"
+
+namespace kullsync::broker {
+
+namespace net = boost::asio;
+
+namespace {
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+broker_impl handle(broker_ptr self) {
+  return caf::actor_cast<broker_impl>(self);
+}
+
+/// Runs `f` on the io thread (nothing once the broker stopped).
+template <class F>
+void on_io(broker_ptr self, F f) {
+  if (auto* io = self->state.shared->io.load())
+    net::post(*io, std::move(f));
+}
+
+void connect(broker_ptr self, shard_link& s, bool subscriber) {
+  if (!self->state.shared->io.load())
+    return;
+  auto h = handle(self);
+  auto index = s.index;
+  auto gen = ++(subscriber ? s.sub_gen : s.cmd_gen);
+  redis_connection::handlers hs;
+  hs.up = [h, index, subscriber, gen] {
+    caf::anon_send(h, link_atom::value, index, subscriber, gen, true, std::string{});
+  };
+  hs.down = [h, index, subscriber, gen](const std::string& why) {
+    caf::anon_send(h, link_atom::value, index, subscriber, gen, false, why);
+  };
+  if (subscriber) {
+    hs.message = [h, index](std::string channel, std::string payload) {
+      caf::anon_send(h, channel_atom::value, index, std::move(channel), std::move(payload));
+    };
+    hs.subscribed = [h, index, gen](std::string channel) {
+      caf::anon_send(h, confirm_atom::value, index, gen, std::move(channel));
+    };
+  }
+  auto& link = subscriber ? s.sub : s.cmd;
+  auto old = std::move(link);
+  link = std::make_shared<redis_connection>(*self->state.shared->io.load(), s.at.host,
+                                            s.at.port, std::move(hs));
+  {
+    std::lock_guard<std::mutex> guard{self->state.shared->mtx};
+    self->state.shared->connections[{index, subscriber}] = link;
+  }
+  (subscriber ? s.sub_connecting : s.cmd_connecting) = true;
+  auto timeout = self->state.cfg.connect_timeout;
+  on_io(self, [old, c = link, timeout] {
+    if (old)
+      old->shutdown();
+    c->connect(timeout);
+  });
+}
+
+void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::string why) {
+  if (c)
+    on_io(self, [c, why = std::move(why)] { c->drop(why); });
+}
+
+/// The command link is up: its run id, then the scripts.
+void prepare(broker_ptr self, shard_link& s) {
+  auto index = s.index;
+  command(self, s, {"INFO", "server"}, [self, index](redis_value v) {
+    auto& s = self->state.shards[index];
+    auto run = v.kind == redis_value::string ? run_id_of(v.str) : std::nullopt;
+    if (!run) {
+      self->state.log->error("redis {}: INFO server has no run_id ({}): reconnecting",
+                             s.name(), v.is_error() ? v.str : "no text");
+      return drop(self, s.cmd, "no run id");
+    }
+    s.run = *run;
+    const char* texts[] = {scripts::publish, scripts::head, scripts::read};
+    for (size_t k = 0; k < s.sha.size(); ++k)
+      command(self, s, {"SCRIPT", "LOAD", texts[k]}, [self, index, k](redis_value v) {
+        auto& s = self->state.shards[index];
+        if (v.kind != redis_value::string) {
+          self->state.log->error("redis {}: SCRIPT LOAD failed: {}", s.name(), v.str);
+          return drop(self, s.cmd, "script load failed");
+        }
+        s.sha[k] = v.str;
+        if (++s.scripts_loaded == s.sha.size())
+          became_ready(self, s);
+      });
+  });
+}
+
+/// The subscriber link is up: the probe's channel, and every followed
+/// user's of this instance.
+void resubscribe(broker_ptr self, shard_link& s) {
+  auto& st = self->state;
+  std::vector<std::string> channels{st.probe_channel};
+  auto n = static_cast<uint32_t>(st.shards.size());
+  for (auto& [user, u] : st.users)
+    if (shard_of(user, n) == s.index)
+      channels.push_back(keys_for(st.cfg.prefix, user).channel);
+  s.asked.insert(channels.begin(), channels.end());
+  // In batches, so that one command stays small.
+  constexpr size_t batch = 512;
+  for (size_t i = 0; i < channels.size(); i += batch)
+    subscribe(self, s,
+              {channels.begin() + static_cast<ptrdiff_t>(i),
+               channels.begin() + static_cast<ptrdiff_t>(std::min(channels.size(), i + batch))},
+              true);
+}
+
+/// Follows waiting on an instance whose subscriber went: they fail now.
+void fail_waiting(broker_ptr self, shard_link& s) {
+  auto n = static_cast<uint32_t>(self->state.shards.size());
+  for (auto& [user, u] : self->state.users)
+    if (shard_of(user, n) == s.index) {
+      for (auto& rp : u.waiting)
+        rp.deliver(server::make_error(server::broker_errc::unavailable,
+                                      "redis " + s.name() + " subscriber lost"));
+      u.waiting.clear();
+    }
+}
+
+void probe(broker_ptr self, shard_link& s, int64_t now) {
+  auto& st = self->state;
+  auto interval = st.cfg.probe_interval.count();
+  if (s.probe_sent_ms > s.probe_seen_ms) {
+    if (now - s.probe_sent_ms > 3 * interval) {
+      ++st.shared->probe_timeouts;
+      st.log->warn("redis {}: the subscriber did not see its probe for {} ms: "
+                   "reconnecting both links", s.name(), now - s.probe_sent_ms);
+      s.probe_sent_ms = s.probe_seen_ms = now;
+      drop(self, s.sub, "probe timed out");
+      drop(self, s.cmd, "probe timed out");
+    }
+    return;
+  }
+  s.probe_sent_ms = now;
+  command(self, s, {"PUBLISH", st.probe_channel, "probe"}, [](redis_value) {});
+}
+
+} // namespace
+
+void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
+             std::function<void(redis_value)> done) {
+  if (!s.cmd_up || !self->state.shared->io.load()) {
+    done(redis_value::fail("not connected"));
+    return;
+  }
+  auto id = ++self->state.next_id;
+  self->state.pending.emplace(id, std::move(done));
+  on_io(self, [c = s.cmd, argv = std::move(argv), h = handle(self), id] {
+    c->command(argv, [h, id](redis_value v) {
+      caf::anon_send(h, reply_atom::value, id, std::move(v));
+    });
+  });
+}
+
+void subscribe(broker_ptr self, shard_link& s, std::vector<std::string> channels, bool on) {
+  on_io(self, [c = s.sub, channels = std::move(channels), on] { c->subscribe(channels, on); });
+}
+
+void on_reply(broker_ptr self, uint64_t id, redis_value v) {
+  auto i = self->state.pending.find(id);
+  if (i == self->state.pending.end())
+    return;
+  auto done = std::move(i->second);
+  self->state.pending.erase(i);
+  done(std::move(v));
+}
+
+void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, bool up,
+             const std::string& why) {
+  auto& st = self->state;
+  auto& s = st.shards.at(index);
+  if (gen != (subscriber ? s.sub_gen : s.cmd_gen))
+    return; // an older link's news
+  (subscriber ? s.sub_connecting : s.cmd_connecting) = false;
+  auto now = steady_ms();
+  auto& is_up = subscriber ? s.sub_up : s.cmd_up;
+  if (!up) {
+    if (is_up) {
+      ++st.shared->reconnects;
+      st.log->warn("redis {}: {} link lost ({}): publishes for its users fail until "
+                   "it is back", s.name(), subscriber ? "subscriber" : "command", why);
+    } else {
+      st.log->debug("redis {}: cannot connect: {}", s.name(), why);
+    }
+    is_up = false;
+    if (subscriber) {
+      s.asked.clear();
+      s.confirmed.clear();
+      fail_waiting(self, s);
+    } else {
+      s.run.clear();
+      s.scripts_loaded = 0;
+    }
+    refresh_ready(self);
+    return;
+  }
+  is_up = true;
+  st.log->debug("redis {}: {} link up", s.name(), subscriber ? "subscriber" : "command");
+  if (subscriber) {
+    s.sub_since_ms = now;
+    s.resubscribed = s.sub_was_up;
+    s.sub_was_up = true;
+    resubscribe(self, s);
+  } else {
+    s.cmd_since_ms = now;
+    s.run.clear();
+    s.scripts_loaded = 0;
+    prepare(self, s);
+  }
+}
+
+void tick(broker_ptr self) {
+  auto& st = self->state;
+  auto now = steady_ms();
+  auto patience = 3 * st.cfg.probe_interval.count();
+  for (auto& s : st.shards) {
+    if (!s.cmd_up && !s.cmd_connecting)
+      connect(self, s, false);
+    if (!s.sub_up && !s.sub_connecting)
+      connect(self, s, true);
+    // A link that came up but never got ready is stuck (a paused server).
+    if (s.cmd_up && s.scripts_loaded < s.sha.size() && now - s.cmd_since_ms > patience)
+      drop(self, s.cmd, "no answer since connecting");
+    if (s.sub_up && !s.confirmed.count(st.probe_channel) && now - s.sub_since_ms > patience)
+      drop(self, s.sub, "no subscription confirmed since connecting");
+    if (s.ready())
+      probe(self, s, now);
+  }
+  // Users nobody here follows any more leave their channels together.
+  std::map<uint32_t, std::vector<std::string>> leaving;
+  auto n = static_cast<uint32_t>(st.shards.size());
+  for (auto& user : st.leaving)
+    if (!st.users.count(user))
+      leaving[shard_of(user, n)].push_back(keys_for(st.cfg.prefix, user).channel);
+  st.leaving.clear();
+  for (auto& [index, channels] : leaving) {
+    auto& s = st.shards[index];
+    for (auto& c : channels) {
+      s.confirmed.erase(c);
+      s.asked.erase(c);
+    }
+    if (s.sub_up)
+      subscribe(self, s, std::move(channels), false);
+  }
+  for (auto& [node, a] : st.alive)
+    if (now - a.sent_ms >= a.ttl_ms / 3)
+      for (auto& s : st.shards)
+        if (s.ready())
+          send_alive(self, s);
+  self->delayed_send(self, st.cfg.probe_interval, tick_atom::value);
+}
+
+void send_alive(broker_ptr self, shard_link& s) {
+  auto now = steady_ms();
+  for (auto& [node, a] : self->state.alive) {
+    a.sent_ms = now;
+    command(self, s,
+            {"SET", self->state.cfg.prefix + "alive:" + node, "1", "PX",
+             std::to_string(a.ttl_ms)},
+            [](redis_value) {});
+  }
+}
+
+void refresh_ready(broker_ptr self) {
+  size_t n = 0;
+  for (auto& s : self->state.shards)
+    n += s.ready() ? 1 : 0;
+  self->state.shared->ready_shards = n;
+}
+
+} // namespace kullsync::broker

@@ -1,0 +1,140 @@
+#pragma once
+
+// Private to the broker: the broker actor's state, and the links to each
+// Redis instance (redis_link.cpp: connecting, commands, subscriptions, the
+// liveness probe); redis_broker.cpp answers the hubs' requests with them.
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/typed_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "kullsync/broker/redis_broker.hpp"
+#include "kullsync/log.hpp"
+#include "kullsync/metrics.hpp"
+#include "redis_value.hpp"
+
+namespace kullsync::broker {
+
+class redis_connection;
+
+using reply_atom = caf::atom_constant<caf::atom("reply")>;
+using link_atom = caf::atom_constant<caf::atom("redislink")>;
+using channel_atom = caf::atom_constant<caf::atom("channel")>;
+using confirm_atom = caf::atom_constant<caf::atom("confirm")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
+/// The broker, plus what its connections report (reply to command `id`;
+/// link (instance, subscriber?, generation) up or down; a message on a
+/// channel; a subscription confirmed on a subscriber link of a generation)
+/// and its timer.
+using broker_impl = server::broker_actor::extend<
+  caf::reacts_to<reply_atom, uint64_t, redis_value>,
+  caf::reacts_to<link_atom, uint32_t, bool, uint64_t, bool, std::string>,
+  caf::reacts_to<channel_atom, uint32_t, std::string, std::string>,
+  caf::reacts_to<confirm_atom, uint32_t, uint64_t, std::string>,
+  caf::reacts_to<tick_atom>>;
+
+/// What the broker object, the actor and /metrics share.
+struct redis_broker::shared {
+  std::atomic<boost::asio::io_context*> io{nullptr};
+  std::atomic<size_t> shards{0};
+  std::atomic<size_t> ready_shards{0};
+  std::atomic<size_t> subscriptions{0};
+  std::atomic<uint64_t> publishes{0};
+  std::atomic<uint64_t> publish_failures{0};
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> bad_messages{0};
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> probe_timeouts{0};
+  metrics::histogram publish_latency{metrics::histogram::latency_seconds};
+  std::mutex mtx; // guards `connections`
+  /// The current links (two per instance), for stop().
+  std::map<std::pair<uint32_t, bool>, std::shared_ptr<redis_connection>> connections;
+};
+
+enum class script : uint8_t { publish, head, read };
+
+/// One Redis instance: a command link and a subscriber link.
+struct shard_link {
+  uint32_t index = 0;
+  redis_endpoint at;
+  std::shared_ptr<redis_connection> cmd, sub;
+  bool cmd_up = false, sub_up = false;
+  bool cmd_connecting = false, sub_connecting = false;
+  uint64_t cmd_gen = 0, sub_gen = 0; // reports of older links are ignored
+  int64_t cmd_since_ms = 0, sub_since_ms = 0; // when each came up
+  bool sub_was_up = false;   // the next subscription is a resubscription
+  bool resubscribed = false; // hubs must read what they missed
+  std::string run;           // Redis' run id; empty: not asked yet
+  std::array<std::string, 3> sha;
+  size_t scripts_loaded = 0;
+  std::set<std::string> asked, confirmed; // channels
+  std::string probe_channel;
+  int64_t probe_sent_ms = 0, probe_seen_ms = 0;
+
+  bool ready() const {
+    return cmd_up && sub_up && !run.empty() && scripts_loaded == sha.size()
+           && confirmed.count(probe_channel);
+  }
+  std::string name() const { return at.host + ":" + std::to_string(at.port); }
+};
+
+/// A user whose channel this node is subscribed to.
+struct following {
+  std::vector<server::stream_follower_actor> followers;
+  std::vector<caf::typed_response_promise<server::stream_head>> waiting;
+};
+
+struct alive_node {
+  int64_t ttl_ms = 0;
+  int64_t sent_ms = 0;
+};
+
+struct broker_state {
+  redis_broker_config cfg;
+  std::shared_ptr<redis_broker::shared> shared;
+  std::vector<shard_link> shards;
+  std::map<std::string, following> users;
+  std::set<std::string> leaving; // unsubscribed at the next tick
+  std::map<uint64_t, std::function<void(redis_value)>> pending;
+  uint64_t next_id = 0;
+  std::map<std::string, alive_node> alive; // node instances of this process
+  std::mt19937_64 rng;
+  std::string probe_channel;
+  std::shared_ptr<spdlog::logger> log = log::get("broker.redis");
+  static inline const char* name = "kullsync.redis_broker";
+};
+
+using broker_ptr = broker_impl::stateful_pointer<broker_state>;
+
+// redis_link.cpp
+void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
+             std::function<void(redis_value)> done);
+void subscribe(broker_ptr self, shard_link& s, std::vector<std::string> channels, bool on);
+void on_reply(broker_ptr self, uint64_t id, redis_value v);
+void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, bool up,
+             const std::string& why);
+/// Every probe interval: links made again, probes, batched unsubscribes,
+/// node liveness.
+void tick(broker_ptr self);
+void send_alive(broker_ptr self, shard_link& s);
+void refresh_ready(broker_ptr self);
+
+// redis_broker.cpp
+/// An instance is ready (or readier): waiting follows are served, and after
+/// a resubscription the hubs are told to read what they missed.
+void became_ready(broker_ptr self, shard_link& s);
+broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_config cfg,
+                                              std::shared_ptr<redis_broker::shared> sh);
+
+} // namespace kullsync::broker

@@ -1,0 +1,365 @@
+"""A cluster from outside: a real redis-server of its own, three real
+kullsync-server nodes on it, and Python's strict websockets client as the
+devices (PROTOCOL.md v2). Checks, each with the figures it saw:
+  - one numbering per user whichever node published; presence across nodes;
+  - a device resumes on another node with exactly what it missed;
+  - a client message resent to another node is applied once (same ACK);
+  - Redis paused (SIGSTOP) 5 s: sockets stay up, publishes are refused (503)
+    or delayed, service comes back by itself, nothing lost or doubled;
+  - Redis killed and restarted empty: a new epoch, devices resync with a
+    SNAPSHOT, publishes refused while it is down (HTTP 503, NACK
+    unavailable), served after;
+  - a node killed with -9 under load: its devices resume on another node
+    and miss nothing.
+
+    cluster_faults.py <kullsync-server binary>
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+BINARY = sys.argv[1]
+REDIS = "/usr/bin/redis-server"
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis:
+    def __init__(self, work):
+        self.port = free_port()
+        self.work = work
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.work],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Node:
+    def __init__(self, name, redis_port):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [BINARY, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
+             "--broker", f"redis://127.0.0.1:{redis_port}", "--position-check", "2",
+             "--limits", "off", "--log-level", "warn"],
+            stdout=subprocess.PIPE, stderr=sys.stderr)
+        self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(f"http://{self.addr}/readyz", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def post_credits(self, user, balance):
+        """The HTTP status and the seq it answered (None when refused)."""
+        body = json.dumps({"userId": user, "newBalance": balance, "change": 1}).encode()
+        req = urllib.request.Request(f"http://{self.addr}/api/sync/credit-update",
+                                     method="POST", data=body,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=8) as r:
+                return r.status, json.loads(r.read())["seq"]
+        except urllib.error.HTTPError as e:
+            return e.code, None
+        except (urllib.error.URLError, OSError):
+            return 0, None
+
+
+class Device:
+    """A v2 device: applies its stream in order and says when it did not."""
+
+    def __init__(self, user, device):
+        self.user, self.device = user, device
+        self.epoch, self.seq = None, 0
+        self.applied = []  # (epoch, seq, newBalance) of every CREDIT_UPDATE applied
+        self.violations = []
+        self.welcomes = []
+        self.closes = []
+        self.acks = {}
+        self.nacks = {}
+        self.presence = []
+        self.ws = None
+        self.task = None
+
+    async def connect(self, node, resume=True):
+        q = f"token={self.user}:{self.device}"
+        if resume and self.epoch:
+            q += f"&epoch={self.epoch}&since={self.seq}"
+        self.ws = await websockets.connect(f"ws://{node.addr}/ws?{q}",
+                                           subprotocols=["kull.v2"], ping_interval=None)
+        self.task = asyncio.ensure_future(self.read(self.ws))
+
+    async def read(self, ws):
+        try:
+            async for text in ws:
+                self.on_frame(json.loads(text))
+        except websockets.ConnectionClosed as e:
+            self.closes.append(e.code)
+
+    def on_frame(self, m):
+        t = m["type"]
+        if t == "WELCOME":
+            self.welcomes.append(m["data"])
+            if m["data"]["recovered"] and m["data"]["epoch"] != self.epoch:
+                self.violations.append("recovered in another epoch")
+            self.epoch = m["data"]["epoch"]
+        elif t == "SNAPSHOT":
+            self.seq = m["data"]["seq"]
+        elif t == "ACK":
+            self.acks[m["data"]["id"]] = m["data"]["seq"]
+        elif t == "NACK":
+            self.nacks[m["data"]["id"]] = m["data"]["code"]
+        elif t in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
+            self.presence.append((t, m["data"]["deviceId"]))
+        elif "seq" in m:
+            if m["seq"] != self.seq + 1:
+                self.violations.append(f"seq {m['seq']} after {self.seq}")
+            self.seq = m["seq"]
+            if t == "CREDIT_UPDATE":
+                self.applied.append((self.epoch, m["seq"], m["data"]["newBalance"]))
+
+    async def close(self):
+        await self.ws.close()
+        await self.task
+
+    async def send_progress(self, msg_id, count):
+        await self.ws.send(json.dumps({"type": "UPDATE_PROGRESS", "id": msg_id, "payload": {
+            "shootId": "s", "status": "processing", "processedCount": count,
+            "totalCount": 100, "provider": "test"}}))
+
+
+async def until(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(0.02)
+    return pred()
+
+
+async def numbering_and_presence(a, b):
+    d1, d2 = Device("u1", "mac"), Device("u1", "ipad")
+    await d1.connect(a)
+    await d2.connect(b)
+    await until(lambda: ("DEVICE_CONNECTED", "ipad") in d1.presence)
+    check(("DEVICE_CONNECTED", "ipad") in d1.presence,
+          "a device on node a hears of one connecting on node b")
+    check(any(x["deviceId"] == "mac" for x in d2.welcomes[-1]["devices"]),
+          "WELCOME on node b lists the device on node a")
+    seqs = [(a if i % 2 else b).post_credits("u1", i)[1] for i in range(20)]
+    check(seqs == list(range(1, 21)), f"20 publishes on alternate nodes numbered 1..20: {seqs}")
+    await until(lambda: d1.seq == 20 and d2.seq == 20)
+    check(d1.applied == d2.applied and len(d1.applied) == 20 and not d1.violations,
+          f"both devices applied the same 20 positions in order ({len(d1.applied)}, "
+          f"{len(d2.applied)}, {d1.violations + d2.violations})")
+    await d2.close()
+    await until(lambda: ("DEVICE_DISCONNECTED", "ipad") in d1.presence)
+    check(("DEVICE_DISCONNECTED", "ipad") in d1.presence,
+          "a device on node a hears of one leaving node b")
+    return d1
+
+
+async def resume_elsewhere(a, b, d1):
+    await d1.close()
+    for i in range(5):
+        a.post_credits("u1", 100 + i)
+    await d1.connect(b)
+    await until(lambda: d1.seq == 25)
+    w = d1.welcomes[-1]
+    check(w["recovered"] and d1.seq == 25 and not d1.violations,
+          f"resumed on the other node: recovered={w['recovered']}, at {d1.seq} of 25")
+    await d1.close()
+
+
+async def dedup_elsewhere(a, b):
+    p = Device("u2", "phone")
+    await p.connect(a)
+    await until(lambda: p.welcomes)
+    await p.send_progress("once", 1)
+    await until(lambda: "once" in p.acks)
+    first = p.acks.get("once")
+    await p.close()
+    p.acks.clear()
+    await p.connect(b)
+    await until(lambda: len(p.welcomes) == 2)
+    await p.send_progress("once", 1)
+    await until(lambda: "once" in p.acks)
+    check(first is not None and p.acks.get("once") == first and p.seq == first,
+          f"a resent id on another node: the first ACK again ({first}, {p.acks.get('once')}), "
+          f"stream still at {p.seq}")
+    await p.close()
+
+
+async def redis_paused(redis, a, b):
+    d1, d2 = Device("u3", "mac"), Device("u3", "ipad")
+    await d1.connect(a)
+    await d2.connect(b)
+    await until(lambda: d1.welcomes and d2.welcomes)
+    ok = [a.post_credits("u3", i)[1] for i in range(5)]
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    during = [b.post_credits("u3", 50)[0]]
+    pong = False
+    try:
+        await d1.ws.send(json.dumps({"type": "PING"}))
+        pong = True
+    except websockets.ConnectionClosed:
+        pass
+    await asyncio.sleep(max(0, 5 - (time.monotonic() - t0)))
+    os.kill(redis.proc.pid, signal.SIGCONT)
+    back = await until(lambda: a.post_credits("u3", 60)[0] == 200, 20)
+    answered = [s for s in (b.post_credits("u3", 61)[1], a.post_credits("u3", 62)[1]) if s]
+    top = max(answered) if answered else 0
+    await until(lambda: d1.seq >= top and d2.seq >= top, 15)
+    check(during[0] in (200, 503), f"a publish while Redis is paused: {during[0]} (200 or 503)")
+    check(pong and d1.ws.open and d2.ws.open or 4009 in d1.closes + d2.closes,
+          "sockets stay up while Redis is paused")
+    check(back, "publishes are served again after SIGCONT")
+    for d in (d1, d2):
+        if d.closes:  # the stream was interrupted: it resumes like a client does
+            await d.connect(a)
+    await until(lambda: d1.seq >= top and d2.seq >= top, 15)
+    check(ok == list(range(1, 6)) and d1.seq == d2.seq == top and not d1.violations
+          and not d2.violations,
+          f"nothing lost or doubled across the pause: both at {d1.seq}/{d2.seq} of {top}, "
+          f"{d1.violations + d2.violations}")
+    await d1.close()
+    await d2.close()
+
+
+async def redis_restarted(redis, a, b):
+    d1 = Device("u4", "mac")
+    await d1.connect(a)
+    await until(lambda: d1.welcomes)
+    for i in range(3):
+        b.post_credits("u4", i)
+    await until(lambda: d1.seq == 3)
+    old_epoch = d1.epoch
+    redis.kill()
+    await asyncio.sleep(0.5)
+    refused = b.post_credits("u4", 10)[0]
+    check(refused == 503, f"a publish while Redis is down: {refused}")
+    await d1.send_progress("while-down", 1)
+    await until(lambda: "while-down" in d1.nacks)
+    check(d1.nacks.get("while-down") == "unavailable",
+          f"a client message while Redis is down: NACK {d1.nacks.get('while-down')}")
+    await asyncio.sleep(1)
+    check(d1.ws.open, "sockets stay up while Redis is down")
+    redis.start()
+    ready = await until(lambda: a.ready() and b.ready(), 20)
+    check(ready, "both nodes ready again after Redis restarted")
+    status, seq = b.post_credits("u4", 20)
+    check(status == 200, f"publishes served after the restart ({status}, seq {seq})")
+    # The old epoch is gone with Redis' data: the device is told to resume
+    # (4009) and resyncs with a SNAPSHOT of the new epoch.
+    await until(lambda: 4009 in d1.closes, 15)
+    check(4009 in d1.closes, f"the device is told its stream was interrupted ({d1.closes})")
+    await d1.connect(b)
+    await until(lambda: len(d1.welcomes) >= 2)
+    w = d1.welcomes[-1]
+    check(not w["recovered"] and w["epoch"] != old_epoch,
+          f"it resyncs in a new epoch ({old_epoch} -> {w['epoch']}, recovered={w['recovered']})")
+    await d1.close()
+
+
+async def node_killed(a, b, c):
+    users = [Device(f"k{i}", "dev") for i in range(30)]
+    for d in users:
+        await d.connect(c)
+    await until(lambda: all(d.welcomes for d in users))
+    published = {d.user: 0 for d in users}
+
+    async def load(rounds):
+        for r in range(rounds):
+            for d in users:
+                status, seq = (a if r % 2 else b).post_credits(d.user, r)
+                if status == 200:
+                    published[d.user] = max(published[d.user], seq)
+            await asyncio.sleep(0)
+
+    await load(3)
+    c.proc.send_signal(signal.SIGKILL)
+    c.proc.wait()
+    await load(3)
+    # Each device sees its socket die and resumes on another node.
+    await until(lambda: all(d.closes for d in users), 10)
+    for i, d in enumerate(users):
+        await d.connect(a if i % 2 else b)
+    await load(2)
+    await until(lambda: all(d.seq == published[d.user] for d in users), 15)
+    short = [d.user for d in users if d.seq != published[d.user]]
+    recovered = sum(1 for d in users if d.welcomes[-1]["recovered"])
+    bad = [v for d in users for v in d.violations]
+    check(not short and not bad and recovered == len(users),
+          f"node killed with -9: {len(users)} devices resumed elsewhere, {recovered} "
+          f"recovered, {len(short)} short of their top, violations {bad[:3]}")
+    for d in users:
+        await d.close()
+
+
+async def main():
+    work = tempfile.mkdtemp()
+    redis = Redis(work)
+    redis.start()
+    nodes = [Node(n, redis.port) for n in ("a", "b", "c")]
+    try:
+        check(await until(lambda: all(n.ready() for n in nodes), 10), "three nodes ready")
+        a, b, c = nodes
+        d1 = await numbering_and_presence(a, b)
+        await resume_elsewhere(a, b, d1)
+        await dedup_elsewhere(a, b)
+        await redis_paused(redis, a, b)
+        await redis_restarted(redis, a, b)
+        await node_killed(a, b, c)
+    finally:
+        for n in nodes:
+            if n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGTERM)
+        for n in nodes:
+            try:
+                n.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+        if redis.proc.poll() is None:
+            redis.kill()
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)
+
+
+asyncio.run(main())

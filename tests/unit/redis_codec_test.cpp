@@ -1,0 +1,157 @@
+// The Redis broker's reading of Redis: every reply of the wrong shape is a
+// clear error (never a crash), channel messages are parsed strictly, and
+// users are sharded the same way on every node.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "kullsync/server/server.hpp"
+#include "redis_codec.hpp"
+
+using namespace kullsync;
+using namespace kullsync::broker;
+
+namespace {
+
+redis_value str(std::string s) {
+  redis_value v;
+  v.kind = redis_value::string;
+  v.str = std::move(s);
+  return v;
+}
+
+redis_value num(int64_t n) {
+  redis_value v;
+  v.kind = redis_value::integer;
+  v.number = n;
+  return v;
+}
+
+redis_value arr(std::vector<redis_value> xs) {
+  redis_value v;
+  v.kind = redis_value::array;
+  v.elements = std::move(xs);
+  return v;
+}
+
+bool unavailable(const caf::error& e) {
+  return e.category() == caf::atom("broker")
+         && e.code() == static_cast<uint8_t>(server::broker_errc::unavailable);
+}
+
+bool bad_reply(const caf::error& e) {
+  return e.category() == caf::atom("broker")
+         && e.code() == static_cast<uint8_t>(server::broker_errc::bad_reply);
+}
+
+} // namespace
+
+TEST(redis_codec, publish_replies) {
+  auto ok = parse_publish(arr({num(7), str("e1"), num(0)}));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->seq, 7u);
+  EXPECT_EQ(ok->epoch, "e1");
+  EXPECT_FALSE(ok->duplicate);
+  EXPECT_TRUE(parse_publish(arr({num(3), str("e1"), num(1)}))->duplicate);
+  EXPECT_TRUE(bad_reply(parse_publish(arr({num(7), str("e1")})).error()));
+  EXPECT_TRUE(bad_reply(parse_publish(arr({num(-1), str("e1"), num(0)})).error()));
+  EXPECT_TRUE(bad_reply(parse_publish(str("OK")).error()));
+  redis_value err;
+  err.kind = redis_value::error;
+  err.str = "ERR script";
+  EXPECT_TRUE(bad_reply(parse_publish(err).error()));
+  EXPECT_TRUE(unavailable(parse_publish(redis_value::fail("connection lost")).error()));
+}
+
+TEST(redis_codec, head_replies) {
+  auto h = parse_head(arr({str("e"), num(4),
+                           arr({str("0|-1|5|0|{\"type\":\"CREDIT_UPDATE\"}"),
+                                str("1|-1|5|900|{\"a\":\"x|y\"}")}),
+                           arr({str("node-a|mac"), str("123")})}));
+  ASSERT_TRUE(h) << to_string(h.error());
+  EXPECT_EQ(h->top, 4u);
+  ASSERT_EQ(h->state.size(), 2u);
+  EXPECT_EQ(h->state[0].until, 0);
+  EXPECT_EQ(h->state[1].until, 900);
+  EXPECT_EQ(h->state[1].frame, "{\"a\":\"x|y\"}"); // a bar inside the frame stays
+  ASSERT_EQ(h->devices.size(), 1u);
+  EXPECT_EQ(h->devices[0].node, "node-a");
+  EXPECT_EQ(h->devices[0].device, "mac");
+  EXPECT_EQ(h->devices[0].connected_at, 123);
+  // Malformed: a state value without its fields, or not a frame; presence
+  // without a node; an odd presence list; the wrong arity.
+  EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({str("{}")}), arr({})})).error()));
+  EXPECT_TRUE(bad_reply(
+    parse_head(arr({str("e"), num(1), arr({str("0|1|2|3|nope")}), arr({})})).error()));
+  EXPECT_TRUE(bad_reply(
+    parse_head(arr({str("e"), num(1), arr({}), arr({str("mac"), str("1")})})).error()));
+  EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({}), arr({str("a|b")})})).error()));
+  EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1)})).error()));
+}
+
+TEST(redis_codec, read_replies) {
+  auto entry = [](std::string id, std::string frame) {
+    return arr({str(std::move(id)), arr({str("f"), str(std::move(frame))})});
+  };
+  auto r = parse_read(arr({str("e"), num(1), arr({entry("3-0", "{\"x\":1}"),
+                                                  entry("4-0", "{\"x\":2}")})}),
+                      "u");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->complete);
+  ASSERT_EQ(r->messages.size(), 2u);
+  EXPECT_EQ(r->messages[1].seq, 4u);
+  EXPECT_EQ(r->messages[1].user, "u");
+  EXPECT_EQ(r->messages[1].epoch, "e");
+  EXPECT_FALSE(parse_read(arr({str("e"), num(0), arr({})}), "u")->complete);
+  EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("x-0", "{}")})}), "u").error()));
+  EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("3-0", "[]")})}), "u").error()));
+  EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({str("3-0")})}), "u").error()));
+}
+
+TEST(redis_codec, channel_messages) {
+  auto m = parse_channel_message("u", "12 ep node-a {\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->seq, 12u);
+  EXPECT_EQ(m->epoch, "ep");
+  EXPECT_EQ(m->origin, "node-a");
+  EXPECT_EQ(m->frame, "{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
+  EXPECT_FALSE(parse_channel_message("u", ""));
+  EXPECT_FALSE(parse_channel_message("u", "12 ep node-a"));
+  EXPECT_FALSE(parse_channel_message("u", "x ep node-a {}"));
+  EXPECT_FALSE(parse_channel_message("u", "-1 ep node-a {}"));
+  EXPECT_FALSE(parse_channel_message("u", "1 ep node-a not-json"));
+}
+
+TEST(redis_codec, keys_and_channels) {
+  auto k = keys_for("ks:", "user 1");
+  EXPECT_EQ(k.channel, "ks:{user 1}:c");
+  EXPECT_EQ(user_of_channel("ks:", k.channel), std::optional<std::string>{"user 1"});
+  EXPECT_FALSE(user_of_channel("ks:", "ks:probe:abc"));
+  EXPECT_FALSE(user_of_channel("ks:", "other:{u}:c"));
+  EXPECT_EQ(run_id_of("# Server\r\nredis_version:7.0\r\nrun_id:abc123\r\ntcp_port:1\r\n"),
+            std::optional<std::string>{"abc123"});
+  EXPECT_FALSE(run_id_of("# Server\r\n"));
+}
+
+TEST(redis_codec, users_shard_stably_and_evenly) {
+  // The same on every node and build: these values are part of the
+  // deployment (every node must agree), so they are pinned.
+  EXPECT_EQ(shard_of("alice", 1), 0u);
+  std::map<uint32_t, size_t> counts;
+  for (int i = 0; i < 30000; ++i)
+    ++counts[shard_of("user-" + std::to_string(i), 3)];
+  ASSERT_EQ(counts.size(), 3u);
+  for (auto& [shard, n] : counts)
+    EXPECT_NEAR(static_cast<double>(n), 10000.0, 600.0) << "shard " << shard;
+  // Adding an instance moves about a quarter of the users, all to it.
+  size_t moved = 0;
+  for (int i = 0; i < 30000; ++i) {
+    auto user = "user-" + std::to_string(i);
+    auto before = shard_of(user, 3), after = shard_of(user, 4);
+    if (before != after) {
+      ++moved;
+      EXPECT_EQ(after, 3u);
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(moved), 7500.0, 600.0);
+}
