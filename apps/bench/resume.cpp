@@ -2,6 +2,7 @@
 //
 //   kullsync-resume --url ws://HOST:PORT/ws [--clients 5000] [--missed 20]
 //                   [--io-threads 2] [--timeout 120]
+//                   [--writer-url URL] [--resume-url URL] [--kill PID]
 //
 // Each of N users has two engines: a reader, which connects and then goes
 // offline, and a writer, which stays and sends `missed` UPDATE_PROGRESS
@@ -13,6 +14,14 @@
 // was live at its user's top (p50, p99, max); and the replay rate (messages
 // replayed per second until the last reader was live). With --clients 1 and
 // a large --missed it is the replay throughput into one socket.
+//
+// A cluster: writers may use another node (--writer-url) and readers resume
+// on another one (--resume-url). With --kill PID the readers do not go
+// offline: the node they are on (PID) is killed with SIGKILL while they are
+// connected, they are sent to --resume-url (as a load balancer would) and
+// the writers write meanwhile; the times then count from the kill.
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -47,6 +56,7 @@ struct engine_view {
   uint64_t target = 0;    // readers: the top to reach
   bool live = false;      // reached it
   clk::time_point live_at;
+  clk::time_point moved_at; // when it last became connected or moved on
 };
 
 struct board {
@@ -72,6 +82,8 @@ client_engine spawn(caf::actor_system& sys, const std::string& url, const std::s
   e.subscribe(make_state_callback(sys, [&b, &views, i](const sync_state& s) {
     std::lock_guard<std::mutex> guard{b.mtx};
     auto& v = views[i];
+    if (s.connection.state != v.state || s.stream.seq != v.stream.seq)
+      v.moved_at = clk::now();
     v.state = s.connection.state;
     v.protocol = s.connection.protocol;
     v.stream = s.stream;
@@ -101,7 +113,18 @@ int main(int argc, char** argv) {
   app.add_option("--io-threads", io_threads, "socket threads shared by all engines")
     ->check(CLI::Range(1, 64));
   app.add_option("--timeout", timeout_s, "seconds to wait for each phase");
+  std::string writer_url, resume_url;
+  int kill_pid = 0;
+  app.add_option("--writer-url", writer_url, "the writers' server (default: --url)");
+  app.add_option("--resume-url", resume_url, "where readers come back (default: --url)");
+  app.add_option("--kill", kill_pid,
+                 "the readers' node: killed (SIGKILL) instead of the readers going offline")
+    ->check(CLI::Range(2, 1 << 22));
   CLI11_PARSE(app, argc, argv);
+  if (writer_url.empty())
+    writer_url = url;
+  if (resume_url.empty())
+    resume_url = url;
 
   caf::actor_system_config cfg;
   server::add_server_types(cfg);
@@ -118,7 +141,7 @@ int main(int argc, char** argv) {
     // Users of this run only: a server keeps what earlier runs left.
     auto user = "resume-" + std::to_string(::getpid()) + "-u" + std::to_string(i);
     readers.push_back(spawn(sys, url, user, "reader", io, b, b.readers, i, 256));
-    writers.push_back(spawn(sys, url, user, "writer", io, b, b.writers, i, 1000));
+    writers.push_back(spawn(sys, writer_url, user, "writer", io, b, b.writers, i, 1000));
   }
   auto wait_until = [&](auto pred) {
     auto deadline = clk::now() + std::chrono::duration<double>(timeout_s);
@@ -150,11 +173,19 @@ int main(int argc, char** argv) {
     return v.state == connection_state::connected && v.protocol == "kull.v2";
   };
   phase("connecting", wait_until([&] { return all(b.readers, v2_up) && all(b.writers, v2_up); }));
-  for (auto& e : readers)
-    e.disconnect();
-  phase("going offline", wait_until([&] {
-    return all(b.readers, [](auto& v) { return v.state == connection_state::disconnected; });
-  }));
+  auto t0 = clk::now();
+  if (kill_pid != 0) {
+    // The readers' node dies under them; the balancer sends them elsewhere.
+    ::kill(kill_pid, SIGKILL);
+    for (auto& e : readers)
+      e.set_endpoint(resume_url);
+  } else {
+    for (auto& e : readers)
+      e.disconnect();
+    phase("going offline", wait_until([&] {
+      return all(b.readers, [](auto& v) { return v.state == connection_state::disconnected; });
+    }));
+  }
   // In rounds of at most `window` per writer, each acknowledged (hence in
   // the stream) and seen by the writer before the next: a writer is a
   // client too, and one that does not keep up is cut as a slow consumer.
@@ -180,12 +211,24 @@ int main(int argc, char** argv) {
   }
   {
     std::lock_guard<std::mutex> guard{b.mtx};
-    for (size_t i = 0; i < clients; ++i)
-      b.readers[i].target = b.writers[i].stream.seq;
+    for (size_t i = 0; i < clients; ++i) {
+      auto& v = b.readers[i];
+      v.target = b.writers[i].stream.seq;
+      // A reader that got there while the writers finished (a failover:
+      // it was back before the last write) was live when it last moved.
+      if (v.state == connection_state::connected && v.stream.seq >= v.target) {
+        v.live = true;
+        v.live_at = v.moved_at;
+      }
+    }
   }
-  auto t0 = clk::now();
-  for (auto& e : readers)
-    e.connect();
+  if (kill_pid == 0) {
+    t0 = clk::now();
+    for (auto& e : readers) {
+      e.set_endpoint(resume_url);
+      e.connect();
+    }
+  }
   wait_until([&] { return all(b.readers, [](auto& v) { return v.live; }); });
 
   std::lock_guard<std::mutex> guard{b.mtx};
@@ -205,11 +248,11 @@ int main(int argc, char** argv) {
   std::sort(live_ms.begin(), live_ms.end());
   using kullsync::bench::percentile;
   auto last_s = percentile(live_ms, 1.0) / 1000;
-  std::printf("{\"mode\":\"resume\",\"clients\":%zu,\"missed\":%zu,\"resumed\":%zu,"
+  std::printf("{\"mode\":\"%s\",\"clients\":%zu,\"missed\":%zu,\"resumed\":%zu,"
               "\"replayed\":%llu,\"lost\":%zu,\"wrong_state\":%zu,\"duplicates\":%llu,"
               "\"gaps\":%llu,\"live_p50_ms\":%.1f,\"live_p99_ms\":%.1f,\"live_max_ms\":%.1f,"
               "\"replay_msgs_per_s\":%.0f}\n",
-              clients, missed, resumed, static_cast<unsigned long long>(replayed), lost,
+              kill_pid ? "failover" : "resume", clients, missed, resumed, static_cast<unsigned long long>(replayed), lost,
               wrong_state, static_cast<unsigned long long>(duplicates),
               static_cast<unsigned long long>(gaps), percentile(live_ms, 0.5),
               percentile(live_ms, 0.99), percentile(live_ms, 1.0),
