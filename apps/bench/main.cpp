@@ -49,12 +49,18 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count();
 }
 
+struct endpoint {
+  std::string host, port;
+};
+
 struct options {
-  std::string mode, host, port, path;
+  std::string mode, path;
+  std::vector<endpoint> servers; // a user's device d goes to servers[d % n]
   std::string protocol = "v1";
   int users = 100, devices = 4, window = 4, conns = 1000;
   double seconds = 10, rate = 1000;
-  int pid = 0, threads = 2;
+  std::vector<int> pids; // CPU and memory figures: the sum over these
+  int threads = 2;
 };
 
 struct server_usage {
@@ -89,7 +95,24 @@ server_usage usage_of(int pid) {
   return u;
 }
 
+/// A cluster's figures: every node and the broker together.
+server_usage usage_of(const std::vector<int>& pids) {
+  server_usage total;
+  for (int pid : pids) {
+    auto u = usage_of(pid);
+    total.cpu_s += u.cpu_s;
+    total.rss_kib += u.rss_kib;
+  }
+  return total;
+}
+
 class bench;
+
+/// The Host header of device `d`'s server.
+std::string host_of(const options& o, int d) {
+  auto& s = o.servers[static_cast<size_t>(d) % o.servers.size()];
+  return s.host + ":" + s.port;
+}
 
 /// One client socket. The WebSocket layer is written out here, lean on
 /// purpose: a generator that spent more CPU per delivery than the server
@@ -234,7 +257,7 @@ void conn::on_connect(error_code ec) {
   for (auto& k : key)
     k = static_cast<unsigned char>(next_mask() >> 7);
   pending_ = "GET " + o.path + "?token=bench-u" + std::to_string(user_) + ":d"
-             + std::to_string(device_) + " HTTP/1.1\r\nHost: " + o.host + ":" + o.port
+             + std::to_string(device_) + " HTTP/1.1\r\nHost: " + host_of(o, device_)
              + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
              + base64(key, sizeof key) + "\r\nSec-WebSocket-Version: 13\r\n"
              + (o.protocol == "v2" ? "Sec-WebSocket-Protocol: kull.v2\r\n" : "") + "\r\n";
@@ -431,13 +454,15 @@ void conn::flush() {
 }
 
 int bench::run() {
-  tcp::endpoint ep{net::ip::make_address(o_.host), static_cast<uint16_t>(std::stoi(o_.port))};
+  std::vector<tcp::endpoint> eps;
+  for (auto& s : o_.servers)
+    eps.emplace_back(net::ip::make_address(s.host), static_cast<uint16_t>(std::stoi(s.port)));
   auto guard = net::make_work_guard(ioc_);
   std::vector<std::thread> threads;
   for (int i = 0; i < o_.threads; ++i)
     threads.emplace_back([this] { ioc_.run(); });
   int total = o_.mode == "idle" ? o_.conns : o_.users * o_.devices;
-  auto before_idle = usage_of(o_.pid);
+  auto before_idle = usage_of(o_.pids);
   for (int i = 0; i < total; ++i) {
     int user = o_.mode == "idle" ? i : i / o_.devices;
     int dev = o_.mode == "idle" ? 0 : i % o_.devices;
@@ -445,7 +470,7 @@ int bench::run() {
     // Spread idle sockets over 127.0.0.x so more than one port range fits.
     std::string source = o_.mode == "idle" ? "127.0.0." + std::to_string(2 + (i / 20000)) : "";
     conns_.push_back(c);
-    c->start(ep, source);
+    c->start(eps[static_cast<size_t>(dev) % eps.size()], source);
     if (i % 500 == 499) // do not flood the accept queue
       while (connected_ + failed_ < i - 2000)
         std::this_thread::sleep_for(std::chrono::milliseconds{1});
@@ -459,11 +484,11 @@ int bench::run() {
      << ",\"failed\":" << failed_.load();
   if (o_.mode == "idle") {
     std::this_thread::sleep_for(std::chrono::duration<double>(o_.seconds));
-    auto after = usage_of(o_.pid);
+    auto after = usage_of(o_.pids);
     double per = connected_ > 0 ? double(after.rss_kib - before_idle.rss_kib) / connected_ : 0;
     js << ",\"server_rss_kib\":" << after.rss_kib << ",\"kib_per_conn\":" << per;
   } else {
-    auto u0 = usage_of(o_.pid);
+    auto u0 = usage_of(o_.pids);
     measuring_ = true;
     auto start = clk::now();
     auto end = start + std::chrono::duration_cast<clk::duration>(
@@ -492,7 +517,7 @@ int bench::run() {
     running_ = false;
     std::this_thread::sleep_for(std::chrono::milliseconds{300}); // in flight
     measuring_ = false;
-    auto u1 = usage_of(o_.pid);
+    auto u1 = usage_of(o_.pids);
     double secs = std::chrono::duration<double>(clk::now() - start).count();
     std::vector<int64_t> all;
     {
@@ -526,11 +551,15 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string{"kullsync-bench "} + kullsync::version);
   app.require_subcommand(1);
   options o;
-  std::string url = "ws://127.0.0.1:5000/ws";
+  std::vector<std::string> urls{"ws://127.0.0.1:5000/ws"};
   auto common = [&](CLI::App* c) {
-    c->add_option("--url", url, "ws://HOST:PORT/PATH (IPv4 literal)")->capture_default_str();
+    c->add_option("--url", urls,
+                  "ws://HOST:PORT/PATH (IPv4 literal); repeat for a cluster: a user's "
+                  "device d connects to the (d mod n)-th")
+      ->capture_default_str();
     c->add_option("--seconds", o.seconds, "measurement time")->check(CLI::Range(0.1, 3600.0));
-    c->add_option("--server-pid", o.pid, "server process for CPU and memory figures");
+    c->add_option("--server-pid", o.pids,
+                  "server process for CPU and memory figures (repeat: their sum)");
     c->add_option("--threads", o.threads, "io threads")->check(CLI::Range(1, 64));
     c->add_option("--protocol", o.protocol, "v1, or v2 (offers kull.v2)")
       ->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
@@ -549,20 +578,21 @@ int main(int argc, char** argv) {
   idle->add_option("--conns", o.conns)->check(CLI::Range(1, 1000000));
   CLI11_PARSE(app, argc, argv);
   o.mode = app.get_subcommands().front()->get_name();
-  if (url.rfind("ws://", 0) != 0) {
-    std::cerr << "--url must be ws://HOST:PORT/PATH\n";
-    return 2;
+  for (auto& url : urls) {
+    if (url.rfind("ws://", 0) != 0) {
+      std::cerr << "--url must be ws://HOST:PORT/PATH\n";
+      return 2;
+    }
+    auto rest = url.substr(5);
+    auto slash = rest.find('/');
+    auto hostport = rest.substr(0, slash);
+    o.path = slash == std::string::npos ? "/" : rest.substr(slash);
+    auto colon = hostport.rfind(':');
+    if (colon == std::string::npos) {
+      std::cerr << "--url needs a port\n";
+      return 2;
+    }
+    o.servers.push_back({hostport.substr(0, colon), hostport.substr(colon + 1)});
   }
-  auto rest = url.substr(5);
-  auto slash = rest.find('/');
-  auto hostport = rest.substr(0, slash);
-  o.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) {
-    std::cerr << "--url needs a port\n";
-    return 2;
-  }
-  o.host = hostport.substr(0, colon);
-  o.port = hostport.substr(colon + 1);
   return bench{o}.run();
 }

@@ -19,6 +19,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "kullsync/log.hpp"
+#include "kullsync/transports/io_thread.hpp"
 #include "redis_codec.hpp"
 #include "redis_connection.hpp"
 #include "redis_link.hpp"
@@ -274,6 +275,8 @@ broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_conf
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.shared = std::move(sh);
+  // Woken by its links on the io thread, it runs there: no hop to a worker.
+  run_on_io_thread(self);
   st.rng.seed(std::random_device{}());
   st.probe_channel = st.cfg.prefix + "probe:" + new_epoch(self);
   for (uint32_t i = 0; i < st.cfg.shards.size(); ++i) {

@@ -159,7 +159,7 @@ void fill(hub_ptr self, const std::string& user, user_entry& u, uint64_t upto) {
   f.filling = true;
   auto gen = f.generation;
   self
-    ->request(broker(self), self->state.cfg.cluster.timeout, read_atom::value, user,
+    ->request(broker(self), caf::infinite, read_atom::value, user,
               f.epoch, f.seq, upto)
     .then(
       [=](stream_range& r) {
@@ -242,7 +242,7 @@ void start(hub_ptr self, const std::string& user, user_entry& u, device_socket& 
     auto who = me.session.address();
     auto upto = f.seq;
     self
-      ->request(broker(self), self->state.cfg.cluster.timeout, read_atom::value, user,
+      ->request(broker(self), caf::infinite, read_atom::value, user,
                 req->epoch, *req->since, upto)
       .then(
         [=](stream_range& r) { finish_replay(self, user, who, *req, upto, &r); },
@@ -306,7 +306,7 @@ void follow(hub_ptr self, const std::string& user, user_entry& u, bool fresh) {
     f.ahead.clear();
   auto gen = f.generation;
   self
-    ->request(broker(self), self->state.cfg.cluster.timeout, follow_atom::value, user,
+    ->request(broker(self), caf::infinite, follow_atom::value, user,
               me_as_follower(self))
     .then(
       [=](stream_head& h) {
@@ -361,7 +361,7 @@ void log_publish_failure(hub_ptr self, const std::string& user, const caf::error
 /// A position check: the broker's head against what this node applied (a
 /// lost last message shows only here), and the other nodes' devices.
 void check(hub_ptr self, const std::string& user, uint64_t gen) {
-  self->request(broker(self), self->state.cfg.cluster.timeout, head_atom::value, user)
+  self->request(broker(self), caf::infinite, head_atom::value, user)
     .then(
       [=](stream_head& h) {
         auto* u = followed(self, user);
@@ -417,7 +417,7 @@ void cluster_publish(hub_ptr self, const std::string& user, const msg::server_me
     for (auto& s : u->sockets)
       send_frame(self, s, f);
   }
-  self->request(broker(self), st.cfg.cluster.timeout, publish_atom::value, std::move(req))
+  self->request(broker(self), caf::infinite, publish_atom::value, std::move(req))
     .then(
       [=](const publish_receipt& r) {
         self->state.stats.duplicates += r.duplicate ? 1 : 0;
@@ -503,7 +503,7 @@ caf::result<msg::user_state> cluster_snapshot(hub_ptr self, const std::string& u
   if (auto* u = followed(self, user); u && u->follow->live)
     return snapshot(self, user);
   auto rp = self->make_response_promise<msg::user_state>();
-  self->request(broker(self), self->state.cfg.cluster.timeout, head_atom::value, user)
+  self->request(broker(self), caf::infinite, head_atom::value, user)
     .then(
       [=](const stream_head& h) mutable {
         msg::user_state s;

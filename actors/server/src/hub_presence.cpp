@@ -69,7 +69,7 @@ void announce_one(hub_ptr self, const std::string& user, const std::string& devi
     if (p.in_flight == 0 && !p.dirty)
       cluster_announce(self, user); // it may have changed meanwhile
   };
-  self->request(st.cfg.cluster.broker, st.cfg.cluster.timeout, publish_atom::value,
+  self->request(st.cfg.cluster.broker, caf::infinite, publish_atom::value,
                 std::move(req))
     .then([=](const publish_receipt&) { done(true); },
           [=](caf::error&) {

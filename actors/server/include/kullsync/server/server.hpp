@@ -72,12 +72,14 @@ struct server_config {
   /// A restart with in-memory history must change it (simulations set it).
   std::string node_epoch;
   /// A cluster: the broker that numbers, stores and fans out every user's
-  /// stream for all nodes (null: this node alone, history in memory).
+  /// stream for all nodes (null: this node alone, history in memory). Its
+  /// requests have no timeout of their own (a timer each would cost more
+  /// than the request): the broker fails what it cannot answer (the Redis
+  /// broker within 3 probe intervals of a stuck or lost link).
   struct cluster_config {
     broker_actor broker;
     std::string node_id;              // names this node's messages
     std::string instance;             // node_id.node_epoch: set at start
-    caf::timespan timeout = 5s;       // a broker request that takes longer fails
     caf::timespan position_check = 30s; // each followed stream's top is checked
   } cluster;
 };
