@@ -146,8 +146,13 @@ int main(int argc, char** argv) {
   lg->info("{}: closing every socket with 1001 and stopping",
            sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto hubs = server.stats(sys); // while the histories are still there
-  if (broker)
+  if (broker) {
+    // The sockets go first, while Redis still hears of it: the other
+    // nodes' devices see this node's devices leave at once.
+    server.close_all(kullsync::close_code::going_away, "server going away");
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});
     broker->stop(); // on the io thread, which stops next
+  }
   listener.stop(std::chrono::seconds{3});
   *listener_ref = nullptr;
   server.stop();

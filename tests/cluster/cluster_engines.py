@@ -19,6 +19,7 @@ import time
 import urllib.request
 
 SERVER, RESUME = sys.argv[1], sys.argv[2]
+SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
 CLIENTS = sys.argv[3] if len(sys.argv) > 3 else "200"
 failures = []
 
@@ -52,8 +53,8 @@ def start_node(name, redis_port):
 
 
 def run_resume(args):
-    p = subprocess.run([RESUME, "--clients", CLIENTS, "--timeout", "60"] + args,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run([RESUME, "--clients", CLIENTS, "--timeout", str(60 * SCALE)] + args,
+                       capture_output=True, text=True, timeout=300 * SCALE)
     line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else "{}"
     return p.returncode, json.loads(line), p.stderr
 

@@ -10,7 +10,9 @@ devices (PROTOCOL.md v2). Checks, each with the figures it saw:
     SNAPSHOT, publishes refused while it is down (HTTP 503, NACK
     unavailable), served after;
   - a node killed with -9 under load: its devices resume on another node
-    and miss nothing.
+    and miss nothing;
+  - a Redis with a password: the right one works, a wrong one keeps the
+    node unready and is never logged.
 
     cluster_faults.py <kullsync-server binary>
 """
@@ -30,6 +32,8 @@ import websockets
 
 BINARY = sys.argv[1]
 REDIS = "/usr/bin/redis-server"
+# Instrumented builds run slower: every wait stretches by this factor.
+SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
 failures = []
 
 
@@ -51,10 +55,10 @@ class Redis:
         self.work = work
         self.proc = None
 
-    def start(self):
+    def start(self, *extra):
         self.proc = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.work],
+             "--appendonly", "no", "--dir", self.work, *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
@@ -70,13 +74,13 @@ class Redis:
 
 
 class Node:
-    def __init__(self, name, redis_port):
+    def __init__(self, name, redis_port, credentials="", stderr=sys.stderr):
         self.name = name
         self.proc = subprocess.Popen(
             [BINARY, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
-             "--broker", f"redis://127.0.0.1:{redis_port}", "--position-check", "2",
-             "--limits", "off", "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=sys.stderr)
+             "--broker", f"redis://{credentials}127.0.0.1:{redis_port}", "--position-check",
+             "2", "--limits", "off", "--log-level", "warn"],
+            stdout=subprocess.PIPE, stderr=stderr)
         self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
 
     def ready(self):
@@ -93,7 +97,7 @@ class Node:
                                      method="POST", data=body,
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=8) as r:
+            with urllib.request.urlopen(req, timeout=8 * SCALE) as r:
                 return r.status, json.loads(r.read())["seq"]
         except urllib.error.HTTPError as e:
             return e.code, None
@@ -165,7 +169,7 @@ class Device:
 
 
 async def until(pred, timeout=10):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SCALE
     while time.monotonic() < deadline:
         if pred():
             return True
@@ -180,8 +184,11 @@ async def numbering_and_presence(a, b):
     await until(lambda: ("DEVICE_CONNECTED", "ipad") in d1.presence)
     check(("DEVICE_CONNECTED", "ipad") in d1.presence,
           "a device on node a hears of one connecting on node b")
-    check(any(x["deviceId"] == "mac" for x in d2.welcomes[-1]["devices"]),
-          "WELCOME on node b lists the device on node a")
+    # In its WELCOME, or (announced while the WELCOME was on its way) right
+    # after it.
+    knows = lambda: (d2.welcomes and any(x["deviceId"] == "mac" for x in d2.welcomes[-1]["devices"])
+                     or ("DEVICE_CONNECTED", "mac") in d2.presence)
+    check(await until(knows), "a device on node b learns of the one on node a")
     seqs = [(a if i % 2 else b).post_credits("u1", i)[1] for i in range(20)]
     check(seqs == list(range(1, 21)), f"20 publishes on alternate nodes numbered 1..20: {seqs}")
     await until(lambda: d1.seq == 20 and d2.seq == 20)
@@ -333,6 +340,27 @@ async def node_killed(a, b, c):
         await d.close()
 
 
+async def redis_password(work):
+    redis = Redis(work)
+    redis.start("--requirepass", "s3cret-pass")
+    log = os.path.join(work, "wrong.log")
+    good = Node("p1", redis.port, ":s3cret-pass@")
+    with open(log, "w") as f:
+        wrong = Node("p2", redis.port, ":not-it@", stderr=f)
+    try:
+        check(await until(good.ready, 10) and good.post_credits("pw", 1) == (200, 1),
+              "a node with the instance's password is ready and publishes")
+        await asyncio.sleep(1.5)
+        text = open(log).read()
+        check(not wrong.ready() and "AUTH refused" in text and "not-it" not in text,
+              "a node with a wrong password is not ready, says AUTH refused, never logs it")
+    finally:
+        for n in (good, wrong):
+            n.proc.send_signal(signal.SIGTERM)
+            n.proc.wait(timeout=10)
+        redis.kill()
+
+
 async def main():
     work = tempfile.mkdtemp()
     redis = Redis(work)
@@ -347,6 +375,7 @@ async def main():
         await redis_paused(redis, a, b)
         await redis_restarted(redis, a, b)
         await node_killed(a, b, c)
+        await redis_password(work)
     finally:
         for n in nodes:
             if n.proc.poll() is None:

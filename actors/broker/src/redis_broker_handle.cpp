@@ -28,11 +28,24 @@ std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::strin
   auto rest = url.substr(scheme.size());
   if (auto slash = rest.find('/'); slash != std::string::npos)
     rest.resize(slash);
+  std::string user, password;
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    auto info = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = info.find(':');
+    if (colon == std::string::npos || colon + 1 == info.size()) {
+      error = "a redis:// URL's credentials are [user]:password";
+      return std::nullopt;
+    }
+    user = info.substr(0, colon);
+    password = info.substr(colon + 1);
+  }
+  auto shown = "'redis://" + rest + "'"; // never the password
   std::string host = rest, port = "6379";
   if (!rest.empty() && rest.front() == '[') { // [IPv6]:port
     auto end = rest.find(']');
     if (end == std::string::npos) {
-      error = "'" + url + "': unclosed [";
+      error = shown + ": unclosed [";
       return std::nullopt;
     }
     host = rest.substr(1, end - 1);
@@ -45,7 +58,7 @@ std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::strin
   char* end = nullptr;
   auto p = std::strtol(port.c_str(), &end, 10);
   if (host.empty() || port.empty() || *end != '\0' || p < 1 || p > 65535) {
-    error = "'" + url + "': needs a host and a port 1-65535";
+    error = shown + ": needs a host and a port 1-65535";
     return std::nullopt;
   }
   // Resolved once, here: hiredis' own lookup would block the io thread.
@@ -53,7 +66,7 @@ std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::strin
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0 || !found) {
-    error = "'" + url + "': cannot resolve " + host + ": " + gai_strerror(rc);
+    error = shown + ": cannot resolve " + host + ": " + gai_strerror(rc);
     return std::nullopt;
   }
   char ip[NI_MAXHOST];
@@ -61,10 +74,10 @@ std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::strin
                         NI_NUMERICHOST);
   freeaddrinfo(found);
   if (rc != 0) {
-    error = "'" + url + "': " + gai_strerror(rc);
+    error = shown + ": " + gai_strerror(rc);
     return std::nullopt;
   }
-  return redis_endpoint{ip, static_cast<uint16_t>(p)};
+  return redis_endpoint{ip, static_cast<uint16_t>(p), user, password};
 }
 
 void add_broker_types(caf::actor_system_config& cfg) {

@@ -79,6 +79,34 @@ void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::stri
     on_io(self, [c, why = std::move(why)] { c->drop(why); });
 }
 
+/// A link just up: AUTH first when the instance has a password, then
+/// `next`; a refused AUTH drops the link (retried, and logged, each tick).
+void authenticate(broker_ptr self, shard_link& s, bool subscriber,
+                  std::function<void()> next) {
+  if (s.at.password.empty())
+    return next();
+  std::vector<std::string> argv{"AUTH"};
+  if (!s.at.user.empty())
+    argv.push_back(s.at.user);
+  argv.push_back(s.at.password);
+  auto h = handle(self);
+  auto index = s.index;
+  auto id = ++self->state.next_id;
+  self->state.pending.emplace(id, [self, index, subscriber, next](redis_value v) {
+    auto& s = self->state.shards[index];
+    if (v.kind != redis_value::status) {
+      self->state.log->error("redis {}: AUTH refused: {}", s.name(), v.str);
+      return drop(self, subscriber ? s.sub : s.cmd, "AUTH refused");
+    }
+    next();
+  });
+  on_io(self, [c = subscriber ? s.sub : s.cmd, argv = std::move(argv), h, id] {
+    c->command(argv, [h, id](redis_value v) {
+      caf::anon_send(h, reply_atom::value, id, std::move(v));
+    });
+  });
+}
+
 /// The command link is up: its run id, then the scripts.
 void prepare(broker_ptr self, shard_link& s) {
   auto index = s.index;
@@ -220,12 +248,12 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     s.sub_since_ms = now;
     s.resubscribed = s.sub_was_up;
     s.sub_was_up = true;
-    resubscribe(self, s);
+    authenticate(self, s, true, [self, index] { resubscribe(self, self->state.shards[index]); });
   } else {
     s.cmd_since_ms = now;
     s.run.clear();
     s.scripts_loaded = 0;
-    prepare(self, s);
+    authenticate(self, s, false, [self, index] { prepare(self, self->state.shards[index]); });
   }
 }
 

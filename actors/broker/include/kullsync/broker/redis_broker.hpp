@@ -32,10 +32,12 @@ namespace kullsync::broker {
 struct redis_endpoint {
   std::string host; // an IP address (names are resolved when parsed)
   uint16_t port = 6379;
+  std::string user, password; // AUTH when a password is set (never logged)
 };
 
-/// "redis://host:port" (port optional); a host name is resolved now, once.
-/// Nothing on a malformed URL or an unknown host, with `error` saying why.
+/// "redis://[[user]:password@]host[:port]" (port 6379 by default); a host
+/// name is resolved now, once. Nothing on a malformed URL or an unknown
+/// host, with `error` saying why (without the password).
 std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::string& error);
 
 struct redis_broker_config {
