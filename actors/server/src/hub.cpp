@@ -29,15 +29,14 @@ void send_frame(hub_ptr self, device_socket& s, const shared_frame& f) {
   ++self->state.stats.frames_out;
 }
 
-namespace {
-
-/// Sends `f` to every socket of `u` but `except`.
 void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
-             const device_socket* except = nullptr) {
+             const device_socket* except) {
   for (auto& s : u.sockets)
     if (&s != except)
       send_frame(self, s, f);
 }
+
+namespace {
 
 msg::device_connection device_data(const std::string& device, int64_t ts) {
   msg::device_connection d;
@@ -84,8 +83,6 @@ void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i) {
   st.stats.users = st.users.size();
 }
 
-namespace {
-
 void forget_if_empty(hub_ptr self, const std::string& user) {
   auto i = self->state.users.find(user);
   if (i != self->state.users.end() && i->second.sockets.empty()
@@ -93,8 +90,6 @@ void forget_if_empty(hub_ptr self, const std::string& user) {
     erase_user(self, i);
   self->state.stats.users = self->state.users.size();
 }
-
-} // namespace
 
 bool device_here(const user_entry& u, const std::string& device,
                  const device_socket* except) {
@@ -114,8 +109,6 @@ bool device_present(const user_entry& u, const std::string& device,
   return false;
 }
 
-namespace {
-
 /// The user's devices connected now, each once.
 std::vector<msg::device_connection> devices_of(const user_entry& u) {
   std::vector<msg::device_connection> out;
@@ -129,6 +122,8 @@ std::vector<msg::device_connection> devices_of(const user_entry& u) {
       out.push_back(device_data(where.second, at));
   return out;
 }
+
+namespace {
 
 /// A session's socket leaves its user (the session said so, or died).
 void leave(hub_ptr self, const caf::actor_addr& who) {
@@ -185,8 +180,6 @@ void remember(hub_ptr self, user_entry& u, const std::string& user,
   recount(self, u);
 }
 
-namespace {
-
 /// Past the node's memory bound: the users without a device that were idle
 /// longest are forgotten first (users with devices stay: their state is
 /// bounded per user, and their sockets per address).
@@ -213,8 +206,6 @@ void enforce_memory(hub_ptr self) {
                st.cfg.state.memory_bytes >> 20, n);
 }
 
-} // namespace
-
 /// What the hub remembers of `user`, as of the stream's top.
 msg::user_state snapshot(hub_ptr self, const std::string& user) {
   msg::user_state s;
@@ -232,10 +223,6 @@ msg::user_state snapshot(hub_ptr self, const std::string& user) {
   return s;
 }
 
-namespace {
-
-} // namespace
-
 /// The message's frame for one protocol version: v2 with its position.
 shared_frame encode_for(const msg::server_message& m, const std::string& data_json,
                         std::optional<uint64_t> seq) {
@@ -250,43 +237,6 @@ shared_frame encode_for(const msg::server_message& m, const std::string& data_js
                                                 m.device_id.value_or("server"),
                                                 m.user_id.value_or(""), seq));
 }
-
-namespace {
-
-/// Remembers, numbers (if the type is) and sends `m` to every device of
-/// `user`, each broadcast serialised at most once per protocol version.
-/// Returns the position, 0 for a type that is not numbered.
-uint64_t publish(hub_ptr self, const std::string& user, const msg::server_message& m,
-                 const std::string& data_json) {
-  auto& st = self->state;
-  auto& u = st.users[user];
-  remember(self, u, user, m);
-  enforce_memory(self);
-  uint64_t seq = 0;
-  shared_frame v2;
-  if (msg::is_numbered(m.type)) {
-    // Numbering and storing are one step: no device sees a position that
-    // is not in the history.
-    v2 = st.history->append(user, now_ms(self), [&](uint64_t n) {
-      seq = n;
-      return encode_for(m, data_json, n);
-    });
-  }
-  shared_frame v1;
-  for (auto& s : u.sockets) {
-    if (s.v2 && v2.text) {
-      send_frame(self, s, v2);
-    } else {
-      if (!v1.text)
-        v1 = encode_for(m, data_json, std::nullopt);
-      send_frame(self, s, v1);
-    }
-  }
-  forget_if_empty(self, user);
-  return seq;
-}
-
-} // namespace
 
 shared_frame control_frame(hub_ptr self, msg::server_type type, msg::server_body body) {
   return make_shared_frame(msg::encode(
@@ -313,29 +263,6 @@ void welcome(hub_ptr self, const join_request& req, user_entry& u, device_socket
 
 namespace {
 
-/// A v2 socket's start on a node alone: WELCOME, then what it missed (all
-/// of it) or a SNAPSHOT, all before anything published later.
-void welcome_alone(hub_ptr self, const join_request& req, user_entry& u,
-                   device_socket& me) {
-  auto& st = self->state;
-  auto now = now_ms(self);
-  std::optional<std::vector<shared_frame>> missed;
-  if (!req.epoch.empty() && req.since)
-    missed = st.history->read_after(req.user, req.epoch, *req.since, now);
-  if (missed && missed->size() > st.cfg.history.max_replay) {
-    st.log->debug("device {} of user {} is {} messages behind: a snapshot instead",
-                  req.device, req.user, missed->size());
-    missed.reset();
-  }
-  welcome(self, req, u, me, st.history->epoch(req.user, now),
-          st.history->top(req.user, now), missed.has_value());
-  if (missed) {
-    ++st.stats.resumes_recovered;
-    st.stats.replayed += missed->size();
-    for (auto& f : *missed)
-      send_frame(self, me, f);
-  }
-}
 
 bool join(hub_ptr self, const join_request& req, session_actor who,
           transport_actor socket) {
@@ -366,7 +293,7 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   }
   auto hello = device_frame(msg::server_type::device_connected, req.user, req.device, now);
   if (req.v2) {
-    welcome_alone(self, req, u, me); // presence is in WELCOME
+    alone_welcome(self, req, u, me); // presence is in WELCOME
   } else {
     send_frame(self, me, hello); // the new device hears of itself first
   }
@@ -390,36 +317,7 @@ void ack(hub_ptr self, const std::string& id, uint64_t seq, const transport_acto
 
 namespace {
 
-/// A v2 client message with an id: applied once, acknowledged each time.
-void publish_acked(hub_ptr self, const std::string& user, const msg::server_message& m,
-                   const std::string& data_json, const std::string& id,
-                   const transport_actor& ack_to, int64_t received_ns) {
-  auto& st = self->state;
-  auto key = client_ids::key(user, id);
-  auto seq = st.ids->find(key);
-  if (seq) {
-    ++st.stats.duplicates;
-  } else {
-    seq = publish(self, user, m, data_json);
-    st.ids->remember(std::move(key), *seq, now_ms(self));
-  }
-  ack(self, id, *seq, ack_to, received_ns);
-}
 
-uint64_t trigger(hub_ptr self, const std::string& user, const msg::server_message& m,
-                 const std::string& idempotency_key) {
-  auto& st = self->state;
-  if (idempotency_key.empty())
-    return publish(self, user, m, {});
-  auto key = client_ids::key(user, "http:" + idempotency_key);
-  if (auto seq = st.ids->find(key)) {
-    ++st.stats.duplicates;
-    return *seq;
-  }
-  auto seq = publish(self, user, m, {});
-  st.ids->remember(std::move(key), seq, now_ms(self));
-  return seq;
-}
 
 /// Shoots that stopped reporting, and users with no device whose state
 /// nobody updated for a long time.
@@ -504,7 +402,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
     [=](publish_atom, const std::string& user, const msg::server_message& m,
         const std::string& data_json) {
       if (!self->state.clustered())
-        publish(self, user, m, data_json);
+        alone_publish(self, user, m, data_json);
       else
         cluster_publish(self, user, m, data_json, {}, {}, {});
     },
@@ -512,7 +410,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         const std::string& data_json, const std::string& id,
         const transport_actor& ack_to, int64_t received_ns) {
       if (!self->state.clustered())
-        publish_acked(self, user, m, data_json, id, ack_to, received_ns);
+        alone_publish_acked(self, user, m, data_json, id, ack_to, received_ns);
       else
         cluster_publish(
           self, user, m, data_json, "c:" + id,
@@ -528,7 +426,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
     [=](trigger_atom, const std::string& user, const msg::server_message& m,
         const std::string& key) -> caf::result<uint64_t> {
       if (!self->state.clustered())
-        return trigger(self, user, m, key);
+        return alone_trigger(self, user, m, key);
       auto rp = self->make_response_promise<uint64_t>();
       cluster_publish(
         self, user, m, {}, key.empty() ? std::string{} : "h:" + key,

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_cast.hpp>
+
 #include "client_ids.hpp"
 #include "kullsync/common/shoot_table.hpp"
 #include "kullsync/log.hpp"
@@ -120,7 +122,55 @@ void welcome(hub_ptr self, const join_request& req, user_entry& u, device_socket
 void ack(hub_ptr self, const std::string& id, uint64_t seq, const transport_actor& to,
          int64_t received_ns);
 
+
+// hub_alone.cpp: a node alone numbers itself.
+uint64_t alone_publish(hub_ptr self, const std::string& user, const msg::server_message& m,
+                       const std::string& data_json);
+void alone_welcome(hub_ptr self, const join_request& req, user_entry& u, device_socket& me);
+void alone_publish_acked(hub_ptr self, const std::string& user, const msg::server_message& m,
+                         const std::string& data_json, const std::string& id,
+                         const transport_actor& ack_to, int64_t received_ns);
+uint64_t alone_trigger(hub_ptr self, const std::string& user, const msg::server_message& m,
+                       const std::string& idempotency_key);
+/// Every socket of `u` but `except` gets `f`.
+void deliver(hub_ptr self, user_entry& u, const shared_frame& f,
+             const device_socket* except = nullptr);
+void forget_if_empty(hub_ptr self, const std::string& user);
+std::vector<msg::device_connection> devices_of(const user_entry& u);
+/// Past the node's memory bound, the users idle longest are forgotten.
+void enforce_memory(hub_ptr self);
+
+// -- a cluster (hub_cluster.cpp, hub_stream.cpp, hub_presence.cpp) --------------
+
+inline const broker_actor& broker(hub_ptr self) {
+  return self->state.cfg.cluster.broker;
+}
+
+inline stream_follower_actor me_as_follower(hub_ptr self) {
+  return caf::actor_cast<stream_follower_actor>(self);
+}
+
+/// The user's entry if this node still follows its stream (answers to a
+/// request may come after the last device left).
+inline user_entry* followed(hub_ptr self, const std::string& user) {
+  auto i = self->state.users.find(user);
+  return i != self->state.users.end() && i->second.follow ? &i->second : nullptr;
+}
+
+// hub_stream.cpp
+/// Subscribes (again) to the user's stream (`fresh`: what the node
+/// remembers is replaced by the head); earlier answers are ignored.
+void cluster_follow(hub_ptr self, const std::string& user, user_entry& u, bool fresh);
+/// The stream cannot be kept continuous here: v2 sockets closed with 4009,
+/// followed afresh.
+void cluster_reset(hub_ptr self, const std::string& user, user_entry& u, const char* why);
+/// A state frame of a head, unless it is a finished shoot past its linger.
+bool cluster_still_shown(hub_ptr self, const state_frame& s);
 // hub_cluster.cpp
+/// Starts a socket once its user's head is known (WELCOME, replay or
+/// SNAPSHOT; presence).
+void cluster_start(hub_ptr self, const std::string& user, user_entry& u, device_socket& me);
+
 /// A socket registered in `u`: follows the user's stream if it is the
 /// first, and starts the socket once the head is known.
 void cluster_joined(hub_ptr self, const std::string& user, user_entry& u,
