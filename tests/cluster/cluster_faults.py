@@ -306,6 +306,9 @@ async def redis_restarted(redis, a, b):
 
 
 async def node_killed(a, b, c):
+    # Node c reconnects to the restarted Redis on its own schedule.
+    check(await until(lambda: a.ready() and b.ready() and c.ready(), 20),
+          "all three nodes ready before the kill")
     users = [Device(f"k{i}", "dev") for i in range(30)]
     for d in users:
         await d.connect(c)
