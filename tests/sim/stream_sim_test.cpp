@@ -73,7 +73,8 @@ class world {
 public:
   /// `nodes` > 1: a cluster behind one URL (each dial reaches one node at
   /// random), sharing a simulated broker with its own faults.
-  world(uint64_t seed, stream_mutation mutation, size_t nodes = 1)
+  world(uint64_t seed, stream_mutation mutation, size_t nodes = 1,
+        broker_mutation broken = broker_mutation::none)
     : rng_(seed), mutation_(mutation) {
     net_ = spawn_memory_network(sim_.sys(), seed);
     const size_t sizes[] = {3, 10, 1000};
@@ -84,7 +85,7 @@ public:
     if (nodes == 1) {
       servers_.emplace_back(std::make_unique<sim_server>(sim_, net_, url, sc));
     } else {
-      broker_ = spawn_sim_broker(sim_.sys(), {seed, sc.history.size});
+      broker_ = spawn_sim_broker(sim_.sys(), {seed, sc.history.size, broken});
       sc.cluster.broker = broker_;
       sc.cluster.position_check = 2s;
       for (size_t i = 0; i < nodes; ++i) {
@@ -402,8 +403,9 @@ private:
 };
 
 std::vector<std::string> play_one(uint64_t seed, stream_mutation mutation,
-                                  size_t nodes = 1) {
-  world w{seed, mutation, nodes};
+                                  size_t nodes = 1,
+                                  broker_mutation broken = broker_mutation::none) {
+  world w{seed, mutation, nodes, broken};
   w.play();
   w.heal();
   w.check_end();
@@ -456,4 +458,17 @@ TEST(stream_sim, each_mutation_is_caught) {
     }
     EXPECT_TRUE(caught) << name << " went unnoticed on 200 seeds";
   }
+}
+
+// The cluster's checks catch a broker without one numbering per user.
+TEST(stream_sim, a_broker_numbering_per_node_is_caught) {
+  log::set_level("off");
+  bool caught = false;
+  for (uint64_t seed = 1; seed <= 200 && !caught; ++seed) {
+    auto v = play_one(seed, stream_mutation::none, 3, broker_mutation::per_node_numbering);
+    caught = !v.empty();
+    if (caught)
+      std::cout << "per_node_numbering caught on seed " << seed << ": " << v.front() << "\n";
+  }
+  EXPECT_TRUE(caught) << "per_node_numbering went unnoticed on 200 seeds";
 }

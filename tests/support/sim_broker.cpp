@@ -37,6 +37,7 @@ struct stream {
   std::string epoch;
   std::string run; // the run id the epoch belongs to
   uint64_t top = 0;
+  std::map<std::string, uint64_t> node_tops; // broker_mutation::per_node_numbering
   std::deque<write> writes; // the last `history_size`, ending at top
   std::map<std::string, state_value> state;
   std::map<std::string, uint64_t> dedup;
@@ -129,6 +130,8 @@ publish_receipt publish(broker_ptr self, publish_request& req) {
   write w;
   w.msg = std::move(req.msg);
   w.msg.seq = ++s.top;
+  if (self->state.cfg.mutation == broker_mutation::per_node_numbering)
+    w.msg.seq = ++s.node_tops[w.msg.origin];
   w.msg.epoch = s.epoch;
   w.state_field = req.state_field;
   if (!w.state_field.empty()) {

@@ -32,9 +32,15 @@ using sim_broker_actor = server::broker_actor::extend<
   caf::reacts_to<failover_atom, uint64_t>,
   caf::reacts_to<outage_atom, bool>>;
 
+/// A broker that breaks a rule on purpose, to show the simulation's checks
+/// catch it: `per_node_numbering` numbers each node's publishes on a
+/// counter of that node's (a cluster without one shared counter).
+enum class broker_mutation { none, per_node_numbering };
+
 struct sim_broker_config {
   uint64_t seed = 1;
   size_t history_size = 1000; // entries per stream (MAXLEN)
+  broker_mutation mutation = broker_mutation::none;
 };
 
 sim_broker_actor spawn_sim_broker(caf::actor_system& sys, sim_broker_config cfg);

@@ -134,6 +134,10 @@ void serve_waiting(broker_ptr self, const std::string& user) {
   i->second.waiting.clear();
   for (auto& w : waiting)
     reply_head(self, user, std::move(w));
+  if (i->second.followers.empty()) { // they unfollowed while waiting
+    self->state.users.erase(i);
+    self->state.leaving.insert(user);
+  }
 }
 
 caf::result<stream_head> follow(broker_ptr self, const std::string& user,
