@@ -177,7 +177,7 @@ void add_flags(CLI::App& app, server_options& o) {
        "all users' remembered state together; past it the users idle longest go first")
     ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   flag(app, "--broker", o.brokers, "KULLSYNC_BROKER",
-       "redis://HOST:PORT of a Redis instance this node shares streams with (repeat, "
+       "redis://[[USER]:PASSWORD@]HOST[:PORT] of a Redis instance this node shares streams with (repeat, "
        "or comma-separate, for several: users are sharded over them; every node must "
        "list the same ones in the same order); none: this node alone")
     ->delimiter(',');

@@ -63,6 +63,13 @@ refused('auth = "ldap"\n', "bad.toml:1: 'auth'")
 refused('client-rate = -5.0\n', "bad.toml:1: 'client-rate'")
 refused('[server]\nlisten = "x"\n', "bad.toml:1: unknown key 'server'")
 refused('listen = 127.0.0.1\n', "bad.toml:1:")
+cluster = conf("cluster.toml", 'listen = "127.0.0.1:0"\nauth = "legacy"\n'
+               'broker = ["redis://127.0.0.1:1", "redis://127.0.0.1:2"]\nnode-id = "n-1"\n')
+out, err, rc = started(["--config", cluster])
+check(rc == 0 and "node n-1 in a cluster of 2 Redis instance(s)" in err,
+      "a list of brokers from the file (a node of a cluster of 2)")
+refused('auth = "legacy"\nbroker = ["http://x"]\n', "--broker 'http://x' is not redis://")
+refused('broker = "redis://127.0.0.1:1"\nnode-id = "a|b"\n', "bad.toml:2: 'node-id'")
 p = subprocess.run([BINARY, "--config", os.path.join(WORK, "missing.toml")], capture_output=True)
 check(p.returncode == 2 and "missing.toml" in p.stderr.decode(), "a missing file is named")
 out, err, rc = started(["--listen", "127.0.0.1:0", "--auth", "legacy", "--log-format", "json"])
