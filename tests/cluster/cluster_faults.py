@@ -10,7 +10,8 @@ devices (PROTOCOL.md v2). Checks, each with the figures it saw:
     SNAPSHOT, publishes refused while it is down (HTTP 503, NACK
     unavailable), served after;
   - a node killed with -9 under load: its devices resume on another node
-    and miss nothing;
+    and miss nothing; a node stopped with SIGTERM: 1001, the others hear its
+    devices leave, they resume elsewhere;
   - a Redis with a password: the right one works, a wrong one keeps the
     node unready and is never logged.
 
@@ -135,6 +136,8 @@ class Device:
                 self.on_frame(json.loads(text))
         except websockets.ConnectionClosed as e:
             self.closes.append(e.code)
+            return
+        self.closes.append(ws.close_code)  # 1000/1001 end the loop quietly
 
     def on_frame(self, m):
         t = m["type"]
@@ -343,6 +346,31 @@ async def node_killed(a, b, c):
         await d.close()
 
 
+async def node_stopped(a, b):
+    phone, watch = Device("s1", "phone"), Device("s1", "watch")
+    await phone.connect(a)
+    await watch.connect(b)
+    await until(lambda: phone.welcomes and watch.welcomes)
+    for i in range(3):
+        b.post_credits("s1", i)
+    await until(lambda: phone.seq == 3)
+    a.proc.send_signal(signal.SIGTERM)
+    code = a.proc.wait(timeout=15 * SCALE)
+    await until(lambda: phone.closes)
+    gone = await until(lambda: ("DEVICE_DISCONNECTED", "phone") in watch.presence)
+    check(code == 0 and phone.closes == [1001] and gone,
+          f"a node stopped with SIGTERM: exit {code}, its device closed with {phone.closes}, "
+          f"the device on the other node hears it leave: {gone}")
+    b.post_credits("s1", 9)
+    await phone.connect(b)
+    await until(lambda: phone.seq == 4)
+    check(phone.welcomes[-1]["recovered"] and phone.seq == 4 and not phone.violations,
+          f"it resumes on the other node: recovered={phone.welcomes[-1]['recovered']}, "
+          f"at {phone.seq} of 4")
+    await phone.close()
+    await watch.close()
+
+
 async def redis_password(work):
     redis = Redis(work)
     redis.start("--requirepass", "s3cret-pass")
@@ -378,6 +406,7 @@ async def main():
         await redis_paused(redis, a, b)
         await redis_restarted(redis, a, b)
         await node_killed(a, b, c)
+        await node_stopped(a, b)
         await redis_password(work)
     finally:
         for n in nodes:
