@@ -9,31 +9,17 @@ writers, each user's on different nodes):
     cluster_engines.py <kullsync-server> <kullsync-resume> [clients]
 """
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+from cluster_common import SCALE, Redis, check, finish
+
 SERVER, RESUME = sys.argv[1], sys.argv[2]
-SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
 CLIENTS = sys.argv[3] if len(sys.argv) > 3 else "200"
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_node(name, redis_port):
@@ -60,13 +46,9 @@ def run_resume(args):
 
 
 def main():
-    work = tempfile.mkdtemp()
-    rport = free_port()
-    redis = subprocess.Popen(["/usr/bin/redis-server", "--port", str(rport), "--bind",
-                              "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work],
-                             stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
-    nodes = [start_node(n, rport) for n in ("a", "b", "c")]
+    redis = Redis(tempfile.mkdtemp())
+    redis.start()
+    nodes = [start_node(n, redis.port) for n in ("a", "b", "c")]
     (pa, a), (pb, b), (pc, c) = nodes
     try:
         rc, r, err = run_resume(["--url", a, "--writer-url", b, "--resume-url", c,
@@ -85,8 +67,7 @@ def main():
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=10)
         redis.kill()
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1 if failures else 0)
+    finish()
 
 
 main()

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,49 +30,9 @@ import urllib.request
 
 import websockets
 
+from cluster_common import SCALE, Redis, check, finish
+
 BINARY = sys.argv[1]
-REDIS = "/usr/bin/redis-server"
-# Instrumented builds run slower: every wait stretches by this factor.
-SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Redis:
-    def __init__(self, work):
-        self.port = free_port()
-        self.work = work
-        self.proc = None
-
-    def start(self, *extra):
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.work, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
 class Node:
     def __init__(self, name, redis_port, credentials="", stderr=sys.stderr):
         self.name = name
@@ -419,8 +378,7 @@ async def main():
                 n.proc.kill()
         if redis.proc.poll() is None:
             redis.kill()
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1 if failures else 0)
+    finish()
 
 
 asyncio.run(main())

@@ -36,12 +36,6 @@ namespace {
 
 const char* const script_text[] = {scripts::publish, scripts::head, scripts::read};
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
 caf::error unavailable(const std::string& why) {
   return make_error(broker_errc::unavailable, why);
 }
@@ -91,7 +85,7 @@ caf::result<publish_receipt> publish(broker_ptr self, const publish_request& req
     return unavailable("redis " + s.name() + " is not connected");
   }
   auto rp = self->make_response_promise<publish_receipt>();
-  auto started = steady_ms();
+  auto started = std::chrono::steady_clock::now();
   eval(self, s, script::publish,
        publish_call(keys_for(self->state.cfg.prefix, req.msg.user), req, self->state.cfg,
                     s.run, new_epoch(self)),
@@ -104,7 +98,8 @@ caf::result<publish_receipt> publish(broker_ptr self, const publish_request& req
            return;
          }
          ++counters.publishes;
-         counters.publish_latency.observe(static_cast<double>(steady_ms() - started) / 1e3);
+         counters.publish_latency.observe(
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
          rp.deliver(std::move(*r));
        });
   return rp;

@@ -19,12 +19,6 @@ namespace net = boost::asio;
 
 namespace {
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
 broker_impl handle(broker_ptr self) {
   return caf::actor_cast<broker_impl>(self);
 }

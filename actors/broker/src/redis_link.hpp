@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -116,6 +117,13 @@ struct broker_state {
 };
 
 using broker_ptr = broker_impl::stateful_pointer<broker_state>;
+
+/// The broker's clock for its probe and its links' patience.
+inline int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
 
 // redis_link.cpp
 void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
