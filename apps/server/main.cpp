@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   rc.history_ttl_ms = sc.history.ttl_ms;
   rc.dedup_ttl_ms = sc.history.ttl_ms;
   rc.state_ttl_ms = sc.state.user_idle_ms;
+  rc.max_shoots = sc.state.shoots_per_user;
+  rc.field_idle_ms = sc.state.shoot_idle_ms;
   kullsync::log::set_level(o.log_level);
   kullsync::log::set_format(o.log_format);
   auto lg = kullsync::log::get("server.main");

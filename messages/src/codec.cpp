@@ -79,8 +79,8 @@ std::string to_json(const T& x) {
   return detail::write_text(x);
 }
 
-std::optional<std::string> client_frame_id(std::string_view text,
-                                           const decode_limits& lim) {
+std::optional<echoed_id> client_frame_id(std::string_view text,
+                                         const decode_limits& lim) {
   return detail::read_client_id(text, lim);
 }
 

@@ -188,7 +188,7 @@ ack read_ack(const json::value& v, const path_node* at) {
 nack read_nack(const json::value& v, const path_node* at) {
   object_reader r{v, at};
   nack x;
-  x.id = r.str(keys::id);
+  x.id = r.opt(keys::id, as_string);
   x.code = r.enum_<nack_code>(keys::code,
                               "invalid|forbidden|rate_limited|too_large|unavailable");
   x.error = r.str_or_empty(keys::error);

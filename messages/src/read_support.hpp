@@ -142,7 +142,7 @@ inline uint64_t as_seq(const json::value& v, const path_node* at) {
 /// A v2 client message id: a string of 1 to 64 characters.
 inline std::string as_message_id(const json::value& v, const path_node* at) {
   auto s = as_string(v, at);
-  if (s.empty() || s.size() > max_message_id)
+  if (s.empty() || utf8_length(s) > max_message_id)
     fail(decode_errc::out_of_range, at,
          "an id has 1 to " + std::to_string(max_message_id) + " characters");
   return s;
@@ -178,6 +178,11 @@ public:
   const json::value* find(std::string_view key) const {
     auto* v = obj_->if_contains(key);
     return (v == nullptr || v->is_null()) ? nullptr : v;
+  }
+  /// Whether `key` is there with the value null (which find() skips).
+  bool is_null(std::string_view key) const {
+    auto* v = obj_->if_contains(key);
+    return v != nullptr && v->is_null();
   }
 
   /// A path node for `key`, valid while the node lives in the caller's frame.

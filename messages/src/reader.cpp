@@ -117,6 +117,9 @@ client_message read_client(const json::value& v, const path_node* at,
   x.type_name = r.str(keys::type);
   x.type = client_type_from(x.type_name);
   x.id = r.opt(keys::id, as_message_id);
+  if (r.is_null(keys::id)) // present: it must be an id, not nothing
+    fail(decode_errc::wrong_type, nullptr, "an id is a string of 1 to "
+                                             + std::to_string(max_message_id) + " characters");
   auto* payload = r.find(keys::payload);
   x.has_payload = payload != nullptr;
   auto p = r.at(keys::payload);
@@ -243,14 +246,20 @@ decode_result<client_message> read_text(std::string_view text,
     });
 }
 
-std::optional<std::string> read_client_id(std::string_view text,
-                                          const decode_limits& lim) {
-  auto r = decode_frame<std::string>(text, lim, [](const json::value& v,
-                                                   const path_node* at) {
-    object_reader r{v, at};
-    return r.opt(keys::id, as_message_id).value_or(std::string{});
-  });
-  if (!r || r->empty())
+std::optional<echoed_id> read_client_id(std::string_view text,
+                                        const decode_limits& lim) {
+  auto r = decode_frame<std::optional<echoed_id>>(
+    text, lim, [](const json::value& v, const path_node*) -> std::optional<echoed_id> {
+      auto* obj = v.if_object();
+      auto* id = obj ? obj->if_contains(keys::id) : nullptr;
+      if (!id)
+        return std::nullopt;
+      if (!id->is_string())
+        return echoed_id{};
+      auto& s = id->get_string();
+      return echoed_id{std::string{utf8_prefix({s.data(), s.size()}, max_message_id)}};
+    });
+  if (!r)
     return std::nullopt;
   return std::move(*r);
 }

@@ -17,9 +17,10 @@ namespace kullsync::msg::detail {
 template <class T>
 decode_result<T> read_text(std::string_view text, const decode_limits& lim);
 
-/// The valid "id" of a client frame's top level, if any. Never throws.
-std::optional<std::string> read_client_id(std::string_view text,
-                                          const decode_limits& lim);
+/// The "id" of a client frame's top level as a refusal echoes it, if the
+/// frame is an object that has one. Never throws.
+std::optional<echoed_id> read_client_id(std::string_view text,
+                                        const decode_limits& lim);
 
 /// Reads an already parsed value as T. Never throws.
 template <class T>

@@ -96,6 +96,21 @@ bool valid_id(std::string_view id) {
   return true;
 }
 
+size_t utf8_length(std::string_view s) {
+  size_t n = 0;
+  for (char c : s)
+    n += (static_cast<unsigned char>(c) & 0xc0) != 0x80 ? 1 : 0; // not a continuation
+  return n;
+}
+
+std::string_view utf8_prefix(std::string_view s, size_t n) {
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xc0) != 0x80 && chars++ == n)
+      return s.substr(0, i);
+  return s;
+}
+
 bool is_numbered(server_type x) {
   switch (x) {
     case server_type::shoot_progress:

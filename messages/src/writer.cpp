@@ -175,7 +175,12 @@ void write(json_writer& w, const ack& x) {
 
 void write(json_writer& w, const nack& x) {
   w.begin_object();
-  w.field(keys::id, x.id);
+  if (x.id) {
+    w.field(keys::id, *x.id);
+  } else {
+    w.key(keys::id);
+    w.null();
+  }
   w.field(keys::code, to_string(x.code));
   w.field(keys::error, x.error);
   w.end_object();

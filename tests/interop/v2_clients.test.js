@@ -1,18 +1,24 @@
 // A third-party v2 client, written against ../shared/PROTOCOL.md "v2" with
 // Node's `ws`, against a running kullsync-server (--history-size 5).
 // KULLSYNC_URL=http://127.0.0.1:PORT node --test v2_clients.test.js
+// Across a cluster: KULLSYNC_URL names the node the devices connect to,
+// KULLSYNC_TRIGGER_URL the node the backend posts to, and
+// KULLSYNC_OTHER_URL a node for a second device.
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 
 const base = process.env.KULLSYNC_URL;
+const triggerBase = process.env.KULLSYNC_TRIGGER_URL || base;
+const otherBase = process.env.KULLSYNC_OTHER_URL || base;
 const wsBase = base.replace(/^http/, 'ws') + '/ws';
+const otherWsBase = otherBase.replace(/^http/, 'ws') + '/ws';
 const historySize = Number(process.env.KULLSYNC_HISTORY_SIZE || 5);
 
 /** A client that queues every message and close event for awaiting. */
-function client(query, protocols) {
-  const ws = protocols ? new WebSocket(wsBase + query, protocols) : new WebSocket(wsBase + query);
+function client(query, protocols, at = wsBase) {
+  const ws = protocols ? new WebSocket(at + query, protocols) : new WebSocket(at + query);
   const inbox = [];
   const all = []; // every message, in order
   const waiters = [];
@@ -37,6 +43,7 @@ function client(query, protocols) {
     ws, all,
     open: () => new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); }),
     msg: (type, ms) => next((e) => e.kind === 'msg' && e.msg.type === type, ms).then((e) => e.msg),
+    msgWhere: (match, ms) => next((e) => e.kind === 'msg' && match(e.msg), ms).then((e) => e.msg),
     closed: (ms) => next((e) => e.kind === 'close', ms),
     send: (o) => ws.send(JSON.stringify(o)),
     close: () => new Promise((res) => { ws.once('close', res); ws.close(); }),
@@ -44,9 +51,23 @@ function client(query, protocols) {
 }
 
 const v2 = (query) => client(query, 'kull.v2');
+/** A v2 device on the other node (the same node without a cluster). */
+const v2Other = (query) => client(query, 'kull.v2', otherWsBase);
+
+/** Whatever the user's stream held before now has reached each of
+ *  `clients` once a credit update published now has: a stream is delivered
+ *  in order, on every node. (What did not arrive before it never will.) */
+let markers = 0;
+async function marker(user, ...clients) {
+  const balance = 1e6 + ++markers;
+  await post('/credit-update', { userId: user, newBalance: balance, change: 0, reason: 'marker' });
+  for (const c of clients)
+    await next(c, (m) => m.type === 'CREDIT_UPDATE' && m.data.newBalance === balance);
+}
+const next = (c, match) => c.msgWhere(match);
 
 async function post(path, body, headers = {}) {
-  const r = await fetch(base + '/api/sync' + path, {
+  const r = await fetch(triggerBase + '/api/sync' + path, {
     method: 'POST', headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
@@ -203,7 +224,7 @@ test('client messages with ids are ACKed once in the stream, and applied once', 
   a.send({ type: 'UPDATE_PROGRESS', id: 'mac-1', payload });
   const again = await a.msg('ACK');
   assert.deepEqual(again.data, ack.data);
-  await sleep(200);
+  await marker('v2-ack', b);
   assert.equal(b.all.filter((m) => m.type === 'SHOOT_PROGRESS').length, 1);
   // Refused: a NACK that names the id.
   a.send({ type: 'UPDATE_PROGRESS', id: 'mac-2', payload: { shootId: 7 } });
@@ -215,7 +236,7 @@ test('client messages with ids are ACKed once in the stream, and applied once', 
   // PING is answered by PONG, not ACK.
   a.send({ type: 'PING', id: 'mac-3', payload: { timestamp: 1 } });
   await a.msg('PONG');
-  await sleep(100);
+  // An ACK for the PING would have come before the PONG (one socket, in order).
   assert.equal(a.all.filter((m) => m.type === 'ACK').length, 2);
   await a.close();
   await b.close();
@@ -245,8 +266,8 @@ test('an Idempotency-Key retry answers the first seq and publishes nothing', asy
   assert.equal(retry.status, 200);
   assert.equal(retry.body.seq, first.body.seq);
   await a.msg('CREDIT_UPDATE');
-  await sleep(200);
-  assert.equal(a.all.filter((m) => m.type === 'CREDIT_UPDATE').length, 1);
+  await marker('v2-idem', a);
+  assert.equal(a.all.filter((m) => m.type === 'CREDIT_UPDATE' && m.data.newBalance === 5).length, 1);
   const p = await post('/prompt-change', { promptId: 'p', action: 'voted', userIds: ['v2-idem', 'v2-other'] });
   assert.equal(p.status, 200);
   assert.deepEqual(Object.keys(p.body.seqs).sort(), ['v2-idem', 'v2-other']);
@@ -275,4 +296,80 @@ test('a v2 consumer that stops reading is cut with 4009 so that it resumes', asy
   const deadline = Date.now() + 15000;
   while (cut === null && Date.now() < deadline) await sleep(20);
   assert.equal(cut, 4009);
+});
+
+test('ids are scoped to the device: two devices may both send id "1"', async () => {
+  const a = v2('?token=v2-scope:mac');
+  const b = v2Other('?token=v2-scope:ipad');
+  await a.msg('SNAPSHOT');
+  await b.msg('SNAPSHOT');
+  const p = (shoot, n) => ({ shootId: shoot, status: 'processing', processedCount: n, totalCount: 9, provider: 'p' });
+  a.send({ type: 'UPDATE_PROGRESS', id: '1', payload: p('from-mac', 1) });
+  const ackA = await a.msg('ACK');
+  b.send({ type: 'UPDATE_PROGRESS', id: '1', payload: p('from-ipad', 2) });
+  const ackB = await b.msg('ACK');
+  assert.equal(ackA.data.id, '1');
+  assert.equal(ackB.data.id, '1');
+  assert.notEqual(ackB.data.seq, ackA.data.seq, 'the second device\'s message got a position of its own');
+  // Both were applied: every device sees both shoots, at their positions.
+  await marker('v2-scope', a, b);
+  for (const c of [a, b]) {
+    const got = c.all.filter((m) => m.type === 'SHOOT_PROGRESS').map((m) => [m.data.shootId, m.seq]);
+    assert.deepEqual(got.sort(), [['from-ipad', ackB.data.seq], ['from-mac', ackA.data.seq]].sort());
+  }
+  // The same id again from the same device is still answered, not applied.
+  b.send({ type: 'UPDATE_PROGRESS', id: '1', payload: p('from-ipad', 2) });
+  assert.deepEqual((await b.msg('ACK')).data, ackB.data);
+  await marker('v2-scope', a);
+  assert.equal(a.all.filter((m) => m.type === 'SHOOT_PROGRESS').length, 2);
+  await a.close();
+  await b.close();
+});
+
+test('a device\'s id never matches the backend\'s Idempotency-Key', async () => {
+  const a = v2('?token=v2-keys:mac');
+  await a.msg('SNAPSHOT');
+  a.send({ type: 'UPDATE_PROGRESS', id: 'http:K7',
+           payload: { shootId: 's', status: 'processing', processedCount: 1, totalCount: 2, provider: 'p' } });
+  const ack = await a.msg('ACK');
+  const r = await post('/credit-update', { userId: 'v2-keys', newBalance: 7, change: 7, reason: 'k' },
+                       { 'Idempotency-Key': 'K7' });
+  assert.equal(r.status, 200);
+  assert.notEqual(r.body.seq, ack.data.seq, 'the backend\'s publish has a position of its own');
+  const c = await a.msg('CREDIT_UPDATE');
+  assert.equal(c.seq, r.body.seq);
+  assert.equal(c.data.newBalance, 7);
+  // And the other way round: a key first, then a device id that spells it.
+  const r2 = await post('/credit-update', { userId: 'v2-keys', newBalance: 8, change: 1, reason: 'k' },
+                        { 'Idempotency-Key': 'K8' });
+  for (const id of ['K8', 'h:K8', 'http:K8']) {
+    a.send({ type: 'UPDATE_PROGRESS', id,
+             payload: { shootId: 'x' + id, status: 'processing', processedCount: 1, totalCount: 2, provider: 'p' } });
+    const ack2 = await a.msg('ACK');
+    assert.equal(ack2.data.id, id);
+    assert.notEqual(ack2.data.seq, r2.body.seq, `device id ${id} was applied on its own`);
+  }
+  await a.close();
+});
+
+test('an id that is not a string of 1-64 characters is refused with NACK invalid', async () => {
+  const a = v2('?token=v2-badid:mac');
+  await a.msg('SNAPSHOT');
+  const payload = { shootId: 's', status: 'processing', processedCount: 1, totalCount: 2, provider: 'p' };
+  const long = 'é'.repeat(64) + 'xyz'; // 67 characters (more bytes)
+  const cases = [[long, 'é'.repeat(64)], ['', ''], [42, null], [null, null], [['1'], null], [{ a: 1 }, null]];
+  for (const [id, echoed] of cases) {
+    a.send({ type: 'UPDATE_PROGRESS', id, payload });
+    const n = await a.msg('NACK');
+    assert.deepEqual(Object.keys(n.data).sort(), ['code', 'error', 'id']);
+    assert.equal(n.data.code, 'invalid', `id ${JSON.stringify(id)}`);
+    assert.equal(n.data.id, echoed, `id ${JSON.stringify(id)} is echoed as ${JSON.stringify(echoed)}`);
+    assert.ok(n.data.error.length > 0);
+  }
+  // 64 characters exactly is an id.
+  a.send({ type: 'UPDATE_PROGRESS', id: 'é'.repeat(64), payload });
+  assert.equal((await a.msg('ACK')).data.id, 'é'.repeat(64));
+  await marker('v2-badid', a);
+  assert.equal(a.all.filter((m) => m.type === 'SHOOT_PROGRESS').length, 1, 'only the valid one was applied');
+  await a.close();
 });

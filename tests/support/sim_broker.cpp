@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <deque>
 #include <map>
-#include <optional>
 #include <random>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
+
+#include "harness.hpp"
+#include "kullsync/common/clock.hpp"
+#include "stream/stream_core.hpp"
 
 namespace kullsync::test {
 
@@ -16,62 +19,27 @@ namespace {
 
 using namespace kullsync::server;
 
-/// One write to a stream, with what undoes it (a failover loses it).
-/// A state field's value as the broker keeps it.
-struct state_value {
-  bool terminal = false;
-  int64_t rank = -1;
-  int64_t at = 0;
-  int64_t until = 0; // a terminal one is dropped after this (0: never)
-  std::string frame;
-};
-
-struct write {
-  stream_message msg;
-  std::string state_field;
-  std::optional<state_value> state_before; // nullopt: the field was absent
-  std::string dedup_key;
-};
-
-struct stream {
-  std::string epoch;
-  std::string run; // the run id the epoch belongs to
-  uint64_t top = 0;
-  std::map<std::string, uint64_t> node_tops; // broker_mutation::per_node_numbering
-  std::deque<write> writes; // the last `history_size`, ending at top
-  std::map<std::string, state_value> state;
-  std::map<std::string, uint64_t> dedup;
-  std::map<std::pair<std::string, std::string>, int64_t> presence; // (node, device)
-};
-
 struct broker_state {
   sim_broker_config cfg;
   std::mt19937_64 rng;
+  wall_clock clock;
+  std::unique_ptr<stream_core> core;
   double loss = 0;
   bool down = false;
-  uint64_t run = 1;
-  uint64_t epochs = 0;
-  std::map<std::string, stream> streams;
+  uint64_t runs = 1;
   std::map<std::string, std::vector<stream_follower_actor>> followers;
   std::map<std::string, caf::actor_clock::time_point> alive_until; // node instances
+  /// Each stream as it was before each of its last writes (newest last):
+  /// what a replica that missed them has.
+  std::map<std::string, std::deque<std::shared_ptr<const stream_core::saved>>> before;
+  std::map<std::pair<std::string, std::string>, uint64_t> node_tops; // the mutation
   static inline const char* name = "kullsync.sim_broker";
 };
 
 using broker_ptr = sim_broker_actor::stateful_pointer<broker_state>;
 
-std::string run_id(broker_ptr self) {
-  return "r" + std::to_string(self->state.run);
-}
-
-/// The user's stream, with a new epoch if the run changed since (a
-/// failover, or a new stream).
-stream& open(broker_ptr self, const std::string& user) {
-  auto& s = self->state.streams[user];
-  if (s.run != run_id(self)) {
-    s.run = run_id(self);
-    s.epoch = "b" + std::to_string(++self->state.epochs);
-  }
-  return s;
+int64_t now(broker_ptr self) {
+  return epoch_ms(self->home_system(), self->state.clock);
 }
 
 bool alive(broker_ptr self, const std::string& node) {
@@ -80,21 +48,13 @@ bool alive(broker_ptr self, const std::string& node) {
 }
 
 stream_head head(broker_ptr self, const std::string& user) {
-  auto& s = open(self, user);
-  stream_head h;
-  h.epoch = s.epoch;
-  h.top = s.top;
-  for (auto& [field, value] : s.state)
-    h.state.push_back({value.frame, value.until});
-  for (auto& [key, at] : s.presence)
-    if (alive(self, key.first))
-      h.devices.push_back({key.first, key.second, at});
-  return h;
+  return self->state.core->head(user, now(self),
+                                [self](const std::string& node) { return alive(self, node); });
 }
 
-void fan_out(broker_ptr self, const stream_message& m) {
+void fan_out(broker_ptr self, const message_ptr& m) {
   auto& st = self->state;
-  auto i = st.followers.find(m.user);
+  auto i = st.followers.find(m->user);
   if (i == st.followers.end())
     return;
   std::uniform_real_distribution<double> coin{0, 1};
@@ -103,99 +63,35 @@ void fan_out(broker_ptr self, const stream_message& m) {
       self->send(f, deliver_atom::value, m);
 }
 
-publish_receipt publish(broker_ptr self, publish_request& req) {
-  // Mirrors publish_request's rule (and shoot_table::is_stale).
-  auto replaces = [](const state_value& now, const publish_request& req) {
-    if (req.state_terminal || req.state_rank < 0)
-      return true;
-    if (now.terminal)
-      return !(req.state_at != 0 && now.at != 0 && req.state_at < now.at);
-    return req.state_rank >= now.rank;
-  };
-  auto& s = open(self, req.msg.user);
-  if (!req.dedup_key.empty())
-    if (auto i = s.dedup.find(req.dedup_key); i != s.dedup.end())
-      return {i->second, s.epoch, true};
-  if (req.presence) {
-    auto key = std::make_pair(req.presence->node, req.presence->device);
-    if (req.present)
-      s.presence[key] = req.presence->connected_at;
-    else
-      s.presence.erase(key);
+publish_receipt publish(broker_ptr self, const publish_request& req) {
+  auto& st = self->state;
+  auto& saved = st.before[req.user];
+  saved.push_back(st.core->save(req.user));
+  if (saved.size() > sim_failover_depth)
+    saved.pop_front();
+  message_ptr m;
+  auto r = st.core->publish(req, &m);
+  if (m && m->seq != 0 && st.cfg.mutation == broker_mutation::per_node_numbering) {
+    // A cluster without one shared counter: each node's publishes numbered
+    // on a counter of its own.
+    auto seq = ++st.node_tops[{req.user, req.origin}];
+    m = make_message(m->user, seq, m->epoch, m->origin, v1_frame(*m).str(), m->state);
+    r.seq = seq;
   }
-  if (!req.numbered) {
-    fan_out(self, req.msg);
-    return {0, s.epoch, false};
-  }
-  write w;
-  w.msg = std::move(req.msg);
-  w.msg.seq = ++s.top;
-  if (self->state.cfg.mutation == broker_mutation::per_node_numbering)
-    w.msg.seq = ++s.node_tops[w.msg.origin];
-  w.msg.epoch = s.epoch;
-  w.state_field = req.state_field;
-  if (!w.state_field.empty()) {
-    // Finished shoots past their linger go first, as the Redis script does:
-    // one that is gone no longer makes an older update stale.
-    for (auto j = s.state.begin(); j != s.state.end();)
-      j = j->second.until != 0 && j->second.until <= req.state_now ? s.state.erase(j)
-                                                                   : std::next(j);
-    auto i = s.state.find(w.state_field);
-    if (i != s.state.end())
-      w.state_before = i->second;
-    if (i == s.state.end() || replaces(i->second, req)) {
-      auto until = req.state_terminal && req.state_linger_ms > 0
-                     ? req.state_now + req.state_linger_ms : 0;
-      s.state[w.state_field] = {req.state_terminal, req.state_rank, req.state_at, until,
-                                w.msg.frame};
-    }
-  }
-  w.dedup_key = req.dedup_key;
-  if (!w.dedup_key.empty())
-    s.dedup[w.dedup_key] = w.msg.seq;
-  fan_out(self, w.msg);
-  publish_receipt r{w.msg.seq, s.epoch, false};
-  s.writes.push_back(std::move(w));
-  if (s.writes.size() > self->state.cfg.history_size)
-    s.writes.pop_front();
-  return r;
-}
-
-stream_range read(broker_ptr self, const std::string& user, const std::string& epoch,
-                  uint64_t since, uint64_t upto) {
-  auto& s = open(self, user);
-  stream_range r;
-  r.epoch = s.epoch;
-  if (epoch != s.epoch || since > s.top)
-    return r;
-  upto = std::min(upto, s.top);
-  if (since < upto && (s.writes.empty() || s.writes.front().msg.seq > since + 1))
-    return r; // evicted
-  r.complete = true;
-  for (auto& w : s.writes)
-    if (w.msg.seq > since && w.msg.seq <= upto)
-      r.messages.push_back(w.msg);
+  if (m)
+    fan_out(self, m);
   return r;
 }
 
 /// The last `n` writes of every stream never reached the new master.
 void failover(broker_ptr self, uint64_t n) {
-  for (auto& [user, s] : self->state.streams) {
-    for (uint64_t k = 0; k < n && !s.writes.empty(); ++k) {
-      auto& w = s.writes.back();
-      if (!w.state_field.empty()) {
-        if (w.state_before)
-          s.state[w.state_field] = *w.state_before;
-        else
-          s.state.erase(w.state_field);
-      }
-      if (!w.dedup_key.empty())
-        s.dedup.erase(w.dedup_key);
-      --s.top;
-      s.writes.pop_back();
-    }
-  }
-  ++self->state.run;
+  auto& st = self->state;
+  n = std::min(n, sim_failover_depth);
+  for (auto& [user, saved] : st.before)
+    if (n > 0 && saved.size() >= n)
+      st.core->restore(user, saved[saved.size() - n]);
+  st.before.clear();
+  st.core->new_run();
 }
 
 caf::error unavailable() {
@@ -203,10 +99,15 @@ caf::error unavailable() {
 }
 
 sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
-  self->state.cfg = cfg;
-  self->state.rng.seed(cfg.seed);
+  auto& st = self->state;
+  st.cfg = cfg;
+  st.rng.seed(cfg.seed);
+  st.clock = make_wall_clock(self->home_system(), sim_wall_start_ms);
+  stream_limits limits;
+  limits.history_size = cfg.history_size;
+  st.core = std::make_unique<stream_core>("b", limits);
   return {
-    [=](publish_atom, publish_request& req) -> caf::result<publish_receipt> {
+    [=](publish_atom, const publish_request& req) -> caf::result<publish_receipt> {
       if (self->state.down)
         return unavailable();
       return publish(self, req);
@@ -230,7 +131,7 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
         uint64_t upto) -> caf::result<stream_range> {
       if (self->state.down)
         return unavailable();
-      return read(self, user, epoch, since, upto);
+      return self->state.core->read(user, epoch, since, upto, now(self));
     },
     [=](head_atom, const std::string& user) -> caf::result<stream_head> {
       if (self->state.down)

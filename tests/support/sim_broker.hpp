@@ -1,10 +1,10 @@
 #pragma once
 
-// The cluster's broker in the deterministic simulation: what the Redis
-// broker keeps and does (one numbering per user, a bounded stream, the
-// state a SNAPSHOT is made of, dedup keys, presence with node liveness,
-// pub/sub fan-out to the nodes following a user), in one actor on the
-// simulation's clock, with seeded faults.
+// The cluster's broker in the deterministic simulation: the stream core a
+// node alone runs (src/stream/stream_core.hpp: one numbering per user, a
+// bounded stream, the state a SNAPSHOT is made of, dedup keys, presence)
+// with pub/sub fan-out to the nodes following a user and node liveness, in
+// one actor on the simulation's clock, with seeded faults.
 
 #include <cstdint>
 
@@ -22,9 +22,9 @@ using outage_atom = caf::atom_constant<caf::atom("outage")>;
 ///   probability (a pub/sub message that never arrives).
 /// - `resub()`: every subscription is lost, as when the subscriber
 ///   connection drops; each follower is told to resync.
-/// - `failover(n)`: a replica that missed the last `n` writes of every
-///   stream takes over: those entries, their state changes and dedup keys
-///   are gone, and the run id changes, so each stream starts a new epoch.
+/// - `failover(n)`: a replica that missed the last `n` (at most 2) writes
+///   of every stream takes over: each stream is as it was before them, and
+///   the run id changes, so each stream starts a new epoch.
 /// - `outage(on)`: every request fails (Redis unreachable).
 using sim_broker_actor = server::broker_actor::extend<
   caf::reacts_to<lossy_atom, double>,
@@ -42,6 +42,9 @@ struct sim_broker_config {
   size_t history_size = 1000; // entries per stream (MAXLEN)
   broker_mutation mutation = broker_mutation::none;
 };
+
+/// Writes a failover can lose, per stream.
+constexpr uint64_t sim_failover_depth = 2;
 
 sim_broker_actor spawn_sim_broker(caf::actor_system& sys, sim_broker_config cfg);
 

@@ -51,6 +51,7 @@ TEST(codec_v2, ack_nack_refreshed_as_the_contract_writes_them) {
   for (std::string text : {
          std::string{R"({"type":"ACK","data":{"id":"m-1","seq":10},"timestamp":7})"},
          std::string{R"({"type":"NACK","data":{"id":"m-2","code":"rate_limited","error":"slow down"},"timestamp":7})"},
+         std::string{R"({"type":"NACK","data":{"id":null,"code":"invalid","error":"bad id"},"timestamp":7})"},
          std::string{R"({"type":"REFRESHED","data":{"expiresAt":1732590000000},"timestamp":7})"},
          std::string{R"({"type":"REFRESHED","data":{"expiresAt":null},"timestamp":7})"}}) {
     auto m = decode_ok(text);
@@ -58,6 +59,30 @@ TEST(codec_v2, ack_nack_refreshed_as_the_contract_writes_them) {
   }
   EXPECT_EQ(std::get<nack>(decode_ok(R"({"type":"NACK","data":{"id":"x","code":"unavailable","error":""},"timestamp":1})").body).code,
             nack_code::unavailable);
+}
+
+// A message's id as a NACK echoes it: cut to 64 characters (not bytes),
+// null when it is not a string, nothing when there is none.
+TEST(codec_v2, a_refused_id_is_echoed_as_the_contract_says) {
+  auto echo = [](const std::string& frame) { return client_frame_id(frame); };
+  std::string e64, e65;
+  for (int i = 0; i < 64; ++i)
+    e64 += "\xc3\xa9"; // é
+  e65 = e64 + "x";
+  EXPECT_EQ(echo(R"({"type":"UPDATE_PROGRESS","id":")" + e65 + R"("})")->id, e64);
+  EXPECT_EQ(echo(R"({"type":"UPDATE_PROGRESS","id":""})")->id, "");
+  EXPECT_EQ(echo(R"({"type":"UPDATE_PROGRESS","id":"ok"})")->id, "ok");
+  for (auto bad : {R"({"id":42})", R"({"id":null})", R"({"id":[1]})", R"({"id":{"a":1}})"}) {
+    auto e = echo(bad);
+    ASSERT_TRUE(e) << bad;
+    EXPECT_FALSE(e->id) << bad;
+  }
+  EXPECT_FALSE(echo(R"({"type":"PING"})"));
+  EXPECT_FALSE(echo("not json"));
+  EXPECT_FALSE(echo("[1]"));
+  // The decoder counts characters too: 64 of them is an id, 65 is not.
+  EXPECT_TRUE(decode_client(R"({"type":"PING","id":")" + e64 + R"("})"));
+  EXPECT_FALSE(decode_client(R"({"type":"PING","id":")" + e65 + R"("})"));
 }
 
 TEST(codec_v2, numbered_messages_carry_seq_and_v1_ones_do_not) {

@@ -65,13 +65,16 @@ TEST(redis_codec, publish_replies) {
 
 TEST(redis_codec, head_replies) {
   auto h = parse_head(arr({str("e"), num(4),
-                           arr({str("0|-1|5|0|{\"type\":\"CREDIT_UPDATE\"}"),
-                                str("1|-1|5|900|{\"a\":\"x|y\"}")}),
+                           arr({str("credits"), str("0|-1|5|0|70|{\"type\":\"CREDIT_UPDATE\"}"),
+                                str("shoot:s|1"), str("1|-1|5|900|80|{\"a\":\"x|y\"}")}),
                            arr({str("node-a|mac"), str("123")})}));
   ASSERT_TRUE(h) << to_string(h.error());
   EXPECT_EQ(h->top, 4u);
   ASSERT_EQ(h->state.size(), 2u);
+  EXPECT_EQ(h->state[0].field, "credits");
   EXPECT_EQ(h->state[0].until, 0);
+  EXPECT_EQ(h->state[0].updated, 70);
+  EXPECT_EQ(h->state[1].field, "shoot:s|1");
   EXPECT_EQ(h->state[1].until, 900);
   EXPECT_EQ(h->state[1].frame, "{\"a\":\"x|y\"}"); // a bar inside the frame stays
   ASSERT_EQ(h->devices.size(), 1u);
@@ -82,7 +85,11 @@ TEST(redis_codec, head_replies) {
   // without a node; an odd presence list; the wrong arity.
   EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({str("{}")}), arr({})})).error()));
   EXPECT_TRUE(bad_reply(
-    parse_head(arr({str("e"), num(1), arr({str("0|1|2|3|nope")}), arr({})})).error()));
+    parse_head(arr({str("e"), num(1), arr({str("f"), str("{}")}), arr({})})).error()));
+  EXPECT_TRUE(bad_reply(
+    parse_head(arr({str("e"), num(1), arr({str("f"), str("0|1|2|3|4|nope")}), arr({})})).error()));
+  EXPECT_TRUE(bad_reply(
+    parse_head(arr({str("e"), num(1), arr({str("f"), str("0|1|2|x|4|{}")}), arr({})})).error()));
   EXPECT_TRUE(bad_reply(
     parse_head(arr({str("e"), num(1), arr({}), arr({str("mac"), str("1")})})).error()));
   EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({}), arr({str("a|b")})})).error()));
@@ -99,9 +106,11 @@ TEST(redis_codec, read_replies) {
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->complete);
   ASSERT_EQ(r->messages.size(), 2u);
-  EXPECT_EQ(r->messages[1].seq, 4u);
-  EXPECT_EQ(r->messages[1].user, "u");
-  EXPECT_EQ(r->messages[1].epoch, "e");
+  EXPECT_EQ(r->messages[1]->seq, 4u);
+  EXPECT_EQ(r->messages[1]->user, "u");
+  EXPECT_EQ(r->messages[1]->epoch, "e");
+  // The v2 frame, built once here: the position is its last field.
+  EXPECT_EQ(r->messages[1]->frame.str(), "{\"x\":2,\"seq\":4}");
   EXPECT_FALSE(parse_read(arr({str("e"), num(0), arr({})}), "u")->complete);
   EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("x-0", "{}")})}), "u").error()));
   EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("3-0", "[]")})}), "u").error()));
@@ -109,17 +118,34 @@ TEST(redis_codec, read_replies) {
 }
 
 TEST(redis_codec, channel_messages) {
-  auto m = parse_channel_message("u", "12 ep node-a {\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
+  // A numbered message with the state change it made.
+  auto m = parse_channel_message(
+    "u", "12 ep node-a 900 70 7 0 0 0 shoot:s{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->seq, 12u);
   EXPECT_EQ(m->epoch, "ep");
   EXPECT_EQ(m->origin, "node-a");
-  EXPECT_EQ(m->frame, "{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
-  EXPECT_FALSE(parse_channel_message("u", ""));
-  EXPECT_FALSE(parse_channel_message("u", "12 ep node-a"));
-  EXPECT_FALSE(parse_channel_message("u", "x ep node-a {}"));
-  EXPECT_FALSE(parse_channel_message("u", "-1 ep node-a {}"));
-  EXPECT_FALSE(parse_channel_message("u", "1 ep node-a not-json"));
+  EXPECT_EQ(m->frame.str(), "{\"type\":\"X\",\"data\":{\"a\":\"b c\"},\"seq\":12}");
+  EXPECT_EQ(v1_frame(*m).str(), "{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
+  EXPECT_EQ(m->state.field, "shoot:s");
+  EXPECT_EQ(m->state.until, 900);
+  EXPECT_EQ(m->state.updated, 70);
+  EXPECT_FALSE(m->presence);
+  // Presence: not numbered, the device and its node.
+  auto p = parse_channel_message("u", "0 ep node-a 0 0 0 3 1 55 mac{\"type\":\"DEVICE_CONNECTED\"}");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->seq, 0u);
+  ASSERT_TRUE(p->presence);
+  EXPECT_EQ(p->presence->device, "mac");
+  EXPECT_EQ(p->presence->node, "node-a");
+  EXPECT_EQ(p->presence->connected_at, 55);
+  EXPECT_TRUE(p->present);
+  EXPECT_EQ(p->frame.str(), "{\"type\":\"DEVICE_CONNECTED\"}");
+  for (auto bad : {"", "12 ep node-a", "12 ep node-a {}", "x ep node-a 0 0 0 0 0 0 {}",
+                   "-1 ep node-a 0 0 0 0 0 0 {}", "1 ep node-a 0 0 0 0 0 0 not-json",
+                   "1 ep node-a 0 0 9 0 0 0 {}", "1 ep node-a 0 0 0 0 2 0 {}",
+                   "1  node-a 0 0 0 0 0 0 {}"})
+    EXPECT_FALSE(parse_channel_message("u", bad)) << bad;
 }
 
 TEST(redis_codec, keys_and_channels) {

@@ -52,25 +52,38 @@ shard_link& shard_for(broker_ptr self, const std::string& user) {
   return shards[shard_of(user, static_cast<uint32_t>(shards.size()))];
 }
 
-/// Runs a script on shard `s` (EVALSHA; EVAL again when Redis lost it).
-void eval(broker_ptr self, shard_link& s, script which, const script_call& c,
+/// The command that runs script `which` with `c`'s keys and arguments: by
+/// its digest, or (`by_sha` false) its text.
+std::vector<std::string> script_argv(const shard_link& s, script which, script_call c,
+                                     bool by_sha) {
+  auto k = static_cast<size_t>(which);
+  std::vector<std::string> a;
+  a.reserve(3 + c.keys.size() + c.args.size());
+  a.emplace_back(by_sha ? "EVALSHA" : "EVAL");
+  a.emplace_back(by_sha ? s.sha[k] : script_text[k]);
+  a.emplace_back(std::to_string(c.keys.size()));
+  for (auto& x : c.keys)
+    a.push_back(std::move(x));
+  for (auto& x : c.args)
+    a.push_back(std::move(x));
+  return a;
+}
+
+/// Runs a script on shard `s` by its digest; only when Redis lost it
+/// (NOSCRIPT: restarted, SCRIPT FLUSH) is its text sent.
+void eval(broker_ptr self, shard_link& s, script which, script_call c,
           std::function<void(redis_value)> done) {
-  auto argv = [&](bool by_sha) {
-    auto k = static_cast<size_t>(which);
-    std::vector<std::string> a{by_sha ? "EVALSHA" : "EVAL",
-                               by_sha ? s.sha[k] : script_text[k],
-                               std::to_string(c.keys.size())};
-    a.insert(a.end(), c.keys.begin(), c.keys.end());
-    a.insert(a.end(), c.args.begin(), c.args.end());
-    return a;
-  };
   auto index = s.index;
-  auto again = argv(false);
-  command(self, s, argv(true),
-          [self, index, again = std::move(again), done](redis_value v) mutable {
-            if (v.is_error() && v.str.rfind("NOSCRIPT", 0) == 0)
-              return command(self, self->state.shards[index], std::move(again),
-                             std::move(done));
+  auto argv = script_argv(s, which, std::move(c), true);
+  auto again = std::make_shared<std::vector<std::string>>(argv);
+  command(self, s, std::move(argv),
+          [self, index, which, again, done](redis_value v) mutable {
+            if (v.is_error() && v.str.rfind("NOSCRIPT", 0) == 0) {
+              auto& s = self->state.shards[index];
+              (*again)[0] = "EVAL";
+              (*again)[1] = script_text[static_cast<size_t>(which)];
+              return command(self, s, std::move(*again), std::move(done));
+            }
             done(std::move(v));
           });
 }
@@ -78,7 +91,7 @@ void eval(broker_ptr self, shard_link& s, script which, const script_call& c,
 // -- requests of the hubs ---------------------------------------------------
 
 caf::result<publish_receipt> publish(broker_ptr self, const publish_request& req) {
-  auto& s = shard_for(self, req.msg.user);
+  auto& s = shard_for(self, req.user);
   auto& counters = *self->state.shared;
   if (!s.ready()) {
     ++counters.publish_failures;
@@ -87,7 +100,7 @@ caf::result<publish_receipt> publish(broker_ptr self, const publish_request& req
   auto rp = self->make_response_promise<publish_receipt>();
   auto started = std::chrono::steady_clock::now();
   eval(self, s, script::publish,
-       publish_call(keys_for(self->state.cfg.prefix, req.msg.user), req, self->state.cfg,
+       publish_call(keys_for(self->state.cfg.prefix, req.user), req, self->state.cfg,
                     s.run, new_epoch(self)),
        [self, rp, started](redis_value v) mutable {
          auto& counters = *self->state.shared;
@@ -110,7 +123,7 @@ void reply_head(broker_ptr self, const std::string& user,
   auto& s = shard_for(self, user);
   eval(self, s, script::head,
        head_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self),
-                 self->state.cfg.prefix + "alive:"),
+                 self->state.cfg.prefix + "alive:", self->state.cfg),
        [rp](redis_value v) mutable {
          auto h = parse_head(v);
          if (h)
@@ -178,7 +191,7 @@ caf::result<stream_range> read(broker_ptr self, const std::string& user,
   auto rp = self->make_response_promise<stream_range>();
   eval(self, s, script::read,
        read_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self), epoch,
-                 since, upto),
+                 since, upto, self->state.cfg),
        [rp, user](redis_value v) mutable {
          auto r = parse_read(v, user);
          if (r)
@@ -219,8 +232,9 @@ void on_channel(broker_ptr self, uint32_t index, const std::string& channel,
     return;
   }
   ++st.shared->messages;
+  // Parsed once, shared by every hub of this node that follows the user.
   for (auto& f : i->second.followers)
-    self->send(f, deliver_atom::value, *m);
+    self->send(f, deliver_atom::value, m);
 }
 
 void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string& channel) {

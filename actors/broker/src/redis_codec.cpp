@@ -42,8 +42,8 @@ bool array_of(const redis_value& v, size_t n) {
 
 user_keys keys_for(const std::string& prefix, const std::string& user) {
   auto base = prefix + "{" + user + "}:";
-  return {base + "m", base + "s", base + "st", base + "t", base + "p", base + "c",
-          base + "d:"};
+  return {base + "m", base + "s", base + "st", base + "t", base + "u", base + "p",
+          base + "c", base + "d:"};
 }
 
 std::optional<std::string> user_of_channel(const std::string& prefix,
@@ -78,47 +78,54 @@ script_call publish_call(const user_keys& k, const server::publish_request& req,
                          const std::string& new_epoch) {
   script_call c;
   auto dedup = req.dedup_key.empty() ? k.meta : k.dedup_prefix + req.dedup_key;
-  c.keys = {k.meta, k.stream, k.state, k.terms, k.presence, dedup};
-  std::string presence = "0", field, value;
+  c.keys = {k.meta, k.stream, k.state, k.terms, k.updates, k.presence, dedup};
+  std::string presence = "0", node, device, at = "0";
   if (req.presence) {
     presence = req.present ? "1" : "2";
-    field = req.presence->node + "|" + req.presence->device;
-    value = std::to_string(req.presence->connected_at);
+    node = req.presence->node;
+    device = req.presence->device;
+    at = std::to_string(req.presence->connected_at);
   }
   c.args = {run,
             new_epoch,
             req.numbered ? "1" : "0",
             k.channel,
-            req.msg.frame,
-            req.msg.origin,
+            req.frame,
+            req.origin,
             std::to_string(cfg.history_size),
             std::to_string(cfg.history_ttl_ms),
             std::to_string(cfg.state_ttl_ms),
             req.dedup_key,
             std::to_string(cfg.dedup_ttl_ms),
-            req.state_field,
-            req.state_terminal ? "1" : "0",
-            std::to_string(req.state_rank),
-            std::to_string(req.state_at),
-            std::to_string(req.state_now),
-            std::to_string(req.state_linger_ms),
+            req.state.field,
+            req.state.terminal ? "1" : "0",
+            std::to_string(req.state.rank),
+            std::to_string(req.state.at),
+            std::to_string(req.now),
+            std::to_string(req.state.linger_ms),
             presence,
-            field,
-            value};
+            node,
+            device,
+            at,
+            std::to_string(cfg.max_shoots),
+            std::to_string(cfg.field_idle_ms)};
   return c;
 }
 
 script_call head_call(const user_keys& k, const std::string& run,
-                      const std::string& new_epoch, const std::string& alive_prefix) {
-  return {{k.meta, k.stream, k.state, k.presence}, {run, new_epoch, alive_prefix}};
+                      const std::string& new_epoch, const std::string& alive_prefix,
+                      const redis_broker_config& cfg) {
+  return {{k.meta, k.stream, k.state, k.presence},
+          {run, new_epoch, alive_prefix, std::to_string(cfg.state_ttl_ms)}};
 }
 
 script_call read_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& epoch,
-                      uint64_t since, uint64_t upto) {
+                      uint64_t since, uint64_t upto, const redis_broker_config& cfg) {
   auto to = upto == std::numeric_limits<uint64_t>::max() ? std::string{"+"}
                                                          : std::to_string(upto);
-  return {{k.meta, k.stream}, {run, new_epoch, epoch, std::to_string(since), to}};
+  return {{k.meta, k.stream},
+          {run, new_epoch, epoch, std::to_string(since), to, std::to_string(cfg.state_ttl_ms)}};
 }
 
 caf::expected<server::publish_receipt> parse_publish(const redis_value& v) {
@@ -137,28 +144,32 @@ caf::expected<server::stream_head> parse_head(const redis_value& v) {
     return failed("head", v);
   if (!array_of(v, 4) || v.elements[0].kind != redis_value::string
       || v.elements[1].kind != redis_value::integer || v.elements[1].number < 0
-      || v.elements[2].kind != redis_value::array
+      || v.elements[2].kind != redis_value::array || v.elements[2].elements.size() % 2
       || v.elements[3].kind != redis_value::array || v.elements[3].elements.size() % 2)
     return bad("head: not {epoch, top, state, presence}");
   server::stream_head h;
   h.epoch = v.elements[0].str;
   h.top = static_cast<uint64_t>(v.elements[1].number);
-  for (auto& s : v.elements[2].elements) {
-    // "terminal|rank|at|until|frame"
-    std::string_view text = s.str;
-    size_t bar[4];
+  auto& st = v.elements[2].elements;
+  for (size_t i = 0; i + 1 < st.size(); i += 2) {
+    // field -> "terminal|rank|at|until|updated|frame"
+    if (st[i].kind != redis_value::string || st[i + 1].kind != redis_value::string)
+      return bad("head: a state entry is not field -> value");
+    std::string_view text = st[i + 1].str;
+    size_t bar[5];
     size_t from = 0;
     for (auto& x : bar) {
       x = text.find('|', from);
-      if (x == std::string_view::npos || s.kind != redis_value::string)
+      if (x == std::string_view::npos)
         return bad("head: a state value without its fields");
       from = x + 1;
     }
     auto until = to_int<int64_t>(text.substr(bar[2] + 1, bar[3] - bar[2] - 1));
-    auto frame = text.substr(bar[3] + 1);
-    if (!until || !is_frame(frame))
+    auto updated = to_int<int64_t>(text.substr(bar[3] + 1, bar[4] - bar[3] - 1));
+    auto frame = text.substr(bar[4] + 1);
+    if (!until || !updated || !is_frame(frame))
       return bad("head: a state value is not a frame");
-    h.state.push_back({std::string{frame}, *until});
+    h.state.push_back({st[i].str, std::string{frame}, *until, *updated});
   }
   auto& p = v.elements[3].elements;
   for (size_t i = 0; i + 1 < p.size(); i += 2) {
@@ -182,6 +193,7 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
   server::stream_range r;
   r.epoch = v.elements[0].str;
   r.complete = v.elements[1].number == 1;
+  r.messages.reserve(v.elements[2].elements.size());
   for (auto& e : v.elements[2].elements) {
     // [id, [field, frame]]
     if (!array_of(e, 2) || !array_of(e.elements[1], 2))
@@ -189,36 +201,48 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
     auto& id = e.elements[0].str;
     auto seq = to_int<uint64_t>(std::string_view{id}.substr(0, id.find('-')));
     auto& frame = e.elements[1].elements[1].str;
-    if (!seq || !is_frame(frame))
+    if (!seq || *seq == 0 || !is_frame(frame))
       return bad("read: an entry's id or frame is malformed");
-    server::stream_message m;
-    m.user = user;
-    m.seq = *seq;
-    m.epoch = r.epoch;
-    m.frame = frame;
-    r.messages.push_back(std::move(m));
+    r.messages.push_back(server::make_message(user, *seq, r.epoch, {}, frame));
   }
   return r;
 }
 
-std::optional<server::stream_message> parse_channel_message(std::string user,
-                                                            const std::string& payload) {
-  auto a = payload.find(' ');
-  auto b = a == std::string::npos ? a : payload.find(' ', a + 1);
-  auto c = b == std::string::npos ? b : payload.find(' ', b + 1);
-  if (c == std::string::npos)
-    return std::nullopt;
-  auto seq = to_int<uint64_t>(std::string_view{payload}.substr(0, a));
-  auto frame = std::string_view{payload}.substr(c + 1);
-  if (!seq || !is_frame(frame))
-    return std::nullopt;
-  server::stream_message m;
-  m.user = std::move(user);
-  m.seq = *seq;
-  m.epoch = payload.substr(a + 1, b - a - 1);
-  m.origin = payload.substr(b + 1, c - b - 1);
-  m.frame = std::string{frame};
-  return m;
+server::message_ptr parse_channel_message(std::string user, std::string_view payload) {
+  // "<seq> <epoch> <origin> <until> <updated> <flen> <dlen> <on> <at> <field><device><frame>"
+  std::string_view part[9];
+  size_t from = 0;
+  for (auto& p : part) {
+    auto sp = payload.find(' ', from);
+    if (sp == std::string_view::npos)
+      return nullptr;
+    p = payload.substr(from, sp - from);
+    from = sp + 1;
+  }
+  auto seq = to_int<uint64_t>(part[0]);
+  auto until = to_int<int64_t>(part[3]);
+  auto updated = to_int<int64_t>(part[4]);
+  auto flen = to_int<size_t>(part[5]);
+  auto dlen = to_int<size_t>(part[6]);
+  auto at = to_int<int64_t>(part[8]);
+  if (!seq || !until || !updated || !flen || !dlen || !at || part[1].empty()
+      || part[2].empty() || (part[7] != "0" && part[7] != "1")
+      || payload.size() - from < *flen + *dlen)
+    return nullptr;
+  auto field = payload.substr(from, *flen);
+  auto device = payload.substr(from + *flen, *dlen);
+  auto frame = payload.substr(from + *flen + *dlen);
+  if (!is_frame(frame))
+    return nullptr;
+  server::state_change change;
+  if (*flen > 0)
+    change = {std::string{field}, *until, *updated};
+  std::optional<server::presence_entry> presence;
+  if (*dlen > 0)
+    presence = server::presence_entry{std::string{part[2]}, std::string{device}, *at};
+  return server::make_message(std::move(user), *seq, std::string{part[1]},
+                              std::string{part[2]}, frame, std::move(change),
+                              std::move(presence), part[7] == "1");
 }
 
 std::optional<std::string> run_id_of(const std::string& info) {

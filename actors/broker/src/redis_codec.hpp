@@ -16,7 +16,7 @@
 namespace kullsync::broker {
 
 struct user_keys {
-  std::string meta, stream, state, terms, presence, channel, dedup_prefix;
+  std::string meta, stream, state, terms, updates, presence, channel, dedup_prefix;
 };
 
 user_keys keys_for(const std::string& prefix, const std::string& user);
@@ -39,19 +39,20 @@ script_call publish_call(const user_keys& k, const server::publish_request& req,
                          const redis_broker_config& cfg, const std::string& run,
                          const std::string& new_epoch);
 script_call head_call(const user_keys& k, const std::string& run,
-                      const std::string& new_epoch, const std::string& alive_prefix);
+                      const std::string& new_epoch, const std::string& alive_prefix,
+                      const redis_broker_config& cfg);
 script_call read_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& epoch,
-                      uint64_t since, uint64_t upto);
+                      uint64_t since, uint64_t upto, const redis_broker_config& cfg);
 
 caf::expected<server::publish_receipt> parse_publish(const redis_value& v);
 caf::expected<server::stream_head> parse_head(const redis_value& v);
 caf::expected<server::stream_range> parse_read(const redis_value& v,
                                                const std::string& user);
 
-/// A message of a user's channel: "<seq> <epoch> <origin> <frame>".
-std::optional<server::stream_message> parse_channel_message(std::string user,
-                                                            const std::string& payload);
+/// A message of a user's channel (redis_scripts.hpp), built once for every
+/// hub that follows the user.
+server::message_ptr parse_channel_message(std::string user, std::string_view payload);
 
 /// The run_id line of INFO server.
 std::optional<std::string> run_id_of(const std::string& info);

@@ -84,7 +84,8 @@ bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
         note_expiry(self, std::get<msg::refreshed>(m.body).expires_at);
       if (m.type == msg::server_type::nack) {
         auto& n = std::get<msg::nack>(m.body);
-        st.log->warn("message {} refused: {} ({})", n.id, to_string(n.code), n.error);
+        st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
+                     to_string(n.code), n.error);
       }
       out.push_back(std::move(m));
       return true;

@@ -105,10 +105,11 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
     }
     case server_type::ack:
     case server_type::nack: {
-      auto id = m.type == server_type::ack ? std::get<msg::ack>(m.body).id
+      auto id = m.type == server_type::ack ? std::optional{std::get<msg::ack>(m.body).id}
                                            : std::get<msg::nack>(m.body).id;
+      // A NACK without an id (the message's id was not a string) names none.
       auto i = std::find_if(outbox_.begin(), outbox_.end(),
-                            [&](const pending& p) { return p.m.id == id; });
+                            [&](const pending& p) { return id && p.m.id == id; });
       if (i != outbox_.end()) {
         if (m.type == server_type::ack && i->sent && i->sent_at != 0)
           acked_sent_at_.push_back(i->sent_at);

@@ -40,6 +40,19 @@ hub_stats sync_server::stats(caf::actor_system& sys) const {
   return total;
 }
 
+std::string to_string(broker_errc x) {
+  switch (x) {
+    case broker_errc::unavailable: return "unavailable";
+    case broker_errc::bad_reply: return "bad_reply";
+  }
+  return "unknown";
+}
+
+caf::error make_error(broker_errc x, std::string detail) {
+  return caf::error{static_cast<uint8_t>(x), caf::atom("broker"),
+                    caf::make_message(std::move(detail))};
+}
+
 void add_server_types(caf::actor_system_config& cfg) {
   add_common_types(cfg);
   cfg.add_error_category(caf::atom("broker"),
@@ -53,8 +66,8 @@ void add_server_types(caf::actor_system_config& cfg) {
     .add_message_type<join_request>("kullsync::join_request")
     .add_message_type<session_actor>("kullsync::session_actor")
     .add_message_type<hub_actor>("kullsync::hub_actor")
-    .add_message_type<stream_message>("kullsync::stream_message")
-    .add_message_type<std::vector<stream_message>>("kullsync::stream_messages")
+    .add_message_type<message_ptr>("kullsync::stream_message")
+    .add_message_type<std::vector<message_ptr>>("kullsync::stream_messages")
     .add_message_type<publish_request>("kullsync::publish_request")
     .add_message_type<publish_receipt>("kullsync::publish_receipt")
     .add_message_type<stream_head>("kullsync::stream_head")
@@ -91,8 +104,10 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   s.counters = env->counters;
   if (cfg.node_epoch.empty())
     cfg.node_epoch = random_epoch();
-  if (cfg.cluster.broker)
-    cfg.cluster.instance = cfg.cluster.node_id + "." + cfg.node_epoch;
+  // Names this node's presence in the streams (a restarted node is another).
+  cfg.cluster.instance =
+    (cfg.cluster.node_id.empty() ? std::string{"node"} : cfg.cluster.node_id) + "."
+    + cfg.node_epoch;
   env->cfg.cluster.instance = cfg.cluster.instance;
   auto shard_cfg = cfg;
   shard_cfg.history.memory_bytes = cfg.history.memory_bytes / cfg.shards;

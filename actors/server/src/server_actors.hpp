@@ -12,12 +12,10 @@ namespace kullsync::server {
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using refollow_atom = caf::atom_constant<caf::atom("refollow")>;
 
-/// A hub shard, plus its timers (the removal of a shoot it remembers, the
-/// sweep of streams and client ids past the history's lifetime) and, in a
-/// cluster, what its broker sends (stream_follower_actor) and the retry of
-/// a follow that failed (user, generation, fresh).
+/// A hub shard, plus its sweep timer, what a broker actor sends it
+/// (stream_follower_actor) and the retry of a follow that failed (user,
+/// generation, fresh).
 using hub_impl = hub_actor::extend<
-  caf::reacts_to<expire_atom, std::string, std::string, uint64_t>,
   caf::reacts_to<sweep_atom>,
   caf::reacts_to<refollow_atom, std::string, uint64_t, bool>>::
   extend_with<stream_follower_actor>;

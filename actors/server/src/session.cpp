@@ -65,7 +65,7 @@ void send_control(session_ptr self, msg::server_type type, msg::server_body body
                                                   std::nullopt)));
 }
 
-void refuse(session_ptr self, const std::string& id, msg::nack_code code,
+void refuse(session_ptr self, std::optional<std::string> id, msg::nack_code code,
             std::string error) {
   send_control(self, msg::server_type::nack, msg::nack{id, code, std::move(error)});
 }
@@ -218,7 +218,7 @@ void on_frame(session_ptr self, const std::string& text) {
   if (!within_rate(self)) {
     if (st.v2 && !st.closing)
       if (auto id = msg::client_frame_id(text, {}))
-        refuse(self, *id, msg::nack_code::rate_limited, "too many messages");
+        refuse(self, std::move(id->id), msg::nack_code::rate_limited, "too many messages");
     return;
   }
   msg::decode_limits lim;
@@ -231,10 +231,11 @@ void on_frame(session_ptr self, const std::string& text) {
     ++st.ignored;
     st.log->debug("{}: unparseable frame ignored: {}", st.who.device_id,
                   m.error().detail);
-    // A v2 client learns why a message with an id went nowhere.
+    // A v2 client learns why a message with an id went nowhere (an id that
+    // is itself invalid included: its sender would resend it for ever).
     if (st.v2)
       if (auto id = msg::client_frame_id(text, lim))
-        refuse(self, *id, msg::nack_code::invalid, m.error().detail);
+        refuse(self, std::move(id->id), msg::nack_code::invalid, m.error().detail);
     return;
   }
   counters.message_in(m->type == msg::client_type::ping              ? 0

@@ -73,10 +73,17 @@ std::optional<decode_error> decode_server_into(std::string_view text,
 decode_result<client_message> decode_client(std::string_view text,
                                             const decode_limits& lim = {});
 
-/// The v2 id of a client frame that did not decode, if it has a valid one
-/// (so that the refusal can name it in a NACK).
-std::optional<std::string> client_frame_id(std::string_view text,
-                                           const decode_limits& lim = {});
+/// A client frame's "id" as a NACK echoes it: the id when it is a string
+/// (cut to max_message_id characters), null when it is any other value.
+struct echoed_id {
+  std::optional<std::string> id;
+};
+
+/// The v2 id of a client frame that did not decode, if the frame is a JSON
+/// object with an "id" (so that the refusal can name it in a NACK: a
+/// message with an id is never dropped without an answer).
+std::optional<echoed_id> client_frame_id(std::string_view text,
+                                         const decode_limits& lim = {});
 
 /// Encodes in exactly the v1 shapes: `data` server->client, `payload`
 /// client->server, PONG as {"type","timestamp"}, BATCH as

@@ -162,9 +162,10 @@ struct ack {
   uint64_t seq = 0;
 };
 
-/// NACK: a client message was refused.
+/// NACK: a client message was refused. `id` echoes the message's id: null
+/// when it was not a string, cut to `max_message_id` characters when too long.
 struct nack {
-  std::string id;
+  std::optional<std::string> id;
   nack_code code = nack_code::invalid;
   std::string error;
 };
@@ -252,8 +253,14 @@ client_type client_type_from(std::string_view wire);
 
 using client_body = std::variant<ping, shoot_progress, unknown_data, refresh>;
 
-/// The longest client message id (v2): 1 to 64 characters.
+/// The longest client message id (v2): 1 to 64 characters (Unicode code
+/// points, not bytes).
 constexpr size_t max_message_id = 64;
+
+/// How many characters (code points) the UTF-8 text `s` holds.
+size_t utf8_length(std::string_view s);
+/// `s` cut to at most `n` characters, never inside one.
+std::string_view utf8_prefix(std::string_view s, size_t n);
 
 /// One client frame: {"type","payload"?}, on v2 with an optional "id".
 /// SUBSCRIBE/UNSUBSCRIBE/unknown carry their payload as unknown_data.

@@ -18,6 +18,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "kullsync/transports/close_code.hpp"
+#include "kullsync/transports/frame.hpp"
 
 namespace kullsync {
 
@@ -35,16 +36,6 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using credit_atom = caf::atom_constant<caf::atom("credit")>;
 
-/// One serialised frame shared by every socket it goes to: a broadcast is
-/// encoded once and never copied on its way to the sockets.
-struct shared_frame {
-  std::shared_ptr<const std::string> text;
-  const std::string& str() const { return *text; }
-};
-
-inline shared_frame make_shared_frame(std::string text) {
-  return shared_frame{std::make_shared<const std::string>(std::move(text))};
-}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {

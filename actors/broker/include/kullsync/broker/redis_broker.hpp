@@ -47,6 +47,8 @@ struct redis_broker_config {
   int64_t history_ttl_ms = 600'000;      // a stream nobody writes to goes
   int64_t state_ttl_ms = 86'400'000;     // a user's state, presence, epoch
   int64_t dedup_ttl_ms = 600'000;        // client ids and Idempotency-Keys
+  size_t max_shoots = 1000;              // shoots kept per user (0: no cap)
+  int64_t field_idle_ms = 3'600'000;     // a field nobody updated goes
   std::chrono::milliseconds connect_timeout{2000};
   /// How often each subscriber connection is proven alive (a message
   /// published to itself); 3 missed: it is dropped and made again.

@@ -2,13 +2,16 @@
 
 /// The cluster's broker, as the hub shards see it: it numbers and stores
 /// every user's stream and fans each message out to every node that follows
-/// the user. Redis behind it in production (redis_broker.hpp), a simulated
-/// one in the deterministic simulation (sim_broker.hpp): the hub speaks only
-/// this interface.
+/// the user. Redis behind it in production (redis_broker.hpp), the stream
+/// core with seeded faults in the deterministic simulation (sim_broker.hpp).
+/// A node alone runs the same stream core in process instead, behind the
+/// same operations without a message hop (src/hub/hub_broker.hpp).
 ///
 ///   hub --publish--> broker --deliver--> hub of every node following the user
 ///   hub --follow (first local device) / unfollow (last one gone)--> broker
 ///   hub --read (a resume, a gap)--> broker
+///
+/// The types it speaks are in stream.hpp; their CAF inspection is here.
 
 #include <cstdint>
 #include <optional>
@@ -17,12 +20,14 @@
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "kullsync/common/atoms.hpp"
 #include "kullsync/common/inspect_optional.hpp"
+#include "kullsync/server/stream.hpp"
 
 namespace kullsync::server {
 
@@ -34,119 +39,62 @@ using resync_atom = caf::atom_constant<caf::atom("resync")>;
 using head_atom = caf::atom_constant<caf::atom("head")>;
 using alive_atom = caf::atom_constant<caf::atom("alive")>;
 
-/// A message on its way to a user's devices through the broker.
-/// `frame` is its v1 text (no `seq`); a v2 frame is it with `seq` appended.
-struct stream_message {
-  std::string user;
-  uint64_t seq = 0;   // its position; 0: a type that is not numbered
-  std::string epoch;  // of the stream that numbered it ("" when not numbered)
-  std::string origin; // the node that published it
-  std::string frame;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stream_message& x) {
-  return f(caf::meta::type_name("stream_message"), x.user, x.seq, x.epoch, x.origin,
-           x.frame);
-}
-
-/// A device connected to one node, as the broker lists it for every node.
-struct presence_entry {
-  std::string node; // the node's instance (a restarted node is another one)
-  std::string device;
-  int64_t connected_at = 0;
-};
-
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, presence_entry& x) {
   return f(caf::meta::type_name("presence_entry"), x.node, x.device, x.connected_at);
 }
 
-/// One publish: numbered (if `numbered`), stored, fanned out, and what it
-/// changes of the user's state kept (`state_field`: "credits" or
-/// "shoot:<id>"), all in one step. The field is replaced as every device's
-/// shoot table does it (shoot_table::is_stale): a terminal value (a
-/// finished shoot) always, and dropped `state_linger_ms` after it was
-/// published (`state_now`, the publishing node's clock); over a terminal
-/// one, a value not older than it (`state_at`, the message's timestamp);
-/// else one whose `state_rank` (processed count) is not lower; -1: always.
-/// A
-/// `dedup_key` seen before answers the first
-/// position and publishes nothing. A presence message (DEVICE_CONNECTED /
-/// DISCONNECTED, not numbered) adds (`present`) or removes `device` of the
-/// publishing node in the user's presence list.
-struct publish_request {
-  stream_message msg;
-  bool numbered = false;
-  std::string dedup_key;
-  std::string state_field;
-  bool state_terminal = false;
-  int64_t state_rank = -1;
-  int64_t state_at = 0;        // the message's timestamp
-  int64_t state_now = 0;       // the publishing node's wall clock (ms)
-  int64_t state_linger_ms = 0; // a terminal value's lifetime
-  std::optional<presence_entry> presence;
-  bool present = false;
-};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_update& x) {
+  return f(caf::meta::type_name("state_update"), x.field, x.terminal, x.rank, x.at,
+           x.linger_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_change& x) {
+  return f(caf::meta::type_name("state_change"), x.field, x.until, x.updated);
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, publish_request& x) {
   auto presence = detail::optional_field(x.presence);
-  return f(caf::meta::type_name("publish_request"), x.msg, x.numbered, x.dedup_key,
-           x.state_field, x.state_terminal, x.state_rank, x.state_at, x.state_now,
-           x.state_linger_ms,
-           presence, x.present);
+  return f(caf::meta::type_name("publish_request"), x.user, x.origin, x.frame, x.numbered,
+           x.dedup_key, x.state, presence, x.present, x.now);
 }
-
-/// The broker's answer to a publish.
-struct publish_receipt {
-  uint64_t seq = 0;
-  std::string epoch;
-  bool duplicate = false; // the dedup key was seen: `seq` is the first answer's
-};
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, publish_receipt& x) {
   return f(caf::meta::type_name("publish_receipt"), x.seq, x.epoch, x.duplicate);
 }
 
-/// One frame of what a user's state is made of, and until when it is
-/// shown (wall ms; 0: until replaced): a finished shoot lingers a while.
-struct state_frame {
-  std::string frame;
-  int64_t until = 0;
-};
+/// A shared message crosses actors as the pointer it is; serialised (CAF
+/// needs it to be serialisable), it is copied.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, message_ptr& x) {
+  stream_message tmp;
+  if constexpr (Inspector::reads_state)
+    if (x)
+      tmp = *x;
+  std::string frame = tmp.frame ? tmp.frame.str() : std::string{};
+  auto presence = detail::optional_field(tmp.presence);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    tmp.frame = make_shared_frame(std::move(frame));
+    x = std::make_shared<const stream_message>(std::move(tmp));
+    return caf::none;
+  });
+  return f(caf::meta::type_name("stream_message"), tmp.user, tmp.seq, tmp.epoch,
+           tmp.origin, frame, tmp.state, presence, tmp.present, load);
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_frame& x) {
-  return f(caf::meta::type_name("state_frame"), x.frame, x.until);
+  return f(caf::meta::type_name("state_frame"), x.field, x.frame, x.until, x.updated);
 }
-
-/// Where a user's stream stands, read once the node is subscribed to it, so
-/// every message after `top` will be delivered: its epoch, its top position
-/// and the frames of what the user's state is made of (the last credit
-/// update, the shoots in progress or just finished), with the user's
-/// devices on every live node.
-struct stream_head {
-  std::string epoch;
-  uint64_t top = 0;
-  std::vector<state_frame> state;
-  std::vector<presence_entry> devices;
-};
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_head& x) {
   return f(caf::meta::type_name("stream_head"), x.epoch, x.top, x.state, x.devices);
 }
-
-/// A read of the stream: the frames after `since` up to `upto`, oldest
-/// first, with `complete` false when the stream no longer holds all of them
-/// (evicted, another epoch): all or nothing.
-struct stream_range {
-  std::string epoch;
-  bool complete = false;
-  std::vector<stream_message> messages;
-};
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_range& x) {
@@ -159,12 +107,12 @@ typename Inspector::result_type inspect(Inspector& f, stream_range& x) {
 /// - `resync()`: the broker lost its subscriptions (a reconnect): follow
 ///   every user again and fill what was missed.
 using stream_follower_actor = caf::typed_actor<
-  caf::reacts_to<deliver_atom, stream_message>,
+  caf::reacts_to<deliver_atom, message_ptr>,
   caf::reacts_to<resync_atom>>;
 
-/// The broker. Every request may fail with `sec::request_timeout` or an
-/// error naming the broker as unavailable: the hub then refuses the publish
-/// (HTTP 503, NACK unavailable) and keeps its sockets.
+/// The broker. Every request may fail with an error naming the broker as
+/// unavailable: the hub then refuses the publish (HTTP 503, NACK
+/// unavailable) and keeps its sockets.
 /// - `publish(request)` -> receipt.
 /// - `follow(user, follower)` -> head, once the follower's subscription is
 ///   confirmed.
@@ -194,9 +142,5 @@ std::string to_string(broker_errc x);
 
 /// A broker error with what happened in words (shown in logs).
 caf::error make_error(broker_errc x, std::string detail = {});
-
-/// Appends `seq` to a v1 frame: the v2 frame of a numbered message (`seq`
-/// is the envelope's last field in both encoders).
-std::string with_seq(const std::string& v1_frame, uint64_t seq);
 
 } // namespace kullsync::server

@@ -16,13 +16,25 @@
 #include "kullsync/server/auth.hpp"
 #include "kullsync/server/broker.hpp"
 #include "kullsync/server/counters.hpp"
-#include "kullsync/server/history.hpp"
 #include "kullsync/server/protocol.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 
 namespace kullsync::server {
 
 using namespace std::chrono_literals;
+
+/// What a user's stream keeps (v2), so that a device that was away can be
+/// sent exactly what it missed.
+struct history_limits {
+  size_t size = 1000;          // messages kept per user (--history-size)
+  int64_t ttl_ms = 600'000;    // how long one is kept (--history-ttl); client
+                               // message ids and Idempotency-Keys answer as long
+  size_t memory_bytes = 256u << 20; // all users of the node together
+  /// A resume that would replay more is answered with a SNAPSHOT: one
+  /// socket's queue holds 4096 frames (beast_server_options), and a replay
+  /// beyond it would cut the socket as a slow consumer every time.
+  size_t max_replay = 2000; // --max-replay
+};
 
 struct server_config {
   size_t shards = 0;                  // 0: one per hardware thread

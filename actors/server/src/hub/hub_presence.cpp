@@ -1,0 +1,123 @@
+// A hub shard's presence: telling the broker which of a user's devices are
+// here, and tracking those the other nodes have (user_registry.hpp). Kept
+// right by reconciling: the broker's list of this node's devices is brought
+// to what is here whenever either changes or an attempt failed, and the
+// other nodes' devices are read again with every position check (a lost
+// presence message heals there).
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "hub_state.hpp"
+
+namespace kullsync::server {
+
+namespace {
+
+int64_t connected_at(const user_entry& u, const std::string& device, int64_t dflt) {
+  for (auto& s : u.sockets)
+    if (s.device_id == device)
+      return s.connected_at;
+  return dflt;
+}
+
+/// Tells the broker that `device` is here (`on`) or left.
+void announce_one(hub_ptr self, const std::string& user, user_entry& u,
+                  const std::string& device, bool on) {
+  auto& st = self->state;
+  auto now = now_ms(self);
+  auto at = on ? connected_at(u, device, now) : now;
+  publish_request req;
+  req.user = user;
+  req.origin = st.cfg.cluster.instance;
+  req.frame = device_frame(on ? msg::server_type::device_connected
+                              : msg::server_type::device_disconnected,
+                           user, device, at)
+                .str();
+  req.presence = presence_entry{st.cfg.cluster.instance, device, at};
+  req.present = on;
+  req.now = now;
+  st.broker->publish(std::move(req), [self, user, device,
+                                      on](caf::expected<publish_receipt> r) {
+    auto i = self->state.users.find(user);
+    if (i == self->state.users.end())
+      return;
+    auto& p = i->second.presence;
+    --p.in_flight;
+    if (!r) {
+      ++self->state.stats.broker_errors;
+      p.dirty = true;
+    } else if (on) {
+      p.announced.insert(device);
+    } else {
+      p.announced.erase(device);
+    }
+    if (p.in_flight == 0 && !p.dirty)
+      announce(self, user); // it may have changed meanwhile
+  });
+}
+
+} // namespace
+
+void announce(hub_ptr self, const std::string& user) {
+  auto i = self->state.users.find(user);
+  if (i == self->state.users.end())
+    return;
+  auto& u = i->second;
+  if (u.presence.in_flight > 0)
+    return; // reconciled again when those are answered
+  u.presence.dirty = false;
+  auto ops = presence_changes(u);
+  // All counted before the first goes: a local broker answers at once, and
+  // the last answer reconciles again.
+  u.presence.in_flight += static_cast<int>(ops.size());
+  for (auto& [device, on] : ops) {
+    auto j = self->state.users.find(user);
+    if (j == self->state.users.end())
+      return;
+    announce_one(self, user, j->second, device, on);
+  }
+  if (ops.empty())
+    forget_if_done(self, user);
+}
+
+void announce_dirty(hub_ptr self) {
+  std::vector<std::string> dirty;
+  for (auto& [user, u] : self->state.users)
+    if (u.presence.dirty && u.presence.in_flight == 0)
+      dirty.push_back(user);
+  for (auto& user : dirty)
+    announce(self, user);
+}
+
+void remote_presence(hub_ptr self, user_entry& u, const stream_message& m) {
+  if (m.presence
+      && !track_remote(u, m.presence->node, m.presence->device, m.present,
+                       m.presence->connected_at))
+    return; // the sockets know it already
+  send_all(self, u, m.frame);
+}
+
+void remote_devices(hub_ptr self, const std::string& user, user_entry& u,
+                    const std::vector<presence_entry>& list) {
+  auto diff = replace_remote(u, list, self->state.cfg.cluster.instance);
+  // What changed unseen (a presence message lost) is told to the sockets.
+  auto now = now_ms(self);
+  for (auto& device : diff.left)
+    send_all(self, u, device_frame(msg::server_type::device_disconnected, user, device, now));
+  for (auto& [device, at] : diff.arrived)
+    send_all(self, u, device_frame(msg::server_type::device_connected, user, device, at));
+  // The broker's list of this node's own devices is the truth too: a write
+  // it lost (a failover to a replica that missed it) is made again.
+  if (u.presence.in_flight == 0) {
+    std::set<std::string> listed;
+    for (auto& d : list)
+      if (d.node == self->state.cfg.cluster.instance)
+        listed.insert(d.device);
+    if (listed != u.presence.announced) {
+      u.presence.announced = std::move(listed);
+      announce(self, user);
+    }
+  }
+}
+
+} // namespace kullsync::server

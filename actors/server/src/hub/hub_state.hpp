@@ -1,0 +1,140 @@
+#pragma once
+
+// Private to the server: a hub shard's state and the steps its files share.
+// A hub shard follows the streams of its users that have sockets on this
+// node through a hub_broker (a node alone's stream core in process, or a
+// cluster's broker actor) and keeps their sockets:
+//   hub.cpp          the actor: messages wired to the steps below
+//   hub_streams.cpp  following streams (the stream_follower's effects)
+//   hub_sockets.cpp  a socket's start (WELCOME, replay or SNAPSHOT), its
+//                    leaving, publishes and ACKs
+//   hub_presence.cpp this node's devices told to the broker, the others'
+//                    tracked (user_registry.hpp)
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor_cast.hpp>
+
+#include "../server_actors.hpp"
+#include "hub_broker.hpp"
+#include "kullsync/log.hpp"
+#include "user_registry.hpp"
+
+namespace kullsync::server {
+
+/// A client message's ACK, due once its position was sent here.
+struct pending_ack {
+  std::string id;
+  uint64_t seq = 0;
+  transport_actor to;
+  int64_t received_ns = 0; // steady clock, for the ACK latency histogram
+};
+
+struct hub_state {
+  server_config cfg;
+  wall_clock clock;
+  std::unique_ptr<hub_broker> broker;
+  std::map<std::string, user_entry> users;
+  std::map<caf::actor_addr, std::string> by_session; // session -> its user
+  std::unordered_map<uint64_t, pending_ack> acks;     // by ticket
+  uint64_t next_ticket = 0;
+  uint64_t generations = 0; // of follows, so that stale answers are ignored
+  std::shared_ptr<server_counters> counters; // the server's (may be null)
+  hub_stats stats;
+  std::shared_ptr<spdlog::logger> log = log::get("server.hub");
+  static inline const char* name = "kullsync.hub";
+};
+
+using hub_ptr = hub_impl::stateful_pointer<hub_state>;
+
+inline stream_follower_actor me_as_follower(hub_ptr self) {
+  return caf::actor_cast<stream_follower_actor>(self);
+}
+
+/// The user's entry if this node follows the user's stream (answers to a
+/// request may come after the last device left).
+inline user_entry* followed(hub_ptr self, const std::string& user) {
+  auto i = self->state.users.find(user);
+  return i != self->state.users.end() && i->second.stream ? &i->second : nullptr;
+}
+
+// hub.cpp
+int64_t now_ms(hub_ptr self);
+void send_frame(hub_ptr self, device_socket& s, const shared_frame& f);
+/// Every socket of `u` but `except` gets `f`.
+void send_all(hub_ptr self, user_entry& u, const shared_frame& f,
+              const device_socket* except = nullptr);
+shared_frame device_frame(msg::server_type type, const std::string& user,
+                          const std::string& device, int64_t ts);
+shared_frame control_frame(hub_ptr self, msg::server_type type, msg::server_body body);
+/// Closes a socket that is going (the session closes its link).
+void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* reason);
+/// Forgets a user with nothing left here (no socket, no follow, nothing
+/// the broker still has to be told).
+void forget_if_done(hub_ptr self, const std::string& user);
+void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i);
+
+// hub_streams.cpp
+/// Follows (again) the user's stream (`fresh`: what the node has of it is
+/// replaced by the head); answers to earlier follows are ignored.
+void follow(hub_ptr self, const std::string& user, user_entry& u, bool fresh);
+/// The stream cannot be kept continuous here: v2 sockets closed with 4009,
+/// followed afresh.
+void reset_stream(hub_ptr self, const std::string& user, user_entry& u, const char* why);
+void on_message(hub_ptr self, const message_ptr& m);
+/// The broker resubscribed: every followed stream is followed again and
+/// what was missed is read.
+void resync(hub_ptr self);
+/// Retries a follow that failed, unless another one was made since.
+void refollow(hub_ptr self, const std::string& user, uint64_t generation, bool fresh);
+/// Position checks of the followed streams that are due.
+void check_positions(hub_ptr self, int64_t now);
+/// Carries out what the follower says (apply, ACKs, read, reset).
+void carry_out(hub_ptr self, const std::string& user, user_entry& u,
+               stream_follower::effects fx);
+
+// hub_sockets.cpp
+/// Registers a socket; false past the user's socket cap.
+bool join(hub_ptr self, const join_request& req, session_actor who,
+          transport_actor socket);
+/// A session's socket leaves its user (the session said so, or died).
+void leave(hub_ptr self, const caf::actor_addr& who);
+/// Starts a socket once its user's head is known: v1 hears of itself; v2
+/// gets WELCOME and its replay or a SNAPSHOT.
+void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_socket& me);
+/// Publishes `m` through the broker; `done(receipt)` once numbered (seq 0:
+/// not numbered), `failed(err)` when the broker refuses or does not answer.
+void publish(hub_ptr self, const std::string& user, const msg::server_message& m,
+             const std::string& data_json, std::string dedup_key,
+             std::function<void(const publish_receipt&)> done,
+             std::function<void(const caf::error&)> failed);
+/// ACKs a client message once its position was sent here.
+void ack_when_applied(hub_ptr self, const std::string& user, pending_ack a,
+                      const publish_receipt& r);
+void send_ack(hub_ptr self, uint64_t ticket);
+/// What this node has of `user` (followed), else the broker's head.
+caf::result<msg::user_state> user_snapshot(hub_ptr self, const std::string& user);
+
+// hub_presence.cpp
+/// Brings the broker's list of this node's devices of `user` to what is
+/// here (and forgets a user with no socket once that is done).
+void announce(hub_ptr self, const std::string& user);
+/// Retries the announcements that failed.
+void announce_dirty(hub_ptr self);
+/// A presence message of another node: tracked, told to the sockets when
+/// the device arrived or left for good.
+void remote_presence(hub_ptr self, user_entry& u, const stream_message& m);
+/// Replaces what this node knows of the other nodes' devices with the
+/// broker's list, telling the sockets what changed.
+void remote_devices(hub_ptr self, const std::string& user, user_entry& u,
+                    const std::vector<presence_entry>& list);
+
+// hub_brokers.cpp
+std::unique_ptr<hub_broker> make_local_broker(hub_ptr self, const std::string& epoch_prefix);
+std::unique_ptr<hub_broker> make_actor_broker(hub_ptr self, broker_actor b);
+
+} // namespace kullsync::server

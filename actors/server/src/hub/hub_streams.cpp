@@ -1,0 +1,221 @@
+// A hub shard following its users' streams: what the broker delivers goes
+// through each user's stream_follower, which keeps it in order (reading
+// gaps back) and says what to do; this file does it. The head replaces what
+// the node has of a user when the stream is new here or changed epoch, and a
+// stream the node can no longer keep continuous is followed afresh with the
+// user's v2 sockets closed (4009).
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "hub_state.hpp"
+
+namespace kullsync::server {
+
+namespace {
+
+void close_started_v2(hub_ptr self, user_entry& u) {
+  for (auto& s : u.sockets)
+    if (s.v2 && !s.start && !s.closing)
+      close_socket(self, s, close_code::stream_interrupted, "stream interrupted");
+}
+
+/// The next message of the stream: its state change copied, then sent to
+/// every socket of the user (v2 as it is, v1 without its position).
+void apply(hub_ptr self, user_entry& u, const message_ptr& m) {
+  auto& fs = *u.stream;
+  auto before = fs.state.bytes();
+  fs.state.mirror(m->state, v1_frame(*m).str());
+  self->state.stats.state_bytes += fs.state.bytes() - before;
+  shared_frame v1;
+  for (auto& s : u.sockets) {
+    if (s.v2) {
+      send_frame(self, s, m->frame);
+    } else {
+      if (!v1)
+        v1 = v1_frame(*m);
+      send_frame(self, s, v1);
+    }
+  }
+}
+
+void fill(hub_ptr self, const std::string& user, const std::string& epoch,
+          stream_follower::effects::range r) {
+  self->state.broker->read(
+    user, epoch, r.since, r.upto,
+    [self, user, gen = r.generation](caf::expected<stream_range> got) {
+      auto* u = followed(self, user);
+      if (!u)
+        return;
+      auto& f = u->stream->follower;
+      if (!got) {
+        if (gen == f.generation()) {
+          ++self->state.stats.broker_errors;
+          self->state.log->debug("user {}: reading the stream failed: {}", user,
+                                 self->home_system().render(got.error()));
+        }
+        f.on_read_failed(gen);
+        return;
+      }
+      auto fx = f.on_range(gen, *got);
+      self->state.stats.gap_messages += fx.apply.size();
+      carry_out(self, user, *u, std::move(fx));
+    });
+}
+
+/// The head arrived: a fresh follow (or another epoch) replaces what the
+/// node has of the user; a resync keeps it and reads what it missed.
+void on_head(hub_ptr self, const std::string& user, user_entry& u, uint64_t gen,
+             const stream_head& h, bool fresh) {
+  auto& fs = *u.stream;
+  bool replaced = false;
+  auto fx = fs.follower.on_head(gen, h, fresh, &replaced);
+  if (gen != fs.follower.generation())
+    return;
+  if (replaced) {
+    if (!fresh)
+      close_started_v2(self, u);
+    auto before = fs.state.bytes();
+    fs.state.clear();
+    for (auto& s : h.state)
+      fs.state.mirror(s);
+    self->state.stats.state_bytes += fs.state.bytes() - before;
+  }
+  // Presence is not in the stream: the broker's list is the truth.
+  remote_devices(self, user, u, h.devices);
+  for (auto& s : u.sockets)
+    if (s.start)
+      start_socket(self, user, u, s);
+  carry_out(self, user, u, std::move(fx));
+}
+
+/// The broker did not give the head. Sockets waiting for it cannot start:
+/// closed with 1013 (the client comes back later). Sockets already going
+/// keep going on what the node has, and the follow is retried.
+void follow_failed(hub_ptr self, const std::string& user, user_entry& u,
+                   const caf::error& err, bool fresh) {
+  ++self->state.stats.broker_errors;
+  size_t waiting = 0, going = 0;
+  for (auto& s : u.sockets) {
+    if (s.closing)
+      continue;
+    if (s.start) {
+      ++waiting;
+      close_socket(self, s, close_code::try_again_later, "stream unavailable");
+    } else {
+      ++going;
+    }
+  }
+  self->state.log->warn("user {}: following the stream failed ({}): {} new sockets "
+                        "closed with 1013, {} kept{}", user,
+                        self->home_system().render(err), waiting, going,
+                        going ? ", retrying in 1 s" : "");
+  if (going == 0) {
+    auto before = u.stream->state.bytes();
+    self->state.stats.state_bytes -= before;
+    u.stream.reset(); // the next socket follows afresh
+    self->state.broker->unfollow(user);
+    return;
+  }
+  self->delayed_send(self, std::chrono::seconds{1}, refollow_atom::value, user,
+                     u.stream->follower.generation(), fresh);
+}
+
+} // namespace
+
+void carry_out(hub_ptr self, const std::string& user, user_entry& u,
+               stream_follower::effects fx) {
+  auto& st = self->state;
+  for (auto t : u.stream->follower.take_dropped_acks())
+    st.acks.erase(t);
+  if (fx.reset)
+    return reset_stream(self, user, u, fx.reset);
+  for (auto& m : fx.apply)
+    apply(self, u, m);
+  for (auto t : fx.acks)
+    send_ack(self, t);
+  if (fx.read)
+    fill(self, user, u.stream->follower.epoch(), *fx.read);
+}
+
+void reset_stream(hub_ptr self, const std::string& user, user_entry& u, const char* why) {
+  self->state.log->warn("user {}: {}: its v2 devices resume", user, why);
+  close_started_v2(self, u);
+  for (auto t : u.stream->follower.take_dropped_acks())
+    self->state.acks.erase(t); // the devices resend: the broker answers the ids
+  ++self->state.stats.stream_resets;
+  follow(self, user, u, true);
+}
+
+void follow(hub_ptr self, const std::string& user, user_entry& u, bool fresh) {
+  auto& cfg = self->state.cfg;
+  if (!u.stream)
+    u.stream = std::make_unique<followed_stream>(cfg.state.shoots_per_user,
+                                                 cfg.state.shoot_idle_ms);
+  auto gen = ++self->state.generations;
+  u.stream->follower.follow(fresh, gen);
+  self->state.broker->follow(user, [self, user, gen, fresh](caf::expected<stream_head> h) {
+    auto* u = followed(self, user);
+    if (!u || u->stream->follower.generation() != gen)
+      return;
+    if (h)
+      on_head(self, user, *u, gen, *h, fresh);
+    else
+      follow_failed(self, user, *u, h.error(), fresh);
+  });
+}
+
+void on_message(hub_ptr self, const message_ptr& m) {
+  auto* u = followed(self, m->user);
+  if (!u)
+    return; // unfollowed since
+  if (m->seq == 0) {
+    if (m->origin != self->state.cfg.cluster.instance)
+      remote_presence(self, *u, *m);
+    return;
+  }
+  carry_out(self, m->user, *u, u->stream->follower.on_message(m));
+}
+
+void resync(hub_ptr self) {
+  auto& st = self->state;
+  st.log->info("the broker resubscribed: following {} users again", st.users.size());
+  std::vector<std::string> users;
+  for (auto& [user, u] : st.users)
+    if (u.stream)
+      users.push_back(user);
+  for (auto& user : users)
+    if (auto* u = followed(self, user))
+      follow(self, user, *u, false);
+}
+
+void refollow(hub_ptr self, const std::string& user, uint64_t generation, bool fresh) {
+  if (auto* u = followed(self, user); u && u->stream->follower.generation() == generation)
+    follow(self, user, *u, fresh);
+}
+
+void check_positions(hub_ptr self, int64_t now) {
+  auto& st = self->state;
+  if (!st.broker->may_lose())
+    return; // nothing is lost on the way: nothing to check
+  auto period = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  st.cfg.cluster.position_check)
+                  .count();
+  for (auto& [user, u] : st.users) {
+    if (!u.stream || !u.stream->follower.check_due(now, period))
+      continue;
+    auto gen = u.stream->follower.generation();
+    st.broker->head(user, [self, user = user, gen](caf::expected<stream_head> h) {
+      if (!h) {
+        ++self->state.stats.broker_errors;
+        return;
+      }
+      auto* u = followed(self, user);
+      if (!u || u->stream->follower.generation() != gen || !u->stream->follower.live())
+        return;
+      remote_devices(self, user, *u, h->devices);
+      carry_out(self, user, *u, u->stream->follower.on_check(gen, *h));
+    });
+  }
+}
+
+} // namespace kullsync::server

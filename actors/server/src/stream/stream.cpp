@@ -1,0 +1,74 @@
+#include "kullsync/server/stream.hpp"
+
+#include <charconv>
+
+namespace kullsync::server {
+
+std::string client_dedup_key(std::string_view device, std::string_view id) {
+  // The device's length first: no (device, id) pair spells another's, and
+  // the 'c' keeps every one apart from the backend's keys.
+  std::string k = "c";
+  k += std::to_string(device.size());
+  k += ':';
+  k += device;
+  k += id;
+  return k;
+}
+
+std::string backend_dedup_key(std::string_view idempotency_key) {
+  std::string k = "h:";
+  k += idempotency_key;
+  return k;
+}
+
+std::string with_seq(std::string_view v1_frame, uint64_t seq) {
+  // `seq` is the envelope's last field in both encoders (codec.hpp).
+  if (v1_frame.size() < 2 || v1_frame.back() != '}')
+    return std::string{v1_frame}; // not an envelope: publishes refuse such frames
+  std::string out;
+  out.reserve(v1_frame.size() + 28);
+  out.append(v1_frame.data(), v1_frame.size() - 1); // the envelope's '}'
+  out += ",\"seq\":";
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), seq);
+  out.append(buf, r.ptr);
+  out += '}';
+  return out;
+}
+
+std::string without_seq(std::string_view v2_frame, uint64_t seq) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), seq);
+  std::string tail = ",\"seq\":";
+  tail.append(buf, r.ptr);
+  tail += '}';
+  if (v2_frame.size() < tail.size()
+      || v2_frame.substr(v2_frame.size() - tail.size()) != tail)
+    return std::string{v2_frame};
+  std::string out{v2_frame.substr(0, v2_frame.size() - tail.size())};
+  out += '}';
+  return out;
+}
+
+shared_frame v1_frame(const stream_message& m) {
+  if (m.seq == 0)
+    return m.frame;
+  return make_shared_frame(without_seq(m.frame.str(), m.seq));
+}
+
+message_ptr make_message(std::string user, uint64_t seq, std::string epoch,
+                         std::string origin, std::string_view v1_text, state_change state,
+                         std::optional<presence_entry> presence, bool present) {
+  auto m = std::make_shared<stream_message>();
+  m->user = std::move(user);
+  m->seq = seq;
+  m->epoch = std::move(epoch);
+  m->origin = std::move(origin);
+  m->frame = make_shared_frame(seq != 0 ? with_seq(v1_text, seq) : std::string{v1_text});
+  m->state = std::move(state);
+  m->presence = std::move(presence);
+  m->present = present;
+  return m;
+}
+
+} // namespace kullsync::server

@@ -1,0 +1,263 @@
+#include "stream_core.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+namespace kullsync::server {
+
+namespace {
+
+// What one stored message costs besides its text: the entry, the message,
+// its control block, the order entry.
+constexpr size_t entry_overhead = 160;
+
+size_t cost(const message_ptr& m) {
+  return m->frame.str().size() + m->user.size() + m->epoch.size() + entry_overhead;
+}
+
+} // namespace
+
+struct stream_core::saved {
+  stream copy;
+};
+
+stream_core::stream_core(std::string epoch_prefix, stream_limits limits)
+  : prefix_(std::move(epoch_prefix)), limits_(limits) {
+}
+
+stream_core::~stream_core() = default;
+
+const std::shared_ptr<stream_core::stream>& stream_core::open(const std::string& user,
+                                                              int64_t now) {
+  auto& p = streams_[user];
+  if (!p) {
+    p = std::make_shared<stream>(limits_);
+    p->last_write = now;
+    ++stats_.streams;
+  }
+  auto& s = *p;
+  if (s.run != run_) {
+    // A new stream, or its history lost: a new epoch. Its messages go (they
+    // belong to the old one) and positions go on, as the Redis script does.
+    s.run = run_;
+    s.epoch = prefix_ + "-" + std::to_string(++epochs_);
+    while (!s.entries.empty())
+      drop_front(s);
+  }
+  expire(s, now);
+  return p;
+}
+
+void stream_core::drop_front(stream& s) {
+  stats_.history_bytes -= cost(s.entries.front().msg);
+  --stats_.entries;
+  ++stats_.evicted;
+  s.entries.pop_front();
+}
+
+void stream_core::expire(stream& s, int64_t now) {
+  while (!s.entries.empty() && now - s.entries.front().at > limits_.history_ttl_ms)
+    drop_front(s);
+  while (!s.dedup_order.empty()) {
+    auto i = s.dedup.find(s.dedup_order.front());
+    if (i != s.dedup.end() && now - i->second.at <= limits_.dedup_ttl_ms)
+      break;
+    if (i != s.dedup.end()) {
+      s.dedup.erase(i);
+      --stats_.dedup_keys;
+    }
+    s.dedup_order.pop_front();
+  }
+}
+
+publish_receipt stream_core::publish(const publish_request& req, message_ptr* out) {
+  auto& handle = open(req.user, req.now);
+  auto& s = *handle;
+  // A key answers within its epoch only: a stream that lost its history (a
+  // failover) takes a resent message again, once in the new epoch, rather
+  // than answer a position of the old one that its devices cannot trust.
+  if (!req.dedup_key.empty())
+    if (auto i = s.dedup.find(req.dedup_key); i != s.dedup.end() && i->second.epoch == s.epoch)
+      return {i->second.seq, i->second.epoch, true};
+  if (req.presence) {
+    auto key = std::make_pair(req.presence->node, req.presence->device);
+    if (req.present)
+      s.presence[key] = req.presence->connected_at;
+    else
+      s.presence.erase(key);
+  }
+  uint64_t seq = 0;
+  state_change change;
+  if (req.numbered) {
+    seq = ++s.top;
+    if (!req.state.field.empty()) {
+      auto before = s.state.bytes();
+      auto evicted = s.state.evicted();
+      change = s.state.put(req.state, req.frame, req.now);
+      stats_.state_bytes = stats_.state_bytes - before + s.state.bytes();
+      stats_.fields_evicted += s.state.evicted() - evicted;
+    }
+  }
+  auto m = make_message(req.user, seq, s.epoch, req.origin, req.frame, std::move(change),
+                        req.presence, req.present);
+  if (seq != 0) {
+    s.entries.push_back({req.now, m});
+    stats_.history_bytes += cost(m);
+    ++stats_.entries;
+    order_.push_back({handle, seq});
+    if (s.entries.size() > limits_.history_size)
+      drop_front(s);
+    enforce_history_bytes();
+  }
+  if (!req.dedup_key.empty()) {
+    s.dedup[req.dedup_key] = {seq, s.epoch, req.now};
+    s.dedup_order.push_back(req.dedup_key);
+    ++stats_.dedup_keys;
+    while (s.dedup.size() > limits_.dedup_per_user) {
+      if (s.dedup.erase(s.dedup_order.front()))
+        --stats_.dedup_keys;
+      s.dedup_order.pop_front();
+    }
+  }
+  s.last_write = req.now;
+  if (out)
+    *out = std::move(m);
+  return {seq, s.epoch, false};
+}
+
+void stream_core::enforce_history_bytes() {
+  // Over the memory bound: the oldest messages of any user go first.
+  while (stats_.history_bytes > limits_.history_bytes && !order_.empty()) {
+    auto oldest = order_.front();
+    order_.pop_front();
+    auto st = oldest.s.lock();
+    if (st && !st->entries.empty() && st->entries.front().msg->seq == oldest.seq)
+      drop_front(*st);
+  }
+  // Messages that left by size or age leave their order entries behind.
+  while (!order_.empty()) {
+    auto st = order_.front().s.lock();
+    if (st && !st->entries.empty() && st->entries.front().msg->seq <= order_.front().seq)
+      break;
+    order_.pop_front();
+  }
+}
+
+stream_range stream_core::read(const std::string& user, const std::string& epoch,
+                               uint64_t since, uint64_t upto, int64_t now) {
+  auto& s = *open(user, now);
+  stream_range r;
+  r.epoch = s.epoch;
+  if (epoch != s.epoch || since > s.top)
+    return r;
+  upto = std::min(upto, s.top);
+  if (since >= upto) {
+    r.complete = true;
+    return r;
+  }
+  // Every message after `since` must still be here.
+  if (s.entries.empty() || s.entries.front().msg->seq > since + 1)
+    return r;
+  r.complete = true;
+  auto first = s.entries.front().msg->seq;
+  r.messages.reserve(upto - since);
+  for (auto seq = since + 1; seq <= upto; ++seq)
+    r.messages.push_back(s.entries[seq - first].msg);
+  return r;
+}
+
+stream_head stream_core::head(const std::string& user, int64_t now,
+                              const std::function<bool(const std::string&)>& alive) {
+  auto& s = *open(user, now);
+  stream_head h;
+  h.epoch = s.epoch;
+  h.top = s.top;
+  h.state = s.state.all();
+  for (auto& [key, at] : s.presence)
+    if (!alive || alive(key.first))
+      h.devices.push_back({key.first, key.second, at});
+  return h;
+}
+
+void stream_core::forget(std::unordered_map<std::string, std::shared_ptr<stream>>::iterator i) {
+  ++stats_.users_forgotten;
+  erase(i);
+}
+
+void stream_core::erase(std::unordered_map<std::string, std::shared_ptr<stream>>::iterator i) {
+  auto& s = *i->second;
+  while (!s.entries.empty())
+    drop_front(s);
+  stats_.state_bytes -= s.state.bytes();
+  stats_.dedup_keys -= s.dedup.size();
+  --stats_.streams;
+  streams_.erase(i);
+}
+
+void stream_core::sweep(int64_t now, const std::function<bool(const std::string&)>& keep) {
+  for (auto i = streams_.begin(); i != streams_.end();) {
+    auto next = std::next(i);
+    auto& s = *i->second;
+    expire(s, now);
+    // Nothing left to resume from, nothing written for long, nobody here:
+    // forgotten (its next opening is a new epoch).
+    if (s.entries.empty() && now - s.last_write > limits_.user_idle_ms
+        && (!keep || !keep(i->first)))
+      forget(i);
+    i = next;
+  }
+  enforce_history_bytes();
+  enforce_state_bytes(keep);
+}
+
+void stream_core::enforce_state_bytes(const std::function<bool(const std::string&)>& keep) {
+  if (stats_.state_bytes <= limits_.state_bytes)
+    return;
+  std::vector<std::pair<int64_t, std::string>> idle;
+  for (auto& [user, s] : streams_)
+    if (!keep || !keep(user))
+      idle.emplace_back(s->last_write, user);
+  std::sort(idle.begin(), idle.end());
+  // Down to 90%, so that the next few writes do not sort again.
+  auto target = limits_.state_bytes / 10 * 9;
+  for (auto& [at, user] : idle) {
+    if (stats_.state_bytes <= target)
+      break;
+    forget(streams_.find(user));
+  }
+}
+
+void stream_core::new_run() {
+  ++run_;
+}
+
+std::shared_ptr<const stream_core::saved> stream_core::save(const std::string& user) const {
+  auto i = streams_.find(user);
+  if (i == streams_.end())
+    return nullptr;
+  return std::make_shared<const saved>(saved{*i->second});
+}
+
+void stream_core::restore(const std::string& user, const std::shared_ptr<const saved>& s) {
+  if (auto i = streams_.find(user); i != streams_.end())
+    erase(i);
+  if (!s)
+    return;
+  auto p = std::make_shared<stream>(s->copy);
+  for (auto& e : p->entries) {
+    stats_.history_bytes += cost(e.msg);
+    ++stats_.entries;
+    order_.push_back({p, e.msg->seq});
+  }
+  stats_.state_bytes += p->state.bytes();
+  stats_.dedup_keys += p->dedup.size();
+  ++stats_.streams;
+  streams_[user] = std::move(p);
+}
+
+stream_stats stream_core::stats() const {
+  return stats_;
+}
+
+} // namespace kullsync::server

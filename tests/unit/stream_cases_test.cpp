@@ -1,0 +1,359 @@
+// The table of stream cases (stream_cases.hpp) against both implementations:
+// the C++ stream core, and the Redis broker's Lua scripts with its codec on a
+// real redis-server of the test's own (Debian's, on a free port).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "redis_codec.hpp"
+#include "redis_scripts.hpp"
+#include "stream/stream_core.hpp"
+#include "stream_cases.hpp"
+
+using namespace kullsync;
+using namespace kullsync::server;
+namespace cases = kullsync::test::cases;
+
+namespace {
+
+/// One implementation of a user's stream, as the table drives it.
+class impl {
+public:
+  virtual ~impl() = default;
+  /// A publish, with the state change its message carries (if published).
+  virtual publish_receipt publish(const publish_request& req, state_change& change) = 0;
+  virtual stream_range read(const std::string& user, const std::string& epoch,
+                            uint64_t since, uint64_t upto, int64_t now) = 0;
+  virtual stream_head head(const std::string& user, int64_t now) = 0;
+  virtual void failover() = 0;
+};
+
+class core_impl final : public impl {
+public:
+  explicit core_impl(const cases::limits& l) : core_("c", to_limits(l)) {}
+
+  publish_receipt publish(const publish_request& req, state_change& change) override {
+    message_ptr m;
+    auto r = core_.publish(req, &m);
+    if (m)
+      change = m->state;
+    return r;
+  }
+  stream_range read(const std::string& user, const std::string& epoch, uint64_t since,
+                    uint64_t upto, int64_t now) override {
+    return core_.read(user, epoch, since, upto, now);
+  }
+  stream_head head(const std::string& user, int64_t now) override {
+    return core_.head(user, now, {});
+  }
+  void failover() override { core_.new_run(); }
+
+private:
+  static stream_limits to_limits(const cases::limits& l) {
+    stream_limits x;
+    x.history_size = l.history_size;
+    x.max_shoots = l.max_shoots;
+    x.field_idle_ms = l.idle_ms;
+    return x;
+  }
+  stream_core core_;
+};
+
+/// A redis-server of the test's own, on a free port, without persistence.
+class redis_process {
+public:
+  redis_process() {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::close(s);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (int null = ::open("/dev/null", O_WRONLY); null >= 0) {
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+      }
+      auto port = std::to_string(port_);
+      ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind",
+              "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~redis_process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  /// A connection once the server answers (null if it never did).
+  redisContext* connect() const {
+    for (int i = 0; i < 200; ++i) {
+      if (auto* c = redisConnect("127.0.0.1", port_); c && !c->err)
+        return c;
+      else if (c)
+        redisFree(c);
+      ::usleep(25'000);
+    }
+    return nullptr;
+  }
+
+private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+/// A reply as the broker's codec reads it.
+broker::redis_value to_value(const redisReply* r) {
+  broker::redis_value v;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      v.kind = broker::redis_value::string;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      v.kind = broker::redis_value::status;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      v.kind = broker::redis_value::error;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      v.kind = broker::redis_value::integer;
+      v.number = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      v.kind = broker::redis_value::array;
+      for (size_t i = 0; i < r->elements; ++i)
+        v.elements.push_back(to_value(r->element[i]));
+      break;
+    default:
+      v.kind = broker::redis_value::nil;
+  }
+  return v;
+}
+
+/// The Lua scripts with the broker's codec, on a real Redis: what a cluster
+/// node sends and reads, without its networking.
+class redis_impl final : public impl {
+public:
+  redis_impl(const redis_process& p, const cases::limits& l) {
+    cfg_.history_size = l.history_size;
+    cfg_.max_shoots = l.max_shoots;
+    cfg_.field_idle_ms = l.idle_ms;
+    cmd_ = p.connect();
+    sub_ = p.connect();
+    if (!cmd_ || !sub_)
+      return;
+    command({"FLUSHALL"});
+    const char* texts[] = {broker::scripts::publish, broker::scripts::head,
+                           broker::scripts::read};
+    for (int k = 0; k < 3; ++k)
+      sha_[k] = command({"SCRIPT", "LOAD", texts[k]}).str;
+    for (auto node : {"n1", "n2"})
+      command({"SET", cfg_.prefix + "alive:" + node, "1"});
+  }
+  ~redis_impl() override {
+    if (cmd_)
+      redisFree(cmd_);
+    if (sub_)
+      redisFree(sub_);
+  }
+  bool ok() const { return cmd_ && sub_ && !sha_[0].empty(); }
+
+  publish_receipt publish(const publish_request& req, state_change& change) override {
+    auto k = broker::keys_for(cfg_.prefix, req.user);
+    subscribe(k.channel);
+    auto c = broker::publish_call(k, req, cfg_, run(), epoch());
+    auto r = broker::parse_publish(eval(0, c));
+    EXPECT_TRUE(r) << "publish: " << (r ? "" : to_string(r.error()));
+    if (!r)
+      return {};
+    if (!r->duplicate) {
+      // The channel message every following node gets.
+      redisReply* m = nullptr;
+      EXPECT_EQ(redisGetReply(sub_, reinterpret_cast<void**>(&m)), REDIS_OK);
+      if (m && m->type == REDIS_REPLY_ARRAY && m->elements == 3) {
+        auto msg = broker::parse_channel_message(req.user, {m->element[2]->str,
+                                                            m->element[2]->len});
+        EXPECT_TRUE(msg) << "the channel message parses";
+        if (msg) {
+          change = msg->state;
+          EXPECT_EQ(msg->seq, r->seq);
+          EXPECT_EQ(msg->epoch, r->epoch);
+          EXPECT_EQ(v1_frame(*msg).str(), req.frame);
+          EXPECT_EQ(msg->presence.has_value(), req.presence.has_value());
+        }
+      }
+      if (m)
+        freeReplyObject(m);
+    }
+    return *r;
+  }
+  stream_range read(const std::string& user, const std::string& epoch, uint64_t since,
+                    uint64_t upto, int64_t) override {
+    auto c = broker::read_call(broker::keys_for(cfg_.prefix, user), run(), this->epoch(),
+                               epoch, since, upto, cfg_);
+    auto r = broker::parse_read(eval(2, c), user);
+    EXPECT_TRUE(r);
+    return r ? *r : stream_range{};
+  }
+  stream_head head(const std::string& user, int64_t) override {
+    auto c = broker::head_call(broker::keys_for(cfg_.prefix, user), run(), epoch(),
+                               cfg_.prefix + "alive:", cfg_);
+    auto h = broker::parse_head(eval(1, c));
+    EXPECT_TRUE(h);
+    return h ? *h : stream_head{};
+  }
+  void failover() override { ++run_; } // a replica: another run id
+
+private:
+  std::string run() const { return "run" + std::to_string(run_); }
+  std::string epoch() { return "e" + std::to_string(++epochs_); }
+
+  broker::redis_value command(std::vector<std::string> argv) {
+    std::vector<const char*> a;
+    std::vector<size_t> n;
+    for (auto& x : argv) {
+      a.push_back(x.data());
+      n.push_back(x.size());
+    }
+    auto* r = static_cast<redisReply*>(
+      redisCommandArgv(cmd_, static_cast<int>(a.size()), a.data(), n.data()));
+    if (!r)
+      return broker::redis_value::fail("no reply");
+    auto v = to_value(r);
+    freeReplyObject(r);
+    return v;
+  }
+  broker::redis_value eval(int k, const broker::script_call& c) {
+    std::vector<std::string> argv{"EVALSHA", sha_[k], std::to_string(c.keys.size())};
+    argv.insert(argv.end(), c.keys.begin(), c.keys.end());
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    return command(std::move(argv));
+  }
+  void subscribe(const std::string& channel) {
+    if (!subscribed_.insert(channel).second)
+      return;
+    auto* r = static_cast<redisReply*>(redisCommand(sub_, "SUBSCRIBE %b", channel.data(),
+                                                    channel.size()));
+    if (r)
+      freeReplyObject(r);
+  }
+
+  broker::redis_broker_config cfg_;
+  redisContext* cmd_ = nullptr;
+  redisContext* sub_ = nullptr;
+  std::string sha_[3];
+  std::set<std::string> subscribed_;
+  int run_ = 1;
+  int epochs_ = 0;
+};
+
+/// Plays one case; every difference from the table is a failure naming the
+/// case and the step.
+void play(impl& x, const cases::stream_case& c) {
+  std::map<std::string, std::string> epoch; // last seen, per user
+  for (size_t i = 0; i < c.steps.size(); ++i) {
+    auto& s = c.steps[i];
+    SCOPED_TRACE(std::string{c.name} + ", step " + std::to_string(i + 1));
+    auto check_epoch = [&](const std::string& e) {
+      auto& last = epoch[s.user];
+      if (!last.empty())
+        EXPECT_EQ(e != last, s.new_epoch) << "epoch " << last << " -> " << e;
+      last = e;
+    };
+    switch (s.op) {
+      case cases::step::publish: {
+        publish_request req;
+        req.user = s.user;
+        req.origin = "n1";
+        req.frame = s.frame;
+        req.numbered = s.numbered;
+        req.dedup_key = s.dedup;
+        req.state = s.state;
+        req.presence = s.presence;
+        req.present = s.present;
+        req.now = s.now;
+        state_change change;
+        auto r = x.publish(req, change);
+        EXPECT_EQ(r.seq, s.numbered ? s.seq : 0u);
+        EXPECT_EQ(r.duplicate, s.duplicate);
+        if (!s.duplicate) {
+          EXPECT_EQ(change.field, s.changed);
+          EXPECT_EQ(change.until, s.until);
+          EXPECT_EQ(change.updated, s.changed.empty() ? 0 : s.now);
+        }
+        check_epoch(r.epoch);
+        break;
+      }
+      case cases::step::read: {
+        auto e = s.other_epoch ? std::string{"not-the-epoch"} : epoch[s.user];
+        auto r = x.read(s.user, e, s.since, s.upto, s.now);
+        EXPECT_EQ(r.complete, s.complete);
+        std::vector<uint64_t> seqs;
+        for (auto& m : r.messages) {
+          seqs.push_back(m->seq);
+          EXPECT_EQ(m->epoch, r.epoch);
+        }
+        EXPECT_EQ(seqs, s.seqs);
+        break;
+      }
+      case cases::step::head: {
+        auto h = x.head(s.user, s.now);
+        EXPECT_EQ(h.top, s.top);
+        std::vector<std::string> fields, devices;
+        for (auto& f : h.state)
+          fields.push_back(f.field);
+        for (auto& d : h.devices)
+          devices.push_back(d.node + "|" + d.device);
+        std::sort(fields.begin(), fields.end());
+        std::sort(devices.begin(), devices.end());
+        EXPECT_EQ(fields, s.fields);
+        EXPECT_EQ(devices, s.devices);
+        check_epoch(h.epoch);
+        break;
+      }
+      case cases::step::failover:
+        x.failover();
+        break;
+    }
+  }
+}
+
+} // namespace
+
+TEST(stream_cases, the_core_keeps_every_rule) {
+  for (auto& c : cases::all()) {
+    core_impl x{c.lim};
+    play(x, c);
+  }
+}
+
+TEST(stream_cases, the_redis_scripts_keep_every_rule) {
+  if (::access("/usr/bin/redis-server", X_OK) != 0)
+    GTEST_SKIP() << "no /usr/bin/redis-server (Debian's redis-server)";
+  redis_process redis;
+  for (auto& c : cases::all()) {
+    redis_impl x{redis, c.lim};
+    ASSERT_TRUE(x.ok()) << "redis-server did not answer";
+    play(x, c);
+  }
+}
