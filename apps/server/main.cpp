@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (broker) {
-    broker->start(listener.io());
+    broker->start(listener.io(), listener.io_unit());
     lg->info("node {} in a cluster of {} Redis instance(s)", o.node_id, rc.shards.size());
   }
   // One machine-readable line, so scripts can use --listen HOST:0.

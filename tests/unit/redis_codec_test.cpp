@@ -47,20 +47,25 @@ bool bad_reply(const caf::error& e) {
 } // namespace
 
 TEST(redis_codec, publish_replies) {
-  auto ok = parse_publish(arr({num(7), str("e1"), num(0)}));
+  // A batch of two: a receipt each, in order.
+  auto ok = parse_publish(arr({num(7), str("e1"), num(0), num(3), str("e1"), num(1)}), 2);
   ASSERT_TRUE(ok);
-  EXPECT_EQ(ok->seq, 7u);
-  EXPECT_EQ(ok->epoch, "e1");
-  EXPECT_FALSE(ok->duplicate);
-  EXPECT_TRUE(parse_publish(arr({num(3), str("e1"), num(1)}))->duplicate);
-  EXPECT_TRUE(bad_reply(parse_publish(arr({num(7), str("e1")})).error()));
-  EXPECT_TRUE(bad_reply(parse_publish(arr({num(-1), str("e1"), num(0)})).error()));
-  EXPECT_TRUE(bad_reply(parse_publish(str("OK")).error()));
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[0].seq, 7u);
+  EXPECT_EQ((*ok)[0].epoch, "e1");
+  EXPECT_FALSE((*ok)[0].duplicate);
+  EXPECT_TRUE((*ok)[1].duplicate);
+  EXPECT_TRUE(bad_reply(parse_publish(arr({num(7), str("e1"), num(0)}), 2).error()))
+    << "one receipt short";
+  EXPECT_TRUE(bad_reply(parse_publish(arr({num(7), str("e1")}), 1).error()));
+  EXPECT_TRUE(bad_reply(parse_publish(arr({num(-1), str("e1"), num(0)}), 1).error()));
+  EXPECT_TRUE(bad_reply(parse_publish(arr({num(1), str(""), num(0)}), 1).error()));
+  EXPECT_TRUE(bad_reply(parse_publish(str("OK"), 1).error()));
   redis_value err;
   err.kind = redis_value::error;
   err.str = "ERR script";
-  EXPECT_TRUE(bad_reply(parse_publish(err).error()));
-  EXPECT_TRUE(unavailable(parse_publish(redis_value::fail("connection lost")).error()));
+  EXPECT_TRUE(bad_reply(parse_publish(err, 1).error()));
+  EXPECT_TRUE(unavailable(parse_publish(redis_value::fail("connection lost"), 1).error()));
 }
 
 TEST(redis_codec, head_replies) {
@@ -118,10 +123,14 @@ TEST(redis_codec, read_replies) {
 }
 
 TEST(redis_codec, channel_messages) {
-  // A numbered message with the state change it made.
-  auto m = parse_channel_message(
-    "u", "12 ep node-a 900 70 7 0 0 0 shoot:s{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");
-  ASSERT_TRUE(m);
+  // A numbered message with the state change it made, then presence: two
+  // records of one channel message.
+  auto ms = parse_channel_message(
+    "u", "12 ep node-a 900 70 0 0 shoot:s\x1f\x1f{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}"
+         "\x1e" "0 ep node-a 0 0 1 55 \x1fmac\x1f{\"type\":\"DEVICE_CONNECTED\"}");
+  ASSERT_EQ(ms.size(), 2u);
+  auto& m = ms[0];
+  EXPECT_EQ(m->user, "u");
   EXPECT_EQ(m->seq, 12u);
   EXPECT_EQ(m->epoch, "ep");
   EXPECT_EQ(m->origin, "node-a");
@@ -131,9 +140,7 @@ TEST(redis_codec, channel_messages) {
   EXPECT_EQ(m->state.until, 900);
   EXPECT_EQ(m->state.updated, 70);
   EXPECT_FALSE(m->presence);
-  // Presence: not numbered, the device and its node.
-  auto p = parse_channel_message("u", "0 ep node-a 0 0 0 3 1 55 mac{\"type\":\"DEVICE_CONNECTED\"}");
-  ASSERT_TRUE(p);
+  auto& p = ms[1];
   EXPECT_EQ(p->seq, 0u);
   ASSERT_TRUE(p->presence);
   EXPECT_EQ(p->presence->device, "mac");
@@ -141,11 +148,14 @@ TEST(redis_codec, channel_messages) {
   EXPECT_EQ(p->presence->connected_at, 55);
   EXPECT_TRUE(p->present);
   EXPECT_EQ(p->frame.str(), "{\"type\":\"DEVICE_CONNECTED\"}");
-  for (auto bad : {"", "12 ep node-a", "12 ep node-a {}", "x ep node-a 0 0 0 0 0 0 {}",
-                   "-1 ep node-a 0 0 0 0 0 0 {}", "1 ep node-a 0 0 0 0 0 0 not-json",
-                   "1 ep node-a 0 0 9 0 0 0 {}", "1 ep node-a 0 0 0 0 2 0 {}",
-                   "1  node-a 0 0 0 0 0 0 {}"})
-    EXPECT_FALSE(parse_channel_message("u", bad)) << bad;
+  // Spaces, colons and newlines in a frame are the frame's.
+  EXPECT_EQ(parse_channel_message("u", "1 ep n 0 0 0 0 \x1f\x1f{\"a\":\"1:2 3\n\"}").size(), 1u);
+  for (auto bad : {"", "12 ep node-a", "12 ep node-a {}", "1 ep n 0 0 0 0 {}",
+                   "1 ep n 0 0 0 0 \x1f{}", "x ep n 0 0 0 0 \x1f\x1f{}",
+                   "-1 ep n 0 0 0 0 \x1f\x1f{}", "1 ep n 0 0 0 0 \x1f\x1fnot-json",
+                   "1 ep n 0 0 2 0 \x1f\x1f{}", "1  n 0 0 0 0 \x1f\x1f{}",
+                   "1 ep n 0 0 0 0 \x1f\x1f{}\x1e", "1 ep n 0 0 0 0 \x1f\x1f{}\x1e" "abc"})
+    EXPECT_TRUE(parse_channel_message("u", bad).empty()) << bad;
 }
 
 TEST(redis_codec, keys_and_channels) {

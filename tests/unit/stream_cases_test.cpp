@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
+#include <map>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -28,11 +30,18 @@ namespace cases = kullsync::test::cases;
 namespace {
 
 /// One implementation of a user's stream, as the table drives it.
+/// A publish's answer, with the state change its message carries (if it
+/// was published).
+struct published {
+  publish_receipt receipt;
+  state_change change;
+};
+
 class impl {
 public:
   virtual ~impl() = default;
-  /// A publish, with the state change its message carries (if published).
-  virtual publish_receipt publish(const publish_request& req, state_change& change) = 0;
+  /// Publishes in order (one batch where the implementation takes batches).
+  virtual std::vector<published> publish(const std::vector<publish_request>& batch) = 0;
   virtual stream_range read(const std::string& user, const std::string& epoch,
                             uint64_t since, uint64_t upto, int64_t now) = 0;
   virtual stream_head head(const std::string& user, int64_t now) = 0;
@@ -43,12 +52,14 @@ class core_impl final : public impl {
 public:
   explicit core_impl(const cases::limits& l) : core_("c", to_limits(l)) {}
 
-  publish_receipt publish(const publish_request& req, state_change& change) override {
-    message_ptr m;
-    auto r = core_.publish(req, &m);
-    if (m)
-      change = m->state;
-    return r;
+  std::vector<published> publish(const std::vector<publish_request>& batch) override {
+    std::vector<published> out;
+    for (auto& req : batch) {
+      message_ptr m;
+      auto r = core_.publish(req, &m);
+      out.push_back({r, m ? m->state : state_change{}});
+    }
+    return out;
   }
   stream_range read(const std::string& user, const std::string& epoch, uint64_t since,
                     uint64_t upto, int64_t now) override {
@@ -163,7 +174,7 @@ public:
     if (!cmd_ || !sub_)
       return;
     command({"FLUSHALL"});
-    const char* texts[] = {broker::scripts::publish, broker::scripts::head,
+    std::string texts[] = {broker::publish_script(cfg_), broker::scripts::head,
                            broker::scripts::read};
     for (int k = 0; k < 3; ++k)
       sha_[k] = command({"SCRIPT", "LOAD", texts[k]}).str;
@@ -178,35 +189,61 @@ public:
   }
   bool ok() const { return cmd_ && sub_ && !sha_[0].empty(); }
 
-  publish_receipt publish(const publish_request& req, state_change& change) override {
-    auto k = broker::keys_for(cfg_.prefix, req.user);
-    subscribe(k.channel);
-    auto c = broker::publish_call(k, req, cfg_, run(), epoch());
-    auto r = broker::parse_publish(eval(0, c));
-    EXPECT_TRUE(r) << "publish: " << (r ? "" : to_string(r.error()));
-    if (!r)
-      return {};
-    if (!r->duplicate) {
-      // The channel message every following node gets.
-      redisReply* m = nullptr;
-      EXPECT_EQ(redisGetReply(sub_, reinterpret_cast<void**>(&m)), REDIS_OK);
-      if (m && m->type == REDIS_REPLY_ARRAY && m->elements == 3) {
-        auto msg = broker::parse_channel_message(req.user, {m->element[2]->str,
-                                                            m->element[2]->len});
-        EXPECT_TRUE(msg) << "the channel message parses";
-        if (msg) {
-          change = msg->state;
-          EXPECT_EQ(msg->seq, r->seq);
-          EXPECT_EQ(msg->epoch, r->epoch);
-          EXPECT_EQ(v1_frame(*msg).str(), req.frame);
-          EXPECT_EQ(msg->presence.has_value(), req.presence.has_value());
-        }
-      }
-      if (m)
-        freeReplyObject(m);
+  /// One script call for the whole batch, as the broker makes it.
+  std::vector<published> publish(const std::vector<publish_request>& batch) override {
+    std::vector<const publish_request*> reqs;
+    for (auto& req : batch) {
+      subscribe(broker::keys_for(cfg_.prefix, req.user).channel);
+      reqs.push_back(&req);
     }
-    return *r;
+    auto c = broker::publish_call(cfg_.prefix, reqs, run(), epoch());
+    auto got = broker::parse_publish(eval(0, c.call), batch.size());
+    EXPECT_TRUE(got) << "publish: " << (got ? "" : to_string(got.error()));
+    if (!got)
+      return std::vector<published>(batch.size());
+    std::vector<published> out(batch.size());
+    size_t records = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      out[c.order[i]].receipt = (*got)[i];
+      records += (*got)[i].duplicate ? 0 : 1;
+    }
+    // The channel messages every following node gets: a user's records in
+    // the order of its publishes.
+    std::map<std::string, std::deque<message_ptr>> heard;
+    while (records > 0) {
+      redisReply* m = nullptr;
+      if (redisGetReply(sub_, reinterpret_cast<void**>(&m)) != REDIS_OK || !m)
+        break;
+      if (m->type == REDIS_REPLY_ARRAY && m->elements == 3) {
+        auto channel = std::string{m->element[1]->str, m->element[1]->len};
+        auto user = broker::user_of_channel(cfg_.prefix, channel).value_or("?");
+        auto ms = broker::parse_channel_message(user, {m->element[2]->str, m->element[2]->len});
+        EXPECT_FALSE(ms.empty()) << "the channel message parses";
+        for (auto& x : ms)
+          heard[user].push_back(x);
+        records -= std::min(records, ms.size());
+      }
+      freeReplyObject(m);
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& req = batch[i];
+      if (out[i].receipt.duplicate)
+        continue;
+      auto& q = heard[req.user];
+      EXPECT_FALSE(q.empty()) << "a channel record for each publish";
+      if (q.empty())
+        continue;
+      auto msg = q.front();
+      q.pop_front();
+      out[i].change = msg->state;
+      EXPECT_EQ(msg->seq, out[i].receipt.seq);
+      EXPECT_EQ(msg->epoch, out[i].receipt.epoch);
+      EXPECT_EQ(v1_frame(*msg).str(), req.frame);
+      EXPECT_EQ(msg->presence.has_value(), req.presence.has_value());
+    }
+    return out;
   }
+
   stream_range read(const std::string& user, const std::string& epoch, uint64_t since,
                     uint64_t upto, int64_t) override {
     auto c = broker::read_call(broker::keys_for(cfg_.prefix, user), run(), this->epoch(),
@@ -267,43 +304,65 @@ private:
   int epochs_ = 0;
 };
 
+publish_request request_of(const cases::step& s) {
+  publish_request req;
+  req.user = s.user;
+  // A node announces its own devices only.
+  req.origin = s.presence ? s.presence->node : "n1";
+  req.frame = s.frame;
+  req.numbered = s.numbered;
+  req.dedup_key = s.dedup;
+  req.state = s.state;
+  req.presence = s.presence;
+  req.present = s.present;
+  req.now = s.now;
+  return req;
+}
+
 /// Plays one case; every difference from the table is a failure naming the
-/// case and the step.
-void play(impl& x, const cases::stream_case& c) {
+/// case and the step. `batched`: the publishes between two other steps go
+/// as one batch (of one node), with the same expectations as one by one.
+void play(impl& x, const cases::stream_case& c, bool batched) {
   std::map<std::string, std::string> epoch; // last seen, per user
-  for (size_t i = 0; i < c.steps.size(); ++i) {
+  for (size_t i = 0; i < c.steps.size();) {
     auto& s = c.steps[i];
-    SCOPED_TRACE(std::string{c.name} + ", step " + std::to_string(i + 1));
-    auto check_epoch = [&](const std::string& e) {
+    auto trace = [&](size_t k) {
+      return std::string{c.name} + ", step " + std::to_string(k + 1)
+             + (batched ? " (batched)" : "");
+    };
+    auto check_epoch = [&](const cases::step& s, const std::string& e) {
       auto& last = epoch[s.user];
       if (!last.empty())
         EXPECT_EQ(e != last, s.new_epoch) << "epoch " << last << " -> " << e;
       last = e;
     };
-    switch (s.op) {
-      case cases::step::publish: {
-        publish_request req;
-        req.user = s.user;
-        req.origin = "n1";
-        req.frame = s.frame;
-        req.numbered = s.numbered;
-        req.dedup_key = s.dedup;
-        req.state = s.state;
-        req.presence = s.presence;
-        req.present = s.present;
-        req.now = s.now;
-        state_change change;
-        auto r = x.publish(req, change);
-        EXPECT_EQ(r.seq, s.numbered ? s.seq : 0u);
-        EXPECT_EQ(r.duplicate, s.duplicate);
-        if (!s.duplicate) {
-          EXPECT_EQ(change.field, s.changed);
-          EXPECT_EQ(change.until, s.until);
-          EXPECT_EQ(change.updated, s.changed.empty() ? 0 : s.now);
+    if (s.op == cases::step::publish) {
+      auto j = i + 1;
+      while (batched && j < c.steps.size() && c.steps[j].op == cases::step::publish
+             && request_of(c.steps[j]).origin == request_of(s).origin)
+        ++j;
+      std::vector<publish_request> batch;
+      for (auto k = i; k < j; ++k)
+        batch.push_back(request_of(c.steps[k]));
+      auto got = x.publish(batch);
+      for (auto k = i; k < j; ++k) {
+        SCOPED_TRACE(trace(k));
+        auto& st = c.steps[k];
+        auto& r = got[k - i];
+        EXPECT_EQ(r.receipt.seq, st.numbered ? st.seq : 0u);
+        EXPECT_EQ(r.receipt.duplicate, st.duplicate);
+        if (!st.duplicate) {
+          EXPECT_EQ(r.change.field, st.changed);
+          EXPECT_EQ(r.change.until, st.until);
+          EXPECT_EQ(r.change.updated, st.changed.empty() ? 0 : st.now);
         }
-        check_epoch(r.epoch);
-        break;
+        check_epoch(st, r.receipt.epoch);
       }
+      i = j;
+      continue;
+    }
+    SCOPED_TRACE(trace(i));
+    switch (s.op) {
       case cases::step::read: {
         auto e = s.other_epoch ? std::string{"not-the-epoch"} : epoch[s.user];
         auto r = x.read(s.user, e, s.since, s.upto, s.now);
@@ -328,13 +387,16 @@ void play(impl& x, const cases::stream_case& c) {
         std::sort(devices.begin(), devices.end());
         EXPECT_EQ(fields, s.fields);
         EXPECT_EQ(devices, s.devices);
-        check_epoch(h.epoch);
+        check_epoch(s, h.epoch);
         break;
       }
       case cases::step::failover:
         x.failover();
         break;
+      case cases::step::publish:
+        break;
     }
+    ++i;
   }
 }
 
@@ -343,7 +405,7 @@ void play(impl& x, const cases::stream_case& c) {
 TEST(stream_cases, the_core_keeps_every_rule) {
   for (auto& c : cases::all()) {
     core_impl x{c.lim};
-    play(x, c);
+    play(x, c, false);
   }
 }
 
@@ -351,9 +413,10 @@ TEST(stream_cases, the_redis_scripts_keep_every_rule) {
   if (::access("/usr/bin/redis-server", X_OK) != 0)
     GTEST_SKIP() << "no /usr/bin/redis-server (Debian's redis-server)";
   redis_process redis;
-  for (auto& c : cases::all()) {
-    redis_impl x{redis, c.lim};
-    ASSERT_TRUE(x.ok()) << "redis-server did not answer";
-    play(x, c);
-  }
+  for (bool batched : {false, true})
+    for (auto& c : cases::all()) {
+      redis_impl x{redis, c.lim};
+      ASSERT_TRUE(x.ok()) << "redis-server did not answer";
+      play(x, c, batched);
+    }
 }

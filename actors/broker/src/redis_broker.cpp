@@ -34,8 +34,6 @@ using namespace server;
 
 namespace {
 
-const char* const script_text[] = {scripts::publish, scripts::head, scripts::read};
-
 caf::error unavailable(const std::string& why) {
   return make_error(broker_errc::unavailable, why);
 }
@@ -54,13 +52,13 @@ shard_link& shard_for(broker_ptr self, const std::string& user) {
 
 /// The command that runs script `which` with `c`'s keys and arguments: by
 /// its digest, or (`by_sha` false) its text.
-std::vector<std::string> script_argv(const shard_link& s, script which, script_call c,
-                                     bool by_sha) {
+std::vector<std::string> script_argv(broker_ptr self, const shard_link& s, script which,
+                                     script_call c, bool by_sha) {
   auto k = static_cast<size_t>(which);
   std::vector<std::string> a;
   a.reserve(3 + c.keys.size() + c.args.size());
   a.emplace_back(by_sha ? "EVALSHA" : "EVAL");
-  a.emplace_back(by_sha ? s.sha[k] : script_text[k]);
+  a.emplace_back(by_sha ? s.sha[k] : self->state.texts[k]);
   a.emplace_back(std::to_string(c.keys.size()));
   for (auto& x : c.keys)
     a.push_back(std::move(x));
@@ -74,48 +72,74 @@ std::vector<std::string> script_argv(const shard_link& s, script which, script_c
 void eval(broker_ptr self, shard_link& s, script which, script_call c,
           std::function<void(redis_value)> done) {
   auto index = s.index;
-  auto argv = script_argv(s, which, std::move(c), true);
-  auto again = std::make_shared<std::vector<std::string>>(argv);
-  command(self, s, std::move(argv),
-          [self, index, which, again, done](redis_value v) mutable {
-            if (v.is_error() && v.str.rfind("NOSCRIPT", 0) == 0) {
-              auto& s = self->state.shards[index];
-              (*again)[0] = "EVAL";
-              (*again)[1] = script_text[static_cast<size_t>(which)];
-              return command(self, s, std::move(*again), std::move(done));
-            }
-            done(std::move(v));
-          });
+  auto argv = std::make_shared<const std::vector<std::string>>(
+    script_argv(self, s, which, std::move(c), true));
+  command(self, s, argv, [self, index, which, argv, done](redis_value v) mutable {
+    if (v.is_error() && v.str.rfind("NOSCRIPT", 0) == 0) {
+      auto again = *argv;
+      again[0] = "EVAL";
+      again[1] = self->state.texts[static_cast<size_t>(which)];
+      return command(self, self->state.shards[index], std::move(again), std::move(done));
+    }
+    done(std::move(v));
+  });
 }
 
 // -- requests of the hubs ---------------------------------------------------
 
-caf::result<publish_receipt> publish(broker_ptr self, const publish_request& req) {
+/// Publishes wait in their instance's batch until the broker's mailbox holds
+/// nothing older (a flush queued behind what was there): what the hubs
+/// published in one pass goes to Redis as one script call.
+caf::result<publish_receipt> publish(broker_ptr self, publish_request& req) {
   auto& s = shard_for(self, req.user);
-  auto& counters = *self->state.shared;
   if (!s.ready()) {
-    ++counters.publish_failures;
+    ++self->state.shared->publish_failures;
     return unavailable("redis " + s.name() + " is not connected");
   }
   auto rp = self->make_response_promise<publish_receipt>();
-  auto started = std::chrono::steady_clock::now();
-  eval(self, s, script::publish,
-       publish_call(keys_for(self->state.cfg.prefix, req.user), req, self->state.cfg,
-                    s.run, new_epoch(self)),
-       [self, rp, started](redis_value v) mutable {
-         auto& counters = *self->state.shared;
-         auto r = parse_publish(v);
-         if (!r) {
-           ++counters.publish_failures;
-           rp.deliver(r.error());
-           return;
-         }
-         ++counters.publishes;
-         counters.publish_latency.observe(
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-         rp.deliver(std::move(*r));
-       });
+  if (s.batch.empty() && !self->state.flush_queued) {
+    self->state.flush_queued = true;
+    self->send(self, flush_publishes_atom::value);
+  }
+  s.batch.push_back({std::move(req), rp, std::chrono::steady_clock::now()});
   return rp;
+}
+
+/// One script call for (at most `max_batch` of) an instance's batch.
+void flush(broker_ptr self, shard_link& s) {
+  constexpr size_t max_batch = 256;
+  while (!s.batch.empty()) {
+    auto n = std::min(s.batch.size(), max_batch);
+    auto taken = std::make_shared<std::vector<pending_publish>>(
+      std::make_move_iterator(s.batch.begin()),
+      std::make_move_iterator(s.batch.begin() + static_cast<ptrdiff_t>(n)));
+    s.batch.erase(s.batch.begin(), s.batch.begin() + static_cast<ptrdiff_t>(n));
+    std::vector<const publish_request*> reqs;
+    reqs.reserve(n);
+    for (auto& p : *taken)
+      reqs.push_back(&p.req);
+    auto pb = publish_call(self->state.cfg.prefix, reqs, s.run, new_epoch(self));
+    eval(self, s, script::publish, std::move(pb.call),
+         [self, taken, order = std::move(pb.order)](redis_value v) {
+           auto& counters = *self->state.shared;
+           auto r = parse_publish(v, taken->size());
+           if (!r) {
+             counters.publish_failures += taken->size();
+             for (auto& p : *taken)
+               p.rp.deliver(r.error());
+             return;
+           }
+           counters.publishes += taken->size();
+           ++counters.publish_calls;
+           auto now = std::chrono::steady_clock::now();
+           for (size_t i = 0; i < taken->size(); ++i) {
+             auto& p = (*taken)[order[i]];
+             counters.publish_latency.observe(
+               std::chrono::duration<double>(now - p.started).count());
+             p.rp.deliver(std::move((*r)[i]));
+           }
+         });
+  }
 }
 
 void reply_head(broker_ptr self, const std::string& user,
@@ -223,18 +247,19 @@ void on_channel(broker_ptr self, uint32_t index, const std::string& channel,
   auto i = user ? st.users.find(*user) : st.users.end();
   if (i == st.users.end())
     return; // unfollowed since
-  auto m = parse_channel_message(*user, payload);
-  if (!m) {
+  auto ms = parse_channel_message(*user, payload);
+  if (ms.empty()) {
     if (st.shared->bad_messages++ % 1000 == 0)
-      st.log->warn("redis {}: a message on {} is not \"seq epoch origin frame\": "
+      st.log->warn("redis {}: a message on {} is not a channel message (redis_scripts.hpp): "
                    "dropped ({} so far)", st.shards[index].name(), channel,
                    st.shared->bad_messages.load());
     return;
   }
-  ++st.shared->messages;
+  st.shared->messages += ms.size();
   // Parsed once, shared by every hub of this node that follows the user.
-  for (auto& f : i->second.followers)
-    self->send(f, deliver_atom::value, m);
+  for (auto& m : ms)
+    for (auto& f : i->second.followers)
+      self->send(f, deliver_atom::value, m);
 }
 
 void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string& channel) {
@@ -292,6 +317,7 @@ broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_conf
   run_on_io_thread(self);
   st.rng.seed(std::random_device{}());
   st.probe_channel = st.cfg.prefix + "probe:" + new_epoch(self);
+  st.texts = {publish_script(st.cfg), scripts::head, scripts::read};
   for (uint32_t i = 0; i < st.cfg.shards.size(); ++i) {
     st.shards.emplace_back();
     st.shards.back().index = i;
@@ -300,7 +326,12 @@ broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_conf
   }
   st.shared->shards = st.shards.size();
   return {
-    [=](publish_atom, const publish_request& req) { return publish(self, req); },
+    [=](publish_atom, publish_request& req) { return publish(self, req); },
+    [=](flush_publishes_atom) {
+      self->state.flush_queued = false;
+      for (auto& s : self->state.shards)
+        flush(self, s);
+    },
     [=](follow_atom, const std::string& user, const stream_follower_actor& f) {
       return follow(self, user, f);
     },

@@ -98,7 +98,8 @@ server::broker_actor redis_broker::actor() const {
   return actor_;
 }
 
-void redis_broker::start(boost::asio::io_context& io) {
+void redis_broker::start(boost::asio::io_context& io, caf::execution_unit* unit) {
+  shared_->unit = unit;
   shared_->io = &io;
   caf::anon_send(caf::actor_cast<broker_impl>(actor_), tick_atom::value);
 }

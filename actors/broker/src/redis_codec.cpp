@@ -1,7 +1,10 @@
 #include "redis_codec.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
+
+#include "redis_scripts.hpp"
 
 namespace kullsync::broker {
 
@@ -42,8 +45,7 @@ bool array_of(const redis_value& v, size_t n) {
 
 user_keys keys_for(const std::string& prefix, const std::string& user) {
   auto base = prefix + "{" + user + "}:";
-  return {base + "m", base + "s", base + "st", base + "t", base + "u", base + "p",
-          base + "c", base + "d:"};
+  return {base, base + "st", base + "s", base + "p", base + "c"};
 }
 
 std::optional<std::string> user_of_channel(const std::string& prefix,
@@ -73,49 +75,60 @@ uint32_t shard_of(const std::string& user, uint32_t shards) {
   return static_cast<uint32_t>(b);
 }
 
-script_call publish_call(const user_keys& k, const server::publish_request& req,
-                         const redis_broker_config& cfg, const std::string& run,
-                         const std::string& new_epoch) {
-  script_call c;
-  auto dedup = req.dedup_key.empty() ? k.meta : k.dedup_prefix + req.dedup_key;
-  c.keys = {k.meta, k.stream, k.state, k.terms, k.updates, k.presence, dedup};
-  std::string presence = "0", node, device, at = "0";
-  if (req.presence) {
-    presence = req.present ? "1" : "2";
-    node = req.presence->node;
-    device = req.presence->device;
-    at = std::to_string(req.presence->connected_at);
+std::string publish_script(const redis_broker_config& cfg) {
+  return "local MAXLEN, STREAM_TTL, STATE_TTL, DEDUP_TTL, MAX_SHOOTS, IDLE = "
+         + std::to_string(cfg.history_size) + ", " + std::to_string(cfg.history_ttl_ms) + ", "
+         + std::to_string(cfg.state_ttl_ms) + ", " + std::to_string(cfg.dedup_ttl_ms) + ", "
+         + std::to_string(cfg.max_shoots) + ", " + std::to_string(cfg.field_idle_ms) + "\n"
+         + scripts::publish_body;
+}
+
+publish_batch publish_call(const std::string& prefix,
+                           const std::vector<const server::publish_request*>& batch,
+                           const std::string& run, const std::string& new_epoch) {
+  // Grouped by user, each user's publishes in their order.
+  std::vector<size_t> order(batch.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return batch[x]->user < batch[y]->user; });
+  publish_batch pb;
+  auto& c = pb.call;
+  c.args.reserve(3 + batch.size() * (1 + scripts::publish_values));
+  c.args.push_back(run);
+  c.args.push_back(new_epoch);
+  c.args.push_back(batch.empty() ? std::string{} : batch.front()->origin);
+  for (size_t i = 0; i < order.size();) {
+    auto& user = batch[order[i]]->user;
+    auto j = i;
+    while (j < order.size() && batch[order[j]]->user == user)
+      ++j;
+    c.keys.push_back(prefix + "{" + user + "}:");
+    c.args.push_back(std::to_string(j - i));
+    for (; i < j; ++i) {
+      auto* req = batch[order[i]];
+      const char* kind = req->numbered ? "n" : !req->presence ? "u" : req->present ? "p" : "q";
+      c.args.emplace_back(kind);
+      c.args.push_back(req->frame);
+      c.args.push_back(req->dedup_key);
+      c.args.push_back(req->state.field);
+      c.args.emplace_back(req->state.terminal ? "1" : "0");
+      c.args.push_back(std::to_string(req->state.rank));
+      c.args.push_back(std::to_string(req->state.at));
+      c.args.push_back(std::to_string(req->now));
+      c.args.push_back(std::to_string(req->state.linger_ms));
+      c.args.push_back(req->presence ? req->presence->device : std::string{});
+      c.args.push_back(req->presence ? std::to_string(req->presence->connected_at) : "0");
+    }
   }
-  c.args = {run,
-            new_epoch,
-            req.numbered ? "1" : "0",
-            k.channel,
-            req.frame,
-            req.origin,
-            std::to_string(cfg.history_size),
-            std::to_string(cfg.history_ttl_ms),
-            std::to_string(cfg.state_ttl_ms),
-            req.dedup_key,
-            std::to_string(cfg.dedup_ttl_ms),
-            req.state.field,
-            req.state.terminal ? "1" : "0",
-            std::to_string(req.state.rank),
-            std::to_string(req.state.at),
-            std::to_string(req.now),
-            std::to_string(req.state.linger_ms),
-            presence,
-            node,
-            device,
-            at,
-            std::to_string(cfg.max_shoots),
-            std::to_string(cfg.field_idle_ms)};
-  return c;
+  pb.order = std::move(order);
+  return pb;
 }
 
 script_call head_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& alive_prefix,
                       const redis_broker_config& cfg) {
-  return {{k.meta, k.stream, k.state, k.presence},
+  return {{k.state, k.stream, k.presence},
           {run, new_epoch, alive_prefix, std::to_string(cfg.state_ttl_ms)}};
 }
 
@@ -124,19 +137,30 @@ script_call read_call(const user_keys& k, const std::string& run,
                       uint64_t since, uint64_t upto, const redis_broker_config& cfg) {
   auto to = upto == std::numeric_limits<uint64_t>::max() ? std::string{"+"}
                                                          : std::to_string(upto);
-  return {{k.meta, k.stream},
-          {run, new_epoch, epoch, std::to_string(since), to, std::to_string(cfg.state_ttl_ms)}};
+  return {{k.state, k.stream},
+          {run, new_epoch, epoch, std::to_string(since), to, std::to_string(cfg.state_ttl_ms),
+           std::to_string(cfg.history_size)}};
 }
 
-caf::expected<server::publish_receipt> parse_publish(const redis_value& v) {
+caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_value& v,
+                                                                  size_t n) {
   if (v.is_error())
     return failed("publish", v);
-  if (!array_of(v, 3) || v.elements[0].kind != redis_value::integer
-      || v.elements[1].kind != redis_value::string
-      || v.elements[2].kind != redis_value::integer || v.elements[0].number < 0)
-    return bad("publish: not {seq, epoch, duplicate}");
-  return server::publish_receipt{static_cast<uint64_t>(v.elements[0].number),
-                                 v.elements[1].str, v.elements[2].number == 1};
+  if (!array_of(v, 3 * n))
+    return bad("publish: not {seq, epoch, duplicate} per publish");
+  std::vector<server::publish_receipt> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    auto& seq = v.elements[3 * i];
+    auto& epoch = v.elements[3 * i + 1];
+    auto& dup = v.elements[3 * i + 2];
+    if (seq.kind != redis_value::integer || seq.number < 0
+        || epoch.kind != redis_value::string || epoch.str.empty()
+        || dup.kind != redis_value::integer)
+      return bad("publish: not {seq, epoch, duplicate}");
+    out.push_back({static_cast<uint64_t>(seq.number), epoch.str, dup.number == 1});
+  }
+  return out;
 }
 
 caf::expected<server::stream_head> parse_head(const redis_value& v) {
@@ -208,41 +232,59 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
   return r;
 }
 
-server::message_ptr parse_channel_message(std::string user, std::string_view payload) {
-  // "<seq> <epoch> <origin> <until> <updated> <flen> <dlen> <on> <at> <field><device><frame>"
-  std::string_view part[9];
+namespace {
+
+/// One record: "<seq> <epoch> <origin> <until> <updated> <on> <at> <field>\x1f<device>\x1f<frame>".
+server::message_ptr parse_record(const std::string& user, std::string_view r) {
+  std::string_view part[7];
   size_t from = 0;
   for (auto& p : part) {
-    auto sp = payload.find(' ', from);
+    auto sp = r.find(' ', from);
     if (sp == std::string_view::npos)
       return nullptr;
-    p = payload.substr(from, sp - from);
+    p = r.substr(from, sp - from);
     from = sp + 1;
   }
+  auto f_end = r.find('\x1f', from);
+  auto d_end = f_end == std::string_view::npos ? f_end : r.find('\x1f', f_end + 1);
+  if (d_end == std::string_view::npos)
+    return nullptr;
   auto seq = to_int<uint64_t>(part[0]);
   auto until = to_int<int64_t>(part[3]);
   auto updated = to_int<int64_t>(part[4]);
-  auto flen = to_int<size_t>(part[5]);
-  auto dlen = to_int<size_t>(part[6]);
-  auto at = to_int<int64_t>(part[8]);
-  if (!seq || !until || !updated || !flen || !dlen || !at || part[1].empty()
-      || part[2].empty() || (part[7] != "0" && part[7] != "1")
-      || payload.size() - from < *flen + *dlen)
-    return nullptr;
-  auto field = payload.substr(from, *flen);
-  auto device = payload.substr(from + *flen, *dlen);
-  auto frame = payload.substr(from + *flen + *dlen);
-  if (!is_frame(frame))
+  auto at = to_int<int64_t>(part[6]);
+  auto field = r.substr(from, f_end - from);
+  auto device = r.substr(f_end + 1, d_end - f_end - 1);
+  auto frame = r.substr(d_end + 1);
+  if (!seq || !until || !updated || !at || part[1].empty() || part[2].empty()
+      || (part[5] != "0" && part[5] != "1") || !is_frame(frame))
     return nullptr;
   server::state_change change;
-  if (*flen > 0)
+  if (!field.empty())
     change = {std::string{field}, *until, *updated};
   std::optional<server::presence_entry> presence;
-  if (*dlen > 0)
+  if (!device.empty())
     presence = server::presence_entry{std::string{part[2]}, std::string{device}, *at};
-  return server::make_message(std::move(user), *seq, std::string{part[1]},
-                              std::string{part[2]}, frame, std::move(change),
-                              std::move(presence), part[7] == "1");
+  return server::make_message(user, *seq, std::string{part[1]}, std::string{part[2]}, frame,
+                              std::move(change), std::move(presence), part[5] == "1");
+}
+
+} // namespace
+
+std::vector<server::message_ptr> parse_channel_message(const std::string& user,
+                                                       std::string_view payload) {
+  // Records separated by \x1e.
+  std::vector<server::message_ptr> out;
+  for (;;) {
+    auto end = payload.find('\x1e');
+    auto m = parse_record(user, payload.substr(0, end));
+    if (!m)
+      return {};
+    out.push_back(std::move(m));
+    if (end == std::string_view::npos)
+      return out;
+    payload.remove_prefix(end + 1);
+  }
 }
 
 std::optional<std::string> run_id_of(const std::string& info) {

@@ -15,8 +15,9 @@
 
 namespace kullsync::broker {
 
+/// A user's keys (redis_scripts.hpp).
 struct user_keys {
-  std::string meta, stream, state, terms, updates, presence, channel, dedup_prefix;
+  std::string prefix, state, stream, presence, channel;
 };
 
 user_keys keys_for(const std::string& prefix, const std::string& user);
@@ -35,9 +36,20 @@ struct script_call {
   std::vector<std::string> args;
 };
 
-script_call publish_call(const user_keys& k, const server::publish_request& req,
-                         const redis_broker_config& cfg, const std::string& run,
-                         const std::string& new_epoch);
+/// The publish script's text for this node's limits (its constants).
+std::string publish_script(const redis_broker_config& cfg);
+
+/// One call of the publish script for a batch of publishes (each naming its
+/// user), all from this node.
+/// The script answers user by user: `order[i]` is the batch index of the
+/// i-th receipt.
+struct publish_batch {
+  script_call call;
+  std::vector<size_t> order;
+};
+publish_batch publish_call(const std::string& prefix,
+                           const std::vector<const server::publish_request*>& batch,
+                           const std::string& run, const std::string& new_epoch);
 script_call head_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& alive_prefix,
                       const redis_broker_config& cfg);
@@ -45,14 +57,18 @@ script_call read_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& epoch,
                       uint64_t since, uint64_t upto, const redis_broker_config& cfg);
 
-caf::expected<server::publish_receipt> parse_publish(const redis_value& v);
+/// The receipts of a batch of `n` publishes, in order.
+caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_value& v,
+                                                                  size_t n);
 caf::expected<server::stream_head> parse_head(const redis_value& v);
 caf::expected<server::stream_range> parse_read(const redis_value& v,
                                                const std::string& user);
 
-/// A message of a user's channel (redis_scripts.hpp), built once for every
-/// hub that follows the user.
-server::message_ptr parse_channel_message(std::string user, std::string_view payload);
+/// The messages of a user's channel message (one or more records,
+/// redis_scripts.hpp), each built once for every hub that follows the user;
+/// nothing when any record is malformed.
+std::vector<server::message_ptr> parse_channel_message(const std::string& user,
+                                                       std::string_view payload);
 
 /// The run_id line of INFO server.
 std::optional<std::string> run_id_of(const std::string& info);

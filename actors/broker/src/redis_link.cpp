@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <caf/abstract_actor.hpp>
+#include <caf/mailbox_element.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -23,32 +25,50 @@ broker_impl handle(broker_ptr self) {
   return caf::actor_cast<broker_impl>(self);
 }
 
-/// Runs `f` on the io thread (nothing once the broker stopped).
+/// Runs `f` on the io thread: at once when the broker runs there (as it
+/// does when Redis or a hub on that thread woke it), else posted; nothing
+/// once the broker stopped. Commands issued in one turn thus leave in one
+/// write: hiredis writes its buffer when the socket is next writable.
 template <class F>
 void on_io(broker_ptr self, F f) {
-  if (auto* io = self->state.shared->io.load())
+  auto* io = self->state.shared->io.load();
+  if (!io)
+    return;
+  if (io->get_executor().running_in_this_thread())
+    f();
+  else
     net::post(*io, std::move(f));
+}
+
+/// A send from the io thread (a hiredis callback) through its io bridge:
+/// the broker, marked run_on_io_thread, then runs on that thread too, right
+/// after this handler, instead of waking a CAF worker.
+template <class... Ts>
+void wake(caf::execution_unit* unit, const broker_impl& h, Ts&&... xs) {
+  if (h)
+    h->eq_impl(caf::make_message_id(), nullptr, unit, std::forward<Ts>(xs)...);
 }
 
 void connect(broker_ptr self, shard_link& s, bool subscriber) {
   if (!self->state.shared->io.load())
     return;
   auto h = handle(self);
+  auto* unit = self->state.shared->unit;
   auto index = s.index;
   auto gen = ++(subscriber ? s.sub_gen : s.cmd_gen);
   redis_connection::handlers hs;
-  hs.up = [h, index, subscriber, gen] {
-    caf::anon_send(h, link_atom::value, index, subscriber, gen, true, std::string{});
+  hs.up = [h, unit, index, subscriber, gen] {
+    wake(unit, h, link_atom::value, index, subscriber, gen, true, std::string{});
   };
-  hs.down = [h, index, subscriber, gen](const std::string& why) {
-    caf::anon_send(h, link_atom::value, index, subscriber, gen, false, why);
+  hs.down = [h, unit, index, subscriber, gen](const std::string& why) {
+    wake(unit, h, link_atom::value, index, subscriber, gen, false, why);
   };
   if (subscriber) {
-    hs.message = [h, index](std::string channel, std::string payload) {
-      caf::anon_send(h, channel_atom::value, index, std::move(channel), std::move(payload));
+    hs.message = [h, unit, index](std::string channel, std::string payload) {
+      wake(unit, h, channel_atom::value, index, std::move(channel), std::move(payload));
     };
-    hs.subscribed = [h, index, gen](std::string channel) {
-      caf::anon_send(h, confirm_atom::value, index, gen, std::move(channel));
+    hs.subscribed = [h, unit, index, gen](std::string channel) {
+      wake(unit, h, confirm_atom::value, index, gen, std::move(channel));
     };
   }
   auto& link = subscriber ? s.sub : s.cmd;
@@ -94,9 +114,10 @@ void authenticate(broker_ptr self, shard_link& s, bool subscriber,
     }
     next();
   });
-  on_io(self, [c = subscriber ? s.sub : s.cmd, argv = std::move(argv), h, id] {
-    c->command(argv, [h, id](redis_value v) {
-      caf::anon_send(h, reply_atom::value, id, std::move(v));
+  on_io(self, [c = subscriber ? s.sub : s.cmd, argv = std::move(argv), h, id,
+               unit = self->state.shared->unit] {
+    c->command(argv, [h, id, unit](redis_value v) {
+      wake(unit, h, reply_atom::value, id, std::move(v));
     });
   });
 }
@@ -113,9 +134,8 @@ void prepare(broker_ptr self, shard_link& s) {
       return drop(self, s.cmd, "no run id");
     }
     s.run = *run;
-    const char* texts[] = {scripts::publish, scripts::head, scripts::read};
     for (size_t k = 0; k < s.sha.size(); ++k)
-      command(self, s, {"SCRIPT", "LOAD", texts[k]}, [self, index, k](redis_value v) {
+      command(self, s, {"SCRIPT", "LOAD", self->state.texts[k]}, [self, index, k](redis_value v) {
         auto& s = self->state.shards[index];
         if (v.kind != redis_value::string) {
           self->state.log->error("redis {}: SCRIPT LOAD failed: {}", s.name(), v.str);
@@ -181,15 +201,23 @@ void probe(broker_ptr self, shard_link& s, int64_t now) {
 
 void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
              std::function<void(redis_value)> done) {
+  command(self, s, std::make_shared<const std::vector<std::string>>(std::move(argv)),
+          std::move(done));
+}
+
+void command(broker_ptr self, shard_link& s,
+             std::shared_ptr<const std::vector<std::string>> argv,
+             std::function<void(redis_value)> done) {
   if (!s.cmd_up || !self->state.shared->io.load()) {
     done(redis_value::fail("not connected"));
     return;
   }
   auto id = ++self->state.next_id;
   self->state.pending.emplace(id, std::move(done));
-  on_io(self, [c = s.cmd, argv = std::move(argv), h = handle(self), id] {
-    c->command(argv, [h, id](redis_value v) {
-      caf::anon_send(h, reply_atom::value, id, std::move(v));
+  on_io(self, [c = s.cmd, argv = std::move(argv), h = handle(self), id,
+               unit = self->state.shared->unit] {
+    c->command(*argv, [h, id, unit](redis_value v) {
+      wake(unit, h, reply_atom::value, id, std::move(v));
     });
   });
 }

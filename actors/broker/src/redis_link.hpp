@@ -33,6 +33,7 @@ using link_atom = caf::atom_constant<caf::atom("redislink")>;
 using channel_atom = caf::atom_constant<caf::atom("channel")>;
 using confirm_atom = caf::atom_constant<caf::atom("confirm")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using flush_publishes_atom = caf::atom_constant<caf::atom("flushpub")>;
 
 /// The broker, plus what its connections report (reply to command `id`;
 /// link (instance, subscriber?, generation) up or down; a message on a
@@ -43,15 +44,18 @@ using broker_impl = server::broker_actor::extend<
   caf::reacts_to<link_atom, uint32_t, bool, uint64_t, bool, std::string>,
   caf::reacts_to<channel_atom, uint32_t, std::string, std::string>,
   caf::reacts_to<confirm_atom, uint32_t, uint64_t, std::string>,
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  caf::reacts_to<flush_publishes_atom>>;
 
 /// What the broker object, the actor and /metrics share.
 struct redis_broker::shared {
   std::atomic<boost::asio::io_context*> io{nullptr};
+  caf::execution_unit* unit = nullptr; // the io thread's bridge (set before `io`)
   std::atomic<size_t> shards{0};
   std::atomic<size_t> ready_shards{0};
   std::atomic<size_t> subscriptions{0};
   std::atomic<uint64_t> publishes{0};
+  std::atomic<uint64_t> publish_calls{0}; // script calls: a batch each
   std::atomic<uint64_t> publish_failures{0};
   std::atomic<uint64_t> messages{0};
   std::atomic<uint64_t> bad_messages{0};
@@ -65,8 +69,16 @@ struct redis_broker::shared {
 
 enum class script : uint8_t { publish, head, read };
 
+/// A publish waiting for its batch's script call.
+struct pending_publish {
+  server::publish_request req;
+  caf::typed_response_promise<server::publish_receipt> rp;
+  std::chrono::steady_clock::time_point started;
+};
+
 /// One Redis instance: a command link and a subscriber link.
 struct shard_link {
+  std::vector<pending_publish> batch; // publishes of this broker turn
   uint32_t index = 0;
   redis_endpoint at;
   std::shared_ptr<redis_connection> cmd, sub;
@@ -112,6 +124,8 @@ struct broker_state {
   std::map<std::string, alive_node> alive; // node instances of this process
   std::mt19937_64 rng;
   std::string probe_channel;
+  std::array<std::string, 3> texts; // of the scripts (publish's has this node's limits)
+  bool flush_queued = false;        // a flush of the batches is in the mailbox
   std::shared_ptr<spdlog::logger> log = log::get("broker.redis");
   static inline const char* name = "kullsync.redis_broker";
 };
@@ -127,6 +141,10 @@ inline int64_t steady_ms() {
 
 // redis_link.cpp
 void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
+             std::function<void(redis_value)> done);
+/// The same with a command kept for a second try (no copy for the first).
+void command(broker_ptr self, shard_link& s,
+             std::shared_ptr<const std::vector<std::string>> argv,
              std::function<void(redis_value)> done);
 void subscribe(broker_ptr self, shard_link& s, std::vector<std::string> channels, bool on);
 void on_reply(broker_ptr self, uint64_t id, redis_value v);

@@ -6,184 +6,281 @@
 // there, and one table of cases runs against both
 // (tests/unit/stream_cases_test.cpp).
 //
-// Per user (in braces, one slot): `m` meta hash (epoch, run, seq, and `x`:
-// until when the keys' lifetimes need no refresh), `s` stream (entry id =
-// seq), `st` state hash (field -> "terminal|rank|at|until|updated|frame"),
-// `t` fields lingering until (zset), `u` shoots by last update (zset), `p`
-// presence hash ("node|device" -> connected at), `d:<key>` dedup answers,
-// `c` the pub/sub channel.
+// Per user, under the user's key prefix "<prefix>{<user>}:" (one slot):
+// - `st`: one hash for the stream's meta ("#epoch", "#run", "#seq", and "#x":
+//   until when the keys' lifetimes need no refresh) and its state (field ->
+//   "terminal|rank|at|until|updated|frame"), so that one HMGET reads both
+//   and one HSET writes both;
+// - `s`: the stream (entry id = seq, field f = the v1 frame);
+// - `p`: presence ("node|device" -> connected at);
+// - `d:<key>`: a dedup answer ("seq:epoch"), set and read in one SET NX GET;
+// - `c`: the pub/sub channel.
+//
+// Every call to Redis from a script costs more than its work (about 2 µs
+// here): the publish script does per user what it can once per batch.
 //
 // An epoch belongs to the Redis run that made it: a restart without data or
 // a failover to a replica (another run id) starts a new epoch at the next
 // touch, and the old stream goes, so positions are never reused within an
-// epoch. Message on the channel (the state change and presence travel with
-// it, so no node decodes the frame):
-//   "<seq> <epoch> <origin> <until> <updated> <flen> <dlen> <on> <at> <field><device><frame>"
+// epoch. A channel message is one or more records, separated by \x1e, each
+//   "<seq> <epoch> <origin> <until> <updated> <on> <at> <field>\x1f<device>\x1f<frame>"
+// (the state change and presence travel with it: no node decodes a frame).
+// Neither separator can occur in a record: ids have no control characters
+// (msg::valid_id) and JSON text none outside its strings, which escape them.
+// Numbers become text once each: in Lua that is a printf.
+
+#include <cstddef>
 
 namespace kullsync::broker::scripts {
 
-// Opens the stream: its epoch, a new one if missing or of another run
-// (ARGV[1] run id, ARGV[2] the epoch if new). `fresh`: it was made now.
-#define KULLSYNC_OPEN_STREAM                                                     \
-  "local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run', 'x')\n"             \
-  "local epoch = meta[1]\n"                                                      \
-  "local fresh = false\n"                                                        \
-  "if not (epoch and meta[2] == ARGV[1]) then\n"                                 \
-  "  epoch = ARGV[2]\n"                                                          \
-  "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', ARGV[1], 'x', '0')\n"    \
-  "  redis.call('DEL', KEYS[2])\n"                                               \
-  "  fresh = true\n"                                                             \
-  "end\n"
+/// Publishes a batch: what the hubs of this node published in one pass, as
+/// one script call, grouped by user (each user's publishes in order). The
+/// node's limits are constants of the script (publish_script() puts
+/// MAXLEN, STREAM_TTL, STATE_TTL, DEDUP_TTL, MAX_SHOOTS, IDLE before it).
+/// KEYS: per user, its key prefix.
+/// ARGV: 1 run, 2 new epoch, 3 origin; then per user its count of publishes, then per publish `publish_values`
+/// values: kind ('n' numbered, 'u' not numbered, 'p' presence on, 'q'
+/// presence off), frame, dedup key ('' none), state field ('' none),
+/// terminal (0/1), rank, at, now, linger ms, presence device, connected at.
+/// Returns {seq, epoch, duplicate (0/1)} per publish, users in KEYS order.
+inline constexpr const char* publish_body = R"lua(
+local run, new_epoch, origin = ARGV[1], ARGV[2], ARGV[3]
+local function fmt(n) return string.format('%d', n) end
 
-/// KEYS: 1 meta, 2 stream, 3 state, 4 terms, 5 updates, 6 presence, 7 dedup
-/// (meta again if none).
-/// ARGV: 1 run, 2 new epoch, 3 numbered (0/1), 4 channel, 5 frame, 6 origin,
-/// 7 maxlen, 8 stream ttl ms, 9 state ttl ms, 10 dedup key ('' none),
-/// 11 dedup ttl ms, 12 state field ('' none), 13 terminal (0/1), 14 rank,
-/// 15 at, 16 now, 17 linger ms, 18 presence (0 none, 1 on, 2 off),
-/// 19 presence node, 20 presence device, 21 connected at, 22 max shoots
-/// (0: no cap), 23 shoot idle ms (0: never).
-/// Returns {seq, epoch, duplicate (0/1)}.
-inline constexpr const char* publish =
-  KULLSYNC_OPEN_STREAM
-  "if ARGV[10] ~= '' then\n"
-  "  local seen = redis.call('GET', KEYS[7])\n"
-  "  if seen then\n"
-  "    local s, e = string.match(seen, '^(%d+):(.*)$')\n"
-  "    if s and e == epoch then return {tonumber(s), e, 1} end\n"
-  "  end\n"
-  "end\n"
-  "local now = tonumber(ARGV[16])\n"
-  "local function fmt(n) return string.format('%d', n) end\n"
-  "local dev, on, at = '', '0', '0'\n"
-  "if ARGV[18] ~= '0' then\n"
-  "  local pf = ARGV[19] .. '|' .. ARGV[20]\n"
-  "  if ARGV[18] == '1' then redis.call('HSET', KEYS[6], pf, ARGV[21]); on = '1'\n"
-  "  else redis.call('HDEL', KEYS[6], pf) end\n"
-  "  redis.call('PEXPIRE', KEYS[6], ARGV[9])\n"
-  "  dev, at = ARGV[20], ARGV[21]\n"
-  "end\n"
-  // A field goes from the state, its indexes with it.
-  "local function drop(f)\n"
-  "  redis.call('HDEL', KEYS[3], f); redis.call('ZREM', KEYS[4], f); redis.call('ZREM', KEYS[5], f)\n"
-  "end\n"
-  // Room for a new field: lingered out first, then idle shoots, then the
-  // shoots updated least recently past the cap (state_table::make_room).
-  // Only shoots are in `u`: the credits never go.
-  "local function make_room(shoot)\n"
-  "  for _, f in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', fmt(now))) do drop(f) end\n"
-  "  local idle = tonumber(ARGV[23])\n"
-  "  if idle > 0 then\n"
-  "    for _, f in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. fmt(now - idle))) do drop(f) end\n"
-  "  end\n"
-  "  local max = tonumber(ARGV[22])\n"
-  "  if shoot and max > 0 then\n"
-  "    local n = redis.call('ZCARD', KEYS[5])\n"
-  "    if n >= max then\n"
-  "      for _, f in ipairs(redis.call('ZRANGE', KEYS[5], 0, n - max)) do drop(f) end\n"
-  "    end\n"
-  "  end\n"
-  "end\n"
-  "local seq, field, untl, updated = 0, '', 0, 0\n"
-  "if ARGV[3] == '1' then\n"
-  "  seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-  "  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], seq .. '-0', 'f', ARGV[5])\n"
-  "  local f = ARGV[12]\n"
-  "  if f ~= '' then\n"
-  // The state rule (state_table::put).
-  "    local cur = redis.call('HGET', KEYS[3], f)\n"
-  "    local exists, replace, was_terminal = false, true, false\n"
-  "    if cur then\n"
-  "      local t, r, a, u = string.match(cur, '^(%d)|(-?%d+)|(-?%d+)|(-?%d+)|')\n"
-  "      local cu = tonumber(u)\n"
-  "      if cu ~= 0 and cu <= now then\n"
-  "        drop(f)\n"
-  "      else\n"
-  "        exists, was_terminal = true, t == '1'\n"
-  "        if ARGV[13] == '0' and ARGV[14] ~= '-1' then\n"
-  "          if was_terminal then\n"
-  "            local at_new, at_was = tonumber(ARGV[15]), tonumber(a)\n"
-  "            replace = not (at_new ~= 0 and at_was ~= 0 and at_new < at_was)\n"
-  "          else\n"
-  "            replace = tonumber(ARGV[14]) >= tonumber(r)\n"
-  "          end\n"
-  "        end\n"
-  "      end\n"
-  "    end\n"
-  "    if replace then\n"
-  "      local shoot = string.sub(f, 1, 6) == 'shoot:'\n"
-  "      if not exists then make_room(shoot) end\n"
-  "      if ARGV[13] == '1' and tonumber(ARGV[17]) > 0 then untl = now + tonumber(ARGV[17]) end\n"
-  "      redis.call('HSET', KEYS[3], f, ARGV[13] .. '|' .. ARGV[14] .. '|' .. ARGV[15] .. '|'\n"
-  "                 .. fmt(untl) .. '|' .. ARGV[16] .. '|' .. ARGV[5])\n"
-  "      if shoot then redis.call('ZADD', KEYS[5], ARGV[16], f) end\n"
-  "      if untl > 0 then redis.call('ZADD', KEYS[4], fmt(untl), f)\n"
-  "      elseif was_terminal then redis.call('ZREM', KEYS[4], f) end\n"
-  // A new field may have made its keys: they get a lifetime now.
-  "      if not exists then\n"
-  "        redis.call('PEXPIRE', KEYS[3], ARGV[9]); redis.call('PEXPIRE', KEYS[5], ARGV[9])\n"
-  "        if untl > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[9]) end\n"
-  "      end\n"
-  "      field, updated = f, now\n"
-  "    end\n"
-  "  end\n"
-  "end\n"
-  "redis.call('PUBLISH', ARGV[4], fmt(seq) .. ' ' .. epoch .. ' ' .. ARGV[6] .. ' ' .. fmt(untl)\n"
-  "           .. ' ' .. fmt(updated) .. ' ' .. #field .. ' ' .. #dev .. ' ' .. on .. ' ' .. at\n"
-  "           .. ' ' .. field .. dev .. ARGV[5])\n"
-  "if ARGV[10] ~= '' then\n"
-  "  redis.call('SET', KEYS[7], fmt(seq) .. ':' .. epoch, 'PX', ARGV[11])\n"
-  "end\n"
-  // Lifetimes: refreshed at most once per stream lifetime (ARGV[8]), each
-  // set so that the stream outlives its last write by that much.
-  "if fresh or now >= tonumber(meta[3] or '0') then\n"
-  "  redis.call('PEXPIRE', KEYS[1], ARGV[9])\n"
-  "  redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[8]))\n"
-  "  redis.call('PEXPIRE', KEYS[3], ARGV[9])\n"
-  "  redis.call('PEXPIRE', KEYS[4], ARGV[9])\n"
-  "  redis.call('PEXPIRE', KEYS[5], ARGV[9])\n"
-  "  redis.call('PEXPIRE', KEYS[6], ARGV[9])\n"
-  "  redis.call('HSET', KEYS[1], 'x', fmt(now + tonumber(ARGV[8])))\n"
-  "end\n"
-  "return {seq, epoch, 0}\n";
+-- Bytewise order (Lua's own string order follows the locale).
+local function before(x, y)
+  if x.upd ~= y.upd then return x.upd < y.upd end
+  local n = math.min(#x.f, #y.f)
+  for i = 1, n do
+    local a, b = string.byte(x.f, i), string.byte(y.f, i)
+    if a ~= b then return a < b end
+  end
+  return #x.f < #y.f
+end
 
-/// KEYS: 1 meta, 2 stream, 3 state, 4 presence. ARGV: 1 run, 2 new epoch,
-/// 3 the alive keys' prefix, 4 state ttl ms. Returns {epoch, top, {state
-/// field, value, ...}, {presence field, value, ...} of live nodes}.
-inline constexpr const char* head =
-  KULLSYNC_OPEN_STREAM
-  "if fresh then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end\n"
-  "local top = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
-  "local state = redis.call('HGETALL', KEYS[3])\n"
-  "local all = redis.call('HGETALL', KEYS[4])\n"
-  "local live = {}\n"
-  "for i = 1, #all, 2 do\n"
-  "  local node = string.match(all[i], '^(.-)|')\n"
-  "  if node and redis.call('EXISTS', ARGV[3] .. node) == 1 then\n"
-  "    live[#live + 1] = all[i]\n"
-  "    live[#live + 1] = all[i + 1]\n"
-  "  end\n"
-  "end\n"
-  "return {epoch, top, state, live}\n";
+-- Room for a new field at `now` (state_table::make_room): lingered-out
+-- values first, then shoots idle for IDLE, then, for a new shoot past
+-- MAX_SHOOTS, the shoots updated least recently. Returns what went.
+local function make_room(st, shoot, now)
+  local all = redis.call('HGETALL', st)
+  local gone, shoots = {}, {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 1) ~= '#' then
+      local u, upd = string.match(all[i + 1], '^%d|%-?%d+|%-?%d+|(%-?%d+)|(%-?%d+)|')
+      u, upd = tonumber(u), tonumber(upd)
+      local is_shoot = string.sub(f, 1, 6) == 'shoot:'
+      if u ~= 0 and u <= now then gone[#gone + 1] = f
+      elseif is_shoot and IDLE > 0 and upd < now - IDLE then gone[#gone + 1] = f
+      elseif is_shoot then shoots[#shoots + 1] = {f = f, upd = upd} end
+    end
+  end
+  if shoot and MAX_SHOOTS > 0 and #shoots >= MAX_SHOOTS then
+    table.sort(shoots, before)
+    for i = 1, #shoots - MAX_SHOOTS + 1 do gone[#gone + 1] = shoots[i].f end
+  end
+  if #gone > 0 then redis.call('HDEL', st, unpack(gone)) end
+  return gone
+end
 
-/// KEYS: 1 meta, 2 stream. ARGV: 1 run, 2 new epoch, 3 epoch, 4 since,
-/// 5 upto ('+': the top), 6 state ttl ms. Returns {epoch, complete (0/1),
-/// {entries}}: all of (since, upto] or nothing.
-inline constexpr const char* read =
-  KULLSYNC_OPEN_STREAM
-  "if fresh then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end\n"
-  "if epoch ~= ARGV[3] then return {epoch, 0, {}} end\n"
-  "local top = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
-  "local since = tonumber(ARGV[4])\n"
-  "if since > top then return {epoch, 0, {}} end\n"
-  "local upto = top\n"
-  "if ARGV[5] ~= '+' and tonumber(ARGV[5]) < top then upto = tonumber(ARGV[5]) end\n"
-  "if since >= upto then return {epoch, 1, {}} end\n"
-  "local first = string.format('%d', since + 1) .. '-0'\n"
-  "local e = redis.call('XRANGE', KEYS[2], first, string.format('%d', upto) .. '-0')\n"
-  "if #e == 0 or e[1][1] ~= first then return {epoch, 0, {}} end\n"
-  "return {epoch, 1, e}\n";
+local out = {}
+local a = 4
+for g = 1, #KEYS do
+  local b = KEYS[g]
+  local k = tonumber(ARGV[a])
+  a = a + 1
+  local st, s = b .. 'st', b .. 's'
+  -- What the group reads, in one call: the meta with the group's fields.
+  local fields, fseen = {}, {}
+  for j = 0, k - 1 do
+    local f = ARGV[a + j * 11 + 3]
+    if f ~= '' and not fseen[f] then fseen[f] = true; fields[#fields + 1] = f end
+  end
+  local got = redis.call('HMGET', st, '#epoch', '#run', '#x', '#seq', unpack(fields))
+  local epoch, fresh = got[1], false
+  local seq = tonumber(got[4] or '0')
+  if not (epoch and got[2] == run) then
+    epoch, fresh = new_epoch, true
+    redis.call('DEL', s)
+  end
+  local cur = {}
+  for i, f in ipairs(fields) do cur[f] = got[4 + i] or false end
+  local dirty, records = {}, {}
+  local function write_dirty()
+    local hs = {}
+    for f, v in pairs(dirty) do hs[#hs + 1] = f; hs[#hs + 1] = v end
+    if #hs > 0 then redis.call('HSET', st, unpack(hs)) end
+    dirty = {}
+  end
+  local last_now = 0
+  for j = 1, k do
+    local kind, frame, dedup, f = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+    local now = ARGV[a + 7]
+    last_now = math.max(last_now, tonumber(now))
+    local answered = false
+    -- A key answers within its epoch only; one it does not answer takes
+    -- the position this message is about to get, in the same call.
+    if dedup ~= '' then
+      local dk = b .. 'd:' .. dedup
+      local v = (kind == 'n' and fmt(seq + 1) or '0') .. ':' .. epoch
+      local old = redis.call('SET', dk, v, 'NX', 'GET', 'PX', DEDUP_TTL)
+      if old then
+        local ds, de = string.match(old, '^(%d+):(.*)$')
+        if ds and de == epoch then
+          out[#out + 1] = tonumber(ds); out[#out + 1] = de; out[#out + 1] = 1
+          answered = true
+        else
+          redis.call('SET', dk, v, 'PX', DEDUP_TTL)
+        end
+      end
+    end
+    if not answered then
+      local dev, on, at = '', '0', '0'
+      if kind == 'p' or kind == 'q' then
+        dev, at = ARGV[a + 9], ARGV[a + 10]
+        local pf = origin .. '|' .. dev
+        if kind == 'p' then redis.call('HSET', b .. 'p', pf, at); on = '1'
+        else redis.call('HDEL', b .. 'p', pf) end
+        redis.call('PEXPIRE', b .. 'p', STATE_TTL)
+      end
+      local pos, ptext, field, untl, updated = 0, '0', '', '0', '0'
+      if kind == 'n' then
+        seq = seq + 1
+        pos, ptext = seq, fmt(seq)
+        -- Trimmed roughly (whole nodes: cheap); what a read may return is
+        -- bounded exactly by MAXLEN in the read script.
+        redis.call('XADD', s, 'MAXLEN', '~', MAXLEN, ptext .. '-0', 'f', frame)
+        if f ~= '' then
+          -- The state rule (state_table::put).
+          local n = tonumber(now)
+          local terminal, rank = ARGV[a + 4], ARGV[a + 5]
+          local c = cur[f]
+          local exists, replace = false, true
+          if c then
+            local ct, cr, ca, cu = string.match(c, '^(%d)|(%-?%d+)|(%-?%d+)|(%-?%d+)|')
+            if cu and cu ~= '0' and tonumber(cu) <= n then
+              c = false -- its linger is over: as if absent
+            else
+              exists = true
+              if terminal == '0' and rank ~= '-1' then
+                if ct == '1' then
+                  local at_new, at_was = tonumber(ARGV[a + 6]), tonumber(ca)
+                  replace = not (at_new ~= 0 and at_was ~= 0 and at_new < at_was)
+                else
+                  replace = tonumber(rank) >= tonumber(cr)
+                end
+              end
+            end
+          end
+          if replace then
+            if not exists then
+              write_dirty()
+              dirty[f] = nil
+              for _, x in ipairs(make_room(st, string.sub(f, 1, 6) == 'shoot:', n)) do
+                if cur[x] ~= nil then cur[x] = false end
+              end
+            end
+            local linger = tonumber(ARGV[a + 8])
+            if terminal == '1' and linger > 0 then untl = fmt(n + linger) end
+            local v = terminal .. '|' .. rank .. '|' .. ARGV[a + 6] .. '|' .. untl .. '|'
+                      .. now .. '|' .. frame
+            cur[f] = v
+            dirty[f] = v
+            field, updated = f, now
+          end
+        end
+      end
+      records[#records + 1] = ptext .. ' ' .. epoch .. ' ' .. origin .. ' ' .. untl .. ' '
+                              .. updated .. ' ' .. on .. ' ' .. at .. ' ' .. field .. '\31'
+                              .. dev .. '\31' .. frame
+      out[#out + 1] = pos; out[#out + 1] = epoch; out[#out + 1] = 0
+    end
+    a = a + 11
+  end
+  -- The group's writes: meta and state in one call, then its messages in
+  -- one channel message.
+  local hs = {'#seq', fmt(seq)}
+  if fresh then
+    hs[#hs + 1] = '#epoch'; hs[#hs + 1] = epoch; hs[#hs + 1] = '#run'; hs[#hs + 1] = run
+  end
+  -- Lifetimes: refreshed at most once per stream lifetime, each set so that
+  -- the stream outlives its last write by that much.
+  local refresh = fresh or last_now >= tonumber(got[3] or '0')
+  if refresh then hs[#hs + 1] = '#x'; hs[#hs + 1] = fmt(last_now + STREAM_TTL) end
+  for f, v in pairs(dirty) do hs[#hs + 1] = f; hs[#hs + 1] = v end
+  redis.call('HSET', st, unpack(hs))
+  if #records > 0 then redis.call('PUBLISH', b .. 'c', table.concat(records, '\30')) end
+  if refresh then
+    redis.call('PEXPIRE', st, STATE_TTL)
+    redis.call('PEXPIRE', s, 2 * STREAM_TTL)
+    redis.call('PEXPIRE', b .. 'p', STATE_TTL)
+  end
+end
+return out
+)lua";
 
-#undef KULLSYNC_OPEN_STREAM
+/// Values of one publish in the publish script's arguments.
+constexpr size_t publish_values = 11;
+
+/// KEYS: 1 state (with the meta), 2 stream, 3 presence. ARGV: 1 run, 2 new
+/// epoch, 3 the alive keys' prefix, 4 state ttl ms. Returns {epoch, top,
+/// {state field, value, ...}, {presence field, value, ...} of live nodes}.
+inline constexpr const char* head = R"lua(
+local got = redis.call('HMGET', KEYS[1], '#epoch', '#run', '#seq')
+local epoch = got[1]
+if not (epoch and got[2] == ARGV[1]) then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], '#epoch', epoch, '#run', ARGV[1], '#x', '0')
+  redis.call('DEL', KEYS[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+local top = tonumber(got[3] or '0')
+local all = redis.call('HGETALL', KEYS[1])
+local state = {}
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 1) ~= '#' then
+    state[#state + 1] = all[i]
+    state[#state + 1] = all[i + 1]
+  end
+end
+local pres = redis.call('HGETALL', KEYS[3])
+local live = {}
+for i = 1, #pres, 2 do
+  local node = string.match(pres[i], '^(.-)|')
+  if node and redis.call('EXISTS', ARGV[3] .. node) == 1 then
+    live[#live + 1] = pres[i]
+    live[#live + 1] = pres[i + 1]
+  end
+end
+return {epoch, top, state, live}
+)lua";
+
+/// KEYS: 1 state (with the meta), 2 stream. ARGV: 1 run, 2 new epoch,
+/// 3 epoch, 4 since, 5 upto ('+': the top), 6 state ttl ms, 7 the history
+/// size. Returns {epoch, complete (0/1), {entries}}: all of (since, upto] or
+/// nothing. The stream holds at most the last `history size` positions
+/// (trimming may keep a few more: they are not read).
+inline constexpr const char* read = R"lua(
+local got = redis.call('HMGET', KEYS[1], '#epoch', '#run', '#seq')
+local epoch = got[1]
+if not (epoch and got[2] == ARGV[1]) then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], '#epoch', epoch, '#run', ARGV[1], '#x', '0')
+  redis.call('DEL', KEYS[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+end
+if epoch ~= ARGV[3] then return {epoch, 0, {}} end
+local top = tonumber(got[3] or '0')
+local since = tonumber(ARGV[4])
+if since > top then return {epoch, 0, {}} end
+local upto = top
+if ARGV[5] ~= '+' and tonumber(ARGV[5]) < top then upto = tonumber(ARGV[5]) end
+if since >= upto then return {epoch, 1, {}} end
+if since + tonumber(ARGV[7]) < top then return {epoch, 0, {}} end
+local first = string.format('%d', since + 1) .. '-0'
+local e = redis.call('XRANGE', KEYS[2], first, string.format('%d', upto) .. '-0')
+if #e == 0 or e[1][1] ~= first then return {epoch, 0, {}} end
+return {epoch, 1, e}
+)lua";
 
 } // namespace kullsync::broker::scripts

@@ -197,6 +197,10 @@ boost::asio::io_context& beast_server::io() {
   return impl_->core->shards.front()->ioc;
 }
 
+caf::execution_unit* beast_server::io_unit() {
+  return impl_->core->shards.front()->unit.context();
+}
+
 beast_server_stats beast_server::stats() const {
   auto& c = impl_->core->stats;
   beast_server_stats s;

@@ -86,6 +86,12 @@ public:
   /// process (the cluster's broker links); it runs from start() to stop().
   boost::asio::io_context& io();
 
+  /// The io bridge of that thread: a send from code running there (an
+  /// Asio handler of io()) with this as its execution context makes an
+  /// actor marked with run_on_io_thread run there too, as the sockets' do;
+  /// null when the server's actors run on CAF's threads (actors_on_io off).
+  caf::execution_unit* io_unit();
+
 private:
   struct impl;
   std::shared_ptr<impl> impl_;

@@ -70,8 +70,10 @@ public:
 
   /// Connects every instance on `io`, whose thread runs the connections
   /// from then on. Until an instance is connected, subscribed and has its
-  /// scripts, requests for its users fail as unavailable.
-  void start(boost::asio::io_context& io);
+  /// scripts, requests for its users fail as unavailable. `unit` is that
+  /// thread's io bridge (beast_server::io_unit): what Redis answers wakes the
+  /// broker there, not on CAF's threads.
+  void start(boost::asio::io_context& io, caf::execution_unit* unit = nullptr);
 
   /// Closes the connections (waits up to a second for the io thread), then
   /// stops the actor. Call before the io thread stops.

@@ -61,9 +61,10 @@ struct state_change {
 /// One publish: numbered (if `numbered`), stored, fanned out, and what it
 /// changes of the state kept, all in one step. A `dedup_key` seen before in
 /// the stream's epoch answers the first position and publishes nothing (a
-/// stream that lost its history takes it again, once in its new epoch). A presence message
-/// (DEVICE_CONNECTED / DISCONNECTED, not numbered) adds (`present`) or
-/// removes `presence` in the user's list of devices.
+/// stream that lost its history takes it again, once in its new epoch). A
+/// presence message (DEVICE_CONNECTED / DISCONNECTED, not numbered) adds
+/// (`present`) or removes `presence` in the user's list of devices; a node
+/// announces its own devices only (`presence->node` is `origin`).
 struct publish_request {
   std::string user;
   std::string origin;  // the publishing node's instance
