@@ -58,8 +58,10 @@ std::string encode_envelope(std::string_view type, std::string_view data_json,
                             int64_t timestamp_ms, std::string_view device_id,
                             std::string_view user_id, std::optional<uint64_t> seq) {
   std::string out;
+  // The envelope's keys and numbers, and room for a `seq` appended later
+  // (a stream's v2 frame is its v1 text with the position appended).
   out.reserve(data_json.size() + type.size() + device_id.size()
-              + user_id.size() + 64);
+              + user_id.size() + 96);
   json_writer w{out};
   w.begin_object();
   w.field(keys::type, type);

@@ -54,7 +54,7 @@ stream_head head(broker_ptr self, const std::string& user) {
 
 void fan_out(broker_ptr self, const message_ptr& m) {
   auto& st = self->state;
-  auto i = st.followers.find(m->user);
+  auto i = st.followers.find(m->user());
   if (i == st.followers.end())
     return;
   std::uniform_real_distribution<double> coin{0, 1};
@@ -63,19 +63,20 @@ void fan_out(broker_ptr self, const message_ptr& m) {
       self->send(f, deliver_atom::value, m);
 }
 
-publish_receipt publish(broker_ptr self, const publish_request& req) {
+publish_receipt publish(broker_ptr self, publish_request req) {
   auto& st = self->state;
   auto& saved = st.before[req.user];
   saved.push_back(st.core->save(req.user));
   if (saved.size() > sim_failover_depth)
     saved.pop_front();
   message_ptr m;
-  auto r = st.core->publish(req, &m);
+  auto origin = req.origin;
+  auto r = st.core->publish(std::move(req), &m);
   if (m && m->seq != 0 && st.cfg.mutation == broker_mutation::per_node_numbering) {
     // A cluster without one shared counter: each node's publishes numbered
     // on a counter of its own.
-    auto seq = ++st.node_tops[{req.user, req.origin}];
-    m = make_message(m->user, seq, m->epoch, m->origin, v1_frame(*m).str(), m->state);
+    auto seq = ++st.node_tops[{m->user(), origin}];
+    m = make_message(m->key, seq, m->origin, v1_frame(*m).str(), m->state);
     r.seq = seq;
   }
   if (m)

@@ -112,8 +112,8 @@ TEST(redis_codec, read_replies) {
   EXPECT_TRUE(r->complete);
   ASSERT_EQ(r->messages.size(), 2u);
   EXPECT_EQ(r->messages[1]->seq, 4u);
-  EXPECT_EQ(r->messages[1]->user, "u");
-  EXPECT_EQ(r->messages[1]->epoch, "e");
+  EXPECT_EQ(r->messages[1]->user(), "u");
+  EXPECT_EQ(r->messages[1]->epoch(), "e");
   // The v2 frame, built once here: the position is its last field.
   EXPECT_EQ(r->messages[1]->frame.str(), "{\"x\":2,\"seq\":4}");
   EXPECT_FALSE(parse_read(arr({str("e"), num(0), arr({})}), "u")->complete);
@@ -130,9 +130,9 @@ TEST(redis_codec, channel_messages) {
          "\x1e" "0 ep node-a 0 0 1 55 \x1fmac\x1f{\"type\":\"DEVICE_CONNECTED\"}");
   ASSERT_EQ(ms.size(), 2u);
   auto& m = ms[0];
-  EXPECT_EQ(m->user, "u");
+  EXPECT_EQ(m->user(), "u");
   EXPECT_EQ(m->seq, 12u);
-  EXPECT_EQ(m->epoch, "ep");
+  EXPECT_EQ(m->epoch(), "ep");
   EXPECT_EQ(m->origin, "node-a");
   EXPECT_EQ(m->frame.str(), "{\"type\":\"X\",\"data\":{\"a\":\"b c\"},\"seq\":12}");
   EXPECT_EQ(v1_frame(*m).str(), "{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}");

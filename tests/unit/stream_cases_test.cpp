@@ -237,7 +237,7 @@ public:
       q.pop_front();
       out[i].change = msg->state;
       EXPECT_EQ(msg->seq, out[i].receipt.seq);
-      EXPECT_EQ(msg->epoch, out[i].receipt.epoch);
+      EXPECT_EQ(msg->epoch(), out[i].receipt.epoch);
       EXPECT_EQ(v1_frame(*msg).str(), req.frame);
       EXPECT_EQ(msg->presence.has_value(), req.presence.has_value());
     }
@@ -370,7 +370,7 @@ void play(impl& x, const cases::stream_case& c, bool batched) {
         std::vector<uint64_t> seqs;
         for (auto& m : r.messages) {
           seqs.push_back(m->seq);
-          EXPECT_EQ(m->epoch, r.epoch);
+          EXPECT_EQ(m->epoch(), r.epoch);
         }
         EXPECT_EQ(seqs, s.seqs);
         break;

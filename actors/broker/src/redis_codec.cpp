@@ -218,6 +218,7 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
   r.epoch = v.elements[0].str;
   r.complete = v.elements[1].number == 1;
   r.messages.reserve(v.elements[2].elements.size());
+  auto key = server::make_key(user, r.epoch);
   for (auto& e : v.elements[2].elements) {
     // [id, [field, frame]]
     if (!array_of(e, 2) || !array_of(e.elements[1], 2))
@@ -227,7 +228,7 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
     auto& frame = e.elements[1].elements[1].str;
     if (!seq || *seq == 0 || !is_frame(frame))
       return bad("read: an entry's id or frame is malformed");
-    r.messages.push_back(server::make_message(user, *seq, r.epoch, {}, frame));
+    r.messages.push_back(server::make_message(key, *seq, {}, frame));
   }
   return r;
 }
@@ -235,7 +236,9 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
 namespace {
 
 /// One record: "<seq> <epoch> <origin> <until> <updated> <on> <at> <field>\x1f<device>\x1f<frame>".
-server::message_ptr parse_record(const std::string& user, std::string_view r) {
+/// `key`: the last record's (user and epoch), reused when the epoch is the same.
+server::message_ptr parse_record(const std::string& user, std::string_view r,
+                                 server::key_ptr& key) {
   std::string_view part[7];
   size_t from = 0;
   for (auto& p : part) {
@@ -265,7 +268,9 @@ server::message_ptr parse_record(const std::string& user, std::string_view r) {
   std::optional<server::presence_entry> presence;
   if (!device.empty())
     presence = server::presence_entry{std::string{part[2]}, std::string{device}, *at};
-  return server::make_message(user, *seq, std::string{part[1]}, std::string{part[2]}, frame,
+  if (!key || key->epoch != part[1])
+    key = server::make_key(user, std::string{part[1]});
+  return server::make_message(key, *seq, std::string{part[2]}, std::string{frame},
                               std::move(change), std::move(presence), part[5] == "1");
 }
 
@@ -275,9 +280,10 @@ std::vector<server::message_ptr> parse_channel_message(const std::string& user,
                                                        std::string_view payload) {
   // Records separated by \x1e.
   std::vector<server::message_ptr> out;
+  server::key_ptr key;
   for (;;) {
     auto end = payload.find('\x1e');
-    auto m = parse_record(user, payload.substr(0, end));
+    auto m = parse_record(user, payload.substr(0, end), key);
     if (!m)
       return {};
     out.push_back(std::move(m));

@@ -15,15 +15,17 @@ class in_process final : public hub_broker {
 public:
   in_process(hub_ptr self, const std::string& epoch_prefix, stream_limits limits)
     : self_(self),
-      local_(epoch_prefix, limits, [self](const message_ptr& m) { on_message(self, m); }) {}
+      local_(
+        epoch_prefix, limits, [self](const message_ptr& m) { on_message(self, m); },
+        [self](const std::string& user) { return followed(self, user) != nullptr; }) {}
 
   void publish(publish_request req, reply<publish_receipt> done) override {
-    done(local_.publish(req));
+    done(local_.publish(std::move(req)));
   }
   void follow(const std::string& user, reply<stream_head> done) override {
     done(local_.follow(user, now_ms(self_)));
   }
-  void unfollow(const std::string& user) override { local_.unfollow(user); }
+  void unfollow(const std::string&) override {}
   void read(const std::string& user, const std::string& epoch, uint64_t since,
             uint64_t upto, reply<stream_range> done) override {
     done(local_.read(user, epoch, since, upto, now_ms(self_)));

@@ -24,7 +24,7 @@ void close_started_v2(hub_ptr self, user_entry& u) {
 void apply(hub_ptr self, user_entry& u, const message_ptr& m) {
   auto& fs = *u.stream;
   auto before = fs.state.bytes();
-  fs.state.mirror(m->state, v1_frame(*m).str());
+  fs.state.mirror(m->state, m->frame, m->seq);
   self->state.stats.state_bytes += fs.state.bytes() - before;
   shared_frame v1;
   for (auto& s : u.sockets) {
@@ -165,7 +165,7 @@ void follow(hub_ptr self, const std::string& user, user_entry& u, bool fresh) {
 }
 
 void on_message(hub_ptr self, const message_ptr& m) {
-  auto* u = followed(self, m->user);
+  auto* u = followed(self, m->user());
   if (!u)
     return; // unfollowed since
   if (m->seq == 0) {
@@ -173,7 +173,7 @@ void on_message(hub_ptr self, const message_ptr& m) {
       remote_presence(self, *u, *m);
     return;
   }
-  carry_out(self, m->user, *u, u->stream->follower.on_message(m));
+  carry_out(self, m->user(), *u, u->stream->follower.on_message(m));
 }
 
 void resync(hub_ptr self) {

@@ -7,7 +7,6 @@
 
 #include <functional>
 #include <string>
-#include <unordered_set>
 
 #include "stream_core.hpp"
 
@@ -16,25 +15,28 @@ namespace kullsync::server {
 class local_broker {
 public:
   using deliver_fn = std::function<void(const message_ptr&)>;
+  using follows_fn = std::function<bool(const std::string& user)>;
 
-  local_broker(std::string epoch_prefix, stream_limits limits, deliver_fn deliver)
-    : core_(std::move(epoch_prefix), limits), deliver_(std::move(deliver)) {}
+  /// `deliver` gets every message (the follower ignores users it does not
+  /// follow); `follows` says which users it follows (they are never
+  /// forgotten).
+  local_broker(std::string epoch_prefix, stream_limits limits, deliver_fn deliver,
+               follows_fn follows)
+    : core_(std::move(epoch_prefix), limits),
+      deliver_(std::move(deliver)),
+      follows_(std::move(follows)) {}
 
-  /// Delivers the message to the follower (if the user is followed) first.
-  publish_receipt publish(const publish_request& req) {
+  /// Delivers the message to the follower first (which ignores users it
+  /// does not follow).
+  publish_receipt publish(publish_request req) {
     message_ptr m;
-    auto r = core_.publish(req, &m);
-    if (m && followed_.count(req.user))
+    auto r = core_.publish(std::move(req), &m);
+    if (m)
       deliver_(m);
     return r;
   }
 
-  stream_head follow(const std::string& user, int64_t now) {
-    followed_.insert(user);
-    return core_.head(user, now, {});
-  }
-
-  void unfollow(const std::string& user) { followed_.erase(user); }
+  stream_head follow(const std::string& user, int64_t now) { return core_.head(user, now, {}); }
 
   stream_range read(const std::string& user, const std::string& epoch, uint64_t since,
                     uint64_t upto, int64_t now) {
@@ -46,16 +48,14 @@ public:
   }
 
   /// Forgets what expired; users followed here are kept.
-  void sweep(int64_t now) {
-    core_.sweep(now, [this](const std::string& user) { return followed_.count(user) != 0; });
-  }
+  void sweep(int64_t now) { core_.sweep(now, follows_); }
 
   stream_stats stats() const { return core_.stats(); }
 
 private:
   stream_core core_;
   deliver_fn deliver_;
-  std::unordered_set<std::string> followed_;
+  follows_fn follows_;
 };
 
 } // namespace kullsync::server

@@ -21,19 +21,17 @@ std::string backend_dedup_key(std::string_view idempotency_key) {
   return k;
 }
 
-std::string with_seq(std::string_view v1_frame, uint64_t seq) {
+std::string with_seq(std::string v1_frame, uint64_t seq) {
   // `seq` is the envelope's last field in both encoders (codec.hpp).
   if (v1_frame.size() < 2 || v1_frame.back() != '}')
-    return std::string{v1_frame}; // not an envelope: publishes refuse such frames
-  std::string out;
-  out.reserve(v1_frame.size() + 28);
-  out.append(v1_frame.data(), v1_frame.size() - 1); // the envelope's '}'
-  out += ",\"seq\":";
+    return v1_frame; // not an envelope: publishes refuse such frames
+  v1_frame.pop_back(); // the envelope's '}'
+  v1_frame += ",\"seq\":";
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof(buf), seq);
-  out.append(buf, r.ptr);
-  out += '}';
-  return out;
+  v1_frame.append(buf, r.ptr);
+  v1_frame += '}';
+  return v1_frame;
 }
 
 std::string without_seq(std::string_view v2_frame, uint64_t seq) {
@@ -56,15 +54,15 @@ shared_frame v1_frame(const stream_message& m) {
   return make_shared_frame(without_seq(m.frame.str(), m.seq));
 }
 
-message_ptr make_message(std::string user, uint64_t seq, std::string epoch,
-                         std::string origin, std::string_view v1_text, state_change state,
-                         std::optional<presence_entry> presence, bool present) {
+message_ptr make_message(key_ptr key, uint64_t seq, std::string origin, std::string v1_text,
+                         state_change state, std::optional<presence_entry> presence,
+                         bool present) {
   auto m = std::make_shared<stream_message>();
-  m->user = std::move(user);
+  m->key = std::move(key);
   m->seq = seq;
-  m->epoch = std::move(epoch);
   m->origin = std::move(origin);
-  m->frame = make_shared_frame(seq != 0 ? with_seq(v1_text, seq) : std::string{v1_text});
+  m->frame = make_shared_frame(seq != 0 ? with_seq(std::move(v1_text), seq)
+                                        : std::move(v1_text));
   m->state = std::move(state);
   m->presence = std::move(presence);
   m->present = present;

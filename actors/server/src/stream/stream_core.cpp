@@ -13,7 +13,7 @@ namespace {
 constexpr size_t entry_overhead = 160;
 
 size_t cost(const message_ptr& m) {
-  return m->frame.str().size() + m->user.size() + m->epoch.size() + entry_overhead;
+  return m->frame.str().size() + entry_overhead;
 }
 
 } // namespace
@@ -41,7 +41,7 @@ const std::shared_ptr<stream_core::stream>& stream_core::open(const std::string&
     // A new stream, or its history lost: a new epoch. Its messages go (they
     // belong to the old one) and positions go on, as the Redis script does.
     s.run = run_;
-    s.epoch = prefix_ + "-" + std::to_string(++epochs_);
+    s.key = make_key(user, prefix_ + "-" + std::to_string(++epochs_));
     while (!s.entries.empty())
       drop_front(s);
   }
@@ -71,14 +71,14 @@ void stream_core::expire(stream& s, int64_t now) {
   }
 }
 
-publish_receipt stream_core::publish(const publish_request& req, message_ptr* out) {
+publish_receipt stream_core::publish(publish_request req, message_ptr* out) {
   auto& handle = open(req.user, req.now);
   auto& s = *handle;
   // A key answers within its epoch only: a stream that lost its history (a
   // failover) takes a resent message again, once in the new epoch, rather
   // than answer a position of the old one that its devices cannot trust.
   if (!req.dedup_key.empty())
-    if (auto i = s.dedup.find(req.dedup_key); i != s.dedup.end() && i->second.epoch == s.epoch)
+    if (auto i = s.dedup.find(req.dedup_key); i != s.dedup.end() && i->second.epoch == s.key->epoch)
       return {i->second.seq, i->second.epoch, true};
   if (req.presence) {
     auto key = std::make_pair(req.presence->node, req.presence->device);
@@ -87,20 +87,29 @@ publish_receipt stream_core::publish(const publish_request& req, message_ptr* ou
     else
       s.presence.erase(key);
   }
-  uint64_t seq = 0;
-  state_change change;
+  // The message is built once (its v2 text made in place) and shared by
+  // the history, the state and every socket it goes to.
+  auto msg = std::make_shared<stream_message>();
+  msg->key = s.key;
+  if (!req.numbered) // only a message that is not numbered needs its origin
+    msg->origin = std::move(req.origin);
+  msg->presence = std::move(req.presence);
+  msg->present = req.present;
   if (req.numbered) {
-    seq = ++s.top;
+    msg->seq = ++s.top;
+    msg->frame = make_shared_frame(with_seq(std::move(req.frame), msg->seq));
     if (!req.state.field.empty()) {
       auto before = s.state.bytes();
       auto evicted = s.state.evicted();
-      change = s.state.put(req.state, req.frame, req.now);
+      msg->state = s.state.put(req.state, msg->frame, msg->seq, req.now);
       stats_.state_bytes = stats_.state_bytes - before + s.state.bytes();
       stats_.fields_evicted += s.state.evicted() - evicted;
     }
+  } else {
+    msg->frame = make_shared_frame(std::move(req.frame));
   }
-  auto m = make_message(req.user, seq, s.epoch, req.origin, req.frame, std::move(change),
-                        req.presence, req.present);
+  auto seq = msg->seq;
+  message_ptr m = std::move(msg);
   if (seq != 0) {
     s.entries.push_back({req.now, m});
     stats_.history_bytes += cost(m);
@@ -111,7 +120,7 @@ publish_receipt stream_core::publish(const publish_request& req, message_ptr* ou
     enforce_history_bytes();
   }
   if (!req.dedup_key.empty()) {
-    s.dedup[req.dedup_key] = {seq, s.epoch, req.now};
+    s.dedup[req.dedup_key] = {seq, s.key->epoch, req.now};
     s.dedup_order.push_back(req.dedup_key);
     ++stats_.dedup_keys;
     while (s.dedup.size() > limits_.dedup_per_user) {
@@ -123,7 +132,7 @@ publish_receipt stream_core::publish(const publish_request& req, message_ptr* ou
   s.last_write = req.now;
   if (out)
     *out = std::move(m);
-  return {seq, s.epoch, false};
+  return {seq, s.key->epoch, false};
 }
 
 void stream_core::enforce_history_bytes() {
@@ -135,21 +144,28 @@ void stream_core::enforce_history_bytes() {
     if (st && !st->entries.empty() && st->entries.front().msg->seq == oldest.seq)
       drop_front(*st);
   }
-  // Messages that left by size or age leave their order entries behind.
-  while (!order_.empty()) {
-    auto st = order_.front().s.lock();
-    if (st && !st->entries.empty() && st->entries.front().msg->seq <= order_.front().seq)
-      break;
-    order_.pop_front();
-  }
+  // Messages that left by size or age leave their order entries behind,
+  // anywhere in the order (an idle user's old message may stay in front):
+  // once they are as many as the messages kept, every one goes in one pass
+  // (amortised O(1) per publish, and the order stays within twice the
+  // messages kept).
+  if (order_.size() <= 2 * stats_.entries + 64)
+    return;
+  order_.erase(std::remove_if(order_.begin(), order_.end(),
+                              [](const appended& a) {
+                                auto st = a.s.lock();
+                                return !st || st->entries.empty()
+                                       || st->entries.front().msg->seq > a.seq;
+                              }),
+               order_.end());
 }
 
 stream_range stream_core::read(const std::string& user, const std::string& epoch,
                                uint64_t since, uint64_t upto, int64_t now) {
   auto& s = *open(user, now);
   stream_range r;
-  r.epoch = s.epoch;
-  if (epoch != s.epoch || since > s.top)
+  r.epoch = s.key->epoch;
+  if (epoch != s.key->epoch || since > s.top)
     return r;
   upto = std::min(upto, s.top);
   if (since >= upto) {
@@ -171,7 +187,7 @@ stream_head stream_core::head(const std::string& user, int64_t now,
                               const std::function<bool(const std::string&)>& alive) {
   auto& s = *open(user, now);
   stream_head h;
-  h.epoch = s.epoch;
+  h.epoch = s.key->epoch;
   h.top = s.top;
   h.state = s.state.all();
   for (auto& [key, at] : s.presence)
@@ -245,11 +261,11 @@ void stream_core::restore(const std::string& user, const std::shared_ptr<const s
   if (!s)
     return;
   auto p = std::make_shared<stream>(s->copy);
-  for (auto& e : p->entries) {
+  p->entries.for_each([&](entry& e) {
     stats_.history_bytes += cost(e.msg);
     ++stats_.entries;
     order_.push_back({p, e.msg->seq});
-  }
+  });
   stats_.state_bytes += p->state.bytes();
   stats_.dedup_keys += p->dedup.size();
   ++stats_.streams;

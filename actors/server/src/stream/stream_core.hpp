@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "kullsync/server/stream.hpp"
+#include "ring.hpp"
 #include "state_table.hpp"
 
 namespace kullsync::server {
@@ -61,7 +62,7 @@ public:
 
   /// Takes a publish (see publish_request); `out` gets the message to fan
   /// out, unless the dedup key was seen (then nothing is published).
-  publish_receipt publish(const publish_request& req, message_ptr* out);
+  publish_receipt publish(publish_request req, message_ptr* out);
 
   /// The messages (since, upto] of `user`'s stream of `epoch` (upto past
   /// the top: to the top), all or nothing.
@@ -100,14 +101,14 @@ private:
     int64_t at;
   };
   struct stream {
-    std::string epoch;
+    key_ptr key; // user and epoch, shared by the stream's messages
     uint64_t run = 0;
     uint64_t top = 0;
     int64_t last_write = 0;
-    std::deque<entry> entries; // consecutive, ending at `top`
+    ring<entry> entries; // consecutive, ending at `top`
     state_table state;
     std::unordered_map<std::string, dedup_answer> dedup;
-    std::deque<std::string> dedup_order; // oldest first
+    ring<std::string> dedup_order; // oldest first
     std::map<std::pair<std::string, std::string>, int64_t> presence; // (node, device)
     explicit stream(const stream_limits& l) : state(l.max_shoots, l.field_idle_ms) {}
   };

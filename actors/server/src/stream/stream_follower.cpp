@@ -34,7 +34,7 @@ stream_follower::effects stream_follower::on_head(uint64_t generation, const str
     epoch_ = h.epoch;
     seq_ = h.top;
     for (auto i = ahead_.begin(); i != ahead_.end();)
-      i = i->first <= seq_ || i->second->epoch != epoch_ ? ahead_.erase(i) : std::next(i);
+      i = i->first <= seq_ || i->second->epoch() != epoch_ ? ahead_.erase(i) : std::next(i);
   }
   if (!replace && h.top > seq_) {
     filling_ = true;
@@ -51,12 +51,16 @@ stream_follower::effects stream_follower::on_message(const message_ptr& m) {
     ahead_.emplace(m->seq, m);
     return fx;
   }
-  if (m->epoch != epoch_) {
+  if (m->epoch() != epoch_) {
     reset(fx, "the stream's epoch changed");
     return fx;
   }
   if (m->seq <= seq_)
     return fx; // delivered twice
+  if (m->seq == seq_ + 1 && ahead_.empty()) {
+    apply(m, fx); // the usual case: next in line, nothing waiting
+    return fx;
+  }
   ahead_.emplace(m->seq, m);
   drain(fx);
   return fx;
@@ -65,7 +69,7 @@ stream_follower::effects stream_follower::on_message(const message_ptr& m) {
 void stream_follower::drain(effects& fx) {
   while (live_ && !filling_ && !ahead_.empty()) {
     auto i = ahead_.begin();
-    if (i->second->epoch != epoch_)
+    if (i->second->epoch() != epoch_)
       return reset(fx, "the stream's epoch changed");
     if (i->first <= seq_) {
       ahead_.erase(i);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "kullsync/server/stream.hpp"
 
 namespace kullsync::server {
@@ -26,13 +28,13 @@ public:
   /// afresh), else apply `apply`, then send the ACKs `acks` (tickets the
   /// hub handed in), then ask for `read`.
   struct effects {
-    std::vector<message_ptr> apply;
+    boost::container::small_vector<message_ptr, 2> apply;
     struct range {
       uint64_t generation, since, upto;
     };
     std::optional<range> read;
     const char* reset = nullptr; // why the stream cannot go on
-    std::vector<uint64_t> acks;
+    boost::container::small_vector<uint64_t, 2> acks;
   };
 
   /// Starts a follow (or a new one: `fresh` forgets what waits) numbered

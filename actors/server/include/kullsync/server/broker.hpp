@@ -72,18 +72,23 @@ typename Inspector::result_type inspect(Inspector& f, publish_receipt& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_ptr& x) {
   stream_message tmp;
+  std::string user, epoch;
   if constexpr (Inspector::reads_state)
-    if (x)
+    if (x) {
       tmp = *x;
+      user = x->user();
+      epoch = x->epoch();
+    }
   std::string frame = tmp.frame ? tmp.frame.str() : std::string{};
   auto presence = detail::optional_field(tmp.presence);
   auto load = caf::meta::load_callback([&]() -> caf::error {
+    tmp.key = make_key(std::move(user), std::move(epoch));
     tmp.frame = make_shared_frame(std::move(frame));
     x = std::make_shared<const stream_message>(std::move(tmp));
     return caf::none;
   });
-  return f(caf::meta::type_name("stream_message"), tmp.user, tmp.seq, tmp.epoch,
-           tmp.origin, frame, tmp.state, presence, tmp.present, load);
+  return f(caf::meta::type_name("stream_message"), user, tmp.seq, epoch, tmp.origin, frame,
+           tmp.state, presence, tmp.present, load);
 }
 
 template <class Inspector>

@@ -84,20 +84,36 @@ struct publish_receipt {
   bool duplicate = false; // the dedup key was seen: `seq` is the first answer's
 };
 
+/// Whose stream a message is of, and in which epoch: one per stream (or
+/// per channel message), shared by its messages, so a message copies
+/// neither.
+struct stream_key {
+  std::string user;
+  std::string epoch;
+};
+
+using key_ptr = std::shared_ptr<const stream_key>;
+
+inline key_ptr make_key(std::string user, std::string epoch) {
+  return std::make_shared<const stream_key>(stream_key{std::move(user), std::move(epoch)});
+}
+
 /// A message of a user's stream on its way to the nodes that follow the
 /// user: built once where it enters a node (a publish here, a channel
 /// message from Redis) and shared, immutable, by everything that sends it.
 struct stream_message {
-  std::string user;
+  key_ptr key;       // the user, and the epoch of the stream that numbered it
   uint64_t seq = 0;  // its position; 0: a type that is not numbered
-  std::string epoch; // of the stream that numbered it
-  std::string origin;
+  std::string origin; // the node that published it (may be empty when numbered)
   /// What a v2 socket gets: the envelope with `seq` as its last field when
   /// numbered. A v1 socket gets it without (v1_frame()).
   shared_frame frame;
   state_change state;
   std::optional<presence_entry> presence;
   bool present = false;
+
+  const std::string& user() const { return key->user; }
+  const std::string& epoch() const { return key->epoch; }
 };
 
 using message_ptr = std::shared_ptr<const stream_message>;
@@ -140,17 +156,24 @@ std::string client_dedup_key(std::string_view device, std::string_view id);
 std::string backend_dedup_key(std::string_view idempotency_key);
 
 /// The v2 text of a v1 envelope numbered `seq` (`seq` is the envelope's
-/// last field in both encoders), and back.
-std::string with_seq(std::string_view v1_frame, uint64_t seq);
+/// last field in both encoders: appended in place), and back.
+std::string with_seq(std::string v1_frame, uint64_t seq);
 std::string without_seq(std::string_view v2_frame, uint64_t seq);
 
 /// The frame a v1 socket gets for `m` (a copy only when `m` is numbered).
 shared_frame v1_frame(const stream_message& m);
 
 /// A message built from its parts: the v2 frame made once here.
-message_ptr make_message(std::string user, uint64_t seq, std::string epoch,
-                         std::string origin, std::string_view v1_text,
+message_ptr make_message(key_ptr key, uint64_t seq, std::string origin, std::string v1_text,
                          state_change state = {},
                          std::optional<presence_entry> presence = {}, bool present = false);
+inline message_ptr make_message(std::string user, uint64_t seq, std::string epoch,
+                                std::string origin, std::string v1_text,
+                                state_change state = {},
+                                std::optional<presence_entry> presence = {},
+                                bool present = false) {
+  return make_message(make_key(std::move(user), std::move(epoch)), seq, std::move(origin),
+                      std::move(v1_text), std::move(state), std::move(presence), present);
+}
 
 } // namespace kullsync::server
