@@ -68,6 +68,16 @@ int main(int argc, char** argv) {
   rc.state_ttl_ms = sc.state.user_idle_ms;
   rc.max_shoots = sc.state.shoots_per_user;
   rc.field_idle_ms = sc.state.shoot_idle_ms;
+  // What every node shares besides streams: revoked tokens, and what each
+  // node says of itself (GET /api/sync/nodes).
+  sc.node_epoch = kullsync::server::new_node_epoch();
+  sc.counters = std::make_shared<kullsync::server::server_counters>();
+  sc.revocations = std::make_shared<kullsync::server::revocation_list>();
+  sc.started_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  rc.instance = kullsync::server::node_instance(o.node_id, sc.node_epoch);
+  rc.revocations = sc.revocations;
   kullsync::log::set_level(o.log_level);
   kullsync::log::set_format(o.log_format);
   auto lg = kullsync::log::get("server.main");
@@ -107,12 +117,20 @@ int main(int argc, char** argv) {
   // A cluster node: streams through Redis; ready once every instance is.
   std::shared_ptr<kullsync::broker::redis_broker> broker;
   if (!rc.shards.empty()) {
+    // Read on the io thread at every probe interval (atomics only); the
+    // broker is set before it starts.
+    auto self = std::make_shared<std::weak_ptr<kullsync::broker::redis_broker>>();
+    rc.describe = [node_id = o.node_id, at = sc.started_at_ms, counters = sc.counters, self] {
+      auto b = self->lock();
+      return kullsync::server::node_description(node_id, at, *counters, b && b->ready());
+    };
     broker = std::make_shared<kullsync::broker::redis_broker>(sys, rc);
+    *self = broker;
     sc.cluster.broker = broker->actor();
-    sc.cluster.node_id = o.node_id;
     sc.cluster.position_check = std::chrono::seconds{o.position_check};
     sc.ready = [broker] { return broker->ready(); };
   }
+  sc.cluster.node_id = o.node_id;
   sc.transport_metrics = [listener_ref, broker](kullsync::metrics::writer& w) {
     if (auto* l = listener_ref->load())
       l->write_metrics(w);

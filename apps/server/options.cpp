@@ -80,6 +80,10 @@ void add_flags(CLI::App& app, server_options& o) {
        "when set, a token's iss must equal it");
   flag(app, "--jwt-leeway", o.jwt_leeway, "KULLSYNC_JWT_LEEWAY",
        "seconds of clock skew allowed on exp, nbf and iat")->check(CLI::Range(0u, 300u));
+  flag(app, "--max-token-lifetime", o.max_token_lifetime, "KULLSYNC_MAX_TOKEN_LIFETIME",
+       "seconds a signed token may live at most (exp - iat): longer ones are refused "
+       "(4002); a revocation (POST /api/sync/users/ID/revoke) is kept this long")
+    ->check(CLI::Range(60u, 31'536'000u));
   flag(app, "--api-keys-file", o.api_keys_file, "KULLSYNC_API_KEYS_FILE",
        "HTTP API keys, one per line: every /api/sync/* request but GET status then "
        "needs Authorization: Bearer <key> (else 401)");
@@ -235,6 +239,8 @@ server::server_config make_server_config(const server_options& o) {
   ao.audience = o.jwt_audience;
   ao.issuer = o.jwt_issuer;
   ao.leeway_ms = int64_t{o.jwt_leeway} * 1000;
+  ao.max_lifetime_ms = int64_t{o.max_token_lifetime} * 1000;
+  sc.max_token_lifetime_ms = ao.max_lifetime_ms;
   ao.admin_user = o.admin_user;
   sc.auth = server::make_authenticator(ao);
   if (!o.api_keys_file.empty())

@@ -76,6 +76,14 @@ std::string encode_envelope(std::string_view type, std::string_view data_json,
   return out;
 }
 
+std::string json_string(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  json_writer w{out};
+  w.value(s);
+  return out;
+}
+
 template <class T>
 std::string to_json(const T& x) {
   return detail::write_text(x);

@@ -142,6 +142,13 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
     [=](alive_atom, const std::string& node, int64_t ttl_ms) {
       self->state.alive_until[node] = self->clock().now() + std::chrono::milliseconds{ttl_ms};
     },
+    // Revocations and the list of nodes are not part of the simulated world.
+    [=](revoke_atom, const revocation&) -> caf::result<bool> {
+      return make_error(broker_errc::unavailable, "revocations are not simulated");
+    },
+    [=](nodes_atom) -> caf::result<std::vector<std::string>> {
+      return make_error(broker_errc::unavailable, "the list of nodes is not simulated");
+    },
     [=](lossy_atom, double rate) { self->state.loss = rate; },
     [=](resub_atom) {
       std::vector<stream_follower_actor> all;

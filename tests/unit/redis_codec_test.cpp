@@ -72,7 +72,7 @@ TEST(redis_codec, head_replies) {
   auto h = parse_head(arr({str("e"), num(4),
                            arr({str("credits"), str("0|-1|5|0|70|{\"type\":\"CREDIT_UPDATE\"}"),
                                 str("shoot:s|1"), str("1|-1|5|900|80|{\"a\":\"x|y\"}")}),
-                           arr({str("node-a|mac"), str("123")})}));
+                           arr({str("node-a|mac"), str("123|2")}), num(3)}));
   ASSERT_TRUE(h) << to_string(h.error());
   EXPECT_EQ(h->top, 4u);
   ASSERT_EQ(h->state.size(), 2u);
@@ -86,18 +86,23 @@ TEST(redis_codec, head_replies) {
   EXPECT_EQ(h->devices[0].node, "node-a");
   EXPECT_EQ(h->devices[0].device, "mac");
   EXPECT_EQ(h->devices[0].connected_at, 123);
+  EXPECT_EQ(h->devices[0].protocol, 2);
+  EXPECT_EQ(h->first, 3u);
   // Malformed: a state value without its fields, or not a frame; presence
   // without a node; an odd presence list; the wrong arity.
-  EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({str("{}")}), arr({})})).error()));
-  EXPECT_TRUE(bad_reply(
-    parse_head(arr({str("e"), num(1), arr({str("f"), str("{}")}), arr({})})).error()));
-  EXPECT_TRUE(bad_reply(
-    parse_head(arr({str("e"), num(1), arr({str("f"), str("0|1|2|3|4|nope")}), arr({})})).error()));
-  EXPECT_TRUE(bad_reply(
-    parse_head(arr({str("e"), num(1), arr({str("f"), str("0|1|2|x|4|{}")}), arr({})})).error()));
-  EXPECT_TRUE(bad_reply(
-    parse_head(arr({str("e"), num(1), arr({}), arr({str("mac"), str("1")})})).error()));
-  EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({}), arr({str("a|b")})})).error()));
+  auto head_of = [](redis_value state, redis_value presence) {
+    return parse_head(arr({str("e"), num(1), std::move(state), std::move(presence), num(0)}));
+  };
+  EXPECT_TRUE(bad_reply(head_of(arr({str("{}")}), arr({})).error()));
+  EXPECT_TRUE(bad_reply(head_of(arr({str("f"), str("{}")}), arr({})).error()));
+  EXPECT_TRUE(bad_reply(head_of(arr({str("f"), str("0|1|2|3|4|nope")}), arr({})).error()));
+  EXPECT_TRUE(bad_reply(head_of(arr({str("f"), str("0|1|2|x|4|{}")}), arr({})).error()));
+  EXPECT_TRUE(bad_reply(head_of(arr({}), arr({str("mac"), str("1|1")})).error()));
+  EXPECT_TRUE(bad_reply(head_of(arr({}), arr({str("a|b")})).error()));
+  EXPECT_TRUE(bad_reply(head_of(arr({}), arr({str("n|d"), str("1")})).error())) << "no protocol";
+  EXPECT_TRUE(bad_reply(head_of(arr({}), arr({str("n|d"), str("1|3")})).error())) << "protocol 3";
+  EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1), arr({}), arr({})})).error()))
+    << "without the oldest position";
   EXPECT_TRUE(bad_reply(parse_head(arr({str("e"), num(1)})).error()));
 }
 
@@ -127,7 +132,7 @@ TEST(redis_codec, channel_messages) {
   // records of one channel message.
   auto ms = parse_channel_message(
     "u", "12 ep node-a 900 70 0 0 shoot:s\x1f\x1f{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}"
-         "\x1e" "0 ep node-a 0 0 1 55 \x1fmac\x1f{\"type\":\"DEVICE_CONNECTED\"}");
+         "\x1e" "0 ep node-a 0 0 1 55|2 \x1fmac\x1f{\"type\":\"DEVICE_CONNECTED\"}");
   ASSERT_EQ(ms.size(), 2u);
   auto& m = ms[0];
   EXPECT_EQ(m->user(), "u");
@@ -146,6 +151,7 @@ TEST(redis_codec, channel_messages) {
   EXPECT_EQ(p->presence->device, "mac");
   EXPECT_EQ(p->presence->node, "node-a");
   EXPECT_EQ(p->presence->connected_at, 55);
+  EXPECT_EQ(p->presence->protocol, 2);
   EXPECT_TRUE(p->present);
   EXPECT_EQ(p->frame.str(), "{\"type\":\"DEVICE_CONNECTED\"}");
   // Spaces, colons and newlines in a frame are the frame's.

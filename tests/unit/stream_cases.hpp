@@ -43,6 +43,7 @@ struct step {
   bool complete = true;      // read
   std::vector<uint64_t> seqs; // read: the positions, in order
   uint64_t top = 0;          // head
+  std::optional<uint64_t> first; // head: the oldest position held, if checked
   std::vector<std::string> fields;  // head: the state's fields (by name)
   std::vector<std::string> devices; // head: "node|device" (by node, device)
 };
@@ -125,11 +126,16 @@ inline step head_of(uint64_t top, std::vector<std::string> fields,
   return s;
 }
 
+inline step held_from(uint64_t first, step s) {
+  s.first = first;
+  return s;
+}
+
 inline step presence(const std::string& node, const std::string& device, bool on) {
   step s;
   s.numbered = false;
   s.frame = R"({"type":"DEVICE_CONNECTED","data":{},"timestamp":1})";
-  s.presence = presence_entry{node, device, 77};
+  s.presence = presence_entry{node, device, 77, device == "ipad" ? 2 : 1};
   s.present = on;
   return s;
 }
@@ -145,7 +151,8 @@ inline step failover() {
 inline std::vector<stream_case> all() {
   std::vector<stream_case> out;
   out.push_back({"one numbering per user, from 1", {},
-                 {credit(1), credit(2), credit(3), head_of(3, {"credits"}),
+                 {held_from(0, head_of(0, {})), credit(1), credit(2), credit(3),
+                  held_from(1, head_of(3, {"credits"})),
                   read_of(0, UINT64_MAX, {1, 2, 3}), read_of(1, 2, {2}),
                   read_of(3, UINT64_MAX, {}), read_of(4, UINT64_MAX, {}, false)}});
   {
@@ -156,6 +163,7 @@ inline std::vector<stream_case> all() {
   }
   out.push_back({"a read is all or nothing: evicted by size", {5, 0, 0},
                  {credit(1), credit(2), credit(3), credit(4), credit(5), credit(6), credit(7),
+                  held_from(3, head_of(7, {"credits"})),
                   read_of(0, UINT64_MAX, {}, false), read_of(1, UINT64_MAX, {}, false),
                   read_of(2, UINT64_MAX, {3, 4, 5, 6, 7}), read_of(2, 4, {3, 4})}});
   {

@@ -378,11 +378,16 @@ void play(impl& x, const cases::stream_case& c, bool batched) {
       case cases::step::head: {
         auto h = x.head(s.user, s.now);
         EXPECT_EQ(h.top, s.top);
+        if (s.first)
+          EXPECT_EQ(h.first, *s.first);
         std::vector<std::string> fields, devices;
         for (auto& f : h.state)
           fields.push_back(f.field);
-        for (auto& d : h.devices)
+        for (auto& d : h.devices) {
           devices.push_back(d.node + "|" + d.device);
+          EXPECT_EQ(d.protocol, d.device == "ipad" ? 2 : 1) << "the protocol kept with it";
+          EXPECT_EQ(d.connected_at, 77);
+        }
         std::sort(fields.begin(), fields.end());
         std::sort(devices.begin(), devices.end());
         EXPECT_EQ(fields, s.fields);

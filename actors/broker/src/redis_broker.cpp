@@ -243,6 +243,8 @@ void on_channel(broker_ptr self, uint32_t index, const std::string& channel,
     st.shards[index].probe_seen_ms = steady_ms();
     return;
   }
+  if (on_revoked(self, channel, payload))
+    return;
   auto user = user_of_channel(st.cfg.prefix, channel);
   auto i = user ? st.users.find(*user) : st.users.end();
   if (i == st.users.end())
@@ -275,6 +277,8 @@ void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string
   if (channel == st.probe_channel) {
     s.probe_seen_ms = steady_ms();
     became_ready(self, s);
+  } else if (channel == revoked_key(st)) {
+    load_revocations(self);
   } else if (auto user = user_of_channel(st.cfg.prefix, channel); user && s.ready()) {
     serve_waiting(self, *user);
   }
@@ -341,6 +345,8 @@ broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_conf
     [=](read_atom, const std::string& user, const std::string& epoch, uint64_t since,
         uint64_t upto) { return read(self, user, epoch, since, upto); },
     [=](head_atom, const std::string& user) { return head(self, user); },
+    [=](revoke_atom, const revocation& r) { return revoke(self, r); },
+    [=](nodes_atom) { return nodes(self); },
     [=](alive_atom, const std::string& node, int64_t ttl_ms) {
       auto& a = self->state.alive[node];
       a.ttl_ms = ttl_ms;

@@ -41,6 +41,18 @@ bool array_of(const redis_value& v, size_t n) {
   return v.kind == redis_value::array && v.elements.size() == n;
 }
 
+/// "connected at|protocol" (protocol 1 or 2).
+std::optional<std::pair<int64_t, int>> presence_value(std::string_view v) {
+  auto bar = v.find('|');
+  if (bar == std::string_view::npos)
+    return std::nullopt;
+  auto at = to_int<int64_t>(v.substr(0, bar));
+  auto protocol = to_int<int>(v.substr(bar + 1));
+  if (!at || !protocol || (*protocol != 1 && *protocol != 2))
+    return std::nullopt;
+  return std::make_pair(*at, *protocol);
+}
+
 } // namespace
 
 user_keys keys_for(const std::string& prefix, const std::string& user) {
@@ -107,7 +119,11 @@ publish_batch publish_call(const std::string& prefix,
     c.args.push_back(std::to_string(j - i));
     for (; i < j; ++i) {
       auto* req = batch[order[i]];
-      const char* kind = req->numbered ? "n" : !req->presence ? "u" : req->present ? "p" : "q";
+      const char* kind = req->control    ? "x"
+                         : req->numbered ? "n"
+                         : !req->presence ? "u"
+                         : req->present  ? "p"
+                                         : "q";
       c.args.emplace_back(kind);
       c.args.push_back(req->frame);
       c.args.push_back(req->dedup_key);
@@ -118,7 +134,9 @@ publish_batch publish_call(const std::string& prefix,
       c.args.push_back(std::to_string(req->now));
       c.args.push_back(std::to_string(req->state.linger_ms));
       c.args.push_back(req->presence ? req->presence->device : std::string{});
-      c.args.push_back(req->presence ? std::to_string(req->presence->connected_at) : "0");
+      c.args.push_back(req->presence ? std::to_string(req->presence->connected_at) + "|"
+                                         + std::to_string(req->presence->protocol)
+                                     : "0");
     }
   }
   pb.order = std::move(order);
@@ -129,7 +147,8 @@ script_call head_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& alive_prefix,
                       const redis_broker_config& cfg) {
   return {{k.state, k.stream, k.presence},
-          {run, new_epoch, alive_prefix, std::to_string(cfg.state_ttl_ms)}};
+          {run, new_epoch, alive_prefix, std::to_string(cfg.state_ttl_ms),
+           std::to_string(cfg.history_size)}};
 }
 
 script_call read_call(const user_keys& k, const std::string& run,
@@ -166,7 +185,8 @@ caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_va
 caf::expected<server::stream_head> parse_head(const redis_value& v) {
   if (v.is_error())
     return failed("head", v);
-  if (!array_of(v, 4) || v.elements[0].kind != redis_value::string
+  if (!array_of(v, 5) || v.elements[0].kind != redis_value::string
+      || v.elements[4].kind != redis_value::integer || v.elements[4].number < 0
       || v.elements[1].kind != redis_value::integer || v.elements[1].number < 0
       || v.elements[2].kind != redis_value::array || v.elements[2].elements.size() % 2
       || v.elements[3].kind != redis_value::array || v.elements[3].elements.size() % 2)
@@ -174,6 +194,7 @@ caf::expected<server::stream_head> parse_head(const redis_value& v) {
   server::stream_head h;
   h.epoch = v.elements[0].str;
   h.top = static_cast<uint64_t>(v.elements[1].number);
+  h.first = static_cast<uint64_t>(v.elements[4].number);
   auto& st = v.elements[2].elements;
   for (size_t i = 0; i + 1 < st.size(); i += 2) {
     // field -> "terminal|rank|at|until|updated|frame"
@@ -198,10 +219,11 @@ caf::expected<server::stream_head> parse_head(const redis_value& v) {
   auto& p = v.elements[3].elements;
   for (size_t i = 0; i + 1 < p.size(); i += 2) {
     auto bar = p[i].str.find('|');
-    auto when = to_int<int64_t>(p[i + 1].str);
-    if (bar == std::string::npos || !when)
-      return bad("head: a presence entry is not node|device -> time");
-    h.devices.push_back({p[i].str.substr(0, bar), p[i].str.substr(bar + 1), *when});
+    auto at = presence_value(p[i + 1].str);
+    if (bar == std::string::npos || !at)
+      return bad("head: a presence entry is not node|device -> time|protocol");
+    h.devices.push_back(
+      {p[i].str.substr(0, bar), p[i].str.substr(bar + 1), at->first, at->second});
   }
   return h;
 }
@@ -255,23 +277,28 @@ server::message_ptr parse_record(const std::string& user, std::string_view r,
   auto seq = to_int<uint64_t>(part[0]);
   auto until = to_int<int64_t>(part[3]);
   auto updated = to_int<int64_t>(part[4]);
-  auto at = to_int<int64_t>(part[6]);
   auto field = r.substr(from, f_end - from);
   auto device = r.substr(f_end + 1, d_end - f_end - 1);
   auto frame = r.substr(d_end + 1);
-  if (!seq || !until || !updated || !at || part[1].empty() || part[2].empty()
-      || (part[5] != "0" && part[5] != "1") || !is_frame(frame))
+  bool control = part[5] == "x";
+  if (!seq || !until || !updated || part[1].empty() || part[2].empty()
+      || (part[5] != "0" && part[5] != "1" && !control) || !is_frame(frame))
     return nullptr;
   server::state_change change;
   if (!field.empty())
     change = {std::string{field}, *until, *updated};
   std::optional<server::presence_entry> presence;
-  if (!device.empty())
-    presence = server::presence_entry{std::string{part[2]}, std::string{device}, *at};
+  if (!device.empty()) {
+    auto at = presence_value(part[6]);
+    if (!at)
+      return nullptr;
+    presence = server::presence_entry{std::string{part[2]}, std::string{device}, at->first,
+                                      at->second};
+  }
   if (!key || key->epoch != part[1])
     key = server::make_key(user, std::string{part[1]});
   return server::make_message(key, *seq, std::string{part[2]}, std::string{frame},
-                              std::move(change), std::move(presence), part[5] == "1");
+                              std::move(change), std::move(presence), part[5] == "1", control);
 }
 
 } // namespace

@@ -153,6 +153,8 @@ void prepare(broker_ptr self, shard_link& s) {
 void resubscribe(broker_ptr self, shard_link& s) {
   auto& st = self->state;
   std::vector<std::string> channels{st.probe_channel};
+  if (s.index == 0 && st.cfg.revocations)
+    channels.push_back(revoked_key(st));
   auto n = static_cast<uint32_t>(st.shards.size());
   for (auto& [user, u] : st.users)
     if (shard_of(user, n) == s.index)
@@ -317,6 +319,7 @@ void tick(broker_ptr self) {
       for (auto& s : st.shards)
         if (s.ready())
           send_alive(self, s);
+  describe_node(self);
   self->delayed_send(self, st.cfg.probe_interval, tick_atom::value);
 }
 

@@ -156,6 +156,18 @@ void tick(broker_ptr self);
 void send_alive(broker_ptr self, shard_link& s);
 void refresh_ready(broker_ptr self);
 
+// redis_nodes.cpp: what the nodes share besides streams (first instance)
+std::string revoked_key(const broker_state& st); // hash and channel
+/// Loads the revocations in force into this node's list (its subscriber
+/// confirmed the revocations' channel: none is missed from then on).
+void load_revocations(broker_ptr self);
+/// A message on the revocations' channel: true if `channel` is it.
+bool on_revoked(broker_ptr self, const std::string& channel, const std::string& payload);
+caf::result<bool> revoke(broker_ptr self, const server::revocation& r);
+/// Lists this node (with what it says of itself) until three ticks on.
+void describe_node(broker_ptr self);
+caf::result<std::vector<std::string>> nodes(broker_ptr self);
+
 // redis_broker.cpp
 /// An instance is ready (or readier): waiting follows are served, and after
 /// a resubscription the hubs are told to read what they missed.

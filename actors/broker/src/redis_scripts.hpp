@@ -12,7 +12,7 @@
 //   "terminal|rank|at|until|updated|frame"), so that one HMGET reads both
 //   and one HSET writes both;
 // - `s`: the stream (entry id = seq, field f = the v1 frame);
-// - `p`: presence ("node|device" -> connected at);
+// - `p`: presence ("node|device" -> "connected at|protocol");
 // - `d:<key>`: a dedup answer ("seq:epoch"), set and read in one SET NX GET;
 // - `c`: the pub/sub channel.
 //
@@ -24,6 +24,8 @@
 // touch, and the old stream goes, so positions are never reused within an
 // epoch. A channel message is one or more records, separated by \x1e, each
 //   "<seq> <epoch> <origin> <until> <updated> <on> <at> <field>\x1f<device>\x1f<frame>"
+// where <on> is 1 (a device arrived), 0 (left, or no presence) or x (an
+// order to the nodes, never sent to a device) and <at> "connected at|protocol".
 // (the state change and presence travel with it: no node decodes a frame).
 // Neither separator can occur in a record: ids have no control characters
 // (msg::valid_id) and JSON text none outside its strings, which escape them.
@@ -40,8 +42,9 @@ namespace kullsync::broker::scripts {
 /// KEYS: per user, its key prefix.
 /// ARGV: 1 run, 2 new epoch, 3 origin; then per user its count of publishes, then per publish `publish_values`
 /// values: kind ('n' numbered, 'u' not numbered, 'p' presence on, 'q'
-/// presence off), frame, dedup key ('' none), state field ('' none),
-/// terminal (0/1), rank, at, now, linger ms, presence device, connected at.
+/// presence off, 'x' an order to the nodes), frame, dedup key ('' none),
+/// state field ('' none), terminal (0/1), rank, at, now, linger ms, presence
+/// device, "connected at|protocol".
 /// Returns {seq, epoch, duplicate (0/1)} per publish, users in KEYS order.
 inline constexpr const char* publish_body = R"lua(
 local run, new_epoch, origin = ARGV[1], ARGV[2], ARGV[3]
@@ -136,6 +139,7 @@ for g = 1, #KEYS do
     end
     if not answered then
       local dev, on, at = '', '0', '0'
+      if kind == 'x' then on = 'x' end
       if kind == 'p' or kind == 'q' then
         dev, at = ARGV[a + 9], ARGV[a + 10]
         local pf = origin .. '|' .. dev
@@ -223,8 +227,9 @@ return out
 constexpr size_t publish_values = 11;
 
 /// KEYS: 1 state (with the meta), 2 stream, 3 presence. ARGV: 1 run, 2 new
-/// epoch, 3 the alive keys' prefix, 4 state ttl ms. Returns {epoch, top,
-/// {state field, value, ...}, {presence field, value, ...} of live nodes}.
+/// epoch, 3 the alive keys' prefix, 4 state ttl ms, 5 the history size.
+/// Returns {epoch, top, {state field, value, ...}, {presence field, value,
+/// ...} of live nodes, the oldest position held (0: none)}.
 inline constexpr const char* head = R"lua(
 local got = redis.call('HMGET', KEYS[1], '#epoch', '#run', '#seq')
 local epoch = got[1]
@@ -252,7 +257,15 @@ for i = 1, #pres, 2 do
     live[#live + 1] = pres[i + 1]
   end
 end
-return {epoch, top, state, live}
+local first = 0
+local e = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #e > 0 then
+  first = tonumber(string.match(e[1][1], '^(%d+)'))
+  -- Trimming keeps a few more than the history size: they are not read.
+  local oldest = top - tonumber(ARGV[5]) + 1
+  if oldest > first then first = oldest end
+end
+return {epoch, top, state, live, first}
 )lua";
 
 /// KEYS: 1 state (with the meta), 2 stream. ARGV: 1 run, 2 new epoch,

@@ -118,6 +118,8 @@ public:
   jwt_authenticator(const auth_options& opts, std::string pem_alg)
     : opts_(opts), pem_alg_(std::move(pem_alg)), names_(opts.seed) {}
 
+  bool signed_tokens() const override { return true; }
+
   auth_result authenticate(const auth_request& req) override {
     if (req.token.empty())
       return refuse(close_code::no_token, "No token provided");
@@ -182,6 +184,8 @@ private:
       return invalid("not valid yet (nbf)");
     if (iat && now + opts_.leeway_ms < *iat)
       return invalid("issued in the future (iat)");
+    if (opts_.max_lifetime_ms > 0 && *exp - (iat ? *iat : now) > opts_.max_lifetime_ms)
+      return invalid("lives longer than the server accepts (--max-token-lifetime)");
     if (!opts_.audience.empty()
         && !audience_matches(claims.if_contains("aud"), opts_.audience))
       return invalid("wrong audience");
@@ -209,6 +213,7 @@ private:
       who.device_id = names_.next(now);
     }
     who.expires_at_ms = exp;
+    who.issued_at_ms = iat;
     auth_result r;
     r.who = std::move(who);
     return r;
@@ -238,6 +243,8 @@ public:
       r.who->legacy = true;
     return r;
   }
+
+  bool signed_tokens() const override { return true; }
 
 private:
   std::shared_ptr<authenticator> jwt_;

@@ -20,38 +20,18 @@
 #include "kullsync/messages/json_value.hpp"
 #include "kullsync/messages/keys.hpp"
 #include "kullsync/transports/io_thread.hpp"
-#include "limits.hpp"
+#include "http_api_state.hpp"
 #include "metrics_report.hpp"
-#include "server_actors.hpp"
 
 namespace json = boost::json;
 
 namespace kullsync::server {
-
-namespace {
-
-constexpr std::string_view prefix = "/api/sync";
-
-/// A key's SHA-256: keys are compared by digest, in constant time, so that
-/// neither a key's length nor its first differing byte shows in the time.
-using key_digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
 
 key_digest digest(std::string_view key) {
   key_digest d;
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), d.data());
   return d;
 }
-
-struct http_api_state {
-  std::shared_ptr<const session_env> env;
-  std::vector<key_digest> keys;
-  std::unique_ptr<bucket_table> per_key; // request rate per API key
-  log_throttle refusals_logged;
-  std::shared_ptr<spdlog::logger> log = log::get("server.http_api");
-  static inline const char* name = "kullsync.http_api";
-};
-
-using api_ptr = http_handler_actor::stateful_pointer<http_api_state>;
 
 http_response json_response(unsigned status, const json::value& v) {
   return http_response{status, json::serialize(v), "application/json"};
@@ -65,33 +45,6 @@ int64_t now_ms(api_ptr self) {
   return epoch_ms(self->home_system(), self->state.env->clock);
 }
 
-/// A non-empty string field, or nullptr.
-const json::string* text_field(const json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  if (v == nullptr || !v->is_string() || v->get_string().empty())
-    return nullptr;
-  return &v->get_string();
-}
-
-/// The id fields of a body that name a user, a shoot or a prompt: each must
-/// be a valid id (they become JSON text on users' sockets). "" if they are,
-/// else the answer's error.
-std::string check_ids(api_ptr self, const json::object& o) {
-  for (auto key : {msg::keys::user_id, msg::keys::shoot_id, msg::keys::prompt_id}) {
-    auto* v = o.if_contains(key);
-    if (v != nullptr && v->is_string() && !v->get_string().empty()
-        && !msg::valid_id(v->get_string())) {
-      server_counters::add(self->state.env->counters->invalid_ids);
-      return std::string{key} + " must be at most 128 bytes of UTF-8 without "
-                                "control characters";
-    }
-  }
-  return {};
-}
-
-/// With API keys configured: the request's `Authorization: Bearer` key, if
-/// it is one of them and within its rate; else the answer is sent (401 or
-/// 429) and false returned.
 bool authorised(api_ptr self, const http_exchange& ex) {
   auto& st = self->state;
   if (st.keys.empty())
@@ -123,6 +76,34 @@ bool authorised(api_ptr self, const http_exchange& ex) {
     return false;
   }
   return true;
+}
+
+namespace {
+
+constexpr std::string_view prefix = api_prefix;
+
+/// A non-empty string field, or nullptr.
+const json::string* text_field(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_string() || v->get_string().empty())
+    return nullptr;
+  return &v->get_string();
+}
+
+/// The id fields of a body that name a user, a shoot or a prompt: each must
+/// be a valid id (they become JSON text on users' sockets). "" if they are,
+/// else the answer's error.
+std::string check_ids(api_ptr self, const json::object& o) {
+  for (auto key : {msg::keys::user_id, msg::keys::shoot_id, msg::keys::prompt_id}) {
+    auto* v = o.if_contains(key);
+    if (v != nullptr && v->is_string() && !v->get_string().empty()
+        && !msg::valid_id(v->get_string())) {
+      server_counters::add(self->state.env->counters->invalid_ids);
+      return std::string{key} + " must be at most 128 bytes of UTF-8 without "
+                                "control characters";
+    }
+  }
+  return {};
 }
 
 bool has_value(const json::object& o, std::string_view key) {
@@ -350,6 +331,8 @@ void route(api_ptr self, const http_exchange& ex) {
                         {"service", "websocket-sync"}}));
   }
   if (!authorised(self, ex))
+    return;
+  if (operator_route(self, ex, sub))
     return;
   if (sub == "/state") {
     if (req.method != "GET")

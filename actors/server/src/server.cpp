@@ -12,6 +12,8 @@
 #include <caf/send.hpp>
 
 #include "kullsync/common/caf_types.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/version.hpp"
 #include "server_actors.hpp"
 
 namespace kullsync::server {
@@ -74,14 +76,12 @@ void add_server_types(caf::actor_system_config& cfg) {
     .add_message_type<state_frame>("kullsync::state_frame")
     .add_message_type<stream_range>("kullsync::stream_range")
     .add_message_type<broker_actor>("kullsync::broker_actor")
+    .add_message_type<revocation>("kullsync::revocation")
     .add_message_type<stream_follower_actor>("kullsync::stream_follower");
 }
 
-namespace {
-
-/// 16 hex digits from the OS's entropy: a new one at every start, so that a
-/// restarted server's streams never pass for the old ones.
-std::string random_epoch() {
+std::string new_node_epoch() {
+  // A restarted server's streams must never pass for the old ones.
   std::random_device rd;
   uint64_t x = (uint64_t{rd()} << 32) ^ rd();
   char buf[17];
@@ -89,25 +89,39 @@ std::string random_epoch() {
   return buf;
 }
 
-} // namespace
+std::string node_instance(const std::string& node_id, const std::string& node_epoch) {
+  return (node_id.empty() ? std::string{"node"} : node_id) + "." + node_epoch;
+}
+
+std::string node_description(const std::string& node_id, int64_t started_at_ms,
+                             const server_counters& counters, bool ready) {
+  return "{\"nodeId\":" + msg::json_string(node_id.empty() ? "node" : node_id)
+         + ",\"version\":" + msg::json_string(kullsync::version)
+         + ",\"sockets\":" + std::to_string(counters.sockets_now.load())
+         + ",\"users\":" + std::to_string(counters.users_now.load())
+         + ",\"startedAt\":" + std::to_string(started_at_ms)
+         + ",\"ready\":" + (ready ? "true" : "false") + "}";
+}
 
 sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   if (!cfg.auth)
     cfg.auth = std::make_shared<legacy_authenticator>();
+  if (!cfg.revocations)
+    cfg.revocations = std::make_shared<revocation_list>();
   if (cfg.shards == 0)
     cfg.shards = std::max(1u, std::thread::hardware_concurrency());
   auto env = std::make_shared<session_env>();
   env->clock = make_wall_clock(sys, cfg.wall_start_ms);
+  if (cfg.started_at_ms == 0)
+    cfg.started_at_ms = epoch_ms(sys, env->clock);
   env->cfg = cfg;
-  env->counters = std::make_shared<server_counters>();
+  env->counters = cfg.counters ? cfg.counters : std::make_shared<server_counters>();
   sync_server s;
   s.counters = env->counters;
   if (cfg.node_epoch.empty())
-    cfg.node_epoch = random_epoch();
+    cfg.node_epoch = new_node_epoch();
   // Names this node's presence in the streams (a restarted node is another).
-  cfg.cluster.instance =
-    (cfg.cluster.node_id.empty() ? std::string{"node"} : cfg.cluster.node_id) + "."
-    + cfg.node_epoch;
+  cfg.cluster.instance = node_instance(cfg.cluster.node_id, cfg.node_epoch);
   env->cfg.cluster.instance = cfg.cluster.instance;
   auto shard_cfg = cfg;
   shard_cfg.history.memory_bytes = cfg.history.memory_bytes / cfg.shards;

@@ -91,12 +91,25 @@ void watch_expiry(session_ptr self) {
 
 /// REFRESH: a new token for the same stream, else 4002; REFRESHED says
 /// until when the socket may stay.
+/// Whether an operator revoked the token of `who` (issued before the
+/// user's revocation, or without an issue time).
+bool revoked(session_ptr self, const identity& who) {
+  auto& env = *self->state.env;
+  if (who.legacy || !env.cfg.auth->signed_tokens())
+    return false;
+  return env.cfg.revocations->revoked(who.user_id, who.issued_at_ms, now_ms(self));
+}
+
 void refresh(session_ptr self, const std::string& token) {
   auto& st = self->state;
   auto r = st.env->cfg.auth->authenticate(
     auth_request{token, st.who.device_id, st.v2, now_ms(self)});
   // The socket's device is offered as the token's: a token bound to another
   // device (its `device` claim) does not refresh this one.
+  if (r.who && revoked(self, *r.who)) {
+    r.failure = {close_code::invalid_token, "Token revoked"};
+    r.who.reset();
+  }
   if (!r.who || r.who->user_id != st.who.user_id || r.who->device_id != st.who.device_id) {
     auto why = !r.who ? std::move(r.failure.reason)
                : r.who->user_id != st.who.user_id
@@ -158,6 +171,10 @@ void start(session_ptr self, const std::string& target,
   auth_request ar{extract_token(target, headers), query_param(target, "device"),
                   st.v2, now_ms(self)};
   auto r = st.env->cfg.auth->authenticate(ar);
+  if (r.who && revoked(self, *r.who)) {
+    r.failure = {close_code::invalid_token, "Token revoked"};
+    r.who.reset();
+  }
   if (!r.who) {
     count_refusal(*st.env->counters, r.failure.close_code);
     st.log->info("rejected socket: {} ({})", r.failure.reason,

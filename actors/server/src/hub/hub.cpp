@@ -62,6 +62,8 @@ void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i) {
   if (i->second.stream)
     st.stats.state_bytes -= i->second.stream->state.bytes();
   st.users.erase(i);
+  if (st.counters)
+    st.counters->users_now.fetch_sub(1, std::memory_order_relaxed);
   st.stats.users = st.users.size();
 }
 
@@ -167,6 +169,31 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
     },
     [=](snapshot_atom, const std::string& user) { return user_snapshot(self, user); },
     [=](stats_atom) { return stats(self); },
+    [=](head_atom, const std::string& user) -> caf::result<stream_head> {
+      auto rp = self->make_response_promise<stream_head>();
+      self->state.broker->head(user, [rp](caf::expected<stream_head> h) mutable {
+        if (h)
+          rp.deliver(std::move(*h));
+        else
+          rp.deliver(std::move(h.error()));
+      });
+      return rp;
+    },
+    [=](read_atom, const std::string& user, const std::string& epoch, uint64_t since,
+        uint64_t upto) -> caf::result<stream_range> {
+      auto rp = self->make_response_promise<stream_range>();
+      self->state.broker->read(user, epoch, since, upto,
+                               [rp](caf::expected<stream_range> r) mutable {
+                                 if (r)
+                                   rp.deliver(std::move(*r));
+                                 else
+                                   rp.deliver(std::move(r.error()));
+                               });
+      return rp;
+    },
+    [=](close_atom, const std::string& user, const std::string& device, uint16_t code,
+        const std::string& reason) { return close_sockets(self, user, device, code, reason); },
+    [=](revoke_atom, const revocation& r) { return revoke(self, r); },
   };
 }
 

@@ -35,6 +35,8 @@ public:
   virtual void read(const std::string& user, const std::string& epoch, uint64_t since,
                     uint64_t upto, reply<stream_range> done) = 0;
   virtual void head(const std::string& user, reply<stream_head> done) = 0;
+  /// Keeps a revocation and gives it to every node's list.
+  virtual void revoke(const revocation& r, reply<bool> done) = 0;
 
   /// Every sweep: this node says it is alive (for `ttl`), and what expired
   /// is forgotten.

@@ -33,6 +33,10 @@ public:
   void head(const std::string& user, reply<stream_head> done) override {
     done(local_.head(user, now_ms(self_)));
   }
+  void revoke(const revocation& r, reply<bool> done) override {
+    self_->state.cfg.revocations->add(r); // this node is every node
+    done(true);
+  }
   void tick(int64_t now, std::chrono::milliseconds) override { local_.sweep(now); }
   bool may_lose() const override { return false; }
   stream_stats stats() const override { return local_.stats(); }
@@ -62,6 +66,9 @@ public:
   }
   void head(const std::string& user, reply<stream_head> done) override {
     ask(done, head_atom::value, user);
+  }
+  void revoke(const revocation& r, reply<bool> done) override {
+    ask(done, revoke_atom::value, r);
   }
   void tick(int64_t, std::chrono::milliseconds ttl) override {
     self_->send(b_, alive_atom::value, self_->state.cfg.cluster.instance,

@@ -13,11 +13,13 @@ namespace kullsync::server {
 
 namespace {
 
-int64_t connected_at(const user_entry& u, const std::string& device, int64_t dflt) {
+/// When the device's first socket here connected, and what it speaks.
+std::pair<int64_t, int> connection_of(const user_entry& u, const std::string& device,
+                                      int64_t dflt) {
   for (auto& s : u.sockets)
     if (s.device_id == device)
-      return s.connected_at;
-  return dflt;
+      return {s.connected_at, s.v2 ? 2 : 1};
+  return {dflt, 1};
 }
 
 /// Tells the broker that `device` is here (`on`) or left.
@@ -25,7 +27,7 @@ void announce_one(hub_ptr self, const std::string& user, user_entry& u,
                   const std::string& device, bool on) {
   auto& st = self->state;
   auto now = now_ms(self);
-  auto at = on ? connected_at(u, device, now) : now;
+  auto [at, protocol] = on ? connection_of(u, device, now) : std::make_pair(now, 1);
   publish_request req;
   req.user = user;
   req.origin = st.cfg.cluster.instance;
@@ -33,7 +35,7 @@ void announce_one(hub_ptr self, const std::string& user, user_entry& u,
                               : msg::server_type::device_disconnected,
                            user, device, at)
                 .str();
-  req.presence = presence_entry{st.cfg.cluster.instance, device, at};
+  req.presence = presence_entry{st.cfg.cluster.instance, device, at, protocol};
   req.present = on;
   req.now = now;
   st.broker->publish(std::move(req), [self, user, device,

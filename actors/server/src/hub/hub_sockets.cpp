@@ -139,7 +139,10 @@ void log_publish_failure(hub_ptr self, const caf::error& err) {
 bool join(hub_ptr self, const join_request& req, session_actor who,
           transport_actor socket) {
   auto& st = self->state;
-  auto& u = st.users[req.user];
+  auto [entry, added] = st.users.try_emplace(req.user);
+  auto& u = entry->second;
+  if (added && st.counters)
+    st.counters->users_now.fetch_add(1, std::memory_order_relaxed);
   if (u.sockets.size() >= st.cfg.max_sockets_per_user) {
     ++st.stats.rejected_sockets;
     st.log->warn("user {} has {} sockets already: refusing device {}", req.user,
@@ -157,6 +160,8 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   me.v2 = req.v2;
   me.start = std::make_unique<join_request>(req);
   ++st.stats.sockets;
+  if (st.counters)
+    st.counters->sockets_now.fetch_add(1, std::memory_order_relaxed);
   st.stats.v2_sockets += req.v2 ? 1 : 0;
   st.stats.users = st.users.size();
   if (!u.stream)
@@ -215,6 +220,8 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
   st.stats.v2_sockets -= j->v2 ? 1 : 0;
   u.sockets.erase(j);
   --st.stats.sockets;
+  if (st.counters)
+    st.counters->sockets_now.fetch_sub(1, std::memory_order_relaxed);
   if (!device_present(u, device, nullptr))
     send_all(self, u, device_frame(msg::server_type::device_disconnected, user, device,
                                    now_ms(self)));

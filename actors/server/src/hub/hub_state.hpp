@@ -133,6 +133,15 @@ void remote_presence(hub_ptr self, user_entry& u, const stream_message& m);
 void remote_devices(hub_ptr self, const std::string& user, user_entry& u,
                     const std::vector<presence_entry>& list);
 
+// hub_operators.cpp
+/// Carries out an operator's order that came in the user's stream.
+void carry_out_order(hub_ptr self, user_entry& u, const stream_message& m);
+/// Closes `device`'s sockets ("" every socket) of `user` on every node.
+caf::result<uint64_t> close_sockets(hub_ptr self, const std::string& user,
+                                    const std::string& device, uint16_t code,
+                                    const std::string& reason);
+caf::result<uint64_t> revoke(hub_ptr self, const revocation& r);
+
 // hub_brokers.cpp
 std::unique_ptr<hub_broker> make_local_broker(hub_ptr self, const std::string& epoch_prefix);
 std::unique_ptr<hub_broker> make_actor_broker(hub_ptr self, broker_actor b);

@@ -168,6 +168,8 @@ void on_message(hub_ptr self, const message_ptr& m) {
   auto* u = followed(self, m->user());
   if (!u)
     return; // unfollowed since
+  if (m->control)
+    return carry_out_order(self, *u, *m);
   if (m->seq == 0) {
     if (m->origin != self->state.cfg.cluster.instance)
       remote_presence(self, *u, *m);

@@ -56,7 +56,7 @@ shared_frame v1_frame(const stream_message& m) {
 
 message_ptr make_message(key_ptr key, uint64_t seq, std::string origin, std::string v1_text,
                          state_change state, std::optional<presence_entry> presence,
-                         bool present) {
+                         bool present, bool control) {
   auto m = std::make_shared<stream_message>();
   m->key = std::move(key);
   m->seq = seq;
@@ -66,6 +66,7 @@ message_ptr make_message(key_ptr key, uint64_t seq, std::string origin, std::str
   m->state = std::move(state);
   m->presence = std::move(presence);
   m->present = present;
+  m->control = control;
   return m;
 }
 

@@ -83,7 +83,7 @@ publish_receipt stream_core::publish(publish_request req, message_ptr* out) {
   if (req.presence) {
     auto key = std::make_pair(req.presence->node, req.presence->device);
     if (req.present)
-      s.presence[key] = req.presence->connected_at;
+      s.presence[key] = {req.presence->connected_at, req.presence->protocol};
     else
       s.presence.erase(key);
   }
@@ -95,7 +95,8 @@ publish_receipt stream_core::publish(publish_request req, message_ptr* out) {
     msg->origin = std::move(req.origin);
   msg->presence = std::move(req.presence);
   msg->present = req.present;
-  if (req.numbered) {
+  msg->control = req.control;
+  if (req.numbered && !req.control) {
     msg->seq = ++s.top;
     msg->frame = make_shared_frame(with_seq(std::move(req.frame), msg->seq));
     if (!req.state.field.empty()) {
@@ -189,10 +190,11 @@ stream_head stream_core::head(const std::string& user, int64_t now,
   stream_head h;
   h.epoch = s.key->epoch;
   h.top = s.top;
+  h.first = s.entries.empty() ? 0 : s.entries.front().msg->seq;
   h.state = s.state.all();
   for (auto& [key, at] : s.presence)
     if (!alive || alive(key.first))
-      h.devices.push_back({key.first, key.second, at});
+      h.devices.push_back({key.first, key.second, at.first, at.second});
   return h;
 }
 

@@ -109,7 +109,8 @@ private:
     state_table state;
     std::unordered_map<std::string, dedup_answer> dedup;
     ring<std::string> dedup_order; // oldest first
-    std::map<std::pair<std::string, std::string>, int64_t> presence; // (node, device)
+    std::map<std::pair<std::string, std::string>, std::pair<int64_t, int>>
+      presence; // (node, device) -> (connected at, protocol)
     explicit stream(const stream_limits& l) : state(l.max_shoots, l.field_idle_ms) {}
   };
   /// Where a message went, in append order, for evicting the oldest (the

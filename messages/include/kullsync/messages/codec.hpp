@@ -99,6 +99,9 @@ std::string encode_envelope(std::string_view type, std::string_view data_json,
                             std::string_view user_id = {},
                             std::optional<uint64_t> seq = {});
 
+/// `s` as a JSON string (quoted, escaped), for text built by hand.
+std::string json_string(std::string_view s);
+
 /// A single payload as its JSON object, and back (used by the HTTP triggers and
 /// CAF's inspectors).
 template <class T>

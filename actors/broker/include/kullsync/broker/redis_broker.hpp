@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,15 @@ struct redis_broker_config {
   /// How often each subscriber connection is proven alive (a message
   /// published to itself); 3 missed: it is dropped and made again.
   std::chrono::milliseconds probe_interval{1000};
+  /// This node's instance (server_config::cluster.instance), and what it
+  /// says of itself in the cluster's list of nodes (a JSON object), asked
+  /// at every probe interval (any thread: atomics only). Null: not listed.
+  std::string instance;
+  std::function<std::string()> describe;
+  /// This node's list of revoked tokens, kept the same as every other
+  /// node's: revocations are stored in the first instance and announced on
+  /// its channel.
+  std::shared_ptr<server::revocation_list> revocations;
 };
 
 /// Registers the broker's message types (before the actor system exists).

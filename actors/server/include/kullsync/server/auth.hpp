@@ -22,6 +22,7 @@ struct identity {
   std::string device_id;
   bool admin = false;    // receives the admin feed
   std::optional<int64_t> expires_at_ms; // the token's expiry (JWT)
+  std::optional<int64_t> issued_at_ms;  // its `iat` (JWT)
   bool legacy = false;   // an unsigned userId:deviceId (jwt+legacy mode)
 };
 
@@ -66,6 +67,8 @@ public:
   virtual ~authenticator() = default;
   /// Implementations must not block and must be thread-safe.
   virtual auth_result authenticate(const auth_request& req) = 0;
+  /// Whether it checks signed tokens (which a revocation can cover).
+  virtual bool signed_tokens() const { return false; }
 };
 
 /// Names a device that did not name itself: `web-<epoch ms>-<9 random>`, as
@@ -103,6 +106,10 @@ struct auth_options {
   std::string audience;       // checked when not empty
   std::string issuer;         // checked when not empty
   int64_t leeway_ms = 0;      // clock skew allowed on exp and nbf
+  /// The longest lifetime a token may have (exp - iat, or exp - now without
+  /// iat): longer ones are refused (4002), so that a revocation kept this
+  /// long covers every token it names (--max-token-lifetime).
+  int64_t max_lifetime_ms = 86'400'000;
   /// The admin feed's stream. In legacy mode whoever connects as this user
   /// receives it (as deployed); with JWTs only tokens with `admin: true` do,
   /// whatever their `sub`, and a token without it may not join it.

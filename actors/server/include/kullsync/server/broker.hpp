@@ -27,6 +27,7 @@
 
 #include "kullsync/common/atoms.hpp"
 #include "kullsync/common/inspect_optional.hpp"
+#include "kullsync/server/revocations.hpp"
 #include "kullsync/server/stream.hpp"
 
 namespace kullsync::server {
@@ -38,10 +39,18 @@ using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using resync_atom = caf::atom_constant<caf::atom("resync")>;
 using head_atom = caf::atom_constant<caf::atom("head")>;
 using alive_atom = caf::atom_constant<caf::atom("alive")>;
+using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, presence_entry& x) {
-  return f(caf::meta::type_name("presence_entry"), x.node, x.device, x.connected_at);
+  return f(caf::meta::type_name("presence_entry"), x.node, x.device, x.connected_at,
+           x.protocol);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, revocation& x) {
+  return f(caf::meta::type_name("revocation"), x.user, x.before_ms, x.until_ms);
 }
 
 template <class Inspector>
@@ -59,7 +68,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, publish_request& x) {
   auto presence = detail::optional_field(x.presence);
   return f(caf::meta::type_name("publish_request"), x.user, x.origin, x.frame, x.numbered,
-           x.dedup_key, x.state, presence, x.present, x.now);
+           x.dedup_key, x.state, presence, x.present, x.control, x.now);
 }
 
 template <class Inspector>
@@ -88,7 +97,7 @@ typename Inspector::result_type inspect(Inspector& f, message_ptr& x) {
     return caf::none;
   });
   return f(caf::meta::type_name("stream_message"), user, tmp.seq, epoch, tmp.origin, frame,
-           tmp.state, presence, tmp.present, load);
+           tmp.state, presence, tmp.present, tmp.control, load);
 }
 
 template <class Inspector>
@@ -98,7 +107,7 @@ typename Inspector::result_type inspect(Inspector& f, state_frame& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_head& x) {
-  return f(caf::meta::type_name("stream_head"), x.epoch, x.top, x.state, x.devices);
+  return f(caf::meta::type_name("stream_head"), x.epoch, x.top, x.first, x.state, x.devices);
 }
 
 template <class Inspector>
@@ -128,6 +137,8 @@ using stream_follower_actor = caf::typed_actor<
 /// - `alive(node, ttl_ms)`: the node instance is alive for `ttl_ms` more;
 ///   the presence entries of an instance that stopped saying so are not
 ///   listed (a node killed without a goodbye).
+/// - `revoke(revocation)`: kept, and given to every node's revocation list.
+/// - `nodes()` -> what each live node says of itself (a JSON object each).
 using broker_actor = caf::typed_actor<
   caf::replies_to<publish_atom, publish_request>::with<publish_receipt>,
   caf::replies_to<follow_atom, std::string, stream_follower_actor>::with<stream_head>,
@@ -135,7 +146,9 @@ using broker_actor = caf::typed_actor<
   caf::replies_to<read_atom, std::string, std::string, uint64_t, uint64_t>::with<
     stream_range>,
   caf::replies_to<head_atom, std::string>::with<stream_head>,
-  caf::reacts_to<alive_atom, std::string, int64_t>>;
+  caf::reacts_to<alive_atom, std::string, int64_t>,
+  caf::replies_to<revoke_atom, revocation>::with<bool>,
+  caf::replies_to<nodes_atom>::with<std::vector<std::string>>>;
 
 /// Why a broker request failed (CAF error category "broker").
 enum class broker_errc : uint8_t {

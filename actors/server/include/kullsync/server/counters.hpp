@@ -23,6 +23,10 @@ inline constexpr std::array<const char*, 5> counted_message_types{
 
 struct server_counters {
   std::atomic<uint64_t> connects{0}; // sockets joined to their user
+  // Now: sockets joined to their user and users with sockets on this node
+  // (what the node says of itself in the cluster's list of nodes).
+  std::atomic<int64_t> sockets_now{0};
+  std::atomic<int64_t> users_now{0};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{}; // by code
   std::array<std::atomic<uint64_t>, counted_message_types.size()> messages_in{};
   /// From a client message's arrival to its ACK leaving the hub.

@@ -20,6 +20,7 @@
 #include "kullsync/common/inspect_optional.hpp"
 #include "kullsync/messages/caf_types.hpp"
 #include "kullsync/messages/types.hpp"
+#include "kullsync/server/broker.hpp"
 #include "kullsync/transports/http.hpp"
 #include "kullsync/transports/transport.hpp"
 
@@ -128,6 +129,13 @@ using session_actor
 ///   answers the position (0 for a type that is not numbered); a key seen
 ///   before answers the first position without publishing again.
 /// - `snapshot(user)`: what the hub remembers of the user, as of its top.
+/// - For operators (the HTTP API), each covering every node: `head(user)`
+///   (the stream's top, history bounds and the user's devices on every
+///   node), `read(user, epoch, since, upto)`, `close(user, device, code,
+///   reason)` (closes the device's sockets, or every socket of the user
+///   when `device` is empty, on every node; answers how many (node, device)
+///   connections were told) and `revoke(revocation)` (kept on every node,
+///   then every socket of the user closed with 4002; the same count).
 /// Frames go straight to each socket's transport; the session keeps the
 /// control path.
 using hub_actor = caf::typed_actor<
@@ -140,7 +148,11 @@ using hub_actor = caf::typed_actor<
                   std::string>::with<uint64_t>,
   caf::reacts_to<shutdown_atom, uint16_t, std::string>,
   caf::replies_to<snapshot_atom, std::string>::with<msg::user_state>,
-  caf::replies_to<stats_atom>::with<hub_stats>>;
+  caf::replies_to<stats_atom>::with<hub_stats>,
+  caf::replies_to<head_atom, std::string>::with<stream_head>,
+  caf::replies_to<read_atom, std::string, std::string, uint64_t, uint64_t>::with<stream_range>,
+  caf::replies_to<close_atom, std::string, std::string, uint16_t, std::string>::with<uint64_t>,
+  caf::replies_to<revoke_atom, revocation>::with<uint64_t>>;
 
 /// Closes every socket whose token expired unrefreshed with 4003, in one
 /// sweep for all sockets (not a timer each).

@@ -17,6 +17,7 @@
 #include "kullsync/server/broker.hpp"
 #include "kullsync/server/counters.hpp"
 #include "kullsync/server/protocol.hpp"
+#include "kullsync/server/revocations.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 
 namespace kullsync::server {
@@ -53,6 +54,11 @@ struct server_config {
   } state;
   std::optional<int64_t> wall_start_ms; // simulations pin the epoch
   std::shared_ptr<authenticator> auth;  // default: legacy_authenticator
+  /// Tokens an operator revoked (POST /api/sync/users/{id}/revoke), kept
+  /// for the longest token lifetime the server accepts; made when null. A
+  /// cluster's broker keeps it the same on every node.
+  std::shared_ptr<revocation_list> revocations;
+  int64_t max_token_lifetime_ms = 86'400'000; // --max-token-lifetime
   /// How often sockets whose token expired are closed (4003): one sweep
   /// for all of them.
   caf::timespan expiry_sweep = 1s;
@@ -65,6 +71,10 @@ struct server_config {
   std::function<void(metrics::writer&)> transport_metrics;
   /// Whether the node is ready for traffic (GET /readyz); null: always.
   std::function<bool()> ready;
+  /// When the node started (epoch ms; 0: now) and what it counts (null:
+  /// counters of its own).
+  int64_t started_at_ms = 0;
+  std::shared_ptr<server_counters> counters;
   /// Rate limits and caps; a rate of 0 turns its limit off.
   struct limits_config {
     double client_rate = 50;      // client messages per second per socket
@@ -95,6 +105,16 @@ struct server_config {
     caf::timespan position_check = 30s; // each followed stream's top is checked
   } cluster;
 };
+
+/// This node's name among the nodes (a restarted node is another one).
+std::string node_instance(const std::string& node_id, const std::string& node_epoch);
+/// 16 hex digits from the OS's entropy: a new one at every start.
+std::string new_node_epoch();
+
+/// What a node says of itself in GET /api/sync/nodes (a JSON object):
+/// nodeId, version, sockets, users, startedAt, ready.
+std::string node_description(const std::string& node_id, int64_t started_at_ms,
+                             const server_counters& counters, bool ready);
 
 /// Handles of a running server.
 struct sync_server {

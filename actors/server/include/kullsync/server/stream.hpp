@@ -28,6 +28,7 @@ struct presence_entry {
   std::string node; // the node's instance (a restarted node is another one)
   std::string device;
   int64_t connected_at = 0;
+  int protocol = 1; // 1 or 2: what the device's socket there speaks
 };
 
 /// What a numbered message changes of the user's state (what a SNAPSHOT is
@@ -74,6 +75,9 @@ struct publish_request {
   state_update state;
   std::optional<presence_entry> presence;
   bool present = false;
+  /// An order to the nodes that follow the user (`frame` is its JSON, e.g.
+  /// to close sockets): fanned out, never stored or sent to a device.
+  bool control = false;
   int64_t now = 0; // the publishing node's wall clock (ms)
 };
 
@@ -111,6 +115,7 @@ struct stream_message {
   state_change state;
   std::optional<presence_entry> presence;
   bool present = false;
+  bool control = false; // an order to the nodes (publish_request::control)
 
   const std::string& user() const { return key->user; }
   const std::string& epoch() const { return key->epoch; }
@@ -134,6 +139,7 @@ struct state_frame {
 struct stream_head {
   std::string epoch;
   uint64_t top = 0;
+  uint64_t first = 0; // the oldest position the history holds (0: none)
   std::vector<state_frame> state;
   std::vector<presence_entry> devices;
 };
@@ -166,14 +172,16 @@ shared_frame v1_frame(const stream_message& m);
 /// A message built from its parts: the v2 frame made once here.
 message_ptr make_message(key_ptr key, uint64_t seq, std::string origin, std::string v1_text,
                          state_change state = {},
-                         std::optional<presence_entry> presence = {}, bool present = false);
+                         std::optional<presence_entry> presence = {}, bool present = false,
+                         bool control = false);
 inline message_ptr make_message(std::string user, uint64_t seq, std::string epoch,
                                 std::string origin, std::string v1_text,
                                 state_change state = {},
                                 std::optional<presence_entry> presence = {},
-                                bool present = false) {
+                                bool present = false, bool control = false) {
   return make_message(make_key(std::move(user), std::move(epoch)), seq, std::move(origin),
-                      std::move(v1_text), std::move(state), std::move(presence), present);
+                      std::move(v1_text), std::move(state), std::move(presence), present,
+                      control);
 }
 
 } // namespace kullsync::server

@@ -1,0 +1,169 @@
+// What the nodes of a cluster share besides the users' streams, kept in the
+// first Redis instance: the tokens operators revoked (a hash, and a channel
+// that announces each new one to every node's revocation list) and the list
+// of live nodes (a hash of what each says of itself, with a deadline).
+#include <charconv>
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "redis_codec.hpp"
+#include "redis_link.hpp"
+
+namespace kullsync::broker {
+
+namespace {
+
+/// Wall time: deadlines other nodes read.
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+std::optional<int64_t> number(std::string_view s) {
+  int64_t x = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty())
+    return std::nullopt;
+  return x;
+}
+
+/// "before|until" of a stored revocation.
+std::optional<server::revocation> stored(const std::string& user, std::string_view v) {
+  auto bar = v.find('|');
+  if (bar == std::string_view::npos)
+    return std::nullopt;
+  auto before = number(v.substr(0, bar));
+  auto until = number(v.substr(bar + 1));
+  if (!before || !until)
+    return std::nullopt;
+  return server::revocation{user, *before, *until};
+}
+
+} // namespace
+
+std::string revoked_key(const broker_state& st) {
+  return st.cfg.prefix + "revoked";
+}
+
+std::string nodes_key(const broker_state& st) {
+  return st.cfg.prefix + "nodes";
+}
+
+void load_revocations(broker_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.revocations || st.shards.empty())
+    return;
+  command(self, st.shards.front(), {"HGETALL", revoked_key(st)}, [self](redis_value v) {
+    auto& st = self->state;
+    if (v.kind != redis_value::array || v.elements.size() % 2) {
+      st.log->warn("redis: the revoked tokens could not be read ({}): retried when the "
+                   "subscriber comes back", v.is_error() ? v.str : "not a hash");
+      return;
+    }
+    auto now = wall_ms();
+    std::vector<std::string> lapsed{"HDEL", revoked_key(st)};
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+      auto r = stored(v.elements[i].str, v.elements[i + 1].str);
+      if (!r || r->until_ms <= now) {
+        lapsed.push_back(v.elements[i].str);
+        continue;
+      }
+      st.cfg.revocations->add(*r);
+      ++n;
+    }
+    if (lapsed.size() > 2)
+      command(self, st.shards.front(), std::move(lapsed), [](redis_value) {});
+    st.log->info("redis: {} revocations in force", n);
+  });
+}
+
+bool on_revoked(broker_ptr self, const std::string& channel, const std::string& payload) {
+  auto& st = self->state;
+  if (channel != revoked_key(st))
+    return false;
+  // "<before> <until> <user>"
+  auto a = payload.find(' ');
+  auto b = a == std::string::npos ? a : payload.find(' ', a + 1);
+  auto before = b == std::string::npos ? std::nullopt : number(std::string_view{payload}.substr(0, a));
+  auto until = before ? number(std::string_view{payload}.substr(a + 1, b - a - 1)) : std::nullopt;
+  if (!until || b + 1 >= payload.size()) {
+    st.log->warn("redis: a revocation announced as '{}' is malformed: ignored", payload);
+    return true;
+  }
+  if (st.cfg.revocations)
+    st.cfg.revocations->add({payload.substr(b + 1), *before, *until});
+  return true;
+}
+
+caf::result<bool> revoke(broker_ptr self, const server::revocation& r) {
+  auto& st = self->state;
+  auto& s = st.shards.front();
+  if (!s.ready())
+    return server::make_error(server::broker_errc::unavailable,
+                              "redis " + s.name() + " is not connected");
+  auto rp = self->make_response_promise<bool>();
+  command(self, s,
+          {"HSET", revoked_key(st), r.user,
+           std::to_string(r.before_ms) + "|" + std::to_string(r.until_ms)},
+          [](redis_value) {});
+  command(self, s,
+          {"PUBLISH", revoked_key(st),
+           std::to_string(r.before_ms) + " " + std::to_string(r.until_ms) + " " + r.user},
+          [rp](redis_value v) mutable {
+            if (v.kind == redis_value::integer)
+              rp.deliver(true);
+            else
+              rp.deliver(server::make_error(server::broker_errc::unavailable,
+                                            "revoke: " + v.str));
+          });
+  return rp;
+}
+
+void describe_node(broker_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.describe || st.shards.empty() || !st.shards.front().ready())
+    return;
+  // Listed until three probe intervals from now: a node that stops saying
+  // so leaves the list.
+  auto until = wall_ms() + 3 * st.cfg.probe_interval.count();
+  command(self, st.shards.front(),
+          {"HSET", nodes_key(st), st.cfg.instance,
+           std::to_string(until) + "|" + st.cfg.describe()},
+          [](redis_value) {});
+}
+
+caf::result<std::vector<std::string>> nodes(broker_ptr self) {
+  auto& st = self->state;
+  auto& s = st.shards.front();
+  if (!s.ready())
+    return server::make_error(server::broker_errc::unavailable,
+                              "redis " + s.name() + " is not connected");
+  auto rp = self->make_response_promise<std::vector<std::string>>();
+  command(self, s, {"HGETALL", nodes_key(st)}, [self, rp](redis_value v) mutable {
+    auto& st = self->state;
+    if (v.kind != redis_value::array || v.elements.size() % 2) {
+      rp.deliver(server::make_error(server::broker_errc::bad_reply, "nodes: not a hash"));
+      return;
+    }
+    auto now = wall_ms();
+    std::vector<std::string> live, gone{"HDEL", nodes_key(st)};
+    for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+      auto& text = v.elements[i + 1].str;
+      auto bar = text.find('|');
+      auto until = bar == std::string::npos ? std::nullopt
+                                            : number(std::string_view{text}.substr(0, bar));
+      if (until && *until > now)
+        live.push_back(text.substr(bar + 1));
+      else
+        gone.push_back(v.elements[i].str);
+    }
+    if (gone.size() > 2)
+      command(self, st.shards.front(), std::move(gone), [](redis_value) {});
+    rp.deliver(std::move(live));
+  });
+  return rp;
+}
+
+} // namespace kullsync::broker

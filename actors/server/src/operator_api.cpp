@@ -1,0 +1,336 @@
+// The operators' part of the HTTP API (docs/PROTOCOL.md, "Operators' API"):
+// who is connected, what a user's stream holds, disconnect and revoke, the
+// cluster's nodes. Every answer covers the whole cluster, whichever node the
+// call lands on: the user's hub shard asks the stream (its broker), and an
+// order to close sockets travels in the user's stream to every node. Replies
+// that grow with a user's history are written by a one-shot helper actor on
+// CAF's threads, never on the io thread.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "http_api_state.hpp"
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/server/auth.hpp"
+
+namespace json = boost::json;
+
+namespace kullsync::server {
+
+namespace {
+
+constexpr int64_t default_history_limit = 100;
+constexpr int64_t max_history_limit = 1000;
+constexpr size_t max_close_reason = 123; // bytes a WebSocket close frame holds
+
+/// A path segment with its %XX decoded; nothing when an escape is broken.
+std::optional<std::string> path_unescape(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9')
+        return c - '0';
+      if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+      return -1;
+    };
+    if (i + 2 >= in.size())
+      return std::nullopt;
+    int hi = hex(in[i + 1]);
+    int lo = hex(in[i + 2]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+/// A query parameter as a number in [lo, hi]; `dflt` when absent; nothing
+/// when it is not one.
+std::optional<int64_t> query_number(const http_exchange& ex, std::string_view key,
+                                    int64_t dflt, int64_t lo, int64_t hi) {
+  auto v = query_param(ex.request.target, key);
+  if (!v)
+    return dflt;
+  if (v->empty() || v->size() > 19)
+    return std::nullopt;
+  int64_t x = 0;
+  for (char c : *v) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    x = x * 10 + (c - '0');
+  }
+  if (x < lo || x > hi)
+    return std::nullopt;
+  return x;
+}
+
+/// The node's id in an instance name ("<node id>.<16 hex digits>").
+std::string node_of(const std::string& instance) {
+  auto dot = instance.rfind('.');
+  return dot == std::string::npos ? instance : instance.substr(0, dot);
+}
+
+/// Runs `f(helper)` in a one-shot actor on CAF's threads: what it writes
+/// (a user's history, say) never holds the io thread.
+template <class F>
+void off_io(api_ptr self, F f) {
+  self->home_system().spawn([f = std::move(f)](caf::event_based_actor* a) { f(a); });
+}
+
+void user(api_ptr self, const http_exchange& ex, const std::string& id) {
+  auto hub = hub_for(self->state.env->hubs, id);
+  off_io(self, [hub, id, ex](caf::event_based_actor* a) {
+    a->request(hub, std::chrono::seconds{10}, head_atom::value, id)
+      .then(
+        [a, ex, id](const stream_head& h) {
+          json::array devices;
+          for (auto& d : h.devices)
+            devices.push_back(json::object{{"deviceId", d.device},
+                                           {"node", node_of(d.node)},
+                                           {"protocol", d.protocol},
+                                           {"connectedAt", d.connected_at}});
+          auto size = h.first == 0 ? 0 : h.top - h.first + 1;
+          json::object history{{"size", size},
+                               {"first", size ? json::value(h.first) : json::value(nullptr)},
+                               {"last", size ? json::value(h.top) : json::value(nullptr)}};
+          ex.respond(json_response(200, json::object{{"userId", id},
+                                                     {"epoch", h.epoch},
+                                                     {"seq", h.top},
+                                                     {"devices", std::move(devices)},
+                                                     {"history", std::move(history)}}));
+          a->quit();
+        },
+        [a, ex](const caf::error&) {
+          ex.respond(error(503, "the user's stream is unavailable"));
+          a->quit();
+        });
+  });
+}
+
+/// {"epoch","seq","complete","messages":[...]}: the v2 envelopes as sent.
+http_response history_page(const stream_head& h, bool complete, const stream_range& r) {
+  std::string out = "{\"epoch\":" + msg::json_string(h.epoch) + ",\"seq\":"
+                    + std::to_string(h.top) + ",\"complete\":" + (complete ? "true" : "false")
+                    + ",\"messages\":[";
+  bool first = true;
+  for (auto& m : r.messages) {
+    if (!first)
+      out += ',';
+    first = false;
+    out += m->frame.str();
+  }
+  out += "]}";
+  return http_response{200, std::move(out), "application/json"};
+}
+
+void history(api_ptr self, const http_exchange& ex, const std::string& id) {
+  auto since = query_number(ex, "since", 0, 0, INT64_MAX);
+  auto limit = query_number(ex, "limit", default_history_limit, 1, max_history_limit);
+  if (!since || !limit)
+    return ex.respond(error(400, "since is a position (0 or more) and limit a number from 1 to "
+                                   + std::to_string(max_history_limit)));
+  auto hub = hub_for(self->state.env->hubs, id);
+  auto from = static_cast<uint64_t>(*since);
+  auto count = static_cast<uint64_t>(*limit);
+  off_io(self, [hub, id, ex, from, count](caf::event_based_actor* a) {
+    auto failed = [a, ex](const caf::error&) {
+      ex.respond(error(503, "the user's stream is unavailable"));
+      a->quit();
+    };
+    a->request(hub, std::chrono::seconds{10}, head_atom::value, id)
+      .then(
+        [=](const stream_head& h) {
+          // What the history no longer holds after `since` is missing: the
+          // page starts at the oldest it holds, and says it is not complete.
+          auto start = from;
+          bool complete = true;
+          if (from < h.top && (h.first == 0 || h.first > from + 1)) {
+            complete = false;
+            start = h.first == 0 ? h.top : h.first - 1;
+          }
+          auto upto = std::min<uint64_t>(h.top, start + count);
+          if (start >= upto) {
+            ex.respond(history_page(h, complete, {}));
+            a->quit();
+            return;
+          }
+          a->request(hub, std::chrono::seconds{10}, read_atom::value, id, h.epoch, start, upto)
+            .then(
+              [=](const stream_range& r) {
+                // Evicted meanwhile: nothing of it is certain.
+                ex.respond(history_page(h, complete && r.complete,
+                                        r.complete ? r : stream_range{}));
+                a->quit();
+              },
+              failed);
+        },
+        failed);
+  });
+}
+
+/// The body as a JSON object ({} when empty), or the 400 is sent.
+std::optional<json::object> body_object(const http_exchange& ex) {
+  if (ex.request.body.empty())
+    return json::object{};
+  boost::system::error_code ec;
+  auto v = json::parse(ex.request.body, ec);
+  if (ec) {
+    ex.respond(error(400, "Invalid JSON body: " + ec.message()));
+    return std::nullopt;
+  }
+  if (!v.is_object()) {
+    ex.respond(error(400, "Invalid JSON body: expected an object"));
+    return std::nullopt;
+  }
+  return std::move(v.get_object());
+}
+
+/// Answers {"success":true,"closed":n} once the hub did it.
+template <class... Ts>
+void closed_reply(api_ptr self, const http_exchange& ex, const std::string& id, Ts&&... xs) {
+  self->request(hub_for(self->state.env->hubs, id), std::chrono::seconds{10},
+                std::forward<Ts>(xs)...)
+    .then([ex](uint64_t n) { ex.respond(json_response(200, json::object{{"success", true},
+                                                                        {"closed", n}})); },
+          [ex](const caf::error&) {
+            ex.respond(error(503, "the user's stream is unavailable"));
+          });
+}
+
+void disconnect(api_ptr self, const http_exchange& ex, const std::string& id) {
+  auto body = body_object(ex);
+  if (!body)
+    return;
+  std::string device;
+  if (auto* d = body->if_contains("deviceId"); d && !d->is_null()) {
+    if (!d->is_string() || !msg::valid_id(d->get_string()))
+      return ex.respond(error(400, "deviceId must be a valid id (1 to 128 bytes of UTF-8 "
+                                   "without control characters)"));
+    device = d->get_string();
+  }
+  int64_t code = close_code::stream_interrupted;
+  if (auto* c = body->if_contains("code"); c && !c->is_null()) {
+    if (!c->is_int64() || (c->get_int64() != 1000 && c->get_int64() != 4002
+                           && c->get_int64() != 4003 && c->get_int64() != 4009))
+      return ex.respond(error(400, "code must be 1000, 4002 (do not retry with this token), "
+                                   "4003 (get a new token) or 4009 (resume now)"));
+    code = c->get_int64();
+  }
+  std::string reason = "disconnected by an operator";
+  if (auto* r = body->if_contains("reason"); r && !r->is_null()) {
+    if (!r->is_string() || r->get_string().size() > max_close_reason
+        || (!r->get_string().empty() && !msg::valid_id(r->get_string())))
+      return ex.respond(error(400, "reason must be text of at most 123 bytes without "
+                                   "control characters"));
+    reason = r->get_string();
+  }
+  self->state.log->info("user {}: operator closes {} with {}", id,
+                        device.empty() ? std::string{"every socket"} : "device " + device, code);
+  closed_reply(self, ex, id, close_atom::value, id, device, static_cast<uint16_t>(code),
+               reason);
+}
+
+void revoke(api_ptr self, const http_exchange& ex, const std::string& id) {
+  auto& cfg = self->state.env->cfg;
+  if (!cfg.auth->signed_tokens())
+    return ex.respond(error(400, "nothing to revoke: this server takes unsigned (legacy) "
+                                 "tokens only"));
+  auto body = body_object(ex);
+  if (!body)
+    return;
+  auto now = now_ms(self);
+  int64_t before = now;
+  if (auto* b = body->if_contains("before"); b && !b->is_null()) {
+    if (!b->is_int64() || b->get_int64() < 0 || b->get_int64() > now + 366LL * 86'400'000)
+      return ex.respond(error(400, "before is a time in epoch milliseconds"));
+    before = b->get_int64();
+  }
+  // A token issued before `before` lives until then plus the longest
+  // lifetime at the most: the revocation is kept until none can.
+  revocation r{id, before, std::max(before, now) + cfg.max_token_lifetime_ms};
+  self->state.log->info("user {}: operator revokes the tokens issued before {}", id, before);
+  closed_reply(self, ex, id, revoke_atom::value, r);
+}
+
+void nodes(api_ptr self, const http_exchange& ex) {
+  auto& env = *self->state.env;
+  auto& cfg = env.cfg;
+  auto me = node_description(cfg.cluster.node_id, cfg.started_at_ms, *env.counters,
+                             !cfg.ready || cfg.ready());
+  if (!cfg.cluster.broker)
+    return ex.respond(http_response{200, "{\"nodes\":[" + me + "]}", "application/json"});
+  self->request(cfg.cluster.broker, std::chrono::seconds{10}, nodes_atom::value)
+    .then(
+      [ex](const std::vector<std::string>& listed) {
+        json::array out;
+        for (auto& text : listed) {
+          boost::system::error_code ec;
+          auto v = json::parse(text, ec);
+          if (!ec && v.is_object()) // what another node wrote, checked
+            out.push_back(std::move(v));
+        }
+        ex.respond(json_response(200, json::object{{"nodes", std::move(out)}}));
+      },
+      [ex](const caf::error&) { ex.respond(error(503, "the cluster's list is unavailable")); });
+}
+
+} // namespace
+
+bool operator_route(api_ptr self, const http_exchange& ex, std::string_view sub) {
+  auto& method = ex.request.method;
+  if (sub == "/nodes") {
+    if (method != "GET")
+      ex.respond(error(405, "Method not allowed"));
+    else
+      nodes(self, ex);
+    return true;
+  }
+  constexpr std::string_view users = "/users/";
+  if (sub.rfind(users, 0) != 0)
+    return false;
+  // /users/{userId}[/history|/disconnect|/revoke]
+  auto rest = sub.substr(users.size());
+  auto slash = rest.find('/');
+  auto id = path_unescape(rest.substr(0, slash));
+  auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+  if (!id || !msg::valid_id(*id)) {
+    server_counters::add(self->state.env->counters->invalid_ids);
+    ex.respond(error(400, "userId must be 1 to 128 bytes of UTF-8 without control characters "
+                          "(percent-encoded in the path)"));
+    return true;
+  }
+  struct route {
+    std::string_view action, method;
+    void (*handle)(api_ptr, const http_exchange&, const std::string&);
+  };
+  static const route routes[] = {{"", "GET", user},
+                                 {"history", "GET", history},
+                                 {"disconnect", "POST", disconnect},
+                                 {"revoke", "POST", revoke}};
+  for (auto& r : routes) {
+    if (r.action != action)
+      continue;
+    if (method != r.method)
+      ex.respond(error(405, "Method not allowed"));
+    else
+      r.handle(self, ex, *id);
+    return true;
+  }
+  ex.respond(error(400, "no such operation: users/{userId}[/history|/disconnect|/revoke]"));
+  return true;
+}
+
+} // namespace kullsync::server
