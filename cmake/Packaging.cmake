@@ -1,14 +1,19 @@
 # The Debian package of the server: `cpack -G DEB` in the build tree makes
-# kullsync_<version>_<arch>.deb with kullsync-server and kullsync-console, the
-# hardened systemd unit, /etc/kullsync/server.toml (a conffile) and the
-# operator's docs; its postinst makes the kullsync user and, once, a JWT
-# secret and an API key. Libraries and headers are not in it (they are for
+# kullsync_<version>_<arch>.deb with kullsync-server, kullsync-console and
+# kullsync-ctl, the hardened systemd unit, /etc/kullsync/server.toml (a
+# conffile), the operator's docs, and the Prometheus alert rules and Grafana
+# dashboard under /usr/share/kullsync; its postinst makes the kullsync user
+# and, once, a JWT secret and an API key. Libraries and headers are not in it (they are for
 # `cmake --install`).
 
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/kullsync-server.service
         DESTINATION lib/systemd/system COMPONENT server)
 install(FILES ${PROJECT_SOURCE_DIR}/docs/OPERATIONS.md ${PROJECT_SOURCE_DIR}/docs/SECURITY.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT server)
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/prometheus/kullsync-alerts.yml
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/kullsync/prometheus COMPONENT server)
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/grafana/kullsync-dashboard.json
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/kullsync/grafana COMPONENT server)
 # Outside the prefix: only the package installs it, never `cmake --install`.
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/server.toml
         DESTINATION /etc/kullsync COMPONENT server EXCLUDE_FROM_ALL)

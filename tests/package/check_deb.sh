@@ -14,12 +14,14 @@ ok() { echo "ok   $*"; }
 (cd "$build" && cpack -G DEB -B "$work/out" >/dev/null)
 deb=$(ls "$work"/out/kullsync_*.deb)
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/kullsync-server ./usr/bin/kullsync-console \
+for f in ./usr/bin/kullsync-server ./usr/bin/kullsync-console ./usr/bin/kullsync-ctl \
          ./usr/lib/systemd/system/kullsync-server.service ./etc/kullsync/server.toml \
-         ./usr/share/doc/kullsync/OPERATIONS.md ./usr/share/doc/kullsync/SECURITY.md; do
+         ./usr/share/doc/kullsync/OPERATIONS.md ./usr/share/doc/kullsync/SECURITY.md \
+         ./usr/share/kullsync/prometheus/kullsync-alerts.yml \
+         ./usr/share/kullsync/grafana/kullsync-dashboard.json; do
   grep -q " $f\$" <<<"$contents" || fail "the package lacks $f"
 done
-ok "binaries, unit, config and docs are in $(basename "$deb")"
+ok "the three binaries, unit, config, docs, alert rules and dashboard are in $(basename "$deb")"
 grep -q "^/etc/kullsync/server.toml$" <(dpkg-deb -I "$deb" conffiles) || fail "server.toml is not a conffile"
 ok "server.toml is a conffile"
 dpkg-deb -I "$deb" postinst | grep -q "adduser --system" || fail "postinst makes no system user"
@@ -54,4 +56,11 @@ head -n 1 "$work/err.txt" | python3 -c 'import json,sys; json.loads(sys.stdin.re
 ok "the packaged server starts from the packaged server.toml and is ready"
 "$work/root/usr/bin/kullsync-server" --version | grep -q "^kullsync-server " || fail "--version"
 ok "--version: $("$work/root/usr/bin/kullsync-server" --version)"
+# kullsync-ctl from the package, against the packaged server and its key.
+KULLSYNC_URL="http://$addr" KULLSYNC_API_KEY_FILE="$work/keys" \
+  "$work/root/usr/bin/kullsync-ctl" nodes | grep -q "^NODE" || fail "the packaged kullsync-ctl"
+ok "the packaged kullsync-ctl lists the node"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' \
+  "$work/root/usr/share/kullsync/grafana/kullsync-dashboard.json" || fail "the dashboard's JSON"
+ok "the dashboard is JSON"
 echo "all passed"

@@ -41,10 +41,13 @@ std::optional<detail::url_parts> parse_http_url(const std::string& url) {
 
 http::request<http::string_body> make_request(const std::string& method,
                                               const detail::url_parts& u,
-                                              const std::string& body) {
+                                              const std::string& body,
+                                              const header_list& headers = {}) {
   http::request<http::string_body> req{http::string_to_verb(method), u.target, 11};
   req.set(http::field::host, u.host);
   req.set(http::field::user_agent, "kullsync");
+  for (auto& [name, value] : headers)
+    req.set(name, value);
   if (!body.empty()) {
     req.set(http::field::content_type, "application/json");
     req.body() = body;
@@ -56,8 +59,8 @@ http::request<http::string_body> make_request(const std::string& method,
 template <class Stream>
 http_result exchange(Stream& stream, const std::string& method,
                      const detail::url_parts& u, const std::string& body,
-                     std::chrono::milliseconds timeout) {
-  auto req = make_request(method, u, body);
+                     std::chrono::milliseconds timeout, const header_list& headers = {}) {
+  auto req = make_request(method, u, body, headers);
   beast::get_lowest_layer(stream).expires_after(timeout);
   http::write(stream, req);
   beast::flat_buffer buf;
@@ -247,7 +250,7 @@ std::string http_base_of(const std::string& ws_url) {
 
 http_result http_fetch(const std::string& method, const std::string& url,
                        const std::string& body, std::chrono::milliseconds timeout,
-                       bool insecure) {
+                       bool insecure, const header_list& headers) {
   auto u = parse_http_url(url);
   if (!u)
     return {0, {}, "invalid URL '" + url + "'"};
@@ -259,7 +262,7 @@ http_result http_fetch(const std::string& method, const std::string& url,
       beast::tcp_stream stream{ioc};
       stream.expires_after(timeout);
       stream.connect(results);
-      auto r = exchange(stream, method, *u, body, timeout);
+      auto r = exchange(stream, method, *u, body, timeout, headers);
       beast::error_code ec;
       stream.socket().shutdown(tcp::socket::shutdown_both, ec);
       return r;
@@ -274,7 +277,7 @@ http_result http_fetch(const std::string& method, const std::string& url,
     beast::get_lowest_layer(stream).expires_after(timeout);
     beast::get_lowest_layer(stream).connect(results);
     stream.handshake(ssl::stream_base::client);
-    return exchange(stream, method, *u, body, timeout);
+    return exchange(stream, method, *u, body, timeout, headers);
   } catch (const std::exception& e) {
     return {0, {}, e.what()};
   }

@@ -111,7 +111,7 @@ void remote_devices(hub_ptr self, const std::string& user, user_entry& u,
   // The broker's list of this node's own devices is the truth too: a write
   // it lost (a failover to a replica that missed it) is made again.
   if (u.presence.in_flight == 0) {
-    std::set<std::string> listed;
+    device_set listed;
     for (auto& d : list)
       if (d.node == self->state.cfg.cluster.instance)
         listed.insert(d.device);

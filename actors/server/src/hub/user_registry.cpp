@@ -41,7 +41,7 @@ std::vector<msg::device_connection> devices_of(const user_entry& u) {
 }
 
 std::vector<std::pair<std::string, bool>> presence_changes(const user_entry& u) {
-  std::set<std::string> here;
+  device_set here;
   for (auto& s : u.sockets)
     if (!s.closing)
       here.insert(s.device_id);

@@ -8,7 +8,9 @@
 // said per (node, device), so a device that moved is on the new node before
 // the old one says it left. No actor is touched here: the hub sends.
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,6 +24,38 @@
 #include "kullsync/server/protocol.hpp"
 
 namespace kullsync::server {
+
+/// A user's few device ids, sorted: no allocation per element (a user has
+/// one to a few devices, at most --max-sockets-per-user).
+class device_set {
+public:
+  device_set() = default;
+  device_set(std::initializer_list<std::string> xs) {
+    for (auto& x : xs)
+      insert(x);
+  }
+  bool count(const std::string& d) const {
+    return std::binary_search(items_.begin(), items_.end(), d);
+  }
+  void insert(std::string d) {
+    auto i = std::lower_bound(items_.begin(), items_.end(), d);
+    if (i == items_.end() || *i != d)
+      items_.insert(i, std::move(d));
+  }
+  void erase(const std::string& d) {
+    auto i = std::lower_bound(items_.begin(), items_.end(), d);
+    if (i != items_.end() && *i == d)
+      items_.erase(i);
+  }
+  bool empty() const { return items_.empty(); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+  bool operator==(const device_set& x) const { return items_ == x.items_; }
+  bool operator!=(const device_set& x) const { return items_ != x.items_; }
+
+private:
+  std::vector<std::string> items_;
+};
 
 struct device_socket {
   std::string device_id;
@@ -53,7 +87,7 @@ struct user_entry {
   std::map<std::pair<std::string, std::string>, int64_t> remote_devices;
   /// What the broker was told of this node's devices.
   struct announced_presence {
-    std::set<std::string> announced;
+    device_set announced;
     int in_flight = 0;
     bool dirty = false; // an announcement failed: retried by the sweep
   } presence;

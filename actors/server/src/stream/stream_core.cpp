@@ -1,6 +1,7 @@
 #include "stream_core.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <limits>
 #include <vector>
 
@@ -59,16 +60,21 @@ void stream_core::drop_front(stream& s) {
 void stream_core::expire(stream& s, int64_t now) {
   while (!s.entries.empty() && now - s.entries.front().at > limits_.history_ttl_ms)
     drop_front(s);
-  while (!s.dedup_order.empty()) {
-    auto i = s.dedup.find(s.dedup_order.front());
-    if (i != s.dedup.end() && now - i->second.at <= limits_.dedup_ttl_ms)
+  if (!s.dedup)
+    return;
+  auto& d = *s.dedup;
+  while (!d.order.empty()) {
+    auto i = d.answers.find(d.order.front());
+    if (i != d.answers.end() && now - i->second.at <= limits_.dedup_ttl_ms)
       break;
-    if (i != s.dedup.end()) {
-      s.dedup.erase(i);
+    if (i != d.answers.end()) {
+      d.answers.erase(i);
       --stats_.dedup_keys;
     }
-    s.dedup_order.pop_front();
+    d.order.pop_front();
   }
+  if (d.order.empty())
+    s.dedup.reset();
 }
 
 publish_receipt stream_core::publish(publish_request req, message_ptr* out) {
@@ -77,15 +83,25 @@ publish_receipt stream_core::publish(publish_request req, message_ptr* out) {
   // A key answers within its epoch only: a stream that lost its history (a
   // failover) takes a resent message again, once in the new epoch, rather
   // than answer a position of the old one that its devices cannot trust.
-  if (!req.dedup_key.empty())
-    if (auto i = s.dedup.find(req.dedup_key); i != s.dedup.end() && i->second.epoch == s.key->epoch)
+  if (!req.dedup_key.empty() && s.dedup)
+    if (auto i = s.dedup->answers.find(req.dedup_key);
+        i != s.dedup->answers.end() && i->second.epoch == s.key->epoch)
       return {i->second.seq, i->second.epoch, true};
   if (req.presence) {
-    auto key = std::make_pair(req.presence->node, req.presence->device);
-    if (req.present)
-      s.presence[key] = {req.presence->connected_at, req.presence->protocol};
-    else
-      s.presence.erase(key);
+    auto node = node_index(req.presence->node);
+    auto i = std::find_if(s.presence.begin(), s.presence.end(), [&](auto& d) {
+      return d.node == node && d.device == req.presence->device;
+    });
+    if (!req.present) {
+      if (i != s.presence.end())
+        s.presence.erase(i);
+    } else if (i != s.presence.end()) {
+      i->connected_at = req.presence->connected_at;
+      i->protocol = req.presence->protocol;
+    } else {
+      s.presence.push_back(
+        {node, req.presence->protocol, req.presence->connected_at, req.presence->device});
+    }
   }
   // The message is built once (its v2 text made in place) and shared by
   // the history, the state and every socket it goes to.
@@ -121,13 +137,18 @@ publish_receipt stream_core::publish(publish_request req, message_ptr* out) {
     enforce_history_bytes();
   }
   if (!req.dedup_key.empty()) {
-    s.dedup[req.dedup_key] = {seq, s.key->epoch, req.now};
-    s.dedup_order.push_back(req.dedup_key);
-    ++stats_.dedup_keys;
-    while (s.dedup.size() > limits_.dedup_per_user) {
-      if (s.dedup.erase(s.dedup_order.front()))
+    if (!s.dedup)
+      s.dedup = std::make_unique<stream::dedup_keys>();
+    auto& d = *s.dedup;
+    auto [i, added] = d.answers.insert_or_assign(req.dedup_key,
+                                                 dedup_answer{seq, s.key->epoch, req.now});
+    (void) i;
+    d.order.push_back(req.dedup_key);
+    stats_.dedup_keys += added ? 1 : 0;
+    while (d.answers.size() > limits_.dedup_per_user) {
+      if (d.answers.erase(d.order.front()))
         --stats_.dedup_keys;
-      s.dedup_order.pop_front();
+      d.order.pop_front();
     }
   }
   s.last_write = req.now;
@@ -192,9 +213,13 @@ stream_head stream_core::head(const std::string& user, int64_t now,
   h.top = s.top;
   h.first = s.entries.empty() ? 0 : s.entries.front().msg->seq;
   h.state = s.state.all();
-  for (auto& [key, at] : s.presence)
-    if (!alive || alive(key.first))
-      h.devices.push_back({key.first, key.second, at.first, at.second});
+  for (auto& d : s.presence)
+    if (!alive || alive(nodes_[d.node]))
+      h.devices.push_back({nodes_[d.node], d.device, d.connected_at, d.protocol});
+  // By node, then device, whatever the order they came in.
+  std::sort(h.devices.begin(), h.devices.end(), [](auto& x, auto& y) {
+    return std::tie(x.node, x.device) < std::tie(y.node, y.device);
+  });
   return h;
 }
 
@@ -208,7 +233,7 @@ void stream_core::erase(std::unordered_map<std::string, std::shared_ptr<stream>>
   while (!s.entries.empty())
     drop_front(s);
   stats_.state_bytes -= s.state.bytes();
-  stats_.dedup_keys -= s.dedup.size();
+  stats_.dedup_keys -= s.dedup ? s.dedup->answers.size() : 0;
   --stats_.streams;
   streams_.erase(i);
 }
@@ -269,9 +294,17 @@ void stream_core::restore(const std::string& user, const std::shared_ptr<const s
     order_.push_back({p, e.msg->seq});
   });
   stats_.state_bytes += p->state.bytes();
-  stats_.dedup_keys += p->dedup.size();
+  stats_.dedup_keys += p->dedup ? p->dedup->answers.size() : 0;
   ++stats_.streams;
   streams_[user] = std::move(p);
+}
+
+uint32_t stream_core::node_index(const std::string& node) {
+  for (uint32_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i] == node)
+      return i;
+  nodes_.push_back(node);
+  return static_cast<uint32_t>(nodes_.size() - 1);
 }
 
 stream_stats stream_core::stats() const {

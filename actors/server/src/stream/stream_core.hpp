@@ -107,11 +107,27 @@ private:
     int64_t last_write = 0;
     ring<entry> entries; // consecutive, ending at `top`
     state_table state;
-    std::unordered_map<std::string, dedup_answer> dedup;
-    ring<std::string> dedup_order; // oldest first
-    std::map<std::pair<std::string, std::string>, std::pair<int64_t, int>>
-      presence; // (node, device) -> (connected at, protocol)
+    /// Dedup answers, made with the first key (most users connected now
+    /// never send one).
+    struct dedup_keys {
+      std::unordered_map<std::string, dedup_answer> answers;
+      ring<std::string> order; // oldest first
+    };
+    std::unique_ptr<dedup_keys> dedup;
+    /// The user's devices on each node (few: a vector, no node each); nodes
+    /// by their index in `nodes_`.
+    struct present_device {
+      uint32_t node;
+      int protocol;
+      int64_t connected_at;
+      std::string device;
+    };
+    std::vector<present_device> presence;
     explicit stream(const stream_limits& l) : state(l.max_shoots, l.field_idle_ms) {}
+    stream(const stream& x)
+      : key(x.key), run(x.run), top(x.top), last_write(x.last_write), entries(x.entries),
+        state(x.state), dedup(x.dedup ? std::make_unique<dedup_keys>(*x.dedup) : nullptr),
+        presence(x.presence) {}
   };
   /// Where a message went, in append order, for evicting the oldest (the
   /// stream may be gone by then).
@@ -130,7 +146,11 @@ private:
   void enforce_state_bytes(const std::function<bool(const std::string&)>& keep);
   size_t state_bytes() const;
 
+  /// A node's index in `nodes_` (presence names few nodes, many times).
+  uint32_t node_index(const std::string& node);
+
   std::string prefix_;
+  std::vector<std::string> nodes_;
   stream_limits limits_;
   uint64_t run_ = 1;
   uint64_t epochs_ = 0;

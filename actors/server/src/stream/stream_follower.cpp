@@ -4,21 +4,35 @@
 
 namespace kullsync::server {
 
+stream_follower::waiting& stream_follower::w() {
+  if (!w_)
+    w_ = std::make_unique<waiting>();
+  return *w_;
+}
+
+void stream_follower::trim() {
+  if (w_ && w_->ahead.empty() && w_->acks.empty() && w_->dropped.empty())
+    w_.reset();
+}
+
 void stream_follower::follow(bool fresh, uint64_t generation) {
   live_ = false;
   filling_ = false;
   generation_ = generation;
-  if (fresh)
-    ahead_.clear();
+  if (fresh && w_)
+    w_->ahead.clear();
+  trim();
 }
 
 void stream_follower::reset(effects& fx, const char* why) {
   fx.reset = why;
   fx.apply.clear();
   fx.read.reset();
-  for (auto& a : acks_)
-    dropped_.push_back(a.ticket);
-  acks_.clear();
+  if (!w_)
+    return;
+  for (auto& a : w_->acks)
+    w_->dropped.push_back(a.ticket);
+  w_->acks.clear();
 }
 
 stream_follower::effects stream_follower::on_head(uint64_t generation, const stream_head& h,
@@ -33,8 +47,10 @@ stream_follower::effects stream_follower::on_head(uint64_t generation, const str
   if (replace) {
     epoch_ = h.epoch;
     seq_ = h.top;
-    for (auto i = ahead_.begin(); i != ahead_.end();)
-      i = i->first <= seq_ || i->second->epoch() != epoch_ ? ahead_.erase(i) : std::next(i);
+    if (w_)
+      for (auto i = w_->ahead.begin(); i != w_->ahead.end();)
+        i = i->first <= seq_ || i->second->epoch() != epoch_ ? w_->ahead.erase(i)
+                                                             : std::next(i);
   }
   if (!replace && h.top > seq_) {
     filling_ = true;
@@ -48,7 +64,7 @@ stream_follower::effects stream_follower::on_head(uint64_t generation, const str
 stream_follower::effects stream_follower::on_message(const message_ptr& m) {
   effects fx;
   if (!live_ || filling_) {
-    ahead_.emplace(m->seq, m);
+    w().ahead.emplace(m->seq, m);
     return fx;
   }
   if (m->epoch() != epoch_) {
@@ -57,29 +73,30 @@ stream_follower::effects stream_follower::on_message(const message_ptr& m) {
   }
   if (m->seq <= seq_)
     return fx; // delivered twice
-  if (m->seq == seq_ + 1 && ahead_.empty()) {
+  if (m->seq == seq_ + 1 && nothing_ahead()) {
     apply(m, fx); // the usual case: next in line, nothing waiting
     return fx;
   }
-  ahead_.emplace(m->seq, m);
+  w().ahead.emplace(m->seq, m);
   drain(fx);
   return fx;
 }
 
 void stream_follower::drain(effects& fx) {
-  while (live_ && !filling_ && !ahead_.empty()) {
-    auto i = ahead_.begin();
+  while (live_ && !filling_ && !nothing_ahead()) {
+    auto& ahead = w_->ahead;
+    auto i = ahead.begin();
     if (i->second->epoch() != epoch_)
       return reset(fx, "the stream's epoch changed");
     if (i->first <= seq_) {
-      ahead_.erase(i);
+      ahead.erase(i);
     } else if (i->first > seq_ + 1) {
       filling_ = true;
       fx.read = effects::range{generation_, seq_, i->first - 1};
       return;
     } else {
       auto m = std::move(i->second);
-      ahead_.erase(i);
+      ahead.erase(i);
       apply(m, fx);
     }
   }
@@ -88,14 +105,17 @@ void stream_follower::drain(effects& fx) {
 void stream_follower::apply(const message_ptr& m, effects& fx) {
   seq_ = m->seq;
   fx.apply.push_back(m);
+  if (!w_)
+    return;
   // Those of another epoch never come due: the devices resend them.
-  for (auto i = acks_.begin(); i != acks_.end();) {
+  auto& acks = w_->acks;
+  for (auto i = acks.begin(); i != acks.end();) {
     if (i->epoch != epoch_) {
-      dropped_.push_back(i->ticket);
-      i = acks_.erase(i);
+      w_->dropped.push_back(i->ticket);
+      i = acks.erase(i);
     } else if (i->seq <= seq_) {
       fx.acks.push_back(i->ticket);
-      i = acks_.erase(i);
+      i = acks.erase(i);
     } else {
       ++i;
     }
@@ -155,18 +175,22 @@ stream_follower::effects stream_follower::on_receipt(const publish_receipt& r,
                                                      uint64_t ticket) {
   effects fx;
   if (live_ && r.epoch != epoch_) {
-    dropped_.push_back(ticket);
+    w().dropped.push_back(ticket);
     reset(fx, "the broker numbers in another epoch");
   } else if (live_ && seq_ >= r.seq) {
     fx.acks.push_back(ticket);
   } else {
-    acks_.push_back({r.seq, r.epoch, ticket});
+    w().acks.push_back({r.seq, r.epoch, ticket});
   }
   return fx;
 }
 
 std::vector<uint64_t> stream_follower::take_dropped_acks() {
-  return std::exchange(dropped_, {});
+  if (!w_)
+    return {};
+  auto out = std::exchange(w_->dropped, {});
+  trim();
+  return out;
 }
 
 } // namespace kullsync::server

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,15 +88,24 @@ private:
   uint64_t generation_ = 0;
   std::string epoch_;
   uint64_t seq_ = 0; // the last position applied
-  std::map<uint64_t, message_ptr> ahead_;
   int64_t checked_ms_ = 0;
   struct waiting_ack {
     uint64_t seq;
     std::string epoch;
     uint64_t ticket;
   };
-  std::vector<waiting_ack> acks_;
-  std::vector<uint64_t> dropped_;
+  /// What waits: messages that came early, ACKs not yet due, ACKs that
+  /// never will be. Made when something waits, gone when nothing does: most
+  /// followed users have nothing waiting most of the time.
+  struct waiting {
+    std::map<uint64_t, message_ptr> ahead;
+    std::vector<waiting_ack> acks;
+    std::vector<uint64_t> dropped;
+  };
+  waiting& w();
+  bool nothing_ahead() const { return !w_ || w_->ahead.empty(); }
+  void trim();
+  std::unique_ptr<waiting> w_;
 };
 
 } // namespace kullsync::server

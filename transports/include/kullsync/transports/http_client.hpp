@@ -41,10 +41,12 @@ using http_client_actor = caf::typed_actor<
 http_client_actor spawn_http_client(caf::actor_system& sys,
                                     beast_transport_options opts = {});
 
+/// A blocking request (for a thread that is not an actor): `headers` are
+/// sent besides Host, User-Agent and, with a body, Content-Type JSON.
 http_result http_fetch(const std::string& method, const std::string& url,
                        const std::string& body = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds{5},
-                       bool insecure = false);
+                       bool insecure = false, const header_list& headers = {});
 
 /// http(s)://host[:port] of a ws(s):// endpoint URL; empty if not one.
 std::string http_base_of(const std::string& ws_url);

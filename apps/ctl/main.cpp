@@ -1,0 +1,369 @@
+// kullsync-ctl: the operators' API (docs/PROTOCOL.md, "Operators' API") at a
+// shell. Tables for people, --json for scripts (the server's answer as it
+// is). Exit 0 on success, 1 when the server answers an error (printed), 2 on
+// a usage error.
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "kullsync/messages/codec.hpp"
+#include "kullsync/transports/http_client.hpp"
+#include "kullsync/version.hpp"
+
+namespace json = boost::json;
+
+namespace {
+
+struct options {
+  std::string url = "http://127.0.0.1:5000";
+  std::string api_key_file;
+  bool json = false;
+  bool insecure = false;
+  unsigned timeout = 10;
+  // the command's
+  std::string user;
+  int64_t since = 0;
+  int64_t limit = 100;
+  std::string device;
+  int code = 4009;
+  std::string reason;
+  int64_t before = -1;
+  // publish
+  std::string shoot, status = "processing", provider = "ctl", prompt, action;
+  int64_t processed = 0, total = 0, balance = 0, change = 0;
+  std::vector<std::string> users;
+  std::string idempotency_key;
+};
+
+/// Percent-encodes a path segment.
+std::string path_segment(const std::string& s) {
+  static const char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string when(int64_t ms) {
+  if (ms <= 0)
+    return "-";
+  std::time_t t = ms / 1000;
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::gmtime(&t));
+  return std::string{buf} + " UTC";
+}
+
+std::string text_of(const json::value& v) {
+  if (v.is_string())
+    return std::string{v.get_string()};
+  if (v.is_null())
+    return "-";
+  return json::serialize(v);
+}
+
+/// Columns padded to their widest cell.
+void table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i)
+        width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  for (auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size())
+        line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+class client {
+public:
+  explicit client(const options& o) : o_(o) {
+    if (!o.api_key_file.empty()) {
+      std::ifstream in{o.api_key_file};
+      std::string key;
+      while (in && key.empty())
+        std::getline(in, key);
+      if (key.empty())
+        throw CLI::ValidationError("--api-key-file", "no key in " + o.api_key_file);
+      headers_.emplace_back("Authorization", "Bearer " + key);
+    }
+  }
+
+  /// The answer's JSON on success; else prints the error and returns null.
+  std::optional<json::value> call(const std::string& method, const std::string& path,
+                                  const std::string& body = {},
+                                  const kullsync::header_list& extra = {}) {
+    auto headers = headers_;
+    headers.insert(headers.end(), extra.begin(), extra.end());
+    auto r = kullsync::http_fetch(method, o_.url + "/api/sync" + path, body,
+                                  std::chrono::seconds{o_.timeout}, o_.insecure, headers);
+    if (r.status == 0) {
+      std::cerr << "kullsync-ctl: no answer from " << o_.url << ": " << r.error << "\n";
+      return std::nullopt;
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r.body, ec);
+    if (r.status >= 300 || ec) {
+      auto* e = !ec && v.is_object() ? v.get_object().if_contains("error") : nullptr;
+      std::cerr << "kullsync-ctl: " << r.status << ": "
+                << (e ? text_of(*e) : r.body.substr(0, 300)) << "\n";
+      return std::nullopt;
+    }
+    if (o_.json)
+      std::cout << json::serialize(v) << "\n";
+    return v;
+  }
+
+private:
+  const options& o_;
+  kullsync::header_list headers_;
+};
+
+int users(client& c, const options& o) {
+  auto v = c.call("GET", "/users/" + path_segment(o.user));
+  if (!v)
+    return 1;
+  if (o.json)
+    return 0;
+  auto& u = v->get_object();
+  auto& h = u.at("history").get_object();
+  std::cout << "user " << text_of(u.at("userId")) << "  epoch " << text_of(u.at("epoch"))
+            << "  seq " << text_of(u.at("seq")) << "  history " << text_of(h.at("size"))
+            << " (" << text_of(h.at("first")) << ".." << text_of(h.at("last")) << ")\n";
+  std::vector<std::vector<std::string>> rows{{"DEVICE", "NODE", "PROTOCOL", "CONNECTED"}};
+  for (auto& d : u.at("devices").get_array()) {
+    auto& o2 = d.get_object();
+    rows.push_back({text_of(o2.at("deviceId")), text_of(o2.at("node")),
+                    "v" + text_of(o2.at("protocol")), when(o2.at("connectedAt").to_number<int64_t>())});
+  }
+  if (rows.size() == 1)
+    std::cout << "no device connected\n";
+  else
+    table(rows);
+  return 0;
+}
+
+int history(client& c, const options& o) {
+  auto v = c.call("GET", "/users/" + path_segment(o.user) + "/history?since="
+                           + std::to_string(o.since) + "&limit=" + std::to_string(o.limit));
+  if (!v)
+    return 1;
+  if (o.json)
+    return 0;
+  auto& p = v->get_object();
+  std::cout << "epoch " << text_of(p.at("epoch")) << "  seq " << text_of(p.at("seq"))
+            << (p.at("complete").as_bool() ? "" : "  (incomplete: the history no longer holds "
+                                                   "what followed --since)")
+            << "\n";
+  std::vector<std::vector<std::string>> rows{{"SEQ", "TYPE", "TIME", "DEVICE", "DATA"}};
+  for (auto& m : p.at("messages").get_array()) {
+    auto& e = m.get_object();
+    auto data = e.if_contains("data") ? json::serialize(e.at("data")) : std::string{};
+    if (data.size() > 80)
+      data = data.substr(0, 77) + "...";
+    rows.push_back({text_of(e.at("seq")), text_of(e.at("type")),
+                    when(e.at("timestamp").to_number<int64_t>()),
+                    e.if_contains("deviceId") ? text_of(e.at("deviceId")) : "-", data});
+  }
+  table(rows);
+  return 0;
+}
+
+int closed(const std::optional<json::value>& v, const options& o, const char* what) {
+  if (!v)
+    return 1;
+  if (!o.json)
+    std::cout << what << ": " << text_of(v->get_object().at("closed"))
+              << " connection(s) told to close\n";
+  return 0;
+}
+
+int nodes(client& c, const options& o) {
+  auto v = c.call("GET", "/nodes");
+  if (!v)
+    return 1;
+  if (o.json)
+    return 0;
+  std::vector<std::vector<std::string>> rows{
+    {"NODE", "VERSION", "SOCKETS", "USERS", "STARTED", "READY"}};
+  for (auto& n : v->get_object().at("nodes").get_array()) {
+    auto& x = n.get_object();
+    rows.push_back({text_of(x.at("nodeId")), text_of(x.at("version")), text_of(x.at("sockets")),
+                    text_of(x.at("users")), when(x.at("startedAt").to_number<int64_t>()),
+                    x.at("ready").as_bool() ? "yes" : "no"});
+  }
+  table(rows);
+  return 0;
+}
+
+int published(const std::optional<json::value>& v, const options& o) {
+  if (!v)
+    return 1;
+  if (o.json)
+    return 0;
+  auto& r = v->get_object();
+  if (auto* seqs = r.if_contains("seqs")) {
+    for (auto& [user, seq] : seqs->get_object())
+      std::cout << "published to " << std::string{user} << " at seq " << text_of(seq) << "\n";
+  } else {
+    std::cout << "published at seq " << (r.if_contains("seq") ? text_of(r.at("seq")) : "-")
+              << "\n";
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"kullsync-ctl: the operators' API of kullsync-server (who is connected, a "
+               "user's stream, disconnect and revoke, the cluster's nodes, publish)"};
+  app.set_version_flag("--version", std::string{"kullsync-ctl "} + kullsync::version);
+  app.require_subcommand(1);
+  app.add_option("--url", o.url, "the server (any node of a cluster)")
+    ->envname("KULLSYNC_URL")
+    ->capture_default_str();
+  app.add_option("--api-key-file", o.api_key_file, "a file whose first line is an API key")
+    ->envname("KULLSYNC_API_KEY_FILE")
+    ->check(CLI::ExistingFile);
+  app.add_flag("--json", o.json, "print the server's answer as JSON (for scripts)");
+  app.add_flag("--insecure", o.insecure, "https: do not verify the server's certificate");
+  app.add_option("--timeout", o.timeout, "seconds to wait for an answer")
+    ->check(CLI::Range(1u, 600u))
+    ->capture_default_str();
+
+  auto* u = app.add_subcommand("users", "a user's devices on every node and stream");
+  u->add_option("user", o.user, "the user's id")->required();
+  auto* h = app.add_subcommand("history", "what a user's stream holds");
+  h->add_option("user", o.user, "the user's id")->required();
+  h->add_option("--since", o.since, "after this position")->check(CLI::NonNegativeNumber);
+  h->add_option("--limit", o.limit, "at most this many (1-1000)")
+    ->check(CLI::Range(1, 1000))
+    ->capture_default_str();
+  auto* d = app.add_subcommand("disconnect", "close a user's sockets on every node");
+  d->add_option("user", o.user, "the user's id")->required();
+  d->add_option("--device", o.device, "only this device's (default: every device)");
+  d->add_option("--code", o.code,
+                "1000, 4002 (do not retry with this token), 4003 (get a new token) or "
+                "4009 (resume now)")
+    ->check(CLI::IsMember({1000, 4002, 4003, 4009}))
+    ->capture_default_str();
+  d->add_option("--reason", o.reason, "the close reason the device reads");
+  auto* r = app.add_subcommand("revoke", "refuse a user's tokens issued until now, on every "
+                                         "node, and close the user's sockets (4002)");
+  r->add_option("user", o.user, "the user's id")->required();
+  r->add_option("--before", o.before, "tokens issued before this epoch-ms time (default: now)")
+    ->check(CLI::NonNegativeNumber);
+  app.add_subcommand("nodes", "the cluster's live nodes");
+  auto* p = app.add_subcommand("publish", "publish as the backend does");
+  p->require_subcommand(1);
+  p->add_option("--idempotency-key", o.idempotency_key,
+                "a retry with the same key publishes nothing again");
+  auto* ps = p->add_subcommand("shoot-progress", "a shoot's progress to a user's devices");
+  ps->add_option("--user", o.user)->required();
+  ps->add_option("--shoot", o.shoot)->required();
+  ps->add_option("--status", o.status)
+    ->check(CLI::IsMember({"queued", "processing", "completed", "failed"}))
+    ->capture_default_str();
+  ps->add_option("--processed", o.processed)->check(CLI::NonNegativeNumber);
+  ps->add_option("--total", o.total)->check(CLI::NonNegativeNumber);
+  ps->add_option("--provider", o.provider)->capture_default_str();
+  auto* pc = p->add_subcommand("credit-update", "a user's credit balance");
+  pc->add_option("--user", o.user)->required();
+  pc->add_option("--balance", o.balance)->required();
+  pc->add_option("--change", o.change)->required();
+  pc->add_option("--reason", o.reason);
+  auto* pp = p->add_subcommand("prompt-change", "a prompt's change to its users");
+  pp->add_option("--prompt", o.prompt)->required();
+  pp->add_option("--action", o.action)->required();
+  pp->add_option("--users", o.users, "comma-separated user ids")->delimiter(',');
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    client c{o};
+    auto q = [](const std::string& s) { return kullsync::msg::json_string(s); };
+    if (u->parsed())
+      return users(c, o);
+    if (h->parsed())
+      return history(c, o);
+    if (d->parsed()) {
+      std::string body = "{\"code\":" + std::to_string(o.code);
+      if (!o.device.empty())
+        body += ",\"deviceId\":" + q(o.device);
+      if (!o.reason.empty())
+        body += ",\"reason\":" + q(o.reason);
+      body += "}";
+      return closed(c.call("POST", "/users/" + path_segment(o.user) + "/disconnect", body), o,
+                    "disconnected");
+    }
+    if (r->parsed()) {
+      auto body = o.before >= 0 ? "{\"before\":" + std::to_string(o.before) + "}"
+                                : std::string{"{}"};
+      return closed(c.call("POST", "/users/" + path_segment(o.user) + "/revoke", body), o,
+                    "revoked");
+    }
+    if (app.got_subcommand("nodes"))
+      return nodes(c, o);
+    kullsync::header_list extra;
+    if (!o.idempotency_key.empty())
+      extra.emplace_back("Idempotency-Key", o.idempotency_key);
+    if (ps->parsed())
+      return published(
+        c.call("POST", "/shoot-progress",
+               "{\"userId\":" + q(o.user) + ",\"shootId\":" + q(o.shoot) + ",\"status\":"
+                 + q(o.status) + ",\"processedCount\":" + std::to_string(o.processed)
+                 + ",\"totalCount\":" + std::to_string(o.total) + ",\"provider\":"
+                 + q(o.provider) + "}",
+               extra),
+        o);
+    if (pc->parsed())
+      return published(c.call("POST", "/credit-update",
+                              "{\"userId\":" + q(o.user) + ",\"newBalance\":"
+                                + std::to_string(o.balance) + ",\"change\":"
+                                + std::to_string(o.change) + ",\"reason\":" + q(o.reason) + "}",
+                              extra),
+                       o);
+    std::string ids;
+    for (auto& x : o.users)
+      ids += (ids.empty() ? "" : ",") + q(x);
+    return published(c.call("POST", "/prompt-change",
+                            "{\"promptId\":" + q(o.prompt) + ",\"action\":" + q(o.action)
+                              + ",\"userIds\":[" + ids + "]}",
+                            extra),
+                     o);
+  } catch (const CLI::Error& e) {
+    std::cerr << "kullsync-ctl: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "kullsync-ctl: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,320 @@
+"""The operators' API from outside (docs/PROTOCOL.md, "Operators' API"), as a
+support engineer uses it: real servers with signed tokens (PyJWT) and API
+keys, Python's strict `websockets` devices, v1 and v2.
+
+    operator_api.py alone   <kullsync-server> <kullsync-ctl>
+    operator_api.py cluster <kullsync-server> <kullsync-ctl>   (a redis-server of its own)
+
+alone: users, history, disconnect (the closed socket reads its code, the
+user's other socket stays up), revoke (closed with 4002; a token issued
+before refused at connect and at REFRESH, a fresh one taken), nodes, every
+bad input, a legacy server that has nothing to revoke, kullsync-ctl in both
+output modes with its exit codes.
+cluster: a device on node a listed, disconnected and revoked through node b;
+both nodes listed.
+"""
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import jwt
+import websockets
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
+from cluster_common import SCALE, Redis, check, finish  # noqa: E402
+
+MODE, SERVER, CTL = sys.argv[1], sys.argv[2], sys.argv[3]
+WORK = tempfile.mkdtemp()
+SECRET = os.urandom(24).hex()
+API_KEY = "k-" + os.urandom(16).hex()
+
+
+def write(name, data):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as f:
+        f.write(data)
+    return path
+
+
+SECRET_FILE = write("secret", SECRET + "\n")
+KEYS_FILE = write("keys", API_KEY + "\n")
+
+
+def token(sub, device, iat=None, ttl=600):
+    now = int(time.time()) if iat is None else iat
+    return jwt.encode({"sub": sub, "device": device, "iat": now, "exp": now + ttl}, SECRET,
+                      algorithm="HS256")
+
+
+class Node:
+    def __init__(self, *args, auth=("--auth", "jwt", "--jwt-secret-file", SECRET_FILE)):
+        self.proc = subprocess.Popen(
+            [SERVER, "--listen", "127.0.0.1:0", "--log-level", "warn", "--limits", "off", *auth,
+             "--api-keys-file", KEYS_FILE, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(f"http://{self.addr}/readyz", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def http(self, method, path, body=None, key=API_KEY, raw=None):
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = "Bearer " + key
+        req = urllib.request.Request(f"http://{self.addr}/api/sync{path}", method=method,
+                                     data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10 * SCALE) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def ws(self, tok, v2=True):
+        return websockets.connect(f"ws://{self.addr}/ws?token={tok}",
+                                  subprotocols=["kull.v2"] if v2 else None)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+async def until(ws, kind, timeout=5):
+    """The next message of type `kind` on `ws`."""
+    deadline = time.time() + timeout * SCALE
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.time())))
+        if m.get("type") == kind:
+            return m
+
+
+async def close_code(ws, timeout=5):
+    """The close code `ws` ends with (0: it did not close)."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout * SCALE)
+    except websockets.ConnectionClosed as e:
+        return e.rcvd.code if e.rcvd else 1006
+    except asyncio.TimeoutError:
+        return 0
+
+
+async def refused_with(node, tok):
+    """The close code a socket opened with `tok` is closed with at once."""
+    ws = await node.ws(tok)
+    return await close_code(ws)
+
+
+async def alive(ws):
+    """The socket is open and served: a PING is answered by its PONG."""
+    await ws.send(json.dumps({"type": "PING", "payload": {"timestamp": 1}}))
+    try:
+        await until(ws, "PONG")
+        return True
+    except (websockets.ConnectionClosed, asyncio.TimeoutError):
+        return False
+
+
+def ctl(node, *args, key_file=KEYS_FILE):
+    env = dict(os.environ, KULLSYNC_URL=f"http://{node.addr}")
+    if key_file:
+        env["KULLSYNC_API_KEY_FILE"] = key_file
+    else:
+        env.pop("KULLSYNC_API_KEY_FILE", None)
+    r = subprocess.run([CTL, *args], env=env, capture_output=True, text=True, timeout=30 * SCALE)
+    return r.returncode, r.stdout, r.stderr
+
+
+async def alone():
+    n = Node()
+    try:
+        check(n.http("GET", "/users/u1", key=None)[0] == 401, "users/* need the API key (401)")
+        mac = await n.ws(token("u1", "mac"), v2=False)
+        await until(mac, "DEVICE_CONNECTED")
+        ipad = await n.ws(token("u1", "ipad"))
+        await until(ipad, "SNAPSHOT")
+        for b in (10, 11, 12):
+            n.http("POST", "/credit-update", {"userId": "u1", "newBalance": b, "change": 1})
+        await until(ipad, "CREDIT_UPDATE")
+        st, u = n.http("GET", "/users/u1")
+        devices = sorted((d["deviceId"], d["protocol"]) for d in u.get("devices", []))
+        check(st == 200 and devices == [("ipad", 2), ("mac", 1)],
+              f"users lists both devices with their protocol ({devices})")
+        check(all(d["node"] and d["connectedAt"] > 0 for d in u["devices"]), "with node and time")
+        check(u["seq"] == 3 and u["history"] == {"size": 3, "first": 1, "last": 3}
+              and u["epoch"], f"the stream's top and history ({u.get('seq')}, {u.get('history')})")
+        st, h = n.http("GET", "/users/u1/history?since=1&limit=1")
+        check(st == 200 and [m["seq"] for m in h["messages"]] == [2] and h["complete"]
+              and h["messages"][0]["data"]["newBalance"] == 11, "history: after since, up to limit")
+        st, h = n.http("GET", "/users/u1/history")
+        check([m["seq"] for m in h["messages"]] == [1, 2, 3] and h["seq"] == 3
+              and h["epoch"] == u["epoch"], "history by default: from the start")
+        st, e = n.http("GET", "/users/nobody")
+        check(st == 200 and e["devices"] == [] and e["history"] == {"size": 0, "first": None,
+                                                                   "last": None},
+              "an unknown user: 200 with empty lists")
+        # Disconnect one device: it reads the code, the other stays up.
+        st, r = n.http("POST", "/users/u1/disconnect", {"deviceId": "mac", "code": 4003})
+        check(st == 200 and r == {"success": True, "closed": 1}, f"disconnect a device ({r})")
+        check(await close_code(mac) == 4003, "the device's socket reads 4003")
+        check(await alive(ipad), "the user's other socket stays up")
+        st, r = n.http("POST", "/users/u1/disconnect", {})
+        check(st == 200 and r["closed"] == 1 and await close_code(ipad) == 4009,
+              "disconnect all: 4009 by default")
+        # Revoke: tokens issued before now are refused, at connect and REFRESH.
+        old = token("u1", "ipad", iat=int(time.time()) - 30)
+        ws = await n.ws(old)
+        await until(ws, "WELCOME")
+        st, r = n.http("POST", "/users/u1/revoke", {})
+        check(st == 200 and r == {"success": True, "closed": 1}, f"revoke ({r})")
+        check(await close_code(ws) == 4002, "the revoked device's socket is closed with 4002")
+        check(await refused_with(n, old) == 4002, "a token issued before is refused (4002)")
+        check(await refused_with(n, jwt.encode({"sub": "u1", "exp": int(time.time()) + 60},
+                                               SECRET, algorithm="HS256")) == 4002,
+              "a token without iat counts as revoked")
+        fresh = token("u1", "ipad", iat=int(time.time()) + 1)
+        ws = await n.ws(fresh)
+        w = await until(ws, "WELCOME")
+        check(w["data"]["deviceId"] == "ipad", "a token issued after is taken")
+        await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": old}}))
+        check(await close_code(ws) == 4002, "an old token is refused at REFRESH too (4002)")
+        check(await refused_with(n, token("u2", "d", ttl=2 * 86400)) == 4002,
+              "a token that lives longer than --max-token-lifetime is refused")
+        st, nodes = n.http("GET", "/nodes")
+        me = nodes.get("nodes", [{}])
+        check(st == 200 and len(me) == 1 and me[0]["ready"] and me[0]["version"]
+              and me[0]["startedAt"] > 0 and "sockets" in me[0] and "users" in me[0],
+              f"nodes lists this node ({me})")
+        # Every bad input: 400 with an error, 405 for a wrong method.
+        bad = [("GET", "/users/", None), ("GET", "/users/%FF", None),
+               ("GET", "/users/" + "x" * 129, None), ("GET", "/users/%ZZ", None),
+               ("GET", "/users/u1/history?limit=0", None),
+               ("GET", "/users/u1/history?limit=5000", None),
+               ("GET", "/users/u1/history?since=-1", None),
+               ("GET", "/users/u1/history?since=abc", None),
+               ("POST", "/users/u1/disconnect", b"{not json"),
+               ("POST", "/users/u1/disconnect", {"code": 4001}),
+               ("POST", "/users/u1/disconnect", {"code": "4009"}),
+               ("POST", "/users/u1/disconnect", {"deviceId": 5}),
+               ("POST", "/users/u1/disconnect", {"reason": "r" * 200}),
+               ("POST", "/users/u1/disconnect", [1]),
+               ("POST", "/users/u1/revoke", {"before": "x"}),
+               ("POST", "/users/u1/revoke", {"before": -5}),
+               ("GET", "/users/u1/elsewhere", None)]
+        for method, path, body in bad:
+            raw = body if isinstance(body, bytes) else None
+            st, r = n.http(method, path, None if raw else body, raw=raw)
+            check(st == 400 and r.get("error"), f"{method} {path} {body!r:.40}: 400 ({st})")
+        for method, path in [("POST", "/users/u1"), ("GET", "/users/u1/revoke"),
+                             ("POST", "/nodes"), ("GET", "/users/u1/disconnect")]:
+            check(n.http(method, path, {})[0] == 405, f"{method} {path}: 405")
+        await ctl_checks(n)
+    finally:
+        n.stop()
+    legacy = Node(auth=("--auth", "legacy"))
+    try:
+        st, r = legacy.http("POST", "/users/u1/revoke", {})
+        check(st == 400 and "legacy" in r.get("error", ""), "a legacy server has nothing to revoke")
+    finally:
+        legacy.stop()
+
+
+async def ctl_checks(n):
+    ws = await n.ws(token("c1", "mac"))
+    await until(ws, "SNAPSHOT")
+    rc, out, _ = ctl(n, "publish", "credit-update", "--user", "c1", "--balance", "5",
+                     "--change", "5")
+    check(rc == 0 and "seq 1" in out, f"ctl publish credit-update ({out.strip()})")
+    rc, out, _ = ctl(n, "publish", "shoot-progress", "--user", "c1", "--shoot", "s1",
+                     "--processed", "2", "--total", "9", "--idempotency-key", "k1")
+    check(rc == 0 and "seq 2" in out, f"ctl publish shoot-progress ({out.strip()})")
+    rc, out, _ = ctl(n, "users", "c1")
+    check(rc == 0 and "mac" in out and "v2" in out and "seq 2" in out, "ctl users: a table")
+    rc, out, _ = ctl(n, "--json", "users", "c1")
+    check(rc == 0 and json.loads(out)["devices"][0]["deviceId"] == "mac", "ctl users --json")
+    rc, out, _ = ctl(n, "history", "c1", "--since", "1")
+    check(rc == 0 and "SHOOT_PROGRESS" in out and "CREDIT_UPDATE" not in out, "ctl history")
+    rc, out, _ = ctl(n, "--json", "history", "c1")
+    check(rc == 0 and [m["seq"] for m in json.loads(out)["messages"]] == [1, 2],
+          "ctl history --json")
+    rc, out, _ = ctl(n, "nodes")
+    check(rc == 0 and "READY" in out and "yes" in out, "ctl nodes")
+    rc, out, _ = ctl(n, "disconnect", "c1", "--device", "mac", "--code", "4003")
+    check(rc == 0 and "1 connection" in out and await close_code(ws) == 4003, "ctl disconnect")
+    rc, out, _ = ctl(n, "--json", "revoke", "c1")
+    check(rc == 0 and json.loads(out)["success"], "ctl revoke --json")
+    rc, _, err = ctl(n, "users", "c1", key_file=None)
+    check(rc == 1 and "401" in err, "ctl: an error answer exits 1 and prints it")
+    rc, _, err = ctl(n, "disconnect", "c1", "--code", "1234")
+    check(rc == 2, "ctl: a usage error exits 2")
+    rc, _, _ = ctl(n, "users")
+    check(rc == 2, "ctl: a missing argument exits 2")
+
+
+async def cluster():
+    redis = Redis(WORK)
+    redis.start()
+    url = f"redis://127.0.0.1:{redis.port}"
+    a = Node("--node-id", "a", "--broker", url)
+    b = Node("--node-id", "b", "--broker", url)
+    try:
+        deadline = time.time() + 20 * SCALE
+        while time.time() < deadline and not (a.ready() and b.ready()):
+            time.sleep(0.05)
+        check(a.ready() and b.ready(), "both nodes ready")
+        ws = await a.ws(token("x1", "mac"))
+        await until(ws, "SNAPSHOT")
+        devices = []
+        while time.time() < deadline:  # presence reaches the stream at once, but not before
+            st, u = b.http("GET", "/users/x1")
+            devices = [(d["deviceId"], d["node"], d["protocol"]) for d in u.get("devices", [])]
+            if devices:
+                break
+            time.sleep(0.05)
+        check(devices == [("mac", "a", 2)], f"node b lists the device on node a ({devices})")
+        st, r = b.http("POST", "/users/x1/disconnect", {"code": 4003})
+        check(st == 200 and r["closed"] == 1 and await close_code(ws) == 4003,
+              "disconnected through node b: the socket on node a reads 4003")
+        old = token("x1", "mac", iat=int(time.time()) - 30)
+        ws = await a.ws(old)
+        await until(ws, "WELCOME")
+        st, r = b.http("POST", "/users/x1/revoke", {})
+        check(st == 200 and r["closed"] == 1 and await close_code(ws) == 4002,
+              "revoked through node b: the socket on node a is closed with 4002")
+        code = 0
+        while time.time() < deadline:  # node a hears of the revocation on its channel
+            code = await refused_with(a, old)
+            if code == 4002:
+                break
+        check(code == 4002, "node a refuses a token issued before (4002)")
+        fresh = await a.ws(token("x1", "mac", iat=int(time.time()) + 1))
+        check((await until(fresh, "WELCOME"))["type"] == "WELCOME", "and takes a fresh one")
+        ids = []
+        while time.time() < deadline:
+            st, nodes = b.http("GET", "/nodes")
+            ids = sorted(n["nodeId"] for n in nodes.get("nodes", []))
+            if ids == ["a", "b"]:
+                break
+            time.sleep(0.1)
+        check(ids == ["a", "b"], f"nodes lists both nodes ({ids})")
+        rc, out, _ = ctl(b, "users", "x1")
+        check(rc == 0 and "mac" in out and "a " in out, "ctl through node b lists node a's device")
+    finally:
+        a.stop()
+        b.stop()
+        redis.kill()
+
+
+asyncio.run(alone() if MODE == "alone" else cluster())
+finish()
