@@ -299,6 +299,10 @@ int main(int argc, char** argv) {
   pp->add_option("--action", o.action)->required();
   pp->add_option("--users", o.users, "comma-separated user ids")->delimiter(',');
 
+  // Options of a command's parents may come after it too
+  // (`users u1 --json`, `publish shoot-progress ... --idempotency-key k`).
+  for (auto* sub : {u, h, d, r, p, ps, pc, pp, app.get_subcommand("nodes")})
+    sub->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
