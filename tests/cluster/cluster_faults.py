@@ -216,7 +216,9 @@ async def redis_paused(redis, a, b):
     answered = [s for s in (b.post_credits("u3", 61)[1], a.post_credits("u3", 62)[1]) if s]
     top = max(answered) if answered else 0
     await until(lambda: d1.seq >= top and d2.seq >= top, 15)
-    check(during[0] in (200, 503), f"a publish while Redis is paused: {during[0]} (200 or 503)")
+    # Sent to a Redis that does not answer: it may run it on SIGCONT, so the
+    # honest answer is "unknown" (504), not "not published" (503).
+    check(during[0] in (200, 504), f"a publish while Redis is paused: {during[0]} (504: outcome unknown)")
     check(pong and d1.ws.open and d2.ws.open or 4009 in d1.closes + d2.closes,
           "sockets stay up while Redis is paused")
     check(back, "publishes are served again after SIGCONT")

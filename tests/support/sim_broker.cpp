@@ -25,6 +25,7 @@ struct broker_state {
   wall_clock clock;
   std::unique_ptr<stream_core> core;
   double loss = 0;
+  double unanswered = 0;
   bool down = false;
   uint64_t runs = 1;
   std::map<std::string, std::vector<stream_follower_actor>> followers;
@@ -109,8 +110,15 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
   st.core = std::make_unique<stream_core>("b", limits);
   return {
     [=](publish_atom, const publish_request& req) -> caf::result<publish_receipt> {
-      if (self->state.down)
+      auto& st = self->state;
+      if (st.down)
         return unavailable();
+      std::uniform_real_distribution<double> coin{0, 1};
+      if (st.unanswered > 0 && coin(st.rng) < st.unanswered) {
+        if (coin(st.rng) < 0.5)
+          publish(self, req);
+        return make_error(broker_errc::outcome_unknown, "simulated lost answer");
+      }
       return publish(self, req);
     },
     [=](follow_atom, const std::string& user,
@@ -162,6 +170,7 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
     },
     [=](failover_atom, uint64_t n) { failover(self, n); },
     [=](outage_atom, bool on) { self->state.down = on; },
+    [=](unanswered_atom, double rate) { self->state.unanswered = rate; },
   };
 }
 

@@ -16,6 +16,7 @@ using lossy_atom = caf::atom_constant<caf::atom("lossy")>;
 using failover_atom = caf::atom_constant<caf::atom("failover")>;
 using resub_atom = caf::atom_constant<caf::atom("resub")>;
 using outage_atom = caf::atom_constant<caf::atom("outage")>;
+using unanswered_atom = caf::atom_constant<caf::atom("unanswered")>;
 
 /// The broker plus its faults:
 /// - `lossy(rate)`: each delivery to a follower is lost with this
@@ -26,11 +27,15 @@ using outage_atom = caf::atom_constant<caf::atom("outage")>;
 ///   of every stream takes over: each stream is as it was before them, and
 ///   the run id changes, so each stream starts a new epoch.
 /// - `outage(on)`: every request fails (Redis unreachable).
+/// - `unanswered(rate)`: each publish loses its answer with this
+///   probability (the link went down with the call under way): applied or
+///   not, by a coin, and answered outcome_unknown.
 using sim_broker_actor = server::broker_actor::extend<
   caf::reacts_to<lossy_atom, double>,
   caf::reacts_to<resub_atom>,
   caf::reacts_to<failover_atom, uint64_t>,
-  caf::reacts_to<outage_atom, bool>>;
+  caf::reacts_to<outage_atom, bool>,
+  caf::reacts_to<unanswered_atom, double>>;
 
 /// A broker that breaks a rule on purpose, to show the simulation's checks
 /// catch it: `per_node_numbering` numbers each node's publishes on a

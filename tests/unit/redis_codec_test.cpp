@@ -39,6 +39,18 @@ bool unavailable(const caf::error& e) {
          && e.code() == static_cast<uint8_t>(server::broker_errc::unavailable);
 }
 
+bool unknown(const caf::error& e) {
+  return e.category() == caf::atom("broker")
+         && e.code() == static_cast<uint8_t>(server::broker_errc::outcome_unknown);
+}
+
+redis_value refused(std::string text) {
+  redis_value v;
+  v.kind = redis_value::error;
+  v.str = std::move(text);
+  return v;
+}
+
 bool bad_reply(const caf::error& e) {
   return e.category() == caf::atom("broker")
          && e.code() == static_cast<uint8_t>(server::broker_errc::bad_reply);
@@ -55,17 +67,38 @@ TEST(redis_codec, publish_replies) {
   EXPECT_EQ((*ok)[0].epoch, "e1");
   EXPECT_FALSE((*ok)[0].duplicate);
   EXPECT_TRUE((*ok)[1].duplicate);
-  EXPECT_TRUE(bad_reply(parse_publish(arr({num(7), str("e1"), num(0)}), 2).error()))
+  // The script ran and answered something else: it may have written.
+  EXPECT_TRUE(unknown(parse_publish(arr({num(7), str("e1"), num(0)}), 2).error()))
     << "one receipt short";
-  EXPECT_TRUE(bad_reply(parse_publish(arr({num(7), str("e1")}), 1).error()));
-  EXPECT_TRUE(bad_reply(parse_publish(arr({num(-1), str("e1"), num(0)}), 1).error()));
-  EXPECT_TRUE(bad_reply(parse_publish(arr({num(1), str(""), num(0)}), 1).error()));
-  EXPECT_TRUE(bad_reply(parse_publish(str("OK"), 1).error()));
-  redis_value err;
-  err.kind = redis_value::error;
-  err.str = "ERR script";
-  EXPECT_TRUE(bad_reply(parse_publish(err, 1).error()));
-  EXPECT_TRUE(unavailable(parse_publish(redis_value::fail("connection lost"), 1).error()));
+  EXPECT_TRUE(unknown(parse_publish(arr({num(7), str("e1")}), 1).error()));
+  EXPECT_TRUE(unknown(parse_publish(arr({num(-1), str("e1"), num(0)}), 1).error()));
+  EXPECT_TRUE(unknown(parse_publish(arr({num(1), str(""), num(0)}), 1).error()));
+  EXPECT_TRUE(unknown(parse_publish(str("OK"), 1).error()));
+}
+
+// 503 means "not published": only what certainly did not happen is
+// unavailable; a call under way when the link went, or a script that
+// failed after it may have written, is of unknown outcome.
+TEST(redis_codec, publish_failures_say_whether_it_happened) {
+  EXPECT_TRUE(unavailable(parse_publish(redis_value::not_sent("not connected"), 1).error()));
+  EXPECT_TRUE(unknown(parse_publish(redis_value::cut_off("connection lost"), 1).error()));
+  for (auto* before_writing :
+       {"OOM command not allowed when used memory > 'maxmemory'. script: x, on @user_script:9.",
+        "READONLY You can't write against a read only replica.",
+        "BUSY Redis is busy running a script.", "LOADING Redis is loading the dataset in memory",
+        "MASTERDOWN Link with MASTER is down", "NOAUTH Authentication required.",
+        "MISCONF Redis is configured to save RDB snapshots"}) {
+    EXPECT_TRUE(refused_before_writing(refused(before_writing))) << before_writing;
+    EXPECT_TRUE(unavailable(parse_publish(refused(before_writing), 1).error())) << before_writing;
+  }
+  for (auto* maybe_after :
+       {"ERR Error running script (call to f_x): @user_script:12: ERR The ID specified in "
+        "XADD is equal or smaller than the target stream top item",
+        "ERR unknown", "OOMPH", ""}) {
+    EXPECT_FALSE(refused_before_writing(refused(maybe_after))) << maybe_after;
+    EXPECT_TRUE(unknown(parse_publish(refused(maybe_after), 1).error())) << maybe_after;
+  }
+  EXPECT_FALSE(refused_before_writing(str("OOM ")));
 }
 
 TEST(redis_codec, head_replies) {

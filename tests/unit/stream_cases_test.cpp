@@ -275,7 +275,7 @@ private:
     auto* r = static_cast<redisReply*>(
       redisCommandArgv(cmd_, static_cast<int>(a.size()), a.data(), n.data()));
     if (!r)
-      return broker::redis_value::fail("no reply");
+      return broker::redis_value::cut_off("no reply");
     auto v = to_value(r);
     freeReplyObject(r);
     return v;

@@ -16,9 +16,10 @@ caf::error bad(std::string what) {
   return server::make_error(broker_errc::bad_reply, std::move(what));
 }
 
-/// A reply that is an error: the link's (unavailable) or Redis' own.
+/// A reply that is an error: the link's or Redis' own. Reads and heads
+/// change nothing that matters, so a lost reply is only unavailable.
 caf::error failed(const char* step, const redis_value& v) {
-  if (v.kind == redis_value::lost)
+  if (v.kind == redis_value::unsent || v.kind == redis_value::lost)
     return server::make_error(broker_errc::unavailable, std::string{step} + ": " + v.str);
   return bad(std::string{step} + ": " + v.str);
 }
@@ -161,12 +162,36 @@ script_call read_call(const user_keys& k, const std::string& run,
            std::to_string(cfg.history_size)}};
 }
 
+bool refused_before_writing(const redis_value& v) {
+  if (v.kind != redis_value::error)
+    return false;
+  // Redis refuses these before a command runs, or at a script's first
+  // write, which the publish script makes before any other (OOM: its state
+  // at the script's start decides for every write of the script).
+  static constexpr std::string_view codes[]
+    = {"OOM ",        "READONLY ", "BUSY ",     "NOSCRIPT ", "LOADING ",
+       "MASTERDOWN ", "NOAUTH ",   "NOPERM ",   "WRONGPASS ", "MISCONF ",
+       "NOREPLICAS ", "EXECABORT ", "CLUSTERDOWN ", "TRYAGAIN "};
+  for (auto c : codes)
+    if (v.str.compare(0, c.size(), c) == 0)
+      return true;
+  return false;
+}
+
 caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_value& v,
                                                                   size_t n) {
-  if (v.is_error())
-    return failed("publish", v);
+  if (v.is_error()) {
+    auto why = "publish: " + v.str;
+    if (v.kind == redis_value::unsent || refused_before_writing(v))
+      return server::make_error(broker_errc::unavailable, std::move(why));
+    return server::make_error(broker_errc::outcome_unknown, std::move(why));
+  }
+  // The script ran and answered something else: what it wrote is unknown.
+  auto unknown = [](const char* what) {
+    return server::make_error(broker_errc::outcome_unknown, what);
+  };
   if (!array_of(v, 3 * n))
-    return bad("publish: not {seq, epoch, duplicate} per publish");
+    return unknown("publish: not {seq, epoch, duplicate} per publish");
   std::vector<server::publish_receipt> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
@@ -176,7 +201,7 @@ caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_va
     if (seq.kind != redis_value::integer || seq.number < 0
         || epoch.kind != redis_value::string || epoch.str.empty()
         || dup.kind != redis_value::integer)
-      return bad("publish: not {seq, epoch, duplicate}");
+      return unknown("publish: not {seq, epoch, duplicate}");
     out.push_back({static_cast<uint64_t>(seq.number), epoch.str, dup.number == 1});
   }
   return out;

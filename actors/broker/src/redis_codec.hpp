@@ -57,7 +57,15 @@ script_call read_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& epoch,
                       uint64_t since, uint64_t upto, const redis_broker_config& cfg);
 
-/// The receipts of a batch of `n` publishes, in order.
+/// Whether Redis refused a command before it could write anything (out of
+/// memory, a replica, busy, loading, ...): a publish so refused certainly
+/// did not happen.
+bool refused_before_writing(const redis_value& v);
+
+/// The receipts of a batch of `n` publishes, in order. Fails unavailable
+/// when the batch certainly did not happen (never sent, or refused before
+/// writing), outcome_unknown when it may have (the link went down with the
+/// call under way, or the script answered something else).
 caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_value& v,
                                                                   size_t n);
 caf::expected<server::stream_head> parse_head(const redis_value& v);

@@ -116,7 +116,7 @@ void redis_connection::connect(std::chrono::milliseconds timeout) {
 void redis_connection::command(const std::vector<std::string>& argv,
                                std::function<void(redis_value)> done) {
   if (!up_ || !ac_) {
-    done(redis_value::fail("not connected"));
+    done(redis_value::not_sent("not connected"));
     return;
   }
   std::vector<const char*> args;
@@ -131,7 +131,7 @@ void redis_connection::command(const std::vector<std::string>& argv,
       != REDIS_OK) {
     auto f = std::move(*cb);
     delete cb;
-    f(redis_value::fail("command not sent"));
+    f(redis_value::not_sent("command not sent"));
   }
 }
 
@@ -241,7 +241,7 @@ void redis_connection::on_disconnect(const redisAsyncContext* ac, int status) {
 void redis_connection::on_reply(redisAsyncContext*, void* reply, void* privdata) {
   auto* cb = static_cast<std::function<void(redis_value)>*>(privdata);
   auto v = reply ? copy(static_cast<redisReply*>(reply))
-                 : redis_value::fail("connection lost");
+                 : redis_value::cut_off("connection lost");
   (*cb)(std::move(v));
   delete cb;
 }

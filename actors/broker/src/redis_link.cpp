@@ -211,7 +211,7 @@ void command(broker_ptr self, shard_link& s,
              std::shared_ptr<const std::vector<std::string>> argv,
              std::function<void(redis_value)> done) {
   if (!s.cmd_up || !self->state.shared->io.load()) {
-    done(redis_value::fail("not connected"));
+    done(redis_value::not_sent("not connected"));
     return;
   }
   auto id = ++self->state.next_id;

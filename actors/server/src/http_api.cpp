@@ -41,6 +41,18 @@ http_response error(unsigned status, std::string_view message) {
   return json_response(status, json::object{{"error", message}});
 }
 
+http_response unpublished(const caf::error& why, std::string_view what) {
+  if (why.category() == caf::atom("broker")
+      && why.code() == static_cast<uint8_t>(broker_errc::outcome_unknown))
+    return json_response(504, json::object{
+                                {"error", std::string{what}
+                                            + ": the broker did not answer; it may have "
+                                              "been published. Retry only with the same "
+                                              "Idempotency-Key"},
+                                {"outcome", "unknown"}});
+  return error(503, std::string{what} + " unavailable: not published");
+}
+
 int64_t now_ms(api_ptr self) {
   return epoch_ms(self->home_system(), self->state.env->clock);
 }
@@ -129,7 +141,7 @@ void publish(api_ptr self, const http_exchange& ex, const std::string& user,
   self->request(hub_for(self->state.env->hubs, user), caf::infinite, trigger_atom::value,
                 user, std::move(m), idempotency_key(ex))
     .then([done](uint64_t seq) mutable { done(seq); },
-          [ex](const caf::error&) { ex.respond(error(503, "publish unavailable")); });
+          [ex](const caf::error& e) { ex.respond(unpublished(e, "publish")); });
 }
 
 json::object ok(msg::server_type type) {

@@ -40,6 +40,10 @@ using api_ptr = http_handler_actor::stateful_pointer<http_api_state>;
 
 http_response json_response(unsigned status, const boost::json::value& v);
 http_response error(unsigned status, std::string_view message);
+/// A publish that failed: 503 when it certainly did not happen (retry at
+/// will), 504 with "outcome":"unknown" when it may have (retry only with
+/// the same Idempotency-Key).
+http_response unpublished(const caf::error& why, std::string_view what);
 int64_t now_ms(api_ptr self);
 
 /// With API keys configured: the request's `Authorization: Bearer` key, if

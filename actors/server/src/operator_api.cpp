@@ -205,9 +205,7 @@ void closed_reply(api_ptr self, const http_exchange& ex, const std::string& id, 
                 std::forward<Ts>(xs)...)
     .then([ex](uint64_t n) { ex.respond(json_response(200, json::object{{"success", true},
                                                                         {"closed", n}})); },
-          [ex](const caf::error&) {
-            ex.respond(error(503, "the user's stream is unavailable"));
-          });
+          [ex](const caf::error& e) { ex.respond(unpublished(e, "the order")); });
 }
 
 void disconnect(api_ptr self, const http_exchange& ex, const std::string& id) {

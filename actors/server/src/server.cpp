@@ -46,6 +46,7 @@ std::string to_string(broker_errc x) {
   switch (x) {
     case broker_errc::unavailable: return "unavailable";
     case broker_errc::bad_reply: return "bad_reply";
+    case broker_errc::outcome_unknown: return "outcome_unknown";
   }
   return "unknown";
 }

@@ -141,11 +141,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         [=](const publish_receipt& r) {
           ack_when_applied(self, user, pending_ack{id, 0, ack_to, received_ns}, r);
         },
-        [=](const caf::error&) {
-          msg::nack n{id, msg::nack_code::unavailable, "the stream is unavailable"};
-          self->send(ack_to, send_atom::value,
-                     control_frame(self, msg::server_type::nack, std::move(n)));
-        });
+        [=](const caf::error& e) { refuse_unstored(self, id, ack_to, e); });
     },
     [=](trigger_atom, const std::string& user, const msg::server_message& m,
         const std::string& key) -> caf::result<uint64_t> {

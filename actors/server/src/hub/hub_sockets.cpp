@@ -306,6 +306,21 @@ void send_ack(hub_ptr self, uint64_t ticket) {
   st.acks.erase(i);
 }
 
+void refuse_unstored(hub_ptr self, const std::string& id, const transport_actor& to,
+                     const caf::error& why) {
+  if (why.category() == caf::atom("broker")
+      && why.code() == static_cast<uint8_t>(broker_errc::outcome_unknown)) {
+    // Neither ACK nor NACK would be true. The client resends what is not
+    // acknowledged, with its ids, once it reconnects; the stream answers an
+    // id it already applied with its original position.
+    self->send(to, close_atom::value, close_code::try_again_later,
+               std::string{"the outcome of a message is unknown: resend it"});
+    return;
+  }
+  msg::nack n{id, msg::nack_code::unavailable, "the stream is unavailable"};
+  self->send(to, send_atom::value, control_frame(self, msg::server_type::nack, std::move(n)));
+}
+
 caf::result<msg::user_state> user_snapshot(hub_ptr self, const std::string& user) {
   if (auto* u = followed(self, user); u && u->stream->follower.live())
     return followed_state(self, user, *u);

@@ -116,6 +116,10 @@ void publish(hub_ptr self, const std::string& user, const msg::server_message& m
 void ack_when_applied(hub_ptr self, const std::string& user, pending_ack a,
                       const publish_receipt& r);
 void send_ack(hub_ptr self, uint64_t ticket);
+/// A client message the broker did not store: NACK `unavailable` when it
+/// certainly did not; when that is unknown, its socket is closed (1013).
+void refuse_unstored(hub_ptr self, const std::string& id, const transport_actor& to,
+                     const caf::error& why);
 /// What this node has of `user` (followed), else the broker's head.
 caf::result<msg::user_state> user_snapshot(hub_ptr self, const std::string& user);
 

@@ -152,8 +152,12 @@ using broker_actor = caf::typed_actor<
 
 /// Why a broker request failed (CAF error category "broker").
 enum class broker_errc : uint8_t {
-  unavailable = 1, // not connected, or it does not answer
+  unavailable = 1, // not connected, or refused: a publish did not happen
   bad_reply,       // it answered something this node cannot use
+  /// A publish was sent and no answer came (the link went down): it may
+  /// have happened, or happen still. Only a retry with the same dedup key
+  /// (Idempotency-Key, a device's message id) is safe.
+  outcome_unknown,
 };
 
 std::string to_string(broker_errc x);
