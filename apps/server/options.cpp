@@ -90,6 +90,16 @@ void add_flags(CLI::App& app, server_options& o) {
   flag(app, "--tls-cert", o.tls_cert, "KULLSYNC_TLS_CERT",
        "PEM certificate chain: with --tls-key the port serves wss:// and https:// only");
   flag(app, "--tls-key", o.tls_key, "KULLSYNC_TLS_KEY", "PEM private key of --tls-cert");
+  flag(app, "--trusted-proxies", o.trusted_proxies, "KULLSYNC_TRUSTED_PROXIES",
+       "CIDR[,CIDR...]: balancers that may name the client (X-Forwarded-For's last entry, "
+       "X-Real-IP, or a PROXY header): per-address limits and logs then see the client, "
+       "not the balancer. Anybody else's such headers are ignored")
+    ->delimiter(',');
+  flag(app, "--proxy-protocol", o.proxy_protocol, "KULLSYNC_PROXY_PROTOCOL",
+       "on: connections from --trusted-proxies begin with a PROXY protocol header (v1 "
+       "or v2, e.g. HAProxy's send-proxy-v2), which names the client; one without it, "
+       "or one with it from anybody else, is closed")
+    ->check(CLI::IsMember({"on", "off"}));
   flag(app, "--ping-interval", o.ping_interval, "KULLSYNC_PING_INTERVAL",
        "seconds between protocol pings; a socket silent for two is dropped")
     ->check(CLI::Range(1u, 3600u));
@@ -267,6 +277,8 @@ bool make_listener_options(const server_options& o, beast_server_options& bo) {
   }
   bo.tls_cert_file = o.tls_cert;
   bo.tls_key_file = o.tls_key;
+  bo.trusted_proxies = o.trusted_proxies;
+  bo.proxy_protocol = o.proxy_protocol == "on";
   return true;
 }
 

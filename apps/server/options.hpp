@@ -27,6 +27,8 @@ struct server_options {
   std::string api_keys_file;
   std::string tls_cert;
   std::string tls_key;
+  std::vector<std::string> trusted_proxies;
+  std::string proxy_protocol = "off";
   unsigned ping_interval = 30;
   unsigned handshake_timeout = 10;
   std::string admin_user = "admin";

@@ -6,7 +6,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "http_session.hpp"
+#include "proxy_preface.hpp"
 #include "server_core.hpp"
 #include "tls_terminator.hpp"
 #include "ws_connection.hpp"
@@ -55,10 +55,7 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
       boost::system::error_code ignored;
       s.set_option(tcp::no_delay(true), ignored);
       auto serve = [core = core, &shard](tcp::socket s) {
-        if (core->tls)
-          detail::start_tls_session(core, shard, std::move(s));
-        else
-          detail::start_http_session(core, shard, std::move(s));
+        detail::start_connection(core, shard, std::move(s));
       };
       if (&shard == &home)
         serve(std::move(s));
@@ -116,6 +113,17 @@ uint16_t beast_server::start() {
       throw std::invalid_argument("TLS needs both --tls-cert and --tls-key");
     impl_->core->tls = detail::make_tls_context(o.tls_cert_file, o.tls_key_file);
   }
+  std::string proxies;
+  for (auto& p : o.trusted_proxies)
+    proxies += (proxies.empty() ? "" : ",") + p;
+  try {
+    impl_->core->trusted = detail::address_set::parse(proxies);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string{"--trusted-proxies: "} + e.what());
+  }
+  if (o.proxy_protocol && impl_->core->trusted.empty())
+    throw std::invalid_argument("--proxy-protocol on needs --trusted-proxies: only they "
+                                "may send a PROXY header");
   auto addr = net::ip::make_address(o.host);
   tcp::endpoint ep{addr, o.port};
   auto& acc = impl_->acceptor;
@@ -213,6 +221,7 @@ beast_server_stats beast_server::stats() const {
   s.actor_turns_on_io = c.actor_turns_on_io;
   s.accept_failures = c.accept_failures;
   s.slow_messages_closed = c.slow_messages_closed;
+  s.proxy_refusals = c.proxy_refusals;
   return s;
 }
 
@@ -242,6 +251,10 @@ void beast_server::write_metrics(metrics::writer& w) const {
   w.counter("kullsync_accept_failures_total",
             "Failed accepts (e.g. out of descriptors); accepting pauses 50 ms each.",
             n(c.accept_failures));
+  w.counter("kullsync_proxy_refusals_total",
+            "Connections closed for a PROXY header from an untrusted peer, a trusted "
+            "proxy's without one, or a malformed one.",
+            n(c.proxy_refusals));
   w.gauge("kullsync_unfinished_message_bytes", "Memory held by incomplete client messages.",
           static_cast<double>(impl_->core->unfinished_bytes.load()));
   w.histogram("kullsync_io_loop_lag_seconds",

@@ -23,8 +23,10 @@ namespace {
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s,
-               std::string peer)
+               peer_info peer, const std::string& early)
     : core_(std::move(core)), shard_(shard), stream_(std::move(s)), peer_(std::move(peer)) {
+    if (!early.empty())
+      buf_.commit(net::buffer_copy(buf_.prepare(early.size()), net::buffer(early)));
   }
 
   void do_read() {
@@ -67,13 +69,19 @@ private:
     if (ec)
       return; // timeout, reset or a request cut short: drop the connection
     auto req = parser_->release();
+    auto client = client_of(req);
+    if (!client)
+      return write({400, R"({"error":"X-Forwarded-For from a trusted proxy must end with )"
+                         R"(the client's IP address"})"},
+                   req.version(), false);
     if (beast::websocket::is_upgrade(req))
-      return upgrade(std::move(req));
+      return upgrade(std::move(req), std::move(*client));
     ++core_->stats.http_requests;
     http_exchange ex;
     ex.request.method = std::string{req.method_string()};
     ex.request.target = std::string{req.target()};
     ex.request.body = std::move(req.body());
+    ex.request.peer = std::move(*client);
     for (auto& f : req)
       ex.request.headers.emplace_back(std::string{f.name_string()},
                                       std::string{f.value()});
@@ -90,7 +98,27 @@ private:
     tell(shard_.unit, core_->http, http_atom::value, std::move(ex));
   }
 
-  void upgrade(http::request<http::string_body> req) {
+  /// The request's client: the peer, or what a trusted proxy says of it;
+  /// nothing when that proxy names no address.
+  std::optional<std::string> client_of(const http::request<http::string_body>& req) {
+    if (!peer_.trusted || peer_.proxied)
+      return peer_.address;
+    std::vector<std::string_view> xff;
+    auto [from, to] = req.equal_range("X-Forwarded-For");
+    for (auto i = from; i != to; ++i)
+      xff.push_back(i->value());
+    std::optional<std::string_view> real_ip;
+    if (auto i = req.find("X-Real-IP"); i != req.end())
+      real_ip = i->value();
+    auto fw = forwarded_client(xff, real_ip);
+    if (!fw.error.empty()) {
+      core_->log->warn("{}: request refused (400): {}", peer_.address, fw.error);
+      return std::nullopt;
+    }
+    return fw.address ? *fw.address : peer_.address;
+  }
+
+  void upgrade(http::request<http::string_body> req, std::string client) {
     auto path = std::string{req.target()}.substr(0, req.target().find('?'));
     if (path != core_->opts.ws_path)
       return write({404, R"({"error":"Not found"})"}, req.version(), false);
@@ -98,7 +126,7 @@ private:
       return write({no->first, no->second}, req.version(), false);
     auto early = beast::buffers_to_string(buf_.data());
     std::make_shared<ws_connection>(core_, shard_, stream_.release_socket())
-      ->start(std::move(req), std::move(early), std::move(peer_));
+      ->start(std::move(req), std::move(early), std::move(client));
   }
 
   void write(http_response r, unsigned version, bool keep_alive) {
@@ -130,15 +158,16 @@ private:
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
-  std::string peer_;
+  peer_info peer_;
 };
 
 } // namespace
 
 void start_http_session(std::shared_ptr<server_core> core, io_shard& shard,
-                        tcp::socket&& socket, std::string peer) {
+                        tcp::socket&& socket, peer_info peer, std::string early) {
   std::make_shared<http_session>(std::move(core), shard, std::move(socket),
-                                 std::move(peer))->do_read();
+                                 std::move(peer), early)
+    ->do_read();
 }
 
 } // namespace kullsync::detail

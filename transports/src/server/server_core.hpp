@@ -19,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "caf_bridge.hpp"
+#include "client_address.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/metrics.hpp"
 #include "kullsync/transports/beast_server.hpp"
@@ -48,6 +49,7 @@ struct counters {
   /// handlers that kept the loop from anything else.
   metrics::histogram loop_lag{metrics::histogram::latency_seconds};
   std::atomic<uint64_t> slow_messages_closed{0};
+  std::atomic<uint64_t> proxy_refusals{0}; // PROXY header rules (proxy_preface.cpp)
 };
 
 /// Whether the io threads still take work. Once the server has stopped, a
@@ -152,6 +154,8 @@ struct server_core {
   std::atomic<bool> stopping{false};
   std::vector<std::unique_ptr<io_shard>> shards;
   std::shared_ptr<net::ssl::context> tls; // set: every socket speaks TLS
+  address_set trusted;                    // --trusted-proxies (set by start())
+  std::atomic<int64_t> proxy_refusal_logged_ms{0};
   std::atomic<size_t> unfinished_bytes{0}; // held by incomplete messages
   std::shared_ptr<spdlog::logger> log = log::get("transport.server");
 

@@ -44,14 +44,11 @@ namespace {
 class tls_session : public std::enable_shared_from_this<tls_session> {
 public:
   tls_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s,
-              ssl::context& ctx)
+              ssl::context& ctx, peer_info peer, std::string early)
     : core_(core), shard_(shard), tls_(std::move(s), ctx), inner_(shard.ioc),
-      timer_(shard.ioc) {}
+      timer_(shard.ioc), peer_(std::move(peer)), early_(std::move(early)) {}
 
   void start() {
-    boost::system::error_code ec;
-    auto ep = tls_.next_layer().remote_endpoint(ec);
-    peer_ = ec ? std::string{} : ep.address().to_string();
     timer_.expires_after(core_.lock()->opts.handshake_timeout);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec && !self->handshaken_) {
@@ -59,8 +56,9 @@ public:
         self->tls_.next_layer().close(ignored);
       }
     });
-    tls_.async_handshake(ssl::stream_base::server,
-                         [self = shared_from_this()](boost::system::error_code ec) {
+    // What was read behind a PROXY header is the start of the handshake.
+    tls_.async_handshake(ssl::stream_base::server, net::buffer(early_),
+                         [self = shared_from_this()](boost::system::error_code ec, size_t) {
                            self->on_handshake(ec);
                          });
   }
@@ -72,13 +70,14 @@ private:
     auto core = core_.lock();
     if (ec || !core) {
       if (core && ec != net::error::operation_aborted)
-        core->log->debug("TLS handshake with {} failed: {}", peer_, ec.message());
+        core->log->debug("TLS handshake with {} failed: {}", peer_.address, ec.message());
       return;
     }
     local::socket outer{shard_.ioc};
     net::local::connect_pair(inner_, outer, ec);
     if (ec) {
-      core->log->warn("TLS socket of {} dropped: no socket pair: {}", peer_, ec.message());
+      core->log->warn("TLS socket of {} dropped: no socket pair: {}", peer_.address,
+                      ec.message());
       return;
     }
     // The plaintext end goes the way of an accepted TCP socket; it is a
@@ -87,7 +86,7 @@ private:
     plain.assign(tcp::v4(), outer.release(), ec);
     if (ec)
       return;
-    start_http_session(core, shard_, std::move(plain), peer_);
+    start_http_session(core, shard_, std::move(plain), peer_, {});
     read_tls();
     read_plain();
   }
@@ -139,7 +138,8 @@ private:
   local::socket inner_;
   net::steady_timer timer_;
   bool handshaken_ = false;
-  std::string peer_;
+  peer_info peer_;
+  std::string early_;
   std::array<char, 16 * 1024> in_;
   std::array<char, 16 * 1024> out_;
 };
@@ -147,8 +147,10 @@ private:
 } // namespace
 
 void start_tls_session(const std::shared_ptr<server_core>& core, io_shard& shard,
-                       tcp::socket&& socket) {
-  std::make_shared<tls_session>(core, shard, std::move(socket), *core->tls)->start();
+                       tcp::socket&& socket, peer_info peer, std::string early) {
+  std::make_shared<tls_session>(core, shard, std::move(socket), *core->tls, std::move(peer),
+                                std::move(early))
+    ->start();
 }
 
 } // namespace kullsync::detail

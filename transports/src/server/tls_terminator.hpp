@@ -15,6 +15,8 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "proxy_preface.hpp"
+
 namespace boost::asio::ssl {
 class context;
 }
@@ -29,10 +31,11 @@ class io_shard;
 std::shared_ptr<boost::asio::ssl::context>
 make_tls_context(const std::string& cert_file, const std::string& key_file);
 
-/// Runs the TLS handshake on `socket` (bounded by the handshake timeout),
-/// then hands the plaintext side to the HTTP session, with the client's
-/// address.
+/// Runs the TLS handshake on `socket` (bounded by the handshake timeout;
+/// `early`: its first bytes, already read), then hands the plaintext side to
+/// the HTTP session, with what is known of the client.
 void start_tls_session(const std::shared_ptr<server_core>& core, io_shard& shard,
-                       boost::asio::ip::tcp::socket&& socket);
+                       boost::asio::ip::tcp::socket&& socket, peer_info peer,
+                       std::string early);
 
 } // namespace kullsync::detail

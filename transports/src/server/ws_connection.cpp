@@ -83,12 +83,6 @@ void ws_connection::start(upgrade_request req, std::string early, std::string pe
   partial_ = std::move(early);
   arm_kill_timer(); // a session that never attaches does not pin the socket
   auto actor = make_socket_endpoint(core_->sys, shared_from_this());
-  if (peer.empty()) {
-    boost::system::error_code ec;
-    auto ep = sock_.socket().remote_endpoint(ec);
-    if (!ec)
-      peer = ep.address().to_string();
-  }
   tell(shard_.unit, core_->acceptor, accept_atom::value, actor, std::move(target),
        std::move(headers), std::move(peer));
 }

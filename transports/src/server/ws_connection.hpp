@@ -59,7 +59,7 @@ public:
   /// behind it. The acceptor learns of the socket now, before the handshake
   /// completes: the client sees its link open only once the session attached
   /// (and so joined its user), so nothing published after that misses it.
-  /// `peer`: the client's address, empty to ask the socket.
+  /// `peer`: the client's address.
   void start(upgrade_request req, std::string early, std::string peer);
 
   // From the socket's actor, on any thread.

@@ -46,6 +46,13 @@ struct beast_server_options {
   /// speaks TLS only (wss://, https://).
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// Balancers allowed to name the client (IP addresses or CIDR networks):
+  /// by a PROXY header, else the last X-Forwarded-For entry or X-Real-IP.
+  /// Limits and logs then see the client's address, not the balancer's.
+  std::vector<std::string> trusted_proxies;
+  /// Connections from trusted proxies begin with a PROXY protocol header
+  /// (v1 or v2); one without it, or one from anybody else with it, is closed.
+  bool proxy_protocol = false;
 };
 
 struct beast_server_stats {
@@ -58,6 +65,7 @@ struct beast_server_stats {
   uint64_t actor_turns_on_io = 0; // turns of marked actors run by the io threads
   uint64_t accept_failures = 0;   // e.g. out of descriptors (accepting pauses)
   uint64_t slow_messages_closed = 0; // sockets cut for an unfinished message
+  uint64_t proxy_refusals = 0; // connections closed for their PROXY header (or its lack)
 };
 
 class beast_server {
@@ -70,7 +78,8 @@ public:
 
   /// Binds and starts the io threads; returns the bound port. Throws
   /// std::system_error when the address cannot be bound, and
-  /// std::invalid_argument when the TLS certificate or key does not load.
+  /// std::invalid_argument when the TLS certificate or key does not load or
+  /// a trusted proxy is not an address or network.
   uint16_t start();
 
   /// Stops accepting, closes every WebSocket with 1001 and waits up to

@@ -23,6 +23,7 @@ struct http_request {
   std::string target; // path and query
   std::string body;
   header_list headers;
+  std::string peer; // the client's address (what a trusted proxy says of it)
   std::string path() const { return target.substr(0, target.find('?')); }
 };
 
