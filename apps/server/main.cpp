@@ -48,15 +48,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   kullsync::broker::redis_broker_config rc;
-  for (auto& url : o.brokers) {
-    std::string error;
-    auto at = kullsync::broker::parse_redis_url(url, error);
-    if (!at) {
-      std::cerr << "kullsync-server: --broker " << error << "\n";
-      return 2;
+  for (auto& urls : o.brokers)
+    for (auto& url : kullsync::broker::split_broker_list(urls)) {
+      std::string error;
+      auto at = kullsync::broker::parse_redis_url(url, error);
+      if (!at) {
+        std::cerr << "kullsync-server: --broker " << error << "\n";
+        return 2;
+      }
+      rc.shards.push_back(*at);
     }
-    rc.shards.push_back(*at);
-  }
   if (o.node_id.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);

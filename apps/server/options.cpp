@@ -191,10 +191,10 @@ void add_flags(CLI::App& app, server_options& o) {
        "all users' remembered state together; past it the users idle longest go first")
     ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   flag(app, "--broker", o.brokers, "KULLSYNC_BROKER",
-       "redis://[[USER]:PASSWORD@]HOST[:PORT] of a Redis instance this node shares streams with (repeat, "
-       "or comma-separate, for several: users are sharded over them; every node must "
-       "list the same ones in the same order); none: this node alone")
-    ->delimiter(',');
+       "a Redis instance this node shares streams with: redis://[[USER]:PASSWORD@]HOST[:PORT], "
+       "or the master Sentinel names: redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]"
+       "/MASTER_NAME. Repeat (or comma-separate) for several: users are sharded over "
+       "them; every node must list the same ones in the same order. None: this node alone");
   flag(app, "--node-id", o.node_id, "KULLSYNC_NODE_ID",
        "this node's name in a cluster (letters, digits, . _ -; default: the host name)")
     ->check([](const std::string& id) -> std::string {

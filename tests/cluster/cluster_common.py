@@ -1,10 +1,18 @@
-"""What the cluster tests share: the check/report, free ports, and a
-redis-server of their own (Debian's, on a free loopback port, no persistence)."""
+"""What the cluster tests share: the check/report, free ports, a
+redis-server of their own (Debian's, on a free loopback port, no
+persistence), a node, and a v2 device (Python's websockets) that checks the
+stream it applies."""
+import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+
+import websockets
 
 REDIS = "/usr/bin/redis-server"
 # Instrumented builds run slower: every wait stretches by this factor.
@@ -29,6 +37,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+def redis_command(port, *args, timeout=2):
+    """One command to the Redis (or Sentinel) on `port`: its reply as Python
+    values (an error reply raises RuntimeError)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        out = f"*{len(args)}\r\n"
+        for a in args:
+            a = str(a)
+            out += f"${len(a.encode())}\r\n{a}\r\n"
+        s.sendall(out.encode())
+        f = s.makefile("rb")
+
+        def read():
+            line = f.readline().rstrip(b"\r\n")
+            kind, rest = line[:1], line[1:]
+            if kind == b"+":
+                return rest.decode()
+            if kind == b"-":
+                raise RuntimeError(rest.decode())
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                n = int(rest)
+                return None if n < 0 else f.read(n + 2)[:-2].decode()
+            if kind == b"*":
+                n = int(rest)
+                return None if n < 0 else [read() for _ in range(n)]
+            raise RuntimeError(f"not a RESP reply: {line!r}")
+        return read()
+
+
 class Redis:
     def __init__(self, work):
         self.port = free_port()
@@ -51,3 +89,112 @@ class Redis:
     def kill(self):
         self.proc.kill()
         self.proc.wait()
+
+
+class Node:
+    """A kullsync-server node on a free port, with `broker` (a --broker URL),
+    legacy tokens and no rate limits."""
+
+    def __init__(self, binary, name, broker, stderr=sys.stderr, extra=()):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
+             "--broker", broker, "--position-check", "2", "--limits", "off",
+             "--log-level", "warn", *extra],
+            stdout=subprocess.PIPE, stderr=stderr)
+        self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(f"http://{self.addr}/readyz", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def post_credits(self, user, balance):
+        """The HTTP status and the seq it answered (None when refused)."""
+        body = json.dumps({"userId": user, "newBalance": balance, "change": 1}).encode()
+        req = urllib.request.Request(f"http://{self.addr}/api/sync/credit-update",
+                                     method="POST", data=body,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=8 * SCALE) as r:
+                return r.status, json.loads(r.read())["seq"]
+        except urllib.error.HTTPError as e:
+            return e.code, None
+        except (urllib.error.URLError, OSError):
+            return 0, None
+
+
+class Device:
+    """A v2 device: applies its stream in order and says when it did not."""
+
+    def __init__(self, user, device):
+        self.user, self.device = user, device
+        self.epoch, self.seq = None, 0
+        self.applied = []  # (epoch, seq, newBalance) of every CREDIT_UPDATE applied
+        self.violations = []
+        self.welcomes = []
+        self.closes = []
+        self.acks = {}
+        self.nacks = {}
+        self.presence = []
+        self.ws = None
+        self.task = None
+
+    async def connect(self, node, resume=True):
+        q = f"token={self.user}:{self.device}"
+        if resume and self.epoch:
+            q += f"&epoch={self.epoch}&since={self.seq}"
+        self.ws = await websockets.connect(f"ws://{node.addr}/ws?{q}",
+                                           subprotocols=["kull.v2"], ping_interval=None)
+        self.task = asyncio.ensure_future(self.read(self.ws))
+
+    async def read(self, ws):
+        try:
+            async for text in ws:
+                self.on_frame(json.loads(text))
+        except websockets.ConnectionClosed as e:
+            self.closes.append(e.code)
+            return
+        self.closes.append(ws.close_code)  # 1000/1001 end the loop quietly
+
+    def on_frame(self, m):
+        t = m["type"]
+        if t == "WELCOME":
+            self.welcomes.append(m["data"])
+            if m["data"]["recovered"] and m["data"]["epoch"] != self.epoch:
+                self.violations.append("recovered in another epoch")
+            self.epoch = m["data"]["epoch"]
+        elif t == "SNAPSHOT":
+            self.seq = m["data"]["seq"]
+        elif t == "ACK":
+            self.acks[m["data"]["id"]] = m["data"]["seq"]
+        elif t == "NACK":
+            self.nacks[m["data"]["id"]] = m["data"]["code"]
+        elif t in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
+            self.presence.append((t, m["data"]["deviceId"]))
+        elif "seq" in m:
+            if m["seq"] != self.seq + 1:
+                self.violations.append(f"seq {m['seq']} after {self.seq}")
+            self.seq = m["seq"]
+            if t == "CREDIT_UPDATE":
+                self.applied.append((self.epoch, m["seq"], m["data"]["newBalance"]))
+
+    async def close(self):
+        await self.ws.close()
+        await self.task
+
+    async def send_progress(self, msg_id, count):
+        await self.ws.send(json.dumps({"type": "UPDATE_PROGRESS", "id": msg_id, "payload": {
+            "shootId": "s", "status": "processing", "processedCount": count,
+            "totalCount": 100, "provider": "test"}}))
+
+
+async def until(pred, timeout=10):
+    deadline = time.monotonic() + timeout * SCALE
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(0.02)
+    return pred()

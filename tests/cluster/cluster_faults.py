@@ -30,113 +30,13 @@ import urllib.request
 
 import websockets
 
-from cluster_common import SCALE, Redis, check, finish
+from cluster_common import SCALE, Device, Node, Redis, check, finish, until
 
 BINARY = sys.argv[1]
-class Node:
-    def __init__(self, name, redis_port, credentials="", stderr=sys.stderr):
-        self.name = name
-        self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
-             "--broker", f"redis://{credentials}127.0.0.1:{redis_port}", "--position-check",
-             "2", "--limits", "off", "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=stderr)
-        self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
-
-    def ready(self):
-        try:
-            with urllib.request.urlopen(f"http://{self.addr}/readyz", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def post_credits(self, user, balance):
-        """The HTTP status and the seq it answered (None when refused)."""
-        body = json.dumps({"userId": user, "newBalance": balance, "change": 1}).encode()
-        req = urllib.request.Request(f"http://{self.addr}/api/sync/credit-update",
-                                     method="POST", data=body,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=8 * SCALE) as r:
-                return r.status, json.loads(r.read())["seq"]
-        except urllib.error.HTTPError as e:
-            return e.code, None
-        except (urllib.error.URLError, OSError):
-            return 0, None
 
 
-class Device:
-    """A v2 device: applies its stream in order and says when it did not."""
-
-    def __init__(self, user, device):
-        self.user, self.device = user, device
-        self.epoch, self.seq = None, 0
-        self.applied = []  # (epoch, seq, newBalance) of every CREDIT_UPDATE applied
-        self.violations = []
-        self.welcomes = []
-        self.closes = []
-        self.acks = {}
-        self.nacks = {}
-        self.presence = []
-        self.ws = None
-        self.task = None
-
-    async def connect(self, node, resume=True):
-        q = f"token={self.user}:{self.device}"
-        if resume and self.epoch:
-            q += f"&epoch={self.epoch}&since={self.seq}"
-        self.ws = await websockets.connect(f"ws://{node.addr}/ws?{q}",
-                                           subprotocols=["kull.v2"], ping_interval=None)
-        self.task = asyncio.ensure_future(self.read(self.ws))
-
-    async def read(self, ws):
-        try:
-            async for text in ws:
-                self.on_frame(json.loads(text))
-        except websockets.ConnectionClosed as e:
-            self.closes.append(e.code)
-            return
-        self.closes.append(ws.close_code)  # 1000/1001 end the loop quietly
-
-    def on_frame(self, m):
-        t = m["type"]
-        if t == "WELCOME":
-            self.welcomes.append(m["data"])
-            if m["data"]["recovered"] and m["data"]["epoch"] != self.epoch:
-                self.violations.append("recovered in another epoch")
-            self.epoch = m["data"]["epoch"]
-        elif t == "SNAPSHOT":
-            self.seq = m["data"]["seq"]
-        elif t == "ACK":
-            self.acks[m["data"]["id"]] = m["data"]["seq"]
-        elif t == "NACK":
-            self.nacks[m["data"]["id"]] = m["data"]["code"]
-        elif t in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
-            self.presence.append((t, m["data"]["deviceId"]))
-        elif "seq" in m:
-            if m["seq"] != self.seq + 1:
-                self.violations.append(f"seq {m['seq']} after {self.seq}")
-            self.seq = m["seq"]
-            if t == "CREDIT_UPDATE":
-                self.applied.append((self.epoch, m["seq"], m["data"]["newBalance"]))
-
-    async def close(self):
-        await self.ws.close()
-        await self.task
-
-    async def send_progress(self, msg_id, count):
-        await self.ws.send(json.dumps({"type": "UPDATE_PROGRESS", "id": msg_id, "payload": {
-            "shootId": "s", "status": "processing", "processedCount": count,
-            "totalCount": 100, "provider": "test"}}))
-
-
-async def until(pred, timeout=10):
-    deadline = time.monotonic() + timeout * SCALE
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(0.02)
-    return pred()
+def node(name, redis_port, credentials="", stderr=sys.stderr):
+    return Node(BINARY, name, f"redis://{credentials}127.0.0.1:{redis_port}", stderr=stderr)
 
 
 async def numbering_and_presence(a, b):
@@ -336,9 +236,9 @@ async def redis_password(work):
     redis = Redis(work)
     redis.start("--requirepass", "s3cret-pass")
     log = os.path.join(work, "wrong.log")
-    good = Node("p1", redis.port, ":s3cret-pass@")
+    good = node("p1", redis.port, ":s3cret-pass@")
     with open(log, "w") as f:
-        wrong = Node("p2", redis.port, ":not-it@", stderr=f)
+        wrong = node("p2", redis.port, ":not-it@", stderr=f)
     try:
         check(await until(good.ready, 10) and good.post_credits("pw", 1) == (200, 1),
               "a node with the instance's password is ready and publishes")
@@ -357,7 +257,7 @@ async def main():
     work = tempfile.mkdtemp()
     redis = Redis(work)
     redis.start()
-    nodes = [Node(n, redis.port) for n in ("a", "b", "c")]
+    nodes = [node(n, redis.port) for n in ("a", "b", "c")]
     try:
         check(await until(lambda: all(n.ready() for n in nodes), 10), "three nodes ready")
         a, b, c = nodes

@@ -230,3 +230,49 @@ TEST(redis_codec, users_shard_stably_and_evenly) {
   }
   EXPECT_NEAR(static_cast<double>(moved), 7500.0, 600.0);
 }
+
+TEST(redis_urls, plain_and_sentinel) {
+  std::string error;
+  auto plain = parse_redis_url("redis://:secret@127.0.0.1:6380", error);
+  ASSERT_TRUE(plain) << error;
+  EXPECT_EQ(plain->host, "127.0.0.1");
+  EXPECT_EQ(plain->port, 6380);
+  EXPECT_EQ(plain->password, "secret");
+  EXPECT_TRUE(plain->master_name.empty());
+  auto s = parse_redis_url("redis+sentinel://app:pw@127.0.0.1:26379,localhost:26380,[::1]:26381/mymaster",
+                           error);
+  ASSERT_TRUE(s) << error;
+  EXPECT_EQ(s->master_name, "mymaster");
+  EXPECT_EQ(s->user, "app");
+  EXPECT_EQ(s->password, "pw");
+  ASSERT_EQ(s->sentinels.size(), 3u);
+  EXPECT_EQ(s->sentinels[0], std::make_pair(std::string{"127.0.0.1"}, uint16_t{26379}));
+  EXPECT_EQ(s->sentinels[1].second, 26380);
+  EXPECT_EQ(s->sentinels[2], std::make_pair(std::string{"::1"}, uint16_t{26381}));
+  EXPECT_TRUE(s->host.empty()) << "the master's address comes from the sentinels";
+  for (auto* bad : {"redis+sentinel://127.0.0.1:26379", "redis+sentinel://127.0.0.1:26379/",
+                    "redis+sentinel://127.0.0.1:0/m", "redis+sentinel://:pw@127.0.0.1:26379,/m",
+                    "redis+sentinel://127.0.0.1:26379/my master", "rediss://127.0.0.1",
+                    "redis+sentinel://nosuchhost.invalid:26379/m"}) {
+    error.clear();
+    EXPECT_FALSE(parse_redis_url(bad, error)) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+  }
+  error.clear();
+  EXPECT_FALSE(parse_redis_url("http://u:topsecret@h/", error));
+  EXPECT_EQ(error.find("topsecret"), std::string::npos) << error;
+  error.clear();
+  EXPECT_FALSE(parse_redis_url("redis+sentinel://u:topsecret@h:1/", error));
+  EXPECT_EQ(error.find("topsecret"), std::string::npos) << error;
+}
+
+TEST(redis_urls, lists_split_between_urls_only) {
+  using v = std::vector<std::string>;
+  EXPECT_EQ(split_broker_list("redis://a:1,redis://b:2"), (v{"redis://a:1", "redis://b:2"}));
+  EXPECT_EQ(split_broker_list("redis+sentinel://s1:26379,s2:26379/m1, redis+sentinel://s3:1,s4:2/m2,redis://c"),
+            (v{"redis+sentinel://s1:26379,s2:26379/m1", "redis+sentinel://s3:1,s4:2/m2", "redis://c"}));
+  EXPECT_EQ(split_broker_list("redis://a"), (v{"redis://a"}));
+  EXPECT_EQ(split_broker_list(""), v{});
+  EXPECT_EQ(split_broker_list("redis://:p,w@a"), (v{"redis://:p,w@a"}))
+    << "a comma that does not begin a URL stays in its URL";
+}

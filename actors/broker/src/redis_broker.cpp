@@ -120,8 +120,15 @@ void flush(broker_ptr self, shard_link& s) {
       reqs.push_back(&p.req);
     auto pb = publish_call(self->state.cfg.prefix, reqs, s.run, new_epoch(self));
     eval(self, s, script::publish, std::move(pb.call),
-         [self, taken, order = std::move(pb.order)](redis_value v) {
+         [self, taken, order = std::move(pb.order), index = s.index](redis_value v) {
            auto& counters = *self->state.shared;
+           if (v.kind == redis_value::error && v.str.rfind("READONLY", 0) == 0) {
+             // A master demoted under this link: find the new one.
+             auto& s = self->state.shards[index];
+             if (s.by_sentinel())
+               ask_again(self, s, "a write was refused as to a replica");
+             drop(self, s.cmd, "a replica");
+           }
            auto r = parse_publish(v, taken->size());
            if (!r) {
              counters.publish_failures += taken->size();
@@ -361,6 +368,12 @@ broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_conf
         const std::string& payload) { on_channel(self, index, channel, payload); },
     [=](confirm_atom, uint32_t index, uint64_t gen, const std::string& channel) {
       on_confirm(self, index, gen, channel);
+    },
+    [=](sentinel_atom, uint32_t index, uint64_t gen, bool up, const std::string& why) {
+      on_sentinel_link(self, index, gen, up, why);
+    },
+    [=](switched_atom, uint32_t index, uint64_t gen, const std::string& payload) {
+      on_switch_master(self, index, gen, payload);
     },
     [=](tick_atom) { tick(self); },
   };

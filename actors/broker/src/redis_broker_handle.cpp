@@ -1,8 +1,5 @@
 // The redis_broker object: the actor's owner on the application's side
-// (start on an io thread, stop, readiness, metrics), and the URL parser.
-#include <netdb.h>
-#include <sys/socket.h>
-
+// (start on an io thread, stop, readiness, metrics).
 #include <future>
 
 #include <boost/asio/io_context.hpp>
@@ -18,67 +15,6 @@
 #include "redis_link.hpp"
 
 namespace kullsync::broker {
-
-std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::string& error) {
-  constexpr std::string_view scheme = "redis://";
-  if (url.compare(0, scheme.size(), scheme) != 0) {
-    error = "'" + url + "' is not redis://host[:port]";
-    return std::nullopt;
-  }
-  auto rest = url.substr(scheme.size());
-  if (auto slash = rest.find('/'); slash != std::string::npos)
-    rest.resize(slash);
-  std::string user, password;
-  if (auto at = rest.rfind('@'); at != std::string::npos) {
-    auto info = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    auto colon = info.find(':');
-    if (colon == std::string::npos || colon + 1 == info.size()) {
-      error = "a redis:// URL's credentials are [user]:password";
-      return std::nullopt;
-    }
-    user = info.substr(0, colon);
-    password = info.substr(colon + 1);
-  }
-  auto shown = "'redis://" + rest + "'"; // never the password
-  std::string host = rest, port = "6379";
-  if (!rest.empty() && rest.front() == '[') { // [IPv6]:port
-    auto end = rest.find(']');
-    if (end == std::string::npos) {
-      error = shown + ": unclosed [";
-      return std::nullopt;
-    }
-    host = rest.substr(1, end - 1);
-    if (end + 1 < rest.size() && rest[end + 1] == ':')
-      port = rest.substr(end + 2);
-  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  char* end = nullptr;
-  auto p = std::strtol(port.c_str(), &end, 10);
-  if (host.empty() || port.empty() || *end != '\0' || p < 1 || p > 65535) {
-    error = shown + ": needs a host and a port 1-65535";
-    return std::nullopt;
-  }
-  // Resolved once, here: hiredis' own lookup would block the io thread.
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0 || !found) {
-    error = shown + ": cannot resolve " + host + ": " + gai_strerror(rc);
-    return std::nullopt;
-  }
-  char ip[NI_MAXHOST];
-  auto rc = getnameinfo(found->ai_addr, found->ai_addrlen, ip, sizeof(ip), nullptr, 0,
-                        NI_NUMERICHOST);
-  freeaddrinfo(found);
-  if (rc != 0) {
-    error = shown + ": " + gai_strerror(rc);
-    return std::nullopt;
-  }
-  return redis_endpoint{ip, static_cast<uint16_t>(p), user, password};
-}
 
 void add_broker_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<redis_value>("kullsync::redis_value");

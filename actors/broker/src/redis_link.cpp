@@ -3,51 +3,17 @@
 // call is posted to the io thread; every answer comes back as a message.
 #include "redis_link.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-
-#include <caf/abstract_actor.hpp>
-#include <caf/mailbox_element.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "redis_codec.hpp"
 #include "redis_connection.hpp"
+#include "redis_io.hpp"
 #include "redis_scripts.hpp"
 
 namespace kullsync::broker {
 
-namespace net = boost::asio;
-
 namespace {
-
-broker_impl handle(broker_ptr self) {
-  return caf::actor_cast<broker_impl>(self);
-}
-
-/// Runs `f` on the io thread: at once when the broker runs there (as it
-/// does when Redis or a hub on that thread woke it), else posted; nothing
-/// once the broker stopped. Commands issued in one turn thus leave in one
-/// write: hiredis writes its buffer when the socket is next writable.
-template <class F>
-void on_io(broker_ptr self, F f) {
-  auto* io = self->state.shared->io.load();
-  if (!io)
-    return;
-  if (io->get_executor().running_in_this_thread())
-    f();
-  else
-    net::post(*io, std::move(f));
-}
-
-/// A send from the io thread (a hiredis callback) through its io bridge:
-/// the broker, marked run_on_io_thread, then runs on that thread too, right
-/// after this handler, instead of waking a CAF worker.
-template <class... Ts>
-void wake(caf::execution_unit* unit, const broker_impl& h, Ts&&... xs) {
-  if (h)
-    h->eq_impl(caf::make_message_id(), nullptr, unit, std::forward<Ts>(xs)...);
-}
 
 void connect(broker_ptr self, shard_link& s, bool subscriber) {
   if (!self->state.shared->io.load())
@@ -88,11 +54,6 @@ void connect(broker_ptr self, shard_link& s, bool subscriber) {
   });
 }
 
-void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::string why) {
-  if (c)
-    on_io(self, [c, why = std::move(why)] { c->drop(why); });
-}
-
 /// A link just up: AUTH first when the instance has a password, then
 /// `next`; a refused AUTH drops the link (retried, and logged, each tick).
 void authenticate(broker_ptr self, shard_link& s, bool subscriber,
@@ -122,9 +83,16 @@ void authenticate(broker_ptr self, shard_link& s, bool subscriber,
   });
 }
 
-/// The command link is up: its run id, then the scripts.
+/// The command link is up: (with Sentinel, that it is the master's,) its
+/// run id, then the scripts.
 void prepare(broker_ptr self, shard_link& s) {
   auto index = s.index;
+  if (s.by_sentinel() && !s.role_checked) {
+    return check_master(self, s, [self, index] {
+      self->state.shards[index].role_checked = true;
+      prepare(self, self->state.shards[index]);
+    });
+  }
   command(self, s, {"INFO", "server"}, [self, index](redis_value v) {
     auto& s = self->state.shards[index];
     auto run = v.kind == redis_value::string ? run_id_of(v.str) : std::nullopt;
@@ -201,6 +169,11 @@ void probe(broker_ptr self, shard_link& s, int64_t now) {
 
 } // namespace
 
+void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::string why) {
+  if (c)
+    on_io(self, [c, why = std::move(why)] { c->drop(why); });
+}
+
 void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
              std::function<void(redis_value)> done) {
   command(self, s, std::make_shared<const std::vector<std::string>>(std::move(argv)),
@@ -210,13 +183,19 @@ void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
 void command(broker_ptr self, shard_link& s,
              std::shared_ptr<const std::vector<std::string>> argv,
              std::function<void(redis_value)> done) {
-  if (!s.cmd_up || !self->state.shared->io.load()) {
+  command_on(self, s.cmd_up ? s.cmd : nullptr, std::move(argv), std::move(done));
+}
+
+void command_on(broker_ptr self, const std::shared_ptr<redis_connection>& link,
+                std::shared_ptr<const std::vector<std::string>> argv,
+                std::function<void(redis_value)> done) {
+  if (!link || !self->state.shared->io.load()) {
     done(redis_value::not_sent("not connected"));
     return;
   }
   auto id = ++self->state.next_id;
   self->state.pending.emplace(id, std::move(done));
-  on_io(self, [c = s.cmd, argv = std::move(argv), h = handle(self), id,
+  on_io(self, [c = link, argv = std::move(argv), h = handle(self), id,
                unit = self->state.shared->unit] {
     c->command(*argv, [h, id, unit](redis_value v) {
       wake(unit, h, reply_atom::value, id, std::move(v));
@@ -262,6 +241,10 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     } else {
       s.run.clear();
       s.scripts_loaded = 0;
+      // The master may have moved; unless this node moved it just now, the
+      // sentinels are asked again before the link is made again.
+      if (s.by_sentinel() && gen != s.left_gen)
+        ask_again(self, s, why);
     }
     refresh_ready(self);
     return;
@@ -277,6 +260,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     s.cmd_since_ms = now;
     s.run.clear();
     s.scripts_loaded = 0;
+    s.role_checked = false;
     authenticate(self, s, false, [self, index] { prepare(self, self->state.shards[index]); });
   }
 }
@@ -286,9 +270,11 @@ void tick(broker_ptr self) {
   auto now = steady_ms();
   auto patience = 3 * st.cfg.probe_interval.count();
   for (auto& s : st.shards) {
-    if (!s.cmd_up && !s.cmd_connecting)
+    watch_master(self, s);
+    bool where = !s.by_sentinel() || s.master_known; // to connect to
+    if (where && !s.cmd_up && !s.cmd_connecting)
       connect(self, s, false);
-    if (!s.sub_up && !s.sub_connecting)
+    if (where && !s.sub_up && !s.sub_connecting)
       connect(self, s, true);
     // A link that came up but never got ready is stuck (a paused server).
     if (s.cmd_up && s.scripts_loaded < s.sha.size() && now - s.cmd_since_ms > patience)

@@ -34,16 +34,21 @@ using channel_atom = caf::atom_constant<caf::atom("channel")>;
 using confirm_atom = caf::atom_constant<caf::atom("confirm")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using flush_publishes_atom = caf::atom_constant<caf::atom("flushpub")>;
+using sentinel_atom = caf::atom_constant<caf::atom("sentinel")>;
+using switched_atom = caf::atom_constant<caf::atom("switched")>;
 
 /// The broker, plus what its connections report (reply to command `id`;
 /// link (instance, subscriber?, generation) up or down; a message on a
-/// channel; a subscription confirmed on a subscriber link of a generation)
-/// and its timer.
+/// channel; a subscription confirmed on a subscriber link of a generation;
+/// a sentinel link (instance, generation) up or down; a sentinel's
+/// +switch-master) and its timer.
 using broker_impl = server::broker_actor::extend<
   caf::reacts_to<reply_atom, uint64_t, redis_value>,
   caf::reacts_to<link_atom, uint32_t, bool, uint64_t, bool, std::string>,
   caf::reacts_to<channel_atom, uint32_t, std::string, std::string>,
   caf::reacts_to<confirm_atom, uint32_t, uint64_t, std::string>,
+  caf::reacts_to<sentinel_atom, uint32_t, uint64_t, bool, std::string>,
+  caf::reacts_to<switched_atom, uint32_t, uint64_t, std::string>,
   caf::reacts_to<tick_atom>,
   caf::reacts_to<flush_publishes_atom>>;
 
@@ -63,8 +68,9 @@ struct redis_broker::shared {
   std::atomic<uint64_t> probe_timeouts{0};
   metrics::histogram publish_latency{metrics::histogram::latency_seconds};
   std::mutex mtx; // guards `connections`
-  /// The current links (two per instance), for stop().
-  std::map<std::pair<uint32_t, bool>, std::shared_ptr<redis_connection>> connections;
+  /// The current links (per instance: command 0, subscriber 1, sentinel
+  /// 2), for stop().
+  std::map<std::pair<uint32_t, int>, std::shared_ptr<redis_connection>> connections;
 };
 
 enum class script : uint8_t { publish, head, read };
@@ -80,7 +86,7 @@ struct pending_publish {
 struct shard_link {
   std::vector<pending_publish> batch; // publishes of this broker turn
   uint32_t index = 0;
-  redis_endpoint at;
+  redis_endpoint at; // with Sentinel: host and port are the master's last known
   std::shared_ptr<redis_connection> cmd, sub;
   bool cmd_up = false, sub_up = false;
   bool cmd_connecting = false, sub_connecting = false;
@@ -95,11 +101,26 @@ struct shard_link {
   std::string probe_channel;
   int64_t probe_sent_ms = 0, probe_seen_ms = 0;
 
+  // With Sentinel (redis_sentinel.cpp): a link to one sentinel, which says
+  // where the master is and then tells of its failovers.
+  std::shared_ptr<redis_connection> sentinel;
+  bool sentinel_up = false, sentinel_connecting = false;
+  uint64_t sentinel_gen = 0;
+  size_t next_sentinel = 0;     // tried in turn
+  bool master_known = false;    // `at` is where the sentinels last said
+  bool role_checked = false;    // the command link's peer said it is a master
+  uint64_t left_gen = 0;        // the command link this node dropped to move
+  int64_t sentinel_logged_ms = 0;
+
+  bool by_sentinel() const { return !at.master_name.empty(); }
   bool ready() const {
     return cmd_up && sub_up && !run.empty() && scripts_loaded == sha.size()
            && confirmed.count(probe_channel);
   }
-  std::string name() const { return at.host + ":" + std::to_string(at.port); }
+  std::string name() const {
+    auto where = at.host.empty() ? std::string{"?"} : at.host + ":" + std::to_string(at.port);
+    return by_sentinel() ? "master " + at.master_name + " (" + where + ")" : where;
+  }
 };
 
 /// A user whose channel this node is subscribed to.
@@ -146,6 +167,12 @@ void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
 void command(broker_ptr self, shard_link& s,
              std::shared_ptr<const std::vector<std::string>> argv,
              std::function<void(redis_value)> done);
+/// The same on a given link (a sentinel's); unsent when it is null.
+void command_on(broker_ptr self, const std::shared_ptr<redis_connection>& link,
+                std::shared_ptr<const std::vector<std::string>> argv,
+                std::function<void(redis_value)> done);
+/// Drops a link at once (its commands fail); its `down` follows.
+void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::string why);
 void subscribe(broker_ptr self, shard_link& s, std::vector<std::string> channels, bool on);
 void on_reply(broker_ptr self, uint64_t id, redis_value v);
 void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, bool up,
@@ -155,6 +182,22 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
 void tick(broker_ptr self);
 void send_alive(broker_ptr self, shard_link& s);
 void refresh_ready(broker_ptr self);
+
+// redis_sentinel.cpp: where the master Sentinel names is
+/// Each tick: a link to a sentinel when there is none (the next in turn),
+/// which asks for the master and listens for +switch-master.
+void watch_master(broker_ptr self, shard_link& s);
+void on_sentinel_link(broker_ptr self, uint32_t index, uint64_t gen, bool up,
+                      const std::string& why);
+void on_switch_master(broker_ptr self, uint32_t index, uint64_t gen,
+                      const std::string& payload);
+/// The master is in doubt (its link dropped, it refused a write as a
+/// replica): the sentinels are asked before the links are made again.
+void ask_again(broker_ptr self, shard_link& s, const std::string& why);
+/// ROLE on a new command link: `next` if its peer is a master, else the
+/// link is dropped and the sentinels asked again: no write goes to a
+/// replica.
+void check_master(broker_ptr self, shard_link& s, std::function<void()> next);
 
 // redis_nodes.cpp: what the nodes share besides streams (first instance)
 std::string revoked_key(const broker_state& st); // hash and channel

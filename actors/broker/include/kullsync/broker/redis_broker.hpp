@@ -34,12 +34,22 @@ struct redis_endpoint {
   std::string host; // an IP address (names are resolved when parsed)
   uint16_t port = 6379;
   std::string user, password; // AUTH when a password is set (never logged)
+  /// Set: the instance is the master these sentinels name (host and port
+  /// are found at run time, and follow its failovers).
+  std::string master_name;
+  std::vector<std::pair<std::string, uint16_t>> sentinels; // resolved, as `host`
 };
 
-/// "redis://[[user]:password@]host[:port]" (port 6379 by default); a host
-/// name is resolved now, once. Nothing on a malformed URL or an unknown
-/// host, with `error` saying why (without the password).
+/// "redis://[[user]:password@]host[:port]" (port 6379 by default), or
+/// "redis+sentinel://[[user]:password@]HOST:PORT[,HOST:PORT...]/MASTER_NAME"
+/// (the credentials are the master's; the sentinels take none). Host names
+/// are resolved now, once. Nothing on a malformed URL or an unknown host,
+/// with `error` saying why (without the password).
 std::optional<redis_endpoint> parse_redis_url(const std::string& url, std::string& error);
+
+/// A list of URLs: split at the commas that begin another redis:// or
+/// redis+sentinel:// URL (a sentinel URL's own commas separate sentinels).
+std::vector<std::string> split_broker_list(const std::string& list);
 
 struct redis_broker_config {
   std::vector<redis_endpoint> shards;
