@@ -95,11 +95,11 @@ class Node:
     """A kullsync-server node on a free port, with `broker` (a --broker URL),
     legacy tokens and no rate limits."""
 
-    def __init__(self, binary, name, broker, stderr=sys.stderr, extra=()):
+    def __init__(self, binary, name, broker, stderr=sys.stderr, extra=(), limits=False):
         self.name = name
         self.proc = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
-             "--broker", broker, "--position-check", "2", "--limits", "off",
+             "--broker", broker, "--position-check", "2", "--limits", "on" if limits else "off",
              "--log-level", "warn", *extra],
             stdout=subprocess.PIPE, stderr=stderr)
         self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
@@ -133,6 +133,7 @@ class Device:
         self.user, self.device = user, device
         self.epoch, self.seq = None, 0
         self.applied = []  # (epoch, seq, newBalance) of every CREDIT_UPDATE applied
+        self.numbered = []  # (type, seq, data) of every numbered message applied
         self.violations = []
         self.welcomes = []
         self.closes = []
@@ -178,6 +179,7 @@ class Device:
             if m["seq"] != self.seq + 1:
                 self.violations.append(f"seq {m['seq']} after {self.seq}")
             self.seq = m["seq"]
+            self.numbered.append((t, m["seq"], m["data"]))
             if t == "CREDIT_UPDATE":
                 self.applied.append((self.epoch, m["seq"], m["data"]["newBalance"]))
 

@@ -1,0 +1,116 @@
+"""A 503 means "not published"; a 504 says the outcome is unknown. Node n
+reaches Redis through a proxy that holds the bytes of a publish and
+delivers them after n has given up on its link (as a router that held the
+packets would); node m reaches Redis directly, and a device on m shows what
+was applied:
+  - the held publish is answered 504 {"outcome":"unknown"}, and it does
+    appear in the stream once the bytes arrive (seq after the last);
+  - while n is not ready, a publish is answered 503, and never appears;
+  - the held publish retried with its Idempotency-Key is answered with the
+    position it got: published once;
+  - a device's message held the same way: no NACK; its socket is closed
+    (1013); resent on node m with its id, it is ACKed once.
+
+    publish_outcome.py <kullsync-server binary>
+"""
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from cluster_common import SCALE, Device, Node, Redis, check, finish, until
+from tcp_proxy import TcpProxy
+
+BINARY = sys.argv[1]
+
+
+def post(node, value, key=None):
+    """(status, body) of a credit-update publish through `node`."""
+    body = json.dumps({"userId": "u1", "newBalance": value, "change": 1}).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Idempotency-Key"] = key
+    req = urllib.request.Request(f"http://{node.addr}/api/sync/credit-update", method="POST",
+                                 data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=20 * SCALE) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+async def main():
+    work = tempfile.mkdtemp()
+    redis = Redis(work)
+    redis.start()
+    proxy = TcpProxy(redis.port)
+    n = Node(BINARY, "n", f"redis://127.0.0.1:{proxy.port}")
+    m = Node(BINARY, "m", f"redis://127.0.0.1:{redis.port}")
+    try:
+        check(await until(lambda: n.ready() and m.ready(), 10), "both nodes ready")
+        watcher = Device("u1", "watcher")
+        await watcher.connect(m)
+        status, first = post(n, 1, "k1")
+        await until(lambda: watcher.seq >= 1)
+        check(status == 200 and watcher.applied[-1][2] == 1, f"a publish through n: 200, seq {first.get('seq')}")
+
+        proxy.hold()
+        loop = asyncio.get_running_loop()
+        t0 = time.monotonic()
+        status, body = await loop.run_in_executor(None, post, n, 42, "k42")
+        took = time.monotonic() - t0
+        check(status == 504 and body.get("outcome") == "unknown",
+              f"a publish whose bytes are held: 504 with outcome unknown after {took:.1f} s ({status} {body})")
+        check(not n.ready(), "n is not ready while its link is cut")
+        status, body = post(n, 43, "k43")
+        check(status == 503 and "outcome" not in body,
+              f"a publish while n is not ready: 503, not published ({status} {body})")
+
+        proxy.release()  # the held bytes reach Redis now
+        check(await until(lambda: any(v == 42 for _, _, v in watcher.applied), 5),
+              f"the 504's publish was applied once its bytes arrived: {watcher.applied}")
+        seq42 = next(s for _, s, v in watcher.applied if v == 42)
+        check(await until(lambda: n.ready(), 15), "n ready again")
+        status, body = post(n, 42, "k42")
+        check(status == 200 and body.get("seq") == seq42,
+              f"retried with its Idempotency-Key: answered with its position {seq42}, not published again ({body})")
+        status, body = post(n, 44, "k44")
+        await until(lambda: watcher.applied[-1][2] == 44, 5)
+        values = [v for _, _, v in watcher.applied]
+        check(43 not in values and values.count(42) == 1 and values[-1] == 44,
+              f"the 503's publish never appeared; the 504's once: {values}")
+
+        # A device's message of unknown outcome: its socket closes, no NACK.
+        d = Device("u1", "mac")
+        await d.connect(n)
+        await until(lambda: d.welcomes)
+        proxy.hold()
+        await d.send_progress("p1", 7)
+        closed = await until(lambda: d.closes, 10)
+        check(closed and d.closes[-1] == 1013 and "p1" not in d.nacks and "p1" not in d.acks,
+              f"a device's message held likewise: no NACK, its socket closed 1013 ({d.closes}, {d.nacks})")
+        proxy.release()
+        await d.connect(m)
+        await d.send_progress("p1", 7)
+        await until(lambda: "p1" in d.acks, 5)
+        # A marker after it: what the watcher has not seen before it never comes.
+        post(m, 45, "k45")
+        await until(lambda: watcher.applied[-1][2] == 45, 5)
+        applied = [s for t, s, x in watcher.numbered if t == "SHOOT_PROGRESS" and x.get("processedCount") == 7]
+        check(d.acks.get("p1") in applied and len(applied) == 1,
+              f"resent with its id on node m: ACKed at seq {d.acks.get('p1')}, in the stream once {applied}")
+        await watcher.close()
+        await d.close()
+    finally:
+        for node in (n, m):
+            node.proc.kill()
+            node.proc.wait()
+        proxy.close()
+        redis.kill()
+
+
+asyncio.run(main())
+finish()

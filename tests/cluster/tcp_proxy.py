@@ -1,0 +1,60 @@
+"""A TCP proxy between a node and Redis that can hold what each side sends:
+hold() stops forwarding (the bytes wait in the kernel, as on a cut link),
+release() delivers them, even after a side closed (what it sent before its
+FIN still arrives, as a router that held packets would)."""
+import socket
+import threading
+
+
+class TcpProxy:
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self):
+        self.flowing.clear()
+
+    def release(self):
+        self.flowing.set()
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                self.flowing.wait()
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait()  # held while this chunk was read: wait again
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
