@@ -1,7 +1,7 @@
-"""What the cluster tests share: the check/report, free ports, a
-redis-server of their own (Debian's, on a free loopback port, no
-persistence), a node, and a v2 device (Python's websockets) that checks the
-stream it applies."""
+"""What the cluster tests share: a redis-server of their own (Debian's, on a
+free loopback port, no persistence), a node, and a v2 device (Python's
+websockets) that checks the stream it applies; the check, its report and
+free ports come from tests/interop/testkit.py."""
 import asyncio
 import json
 import os
@@ -14,27 +14,10 @@ import urllib.request
 
 import websockets
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from testkit import SCALE, check, failures, finish, free_port  # noqa: E402,F401
+
 REDIS = "/usr/bin/redis-server"
-# Instrumented builds run slower: every wait stretches by this factor.
-SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def finish():
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1 if failures else 0)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redis_command(port, *args, timeout=2):
@@ -134,6 +117,7 @@ class Device:
         self.epoch, self.seq = None, 0
         self.applied = []  # (epoch, seq, newBalance) of every CREDIT_UPDATE applied
         self.numbered = []  # (type, seq, data) of every numbered message applied
+        self.pongs = 0
         self.violations = []
         self.welcomes = []
         self.closes = []
@@ -173,6 +157,8 @@ class Device:
             self.acks[m["data"]["id"]] = m["data"]["seq"]
         elif t == "NACK":
             self.nacks[m["data"]["id"]] = m["data"]["code"]
+        elif t == "PONG":
+            self.pongs += 1
         elif t in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
             self.presence.append((t, m["data"]["deviceId"]))
         elif "seq" in m:

@@ -13,21 +13,13 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from testkit import SCALE, free_port  # noqa: E402
+
 build = sys.argv[2]
 server_bin = os.path.join(build, "apps", "kullsync-server")
 console_bin = os.path.join(build, "apps", "kullsync-console")
 env = dict(os.environ, XDG_CONFIG_HOME=tempfile.mkdtemp(), LANG="C.UTF-8")
-# Sanitizer builds run several times slower (scripts/sanitize sets this): every
-# wall-clock window below stretches by it.
-scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_server(port):
@@ -47,7 +39,7 @@ def post(port, path, body):
 
 
 def wait_for(pred, what, timeout=15):
-    deadline = time.time() + timeout * scale
+    deadline = time.time() + timeout * SCALE
     while time.time() < deadline:
         v = pred()
         if v:
@@ -163,9 +155,9 @@ def test_tui():
 
 
 def test_demo():
-    seconds = str(int(5 * scale))
+    seconds = str(int(5 * SCALE))
     r = subprocess.run([console_bin, "--demo", "--json", "--demo-seconds", seconds],
-                       capture_output=True, text=True, env=env, timeout=60 * scale)
+                       capture_output=True, text=True, env=env, timeout=60 * SCALE)
     assert r.returncode == 0, r.returncode
     lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
     assert any(l["connection"] == "connected" for l in lines)
@@ -180,9 +172,9 @@ def test_demo_script():
     """The README's first command, as a newcomer runs it: scripts/demo itself
     (not the binary), from another directory, on this build tree."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    seconds = str(int(4 * scale))
+    seconds = str(int(4 * SCALE))
     r = subprocess.run([os.path.join(root, "scripts", "demo"), "--json", "--demo-seconds", seconds],
-                       capture_output=True, text=True, cwd="/", timeout=120 * scale,
+                       capture_output=True, text=True, cwd="/", timeout=120 * SCALE,
                        env=dict(env, KULLSYNC_BUILD_DIR=os.path.abspath(build)))
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]

@@ -24,16 +24,10 @@ import sys
 import tempfile
 import time
 
-from raw_ws import upgrade_request
+from testkit import check, finish, upgrade_request
+
 
 BINARY = sys.argv[1]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 class Server:
@@ -273,7 +267,4 @@ proxy_protocol_on()
 forwarded_for()
 tls_after_proxy_header()
 bad_flags()
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("all checks passed")
+finish()

@@ -10,15 +10,10 @@ import subprocess
 import sys
 import tempfile
 
+from testkit import check, finish
+
 BINARY = sys.argv[1]
 WORK = tempfile.mkdtemp()
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def conf(name, text):
@@ -79,7 +74,4 @@ check(lines and all({"time", "level", "logger", "message"} <= set(l) for l in li
 p = subprocess.run([BINARY, "--version"], capture_output=True)
 check(p.returncode == 0 and p.stdout.decode().startswith("kullsync-server "),
       f"--version: {p.stdout.decode().strip()}")
-if failures:
-    print(f"{len(failures)} failed:\n  " + "\n  ".join(failures))
-    sys.exit(1)
-print("all passed")
+finish()

@@ -19,15 +19,10 @@ import urllib.request
 
 import websockets
 
+from testkit import check, finish
+
 BINARY = sys.argv[1]
 KEY = "metrics-key-" + os.urandom(8).hex()
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def get(addr, path, key=None):
@@ -148,7 +143,4 @@ async def main():
 
 
 asyncio.run(main())
-if failures:
-    print(f"{len(failures)} failed:\n  " + "\n  ".join(failures))
-    sys.exit(1)
-print("all passed")
+finish()

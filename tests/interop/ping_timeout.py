@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """A socket that never answers the server's protocol pings is terminated,
 and one that never finishes its handshake is dropped after the timeout; with
-one io thread and with two (the keepalive sweep then posts to each socket's
-strand).
+one io thread and with two (each thread sweeps its own sockets).
 
 usage: ping_timeout.py <kullsync-server>
 """
@@ -11,12 +10,9 @@ import socket
 import sys
 import time
 
-# The bounds below prove which timer ended the socket; the upper ones stretch
-# on a loaded or sanitizer-slowed machine (scripts/sanitize sets the scale).
-scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
-slack = 4 * scale
+from testkit import SCALE, running_server, upgrade_request
 
-from raw_ws import running_server, upgrade_request
+slack = 4 * SCALE
 
 
 def check(io_threads):

@@ -25,19 +25,12 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from testkit import SCALE, check, finish
+
 BINARY = sys.argv[1]
-# Sanitizer builds run several times slower (scripts/sanitize sets this).
-SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
 WORK = tempfile.mkdtemp()
 SECRET = os.urandom(24).hex()  # 48 bytes
 API_KEY = "k-" + os.urandom(16).hex()
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def write(name, data):
@@ -412,7 +405,4 @@ async def main():
 
 
 asyncio.run(main())
-if failures:
-    print(f"{len(failures)} failed:\n  " + "\n  ".join(failures))
-    sys.exit(1)
-print("all passed")
+finish()

@@ -17,7 +17,7 @@ import struct
 import sys
 import time
 
-from raw_ws import running_server, upgrade_request
+from testkit import SCALE, running_server, upgrade_request
 
 APP_PING = json.dumps({"type": "PING", "payload": {"timestamp": 1.5}}).encode()
 
@@ -117,11 +117,7 @@ def close_of(payload):
     return (struct.unpack("!H", payload[:2])[0], payload[2:].decode())
 
 
-# Sanitizer builds run several times slower (scripts/sanitize sets this), and
-# a loaded CI machine gives the server little CPU: a wait for the server is a
-# deadline this long, never a measure of its speed.
-scale = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
-patience = 30 * scale
+patience = 30 * SCALE
 
 
 def server_env():

@@ -1,9 +1,39 @@
-"""What the raw-socket interop scripts share: kullsync-server started on a
-free port, and a WebSocket upgrade request written by hand."""
+"""What the Python test scripts share: the check and its report, the time
+scale of instrumented builds, free ports, kullsync-server started on a free
+port, and a WebSocket upgrade request written by hand."""
 import base64
 import contextlib
 import os
+import socket
 import subprocess
+import sys
+
+# Instrumented builds run slower (scripts/sanitize sets this): every wait
+# stretches by this factor.
+SCALE = float(os.environ.get("KULLSYNC_TEST_TIME_SCALE", "1"))
+failures = []
+
+
+def check(cond, what):
+    """Prints the check's outcome; a failed one is counted for finish()."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def finish():
+    """Exits 1 when a check failed, listing them, else 0."""
+    if failures:
+        print(f"{len(failures)} failed:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+    print("all checks passed")
+    sys.exit(0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
