@@ -228,7 +228,7 @@ void dial(network_ptr self, transport_actor end,
   link l;
   l.id = st.next_id++;
   for (auto& [k, v] : headers)
-    if (detail::iequals(k, "sec-websocket-protocol"))
+    if (iequals(k, "sec-websocket-protocol"))
       l.offered = v;
   l.client.end = end;
   l.client.listener = listener;

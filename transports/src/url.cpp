@@ -49,14 +49,5 @@ std::optional<url_parts> parse_ws_url(std::string_view url) {
   return x;
 }
 
-bool iequals(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(x[i]))
-        != std::tolower(static_cast<unsigned char>(y[i])))
-      return false;
-  return true;
-}
 
 } // namespace kullsync::detail

@@ -20,8 +20,5 @@ struct url_parts {
 
 std::optional<url_parts> parse_ws_url(std::string_view url);
 
-/// ASCII case-insensitive equality (HTTP header names).
-bool iequals(std::string_view x, std::string_view y);
-
 
 } // namespace kullsync::detail

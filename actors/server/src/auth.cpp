@@ -19,15 +19,6 @@ int hex_value(char c) {
   return -1;
 }
 
-bool iequals(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(x[i]))
-        != std::tolower(static_cast<unsigned char>(y[i])))
-      return false;
-  return true;
-}
 
 } // namespace
 
@@ -74,25 +65,17 @@ std::optional<std::string> query_param(std::string_view target,
 std::string extract_token(std::string_view target, const header_list& headers) {
   if (auto t = query_param(target, "token"); t && !t->empty())
     return *t;
-  for (auto& [name, value] : headers) {
-    if (!iequals(name, "authorization"))
-      continue;
-    std::string_view v{value};
-    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer "))
-      return std::string{v.substr(7)};
-  }
+  // Every Authorization field, not just the first: a proxy may add its own
+  // (Basic) before the client's Bearer one.
+  for (auto& [name, value] : headers)
+    if (iequals(name, "authorization"))
+      if (auto credentials = bearer_credentials(value))
+        return std::string{*credentials};
   return {};
 }
 
-std::optional<std::string_view> header_value(const header_list& headers,
-                                             std::string_view name) {
-  for (auto& [n, value] : headers)
-    if (iequals(n, name))
-      return std::string_view{value};
-  return std::nullopt;
-}
-
 bool offers_subprotocol(const header_list& headers, std::string_view protocol) {
+  // The offer may be split over several fields (RFC 6455 4.1).
   for (auto& [name, value] : headers)
     if (iequals(name, "sec-websocket-protocol")
         && kullsync::offers_subprotocol(value, protocol))

@@ -1,6 +1,5 @@
 // The server's HTTP API: the legacy server's triggers (/api/sync/*), plus
 // admin-session, provider-health and state.
-#include <strings.h>
 
 #include <array>
 
@@ -62,9 +61,7 @@ bool authorised(api_ptr self, const http_exchange& ex) {
   if (st.keys.empty())
     return true; // legacy mode: the triggers are open, as deployed
   auto h = header_value(ex.request.headers, "authorization");
-  std::string_view key;
-  if (h && h->size() > 7 && strncasecmp(h->data(), "bearer ", 7) == 0)
-    key = h->substr(7);
+  std::string_view key = h ? bearer_credentials(*h).value_or("") : "";
   auto d = digest(key);
   bool known = false;
   for (auto& k : st.keys) // every key compared: the time says nothing
@@ -125,10 +122,7 @@ bool has_value(const json::object& o, std::string_view key) {
 
 /// The request's Idempotency-Key header, "" without one.
 std::string idempotency_key(const http_exchange& ex) {
-  for (auto& [name, value] : ex.request.headers)
-    if (name.size() == 15 && strncasecmp(name.c_str(), "idempotency-key", 15) == 0)
-      return value;
-  return {};
+  return std::string{header_value(ex.request.headers, "idempotency-key").value_or("")};
 }
 
 /// Publishes to `user` through its hub shard, then calls `done` with the

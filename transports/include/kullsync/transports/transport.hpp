@@ -18,6 +18,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "kullsync/transports/close_code.hpp"
+#include "kullsync/transports/headers.hpp"
 #include "kullsync/transports/frame.hpp"
 
 namespace kullsync {
@@ -55,8 +56,6 @@ typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
 /// CAF knows this type already ("@strvec").
 using frame_batch = std::vector<std::string>;
 
-/// HTTP headers of a WebSocket handshake, in order.
-using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// Flow control between a transport and its listener. A transport hands its
 /// listener at most `window` frames of a link that the listener has not

@@ -13,7 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "kullsync/transports/transport.hpp"
+#include "kullsync/transports/close_code.hpp"
+#include "kullsync/transports/headers.hpp"
 
 namespace kullsync::server {
 
@@ -47,10 +48,6 @@ struct auth_request {
 /// The token of a handshake: `?token=` in the target (percent-decoded), else
 /// an `Authorization: Bearer` header. Empty when there is none.
 std::string extract_token(std::string_view target, const header_list& headers);
-
-/// The value of header `name` (case-insensitive), if present.
-std::optional<std::string_view> header_value(const header_list& headers,
-                                             std::string_view name);
 
 /// True if the handshake's Sec-WebSocket-Protocol header lists `protocol`.
 bool offers_subprotocol(const header_list& headers, std::string_view protocol);
