@@ -2,8 +2,11 @@
 //
 //   fanout --url URL --users U --devices D --seconds S --window W [--server-pid P]
 //   rate   --url URL --users U --devices D --seconds S --rate R   [--server-pid P]
-//   idle   --url URL --conns N --seconds S --server-pid P
-//   (each with --protocol v1|v2: v2 offers kull.v2 and insists on its echo)
+//   idle   --url URL --conns N --seconds S --server-pid P [--hold]
+//   (each with --protocol v1|v2: v2 offers kull.v2 and insists on its echo;
+//   wss:// URLs speak TLS; --tokens FILE gives socket i the file's line i
+//   instead of the legacy "bench-uU:dD"; --source-first K spreads the sockets
+//   over 127.0.0.K, 127.0.0.K+1, ... 15,000 per address)
 //
 // Prints one JSON line of figures. Latency is measured from the sender's
 // UPDATE_PROGRESS (its payload carries the send time) to each relayed
@@ -26,6 +29,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 
@@ -61,6 +65,11 @@ struct options {
   double seconds = 10, rate = 1000;
   std::vector<int> pids; // CPU and memory figures: the sum over these
   int threads = 2;
+  bool tls = false;   // wss://
+  bool hold = false;  // idle: report once connected, then hold the sockets until killed
+  int source_first = 0; // 0: idle sockets from 127.0.0.2+, others from any address
+  int first_user = 0;   // user numbers start here (several generators, one server)
+  std::vector<std::string> tokens; // socket i's token; empty: legacy bench-uU:dD
 };
 
 struct server_usage {
@@ -121,8 +130,9 @@ std::string host_of(const options& o, int d) {
 /// any efficient client does.
 class conn : public std::enable_shared_from_this<conn> {
 public:
-  conn(net::io_context& ioc, bench& b, int user, int device)
-    : sock_(net::make_strand(ioc)), b_(b), user_(user), device_(device) {}
+  conn(net::io_context& ioc, bench& b, int user, int device, std::string token)
+    : sock_(net::make_strand(ioc)), b_(b), user_(user), device_(device),
+      token_(std::move(token)) {}
 
   void start(const tcp::endpoint& ep, const std::string& source);
   /// From any thread.
@@ -131,6 +141,11 @@ public:
 
 private:
   void on_connect(error_code ec);
+  void on_tls_handshake(error_code ec);
+  template <class Buffers, class Handler>
+  void read_some(const Buffers& b, Handler&& h);
+  template <class Buffers, class Handler>
+  void write(const Buffers& b, Handler&& h);
   void do_read();
   void on_read(error_code ec, size_t n);
   bool on_handshake_reply();
@@ -144,8 +159,10 @@ private:
   void consume(size_t n);
 
   tcp::socket sock_;
+  std::unique_ptr<net::ssl::stream<tcp::socket&>> tls_; // wss:// only
   bench& b_;
   int user_, device_;
+  std::string token_;
   bool open_ = false, failed_ = false, reading_frames_ = false;
   std::unique_ptr<char[]> in_; // bytes read, not yet parsed
   size_t in_len_ = 0, in_cap_ = 0;
@@ -194,10 +211,13 @@ public:
       ++sent_;
   }
   const options& opts() const { return o_; }
+  net::ssl::context& tls_context() { return tls_ctx_; }
 
 private:
   options o_;
   net::io_context ioc_;
+  // Load only: the server's certificate is not verified.
+  net::ssl::context tls_ctx_{net::ssl::context::tls_client};
   std::vector<std::shared_ptr<conn>> conns_;
   std::atomic<int> connected_{0}, failed_{0};
   std::atomic<bool> measuring_{false}, running_{true};
@@ -248,16 +268,43 @@ std::string base64(const unsigned char* p, size_t n) {
   return out;
 }
 
+template <class Buffers, class Handler>
+void conn::read_some(const Buffers& b, Handler&& h) {
+  if (tls_)
+    tls_->async_read_some(b, std::forward<Handler>(h));
+  else
+    sock_.async_read_some(b, std::forward<Handler>(h));
+}
+
+template <class Buffers, class Handler>
+void conn::write(const Buffers& b, Handler&& h) {
+  if (tls_)
+    net::async_write(*tls_, b, std::forward<Handler>(h));
+  else
+    net::async_write(sock_, b, std::forward<Handler>(h));
+}
+
 void conn::on_connect(error_code ec) {
   if (ec)
     return fail("connect: " + ec.message());
   sock_.set_option(tcp::no_delay(true), ec);
+  if (!b_.opts().tls)
+    return on_tls_handshake({});
+  tls_ = std::make_unique<net::ssl::stream<tcp::socket&>>(sock_, b_.tls_context());
+  tls_->async_handshake(net::ssl::stream_base::client,
+                        [self = shared_from_this()](error_code ec) { self->on_tls_handshake(ec); });
+}
+
+void conn::on_tls_handshake(error_code ec) {
+  if (ec)
+    return fail("TLS handshake: " + ec.message());
   auto& o = b_.opts();
   unsigned char key[16];
   for (auto& k : key)
     k = static_cast<unsigned char>(next_mask() >> 7);
-  pending_ = "GET " + o.path + "?token=bench-u" + std::to_string(user_) + ":d"
-             + std::to_string(device_) + " HTTP/1.1\r\nHost: " + host_of(o, device_)
+  auto token = !token_.empty() ? token_
+                               : "bench-u" + std::to_string(user_) + ":d" + std::to_string(device_);
+  pending_ = "GET " + o.path + "?token=" + token + " HTTP/1.1\r\nHost: " + host_of(o, device_)
              + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
              + base64(key, sizeof key) + "\r\nSec-WebSocket-Version: 13\r\n"
              + (o.protocol == "v2" ? "Sec-WebSocket-Protocol: kull.v2\r\n" : "") + "\r\n";
@@ -277,7 +324,7 @@ void conn::do_read() {
     in_ = std::move(bigger);
     in_cap_ *= 2;
   }
-  sock_.async_read_some(net::buffer(in_.get() + in_len_, in_cap_ - in_len_),
+  read_some(net::buffer(in_.get() + in_len_, in_cap_ - in_len_),
                         [self = shared_from_this()](error_code ec, size_t n) {
                           self->in_len_ += n;
                           self->on_read(ec, n);
@@ -443,7 +490,7 @@ void conn::flush() {
     return;
   writing_ = true;
   std::swap(pending_, inflight_);
-  net::async_write(sock_, net::buffer(inflight_),
+  write(net::buffer(inflight_),
                    [self = shared_from_this()](error_code ec, size_t) {
                      self->writing_ = false;
                      self->inflight_.clear();
@@ -462,26 +509,44 @@ int bench::run() {
   for (int i = 0; i < o_.threads; ++i)
     threads.emplace_back([this] { ioc_.run(); });
   int total = o_.mode == "idle" ? o_.conns : o_.users * o_.devices;
+  if (!o_.tokens.empty() && o_.tokens.size() < static_cast<size_t>(total)) {
+    std::cerr << "--tokens: " << o_.tokens.size() << " tokens for " << total << " sockets\n";
+    return 2;
+  }
   auto before_idle = usage_of(o_.pids);
+  auto connect_start = clk::now();
   for (int i = 0; i < total; ++i) {
-    int user = o_.mode == "idle" ? i : i / o_.devices;
+    int user = o_.first_user + (o_.mode == "idle" ? i : i / o_.devices);
     int dev = o_.mode == "idle" ? 0 : i % o_.devices;
-    auto c = std::make_shared<conn>(ioc_, *this, user, dev);
-    // Spread idle sockets over 127.0.0.x so more than one port range fits.
-    std::string source = o_.mode == "idle" ? "127.0.0." + std::to_string(2 + (i / 20000)) : "";
+    auto c = std::make_shared<conn>(ioc_, *this, user, dev,
+                                    o_.tokens.empty() ? std::string{} : o_.tokens[i]);
+    // Spread sockets over 127.0.0.x so more than one port range fits.
+    std::string source;
+    if (o_.source_first > 0)
+      source = "127.0.0." + std::to_string(o_.source_first + i / 15000);
+    else if (o_.mode == "idle")
+      source = "127.0.0." + std::to_string(2 + (i / 20000));
     conns_.push_back(c);
     c->start(eps[static_cast<size_t>(dev) % eps.size()], source);
     if (i % 500 == 499) // do not flood the accept queue
       while (connected_ + failed_ < i - 2000)
         std::this_thread::sleep_for(std::chrono::milliseconds{1});
   }
-  auto deadline = clk::now() + std::chrono::seconds{60};
+  auto deadline = clk::now() + std::chrono::seconds{120};
   while (connected_ + failed_ < total && clk::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  std::this_thread::sleep_for(std::chrono::milliseconds{500}); // DEVICE_CONNECTED storm
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+  double connect_s = std::chrono::duration<double>(clk::now() - connect_start).count();
   std::ostringstream js;
   js << "{\"mode\":\"" << o_.mode << "\",\"protocol\":\"" << o_.protocol << "\",\"connected\":" << connected_.load()
-     << ",\"failed\":" << failed_.load();
+     << ",\"failed\":" << failed_.load() << ",\"connect_s\":" << connect_s;
+  if (o_.mode == "idle" && o_.hold) {
+    if (!first_error_.empty())
+      js << ",\"first_error\":\"" << first_error_ << "\"";
+    std::cout << js.str() << "}" << std::endl; // the caller measures; we hold until killed
+    for (;;)
+      std::this_thread::sleep_for(std::chrono::hours{1});
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds{500}); // DEVICE_CONNECTED storm
   if (o_.mode == "idle") {
     std::this_thread::sleep_for(std::chrono::duration<double>(o_.seconds));
     auto after = usage_of(o_.pids);
@@ -552,6 +617,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   options o;
   std::vector<std::string> urls{"ws://127.0.0.1:5000/ws"};
+  std::string tokens_file;
   auto common = [&](CLI::App* c) {
     c->add_option("--url", urls,
                   "ws://HOST:PORT/PATH (IPv4 literal); repeat for a cluster: a user's "
@@ -563,6 +629,14 @@ int main(int argc, char** argv) {
     c->add_option("--threads", o.threads, "io threads")->check(CLI::Range(1, 64));
     c->add_option("--protocol", o.protocol, "v1, or v2 (offers kull.v2)")
       ->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
+    c->add_option("--tokens", tokens_file, "file of tokens, one per line: socket i sends line i "
+                                           "(default: legacy bench-uU:dD)")
+      ->check(CLI::ExistingFile);
+    c->add_option("--source-first", o.source_first,
+                  "connect from 127.0.0.K, K+1, ... (15,000 sockets each)")
+      ->check(CLI::Range(1, 250));
+    c->add_option("--first-user", o.first_user, "the first user's number (several generators)")
+      ->check(CLI::Range(0, 100000000));
   };
   auto* fan = app.add_subcommand("fanout", "closed loop: device 0 keeps W updates in flight");
   auto* rate = app.add_subcommand("rate", "open loop: R updates per second in total");
@@ -576,14 +650,27 @@ int main(int argc, char** argv) {
   rate->add_option("--rate", o.rate)->check(CLI::Range(1.0, 1e8));
   common(idle);
   idle->add_option("--conns", o.conns)->check(CLI::Range(1, 1000000));
+  idle->add_flag("--hold", o.hold, "print the line once connected, then hold the sockets until killed");
   CLI11_PARSE(app, argc, argv);
   o.mode = app.get_subcommands().front()->get_name();
+  if (!tokens_file.empty()) {
+    std::ifstream in{tokens_file};
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty())
+        o.tokens.push_back(line);
+  }
   for (auto& url : urls) {
-    if (url.rfind("ws://", 0) != 0) {
-      std::cerr << "--url must be ws://HOST:PORT/PATH\n";
+    bool wss = url.rfind("wss://", 0) == 0;
+    if (url.rfind("ws://", 0) != 0 && !wss) {
+      std::cerr << "--url must be ws://HOST:PORT/PATH or wss://HOST:PORT/PATH\n";
       return 2;
     }
-    auto rest = url.substr(5);
+    if (wss != (o.servers.empty() ? wss : o.tls)) {
+      std::cerr << "--url: all ws:// or all wss://\n";
+      return 2;
+    }
+    o.tls = wss;
+    auto rest = url.substr(wss ? 6 : 5);
     auto slash = rest.find('/');
     auto hostport = rest.substr(0, slash);
     o.path = slash == std::string::npos ? "/" : rest.substr(slash);

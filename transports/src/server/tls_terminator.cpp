@@ -24,6 +24,9 @@ std::shared_ptr<ssl::context> make_tls_context(const std::string& cert_file,
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
                    | ssl::context::no_sslv3 | ssl::context::no_tlsv1
                    | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  // An idle connection gives OpenSSL's read and write buffers back instead
+  // of keeping them for its next record.
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(cert_file, ec);
   if (ec)

@@ -1,0 +1,273 @@
+"""One kullsync-server at 1k, 5k, 10k and 19k sockets, side by side in one run.
+
+Called by bench/scale (which builds the binaries). For each kind of socket
+(v1 with legacy tokens, v2 with legacy tokens, v2 with HS256 JWTs, v2 over
+TLS) and each count, a fresh server is filled by several kullsync-bench
+generators (a process holds at most ~20,000 descriptors, and each source
+address of 127.0.0.0/8 has its own ephemeral ports), then held idle while
+the server pings every socket. Measured from /proc of the server:
+
+- connect: sockets per second of wall time, and per server CPU second;
+- RSS per socket (growth over the empty server);
+- CPU per ping round trip (the server's CPU over the idle window divided by
+  the pings it sent and the pongs it read);
+- fan-out: deliveries per server CPU second with count/4 users x 4 devices,
+  against the same at 400 devices.
+
+Prints a markdown table (and the per-device cost's change from the smallest
+count to the largest) and, with --plot DIR, charts DIR/scale.png.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import jwt  # python3-jwt
+
+SECRET = b"kullsync-scale-bench-secret-0123456789abcdef"
+
+
+def usage(pid):
+    """(CPU seconds, RSS KiB) of a process. CPU from each thread's schedstat
+    (nanoseconds; /proc/PID/stat counts 10 ms ticks, too coarse for 1k idle
+    sockets)."""
+    cpu = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                cpu += int(f.read().split()[0]) / 1e9
+        except OSError:
+            pass  # a thread that just ended
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return cpu, rss
+
+
+class Run:
+    def __init__(self, args, work):
+        self.a, self.work = args, work
+        self.next_source = 2  # 127.0.0.K: a fresh address per generator, no TIME_WAIT clash
+
+    def sources(self, sockets):
+        first = self.next_source
+        self.next_source += (sockets + 14999) // 15000
+        if self.next_source > 250:
+            self.next_source, first = 2 + (sockets + 14999) // 15000, 2
+        return first
+
+    def server(self, kind, ping):
+        cmd = [f"{self.a.bin}/kullsync-server", "--listen", "127.0.0.1:0", "--log-level", "error",
+               "--limits", "off", "--max-sockets-per-user", "256", "--ping-interval", str(ping)]
+        if kind == "v2+jwt":
+            cmd += ["--auth", "jwt", "--jwt-secret-file", f"{self.work}/secret",
+                    "--max-token-lifetime", "86400"]
+        else:
+            cmd += ["--auth", "legacy"]
+        if kind == "v2+tls":
+            cmd += ["--tls-cert", f"{self.work}/cert.pem", "--tls-key", f"{self.work}/key.pem"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(f"{self.work}/server.err", "w"),
+                             text=True)
+        line = p.stdout.readline()
+        if '"listening"' not in line:
+            p.kill()
+            sys.exit(f"bench/scale: the server did not start: {open(f'{self.work}/server.err').read()[-300:]}")
+        addr = json.loads(line)["listening"]
+        scheme = "wss" if kind == "v2+tls" else "ws"
+        return p, f"{scheme}://{addr}/ws"
+
+    def tokens(self, first_user, n):
+        path = f"{self.work}/tokens.{first_user}"
+        now = int(time.time())
+        with open(path, "w") as f:
+            for u in range(first_user, first_user + n):
+                f.write(jwt.encode({"sub": f"u{u}", "device": "d0", "iat": now, "exp": now + 3600},
+                                   SECRET, algorithm="HS256") + "\n")
+        return path
+
+    def idle(self, kind, count):
+        """Fills a fresh server with `count` idle sockets; returns its figures."""
+        gens = max(1, (count + self.a.per_generator - 1) // self.a.per_generator)
+        shares = [count // gens + (1 if i < count % gens else 0) for i in range(gens)]
+        token_files = []
+        if kind == "v2+jwt":  # signed before the clock starts
+            first = 0
+            for s in shares:
+                token_files.append(self.tokens(first, s))
+                first += s
+        srv, url = self.server(kind, self.a.ping)
+        time.sleep(0.3)
+        cpu0, rss0 = usage(srv.pid)
+        procs, first = [], 0
+        for i, share in enumerate(shares):
+            cmd = [f"{self.a.bin}/bench/kullsync-bench", "idle", "--hold", "--url", url,
+                   "--conns", str(share), "--first-user", str(first), "--threads", "1",
+                   "--protocol", "v1" if kind == "v1" else "v2",
+                   "--source-first", str(self.sources(share))]
+            if token_files:
+                cmd += ["--tokens", token_files[i]]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+            first += share
+        start = time.monotonic()
+        lines = [json.loads(p.stdout.readline() or "{}") for p in procs]
+        wall = time.monotonic() - start
+        cpu1, rss1 = usage(srv.pid)
+        connected = sum(x.get("connected", 0) for x in lines)
+        errors = [x["first_error"] for x in lines if "first_error" in x]
+        # Idle: whole ping intervals, after one to settle (presence, first pings).
+        time.sleep(self.a.ping)
+        cpu2, _ = usage(srv.pid)
+        window = self.a.ping * self.a.idle_intervals
+        time.sleep(window)
+        cpu3, rss3 = usage(srv.pid)
+        alive = srv.poll() is None
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        srv.send_signal(signal.SIGTERM)
+        srv.wait()
+        pings = connected * self.a.idle_intervals
+        return {"kind": kind, "count": count, "connected": connected, "failed": count - connected,
+                "first_error": errors[0] if errors else "", "server_alive": alive,
+                "connect_per_s": connected / wall if wall else 0,
+                "connect_per_cpu_s": connected / (cpu1 - cpu0) if cpu1 > cpu0 else 0,
+                "connect_cpu_us": (cpu1 - cpu0) / max(connected, 1) * 1e6,
+                "kib_per_socket": (rss3 - rss0) / max(connected, 1),
+                "ping_cpu_us": (cpu3 - cpu2) / max(pings, 1) * 1e6,
+                "idle_core_pct": (cpu3 - cpu2) / window * 100}
+
+    def fanout(self, devices):
+        srv, url = self.server("v1", 30)
+        cmd = [f"{self.a.bin}/bench/kullsync-bench", "fanout", "--url", url,
+               "--users", str(devices // 4), "--devices", "4", "--window", "4",
+               "--seconds", str(self.a.seconds), "--server-pid", str(srv.pid),
+               "--source-first", str(self.sources(devices))]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=600).stdout
+        srv.send_signal(signal.SIGTERM)
+        srv.wait()
+        r = json.loads(out)
+        r["devices"] = devices
+        return r
+
+
+def change(rows, key, kind=None):
+    """The per-device cost's change from the smallest count to the largest."""
+    sel = [r for r in rows if kind is None or r["kind"] == kind]
+    a, b = sel[0][key], sel[-1][key]
+    return (b / a - 1) * 100 if a else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--counts", default="1000,5000,10000,19000")
+    ap.add_argument("--kinds", default="v1,v2,v2+jwt,v2+tls")
+    ap.add_argument("--ping", type=int, default=2, help="the server's --ping-interval")
+    ap.add_argument("--idle-intervals", type=int, default=5, help="ping intervals measured idle")
+    ap.add_argument("--seconds", type=float, default=8, help="each fan-out run")
+    ap.add_argument("--per-generator", type=int, default=9500)
+    ap.add_argument("--plot", default="")
+    a = ap.parse_args()
+    counts = [int(c) for c in a.counts.split(",")]
+    kinds = a.kinds.split(",")
+    with tempfile.TemporaryDirectory() as work:
+        with open(f"{work}/secret", "wb") as f:
+            f.write(SECRET)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+                        "-days", "2", "-keyout", f"{work}/key.pem", "-out", f"{work}/cert.pem"],
+                       check=True, capture_output=True)
+        run = Run(a, work)
+        idle = []
+        for kind in kinds:
+            for count in counts:
+                r = run.idle(kind, count)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+                idle.append(r)
+        fan = []
+        for devices in [400] + counts:
+            r = run.fanout(devices)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+            fan.append(r)
+    report(a, kinds, counts, idle, fan)
+
+
+def report(a, kinds, counts, idle, fan):
+    print(f"Idle sockets: pings every {a.ping} s, {a.idle_intervals} intervals measured.\n")
+    print("| kind | sockets | held | connects/s | connects per server CPU s | "
+          "server CPU per connect | RSS per socket | CPU per ping round trip | idle core |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in idle:
+        held = f"{r['connected']}" + ("" if r["server_alive"] else " (server died)")
+        print(f"| {r['kind']} | {r['count']} | {held} | {r['connect_per_s']:.0f} | "
+              f"{r['connect_per_cpu_s']:.0f} | {r['connect_cpu_us']:.0f} µs | "
+              f"{r['kib_per_socket']:.2f} KiB | {r['ping_cpu_us']:.1f} µs | {r['idle_core_pct']:.1f} % |")
+    print(f"\nFrom {counts[0]} to {counts[-1]} sockets, per-socket cost change:\n")
+    print("| kind | RSS per socket | CPU per ping | CPU per connect |")
+    print("|---|---|---|---|")
+    for k in kinds:
+        print(f"| {k} | {change(idle, 'kib_per_socket', k):+.0f} % | "
+              f"{change(idle, 'ping_cpu_us', k):+.0f} % | {change(idle, 'connect_cpu_us', k):+.0f} % |")
+    base = fan[0]["delivered_per_server_cpu_s"]
+    print("\nFan-out (v1, users x 4 devices, each user's first device keeps 4 updates in flight):\n")
+    print("| devices | held | deliveries/s | deliveries per server CPU s | vs 400 devices | p99 |")
+    print("|---|---|---|---|---|---|")
+    for r in fan:
+        print(f"| {r['devices']} | {r['connected']} | {r['delivered_per_s']:.0f} | "
+              f"{r['delivered_per_server_cpu_s']:.0f} | "
+              f"{r['delivered_per_server_cpu_s'] / base:.2f}x | {r['p99_ms']:.1f} ms |")
+    print("\nraw:")
+    for r in idle + fan:
+        print("  " + json.dumps(r))
+    if a.plot:
+        plot(a.plot, kinds, counts, idle, fan)
+
+
+def plot(out, kinds, counts, idle, fan):
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as w:
+        for k in kinds:
+            with open(f"{w}/{k}.dat", "w") as f:
+                for r in idle:
+                    if r["kind"] == k:
+                        f.write(f"{r['count']} {r['kib_per_socket']} {r['ping_cpu_us']} "
+                                f"{r['connect_cpu_us']}\n")
+        with open(f"{w}/fan.dat", "w") as f:
+            for r in fan:
+                f.write(f"{r['devices']} {r['delivered_per_server_cpu_s'] / 1000}\n")
+        series = lambda col: ", ".join(f'"{w}/{k}.dat" using 1:{col} title "{k}" with linespoints'
+                                       for k in kinds)
+        script = f"""
+set terminal pngcairo size 1200,800 font "sans,10"
+set output "{out}/scale.png"
+set multiplot layout 2,2 title "One kullsync-server: per-socket costs by socket count"
+set grid
+set key top left
+set logscale x
+set xrange [{counts[0] * 0.8}:{counts[-1] * 1.25}]
+set yrange [0:*]
+set xlabel "sockets"
+set title "RSS per idle socket (KiB)"
+plot {series(2)}
+set title "server CPU per ping round trip (µs)"
+plot {series(3)}
+set title "server CPU per connect (µs)"
+plot {series(4)}
+set title "fan-out: thousand deliveries per server CPU second"
+set xrange [300:{counts[-1] * 1.25}]
+plot "{w}/fan.dat" using 1:2 title "v1, users x 4" with linespoints
+unset multiplot
+"""
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print(f"\nchart: {out}/scale.png")
+
+
+if __name__ == "__main__":
+    main()
