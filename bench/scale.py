@@ -109,7 +109,8 @@ class Run:
             cmd = [f"{self.a.bin}/bench/kullsync-bench", "idle", "--hold", "--url", url,
                    "--conns", str(share), "--first-user", str(first), "--threads", "1",
                    "--protocol", "v1" if kind == "v1" else "v2",
-                   "--source-first", str(self.sources(share))]
+                   "--source-first", str(self.sources(share)),
+                   "--connect-rate", str(self.a.connect_rate / gens)]
             if token_files:
                 cmd += ["--tokens", token_files[i]]
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
@@ -173,6 +174,9 @@ def main():
     ap.add_argument("--idle-intervals", type=int, default=5, help="ping intervals measured idle")
     ap.add_argument("--seconds", type=float, default=8, help="each fan-out run")
     ap.add_argument("--per-generator", type=int, default=9500)
+    ap.add_argument("--connect-rate", type=float, default=4000,
+                    help="sockets per second, all generators together: the same pace at every "
+                         "count, so that CPU per connect compares (0: as fast as accepted)")
     ap.add_argument("--plot", default="")
     a = ap.parse_args()
     counts = [int(c) for c in a.counts.split(",")]
@@ -200,7 +204,8 @@ def main():
 
 
 def report(a, kinds, counts, idle, fan):
-    print(f"Idle sockets: pings every {a.ping} s, {a.idle_intervals} intervals measured.\n")
+    print(f"Idle sockets: pings every {a.ping} s, {a.idle_intervals} intervals measured; "
+          f"connects paced at {a.connect_rate:.0f}/s (0: unpaced).\n")
     print("| kind | sockets | held | connects/s | connects per server CPU s | "
           "server CPU per connect | RSS per socket | CPU per ping round trip | idle core |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -69,6 +69,7 @@ struct options {
   bool hold = false;  // idle: report once connected, then hold the sockets until killed
   int source_first = 0; // 0: idle sockets from 127.0.0.2+, others from any address
   int first_user = 0;   // user numbers start here (several generators, one server)
+  double connect_rate = 0; // sockets opened per second (0: as fast as the server accepts)
   std::vector<std::string> tokens; // socket i's token; empty: legacy bench-uU:dD
 };
 
@@ -528,6 +529,10 @@ int bench::run() {
       source = "127.0.0." + std::to_string(2 + (i / 20000));
     conns_.push_back(c);
     c->start(eps[static_cast<size_t>(dev) % eps.size()], source);
+    if (o_.connect_rate > 0) // paced: the same load on the server at every count
+      std::this_thread::sleep_until(connect_start
+                                    + std::chrono::duration_cast<clk::duration>(
+                                      std::chrono::duration<double>((i + 1) / o_.connect_rate)));
     if (i % 500 == 499) // do not flood the accept queue
       while (connected_ + failed_ < i - 2000)
         std::this_thread::sleep_for(std::chrono::milliseconds{1});
@@ -637,6 +642,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 250));
     c->add_option("--first-user", o.first_user, "the first user's number (several generators)")
       ->check(CLI::Range(0, 100000000));
+    c->add_option("--connect-rate", o.connect_rate,
+                  "sockets opened per second (default: as fast as they are accepted)")
+      ->check(CLI::Range(0.0, 1e6));
   };
   auto* fan = app.add_subcommand("fanout", "closed loop: device 0 keeps W updates in flight");
   auto* rate = app.add_subcommand("rate", "open loop: R updates per second in total");

@@ -1,3 +1,5 @@
+#include <cassert>
+
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -28,23 +30,65 @@ void publish(conn_ptr self, connection_status next) {
   self->send(st.coord, status_atom::value, st.status);
 }
 
-void drop_link(conn_ptr self) {
+namespace {
+
+/// Whether going from `from` to `to` ends the current link (or starts a
+/// new one): then its late events, timers and pending answers are ignored.
+/// Not when the token for this very link came (fetching_token -> dialing),
+/// nor while the policy decides about the lost link (lost -> waiting_retry
+/// keeps the epoch its timer carries; lost -> failed ends nothing).
+bool drops_link(link_phase from, link_phase to) {
+  switch (to) {
+    case link_phase::idle:
+    case link_phase::fetching_token:
+    case link_phase::lost:
+      return true;
+    case link_phase::dialing:
+      return from != link_phase::fetching_token;
+    case link_phase::failed:
+      return is_live(from);
+    default:
+      return false;
+  }
+}
+
+void forget_link(conn_ptr self, link_phase from) {
   auto& st = self->state;
   ++st.epoch;
-  if (st.live) {
-    st.live = false;
+  if (is_live(from))
     self->send(st.keepalive, down_atom::value);
-  }
-  if (st.open && st.status.state == connection_state::connected && !st.lost_at_ms) {
+  if (is_ready(from) && !st.lost_at_ms) {
     st.lost_at_ms = now_ms(self);
     st.dials_since_lost = 0;
   }
-  st.open = false;
   st.resend_pending = false;
   st.echoed_v2 = false;
-  st.awaiting_welcome = false;
   st.awaiting_pong = false;
   st.stream.closed();
+}
+
+} // namespace
+
+void enter(conn_ptr self, link_phase next, connection_status shown) {
+  auto& st = self->state;
+  auto from = st.phase;
+  assert(is_legal(from, next));
+  st.log->debug("link {}: {} -> {}", shown.link, to_string(from), to_string(next));
+  st.phase = next;
+  if (drops_link(from, next))
+    forget_link(self, from);
+  if (auto state = public_state(next)) {
+    shown.state = *state;
+    publish(self, std::move(shown));
+  }
+}
+
+void close_link(conn_ptr self, uint16_t code, std::string reason) {
+  auto& st = self->state;
+  if (!is_live(st.phase))
+    return;
+  self->send(st.transport, close_atom::value, code, std::move(reason));
+  enter(self, link_phase::lost, st.status);
 }
 
 void report_telemetry(conn_ptr self) {
@@ -106,23 +150,19 @@ void send_connect(conn_ptr self) {
 
 void dial(conn_ptr self, uint32_t attempt) {
   auto& st = self->state;
-  if (st.live)
-    self->send(st.transport, close_atom::value, close_code::normal,
-               std::string{"redialing"});
-  drop_link(self);
+  close_link(self, close_code::normal, "redialing");
   auto next = st.status;
-  next.state = connection_state::connecting;
   next.attempt = attempt;
   next.retry_in = caf::timespan{0};
   next.url = st.url;
   next.link = st.status.link + 1;
-  publish(self, next);
-  st.live = true;
+  bool token_first = needs_token(self);
+  enter(self, token_first ? link_phase::fetching_token : link_phase::dialing, next);
   st.credit.reset();
   ++st.telemetry.dials;
   ++st.dials_since_lost;
   st.telemetry_changed = true;
-  if (!needs_token(self))
+  if (!token_first)
     return send_connect(self);
   // The link waits for a fresh token; a newer dial or a disconnect overtakes it.
   auto epoch = st.epoch;
@@ -135,6 +175,7 @@ void dial(conn_ptr self, uint32_t attempt) {
         st.token = std::move(token);
         st.token_stale = false;
         st.expires_at.reset();
+        enter(self, link_phase::dialing, st.status);
         send_connect(self);
       },
       [=](const caf::error& err) {
@@ -146,9 +187,10 @@ void dial(conn_ptr self, uint32_t attempt) {
 /// The link is gone: ask the policy what next, unless nobody wants a link.
 void lost(conn_ptr self, std::string reason, bool asked_to_wait) {
   auto& st = self->state;
-  drop_link(self);
-  if (!st.wanted)
-    return;
+  if (!st.wanted) // defensive: a link nobody wants is closed before it is lost
+    return enter(self, link_phase::idle, st.status);
+  if (st.phase != link_phase::lost) // a link we closed is lost already
+    enter(self, link_phase::lost, st.status);
   st.log->info("link {} lost: {}", st.status.link, reason);
   auto epoch = st.epoch;
   self->request(st.policy, caf::infinite, lost_atom::value, asked_to_wait)
@@ -159,16 +201,14 @@ void lost(conn_ptr self, std::string reason, bool asked_to_wait) {
       auto next = st.status;
       next.error = reason;
       if (d.give_up) {
-        next.state = connection_state::failed;
         next.error = "Max reconnection attempts reached";
         st.log->warn("giving up after {} attempts", d.attempt);
-      } else {
-        next.state = connection_state::reconnecting;
-        next.attempt = d.attempt;
-        next.retry_in = d.delay;
-        self->delayed_send(self, d.delay, retry_atom::value, epoch);
+        return enter(self, link_phase::failed, std::move(next));
       }
-      publish(self, std::move(next));
+      next.attempt = d.attempt;
+      next.retry_in = d.delay;
+      self->delayed_send(self, d.delay, retry_atom::value, epoch);
+      enter(self, link_phase::waiting_retry, std::move(next));
     });
 }
 
@@ -183,12 +223,10 @@ void send_frame(conn_ptr self, const msg::client_message& m) {
 /// now is it `connected`, so that nobody syncs on a link still deciding.
 void ready(conn_ptr self, bool v2) {
   auto& st = self->state;
-  st.awaiting_welcome = false;
-  auto next = st.status;
-  next.state = connection_state::connected; // attempt: the dial that made it
+  auto next = st.status; // attempt: the dial that made it
   next.retry_in = caf::timespan{0};
   next.protocol = v2 ? std::string{v2_subprotocol} : std::string{};
-  publish(self, next);
+  enter(self, v2 ? link_phase::ready_v2 : link_phase::ready_v1, std::move(next));
   self->delayed_send(self, st.cfg.reconnect.stable_after, healthy_atom::value,
                      st.epoch);
   auto& t = st.telemetry;
@@ -211,14 +249,13 @@ void ready(conn_ptr self, bool v2) {
 
 void on_opened(conn_ptr self, const std::string& protocol) {
   auto& st = self->state;
-  st.open = true;
   self->send(st.keepalive, up_atom::value, st.status.link);
   if (protocol != v2_subprotocol)
     return ready(self, false);
   // A v2 server's first frame is WELCOME (opens_v2_link); none for a
   // while means a v1 server that echoed the offer.
   st.echoed_v2 = true;
-  st.awaiting_welcome = true;
+  enter(self, link_phase::awaiting_welcome, st.status);
   self->delayed_send(self, st.cfg.connection.welcome_timeout, welcome_atom::value,
                      st.epoch);
 }
@@ -236,7 +273,7 @@ void resume_now(conn_ptr self, std::string reason) {
 }
 
 bool is_current(conn_ptr self, uint64_t link) {
-  return self->state.live && link == self->state.status.link;
+  return is_live(self->state.phase) && link == self->state.status.link;
 }
 
 connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
@@ -275,33 +312,29 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     [=](connect_atom) {
       auto& st = self->state;
       st.wanted = true;
-      switch (st.status.state) {
-        case connection_state::disconnected:
-        case connection_state::failed:
+      switch (st.phase) {
+        case link_phase::idle:
+        case link_phase::failed:
           self->send(st.policy, reset_atom::value);
           dial(self, 0);
           break;
-        case connection_state::reconnecting:
+        case link_phase::waiting_retry:
           dial(self, st.status.attempt);
           break;
-        default:
+        default: // dialing or connected already, or the policy decides
           break;
       }
     },
     [=](disconnect_atom) {
       auto& st = self->state;
       st.wanted = false;
-      if (st.live)
-        self->send(st.transport, close_atom::value, close_code::normal,
-                   std::string{"client disconnect"});
-      drop_link(self);
+      close_link(self, close_code::normal, "client disconnect");
       auto next = st.status;
-      next.state = connection_state::disconnected;
       next.attempt = 0;
       next.retry_in = caf::timespan{0};
       next.error.clear();
       st.lost_at_ms.reset(); // a chosen disconnect is not a loss
-      publish(self, next);
+      enter(self, link_phase::idle, std::move(next));
     },
     [=](endpoint_atom, std::string& url) {
       auto& st = self->state;
@@ -322,18 +355,17 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     [=](network_atom) {
       auto& st = self->state;
       self->send(st.policy, reset_atom::value);
-      if (st.wanted && (st.status.state == connection_state::reconnecting
-                        || st.status.state == connection_state::failed))
+      if (st.wanted && (st.phase == link_phase::waiting_retry || st.phase == link_phase::failed))
         dial(self, 0);
     },
     [=](send_atom, msg::client_message& m) {
       auto& st = self->state;
       if (m.type != msg::client_type::update_progress) {
-        if (st.open) // PINGs and the like are for the link they were made for
+        if (is_open(st.phase)) // PINGs and the like are for the link they were made for
           send_frame(self, m);
         return;
       }
-      bool now = st.status.state == connection_state::connected;
+      bool now = is_ready(st.phase);
       auto dropped = st.stream.status().outbox_dropped;
       if (auto out = st.stream.submit(std::move(m), now, now_ms(self)))
         send_frame(self, *out);
@@ -387,12 +419,12 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       arm_resend(self);
     },
     [=](refresh_atom, uint64_t epoch) {
-      if (epoch == self->state.epoch && self->state.open)
+      if (epoch == self->state.epoch && is_open(self->state.phase))
         refresh(self);
     },
     [=](welcome_atom, uint64_t epoch) {
       auto& st = self->state;
-      if (epoch != st.epoch || !st.awaiting_welcome)
+      if (epoch != st.epoch || st.phase != link_phase::awaiting_welcome)
         return;
       st.log->warn("link {}: no WELCOME after the server echoed {}: v1",
                    st.status.link, v2_subprotocol);
@@ -400,12 +432,12 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     },
     [=](retry_atom, uint64_t epoch) {
       auto& st = self->state;
-      if (epoch == st.epoch && st.status.state == connection_state::reconnecting)
+      if (epoch == st.epoch && st.phase == link_phase::waiting_retry)
         dial(self, st.status.attempt);
     },
     [=](healthy_atom, uint64_t epoch) {
       auto& st = self->state;
-      if (epoch == st.epoch && st.status.state == connection_state::connected) {
+      if (epoch == st.epoch && is_ready(st.phase)) {
         st.resumed_at_once = false;
         self->send(st.policy, reset_atom::value);
       }
@@ -414,8 +446,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       auto& st = self->state;
       if (!is_current(self, link))
         return;
-      self->send(st.transport, close_atom::value, close_code::keepalive_timeout,
-                 std::string{"keepalive timeout"});
+      close_link(self, close_code::keepalive_timeout, "keepalive timeout");
       lost(self, "no answer to PING");
     },
   };

@@ -45,7 +45,7 @@ bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
   if (v2_only)
     return false;
   if (m.type == server_type::welcome) {
-    if (!st.awaiting_welcome)
+    if (st.phase != link_phase::awaiting_welcome)
       return false; // after the link was judged v1: start over
     ready(self, true);
     note_expiry(self, std::get<msg::welcome>(m.body).expires_at);
@@ -55,7 +55,7 @@ bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
   bool v1_only = msg::is_numbered(m.type)
                  || (m.type == server_type::device_connected && d
                      && d->device_id == st.cfg.connection.device_id);
-  if (v1_only && st.awaiting_welcome) {
+  if (v1_only && st.phase == link_phase::awaiting_welcome) {
     st.log->warn("link {}: the server echoed {} but speaks v1", st.status.link,
                  v2_subprotocol);
     ready(self, false);
@@ -65,21 +65,27 @@ bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
 
 /// Keeps what the stream applies, in order; false at a gap (the rest of
 /// the link is useless: it resumes).
-bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
+/// What admitting a batch's messages found, acted on once for the batch.
+struct admitted {
+  inbound_batch out;
+  bool outbox_changed = false; // ACKs or NACKs: the outbox is saved once
+};
+
+bool admit(conn_ptr self, msg::server_message& m, admitted& a) {
   auto& st = self->state;
   if (st.echoed_v2 && !st.stream.v2() && !opens_v2_link(self, m))
     return false;
   if (m.type == msg::server_type::batch && st.stream.v2()) {
     auto& parts = std::get<msg::batch>(m.body).messages;
     for (auto& inner : parts)
-      if (!admit(self, inner, out))
+      if (!admit(self, inner, a))
         return false;
     return true;
   }
   switch (st.stream.on_message(m)) {
     case stream_link::verdict::apply:
       if (m.type == msg::server_type::ack || m.type == msg::server_type::nack)
-        st.outbox_changed = true; // saved once for the whole batch
+        a.outbox_changed = true;
       if (m.type == msg::server_type::refreshed)
         note_expiry(self, std::get<msg::refreshed>(m.body).expires_at);
       if (m.type == msg::server_type::nack) {
@@ -87,7 +93,7 @@ bool admit(conn_ptr self, msg::server_message& m, inbound_batch& out) {
         st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
                      to_string(n.code), n.error);
       }
-      out.push_back(std::move(m));
+      a.out.push_back(std::move(m));
       return true;
     case stream_link::verdict::drop:
       return true;
@@ -106,18 +112,17 @@ void on_frames(conn_ptr self, const frame_batch& frames) {
   decoded.reserve(frames.size());
   for (auto& text : frames)
     decode_frame(self, text, decoded);
-  inbound_batch out;
-  out.reserve(decoded.size());
+  admitted a;
+  a.out.reserve(decoded.size());
   bool gap = false;
   for (auto& m : decoded)
-    if (!admit(self, m, out)) {
+    if (!admit(self, m, a)) {
       gap = true;
       break;
     }
-  if (!out.empty())
-    self->send(st.coord, inbound_atom::value, std::move(out));
-  if (st.outbox_changed) {
-    st.outbox_changed = false;
+  if (!a.out.empty())
+    self->send(st.coord, inbound_atom::value, std::move(a.out));
+  if (a.outbox_changed) {
     save_outbox(self);
     auto now = now_ms(self);
     for (auto sent : st.stream.take_acked_sent_at())
@@ -126,9 +131,7 @@ void on_frames(conn_ptr self, const frame_batch& frames) {
   }
   report_stream(self);
   if (gap) {
-    self->send(st.transport, close_atom::value, close_code::normal,
-               std::string{"resuming"});
-    drop_link(self);
+    close_link(self, close_code::normal, "resuming");
     return resume_now(self, "a gap in the stream after seq "
                               + std::to_string(st.stream.status().seq));
   }

@@ -9,6 +9,7 @@
 
 #include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
+#include "link_phase.hpp"
 #include "spawn.hpp"
 #include "stream_link.hpp"
 
@@ -23,16 +24,19 @@ struct connection_actor_state {
   keepalive_actor keepalive;
   connection_status status;
   std::string url;
-  bool wanted = false;     // the user asked to be connected
-  bool live = false;       // link `status.link` may still report events
-  bool open = false;       // its handshake completed
-  bool echoed_v2 = false;        // it echoed kull.v2 ...
-  bool awaiting_welcome = false; // ... and WELCOME (or a v1 frame) decides
-  bool resumed_at_once = false;  // redialed without backoff, not yet stable
-  bool resend_pending = false;   // a resend timer runs for this link
-  bool outbox_changed = false;   // ACKs in the batch being handled
-  uint64_t epoch = 0;      // invalidates timers and pending policy answers
-  bool awaiting_pong = false;
+  // The one state machine: changed only by enter() (connection.cpp).
+  link_phase phase = link_phase::idle;
+  // Orthogonal to the phase:
+  bool wanted = false;           // the user asked to be connected (a lost or
+                                 // failed link is still wanted; idle is not)
+  bool echoed_v2 = false;        // the current link echoed kull.v2: even once
+                                 // judged v1 it refuses v2-only frames
+  bool resumed_at_once = false;  // spans links: one redial without backoff
+                                 // until a link proves stable
+  bool resend_pending = false;   // a resend timer runs (one at a time)
+  uint64_t epoch = 0;            // invalidates timers and pending answers of
+                                 // links before the current one
+  bool awaiting_pong = false;    // a PING of this link is unanswered
   flow::credit_return credit; // frames of the current link handled
   stream_link stream;      // the v2 position and the outbox
   stream_status reported;  // what the coordinator last heard of it
@@ -41,22 +45,27 @@ struct connection_actor_state {
   // sends, and its expiry as the server announced it.
   token_provider_actor tokens;
   std::string token;
-  bool token_stale = true; // fetch a fresh one before the next dial
+  bool token_stale = true; // fetch a fresh one before the next dial (spans links)
   std::optional<int64_t> expires_at;
   // Telemetry: a live link lost at `lost_at_ms` (until live again), and the
   // dials since.
   client_telemetry telemetry;
   std::optional<int64_t> lost_at_ms;
   uint32_t dials_since_lost = 0;
-  bool telemetry_changed = false;
+  bool telemetry_changed = false; // not yet sent to the coordinator
   std::shared_ptr<spdlog::logger> log = log::get("client.connection");
   static inline const char* name = "kullsync.connection";
 };
 
 using conn_ptr = connection_impl::stateful_pointer<connection_actor_state>;
 
+/// The one way to change phase: asserts the transition, and publishes
+/// `shown` (with the phase's public state) when the phase has a public face.
+void enter(conn_ptr self, link_phase next, connection_status shown);
 void publish(conn_ptr self, connection_status next);
-void drop_link(conn_ptr self);
+/// Closes the current link, if live, with `code`: it is `lost` (its late
+/// events, timers and pending answers are ignored from now on).
+void close_link(conn_ptr self, uint16_t code, std::string reason);
 void report_stream(conn_ptr self);
 int64_t now_ms(conn_ptr self);
 void arm_resend(conn_ptr self);

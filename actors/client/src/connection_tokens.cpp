@@ -38,7 +38,7 @@ void refresh(conn_ptr self) {
     .then(
       [=](std::string& token) {
         auto& st = self->state;
-        if (epoch != st.epoch || !st.open)
+        if (epoch != st.epoch || !is_open(st.phase))
           return;
         st.token = token; // also for the next dial
         msg::client_message m;
@@ -56,15 +56,13 @@ void refresh(conn_ptr self) {
 /// with a new one (4003, which needs a provider).
 void refused(conn_ptr self, uint16_t code, std::string why) {
   auto& st = self->state;
-  drop_link(self);
   st.log->error("link {}: {}", st.status.link, why);
   auto next = st.status;
-  next.state = connection_state::failed;
   next.retry_in = caf::timespan{0};
   next.error = code == close_code::no_token        ? "no token"
                : code == close_code::token_expired ? "token expired"
                                                    : "invalid token";
-  publish(self, std::move(next));
+  enter(self, link_phase::failed, std::move(next));
 }
 
 } // namespace kullsync::conn

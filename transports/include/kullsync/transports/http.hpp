@@ -34,7 +34,7 @@ struct http_response {
 };
 
 /// One request and the way back. `respond` may be called from any thread,
-/// once; it posts the write onto the socket's strand.
+/// once; it posts the write onto the socket's io thread.
 struct http_exchange {
   http_request request;
   std::shared_ptr<std::function<void(http_response)>> responder;

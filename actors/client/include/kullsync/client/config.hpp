@@ -15,13 +15,15 @@
 
 namespace kullsync {
 
-using namespace std::chrono_literals;
-
 class client_store; // store.hpp
 
 struct reconnect_config {
   /// Delay before retry n is delays[n-1]; the last entry repeats.
-  std::vector<caf::timespan> delays{1s, 2s, 4s, 8s, 16s, 32s, 60s, 60s, 60s, 60s};
+  std::vector<caf::timespan> delays{
+    std::chrono::seconds{1},  std::chrono::seconds{2},  std::chrono::seconds{4},
+    std::chrono::seconds{8},  std::chrono::seconds{16}, std::chrono::seconds{32},
+    std::chrono::seconds{60}, std::chrono::seconds{60}, std::chrono::seconds{60},
+    std::chrono::seconds{60}};
   /// Retries after which the connection fails.
   uint32_t max_attempts = 10;
   /// Each delay is scaled by a factor drawn from [1 - jitter, 1 + jitter].
@@ -29,12 +31,12 @@ struct reconnect_config {
   uint64_t jitter_seed = 0; // 0: seeded from the clock
   /// A link that stays up this long resets the schedule. The legacy client
   /// reset at the handshake, so its backoff never grew.
-  caf::timespan stable_after = 5s;
+  caf::timespan stable_after = std::chrono::seconds{5};
 };
 
 struct keepalive_config {
-  caf::timespan interval = 30s; // application PING period
-  caf::timespan deadline = 10s; // no frame this long after a PING: peer dead
+  caf::timespan interval = std::chrono::seconds{30}; // application PING period
+  caf::timespan deadline = std::chrono::seconds{10}; // no frame this long after a PING: peer dead
 };
 
 /// Breaks one rule of the v2 stream on purpose, so that a simulation can show
@@ -69,10 +71,10 @@ struct connection_config {
   /// spoken to in v1, exactly as the deployed apps do.
   bool offer_v2 = true;
   /// A link that echoed kull.v2 but sent no WELCOME within this is v1.
-  caf::timespan welcome_timeout = 5s;
+  caf::timespan welcome_timeout = std::chrono::seconds{5};
   /// v2: a client message not acknowledged within this is sent again (same
   /// id) on the same link.
-  caf::timespan ack_timeout = 10s;
+  caf::timespan ack_timeout = std::chrono::seconds{10};
   stream_mutation mutation = stream_mutation::none;
 };
 
@@ -80,10 +82,10 @@ struct client_config {
   connection_config connection;
   reconnect_config reconnect;
   keepalive_config keepalive;
-  caf::timespan shoot_linger = 5s; // completed/failed shoots stay this long
+  caf::timespan shoot_linger = std::chrono::seconds{5}; // completed/failed shoots stay this long
   /// With an HTTP client (spawn_client), the server's state is loaded while
   /// the socket is down this often, and once after each (re)connect.
-  caf::timespan state_reload = 5s;
+  caf::timespan state_reload = std::chrono::seconds{5};
   size_t max_admin_updates = 50;
   /// Epoch ms at the actor clock's current time; empty: the system clock.
   std::optional<int64_t> wall_start_ms;
@@ -91,7 +93,7 @@ struct client_config {
   /// messages, across restarts (store.hpp); null: in memory only.
   std::shared_ptr<client_store> store;
   /// The stream is saved at most this often.
-  caf::timespan save_every = 1s;
+  caf::timespan save_every = std::chrono::seconds{1};
 };
 
 /// The deployed environments' endpoints: "dev", "staging", "prod".

@@ -22,8 +22,6 @@
 
 namespace kullsync::server {
 
-using namespace std::chrono_literals;
-
 /// What a user's stream keeps (v2), so that a device that was away can be
 /// sent exactly what it missed.
 struct history_limits {
@@ -41,7 +39,7 @@ struct server_config {
   size_t shards = 0;                  // 0: one per hardware thread
   std::string admin_user = "admin";   // receives ADMIN_SESSION_UPDATE, PROVIDER_HEALTH
   size_t max_sockets_per_user = 64;   // more: closed with 1008
-  caf::timespan shoot_linger = 5s;    // completed shoots stay this long in /state
+  caf::timespan shoot_linger = std::chrono::seconds{5};    // completed shoots stay this long in /state
   /// What the server remembers per user is bounded: active shoots per user
   /// (past it the least recently updated goes), shoots that stop reporting,
   /// users with no device, and all users of the node together (past it the
@@ -61,7 +59,7 @@ struct server_config {
   int64_t max_token_lifetime_ms = 86'400'000; // --max-token-lifetime
   /// How often sockets whose token expired are closed (4003): one sweep
   /// for all of them.
-  caf::timespan expiry_sweep = 1s;
+  caf::timespan expiry_sweep = std::chrono::seconds{1};
   /// HTTP API keys: when any is set, every /api/sync/* request but GET
   /// status needs `Authorization: Bearer <key>` (else 401); so does GET
   /// /metrics. /healthz and /readyz never do.
@@ -102,7 +100,7 @@ struct server_config {
     broker_actor broker;
     std::string node_id;              // names this node's messages
     std::string instance;             // node_id.node_epoch: set at start
-    caf::timespan position_check = 30s; // each followed stream's top is checked
+    caf::timespan position_check = std::chrono::seconds{30}; // each followed stream's top is checked
   } cluster;
 };
 
