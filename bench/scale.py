@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,28 @@ def usage(pid):
     return cpu, rss
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_info(port, section):
+    """One INFO section as a dict; {} while the server does not answer."""
+    r = subprocess.run(["redis-cli", "-p", str(port), "info", section], capture_output=True,
+                       text=True)
+    return dict(line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
+
+
+def command_counts(port):
+    """Calls per command so far (INFO commandstats)."""
+    out = {}
+    for k, v in redis_info(port, "commandstats").items():
+        if k.startswith("cmdstat_"):
+            out[k[len("cmdstat_"):]] = int(v.split(",")[0].split("=")[1])
+    return out
+
+
 class Run:
     def __init__(self, args, work):
         self.a, self.work = args, work
@@ -62,9 +85,10 @@ class Run:
             self.next_source, first = 2 + (sockets + 14999) // 15000, 2
         return first
 
-    def server(self, kind, ping):
+    def server(self, kind, ping, extra=()):
         cmd = [f"{self.a.bin}/kullsync-server", "--listen", "127.0.0.1:0", "--log-level", "error",
-               "--limits", "off", "--max-sockets-per-user", "256", "--ping-interval", str(ping)]
+               "--limits", "off", "--max-sockets-per-user", "256", "--ping-interval", str(ping),
+               *extra]
         if kind == "v2+jwt":
             cmd += ["--auth", "jwt", "--jwt-secret-file", f"{self.work}/secret",
                     "--max-token-lifetime", "86400"]
@@ -144,6 +168,65 @@ class Run:
                 "ping_cpu_us": (cpu3 - cpu2) / max(pings, 1) * 1e6,
                 "idle_core_pct": (cpu3 - cpu2) / window * 100}
 
+    def cluster(self, per_node):
+        """Three nodes on one redis-server, `per_node` v2 devices each (one
+        per user): Redis memory and commands per device, and the nodes' CPU
+        per connect, while the devices arrive."""
+        port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no", "--dir", self.work],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if redis_info(port, "server"):
+                break
+            time.sleep(0.05)
+        nodes = [self.server("v2", 30, ["--broker", f"redis://127.0.0.1:{port}",
+                                        "--node-id", f"scale-{n}"]) for n in range(3)]
+        time.sleep(1)
+        mem0 = int(redis_info(port, "memory")["used_memory"])
+        cmds0 = command_counts(port)
+        nodes_cpu0 = sum(usage(p.pid)[0] for p, _ in nodes)
+        redis_cpu0 = usage(redis.pid)[0]
+        gens = max(1, (per_node + self.a.per_generator - 1) // self.a.per_generator)
+        procs, first = [], 0
+        for _, url in nodes:
+            for g in range(gens):
+                share = per_node // gens + (1 if g < per_node % gens else 0)
+                procs.append(subprocess.Popen(
+                    [f"{self.a.bin}/bench/kullsync-bench", "idle", "--hold", "--url", url,
+                     "--conns", str(share), "--first-user", str(first), "--threads", "1",
+                     "--protocol", "v2", "--source-first", str(self.sources(share)),
+                     "--connect-rate", str(self.a.connect_rate / (3 * gens))],
+                    stdout=subprocess.PIPE, text=True))
+                first += share
+        lines = [json.loads(p.stdout.readline() or "{}") for p in procs]
+        time.sleep(2)  # presence and subscriptions settle
+        connected = sum(x.get("connected", 0) for x in lines)
+        cpu_nodes = sum(usage(p.pid)[0] for p, _ in nodes)
+        cpu_redis = usage(redis.pid)[0]
+        mem1 = int(redis_info(port, "memory")["used_memory"])
+        cmds1 = command_counts(port)
+        keys = int(redis_info(port, "keyspace").get("db0", "keys=0").split(",")[0].split("=")[1])
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        for p, _ in nodes:
+            p.send_signal(signal.SIGTERM)
+        for p, _ in nodes:
+            p.wait()
+        redis.kill()
+        redis.wait()
+        calls = {k: cmds1.get(k, 0) - cmds0.get(k, 0) for k in cmds1}
+        n = max(connected, 1)
+        return {"per_node": per_node, "connected": connected,
+                "redis_bytes_per_device": (mem1 - mem0) / n, "redis_keys": keys,
+                "redis_commands_per_device": sum(calls.values()) / n,
+                "subscribes_per_device": (calls.get("subscribe", 0) + calls.get("ssubscribe", 0)) / n,
+                "commands": {k: v for k, v in sorted(calls.items(), key=lambda x: -x[1]) if v},
+                "node_cpu_us_per_connect": (cpu_nodes - nodes_cpu0) / n * 1e6,
+                "redis_cpu_us_per_connect": (cpu_redis - redis_cpu0) / n * 1e6}
+
     def fanout(self, devices):
         srv, url = self.server("v1", 30)
         cmd = [f"{self.a.bin}/bench/kullsync-bench", "fanout", "--url", url,
@@ -178,8 +261,10 @@ def main():
                     help="sockets per second, all generators together: the same pace at every "
                          "count, so that CPU per connect compares (0: as fast as accepted)")
     ap.add_argument("--plot", default="")
+    ap.add_argument("--cluster", default="1000,19000",
+                    help="devices per node of a three-node cluster, comma-separated ('' to skip)")
     a = ap.parse_args()
-    counts = [int(c) for c in a.counts.split(",")]
+    counts = [int(c) for c in a.counts.split(",") if c]  # none: the cluster only
     kinds = a.kinds.split(",")
     with tempfile.TemporaryDirectory() as work:
         with open(f"{work}/secret", "wb") as f:
@@ -190,20 +275,37 @@ def main():
                        check=True, capture_output=True)
         run = Run(a, work)
         idle = []
-        for kind in kinds:
+        for kind in kinds if counts else []:
             for count in counts:
                 r = run.idle(kind, count)
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 idle.append(r)
+        clusters = []
+        for per_node in ([int(c) for c in a.cluster.split(",")] if a.cluster else []):
+            r = run.cluster(per_node)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+            clusters.append(r)
         fan = []
-        for devices in [400] + counts:
+        for devices in [400] + counts if counts else []:
             r = run.fanout(devices)
             print(json.dumps(r), file=sys.stderr, flush=True)
             fan.append(r)
-    report(a, kinds, counts, idle, fan)
+    report(a, kinds, counts, idle, fan, clusters)
 
 
-def report(a, kinds, counts, idle, fan):
+def report(a, kinds, counts, idle, fan, clusters):
+    if counts:
+        report_node(a, kinds, counts, idle, fan)
+    if clusters:
+        report_cluster(clusters)
+    print("\nraw:")
+    for r in idle + clusters + fan:
+        print("  " + json.dumps(r))
+    if a.plot and counts:
+        plot(a.plot, kinds, counts, idle, fan)
+
+
+def report_node(a, kinds, counts, idle, fan):
     print(f"Idle sockets: pings every {a.ping} s, {a.idle_intervals} intervals measured; "
           f"connects paced at {a.connect_rate:.0f}/s (0: unpaced).\n")
     print("| kind | sockets | held | connects/s | connects per server CPU s | "
@@ -228,11 +330,21 @@ def report(a, kinds, counts, idle, fan):
         print(f"| {r['devices']} | {r['connected']} | {r['delivered_per_s']:.0f} | "
               f"{r['delivered_per_server_cpu_s']:.0f} | "
               f"{r['delivered_per_server_cpu_s'] / base:.2f}x | {r['p99_ms']:.1f} ms |")
-    print("\nraw:")
-    for r in idle + fan:
-        print("  " + json.dumps(r))
-    if a.plot:
-        plot(a.plot, kinds, counts, idle, fan)
+
+
+def report_cluster(clusters):
+    if clusters:
+        print("\nA cluster: three nodes on one redis-server, v2 devices (one per user) "
+              "arriving on every node:\n")
+        print("| devices per node | held | Redis memory per device | Redis keys | "
+              "Redis commands per device | SUBSCRIBEs per device | node CPU per connect | "
+              "Redis CPU per connect |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in clusters:
+            print(f"| {r['per_node']} | {r['connected']} | {r['redis_bytes_per_device']:.0f} B | "
+                  f"{r['redis_keys']} | {r['redis_commands_per_device']:.1f} | "
+                  f"{r['subscribes_per_device']:.2f} | {r['node_cpu_us_per_connect']:.0f} µs | "
+                  f"{r['redis_cpu_us_per_connect']:.0f} µs |")
 
 
 def plot(out, kinds, counts, idle, fan):

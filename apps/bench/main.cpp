@@ -23,6 +23,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -239,6 +240,9 @@ void conn::start(const tcp::endpoint& ep, const std::string& source) {
   if (!source.empty()) {
     sock_.open(tcp::v4(), ec);
     sock_.set_option(net::socket_base::reuse_address(true), ec);
+    // The port is chosen at connect time, by the whole 4-tuple: a bind to
+    // port 0 would search the address's ports one by one, slower as they fill.
+    sock_.set_option(net::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>(true), ec);
     sock_.bind(tcp::endpoint{net::ip::make_address(source), 0}, ec);
     if (ec)
       return fail("bind " + source + ": " + ec.message());

@@ -170,8 +170,10 @@ int main(int argc, char** argv) {
   if (broker) {
     // The sockets go first, while Redis still hears of it: the other
     // nodes' devices see this node's devices leave at once.
-    server.close_all(kullsync::close_code::going_away, "server going away");
-    std::this_thread::sleep_for(std::chrono::milliseconds{300});
+    if (!server.close_all(sys, kullsync::close_code::going_away, "server going away",
+                          std::chrono::seconds{3}))
+      lg->warn("stopping before Redis heard of every device leaving (3 s): the other "
+               "nodes see them leave at their next position check");
     broker->stop(); // on the io thread, which stops next
   }
   listener.stop(std::chrono::seconds{3});

@@ -18,9 +18,25 @@
 
 namespace kullsync::server {
 
-void sync_server::close_all(uint16_t code, const std::string& reason) const {
+bool sync_server::close_all(caf::actor_system& sys, uint16_t code, const std::string& reason,
+                            std::chrono::milliseconds timeout) const {
+  caf::scoped_actor self{sys};
   for (auto& h : hubs)
-    caf::anon_send(h, shutdown_atom::value, code, reason);
+    self->send(h, shutdown_atom::value, code, reason);
+  // Sent to all first: the hubs drain side by side, within one deadline.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t drained = 0;
+  for (size_t i = 0; i < hubs.size(); ++i) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    bool timed_out = false;
+    self->receive([&](bool) { ++drained; },
+                  caf::after(std::max(left, std::chrono::milliseconds{0})) >>
+                    [&] { timed_out = true; });
+    if (timed_out)
+      break;
+  }
+  return drained == hubs.size();
 }
 
 void sync_server::stop() const {

@@ -158,10 +158,15 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
       refollow(self, user, gen, fresh);
     },
     [=](sweep_atom) { sweep(self); },
-    [=](shutdown_atom, uint16_t code, const std::string& reason) {
-      for (auto& [user, u] : self->state.users)
+    [=](shutdown_atom, uint16_t code, const std::string& reason) -> caf::result<bool> {
+      auto& st = self->state;
+      for (auto& [user, u] : st.users)
         for (auto& s : u.sockets)
           self->send(s.session, close_atom::value, code, reason);
+      auto rp = self->make_response_promise<bool>();
+      st.drain_waiters.push_back(rp);
+      check_drained(self); // nothing to wait for, perhaps
+      return rp;
     },
     [=](snapshot_atom, const std::string& user) { return user_snapshot(self, user); },
     [=](stats_atom) { return stats(self); },

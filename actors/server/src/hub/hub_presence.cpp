@@ -55,10 +55,24 @@ void announce_one(hub_ptr self, const std::string& user, user_entry& u,
     }
     if (p.in_flight == 0 && !p.dirty)
       announce(self, user); // it may have changed meanwhile
+    check_drained(self);
   });
 }
 
+
 } // namespace
+
+void check_drained(hub_ptr self) {
+  auto& st = self->state;
+  if (st.drain_waiters.empty() || st.stats.sockets > 0)
+    return;
+  for (auto& [user, u] : st.users)
+    if (u.presence.in_flight > 0 || u.presence.dirty)
+      return;
+  for (auto& rp : st.drain_waiters)
+    rp.deliver(true);
+  st.drain_waiters.clear();
+}
 
 void announce(hub_ptr self, const std::string& user) {
   auto i = self->state.users.find(user);

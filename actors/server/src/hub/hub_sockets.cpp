@@ -231,6 +231,7 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
     st.broker->unfollow(user);
   }
   announce(self, user); // forgets the user once the broker knows
+  check_drained(self);
 }
 
 void publish(hub_ptr self, const std::string& user, const msg::server_message& m,

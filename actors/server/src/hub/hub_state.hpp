@@ -45,6 +45,8 @@ struct hub_state {
   uint64_t generations = 0; // of follows, so that stale answers are ignored
   std::shared_ptr<server_counters> counters; // the server's (may be null)
   hub_stats stats;
+  // Shutdown: answered once every socket left and the broker heard of it.
+  std::vector<caf::typed_response_promise<bool>> drain_waiters;
   std::shared_ptr<spdlog::logger> log = log::get("server.hub");
   static inline const char* name = "kullsync.hub";
 };
@@ -129,6 +131,9 @@ caf::result<msg::user_state> user_snapshot(hub_ptr self, const std::string& user
 void announce(hub_ptr self, const std::string& user);
 /// Retries the announcements that failed.
 void announce_dirty(hub_ptr self);
+/// Answers the shutdown's waiters (true) once no socket is left and no
+/// presence change is unanswered or unsent.
+void check_drained(hub_ptr self);
 /// A presence message of another node: tracked, told to the sockets when
 /// the device arrived or left for good.
 void remote_presence(hub_ptr self, user_entry& u, const stream_message& m);

@@ -146,7 +146,7 @@ using hub_actor = caf::typed_actor<
                  std::string, transport_actor, int64_t>,
   caf::replies_to<trigger_atom, std::string, msg::server_message,
                   std::string>::with<uint64_t>,
-  caf::reacts_to<shutdown_atom, uint16_t, std::string>,
+  caf::replies_to<shutdown_atom, uint16_t, std::string>::with<bool>,
   caf::replies_to<snapshot_atom, std::string>::with<msg::user_state>,
   caf::replies_to<stats_atom>::with<hub_stats>,
   caf::replies_to<head_atom, std::string>::with<stream_head>,

@@ -122,8 +122,12 @@ struct sync_server {
   token_watch_actor token_watch; // closes sockets whose token expired
   std::shared_ptr<server_counters> counters;
 
-  /// Closes every socket with `code` (1001 on shutdown).
-  void close_all(uint16_t code, const std::string& reason) const;
+  /// Closes every socket with `code` (1001 on shutdown) and waits (blocks:
+  /// not from an actor) until every hub saw its sockets leave and the
+  /// broker answered what that changed (presence), at most `timeout`;
+  /// false if some hub did not get there in time.
+  bool close_all(caf::actor_system& sys, uint16_t code, const std::string& reason,
+                 std::chrono::milliseconds timeout) const;
   /// Stops every actor of the server.
   void stop() const;
   /// Every hub's counters, summed (blocks: not from an actor).
