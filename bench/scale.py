@@ -117,7 +117,10 @@ class Run:
 
     def idle(self, kind, count):
         """Fills a fresh server with `count` idle sockets; returns its figures."""
-        gens = max(1, (count + self.a.per_generator - 1) // self.a.per_generator)
+        # The same number of generators at every count (as many as the
+        # largest needs): one more process on two cores changes the server's
+        # CPU per connect by itself.
+        gens = max(1, (max(self.counts) + self.a.per_generator - 1) // self.a.per_generator)
         shares = [count // gens + (1 if i < count % gens else 0) for i in range(gens)]
         token_files = []
         if kind == "v2+jwt":  # signed before the clock starts
@@ -274,9 +277,12 @@ def main():
                         "-days", "2", "-keyout", f"{work}/key.pem", "-out", f"{work}/cert.pem"],
                        check=True, capture_output=True)
         run = Run(a, work)
+        run.counts = counts
         idle = []
         for kind in kinds if counts else []:
             for count in counts:
+                if any(r["kind"] == kind and r["failed"] for r in idle):
+                    break  # it holds no more at a larger count (see the last row)
                 r = run.idle(kind, count)
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 idle.append(r)
