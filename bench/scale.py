@@ -246,7 +246,7 @@ class Run:
 
 def change(rows, key, kind=None):
     """The per-device cost's change from the smallest count to the largest."""
-    sel = [r for r in rows if kind is None or r["kind"] == kind]
+    sel = [r for r in rows if (kind is None or r["kind"] == kind) and not r.get("failed")]
     a, b = sel[0][key], sel[-1][key]
     return (b / a - 1) * 100 if a else float("nan")
 
@@ -322,7 +322,8 @@ def report_node(a, kinds, counts, idle, fan):
         print(f"| {r['kind']} | {r['count']} | {held} | {r['connect_per_s']:.0f} | "
               f"{r['connect_per_cpu_s']:.0f} | {r['connect_cpu_us']:.0f} µs | "
               f"{r['kib_per_socket']:.2f} KiB | {r['ping_cpu_us']:.1f} µs | {r['idle_core_pct']:.1f} % |")
-    print(f"\nFrom {counts[0]} to {counts[-1]} sockets, per-socket cost change:\n")
+    print(f"\nFrom {counts[0]} to {counts[-1]} sockets (or the most a kind held), "
+          "per-socket cost change:\n")
     print("| kind | RSS per socket | CPU per ping | CPU per connect |")
     print("|---|---|---|---|")
     for k in kinds:
@@ -359,7 +360,7 @@ def plot(out, kinds, counts, idle, fan):
         for k in kinds:
             with open(f"{w}/{k}.dat", "w") as f:
                 for r in idle:
-                    if r["kind"] == k:
+                    if r["kind"] == k and not r["failed"]:  # only counts it held
                         f.write(f"{r['count']} {r['kib_per_socket']} {r['ping_cpu_us']} "
                                 f"{r['connect_cpu_us']}\n")
         with open(f"{w}/fan.dat", "w") as f:
