@@ -4,6 +4,7 @@
 
 #include "kullsync/client/protocol.hpp"
 #include "kullsync/common/caf_types.hpp"
+#include "spawn.hpp"
 
 namespace kullsync {
 

@@ -279,7 +279,7 @@ bool is_current(conn_ptr self, uint64_t link) {
 connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
                                            wall_clock clock,
                                            transport_actor transport,
-                                           coordinator_actor coord,
+                                           coordinator_link coord,
                                            std::optional<saved_stream> saved,
                                            token_provider_actor tokens) {
   auto& st = self->state;
@@ -459,7 +459,7 @@ namespace kullsync {
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
                                   transport_actor transport,
-                                  coordinator_actor coord,
+                                  coordinator_link coord,
                                   std::optional<saved_stream> saved,
                                   token_provider_actor tokens) {
   return caf::actor_cast<connection_actor>(

@@ -19,7 +19,7 @@ struct connection_actor_state {
   client_config cfg;
   wall_clock clock;
   transport_actor transport;
-  coordinator_actor coord;
+  coordinator_link coord;
   reconnect_policy_actor policy;
   keepalive_actor keepalive;
   connection_status status;

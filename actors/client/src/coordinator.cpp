@@ -21,7 +21,7 @@ struct coordinator_state {
   bool ignore_snapshot = false; // stream_mutation::ignore_snapshot
   std::string snapshot_epoch;   // of the last WELCOME
   wall_clock clock;
-  subscribers_actor subs;
+  subscribers_impl subs;
   // What the current link has told us: a baseline loaded while connected
   // must not overwrite it (the socket is fresher than any HTTP answer).
   bool credits_from_link = false;
@@ -255,7 +255,7 @@ void restore(coord_ptr self, const saved_stream& x) {
 
 coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
                                              wall_clock clock,
-                                             subscribers_actor subs,
+                                             subscribers_impl subs,
                                              std::optional<saved_stream> saved) {
   auto& st = self->state;
   st.linger = cfg.shoot_linger;
@@ -332,11 +332,11 @@ coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
 
 } // namespace
 
-coordinator_actor spawn_coordinator(caf::actor_system& sys,
+coordinator_impl spawn_coordinator(caf::actor_system& sys,
                                     const client_config& cfg, wall_clock clock,
-                                    subscribers_actor subs,
+                                    subscribers_impl subs,
                                     std::optional<saved_stream> saved) {
-  return caf::actor_cast<coordinator_actor>(
+  return caf::actor_cast<coordinator_impl>(
     sys.spawn(coordinator, cfg, clock, std::move(subs), std::move(saved)));
 }
 

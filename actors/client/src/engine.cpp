@@ -62,13 +62,18 @@ client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
                            token_provider_actor tokens) {
   auto clock = make_wall_clock(sys, cfg.wall_start_ms);
   client_engine e;
-  e.subscribers = spawn_subscribers(sys);
+  // The engine's actors hold each other's whole protocols; the handles
+  // given out are the public ones.
+  auto subscribers = spawn_subscribers(sys);
+  e.subscribers = caf::actor_cast<subscribers_actor>(subscribers);
   std::optional<saved_stream> saved;
   if (cfg.store)
     saved = cfg.store->load_stream();
-  e.coordinator = spawn_coordinator(sys, cfg, clock, e.subscribers, saved);
+  auto coordinator = spawn_coordinator(sys, cfg, clock, subscribers, saved);
+  e.coordinator = caf::actor_cast<coordinator_actor>(coordinator);
   e.connection = spawn_connection(sys, cfg, clock, std::move(transport),
-                                  e.coordinator, std::move(saved), std::move(tokens));
+                                  caf::actor_cast<coordinator_link>(coordinator),
+                                  std::move(saved), std::move(tokens));
   if (http)
     e.subscribe(spawn_state_loader(sys, cfg, std::move(http), e.coordinator));
   return e;

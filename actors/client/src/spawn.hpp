@@ -27,6 +27,60 @@ using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using resend_atom = caf::atom_constant<caf::atom("resend")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
+using reset_atom = caf::atom_constant<caf::atom("reset")>;
+using up_atom = caf::atom_constant<caf::atom("up")>;
+using down_atom = caf::atom_constant<caf::atom("down")>;
+using heard_atom = caf::atom_constant<caf::atom("heard")>;
+using bad_frame_atom = caf::atom_constant<caf::atom("bad_frame")>;
+
+// -- reconnect policy -----------------------------------------------------------
+
+struct retry_decision {
+  bool give_up = false;
+  uint32_t attempt = 0;     // 1-based
+  caf::timespan delay{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
+  return f(caf::meta::type_name("retry_decision"), x.give_up, x.attempt,
+           x.delay);
+}
+
+/// The schedule of retries. `lost` asks for the next step; `reset` starts the
+/// schedule over (a link proved healthy, or the network changed).
+using reconnect_policy_actor = caf::typed_actor<
+  caf::replies_to<lost_atom>::with<retry_decision>,
+  // the server asked to come back later (1013): retried, never given up
+  caf::replies_to<lost_atom, bool>::with<retry_decision>,
+  caf::reacts_to<reset_atom>>;
+
+// -- keepalive --------------------------------------------------------------
+
+/// Pings while a link is up and declares the peer dead when nothing comes
+/// back within the deadline.
+using keepalive_actor = caf::typed_actor<
+  caf::reacts_to<up_atom, uint64_t>,
+  caf::reacts_to<down_atom>,
+  caf::reacts_to<heard_atom, uint64_t>>;
+
+// -- what the engine's actors tell each other ----------------------------------
+
+/// The subscribers, plus what the coordinator gives them to pass on.
+using subscribers_impl = subscribers_actor::extend<
+  caf::reacts_to<publish_atom, sync_state>,
+  caf::reacts_to<publish_atom, connection_status>,
+  caf::reacts_to<publish_atom, inbound_batch>>;
+
+/// The coordinator as the connection sees it: what arrived (decoded
+/// batches, bad frames) and how the link and its stream go.
+using coordinator_link = caf::typed_actor<
+  caf::reacts_to<inbound_atom, inbound_batch>,
+  caf::reacts_to<status_atom, connection_status>,
+  caf::reacts_to<status_atom, stream_status>,
+  caf::reacts_to<status_atom, client_telemetry>,
+  caf::reacts_to<bad_frame_atom>>;
 
 /// The connection, plus its timers (`retry(epoch)`, `healthy(epoch)`,
 /// `welcome(epoch)`: a link that echoed kull.v2 without a WELCOME is v1;
@@ -49,7 +103,7 @@ using keepalive_impl = keepalive_actor::extend<
 /// The coordinator, plus the publishing of changes gathered meanwhile
 /// (`flush`, queued behind a burst), the saving of the stream (`save`) and
 /// the removal timers of shoots.
-using coordinator_impl = coordinator_actor::extend<
+using coordinator_impl = coordinator_actor::extend_with<coordinator_link>::extend<
   caf::reacts_to<flush_atom>,
   caf::reacts_to<save_atom>,
   caf::reacts_to<expire_atom, std::string, uint64_t>>;
@@ -61,13 +115,13 @@ reconnect_policy_actor spawn_reconnect_policy(caf::actor_system& sys,
 keepalive_actor spawn_keepalive(caf::actor_system& sys, keepalive_config cfg,
                                 wall_clock clock, connection_impl conn);
 
-subscribers_actor spawn_subscribers(caf::actor_system& sys);
+subscribers_impl spawn_subscribers(caf::actor_system& sys);
 
 /// Starts from `saved` (a position with its state) if given, and saves to
 /// cfg.store as the stream moves.
-coordinator_actor spawn_coordinator(caf::actor_system& sys,
+coordinator_impl spawn_coordinator(caf::actor_system& sys,
                                     const client_config& cfg, wall_clock clock,
-                                    subscribers_actor subs,
+                                    subscribers_impl subs,
                                     std::optional<saved_stream> saved);
 
 /// The connection spawns and links its reconnect policy and keepalive, and
@@ -77,7 +131,7 @@ coordinator_actor spawn_coordinator(caf::actor_system& sys,
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
                                   transport_actor transport,
-                                  coordinator_actor coord,
+                                  coordinator_link coord,
                                   std::optional<saved_stream> saved,
                                   token_provider_actor tokens);
 

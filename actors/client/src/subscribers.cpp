@@ -26,7 +26,7 @@ struct subscribers_state {
   static inline const char* name = "kullsync.subscribers";
 };
 
-using subs_ptr = subscribers_actor::stateful_pointer<subscribers_state>;
+using subs_ptr = subscribers_impl::stateful_pointer<subscribers_state>;
 
 /// Sends a message built once with caf::make_message: every subscriber's
 /// mailbox shares it (copy-on-write), where a send per subscriber would copy
@@ -84,7 +84,7 @@ void publish(subs_ptr self, inbound_batch&& xs) {
     self->send(takes_all->who, inbound_atom::value, std::move(xs));
 }
 
-subscribers_actor::behavior_type subscribers(subs_ptr self) {
+subscribers_impl::behavior_type subscribers(subs_ptr self) {
   // A subscriber that terminates is dropped, never sent to again.
   self->set_down_handler([=](const caf::down_msg& dm) { remove(self, dm.source); });
   return {
@@ -131,7 +131,7 @@ subscribers_actor::behavior_type subscribers(subs_ptr self) {
 
 } // namespace
 
-subscribers_actor spawn_subscribers(caf::actor_system& sys) {
+subscribers_impl spawn_subscribers(caf::actor_system& sys) {
   return sys.spawn(subscribers);
 }
 

@@ -30,14 +30,8 @@ namespace kullsync {
 using disconnect_atom = caf::atom_constant<caf::atom("disconnect")>;
 using endpoint_atom = caf::atom_constant<caf::atom("endpoint")>;
 using network_atom = caf::atom_constant<caf::atom("network")>;
-using lost_atom = caf::atom_constant<caf::atom("lost")>;
-using reset_atom = caf::atom_constant<caf::atom("reset")>;
-using up_atom = caf::atom_constant<caf::atom("up")>;
-using down_atom = caf::atom_constant<caf::atom("down")>;
-using heard_atom = caf::atom_constant<caf::atom("heard")>;
 using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
-using bad_frame_atom = caf::atom_constant<caf::atom("bad_frame")>;
 using state_atom = caf::atom_constant<caf::atom("state")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
@@ -108,10 +102,7 @@ using subscribers_actor = caf::typed_actor<
   caf::reacts_to<subscribe_atom, state_subscriber_actor>,
   caf::reacts_to<subscribe_atom, status_subscriber_actor>,
   caf::reacts_to<subscribe_atom, msg::server_type, message_subscriber_actor>,
-  caf::reacts_to<unsub_atom, caf::actor_addr>,
-  caf::reacts_to<publish_atom, sync_state>,
-  caf::reacts_to<publish_atom, connection_status>,
-  caf::reacts_to<publish_atom, inbound_batch>>;
+  caf::reacts_to<unsub_atom, caf::actor_addr>>;
 
 // -- coordinator ------------------------------------------------------------
 
@@ -122,44 +113,8 @@ using subscribers_actor = caf::typed_actor<
 /// credits; while connected it fills in only what the current link has not
 /// delivered itself.
 using coordinator_actor = caf::typed_actor<
-  caf::reacts_to<inbound_atom, inbound_batch>,
-  caf::reacts_to<status_atom, connection_status>,
-  caf::reacts_to<status_atom, stream_status>,
-  caf::reacts_to<status_atom, client_telemetry>,
-  caf::reacts_to<bad_frame_atom>,
   caf::reacts_to<load_atom, msg::user_state>,
   caf::replies_to<get_atom>::with<sync_state>>;
-
-// -- reconnect policy -----------------------------------------------------------
-
-struct retry_decision {
-  bool give_up = false;
-  uint32_t attempt = 0;     // 1-based
-  caf::timespan delay{0};
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
-  return f(caf::meta::type_name("retry_decision"), x.give_up, x.attempt,
-           x.delay);
-}
-
-/// The schedule of retries. `lost` asks for the next step; `reset` starts the
-/// schedule over (a link proved healthy, or the network changed).
-using reconnect_policy_actor = caf::typed_actor<
-  caf::replies_to<lost_atom>::with<retry_decision>,
-  // the server asked to come back later (1013): retried, never given up
-  caf::replies_to<lost_atom, bool>::with<retry_decision>,
-  caf::reacts_to<reset_atom>>;
-
-// -- keepalive --------------------------------------------------------------
-
-/// Pings while a link is up and declares the peer dead when nothing comes
-/// back within the deadline.
-using keepalive_actor = caf::typed_actor<
-  caf::reacts_to<up_atom, uint64_t>,
-  caf::reacts_to<down_atom>,
-  caf::reacts_to<heard_atom, uint64_t>>;
 
 // -- connection ---------------------------------------------------------------
 
