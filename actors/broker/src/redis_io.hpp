@@ -9,6 +9,7 @@
 #include <caf/abstract_actor.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/mailbox_element.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "redis_link.hpp"
 

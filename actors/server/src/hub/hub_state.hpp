@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <caf/actor_cast.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include "../server_actors.hpp"
 #include "hub_broker.hpp"
