@@ -21,6 +21,8 @@ if(NOT rc EQUAL 0)
 endif()
 foreach(server_code "kullsync::server::" "kullsync::beast_server" "kullsync::detail::ws_connection"
                     "kullsync::detail::http_session" "kullsync::detail::io_shard"
+                    "kullsync::detail::tls_session" "kullsync::detail::address_set"
+                    "kullsync::detail::parse_proxy_header" "kullsync::ws::frame_reader"
                     "kullsync::run_on_io_thread")
   string(FIND "${symbols}" "${server_code}" at)
   if(NOT at EQUAL -1)

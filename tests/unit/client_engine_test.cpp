@@ -502,3 +502,20 @@ TEST(client_engine, a_finished_shoot_is_not_revived_by_an_older_event) {
   EXPECT_EQ(h.state().shoots.at("s1").status, shoot_status::processing);
   EXPECT_EQ(h.state().shoots.at("s1").processed_count, 1);
 }
+
+// A transport is the app's to bring: one that reports a link open twice is
+// ignored (logged), not an assertion in the engine.
+TEST(client_engine, a_link_reported_open_twice_is_ignored) {
+  harness h;
+  h.engine.connect();
+  h.sim.run();
+  auto before = h.state().connection;
+  ASSERT_EQ(before.state, connection_state::connected);
+  caf::anon_send(h.engine.connection, opened_atom::value, before.link, std::string{});
+  h.sim.run();
+  auto after = h.state().connection;
+  EXPECT_EQ(after.state, connection_state::connected);
+  EXPECT_EQ(after.link, before.link);
+  h.publish(credit_msg(900, -100));
+  EXPECT_EQ(h.state().credits, 900);
+}

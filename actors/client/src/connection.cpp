@@ -187,10 +187,10 @@ void dial(conn_ptr self, uint32_t attempt) {
 /// The link is gone: ask the policy what next, unless nobody wants a link.
 void lost(conn_ptr self, std::string reason, bool asked_to_wait) {
   auto& st = self->state;
-  if (!st.wanted) // defensive: a link nobody wants is closed before it is lost
-    return enter(self, link_phase::idle, st.status);
   if (st.phase != link_phase::lost) // a link we closed is lost already
     enter(self, link_phase::lost, st.status);
+  if (!st.wanted) // defensive: a link nobody wants is closed before it is lost
+    return enter(self, link_phase::idle, st.status);
   st.log->info("link {} lost: {}", st.status.link, reason);
   auto epoch = st.epoch;
   self->request(st.policy, caf::infinite, lost_atom::value, asked_to_wait)
@@ -384,8 +384,14 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       return self->state.telemetry;
     },
     [=](opened_atom, uint64_t link, const std::string& protocol) {
-      if (is_current(self, link))
-        on_opened(self, protocol);
+      auto& st = self->state;
+      if (!is_current(self, link))
+        return;
+      if (st.phase != link_phase::dialing) { // a transport that says it twice
+        st.log->warn("link {}: opened again ({}): ignored", link, to_string(st.phase));
+        return;
+      }
+      on_opened(self, protocol);
     },
     [=](frame_atom, uint64_t link, const frame_batch& frames) {
       if (is_current(self, link))

@@ -20,11 +20,11 @@ std::string_view to_string(link_phase x) {
 bool is_legal(link_phase from, link_phase to) {
   using p = link_phase;
   switch (to) {
-    case p::idle:           // a disconnect, from anywhere
+    case p::idle:           // a disconnect
     case p::fetching_token: // a dial: connect, retry, endpoint, resume
-      return true;
-    case p::dialing:
-      return true; // a dial with a token at hand, or the token came
+      return !is_live(from); // a live link is closed (lost) first
+    case p::dialing:         // a dial with a token at hand, or the token came
+      return !is_live(from) || from == p::fetching_token;
     case p::awaiting_welcome:
       return from == p::dialing;
     case p::ready_v1:

@@ -28,8 +28,9 @@ enum class link_phase : uint8_t {
 std::string_view to_string(link_phase x);
 
 /// True if the connection may go from `from` to `to`:
-/// - any phase -> idle (a disconnect) or a dial (fetching_token, dialing: a
-///   connect, a retry, a new endpoint, a resume at once);
+/// - a phase that is not live -> idle (a disconnect) or a dial
+///   (fetching_token, dialing: a connect, a retry, a new endpoint, a resume
+///   at once); a live link is closed first (close_link: lost);
 /// - fetching_token -> dialing (the token came);
 /// - dialing -> awaiting_welcome | ready_v1 (the handshake completed);
 /// - awaiting_welcome -> ready_v1 | ready_v2;

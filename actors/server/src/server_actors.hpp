@@ -11,12 +11,14 @@ namespace kullsync::server {
 
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using refollow_atom = caf::atom_constant<caf::atom("refollow")>;
+using redrain_atom = caf::atom_constant<caf::atom("redrain")>;
 
 /// A hub shard, plus its sweep timer, what a broker actor sends it
 /// (stream_follower_actor) and the retry of a follow that failed (user,
 /// generation, fresh).
 using hub_impl = hub_actor::extend<
   caf::reacts_to<sweep_atom>,
+  caf::reacts_to<redrain_atom>,
   caf::reacts_to<refollow_atom, std::string, uint64_t, bool>>::
   extend_with<stream_follower_actor>;
 

@@ -125,7 +125,11 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
   sweep(self);
   return {
     [=](join_atom, const join_request& req, session_actor who, transport_actor socket) {
-      return join(self, req, std::move(who), std::move(socket));
+      auto& st = self->state;
+      bool joined = join(self, req, who, std::move(socket));
+      if (joined && st.draining) // it came while the others are being closed
+        self->send(who, close_atom::value, st.draining->first, st.draining->second);
+      return joined;
     },
     [=](leave_atom, const session_actor& who) {
       self->demonitor(who.address());
@@ -158,8 +162,14 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
       refollow(self, user, gen, fresh);
     },
     [=](sweep_atom) { sweep(self); },
+    [=](redrain_atom) {
+      self->state.redrain_pending = false;
+      announce_dirty(self);
+      check_drained(self);
+    },
     [=](shutdown_atom, uint16_t code, const std::string& reason) -> caf::result<bool> {
       auto& st = self->state;
+      st.draining.emplace(code, reason);
       for (auto& [user, u] : st.users)
         for (auto& s : u.sockets)
           self->send(s.session, close_atom::value, code, reason);

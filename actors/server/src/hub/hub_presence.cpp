@@ -66,9 +66,19 @@ void check_drained(hub_ptr self) {
   auto& st = self->state;
   if (st.drain_waiters.empty() || st.stats.sockets > 0)
     return;
-  for (auto& [user, u] : st.users)
-    if (u.presence.in_flight > 0 || u.presence.dirty)
+  bool dirty = false;
+  for (auto& [user, u] : st.users) {
+    if (u.presence.in_flight > 0)
       return;
+    dirty = dirty || u.presence.dirty;
+  }
+  if (dirty) { // a failed announcement: again soon, not at the next sweep
+    if (!st.redrain_pending) {
+      st.redrain_pending = true;
+      self->delayed_send(self, std::chrono::milliseconds{100}, redrain_atom::value);
+    }
+    return;
+  }
   for (auto& rp : st.drain_waiters)
     rp.deliver(true);
   st.drain_waiters.clear();

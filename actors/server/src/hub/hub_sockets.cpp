@@ -198,7 +198,8 @@ void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_s
   }
   if (!device_present(u, req->device, &me)) // else the others know it already
     send_all(self, u, hello, &me);
-  announce(self, user); // the broker lists it for the other nodes
+  if (!self->state.draining) // a socket joining a stopping node is closed at once
+    announce(self, user); // the broker lists it for the other nodes
 }
 
 void leave(hub_ptr self, const caf::actor_addr& who) {

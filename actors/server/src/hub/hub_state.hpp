@@ -47,7 +47,11 @@ struct hub_state {
   std::shared_ptr<server_counters> counters; // the server's (may be null)
   hub_stats stats;
   // Shutdown: answered once every socket left and the broker heard of it.
+  // While draining, a socket that still joins is closed like the others,
+  // and presence changes that failed are retried at once, not at the sweep.
   std::vector<caf::typed_response_promise<bool>> drain_waiters;
+  std::optional<std::pair<uint16_t, std::string>> draining; // the close code
+  bool redrain_pending = false;
   std::shared_ptr<spdlog::logger> log = log::get("server.hub");
   static inline const char* name = "kullsync.hub";
 };
