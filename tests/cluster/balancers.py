@@ -104,6 +104,19 @@ def post(port, value, source="127.0.0.1"):
         return 0
 
 
+def metric(node, name):
+    """The sum of a metric's series on `node` (from 127.0.0.50, like ready())."""
+    host, port = node.addr.split(":")
+    try:
+        c = http.client.HTTPConnection(host, int(port), timeout=2, source_address=("127.0.0.50", 0))
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    except OSError:
+        return None
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
 def ready(node):
     """GET /readyz from 127.0.0.50: not the trusted balancer, which must
     send a PROXY header with --proxy-protocol on."""
@@ -147,7 +160,7 @@ async def refused(ws):
         return None
 
 
-async def group(port, clients):
+async def group(port, clients, nodes):
     """Opens every (source, headers) socket at once: how many were refused (1008)."""
     opened = await asyncio.gather(*[open_socket(port, f"cap:d{i}", src, h)
                                     for i, (src, h) in enumerate(clients)])
@@ -157,8 +170,20 @@ async def group(port, clients):
     for ws, _ in opened:
         if ws:
             await ws.close()
-    await asyncio.sleep(0.3)  # the sessions end before the next group
+    # Their sessions end (and leave the per-address counts) before the next group.
+    await until(lambda: all(metric(n, "kullsync_transport_sockets_open") == 0
+                            and metric(n, "kullsync_sockets_open") == 0 for n in nodes), 10)
     return codes
+
+
+async def routed_to(port, node, attempt):
+    """Whether a socket opened through the balancer lands on `node`."""
+    ws, _ = await open_socket(port, f"probe:d{attempt}", f"127.0.2.{1 + attempt % 250}")
+    if ws is None:
+        return False
+    on = metric(node, "kullsync_transport_sockets_open") or 0
+    await ws.close()
+    return on > 0
 
 
 async def phase(kind, work, redis):
@@ -184,13 +209,14 @@ async def phase(kind, work, redis):
                 text += log.read()
             return f"{addr}: socket refused" in text
 
-        codes = await group(p, [("127.0.0.2", None)] * 4)
+        codes = await group(p, [("127.0.0.2", None)] * 4, nodes)
         check(codes.count(1008) >= 1 and codes.count("not open") == 0 and logged("127.0.0.2"),
               f"{kind}: four sockets of client 127.0.0.2 over three nodes with a cap of 1: "
               f"one refused, for 127.0.0.2 ({codes})")
-        codes = await group(p, [(f"127.0.0.{3 + i}", None) for i in range(4)])
+        codes = await group(p, [(f"127.0.0.{3 + i}", None) for i in range(4)], nodes)
         check(codes == [None] * 4, f"{kind}: four clients through the one balancer: none refused ({codes})")
-        codes = await group(p, [("127.0.0.9", {"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(4)])
+        codes = await group(p, [("127.0.0.9", {"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(4)],
+                           nodes)
         check(codes.count(1008) >= 1 and logged("127.0.0.9"),
               f"{kind}: a client's forged X-Forwarded-For changes nothing: still refused as 127.0.0.9 ({codes})")
 
@@ -202,7 +228,13 @@ async def phase(kind, work, redis):
               f"{kind}: node c cut off from Redis (503): every publish served by another node ({statuses})")
         cut.release()
         check(await until(lambda: ready(nodes[2]), 15), f"{kind}: node c ready again once healed")
-        await asyncio.sleep(4 if kind == "haproxy" else 0)  # its health checks see it (rise 2 x 2 s)
+        if kind == "haproxy":  # it sends to c again once its health checks rise (2 x 2 s)
+            attempts = iter(range(10_000))
+            back = False
+            deadline = time.monotonic() + 15 * SCALE
+            while not back and time.monotonic() < deadline:
+                back = await routed_to(p, nodes[2], next(attempts))
+            check(back, f"{kind}: the balancer routes to node c again")
 
         # Killed with -9: what comes right after must be served by b and c.
         nodes[0].proc.send_signal(signal.SIGKILL)

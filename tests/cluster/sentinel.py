@@ -68,6 +68,19 @@ async def wait_for(pred, timeout):
     return False
 
 
+async def logged(log, line, timeout=10):
+    """The log's text once it holds `line` (or at the deadline)."""
+    text = ""
+
+    def seen():
+        nonlocal text
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        return line in text
+    await until(seen, timeout)
+    return text
+
+
 def sentinels_agree(sentinels, replica_port, master_port):
     """Every sentinel sees the master, the replica online and the other two."""
     for s in sentinels:
@@ -204,10 +217,8 @@ async def main():
         with tempfile.TemporaryFile() as log:
             wrong = Node(BINARY, "c", url.replace("/" + MASTER, "/nosuchmaster"), stderr=log)
             extra.append(wrong)
-            await asyncio.sleep(3 * SCALE)
+            text = await logged(log, "knows no master named 'nosuchmaster'")
             check(not wrong.ready(), "a wrong master name: the node is not ready")
-            log.seek(0)
-            text = log.read().decode(errors="replace")
             check("knows no master named 'nosuchmaster'" in text,
                   "and says why: " + next((l for l in text.splitlines() if "nosuchmaster" in l), "(nothing)"))
 
@@ -217,10 +228,8 @@ async def main():
         with tempfile.TemporaryFile() as log:
             liar = Node(BINARY, "d", f"redis+sentinel://127.0.0.1:{fake_port}/{MASTER}", stderr=log)
             extra.append(liar)
-            await asyncio.sleep(3 * SCALE)
+            text = await logged(log, f"127.0.0.1:{replica.port} is not the master")
             check(not liar.ready(), "a sentinel that names a replica: the node is not ready")
-            log.seek(0)
-            text = log.read().decode(errors="replace")
             check(f"127.0.0.1:{replica.port} is not the master (slave)" in text,
                   "and says the replica is not the master: "
                   + next((l for l in text.splitlines() if "not the master" in l), "(nothing)"))
