@@ -15,6 +15,7 @@ import urllib.request
 import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+import testkit  # noqa: E402
 from testkit import SCALE, check, failures, finish, free_port  # noqa: E402,F401
 
 REDIS = "/usr/bin/redis-server"
@@ -88,11 +89,7 @@ class Node:
         self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
 
     def ready(self):
-        try:
-            with urllib.request.urlopen(f"http://{self.addr}/readyz", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return testkit.ready(self.addr)
 
     def post_credits(self, user, balance):
         """The HTTP status and the seq it answered (None when refused)."""

@@ -29,6 +29,7 @@ import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
 from cluster_common import SCALE, Redis, check, finish  # noqa: E402
+import testkit  # noqa: E402  (on the path through cluster_common)
 
 MODE, SERVER, CTL = sys.argv[1], sys.argv[2], sys.argv[3]
 WORK = tempfile.mkdtemp()
@@ -62,11 +63,7 @@ class Node:
         self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
 
     def ready(self):
-        try:
-            with urllib.request.urlopen(f"http://{self.addr}/readyz", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return testkit.ready(self.addr)
 
     def http(self, method, path, body=None, key=API_KEY, raw=None):
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())

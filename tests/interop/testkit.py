@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 # Instrumented builds run slower (scripts/sanitize sets this): every wait
 # stretches by this factor.
@@ -34,6 +36,15 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ready(addr):
+    """Whether the server at HOST:PORT answers GET /readyz with 200."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 @contextlib.contextmanager

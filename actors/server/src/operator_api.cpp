@@ -27,36 +27,6 @@ constexpr int64_t default_history_limit = 100;
 constexpr int64_t max_history_limit = 1000;
 constexpr size_t max_close_reason = 123; // bytes a WebSocket close frame holds
 
-/// A path segment with its %XX decoded; nothing when an escape is broken.
-std::optional<std::string> path_unescape(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    auto hex = [](char c) -> int {
-      if (c >= '0' && c <= '9')
-        return c - '0';
-      if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-      return -1;
-    };
-    if (i + 2 >= in.size())
-      return std::nullopt;
-    int hi = hex(in[i + 1]);
-    int lo = hex(in[i + 2]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
 /// A query parameter as a number in [lo, hi]; `dflt` when absent; nothing
 /// when it is not one.
 std::optional<int64_t> query_number(const http_exchange& ex, std::string_view key,

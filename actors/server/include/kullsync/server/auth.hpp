@@ -54,6 +54,9 @@ bool offers_subprotocol(const header_list& headers, std::string_view protocol);
 
 /// Decodes %XX and '+' in a query value.
 std::string query_unescape(std::string_view in);
+/// A URL path segment with its %XX decoded ('+' stays); nothing when an
+/// escape is broken.
+std::optional<std::string> path_unescape(std::string_view in);
 
 /// The value of query parameter `key` in `target`, if present.
 std::optional<std::string> query_param(std::string_view target,
