@@ -63,7 +63,7 @@ using blast_atom = caf::atom_constant<caf::atom("blast")>;
 
 /// A server end that sends `n` SHOOT_PROGRESS frames as fast as it can.
 using blaster_actor = caf::typed_actor<
-  caf::reacts_to<accept_atom, transport_actor, std::string, header_list, std::string>,
+  caf::reacts_to<accept_atom, accepted_link_actor, std::string, header_list, std::string>,
   caf::reacts_to<opened_atom, uint64_t, std::string>,
   caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,
@@ -93,11 +93,11 @@ void engine_in_process(benchmark::State& state) {
   const int64_t window = state.range(1);
   constexpr int64_t refill = 1000;
   auto peer = sys.spawn([net](blaster_actor::pointer self) -> blaster_actor::behavior_type {
-    auto end = std::make_shared<transport_actor>();
+    auto end = std::make_shared<accepted_link_actor>();
     self->send(net, listen_atom::value, std::string{"ws://bench/ws"},
                caf::actor_cast<acceptor_actor>(self));
     return {
-      [=](accept_atom, transport_actor t, std::string&, header_list&, const std::string&) {
+      [=](accept_atom, accepted_link_actor t, std::string&, header_list&, const std::string&) {
         *end = t;
         self->send(t, attach_atom::value, caf::actor_cast<transport_listener_actor>(self),
                    uint64_t{1}, std::string{});

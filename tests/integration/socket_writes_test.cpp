@@ -48,7 +48,7 @@ acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self,
                                              std::vector<std::string> frames,
                                              bool close_after) {
   return {
-    [=](accept_atom, transport_actor socket, const std::string&, const header_list&, const std::string&) {
+    [=](accept_atom, accepted_link_actor socket, const std::string&, const header_list&, const std::string&) {
       for (auto& f : frames)
         self->send(socket, send_atom::value, make_shared_frame(f));
       self->send(socket, attach_atom::value,
@@ -63,7 +63,7 @@ acceptor_actor::behavior_type burst_acceptor(acceptor_actor::pointer self,
 /// is idle when the frame arrives.
 acceptor_actor::behavior_type lone_frame_acceptor(acceptor_actor::pointer self) {
   return {
-    [=](accept_atom, transport_actor socket, const std::string&, const header_list&, const std::string&) {
+    [=](accept_atom, accepted_link_actor socket, const std::string&, const header_list&, const std::string&) {
       auto on_open = [socket]() -> transport_listener_actor::behavior_type {
         return {
           [socket](opened_atom, uint64_t, const std::string&) {
@@ -141,7 +141,7 @@ protected:
   }
 
   /// Dials the server with a client transport reporting to `self` (tag 1).
-  transport_actor dial(caf::scoped_actor& self, uint16_t port) {
+  dialer_actor dial(caf::scoped_actor& self, uint16_t port) {
     auto client = spawn_beast_transport(sys_, {});
     self->send(client, connect_atom::value, caf::actor_cast<transport_listener_actor>(self),
                uint64_t{1}, "ws://127.0.0.1:" + std::to_string(port) + "/ws",
@@ -152,7 +152,7 @@ protected:
   /// Receives the events of `client`'s link until `enough(events)` or 10 s
   /// of silence, giving the frames back as credit.
   template <class Pred>
-  link_events collect(caf::scoped_actor& self, const transport_actor& client,
+  link_events collect(caf::scoped_actor& self, const dialer_actor& client,
                       Pred enough) {
     link_events ev;
     bool done = false;
@@ -179,7 +179,7 @@ protected:
   void expect_bursts_in_order(int clients, int burst) {
     auto port = start(burst, true);
     std::vector<std::unique_ptr<caf::scoped_actor>> selves;
-    std::vector<transport_actor> links;
+    std::vector<dialer_actor> links;
     for (int c = 0; c < clients; ++c) {
       selves.push_back(std::make_unique<caf::scoped_actor>(sys_));
       links.push_back(dial(*selves.back(), port));
@@ -202,7 +202,7 @@ protected:
 
   struct lone_link {
     uint16_t port;
-    transport_actor client;
+    dialer_actor client;
     link_events ev; // up to the frame (or a close)
   };
 
@@ -299,26 +299,3 @@ TEST_F(socket_writes_test, accepted_sockets_have_nagle_off) {
   server_->stop(1s);
 }
 
-TEST_F(socket_writes_test, an_accepted_socket_refuses_to_dial) {
-  caf::scoped_actor self{sys_};
-  auto me = caf::actor_cast<transport_listener_actor>(self);
-  // This acceptor asks each accepted socket to dial, reporting to the test.
-  auto port = start(sys_.spawn([me]() -> acceptor_actor::behavior_type {
-    return {[me](accept_atom, transport_actor s, const std::string&, const header_list&, const std::string&) {
-      caf::anon_send(s, connect_atom::value, me, uint64_t{7}, std::string{"ws://x/ws"},
-                     header_list{});
-    }};
-  }));
-  auto client = dial(self, port);
-  auto refused = [](const link_events& e) {
-    return std::find_if(e.closes.begin(), e.closes.end(),
-                        [](auto& c) { return c.tag == 7; });
-  };
-  auto ev = collect(self, client, [&](const link_events& e) { return refused(e) != e.closes.end(); });
-  auto c = refused(ev);
-  ASSERT_NE(c, ev.closes.end());
-  EXPECT_EQ(c->code, close_code::internal_error);
-  EXPECT_EQ(c->reason, "an accepted socket cannot dial");
-  self->send_exit(client, caf::exit_reason::user_shutdown);
-  server_->stop(1s);
-}

@@ -13,7 +13,7 @@ namespace kullsync::test {
 namespace {
 
 struct peer_link {
-  transport_actor end;
+  accepted_link_actor end;
   std::string target;
   header_list headers;
   server::identity who;
@@ -164,7 +164,7 @@ peer_actor::behavior_type peer(peer_ptr self, memory_network_actor net,
     self->send(net, listen_atom::value, url,
                caf::actor_cast<acceptor_actor>(self));
   return {
-    [=](accept_atom, transport_actor end, std::string& target,
+    [=](accept_atom, accepted_link_actor end, std::string& target,
         header_list& headers, const std::string&) {
       auto tag = self->state.next_tag++;
       self->send(end, attach_atom::value,

@@ -35,7 +35,7 @@ using fresh_atom = caf::atom_constant<caf::atom("fresh")>;
 using peer_close_atom = caf::atom_constant<caf::atom("pclose")>;
 
 using peer_actor = caf::typed_actor<
-  caf::reacts_to<accept_atom, transport_actor, std::string, header_list, std::string>,
+  caf::reacts_to<accept_atom, accepted_link_actor, std::string, header_list, std::string>,
   caf::reacts_to<opened_atom, uint64_t, std::string>,
   caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>,

@@ -89,9 +89,11 @@ TEST(link_phase, every_legal_phase_change_shows_a_legal_public_change) {
 
 TEST(link_phase, live_open_and_ready_nest) {
   for (auto p : all) {
-    if (conn::is_ready(p))
+    if (conn::is_ready(p)) {
       EXPECT_TRUE(conn::is_open(p)) << to_string(p);
-    if (conn::is_open(p))
+    }
+    if (conn::is_open(p)) {
       EXPECT_TRUE(conn::is_live(p)) << to_string(p);
+    }
   }
 }

@@ -19,7 +19,7 @@ struct link_log {
   std::vector<std::string> opened; // the subprotocol of each open
   std::vector<std::string> frames;
   std::vector<uint16_t> closes;
-  transport_actor server_end;
+  accepted_link_actor server_end;
 };
 
 /// A listener that records and never gives credit back.
@@ -42,13 +42,32 @@ transport_listener_actor spawn_listener(caf::actor_system& sys,
 acceptor_actor spawn_acceptor(caf::actor_system& sys, std::shared_ptr<link_log> log,
                               transport_listener_actor server_side) {
   return sys.spawn([=]() -> acceptor_actor::behavior_type {
-    return {[=](accept_atom, transport_actor t, const std::string&, const header_list&, const std::string&) {
+    return {[=](accept_atom, accepted_link_actor t, const std::string&, const header_list&, const std::string&) {
       log->server_end = t;
       caf::anon_send(t, attach_atom::value, server_side, uint64_t{9},
                      std::string{"kull.v2"});
     }};
   });
 }
+
+// The roles are separate protocols: the compiler refuses a dial sent to an
+// accepted link and an attach sent to a dialer, in every implementation.
+template <class Handle, class... Ts>
+constexpr bool accepts = caf::response_type_unbox<
+  typename Handle::signatures, caf::detail::type_list<Ts...>>::valid;
+static_assert(accepts<dialer_actor, connect_atom, transport_listener_actor, uint64_t,
+                      std::string, header_list>);
+static_assert(!accepts<accepted_link_actor, connect_atom, transport_listener_actor,
+                       uint64_t, std::string, header_list>);
+static_assert(accepts<accepted_link_actor, attach_atom, transport_listener_actor,
+                      uint64_t, std::string>);
+static_assert(!accepts<dialer_actor, attach_atom, transport_listener_actor, uint64_t,
+                       std::string>);
+static_assert(!accepts<link_actor, attach_atom, transport_listener_actor, uint64_t,
+                       std::string>);
+// Whoever holds either end may use it as a link.
+static_assert(std::is_convertible<dialer_actor, link_actor>::value);
+static_assert(std::is_convertible<accepted_link_actor, link_actor>::value);
 
 struct network_fixture : ::testing::Test {
   sim_system sim;
@@ -57,7 +76,7 @@ struct network_fixture : ::testing::Test {
   std::shared_ptr<link_log> server = std::make_shared<link_log>();
   transport_listener_actor client_listener = spawn_listener(sim.sys(), client);
   transport_listener_actor server_listener = spawn_listener(sim.sys(), server);
-  transport_actor end = spawn_memory_transport(sim.sys(), net);
+  dialer_actor end = spawn_memory_transport(sim.sys(), net);
 
   network_fixture() {
     caf::anon_send(net, listen_atom::value, std::string{"ws://net.test/ws"},

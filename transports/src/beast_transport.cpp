@@ -327,7 +327,7 @@ struct transport_state {
   }
 };
 
-using transport_ptr = transport_actor::stateful_pointer<transport_state>;
+using transport_ptr = dialer_actor::stateful_pointer<transport_state>;
 
 void dial(transport_ptr self, transport_listener_actor l, uint64_t tag,
           const std::string& url, header_list headers) {
@@ -355,7 +355,7 @@ void dial(transport_ptr self, transport_listener_actor l, uint64_t tag,
   st.link->start(std::move(*parts), std::move(headers));
 }
 
-transport_actor::behavior_type beast_transport(transport_ptr self,
+dialer_actor::behavior_type beast_transport(transport_ptr self,
                                                beast_transport_options opts) {
   self->state.opts = opts;
   self->state.io = opts.io.rt ? opts.io.rt : make_client_io(1).rt;
@@ -363,10 +363,6 @@ transport_actor::behavior_type beast_transport(transport_ptr self,
     [=](connect_atom, transport_listener_actor l, uint64_t tag,
         const std::string& url, header_list& headers) {
       dial(self, std::move(l), tag, url, std::move(headers));
-    },
-    [=](attach_atom, transport_listener_actor l, uint64_t tag, const std::string&) {
-      self->send(l, closed_atom::value, tag, close_code::internal_error,
-                 std::string{"a client transport has nothing to attach to"});
     },
     [=](credit_atom, uint64_t tag, uint32_t n) {
       if (self->state.link)
@@ -389,8 +385,8 @@ transport_actor::behavior_type beast_transport(transport_ptr self,
 
 } // namespace
 
-transport_actor spawn_beast_transport(caf::actor_system& sys,
-                                      beast_transport_options opts) {
+dialer_actor spawn_beast_transport(caf::actor_system& sys,
+                                   beast_transport_options opts) {
   return sys.spawn(beast_transport, std::move(opts));
 }
 

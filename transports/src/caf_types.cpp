@@ -12,7 +12,9 @@ void add_transport_types(caf::actor_system_config& cfg) {
     .add_message_type<link_faults>("kullsync::link_faults")
     .add_message_type<cut_mode>("kullsync::cut_mode")
     .add_message_type<network_stats>("kullsync::network_stats")
-    .add_message_type<transport_actor>("kullsync::transport_actor")
+    .add_message_type<link_actor>("kullsync::link_actor")
+    .add_message_type<dialer_actor>("kullsync::dialer_actor")
+    .add_message_type<accepted_link_actor>("kullsync::accepted_link_actor")
     .add_message_type<transport_listener_actor>(
       "kullsync::transport_listener_actor")
     .add_message_type<acceptor_actor>("kullsync::acceptor_actor")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -27,7 +28,7 @@ using network_impl = memory_network_actor::extend<
 
 /// One end of a link, as its listener sees it.
 struct link_end {
-  transport_actor end;
+  link_actor end;
   transport_listener_actor listener;
   uint64_t tag = 0;
   bool attached = false;
@@ -208,7 +209,10 @@ void close_from(network_ptr self, link& l, bool client_side, uint16_t code,
   forget(self, l);
 }
 
-void dial(network_ptr self, transport_actor end,
+accepted_link_actor spawn_server_end(caf::actor_system& sys,
+                                     memory_network_actor net);
+
+void dial(network_ptr self, link_actor end,
           transport_listener_actor listener, uint64_t tag,
           const std::string& url, header_list headers) {
   auto& st = self->state;
@@ -234,8 +238,9 @@ void dial(network_ptr self, transport_actor end,
   l.client.listener = listener;
   l.client.tag = tag;
   // Attached once the server attaches: its frames wait for the handshake.
-  l.server.end = spawn_memory_transport(self->home_system(),
-                                        caf::actor_cast<memory_network_actor>(self));
+  auto server_end = spawn_server_end(self->home_system(),
+                                     caf::actor_cast<memory_network_actor>(self));
+  l.server.end = server_end;
   st.ends[end.address()] = {l.id, true};
   st.ends[l.server.end.address()] = {l.id, false};
   trace(self, "open " + std::to_string(l.id));
@@ -244,13 +249,13 @@ void dial(network_ptr self, transport_actor end,
   auto& nodes = acc->second;
   // One node: no draw, so one-node simulations keep their seeds' traces.
   auto& node = nodes.size() == 1 ? nodes.front() : nodes[st.rng() % nodes.size()];
-  self->send(node, accept_atom::value, l.server.end, parts->target,
+  self->send(node, accept_atom::value, std::move(server_end), parts->target,
              std::move(headers), std::string{"memory"});
   st.links.emplace(l.id, std::move(l));
   st.stats.open_links = st.links.size();
 }
 
-void attach(network_ptr self, const transport_actor& end,
+void attach(network_ptr self, const link_actor& end,
             transport_listener_actor listener, uint64_t tag,
             const std::string& protocol) {
   bool client = false;
@@ -278,7 +283,7 @@ void attach(network_ptr self, const transport_actor& end,
 }
 
 /// The listener of `end`'s link handled `n` more frames.
-void credit(network_ptr self, const transport_actor& end, uint64_t tag,
+void credit(network_ptr self, const link_actor& end, uint64_t tag,
             uint32_t n) {
   bool client = false;
   auto* l = find_link(self, end.address(), client);
@@ -292,7 +297,7 @@ void credit(network_ptr self, const transport_actor& end, uint64_t tag,
 }
 
 /// Frames one end sent, in order: each may be lost or delayed on its own.
-void send_frames(network_ptr self, const transport_actor& end, frame_batch& frames) {
+void send_frames(network_ptr self, const link_actor& end, frame_batch& frames) {
   auto& st = self->state;
   bool client = false;
   auto* l = find_link(self, end.address(), client);
@@ -350,23 +355,23 @@ network_impl::behavior_type network(network_ptr self, uint64_t seed,
   self->state.rng.seed(seed);
   self->state.tracer = std::move(tracer);
   return {
-    [=](dial_atom, transport_actor end, transport_listener_actor listener,
+    [=](dial_atom, link_actor end, transport_listener_actor listener,
         uint64_t tag, const std::string& url, header_list headers) {
       dial(self, std::move(end), std::move(listener), tag, url,
            std::move(headers));
     },
-    [=](attach_atom, const transport_actor& end,
+    [=](attach_atom, const link_actor& end,
         transport_listener_actor listener, uint64_t tag,
         const std::string& protocol) {
       attach(self, end, std::move(listener), tag, protocol);
     },
-    [=](credit_atom, const transport_actor& end, uint64_t tag, uint32_t n) {
+    [=](credit_atom, const link_actor& end, uint64_t tag, uint32_t n) {
       credit(self, end, tag, n);
     },
-    [=](send_atom, const transport_actor& end, frame_batch& frames) {
+    [=](send_atom, const link_actor& end, frame_batch& frames) {
       send_frames(self, end, frames);
     },
-    [=](close_atom, const transport_actor& end, uint16_t code,
+    [=](close_atom, const link_actor& end, uint16_t code,
         std::string& reason) {
       bool client = false;
       if (auto* l = find_link(self, end.address(), client))
@@ -417,20 +422,19 @@ struct memory_end_state {
   static inline const char* name = "kullsync.memory_transport";
 };
 
-/// The end's own protocol: a transport, plus the flush it queues to itself.
-using end_actor = transport_actor::extend<caf::reacts_to<flush_atom>>;
-using end_ptr = end_actor::stateful_pointer<memory_end_state>;
-
-void flush_end(end_ptr self, const memory_network_actor& net) {
+// Both ends' (typed) self pointers share these.
+template <class Self>
+void flush_end(Self self, const memory_network_actor& net) {
   auto& out = self->state.outbox;
   if (out.empty())
     return;
-  self->send(net, send_atom::value, caf::actor_cast<transport_actor>(self),
+  self->send(net, send_atom::value, caf::actor_cast<link_actor>(self),
              std::move(out));
   out.clear();
 }
 
-void queue_frame(end_ptr self, const memory_network_actor& net, std::string text) {
+template <class Self>
+void queue_frame(Self self, const memory_network_actor& net, std::string text) {
   auto& out = self->state.outbox;
   out.push_back(std::move(text));
   if (out.size() == max_batch)
@@ -439,21 +443,11 @@ void queue_frame(end_ptr self, const memory_network_actor& net, std::string text
     self->send(self, flush_atom::value);
 }
 
-end_actor::behavior_type end(end_ptr self, memory_network_actor net) {
-  auto me = [self] { return caf::actor_cast<transport_actor>(self); };
-  return {
-    [=](connect_atom, transport_listener_actor listener, uint64_t tag,
-        std::string& url, header_list& headers) {
-      flush_end(self, net);
-      self->send(net, dial_atom::value, me(), std::move(listener), tag,
-                 std::move(url), std::move(headers));
-    },
-    [=](attach_atom, transport_listener_actor listener, uint64_t tag,
-        std::string& protocol) {
-      flush_end(self, net);
-      self->send(net, attach_atom::value, me(), std::move(listener), tag,
-                 std::move(protocol));
-    },
+/// What both ends do: the link role, plus the flush an end queues to itself.
+template <class Self>
+auto link_handlers(Self self, const memory_network_actor& net) {
+  auto me = [self] { return caf::actor_cast<link_actor>(self); };
+  return std::make_tuple(
     [=](credit_atom, uint64_t tag, uint32_t n) {
       self->send(net, credit_atom::value, me(), tag, n);
     },
@@ -463,8 +457,51 @@ end_actor::behavior_type end(end_ptr self, memory_network_actor net) {
       flush_end(self, net);
       self->send(net, close_atom::value, me(), code, std::move(reason));
     },
-    [=](flush_atom) { flush_end(self, net); },
-  };
+    [=](flush_atom) { flush_end(self, net); });
+}
+
+/// An end's behavior: its role's own handler and the link's.
+template <class Role, class Self, class Handler>
+typename Role::behavior_type end_behavior(Self self, const memory_network_actor& net,
+                                          Handler role_handler) {
+  return std::apply(
+    [](auto&&... fs) { return typename Role::behavior_type{std::move(fs)...}; },
+    std::tuple_cat(link_handlers(self, net), std::make_tuple(std::move(role_handler))));
+}
+
+/// Each end's own protocol: its role, plus the flush it queues to itself.
+using client_end_actor = dialer_actor::extend<caf::reacts_to<flush_atom>>;
+using server_end_actor = accepted_link_actor::extend<caf::reacts_to<flush_atom>>;
+
+client_end_actor::behavior_type
+client_end(client_end_actor::stateful_pointer<memory_end_state> self,
+           memory_network_actor net) {
+  return end_behavior<client_end_actor>(
+    self, net,
+    [=](connect_atom, transport_listener_actor listener, uint64_t tag,
+        std::string& url, header_list& headers) {
+      flush_end(self, net);
+      self->send(net, dial_atom::value, caf::actor_cast<link_actor>(self),
+                 std::move(listener), tag, std::move(url), std::move(headers));
+    });
+}
+
+server_end_actor::behavior_type
+server_end(server_end_actor::stateful_pointer<memory_end_state> self,
+           memory_network_actor net) {
+  return end_behavior<server_end_actor>(
+    self, net,
+    [=](attach_atom, transport_listener_actor listener, uint64_t tag,
+        std::string& protocol) {
+      flush_end(self, net);
+      self->send(net, attach_atom::value, caf::actor_cast<link_actor>(self),
+                 std::move(listener), tag, std::move(protocol));
+    });
+}
+
+accepted_link_actor spawn_server_end(caf::actor_system& sys,
+                                     memory_network_actor net) {
+  return caf::actor_cast<accepted_link_actor>(sys.spawn(server_end, std::move(net)));
 }
 
 } // namespace
@@ -475,9 +512,9 @@ memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
     sys.spawn(network, seed, std::move(tracer)));
 }
 
-transport_actor spawn_memory_transport(caf::actor_system& sys,
-                                       memory_network_actor net) {
-  return caf::actor_cast<transport_actor>(sys.spawn(end, std::move(net)));
+dialer_actor spawn_memory_transport(caf::actor_system& sys,
+                                    memory_network_actor net) {
+  return caf::actor_cast<dialer_actor>(sys.spawn(client_end, std::move(net)));
 }
 
 } // namespace kullsync

@@ -278,7 +278,7 @@ bool is_current(conn_ptr self, uint64_t link) {
 
 connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
                                            wall_clock clock,
-                                           transport_actor transport,
+                                           dialer_actor transport,
                                            coordinator_link coord,
                                            std::optional<saved_stream> saved,
                                            token_provider_actor tokens) {
@@ -449,7 +449,6 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       }
     },
     [=](dead_atom, uint64_t link) {
-      auto& st = self->state;
       if (!is_current(self, link))
         return;
       close_link(self, close_code::keepalive_timeout, "keepalive timeout");
@@ -464,7 +463,7 @@ namespace kullsync {
 
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
-                                  transport_actor transport,
+                                  dialer_actor transport,
                                   coordinator_link coord,
                                   std::optional<saved_stream> saved,
                                   token_provider_actor tokens) {

@@ -18,7 +18,7 @@ namespace kullsync::conn {
 struct connection_actor_state {
   client_config cfg;
   wall_clock clock;
-  transport_actor transport;
+  dialer_actor transport;
   coordinator_link coord;
   reconnect_policy_actor policy;
   keepalive_actor keepalive;

@@ -58,7 +58,7 @@ void client_engine::stop() const {
 }
 
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
-                           transport_actor transport, http_client_actor http,
+                           dialer_actor transport, http_client_actor http,
                            token_provider_actor tokens) {
   auto clock = make_wall_clock(sys, cfg.wall_start_ms);
   client_engine e;

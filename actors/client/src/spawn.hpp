@@ -130,7 +130,7 @@ coordinator_impl spawn_coordinator(caf::actor_system& sys,
 /// outbox cfg.store kept.
 connection_actor spawn_connection(caf::actor_system& sys,
                                   const client_config& cfg, wall_clock clock,
-                                  transport_actor transport,
+                                  dialer_actor transport,
                                   coordinator_link coord,
                                   std::optional<saved_stream> saved,
                                   token_provider_actor tokens);

@@ -66,7 +66,7 @@ acceptor_actor::behavior_type acceptor(acceptor_ptr self,
                                                st.env->cfg.limits.upgrade_burst);
   self->set_down_handler([=](const caf::down_msg& dm) { on_session_down(self, dm.source); });
   return {
-    [=](accept_atom, transport_actor t, std::string& target, header_list& headers,
+    [=](accept_atom, accepted_link_actor t, std::string& target, header_list& headers,
         const std::string& peer) {
       auto refused = judge(self, peer);
       auto s = spawn_session(self->home_system(), self->state.env, std::move(t),

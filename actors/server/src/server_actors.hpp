@@ -42,7 +42,7 @@ using refusal = std::pair<uint16_t, std::string>;
 
 session_actor spawn_session(caf::actor_system& sys,
                             std::shared_ptr<const session_env> env,
-                            transport_actor transport, std::string target,
+                            accepted_link_actor transport, std::string target,
                             header_list headers, std::optional<refusal> refused);
 
 /// The token watch, plus its sweep timer.

@@ -13,7 +13,7 @@ namespace {
 
 struct session_state {
   std::shared_ptr<const session_env> env;
-  transport_actor transport;
+  accepted_link_actor transport;
   identity who;
   bool v2 = false; // the client offered kull.v2
   bool joined = false;
@@ -197,7 +197,7 @@ void start(session_ptr self, const std::string& target,
     read_resume(target, req);
   self
     ->request(my_hub(self), caf::infinite, join_atom::value, std::move(req),
-              caf::actor_cast<session_actor>(self), st.transport)
+              caf::actor_cast<session_actor>(self), link_actor{st.transport})
     .then(
       [=](bool joined) {
         auto& st = self->state;
@@ -282,7 +282,7 @@ void on_frame(session_ptr self, const std::string& text) {
         st.who.device_id, st.who.user_id);
       if (m->id)
         self->send(my_hub(self), publish_atom::value, st.who.user_id, std::move(out),
-                   std::move(m->raw_payload), std::move(*m->id), st.transport,
+                   std::move(m->raw_payload), std::move(*m->id), link_actor{st.transport},
                    int64_t{std::chrono::nanoseconds{
                      std::chrono::steady_clock::now().time_since_epoch()}.count()});
       else
@@ -307,7 +307,7 @@ void on_frame(session_ptr self, const std::string& text) {
 
 session_actor::behavior_type session(session_ptr self,
                                      std::shared_ptr<const session_env> env,
-                                     transport_actor transport,
+                                     accepted_link_actor transport,
                                      std::string target, header_list headers,
                                      std::optional<refusal> refused) {
   auto& st = self->state;
@@ -350,7 +350,7 @@ session_actor::behavior_type session(session_ptr self,
 
 session_actor spawn_session(caf::actor_system& sys,
                             std::shared_ptr<const session_env> env,
-                            transport_actor transport, std::string target,
+                            accepted_link_actor transport, std::string target,
                             header_list headers, std::optional<refusal> refused) {
   return sys.spawn(session, std::move(env), std::move(transport),
                    std::move(target), std::move(headers), std::move(refused));

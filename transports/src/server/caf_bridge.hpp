@@ -10,10 +10,12 @@
 //   (abstract_actor::eq_impl), so a woken marked actor runs there too;
 // - the mark of actors that may run there (a flag bit CAF leaves free);
 // - inline_actor: an actor whose "mailbox" is a function called wherever a
-//   message is sent to it (caf::monitorable_actor::enqueue).
+//   message is sent to it (caf::monitorable_actor::enqueue), dispatched by
+//   its typed protocol's signatures.
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include <caf/actor_cast.hpp>
@@ -23,6 +25,7 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/monitorable_actor.hpp>
 #include <caf/resumable.hpp>
+#include <caf/type_erased_tuple.hpp>
 #include <caf/typed_actor.hpp>
 
 namespace kullsync::detail {
@@ -94,13 +97,50 @@ void tell(io_unit& unit, const Dest& dest, Ts&&... xs) {
                   std::forward<Ts>(xs)...);
 }
 
-/// An actor handled where it is sent to: `Handler::on_message(const
-/// caf::type_erased_tuple&)`
-/// runs in the sender's call, on the sender's thread, so a socket's actor
-/// costs a function call instead of a scheduled turn and weighs a few
-/// hundred bytes instead of a scheduled actor's kilobyte. It has an address
-/// and can be monitored like any actor.
-template <class Handler>
+/// Calls `h` with the elements of `m` when `m` matches one signature of
+/// `Sig` (a `reacts_to<...>`); false when it does not match. A handler that
+/// lacks an overload for a signature does not compile.
+template <class Sig>
+struct inline_dispatch;
+
+template <class... Is, class... Os>
+struct inline_dispatch<caf::typed_mpi<caf::detail::type_list<Is...>,
+                                      caf::output_tuple<Os...>>> {
+  static_assert(std::is_same<caf::output_tuple<Os...>, caf::output_tuple<void>>::value,
+                "an inline actor answers nothing: its protocol may only react");
+
+  template <class Handler>
+  static bool apply(const caf::type_erased_tuple& m, Handler& h) {
+    static_assert(std::is_invocable<Handler&, const Is&...>::value,
+                  "the handler does not serve every message of its protocol");
+    if (!m.match_elements<Is...>())
+      return false;
+    call(m, h, std::index_sequence_for<Is...>{});
+    return true;
+  }
+
+private:
+  template <class Handler, size_t... I>
+  static void call(const caf::type_erased_tuple& m, Handler& h,
+                   std::index_sequence<I...>) {
+    h(m.get_as<Is>(I)...);
+  }
+};
+
+template <class Handler, class... Sigs>
+void dispatch_inline(const caf::type_erased_tuple& m, Handler& h,
+                     caf::detail::type_list<Sigs...>) {
+  // The first signature that matches takes the message; anything else (a
+  // link's exit or down message) has no meaning to an inline actor.
+  (inline_dispatch<Sigs>::apply(m, h) || ...);
+}
+
+/// An actor handled where it is sent to: the `Handle`'s protocol is served by
+/// `Handler`'s call operators, which run in the sender's call, on the
+/// sender's thread, so a socket's actor costs a function call instead of a
+/// scheduled turn and weighs a few hundred bytes instead of a scheduled
+/// actor's kilobyte. It has an address and can be monitored like any actor.
+template <class Handle, class Handler>
 class inline_actor : public caf::monitorable_actor {
 public:
   inline_actor(caf::actor_config& cfg, Handler h, const char* name)
@@ -110,7 +150,7 @@ public:
   const char* name() const override { return name_; }
 
   void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit*) override {
-    handler_.on_message(ptr->content());
+    dispatch_inline(ptr->content(), handler_, typename Handle::signatures{});
   }
 
   void on_destroy() override {
@@ -124,11 +164,11 @@ private:
   const char* name_;
 };
 
-/// Spawns an inline_actor and hands it out as `Handle`.
+/// Spawns an inline_actor that serves `Handle`'s protocol with `h`.
 template <class Handle, class Handler>
 Handle make_inline_actor(caf::actor_system& sys, Handler h, const char* name) {
   caf::actor_config cfg;
-  auto ptr = caf::make_actor<inline_actor<Handler>, caf::strong_actor_ptr>(
+  auto ptr = caf::make_actor<inline_actor<Handle, Handler>, caf::strong_actor_ptr>(
     sys.next_actor_id(), sys.node(), &sys, cfg, std::move(h), name);
   return caf::actor_cast<Handle>(std::move(ptr));
 }

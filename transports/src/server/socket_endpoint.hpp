@@ -12,11 +12,11 @@ namespace kullsync::detail {
 
 class ws_connection;
 
-/// The transport actor of an accepted socket: messages to it are handled
-/// where they are sent (a lock, a push, at most one post onto the socket's io
-/// thread), not scheduled on a CAF worker first. It speaks transport_actor
-/// and can be monitored like any actor.
-transport_actor make_socket_endpoint(caf::actor_system& sys,
-                                     std::shared_ptr<ws_connection> c);
+/// The actor of an accepted socket: messages to it are handled where they
+/// are sent (a lock, a push, at most one post onto the socket's io thread),
+/// not scheduled on a CAF worker first. It serves accepted_link_actor and
+/// can be monitored like any actor.
+accepted_link_actor make_socket_endpoint(caf::actor_system& sys,
+                                         std::shared_ptr<ws_connection> c);
 
 } // namespace kullsync::detail

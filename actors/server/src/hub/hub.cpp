@@ -124,7 +124,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
   self->set_down_handler([=](const caf::down_msg& dm) { leave(self, dm.source); });
   sweep(self);
   return {
-    [=](join_atom, const join_request& req, session_actor who, transport_actor socket) {
+    [=](join_atom, const join_request& req, session_actor who, link_actor socket) {
       auto& st = self->state;
       bool joined = join(self, req, who, std::move(socket));
       if (joined && st.draining) // it came while the others are being closed
@@ -139,7 +139,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         const std::string& data_json) { publish(self, user, m, data_json, {}, {}, {}); },
     [=](publish_atom, const std::string& user, const msg::server_message& m,
         const std::string& data_json, const std::string& id,
-        const transport_actor& ack_to, int64_t received_ns) {
+        const link_actor& ack_to, int64_t received_ns) {
       publish(
         self, user, m, data_json, client_dedup_key(m.device_id.value_or(""), id),
         [=](const publish_receipt& r) {

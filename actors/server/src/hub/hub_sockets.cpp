@@ -137,7 +137,7 @@ void log_publish_failure(hub_ptr self, const caf::error& err) {
 } // namespace
 
 bool join(hub_ptr self, const join_request& req, session_actor who,
-          transport_actor socket) {
+          link_actor socket) {
   auto& st = self->state;
   auto [entry, added] = st.users.try_emplace(req.user);
   auto& u = entry->second;
@@ -308,7 +308,7 @@ void send_ack(hub_ptr self, uint64_t ticket) {
   st.acks.erase(i);
 }
 
-void refuse_unstored(hub_ptr self, const std::string& id, const transport_actor& to,
+void refuse_unstored(hub_ptr self, const std::string& id, const link_actor& to,
                      const caf::error& why) {
   if (why.category() == caf::atom("broker")
       && why.code() == static_cast<uint8_t>(broker_errc::outcome_unknown)) {

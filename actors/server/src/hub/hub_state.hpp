@@ -31,7 +31,7 @@ namespace kullsync::server {
 struct pending_ack {
   std::string id;
   uint64_t seq = 0;
-  transport_actor to;
+  link_actor to;
   int64_t received_ns = 0; // steady clock, for the ACK latency histogram
 };
 
@@ -107,7 +107,7 @@ void carry_out(hub_ptr self, const std::string& user, user_entry& u,
 // hub_sockets.cpp
 /// Registers a socket; false past the user's socket cap.
 bool join(hub_ptr self, const join_request& req, session_actor who,
-          transport_actor socket);
+          link_actor socket);
 /// A session's socket leaves its user (the session said so, or died).
 void leave(hub_ptr self, const caf::actor_addr& who);
 /// Starts a socket once its user's head is known: v1 hears of itself; v2
@@ -125,7 +125,7 @@ void ack_when_applied(hub_ptr self, const std::string& user, pending_ack a,
 void send_ack(hub_ptr self, uint64_t ticket);
 /// A client message the broker did not store: NACK `unavailable` when it
 /// certainly did not; when that is unknown, its socket is closed (1013).
-void refuse_unstored(hub_ptr self, const std::string& id, const transport_actor& to,
+void refuse_unstored(hub_ptr self, const std::string& id, const link_actor& to,
                      const caf::error& why);
 /// What this node has of `user` (followed), else the broker's head.
 caf::result<msg::user_state> user_snapshot(hub_ptr self, const std::string& user);

@@ -60,7 +60,7 @@ private:
 struct device_socket {
   std::string device_id;
   session_actor session;
-  transport_actor socket;
+  link_actor socket;
   int64_t connected_at = 0;
   bool v2 = false;
   /// Waiting for its user's stream head (then started), or for a replay

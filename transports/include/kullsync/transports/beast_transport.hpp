@@ -38,7 +38,7 @@ struct beast_transport_options {
 
 /// Spawns a transport on `opts.io`, or with its own io thread (stopped when
 /// the actor ends).
-transport_actor spawn_beast_transport(caf::actor_system& sys,
-                                      beast_transport_options opts = {});
+dialer_actor spawn_beast_transport(caf::actor_system& sys,
+                                   beast_transport_options opts = {});
 
 } // namespace kullsync

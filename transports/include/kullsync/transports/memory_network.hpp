@@ -62,13 +62,13 @@ using network_tracer_actor
 
 using memory_network_actor = caf::typed_actor<
   // from memory_transport ends
-  caf::reacts_to<dial_atom, transport_actor, transport_listener_actor, uint64_t,
+  caf::reacts_to<dial_atom, link_actor, transport_listener_actor, uint64_t,
                  std::string, header_list>,
-  caf::reacts_to<attach_atom, transport_actor, transport_listener_actor,
+  caf::reacts_to<attach_atom, link_actor, transport_listener_actor,
                  uint64_t, std::string>,
-  caf::reacts_to<send_atom, transport_actor, frame_batch>,
-  caf::reacts_to<credit_atom, transport_actor, uint64_t, uint32_t>,
-  caf::reacts_to<close_atom, transport_actor, uint16_t, std::string>,
+  caf::reacts_to<send_atom, link_actor, frame_batch>,
+  caf::reacts_to<credit_atom, link_actor, uint64_t, uint32_t>,
+  caf::reacts_to<close_atom, link_actor, uint16_t, std::string>,
   // servers
   caf::reacts_to<listen_atom, std::string, acceptor_actor>,
   caf::reacts_to<unlisten_atom, std::string>,
@@ -83,12 +83,13 @@ using memory_network_actor = caf::typed_actor<
 memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
                                           network_tracer_actor tracer = {});
 
-/// Spawns one end: a transport whose links go through `net`. URLs are
+/// Spawns a client's end: a transport whose links go through `net` (the
+/// server's ends are the network's own, handed to its acceptors). URLs are
 /// matched by scheme, host and path ("ws://sim/ws?token=..." reaches the
 /// acceptor listening on "ws://sim/ws"). A `Sec-WebSocket-Protocol` header
 /// of the dial offers subprotocols; the server's attach picks one. Each end
 /// keeps to the transport's flow control (`flow::window`) as a socket does.
-transport_actor spawn_memory_transport(caf::actor_system& sys,
-                                       memory_network_actor net);
+dialer_actor spawn_memory_transport(caf::actor_system& sys,
+                                    memory_network_actor net);
 
 } // namespace kullsync

@@ -94,34 +94,48 @@ using transport_listener_actor = caf::typed_actor<
   caf::reacts_to<frame_atom, uint64_t, frame_batch>,
   caf::reacts_to<closed_atom, uint64_t, uint16_t, std::string>>;
 
-/// A WebSocket link.
-/// - `connect(listener, tag, url, headers)`: client side; dials `url`, reports
-///   `opened` only once the handshake completed, else `closed` with a reason.
-///   A `Sec-WebSocket-Protocol` header offers subprotocols; `opened` names
-///   the one the server echoed. A new connect replaces the current link.
-/// - `attach(listener, tag, subprotocol)`: server side of a link whose
-///   handshake request was read: completes the handshake (echoing
-///   `subprotocol` unless empty; the client sees its link open only now),
-///   then reports `opened` and the frames received. Frames sent before it are
-///   held and go out first, so whatever the server registered before
-///   attaching reaches a client that already sees the link open.
+/// The roles of a WebSocket transport, each a protocol of its own that every
+/// implementation serves completely:
+/// - `link_actor`: one end of an open (or opening) link, as both sides use it;
+/// - `dialer_actor`: a client's transport, which opens links (`connect`);
+/// - `accepted_link_actor`: a link a server accepted, which it completes
+///   (`attach`).
+/// A dialer and an accepted link are both links, so the code that only sends
+/// (a session, the hub) holds a `link_actor` whichever side it is on.
+///
+/// The link role:
 /// - `send(text)` or `send(shared_frame)`: one text frame; dropped when no
 ///   link is open.
 /// - `credit(tag, n)`: the listener handled `n` more frames (see `flow`).
 /// - `close(code, reason)`: closes the link; `closed` follows.
-using transport_actor = caf::typed_actor<
-  caf::reacts_to<connect_atom, transport_listener_actor, uint64_t, std::string,
-                 header_list>,
-  caf::reacts_to<attach_atom, transport_listener_actor, uint64_t, std::string>,
+using link_actor = caf::typed_actor<
   caf::reacts_to<send_atom, std::string>,
   caf::reacts_to<send_atom, shared_frame>,
   caf::reacts_to<credit_atom, uint64_t, uint32_t>,
   caf::reacts_to<close_atom, uint16_t, std::string>>;
 
+/// A client's transport: `connect(listener, tag, url, headers)` dials `url`,
+/// reports `opened` only once the handshake completed, else `closed` with a
+/// reason. A `Sec-WebSocket-Protocol` header offers subprotocols; `opened`
+/// names the one the server echoed. A new connect replaces the current link.
+using dialer_actor = link_actor::extend<
+  caf::reacts_to<connect_atom, transport_listener_actor, uint64_t, std::string,
+                 header_list>>;
+
+/// The server's end of a link whose handshake request was read.
+/// `attach(listener, tag, subprotocol)` completes the handshake (echoing
+/// `subprotocol` unless empty; the client sees its link open only now), then
+/// reports `opened` and the frames received. Frames sent before it are held
+/// and go out first, so whatever the server registered before attaching
+/// reaches a client that already sees the link open.
+using accepted_link_actor = link_actor::extend<
+  caf::reacts_to<attach_atom, transport_listener_actor, uint64_t, std::string>>;
+
 /// A server's entry point: receives each link with the request target (path
 /// and query) and headers of its handshake, and the peer's address (an IP
 /// address; "memory" in the memory network), before the handshake completes.
 using acceptor_actor = caf::typed_actor<
-  caf::reacts_to<accept_atom, transport_actor, std::string, header_list, std::string>>;
+  caf::reacts_to<accept_atom, accepted_link_actor, std::string, header_list,
+                 std::string>>;
 
 } // namespace kullsync

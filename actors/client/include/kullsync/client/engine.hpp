@@ -62,7 +62,7 @@ public:
 /// REFRESH); without, `cfg.connection.token`. A 4002 (or 4001) close stops
 /// the engine: failed("invalid token"), since retrying cannot help.
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
-                           transport_actor transport, http_client_actor http = {},
+                           dialer_actor transport, http_client_actor http = {},
                            token_provider_actor tokens = {});
 
 /// A token provider calling `f` (which may block: it runs on its own

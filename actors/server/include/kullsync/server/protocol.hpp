@@ -139,11 +139,11 @@ using session_actor
 /// Frames go straight to each socket's transport; the session keeps the
 /// control path.
 using hub_actor = caf::typed_actor<
-  caf::replies_to<join_atom, join_request, session_actor, transport_actor>::with<bool>,
+  caf::replies_to<join_atom, join_request, session_actor, link_actor>::with<bool>,
   caf::reacts_to<leave_atom, session_actor>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string>,
   caf::reacts_to<publish_atom, std::string, msg::server_message, std::string,
-                 std::string, transport_actor, int64_t>,
+                 std::string, link_actor, int64_t>,
   caf::replies_to<trigger_atom, std::string, msg::server_message,
                   std::string>::with<uint64_t>,
   caf::replies_to<shutdown_atom, uint16_t, std::string>::with<bool>,
