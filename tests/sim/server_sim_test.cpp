@@ -41,7 +41,7 @@ struct device {
 class world {
 public:
   explicit world(uint64_t seed) : rng_(seed) {
-    net_ = spawn_memory_network(sim_.sys(), seed);
+    net_ = sim::spawn_sim_network(sim_.sys(), seed);
     server::server_config sc;
     sc.shards = 2;
     sc.node_epoch = "run0";
@@ -190,7 +190,7 @@ private:
 
   sim_system sim_;
   std::mt19937_64 rng_;
-  memory_network_actor net_;
+  sim_network_actor net_;
   std::optional<sim_server> server_;
   uint64_t runs_ = 0;
   std::vector<device> devices_;

@@ -15,7 +15,7 @@
 //     epoch: a restart with in-memory history forgets ids with the stream).
 //  3. convergence: after healing, every device's state equals the server's
 //     and nothing is left unacknowledged.
-// Each invariant has a mutation of the engine (connection_config::mutation)
+// Each invariant has a mutation of the engine (sim::spawn_mutated_client)
 // that breaks it; `each_mutation_is_caught` shows the checks catch it.
 //
 //   KULLSYNC_SIM_SEEDS=N (default 500), KULLSYNC_SIM_SEED=S replays one.
@@ -36,9 +36,11 @@
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/server.hpp"
+#include "kullsync/testing/stream_mutation.hpp"
 
 using namespace kullsync;
 using namespace kullsync::test;
+using kullsync::sim::stream_mutation;
 using namespace std::chrono_literals;
 
 namespace {
@@ -76,7 +78,7 @@ public:
   world(uint64_t seed, stream_mutation mutation, size_t nodes = 1,
         broker_mutation broken = broker_mutation::none)
     : rng_(seed), mutation_(mutation) {
-    net_ = spawn_memory_network(sim_.sys(), seed);
+    net_ = sim::spawn_sim_network(sim_.sys(), seed);
     const size_t sizes[] = {3, 10, 1000};
     server::server_config sc;
     sc.shards = 2;
@@ -247,7 +249,6 @@ private:
     cc.connection.url = url;
     cc.connection.user_id = x.user;
     cc.connection.device_id = x.id;
-    cc.connection.mutation = mutation_;
     cc.wall_start_ms = sim_wall_start_ms
                        + std::chrono::duration_cast<std::chrono::milliseconds>(
                            sim_.elapsed()).count();
@@ -261,7 +262,8 @@ private:
       x.pos.epoch = saved->epoch;
       x.pos.seq = saved->seq;
     }
-    x.engine = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_));
+    x.engine = sim::spawn_mutated_client(sim_.sys(), cc, mutation_,
+                                         spawn_memory_transport(sim_.sys(), net_));
     x.recorder = spawn_recorder(sim_.sys(), x.seen);
     x.engine.subscribe(msg::server_type::unknown,
                        caf::actor_cast<message_subscriber_actor>(x.recorder));
@@ -396,7 +398,7 @@ private:
   stream_mutation mutation_;
   uint64_t runs_ = 0;
   uint64_t sent_ = 0;
-  memory_network_actor net_;
+  sim_network_actor net_;
   std::vector<std::unique_ptr<sim_server>> servers_;
   sim_broker_actor broker_;
   std::vector<device> devices_;

@@ -43,7 +43,7 @@ client_config default_sim_config() {
 harness::harness(client_config c, uint64_t seed, http_factory http)
   : cfg(std::move(c)) {
   recorder = spawn_recorder(sim.sys(), seen);
-  net = spawn_memory_network(sim.sys(), seed,
+  net = sim::spawn_sim_network(sim.sys(), seed,
                              caf::actor_cast<network_tracer_actor>(recorder));
   peer = spawn_scripted_peer(sim.sys(), net, {sim_url, sim_alt_url},
                              sim_wall_start_ms);

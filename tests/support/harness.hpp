@@ -71,7 +71,7 @@ public:
   sim_system sim;
   std::shared_ptr<observations> seen = std::make_shared<observations>();
   recorder_actor recorder;
-  memory_network_actor net;
+  sim_network_actor net;
   peer_actor peer;
   client_config cfg;
   client_engine engine;

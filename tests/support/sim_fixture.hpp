@@ -15,6 +15,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "kullsync/client/caf_types.hpp"
+#include "kullsync/testing/sim_network.hpp"
 
 namespace kullsync::test {
 
@@ -25,6 +26,7 @@ public:
     cfg_.set("logger.file-verbosity", caf::atom("quiet"));
     cfg_.set("logger.console-verbosity", caf::atom("quiet"));
     add_client_types(cfg_);
+    sim::add_sim_types(cfg_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     sched_ = &dynamic_cast<caf::scheduler::test_coordinator&>(sys_->scheduler());
   }

@@ -4,10 +4,11 @@
 
 #include "harness.hpp"
 #include "kullsync/messages/codec.hpp"
+#include "server_actors.hpp"
 
 namespace kullsync::test {
 
-sim_server::sim_server(sim_system& sim, memory_network_actor net, std::string url,
+sim_server::sim_server(sim_system& sim, sim_network_actor net, std::string url,
                        server::server_config cfg)
   : sim_(sim), net_(std::move(net)), url_(std::move(url)), cfg_(std::move(cfg)) {
   if (!cfg_.wall_start_ms)
@@ -73,7 +74,7 @@ void sim_server::post_shoot(const std::string& user, const msg::shoot_progress& 
 }
 
 msg::user_state sim_server::remembered(const std::string& user) {
-  return sim_.ask<msg::user_state>(server::hub_for(server_.hubs, user),
+  return sim_.ask<msg::user_state>(server::hub_for(server_.env->hubs, user),
                                    server::snapshot_atom::value, user);
 }
 

@@ -8,8 +8,9 @@
 #include <random>
 #include <string>
 
+#include "kullsync/messages/types.hpp"
 #include "kullsync/server/server.hpp"
-#include "kullsync/transports/memory_network.hpp"
+#include "kullsync/testing/sim_network.hpp"
 #include "sim_fixture.hpp"
 
 namespace kullsync::test {
@@ -18,7 +19,7 @@ class sim_server {
 public:
   /// Listens at once; `cfg` is completed with the simulation's clock and
   /// legacy tokens unless it names its own.
-  sim_server(sim_system& sim, memory_network_actor net, std::string url,
+  sim_server(sim_system& sim, sim_network_actor net, std::string url,
              server::server_config cfg = {});
   ~sim_server();
 
@@ -43,7 +44,7 @@ private:
   void start();
 
   sim_system& sim_;
-  memory_network_actor net_;
+  sim_network_actor net_;
   std::string url_;
   server::server_config cfg_;
   server::sync_server server_;

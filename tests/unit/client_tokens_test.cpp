@@ -34,7 +34,7 @@ class client_tokens : public ::testing::Test {
 protected:
   client_tokens() {
     log::set_level("off");
-    net_ = spawn_memory_network(sim_.sys(), 1);
+    net_ = sim::spawn_sim_network(sim_.sys(), 1);
     server::server_config sc;
     sc.shards = 1;
     sc.node_epoch = "n1";
@@ -98,7 +98,7 @@ protected:
   server::server_counters& counters() { return *server_->handles().counters; }
 
   sim_system sim_;
-  memory_network_actor net_;
+  sim_network_actor net_;
   std::optional<sim_server> server_;
   provider_script script_;
   token_provider_actor provider_;

@@ -28,7 +28,7 @@ class client_v2 : public ::testing::Test {
 protected:
   client_v2() {
     log::set_level("off");
-    net_ = spawn_memory_network(sim_.sys(), 1);
+    net_ = sim::spawn_sim_network(sim_.sys(), 1);
     server::server_config sc;
     sc.shards = 1;
     sc.node_epoch = "n1";
@@ -82,7 +82,7 @@ protected:
   }
 
   sim_system sim_;
-  memory_network_actor net_;
+  sim_network_actor net_;
   std::optional<sim_server> server_;
   std::vector<client_engine> engines_;
 };

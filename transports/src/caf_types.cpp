@@ -9,9 +9,6 @@ namespace kullsync {
 void add_transport_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<header_list>("kullsync::header_list")
     .add_message_type<shared_frame>("kullsync::shared_frame")
-    .add_message_type<link_faults>("kullsync::link_faults")
-    .add_message_type<cut_mode>("kullsync::cut_mode")
-    .add_message_type<network_stats>("kullsync::network_stats")
     .add_message_type<link_actor>("kullsync::link_actor")
     .add_message_type<dialer_actor>("kullsync::dialer_actor")
     .add_message_type<accepted_link_actor>("kullsync::accepted_link_actor")

@@ -10,6 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "url.hpp"
+#include "kullsync/testing/sim_network.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 
 namespace kullsync {
@@ -17,12 +18,21 @@ namespace kullsync {
 namespace {
 
 using time_point = caf::actor_clock::time_point;
+using dial_atom = caf::atom_constant<caf::atom("dial")>;
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 
-/// The network's own protocol: the public one, plus a frame whose latency
-/// has passed and the flush of the frames gathered for listeners, which it
-/// sends itself.
-using network_impl = memory_network_actor::extend<
+/// The network's own protocol: what servers and simulations send it, what
+/// its ends send it, and a frame whose latency has passed and the flush of
+/// the frames gathered for listeners, which it sends itself. One network
+/// serves both handles: without faults set it has none.
+using network_impl = sim_network_actor::extend<
+  caf::reacts_to<dial_atom, link_actor, transport_listener_actor, uint64_t,
+                 std::string, header_list>,
+  caf::reacts_to<attach_atom, link_actor, transport_listener_actor, uint64_t,
+                 std::string>,
+  caf::reacts_to<send_atom, link_actor, frame_batch>,
+  caf::reacts_to<credit_atom, link_actor, uint64_t, uint32_t>,
+  caf::reacts_to<close_atom, link_actor, uint16_t, std::string>,
   caf::reacts_to<deliver_atom, uint64_t, bool, std::string>,
   caf::reacts_to<flush_atom>>;
 
@@ -210,7 +220,7 @@ void close_from(network_ptr self, link& l, bool client_side, uint16_t code,
 }
 
 accepted_link_actor spawn_server_end(caf::actor_system& sys,
-                                     memory_network_actor net);
+                                     network_impl net);
 
 void dial(network_ptr self, link_actor end,
           transport_listener_actor listener, uint64_t tag,
@@ -239,7 +249,7 @@ void dial(network_ptr self, link_actor end,
   l.client.tag = tag;
   // Attached once the server attaches: its frames wait for the handshake.
   auto server_end = spawn_server_end(self->home_system(),
-                                     caf::actor_cast<memory_network_actor>(self));
+                                     caf::actor_cast<network_impl>(self));
   l.server.end = server_end;
   st.ends[end.address()] = {l.id, true};
   st.ends[l.server.end.address()] = {l.id, false};
@@ -424,7 +434,7 @@ struct memory_end_state {
 
 // Both ends' (typed) self pointers share these.
 template <class Self>
-void flush_end(Self self, const memory_network_actor& net) {
+void flush_end(Self self, const network_impl& net) {
   auto& out = self->state.outbox;
   if (out.empty())
     return;
@@ -434,7 +444,7 @@ void flush_end(Self self, const memory_network_actor& net) {
 }
 
 template <class Self>
-void queue_frame(Self self, const memory_network_actor& net, std::string text) {
+void queue_frame(Self self, const network_impl& net, std::string text) {
   auto& out = self->state.outbox;
   out.push_back(std::move(text));
   if (out.size() == max_batch)
@@ -445,7 +455,7 @@ void queue_frame(Self self, const memory_network_actor& net, std::string text) {
 
 /// What both ends do: the link role, plus the flush an end queues to itself.
 template <class Self>
-auto link_handlers(Self self, const memory_network_actor& net) {
+auto link_handlers(Self self, const network_impl& net) {
   auto me = [self] { return caf::actor_cast<link_actor>(self); };
   return std::make_tuple(
     [=](credit_atom, uint64_t tag, uint32_t n) {
@@ -462,7 +472,7 @@ auto link_handlers(Self self, const memory_network_actor& net) {
 
 /// An end's behavior: its role's own handler and the link's.
 template <class Role, class Self, class Handler>
-typename Role::behavior_type end_behavior(Self self, const memory_network_actor& net,
+typename Role::behavior_type end_behavior(Self self, const network_impl& net,
                                           Handler role_handler) {
   return std::apply(
     [](auto&&... fs) { return typename Role::behavior_type{std::move(fs)...}; },
@@ -475,7 +485,7 @@ using server_end_actor = accepted_link_actor::extend<caf::reacts_to<flush_atom>>
 
 client_end_actor::behavior_type
 client_end(client_end_actor::stateful_pointer<memory_end_state> self,
-           memory_network_actor net) {
+           network_impl net) {
   return end_behavior<client_end_actor>(
     self, net,
     [=](connect_atom, transport_listener_actor listener, uint64_t tag,
@@ -488,7 +498,7 @@ client_end(client_end_actor::stateful_pointer<memory_end_state> self,
 
 server_end_actor::behavior_type
 server_end(server_end_actor::stateful_pointer<memory_end_state> self,
-           memory_network_actor net) {
+           network_impl net) {
   return end_behavior<server_end_actor>(
     self, net,
     [=](attach_atom, transport_listener_actor listener, uint64_t tag,
@@ -500,21 +510,29 @@ server_end(server_end_actor::stateful_pointer<memory_end_state> self,
 }
 
 accepted_link_actor spawn_server_end(caf::actor_system& sys,
-                                     memory_network_actor net) {
+                                     network_impl net) {
   return caf::actor_cast<accepted_link_actor>(sys.spawn(server_end, std::move(net)));
 }
 
 } // namespace
 
-memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed,
-                                          network_tracer_actor tracer) {
-  return caf::actor_cast<memory_network_actor>(
-    sys.spawn(network, seed, std::move(tracer)));
+memory_network_actor spawn_memory_network(caf::actor_system& sys, uint64_t seed) {
+  return sim::spawn_sim_network(sys, seed);
 }
 
 dialer_actor spawn_memory_transport(caf::actor_system& sys,
                                     memory_network_actor net) {
-  return caf::actor_cast<dialer_actor>(sys.spawn(client_end, std::move(net)));
+  return caf::actor_cast<dialer_actor>(
+    sys.spawn(client_end, caf::actor_cast<network_impl>(std::move(net))));
 }
 
 } // namespace kullsync
+
+namespace kullsync::sim {
+
+sim_network_actor spawn_sim_network(caf::actor_system& sys, uint64_t seed,
+                                    network_tracer_actor tracer) {
+  return caf::actor_cast<sim_network_actor>(sys.spawn(network, seed, std::move(tracer)));
+}
+
+} // namespace kullsync::sim

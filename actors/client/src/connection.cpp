@@ -277,6 +277,7 @@ bool is_current(conn_ptr self, uint64_t link) {
 }
 
 connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
+                                           sim::stream_mutation broken,
                                            wall_clock clock,
                                            dialer_actor transport,
                                            coordinator_link coord,
@@ -288,7 +289,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
   st.stream = stream_link{cfg.connection.offline_queue_limit,
                           make_message_id_prefix(cfg.connection.device_id,
                                                  epoch_ms(self->home_system(), clock)),
-                          cfg.connection.mutation};
+                          broken};
   if (saved)
     st.stream.restore(*saved);
   if (st.store)
@@ -462,13 +463,14 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
 namespace kullsync {
 
 connection_actor spawn_connection(caf::actor_system& sys,
-                                  const client_config& cfg, wall_clock clock,
+                                  const client_config& cfg,
+                                  sim::stream_mutation broken, wall_clock clock,
                                   dialer_actor transport,
                                   coordinator_link coord,
                                   std::optional<saved_stream> saved,
                                   token_provider_actor tokens) {
   return caf::actor_cast<connection_actor>(
-    sys.spawn(conn::connection, cfg, clock, std::move(transport), std::move(coord),
+    sys.spawn(conn::connection, cfg, broken, clock, std::move(transport), std::move(coord),
               std::move(saved), std::move(tokens)));
 }
 

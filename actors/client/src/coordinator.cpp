@@ -18,7 +18,7 @@ struct coordinator_state {
   shoot_table shoots;
   caf::timespan linger{};
   size_t max_admin = 50;
-  bool ignore_snapshot = false; // stream_mutation::ignore_snapshot
+  bool ignore_snapshot = false; // sim::stream_mutation::ignore_snapshot
   std::string snapshot_epoch;   // of the last WELCOME
   wall_clock clock;
   subscribers_impl subs;
@@ -254,6 +254,7 @@ void restore(coord_ptr self, const saved_stream& x) {
 }
 
 coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
+                                             sim::stream_mutation broken,
                                              wall_clock clock,
                                              subscribers_impl subs,
                                              std::optional<saved_stream> saved) {
@@ -262,7 +263,7 @@ coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
   st.max_admin = cfg.max_admin_updates;
   st.store = cfg.store;
   st.save_every = cfg.save_every;
-  st.ignore_snapshot = cfg.connection.mutation == stream_mutation::ignore_snapshot;
+  st.ignore_snapshot = broken == sim::stream_mutation::ignore_snapshot;
   st.clock = clock;
   st.subs = std::move(subs);
   self->link_to(st.subs);
@@ -333,11 +334,12 @@ coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
 } // namespace
 
 coordinator_impl spawn_coordinator(caf::actor_system& sys,
-                                    const client_config& cfg, wall_clock clock,
+                                    const client_config& cfg,
+                                    sim::stream_mutation broken, wall_clock clock,
                                     subscribers_impl subs,
                                     std::optional<saved_stream> saved) {
   return caf::actor_cast<coordinator_impl>(
-    sys.spawn(coordinator, cfg, clock, std::move(subs), std::move(saved)));
+    sys.spawn(coordinator, cfg, broken, clock, std::move(subs), std::move(saved)));
 }
 
 } // namespace kullsync

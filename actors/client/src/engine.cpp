@@ -60,6 +60,13 @@ void client_engine::stop() const {
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
                            dialer_actor transport, http_client_actor http,
                            token_provider_actor tokens) {
+  return spawn_engine(sys, cfg, sim::stream_mutation::none, std::move(transport),
+                      std::move(http), std::move(tokens));
+}
+
+client_engine spawn_engine(caf::actor_system& sys, const client_config& cfg,
+                           sim::stream_mutation broken, dialer_actor transport,
+                           http_client_actor http, token_provider_actor tokens) {
   auto clock = make_wall_clock(sys, cfg.wall_start_ms);
   client_engine e;
   // The engine's actors hold each other's whole protocols; the handles
@@ -69,9 +76,9 @@ client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
   std::optional<saved_stream> saved;
   if (cfg.store)
     saved = cfg.store->load_stream();
-  auto coordinator = spawn_coordinator(sys, cfg, clock, subscribers, saved);
+  auto coordinator = spawn_coordinator(sys, cfg, broken, clock, subscribers, saved);
   e.coordinator = caf::actor_cast<coordinator_actor>(coordinator);
-  e.connection = spawn_connection(sys, cfg, clock, std::move(transport),
+  e.connection = spawn_connection(sys, cfg, broken, clock, std::move(transport),
                                   caf::actor_cast<coordinator_link>(coordinator),
                                   std::move(saved), std::move(tokens));
   if (http)

@@ -14,6 +14,8 @@
 #include "kullsync/client/store.hpp"
 #include "kullsync/common/clock.hpp"
 #include "kullsync/transports/http_client.hpp"
+#include "kullsync/client/engine.hpp"
+#include "kullsync/testing/stream_mutation.hpp"
 #include "dial.hpp"
 
 namespace kullsync {
@@ -120,7 +122,8 @@ subscribers_impl spawn_subscribers(caf::actor_system& sys);
 /// Starts from `saved` (a position with its state) if given, and saves to
 /// cfg.store as the stream moves.
 coordinator_impl spawn_coordinator(caf::actor_system& sys,
-                                    const client_config& cfg, wall_clock clock,
+                                    const client_config& cfg,
+                                    sim::stream_mutation broken, wall_clock clock,
                                     subscribers_impl subs,
                                     std::optional<saved_stream> saved);
 
@@ -129,7 +132,8 @@ coordinator_impl spawn_coordinator(caf::actor_system& sys,
 /// stops the engine. It resumes from `saved`'s position and resends the
 /// outbox cfg.store kept.
 connection_actor spawn_connection(caf::actor_system& sys,
-                                  const client_config& cfg, wall_clock clock,
+                                  const client_config& cfg,
+                                  sim::stream_mutation broken, wall_clock clock,
                                   dialer_actor transport,
                                   coordinator_link coord,
                                   std::optional<saved_stream> saved,
@@ -142,5 +146,11 @@ status_subscriber_actor spawn_state_loader(caf::actor_system& sys,
                                            const client_config& cfg,
                                            http_client_actor http,
                                            coordinator_actor coord);
+
+/// spawn_client, with `broken` broken on purpose (the simulation kit's
+/// spawn_mutated_client; `none` for every app).
+client_engine spawn_engine(caf::actor_system& sys, const client_config& cfg,
+                           sim::stream_mutation broken, dialer_actor transport,
+                           http_client_actor http, token_provider_actor tokens);
 
 } // namespace kullsync

@@ -7,7 +7,7 @@
 namespace kullsync {
 
 stream_link::stream_link(size_t outbox_limit, std::string id_prefix,
-                         stream_mutation mutation)
+                         sim::stream_mutation mutation)
   : limit_(std::max<size_t>(1, outbox_limit)),
     id_prefix_(std::move(id_prefix)),
     mutation_(mutation) {
@@ -46,7 +46,7 @@ std::vector<msg::client_message> stream_link::opened(bool v2, int64_t now_ms) {
   std::vector<msg::client_message> out;
   out.reserve(outbox_.size());
   for (auto& p : outbox_) {
-    if (v2 && p.sent && mutation_ == stream_mutation::new_ids_on_resend)
+    if (v2 && p.sent && mutation_ == sim::stream_mutation::new_ids_on_resend)
       p.m.id = next_id();
     out.push_back(p.m);
     p.sent = true;
@@ -129,11 +129,11 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
     ++status_.gaps; // the SNAPSHOT its WELCOME announced was lost
     return verdict::gap;
   }
-  if (*m.seq <= status_.seq && mutation_ != stream_mutation::keep_duplicates) {
+  if (*m.seq <= status_.seq && mutation_ != sim::stream_mutation::keep_duplicates) {
     ++status_.duplicates;
     return verdict::drop;
   }
-  if (*m.seq > status_.seq + 1 && mutation_ != stream_mutation::ignore_gaps) {
+  if (*m.seq > status_.seq + 1 && mutation_ != sim::stream_mutation::ignore_gaps) {
     ++status_.gaps;
     return verdict::gap;
   }

@@ -23,6 +23,7 @@
 #include "kullsync/client/status.hpp"
 #include "kullsync/client/store.hpp"
 #include "kullsync/messages/types.hpp"
+#include "kullsync/testing/stream_mutation.hpp"
 
 namespace kullsync {
 
@@ -30,7 +31,7 @@ class stream_link {
 public:
   stream_link() : stream_link(256, "") {}
   stream_link(size_t outbox_limit, std::string id_prefix,
-              stream_mutation mutation = stream_mutation::none);
+              sim::stream_mutation mutation = sim::stream_mutation::none);
 
   /// What a store kept from a run before.
   void restore(const saved_stream& s);
@@ -81,7 +82,7 @@ private:
 
   size_t limit_;
   std::string id_prefix_;
-  stream_mutation mutation_;
+  sim::stream_mutation mutation_;
   uint64_t next_id_ = 0;
   std::vector<int64_t> acked_sent_at_;
   bool v2_ = false;

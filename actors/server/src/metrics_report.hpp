@@ -4,7 +4,7 @@
 
 #include "kullsync/metrics.hpp"
 #include "kullsync/server/counters.hpp"
-#include "kullsync/server/protocol.hpp"
+#include "hub_protocol.hpp"
 
 namespace kullsync::server {
 

@@ -21,6 +21,7 @@ namespace kullsync::server {
 bool sync_server::close_all(caf::actor_system& sys, uint16_t code, const std::string& reason,
                             std::chrono::milliseconds timeout) const {
   caf::scoped_actor self{sys};
+  auto& hubs = env->hubs;
   for (auto& h : hubs)
     self->send(h, shutdown_atom::value, code, reason);
   // Sent to all first: the hubs drain side by side, within one deadline.
@@ -41,16 +42,16 @@ bool sync_server::close_all(caf::actor_system& sys, uint16_t code, const std::st
 
 void sync_server::stop() const {
   caf::anon_send_exit(acceptor, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(token_watch, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(env->token_watch, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(http_api, caf::exit_reason::user_shutdown);
-  for (auto& h : hubs)
+  for (auto& h : env->hubs)
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
 }
 
 hub_stats sync_server::stats(caf::actor_system& sys) const {
   hub_stats total;
   caf::scoped_actor self{sys};
-  for (auto& h : hubs)
+  for (auto& h : env->hubs)
     self->request(h, std::chrono::seconds{5}, stats_atom::value)
       .receive(
         [&](const hub_stats& x) { total += x; },
@@ -143,14 +144,13 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   auto shard_cfg = cfg;
   shard_cfg.history.memory_bytes = cfg.history.memory_bytes / cfg.shards;
   for (size_t i = 0; i < cfg.shards; ++i)
-    s.hubs.push_back(spawn_hub(sys, shard_cfg, env->clock,
-                               cfg.node_epoch + "." + std::to_string(i), env->counters));
-  env->hubs = s.hubs;
+    env->hubs.push_back(spawn_hub(sys, shard_cfg, env->clock,
+                                  cfg.node_epoch + "." + std::to_string(i), env->counters));
   // The watch reads only the config, the clock and the counters of `env`.
-  s.token_watch = spawn_token_watch(sys, env);
-  env->token_watch = s.token_watch;
+  env->token_watch = spawn_token_watch(sys, env);
   s.acceptor = spawn_acceptor(sys, env);
   s.http_api = spawn_http_api(sys, env);
+  s.env = env;
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include "kullsync/common/clock.hpp"
 #include "kullsync/server/broker.hpp"
 #include "kullsync/server/server.hpp"
+#include "hub_protocol.hpp"
 
 namespace kullsync::server {
 
@@ -26,6 +27,10 @@ using hub_impl = hub_actor::extend<
 hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
                     wall_clock clock, std::string node_epoch,
                     std::shared_ptr<server_counters> counters);
+
+/// The shard that owns `user`.
+const hub_actor& hub_for(const std::vector<hub_actor>& hubs,
+                         const std::string& user);
 
 /// Everything a session needs, shared by all sessions of a server.
 struct session_env {

@@ -1,5 +1,5 @@
 // A hub shard: the actor. Its messages are wired to the steps of its other
-// files (hub_state.hpp lists them). See hub_actor in protocol.hpp.
+// files (hub_state.hpp lists them). See hub_actor in hub_protocol.hpp.
 #include <algorithm>
 #include <functional>
 

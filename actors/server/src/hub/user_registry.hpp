@@ -21,7 +21,7 @@
 #include "../stream/state_table.hpp"
 #include "../stream/stream_follower.hpp"
 #include "kullsync/messages/types.hpp"
-#include "kullsync/server/protocol.hpp"
+#include "../hub_protocol.hpp"
 
 namespace kullsync::server {
 

@@ -9,8 +9,8 @@
 
 namespace kullsync {
 
-/// Registers header_list, shared_frame, link_faults, cut_mode,
-/// network_stats, http_result and the transport handle types.
+/// Registers header_list, shared_frame, http_result and the transport
+/// handle types.
 void add_transport_types(caf::actor_system_config& cfg);
 
 } // namespace kullsync

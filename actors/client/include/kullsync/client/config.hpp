@@ -39,16 +39,6 @@ struct keepalive_config {
   caf::timespan deadline = std::chrono::seconds{10}; // no frame this long after a PING: peer dead
 };
 
-/// Breaks one rule of the v2 stream on purpose, so that a simulation can show
-/// that its invariants catch the break. Never set outside such tests.
-enum class stream_mutation : uint8_t {
-  none,
-  keep_duplicates,   // applies a message at or below the position
-  ignore_gaps,       // applies a message that skips positions
-  new_ids_on_resend, // resends the outbox under new ids
-  ignore_snapshot,   // keeps its state when a SNAPSHOT replaces it
-};
-
 struct connection_config {
   std::string url = "ws://localhost:5000/ws";
   std::string user_id;
@@ -75,7 +65,6 @@ struct connection_config {
   /// v2: a client message not acknowledged within this is sent again (same
   /// id) on the same link.
   caf::timespan ack_timeout = std::chrono::seconds{10};
-  stream_mutation mutation = stream_mutation::none;
 };
 
 struct client_config {

@@ -16,9 +16,11 @@
 #include "kullsync/server/auth.hpp"
 #include "kullsync/server/broker.hpp"
 #include "kullsync/server/counters.hpp"
-#include "kullsync/server/protocol.hpp"
+#include "kullsync/server/hub_stats.hpp"
 #include "kullsync/server/revocations.hpp"
+#include "kullsync/transports/http.hpp"
 #include "kullsync/transports/subprotocol.hpp"
+#include "kullsync/transports/transport.hpp"
 
 namespace kullsync::server {
 
@@ -114,13 +116,16 @@ std::string new_node_epoch();
 std::string node_description(const std::string& node_id, int64_t started_at_ms,
                              const server_counters& counters, bool ready);
 
+/// What the server's actors share among themselves (private).
+struct session_env;
+
 /// Handles of a running server.
 struct sync_server {
-  acceptor_actor acceptor;
-  http_handler_actor http_api; // /api/sync/*
-  std::vector<hub_actor> hubs;
-  token_watch_actor token_watch; // closes sockets whose token expired
+  acceptor_actor acceptor;     // hand it accepted links
+  http_handler_actor http_api; // hand it /api/sync/* requests
   std::shared_ptr<server_counters> counters;
+  /// The hubs, the token watch and what they share: the server's own.
+  std::shared_ptr<const session_env> env;
 
   /// Closes every socket with `code` (1001 on shutdown) and waits (blocks:
   /// not from an actor) until every hub saw its sockets leave and the
@@ -135,10 +140,6 @@ struct sync_server {
 };
 
 sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg);
-
-/// The shard that owns `user`.
-const hub_actor& hub_for(const std::vector<hub_actor>& hubs,
-                         const std::string& user);
 
 } // namespace kullsync::server
 
