@@ -14,7 +14,7 @@ import sys
 
 src, binary = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 cxx = sys.argv[3] if len(sys.argv) > 3 else "c++"
-libraries = ["messages", "transports", "actors/common", "actors/client", "actors/server",
+libraries = ["messages", "transports", "transports/server", "actors/common", "actors/client", "actors/server",
              "actors/broker", "actors/testing"]
 public = [src / lib / "include" for lib in libraries] + [binary / "messages" / "include"]
 

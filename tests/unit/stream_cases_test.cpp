@@ -332,8 +332,9 @@ void play(impl& x, const cases::stream_case& c, bool batched) {
     };
     auto check_epoch = [&](const cases::step& s, const std::string& e) {
       auto& last = epoch[s.user];
-      if (!last.empty())
+      if (!last.empty()) {
         EXPECT_EQ(e != last, s.new_epoch) << "epoch " << last << " -> " << e;
+      }
       last = e;
     };
     if (s.op == cases::step::publish) {
@@ -378,8 +379,9 @@ void play(impl& x, const cases::stream_case& c, bool batched) {
       case cases::step::head: {
         auto h = x.head(s.user, s.now);
         EXPECT_EQ(h.top, s.top);
-        if (s.first)
+        if (s.first) {
           EXPECT_EQ(h.first, *s.first);
+        }
         std::vector<std::string> fields, devices;
         for (auto& f : h.state)
           fields.push_back(f.field);
