@@ -113,6 +113,18 @@ void writer::gauge(std::string_view name, std::string_view help, double value,
   sample(name, "", l, value);
 }
 
+void write(writer& w, const info& i, double value) {
+  labels l;
+  std::string_view label = i.label;
+  if (auto eq = label.find('='); eq != std::string_view::npos)
+    l.emplace_back(label.substr(0, eq), std::string{label.substr(eq + 1)});
+  switch (i.what) {
+    case kind::counter: w.counter(i.name, i.help, value, l); break;
+    case kind::gauge: w.gauge(i.name, i.help, value, l); break;
+    case kind::none: break;
+  }
+}
+
 void writer::histogram(std::string_view name, std::string_view help,
                        const metrics::histogram& h, const labels& l) {
   family(name, help, "histogram");

@@ -70,27 +70,7 @@ bool redis_broker::ready() const {
 
 void redis_broker::write_metrics(metrics::writer& w) const {
   auto& s = *shared_;
-  w.gauge("kullsync_broker_instances", "Redis instances configured",
-          static_cast<double>(s.shards.load()));
-  w.gauge("kullsync_broker_instances_ready",
-          "Redis instances connected, subscribed and with their scripts",
-          static_cast<double>(s.ready_shards.load()));
-  w.gauge("kullsync_broker_subscriptions", "Pub/sub channels this node is subscribed to",
-          static_cast<double>(s.subscriptions.load()));
-  w.counter("kullsync_broker_publishes_total", "Publishes the broker numbered and fanned out",
-            static_cast<double>(s.publishes.load()));
-  w.counter("kullsync_broker_publish_failures_total",
-            "Publishes refused: instance not ready, or an error reply",
-            static_cast<double>(s.publish_failures.load()));
-  w.counter("kullsync_broker_messages_total", "Pub/sub messages received for followed users",
-            static_cast<double>(s.messages.load()));
-  w.counter("kullsync_broker_bad_messages_total", "Pub/sub messages that did not parse",
-            static_cast<double>(s.bad_messages.load()));
-  w.counter("kullsync_broker_reconnects_total", "Links to Redis lost after being up",
-            static_cast<double>(s.reconnects.load()));
-  w.counter("kullsync_broker_probe_timeouts_total",
-            "Subscriber links dropped because their probe did not come back",
-            static_cast<double>(s.probe_timeouts.load()));
+  write_group(w, s);
   w.histogram("kullsync_broker_publish_seconds", "Publish script round trips",
               s.publish_latency);
 }

@@ -52,20 +52,35 @@ using broker_impl = server::broker_actor::extend<
   caf::reacts_to<tick_atom>,
   caf::reacts_to<flush_publishes_atom>>;
 
-/// What the broker object, the actor and /metrics share.
-struct redis_broker::shared {
+/// The broker's metrics, each once: member, kind, exposition name, help,
+/// label. /metrics and the tests read this list.
+#define KULLSYNC_BROKER_METRICS(X)                                                \
+  X(shards, gauge, "kullsync_broker_instances", "Redis instances configured", "") \
+  X(ready_shards, gauge, "kullsync_broker_instances_ready",                      \
+    "Redis instances connected, subscribed and with their scripts", "")           \
+  X(subscriptions, gauge, "kullsync_broker_subscriptions",                       \
+    "Pub/sub channels this node is subscribed to", "")                            \
+  X(publishes, counter, "kullsync_broker_publishes_total",                       \
+    "Publishes the broker numbered and fanned out", "")                           \
+  X(publish_calls, none, "", "script calls: a batch each", "")                   \
+  X(publish_failures, counter, "kullsync_broker_publish_failures_total",         \
+    "Publishes refused: instance not ready, or an error reply", "")               \
+  X(messages, counter, "kullsync_broker_messages_total",                         \
+    "Pub/sub messages received for followed users", "")                           \
+  X(bad_messages, counter, "kullsync_broker_bad_messages_total",                 \
+    "Pub/sub messages that did not parse", "")                                    \
+  X(reconnects, counter, "kullsync_broker_reconnects_total",                     \
+    "Links to Redis lost after being up", "")                                     \
+  X(probe_timeouts, counter, "kullsync_broker_probe_timeouts_total",             \
+    "Subscriber links dropped because their probe did not come back", "")
+
+KULLSYNC_METRIC_GROUP(broker_metrics, KULLSYNC_BROKER_METRICS)
+
+/// What the broker object, the actor and /metrics share: the metrics as
+/// atomics, the publish latency, and the links.
+struct redis_broker::shared : broker_metrics<std::atomic<uint64_t>> {
   std::atomic<boost::asio::io_context*> io{nullptr};
   caf::execution_unit* unit = nullptr; // the io thread's bridge (set before `io`)
-  std::atomic<size_t> shards{0};
-  std::atomic<size_t> ready_shards{0};
-  std::atomic<size_t> subscriptions{0};
-  std::atomic<uint64_t> publishes{0};
-  std::atomic<uint64_t> publish_calls{0}; // script calls: a batch each
-  std::atomic<uint64_t> publish_failures{0};
-  std::atomic<uint64_t> messages{0};
-  std::atomic<uint64_t> bad_messages{0};
-  std::atomic<uint64_t> reconnects{0};
-  std::atomic<uint64_t> probe_timeouts{0};
   metrics::histogram publish_latency{metrics::histogram::latency_seconds};
   std::mutex mtx; // guards `connections`
   /// The current links (per instance: command 0, subscriber 1, sentinel

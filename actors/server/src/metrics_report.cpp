@@ -1,53 +1,11 @@
 // What a /metrics scrape shows of the server's actors: the hubs' counters
-// (summed over the shards) and the counters every session, the acceptor and
-// the HTTP API share.
+// (summed over the shards; their list is hub_stats.hpp's) and the counters
+// every session, the acceptor and the HTTP API share.
 #include "metrics_report.hpp"
 
 namespace kullsync::server {
 
 namespace {
-
-void sockets(metrics::writer& w, const hub_stats& h) {
-  w.gauge("kullsync_sockets_open", "WebSockets joined to their user, by protocol version.",
-          static_cast<double>(h.sockets - h.v2_sockets), {{"protocol", "v1"}});
-  w.gauge("kullsync_sockets_open", "", static_cast<double>(h.v2_sockets),
-          {{"protocol", "v2"}});
-  w.gauge("kullsync_users", "Users the hubs hold (connected or remembered).",
-          static_cast<double>(h.users));
-  w.counter("kullsync_sockets_refused_user_cap_total",
-            "Sockets refused because their user had --max-sockets-per-user already.",
-            static_cast<double>(h.rejected_sockets));
-}
-
-void streams(metrics::writer& w, const hub_stats& h) {
-  w.counter("kullsync_deliveries_total",
-            "Frames the hubs handed to sockets (each device of a broadcast counts).",
-            static_cast<double>(h.frames_out));
-  w.gauge("kullsync_history_entries", "v2 messages held for resuming devices.",
-          static_cast<double>(h.history_entries));
-  w.gauge("kullsync_history_bytes", "Memory the v2 histories hold, in bytes.",
-          static_cast<double>(h.history_bytes));
-  w.counter("kullsync_history_evicted_total",
-            "v2 messages evicted by size, age or memory (their positions unrecoverable).",
-            static_cast<double>(h.history_evicted));
-  w.counter("kullsync_resumes_total", "v2 joins, by outcome.",
-            static_cast<double>(h.resumes_recovered), {{"outcome", "recovered"}});
-  w.counter("kullsync_resumes_total", "", static_cast<double>(h.resumes_snapshot),
-            {{"outcome", "snapshot"}});
-  w.counter("kullsync_replayed_messages_total", "Messages sent to resuming sockets.",
-            static_cast<double>(h.replayed));
-  w.counter("kullsync_duplicate_client_messages_total",
-            "Client messages and HTTP requests answered with their first result.",
-            static_cast<double>(h.duplicates));
-  w.gauge("kullsync_state_bytes", "Estimated memory of what the hubs remember of users.",
-          static_cast<double>(h.state_bytes));
-  w.counter("kullsync_shoots_evicted_total",
-            "Active shoots forgotten by the per-user cap or for silence.",
-            static_cast<double>(h.shoots_evicted));
-  w.counter("kullsync_users_forgotten_total",
-            "Users forgotten for idleness or the memory cap.",
-            static_cast<double>(h.users_forgotten));
-}
 
 uint64_t get(const std::atomic<uint64_t>& c) {
   return c.load(std::memory_order_relaxed);
@@ -101,8 +59,7 @@ void refusals(metrics::writer& w, const server_counters& c) {
 
 void write_server_metrics(metrics::writer& w, const hub_stats& hubs,
                           const server_counters& counters) {
-  sockets(w, hubs);
-  streams(w, hubs);
+  write_group(w, hubs);
   sessions(w, counters);
   refusals(w, counters);
 }

@@ -91,4 +91,84 @@ private:
   std::string last_family_;
 };
 
+// -- metric groups: each declared once ----------------------------------------
+
+enum class kind : uint8_t {
+  counter,
+  gauge,
+  none, // counted (stats, tests), not exposed
+};
+
+/// How a scrape shows one metric of a group. `label`: "name=value", or "".
+struct info {
+  kind what;
+  const char* name;
+  const char* help;
+  const char* label;
+};
+
+/// Writes `value` as `i` says; nothing for kind::none.
+void write(writer& w, const info& i, double value);
+
+inline double value_of(uint64_t v) { return static_cast<double>(v); }
+inline double value_of(const std::atomic<uint64_t>& v) {
+  return static_cast<double>(v.load(std::memory_order_relaxed));
+}
+inline uint64_t load(uint64_t v) { return v; }
+inline uint64_t load(const std::atomic<uint64_t>& v) {
+  return v.load(std::memory_order_relaxed);
+}
+
 } // namespace kullsync::metrics
+
+// A metric group is one list, `LIST(X)` calling `X(member, kind, name, help,
+// label)` once per metric, from which KULLSYNC_METRIC_GROUP(Group, LIST)
+// declares, in the current namespace:
+// - `Group<T>`: each metric a member of type T (std::atomic<uint64_t> where
+//   it is counted, uint64_t in a snapshot or an actor's own state);
+// - `visit_Group(f, groups...)`: f(info, group.member...) per metric, in order;
+// - `write_group(writer, group)`: the group's part of a scrape;
+// - `snapshot_of(group)`: a group of atomics read into plain numbers;
+// - `group += other`: sums (a node's counters are its shards' sum).
+// KULLSYNC_METRIC_FIELDS(LIST) expands to `, x.member` for each metric, of a
+// group named `x` (an inspect overload lists them so).
+#define KULLSYNC_METRIC_MEMBER(member, what, name, help, label) T member{};
+#define KULLSYNC_METRIC_VISIT(member, what, name, help, label)                     \
+  f(::kullsync::metrics::info{::kullsync::metrics::kind::what, name, help, label}, \
+    vs.member...);
+#define KULLSYNC_METRIC_COMMA_FIELD(member, what, name, help, label) , x.member
+
+#define KULLSYNC_METRIC_GROUP(Group, LIST)                                       \
+  template <class T>                                                             \
+  struct Group {                                                                 \
+    LIST(KULLSYNC_METRIC_MEMBER)                                                 \
+  };                                                                             \
+  template <class F, class... Vs>                                                \
+  void visit_##Group(F&& f, Vs&... vs) {                                         \
+    LIST(KULLSYNC_METRIC_VISIT)                                                  \
+  }                                                                              \
+  template <class T>                                                             \
+  void write_group(::kullsync::metrics::writer& w, const Group<T>& g) {          \
+    visit_##Group(                                                               \
+      [&w](const ::kullsync::metrics::info& i, const T& v) {                     \
+        ::kullsync::metrics::write(w, i, ::kullsync::metrics::value_of(v));      \
+      },                                                                         \
+      g);                                                                        \
+  }                                                                              \
+  inline Group<uint64_t> snapshot_of(const Group<std::atomic<uint64_t>>& g) {    \
+    Group<uint64_t> s;                                                           \
+    visit_##Group([](const ::kullsync::metrics::info&, uint64_t& out,            \
+                     const std::atomic<uint64_t>& in) {                          \
+                    out = ::kullsync::metrics::load(in);                         \
+                  },                                                             \
+                  s, g);                                                         \
+    return s;                                                                    \
+  }                                                                              \
+  inline Group<uint64_t>& operator+=(Group<uint64_t>& a, const Group<uint64_t>& b) { \
+    visit_##Group([](const ::kullsync::metrics::info&, uint64_t& x,              \
+                     const uint64_t& y) { x += y; },                             \
+                  a, b);                                                         \
+    return a;                                                                    \
+  }
+
+#define KULLSYNC_METRIC_FIELDS(LIST) LIST(KULLSYNC_METRIC_COMMA_FIELD)

@@ -210,51 +210,12 @@ caf::execution_unit* beast_server::io_unit() {
 }
 
 beast_server_stats beast_server::stats() const {
-  auto& c = impl_->core->stats;
-  beast_server_stats s;
-  s.sockets_open = c.sockets_open;
-  s.sockets_accepted = c.sockets_accepted;
-  s.slow_consumers_closed = c.slow_consumers_closed;
-  s.http_requests = c.http_requests;
-  s.socket_sends = c.socket_sends;
-  s.frames_written = c.frames_written;
-  s.actor_turns_on_io = c.actor_turns_on_io;
-  s.accept_failures = c.accept_failures;
-  s.slow_messages_closed = c.slow_messages_closed;
-  s.proxy_refusals = c.proxy_refusals;
-  return s;
+  return snapshot_of(impl_->core->stats);
 }
 
 void beast_server::write_metrics(metrics::writer& w) const {
   auto& c = impl_->core->stats;
-  auto n = [](const std::atomic<uint64_t>& x) {
-    return static_cast<double>(x.load(std::memory_order_relaxed));
-  };
-  w.gauge("kullsync_transport_sockets_open", "WebSockets open at the transport.",
-          n(c.sockets_open));
-  w.counter("kullsync_transport_sockets_accepted_total", "WebSockets whose handshake completed.",
-            n(c.sockets_accepted));
-  w.counter("kullsync_frames_out_total", "WebSocket text frames written to sockets.",
-            n(c.frames_written));
-  w.counter("kullsync_bytes_out_total", "Bytes of WebSocket frames written, headers included.",
-            n(c.bytes_written));
-  w.counter("kullsync_socket_sends_total", "Socket sends (each gathers every frame queued).",
-            n(c.socket_sends));
-  w.counter("kullsync_slow_consumer_closes_total",
-            "Sockets cut because their output queue passed its bound.",
-            n(c.slow_consumers_closed));
-  w.counter("kullsync_slow_message_closes_total",
-            "Sockets cut for a message that did not complete in time or in memory.",
-            n(c.slow_messages_closed));
-  w.counter("kullsync_http_requests_total", "HTTP requests (not upgrades) read.",
-            n(c.http_requests));
-  w.counter("kullsync_accept_failures_total",
-            "Failed accepts (e.g. out of descriptors); accepting pauses 50 ms each.",
-            n(c.accept_failures));
-  w.counter("kullsync_proxy_refusals_total",
-            "Connections closed for a PROXY header from an untrusted peer, a trusted "
-            "proxy's without one, or a malformed one.",
-            n(c.proxy_refusals));
+  write_group(w, c);
   w.gauge("kullsync_unfinished_message_bytes", "Memory held by incomplete client messages.",
           static_cast<double>(impl_->core->unfinished_bytes.load()));
   w.histogram("kullsync_io_loop_lag_seconds",

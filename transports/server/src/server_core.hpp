@@ -35,21 +35,12 @@ namespace net = boost::asio;
 class ws_connection;
 struct server_core;
 
-struct counters {
-  std::atomic<uint64_t> sockets_open{0};
-  std::atomic<uint64_t> sockets_accepted{0};
-  std::atomic<uint64_t> slow_consumers_closed{0};
-  std::atomic<uint64_t> http_requests{0};
-  std::atomic<uint64_t> socket_sends{0};
-  std::atomic<uint64_t> frames_written{0};
-  std::atomic<uint64_t> actor_turns_on_io{0};
-  std::atomic<uint64_t> accept_failures{0};
-  std::atomic<uint64_t> bytes_written{0}; // WebSocket frames, headers included
+/// The transport's metrics (beast_server.hpp) as the io threads count them,
+/// and the io loop's lag.
+struct counters : transport_metrics<std::atomic<uint64_t>> {
   /// How late the io threads ran a timer due every 250 ms: time spent in
   /// handlers that kept the loop from anything else.
   metrics::histogram loop_lag{metrics::histogram::latency_seconds};
-  std::atomic<uint64_t> slow_messages_closed{0};
-  std::atomic<uint64_t> proxy_refusals{0}; // PROXY header rules (proxy_preface.cpp)
 };
 
 /// Whether the io threads still take work. Once the server has stopped, a

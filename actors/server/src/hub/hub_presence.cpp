@@ -64,7 +64,7 @@ void announce_one(hub_ptr self, const std::string& user, user_entry& u,
 
 void check_drained(hub_ptr self) {
   auto& st = self->state;
-  if (st.drain_waiters.empty() || st.stats.sockets > 0)
+  if (st.drain_waiters.empty() || sockets_of(st.stats) > 0)
     return;
   bool dirty = false;
   for (auto& [user, u] : st.users) {

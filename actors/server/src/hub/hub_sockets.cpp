@@ -159,10 +159,9 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   me.connected_at = now_ms(self);
   me.v2 = req.v2;
   me.start = std::make_unique<join_request>(req);
-  ++st.stats.sockets;
+  ++(req.v2 ? st.stats.v2_sockets : st.stats.v1_sockets);
   if (st.counters)
     st.counters->sockets_now.fetch_add(1, std::memory_order_relaxed);
-  st.stats.v2_sockets += req.v2 ? 1 : 0;
   st.stats.users = st.users.size();
   if (!u.stream)
     follow(self, req.user, u, true); // starts the socket with the head
@@ -218,9 +217,8 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
   if (j == u.sockets.end())
     return;
   auto device = std::move(j->device_id);
-  st.stats.v2_sockets -= j->v2 ? 1 : 0;
+  --(j->v2 ? st.stats.v2_sockets : st.stats.v1_sockets);
   u.sockets.erase(j);
-  --st.stats.sockets;
   if (st.counters)
     st.counters->sockets_now.fetch_sub(1, std::memory_order_relaxed);
   if (!device_present(u, device, nullptr))

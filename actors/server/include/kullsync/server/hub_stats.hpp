@@ -7,60 +7,57 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "kullsync/metrics.hpp"
+
 namespace kullsync::server {
 
-/// Counters of one shard (summed by /api/sync/status).
-struct hub_stats {
-  uint64_t users = 0;
-  uint64_t sockets = 0;
-  uint64_t v2_sockets = 0;
-  uint64_t frames_out = 0;
-  uint64_t rejected_sockets = 0;
-  uint64_t resumes_recovered = 0; // v2 joins that got the missed messages
-  uint64_t resumes_snapshot = 0;  // v2 joins that got a SNAPSHOT
-  uint64_t replayed = 0;          // messages sent in recoveries
-  uint64_t duplicates = 0;        // client messages answered with a first ACK
-  uint64_t history_entries = 0;
-  uint64_t history_bytes = 0;
-  uint64_t history_evicted = 0;
-  uint64_t state_bytes = 0;       // what the hub remembers of users (estimate)
-  uint64_t shoots_evicted = 0;    // by the per-user cap or for silence
-  uint64_t users_forgotten = 0;   // idle users, or past the memory cap
-  uint64_t broker_errors = 0;     // cluster: broker requests that failed
-  uint64_t gap_messages = 0;      // cluster: messages read back to fill gaps
-  uint64_t stream_resets = 0;     // cluster: streams followed afresh (4009)
+/// The hubs' metrics, each once: member, kind, exposition name, help, label.
+/// Each shard counts its own; a node's are their sum.
+#define KULLSYNC_HUB_METRICS(X)                                                    \
+  X(v1_sockets, gauge, "kullsync_sockets_open",                                   \
+    "WebSockets joined to their user, by protocol version.", "protocol=v1")        \
+  X(v2_sockets, gauge, "kullsync_sockets_open",                                   \
+    "WebSockets joined to their user, by protocol version.", "protocol=v2")        \
+  X(users, gauge, "kullsync_users", "Users the hubs hold (connected or remembered).", "") \
+  X(rejected_sockets, counter, "kullsync_sockets_refused_user_cap_total",         \
+    "Sockets refused because their user had --max-sockets-per-user already.", "")  \
+  X(frames_out, counter, "kullsync_deliveries_total",                             \
+    "Frames the hubs handed to sockets (each device of a broadcast counts).", "")  \
+  X(history_entries, gauge, "kullsync_history_entries",                           \
+    "v2 messages held for resuming devices.", "")                                  \
+  X(history_bytes, gauge, "kullsync_history_bytes",                               \
+    "Memory the v2 histories hold, in bytes.", "")                                 \
+  X(history_evicted, counter, "kullsync_history_evicted_total",                   \
+    "v2 messages evicted by size, age or memory (their positions unrecoverable).", "") \
+  X(resumes_recovered, counter, "kullsync_resumes_total", "v2 joins, by outcome.", \
+    "outcome=recovered")                                                           \
+  X(resumes_snapshot, counter, "kullsync_resumes_total", "v2 joins, by outcome.",  \
+    "outcome=snapshot")                                                            \
+  X(replayed, counter, "kullsync_replayed_messages_total",                        \
+    "Messages sent to resuming sockets.", "")                                      \
+  X(duplicates, counter, "kullsync_duplicate_client_messages_total",              \
+    "Client messages and HTTP requests answered with their first result.", "")     \
+  X(state_bytes, gauge, "kullsync_state_bytes",                                   \
+    "Estimated memory of what the hubs remember of users.", "")                    \
+  X(shoots_evicted, counter, "kullsync_shoots_evicted_total",                     \
+    "Active shoots forgotten by the per-user cap or for silence.", "")             \
+  X(users_forgotten, counter, "kullsync_users_forgotten_total",                   \
+    "Users forgotten for idleness or the memory cap.", "")                         \
+  X(broker_errors, none, "", "cluster: broker requests that failed", "")          \
+  X(gap_messages, none, "", "cluster: messages read back to fill gaps", "")       \
+  X(stream_resets, none, "", "cluster: streams followed afresh (4009)", "")
 
-  /// Adds another shard's counters (a node's are the sum of its shards').
-  hub_stats& operator+=(const hub_stats& x) {
-    users += x.users;
-    sockets += x.sockets;
-    v2_sockets += x.v2_sockets;
-    frames_out += x.frames_out;
-    rejected_sockets += x.rejected_sockets;
-    resumes_recovered += x.resumes_recovered;
-    resumes_snapshot += x.resumes_snapshot;
-    replayed += x.replayed;
-    duplicates += x.duplicates;
-    history_entries += x.history_entries;
-    history_bytes += x.history_bytes;
-    history_evicted += x.history_evicted;
-    state_bytes += x.state_bytes;
-    shoots_evicted += x.shoots_evicted;
-    users_forgotten += x.users_forgotten;
-    broker_errors += x.broker_errors;
-    gap_messages += x.gap_messages;
-    stream_resets += x.stream_resets;
-    return *this;
-  }
-};
+KULLSYNC_METRIC_GROUP(hub_metrics, KULLSYNC_HUB_METRICS)
+
+/// Counters of one shard, or of a node (summed with +=).
+using hub_stats = hub_metrics<uint64_t>;
+
+/// Sockets joined, both protocols.
+inline uint64_t sockets_of(const hub_stats& s) { return s.v1_sockets + s.v2_sockets; }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hub_stats& x) {
-  return f(caf::meta::type_name("hub_stats"), x.users, x.sockets, x.v2_sockets,
-           x.frames_out, x.rejected_sockets, x.resumes_recovered, x.resumes_snapshot,
-           x.replayed, x.duplicates, x.history_entries, x.history_bytes,
-           x.history_evicted, x.state_bytes, x.shoots_evicted, x.users_forgotten,
-           x.broker_errors, x.gap_messages, x.stream_resets);
+  return f(caf::meta::type_name("hub_stats") KULLSYNC_METRIC_FIELDS(KULLSYNC_HUB_METRICS));
 }
 
 } // namespace kullsync::server

@@ -55,18 +55,37 @@ struct beast_server_options {
   bool proxy_protocol = false;
 };
 
-struct beast_server_stats {
-  uint64_t sockets_open = 0;
-  uint64_t sockets_accepted = 0;
-  uint64_t slow_consumers_closed = 0;
-  uint64_t http_requests = 0;
-  uint64_t socket_sends = 0; // each gathers every frame queued for its socket meanwhile
-  uint64_t frames_written = 0;
-  uint64_t actor_turns_on_io = 0; // turns of marked actors run by the io threads
-  uint64_t accept_failures = 0;   // e.g. out of descriptors (accepting pauses)
-  uint64_t slow_messages_closed = 0; // sockets cut for an unfinished message
-  uint64_t proxy_refusals = 0; // connections closed for their PROXY header (or its lack)
-};
+/// The transport's metrics, each once: member, kind, exposition name, help,
+/// label. The io threads count them in atomics; `beast_server::stats()`,
+/// /metrics and the tests read this list.
+#define KULLSYNC_TRANSPORT_METRICS(X)                                            \
+  X(sockets_open, gauge, "kullsync_transport_sockets_open",                     \
+    "WebSockets open at the transport.", "")                                     \
+  X(sockets_accepted, counter, "kullsync_transport_sockets_accepted_total",     \
+    "WebSockets whose handshake completed.", "")                                 \
+  X(frames_written, counter, "kullsync_frames_out_total",                       \
+    "WebSocket text frames written to sockets.", "")                             \
+  X(bytes_written, counter, "kullsync_bytes_out_total",                         \
+    "Bytes of WebSocket frames written, headers included.", "")                  \
+  X(socket_sends, counter, "kullsync_socket_sends_total",                       \
+    "Socket sends (each gathers every frame queued).", "")                       \
+  X(slow_consumers_closed, counter, "kullsync_slow_consumer_closes_total",      \
+    "Sockets cut because their output queue passed its bound.", "")              \
+  X(slow_messages_closed, counter, "kullsync_slow_message_closes_total",        \
+    "Sockets cut for a message that did not complete in time or in memory.", "") \
+  X(http_requests, counter, "kullsync_http_requests_total",                     \
+    "HTTP requests (not upgrades) read.", "")                                    \
+  X(accept_failures, counter, "kullsync_accept_failures_total",                 \
+    "Failed accepts (e.g. out of descriptors); accepting pauses 50 ms each.", "") \
+  X(proxy_refusals, counter, "kullsync_proxy_refusals_total",                   \
+    "Connections closed for a PROXY header from an untrusted peer, a trusted "   \
+    "proxy's without one, or a malformed one.", "")                              \
+  X(actor_turns_on_io, none, "", "turns of marked actors run by the io threads", "")
+
+KULLSYNC_METRIC_GROUP(transport_metrics, KULLSYNC_TRANSPORT_METRICS)
+
+/// What the transport counted, as of the call.
+using beast_server_stats = transport_metrics<uint64_t>;
 
 class beast_server {
 public:
