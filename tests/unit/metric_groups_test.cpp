@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "kullsync/metrics.hpp"
+#include "kullsync/server/counters.hpp"
 #include "kullsync/server/hub_stats.hpp"
 #include "kullsync/transports/beast_server.hpp"
 #include "redis_link.hpp"
@@ -90,6 +91,11 @@ TEST(metric_groups, the_transports_list_drives_its_exposition_snapshot_and_sums)
 TEST(metric_groups, the_hubs_list_drives_its_exposition_snapshot_and_sums) {
   check_group<server::hub_metrics>(
     [](auto&& f, auto&... gs) { server::visit_hub_metrics(f, gs...); });
+}
+
+TEST(metric_groups, the_servers_list_drives_its_exposition_snapshot_and_sums) {
+  check_group<server::server_metrics>(
+    [](auto&& f, auto&... gs) { server::visit_server_metrics(f, gs...); });
 }
 
 TEST(metric_groups, the_brokers_list_drives_its_exposition_snapshot_and_sums) {

@@ -21,8 +21,43 @@ inline constexpr std::array<uint16_t, 14> counted_close_codes{
 inline constexpr std::array<const char*, 5> counted_message_types{
   "PING", "UPDATE_PROGRESS", "REFRESH", "other", "invalid"};
 
-struct server_counters {
-  std::atomic<uint64_t> connects{0}; // sockets joined to their user
+/// What sessions, the acceptor, the token watch and the HTTP API count, each
+/// once: member, kind, exposition name, help, label. /metrics and the tests
+/// read this list; the counts by close code and by message type, and the ACK
+/// latency, are server_counters' own (their labels come from the tables
+/// above).
+#define KULLSYNC_SERVER_METRICS(X)                                                 \
+  X(connects, counter, "kullsync_connects_total", "Sockets joined to their user.", "") \
+  X(refused_no_token, counter, "kullsync_auth_refusals_total",                    \
+    "Sockets refused at authentication, by close code.", "code=4001")            \
+  X(refused_invalid_token, counter, "kullsync_auth_refusals_total",               \
+    "Sockets refused at authentication, by close code.", "code=4002")            \
+  X(refused_expired_token, counter, "kullsync_auth_refusals_total",               \
+    "Sockets refused at authentication, by close code.", "code=4003")            \
+  X(legacy_tokens, counter, "kullsync_legacy_tokens_total",                       \
+    "Sockets let in with an unsigned userId:deviceId (jwt+legacy).", "")          \
+  X(refreshes, counter, "kullsync_token_refreshes_total",                         \
+    "REFRESH answered with REFRESHED.", "")                                       \
+  X(expired_closes, counter, "kullsync_token_expiry_closes_total",                \
+    "Sockets closed 4003 at their token's expiry.", "")                           \
+  X(rate_limited_messages, counter, "kullsync_rate_limit_refusals_total",         \
+    "Refusals by a rate limit or cap, by limit.", "limit=client_message")         \
+  X(rate_limited_closes, counter, "kullsync_rate_limit_refusals_total",           \
+    "Refusals by a rate limit or cap, by limit.", "limit=client_flood_close")     \
+  X(ip_socket_cap, counter, "kullsync_rate_limit_refusals_total",                 \
+    "Refusals by a rate limit or cap, by limit.", "limit=ip_sockets")             \
+  X(ip_upgrade_rate, counter, "kullsync_rate_limit_refusals_total",               \
+    "Refusals by a rate limit or cap, by limit.", "limit=ip_upgrades")            \
+  X(http_rate_limited, counter, "kullsync_rate_limit_refusals_total",             \
+    "Refusals by a rate limit or cap, by limit.", "limit=api_key_rate")           \
+  X(http_unauthorized, counter, "kullsync_http_unauthorized_total",               \
+    "HTTP requests without a valid API key (401).", "")                           \
+  X(invalid_ids, counter, "kullsync_invalid_ids_total",                           \
+    "Ids refused (not UTF-8, control characters, length).", "")
+
+KULLSYNC_METRIC_GROUP(server_metrics, KULLSYNC_SERVER_METRICS)
+
+struct server_counters : server_metrics<std::atomic<uint64_t>> {
   // Now: sockets joined to their user and users with sockets on this node
   // (what the node says of itself in the cluster's list of nodes).
   std::atomic<int64_t> sockets_now{0};
@@ -31,22 +66,6 @@ struct server_counters {
   std::array<std::atomic<uint64_t>, counted_message_types.size()> messages_in{};
   /// From a client message's arrival to its ACK leaving the hub.
   metrics::histogram ack_latency{metrics::histogram::latency_seconds};
-
-  // Sockets refused at authentication, by close code.
-  std::atomic<uint64_t> refused_no_token{0};      // 4001
-  std::atomic<uint64_t> refused_invalid_token{0}; // 4002
-  std::atomic<uint64_t> refused_expired_token{0}; // 4003
-  std::atomic<uint64_t> legacy_tokens{0};         // jwt+legacy: unsigned sockets
-  std::atomic<uint64_t> refreshes{0};             // REFRESH answered REFRESHED
-  std::atomic<uint64_t> expired_closes{0};        // closed 4003 at the expiry
-  // Limits.
-  std::atomic<uint64_t> rate_limited_messages{0}; // client messages refused
-  std::atomic<uint64_t> rate_limited_closes{0};   // sockets closed 4008
-  std::atomic<uint64_t> ip_socket_cap{0};         // sockets refused: per-address cap
-  std::atomic<uint64_t> ip_upgrade_rate{0};       // upgrades refused: per-address rate
-  std::atomic<uint64_t> http_unauthorized{0};     // 401
-  std::atomic<uint64_t> http_rate_limited{0};     // 429
-  std::atomic<uint64_t> invalid_ids{0};           // ids refused (UTF-8, length)
 
   static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.fetch_add(n, std::memory_order_relaxed);
