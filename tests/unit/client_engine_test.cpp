@@ -511,7 +511,9 @@ TEST(client_engine, a_link_reported_open_twice_is_ignored) {
   h.sim.run();
   auto before = h.state().connection;
   ASSERT_EQ(before.state, connection_state::connected);
-  caf::anon_send(h.engine.connection, opened_atom::value, before.link, std::string{});
+  // As the transport does: the connection is its listener.
+  caf::anon_send(caf::actor_cast<transport_listener_actor>(h.engine.connection),
+                 opened_atom::value, before.link, std::string{});
   h.sim.run();
   auto after = h.state().connection;
   EXPECT_EQ(after.state, connection_state::connected);

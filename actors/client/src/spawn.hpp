@@ -84,11 +84,11 @@ using coordinator_link = caf::typed_actor<
   caf::reacts_to<status_atom, client_telemetry>,
   caf::reacts_to<bad_frame_atom>>;
 
-/// The connection, plus its timers (`retry(epoch)`, `healthy(epoch)`,
+/// The connection, plus its transport's events (it is the listener), its timers (`retry(epoch)`, `healthy(epoch)`,
 /// `welcome(epoch)`: a link that echoed kull.v2 without a WELCOME is v1;
 /// `resend(epoch)`: unacknowledged messages go again) and the keepalive's
 /// verdict (`dead(link)`).
-using connection_impl = connection_actor::extend<
+using connection_impl = connection_actor::extend_with<transport_listener_actor>::extend<
   caf::reacts_to<retry_atom, uint64_t>,
   caf::reacts_to<healthy_atom, uint64_t>,
   caf::reacts_to<welcome_atom, uint64_t>,

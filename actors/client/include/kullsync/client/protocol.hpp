@@ -118,8 +118,6 @@ using coordinator_actor = caf::typed_actor<
 
 // -- connection ---------------------------------------------------------------
 
-/// Owns the transport and the state machine; decodes and encodes frames. It
-/// is its transport's listener, and takes the host's commands.
 /// Where the engine gets a fresh signed token: before a dial that needs one
 /// (the first, and after 4003 or near the token's expiry) and ahead of the
 /// expiry WELCOME/REFRESHED announced, for an in-band REFRESH. An error (or
@@ -127,7 +125,10 @@ using coordinator_actor = caf::typed_actor<
 /// function.
 using token_provider_actor = caf::typed_actor<caf::replies_to<token_atom>::with<std::string>>;
 
-using connection_actor = transport_listener_actor::extend<
+/// Owns the transport and the link's phase; decodes and encodes frames. Its
+/// public protocol is the host's commands (the transport's events and the
+/// timers are the engine's own).
+using connection_actor = caf::typed_actor<
   caf::reacts_to<connect_atom>,
   caf::reacts_to<disconnect_atom>,
   caf::reacts_to<endpoint_atom, std::string>,
