@@ -12,7 +12,13 @@ the server pings every socket. Measured from /proc of the server:
 - CPU per ping round trip (the server's CPU over the idle window divided by
   the pings it sent and the pongs it read);
 - fan-out: deliveries per server CPU second with count/4 users x 4 devices,
-  against the same at 400 devices.
+  against the same at 400 devices;
+- a node restart under N v2 client engines (kullsync-storm): every engine
+  back, on v2, and when;
+- a cluster node killed with -9 under N v2 client engines (two
+  kullsync-resume processes): every one live again on the other two nodes
+  at its user's top, with what was written meanwhile, none lost, doubled or
+  gapped, and when.
 
 Prints a markdown table (and the per-device cost's change from the smallest
 count to the largest) and, with --plot DIR, charts DIR/scale.png.
@@ -85,8 +91,8 @@ class Run:
             self.next_source, first = 2 + (sockets + 14999) // 15000, 2
         return first
 
-    def server(self, kind, ping, extra=()):
-        cmd = [f"{self.a.bin}/kullsync-server", "--listen", "127.0.0.1:0", "--log-level", "error",
+    def server(self, kind, ping, extra=(), listen="127.0.0.1:0"):
+        cmd = [f"{self.a.bin}/kullsync-server", "--listen", listen, "--log-level", "error",
                "--limits", "off", "--max-sockets-per-user", "256", "--ping-interval", str(ping),
                *extra]
         if kind == "v2+jwt":
@@ -230,6 +236,76 @@ class Run:
                 "node_cpu_us_per_connect": (cpu_nodes - nodes_cpu0) / n * 1e6,
                 "redis_cpu_us_per_connect": (cpu_redis - redis_cpu0) / n * 1e6}
 
+    def restart(self, engines):
+        """A node alone restarted (SIGTERM, then started again on its port)
+        under `engines` v2 client engines, four per user."""
+        listen = f"127.0.0.1:{free_port()}"
+        srv, url = self.server("v2", 30, listen=listen)
+        storm = subprocess.Popen(
+            [f"{self.a.bin}/bench/kullsync-storm", "--url", url, "--clients", str(engines),
+             "--users", str(max(1, engines // 4)), "--jitter", "0.5", "--io-threads", "2",
+             "--timeout", "180"], stdout=subprocess.PIPE, text=True)
+        up = json.loads(storm.stdout.readline() or "{}")
+        r = {"engines": engines, "connected": up.get("connected", 0), "connect_ms": up.get("ms")}
+        if r["connected"] == engines:
+            t0 = time.monotonic()
+            srv.send_signal(signal.SIGTERM)
+            srv.wait()
+            r["stop_s"] = time.monotonic() - t0
+            srv, _ = self.server("v2", 30, listen=listen)
+            r.update(json.loads(storm.stdout.readline() or "{}"))
+        storm.kill()
+        storm.wait()
+        srv.send_signal(signal.SIGTERM)
+        srv.wait()
+        return r
+
+    def failover(self, readers, missed):
+        """Three nodes on one redis-server; `readers` v2 engines on node A
+        (one user each), each user's writer engine on B or C. A is killed
+        with -9; its readers go to the writers' node (as a balancer would)
+        while every writer writes `missed` messages."""
+        port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no", "--dir", self.work],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if redis_info(port, "server"):
+                break
+            time.sleep(0.05)
+        nodes = [self.server("v2", 30, ["--broker", f"redis://127.0.0.1:{port}",
+                                        "--node-id", f"failover-{n}"]) for n in range(3)]
+        (a, a_url), (_, b_url), (_, c_url) = nodes
+        shares = [readers // 2, readers - readers // 2]
+        procs = [subprocess.Popen(
+            [f"{self.a.bin}/bench/kullsync-resume", "--url", a_url, "--writer-url", url,
+             "--resume-url", url, "--clients", str(share), "--missed", str(missed),
+             "--killed-by-caller", "--io-threads", "2", "--timeout", "240"],
+            stdout=subprocess.PIPE, text=True) for share, url in zip(shares, (b_url, c_url))]
+        up = [json.loads(p.stdout.readline() or "{}") for p in procs]
+        r = {"readers": readers, "missed": missed}
+        if all(x.get("phase") == "connected" for x in up):
+            a.kill()  # SIGKILL
+            for p in procs:
+                p.send_signal(signal.SIGUSR1)
+            outs = [json.loads(p.stdout.readline() or "{}") for p in procs]
+            r["parts"] = outs
+            for k in ("resumed", "replayed", "lost", "wrong_state", "duplicates", "gaps"):
+                r[k] = sum(o.get(k, 0) for o in outs)
+            for k in ("live_p50_ms", "live_p99_ms", "live_max_ms"):
+                r[k] = max(o.get(k, 0) for o in outs)  # of the two halves: the later
+        else:
+            r["failed"] = "the engines did not all connect"
+        for p in procs:
+            p.kill()
+            p.wait()
+        for p, _ in nodes:
+            p.kill()
+            p.wait()
+        redis.kill()
+        redis.wait()
+        return r
+
     def fanout(self, devices):
         srv, url = self.server("v1", 30)
         cmd = [f"{self.a.bin}/bench/kullsync-bench", "fanout", "--url", url,
@@ -266,6 +342,12 @@ def main():
     ap.add_argument("--plot", default="")
     ap.add_argument("--cluster", default="1000,19000",
                     help="devices per node of a three-node cluster, comma-separated ('' to skip)")
+    ap.add_argument("--restart", type=int, default=19000,
+                    help="v2 client engines through a node restart (0 to skip)")
+    ap.add_argument("--failover", type=int, default=19000,
+                    help="v2 client engines on a cluster node killed with -9 (0 to skip)")
+    ap.add_argument("--failover-missed", type=int, default=1,
+                    help="messages each user's writer writes after the kill")
     a = ap.parse_args()
     counts = [int(c) for c in a.counts.split(",") if c]  # none: the cluster only
     kinds = a.kinds.split(",")
@@ -296,16 +378,25 @@ def main():
             r = run.fanout(devices)
             print(json.dumps(r), file=sys.stderr, flush=True)
             fan.append(r)
-    report(a, kinds, counts, idle, fan, clusters)
+        storms = []
+        if a.restart:
+            storms.append(run.restart(a.restart))
+            print(json.dumps(storms[-1]), file=sys.stderr, flush=True)
+        if a.failover:
+            storms.append(run.failover(a.failover, a.failover_missed))
+            print(json.dumps(storms[-1]), file=sys.stderr, flush=True)
+    report(a, kinds, counts, idle, fan, clusters, storms)
 
 
-def report(a, kinds, counts, idle, fan, clusters):
+def report(a, kinds, counts, idle, fan, clusters, storms):
     if counts:
         report_node(a, kinds, counts, idle, fan)
     if clusters:
         report_cluster(clusters)
+    if storms:
+        report_storms(storms)
     print("\nraw:")
-    for r in idle + clusters + fan:
+    for r in idle + clusters + fan + storms:
         print("  " + json.dumps(r))
     if a.plot and counts:
         plot(a.plot, kinds, counts, idle, fan)
@@ -352,6 +443,35 @@ def report_cluster(clusters):
                   f"{r['redis_keys']} | {r['redis_commands_per_device']:.1f} | "
                   f"{r['subscribes_per_device']:.2f} | {r['node_cpu_us_per_connect']:.0f} µs | "
                   f"{r['redis_cpu_us_per_connect']:.0f} µs |")
+
+
+def report_storms(storms):
+    print("\nReal client engines (reconnect policy, keepalive, v2 streams) through a "
+          "node's end:\n")
+    print("| event | engines | back | on v2 | resumed without a snapshot | lost / doubled / "
+          "gapped | live again: p50 / p99 / last |")
+    print("|---|---|---|---|---|---|---|")
+    for r in storms:
+        if "readers" in r:
+            if r.get("failed"):
+                print(f"| cluster node killed with -9 | {r['readers']} | {r['failed']} | | | | |")
+                continue
+            back = r["readers"] - r["lost"]
+            print(f"| cluster node killed with -9 ({r['missed']} message(s) per user written "
+                  f"meanwhile) | {r['readers']} | {back} | {back} | {r['resumed']} | "
+                  f"{r['lost'] + r['wrong_state']} / {r['duplicates']} / {r['gaps']} | "
+                  f"{r['live_p50_ms']:.0f} / {r['live_p99_ms']:.0f} / {r['live_max_ms']:.0f} ms "
+                  f"after the kill |")
+        else:
+            if "back" not in r:
+                print(f"| node restart | {r['engines']} | connected {r['connected']} first | "
+                      "| | | |")
+                continue
+            print(f"| node restart (SIGTERM: 1001 to each; {r['stop_s']:.1f} s to stop) | "
+                  f"{r['engines']} | {r['back']} | {r['back_v2']} | (a node alone's history "
+                  f"restarts with it: SNAPSHOT) | {r['lost'] - r['back']} / - / - | "
+                  f"{r['back_p50_ms']:.0f} / {r['back_p99_ms']:.0f} / {r['back_max_ms']:.0f} ms "
+                  "after the first loss |")
 
 
 def plot(out, kinds, counts, idle, fan):

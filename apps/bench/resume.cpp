@@ -19,7 +19,11 @@
 // on another one (--resume-url). With --kill PID the readers do not go
 // offline: the node they are on (PID) is killed with SIGKILL while they are
 // connected, they are sent to --resume-url (as a load balancer would) and
-// the writers write meanwhile; the times then count from the kill.
+// the writers write meanwhile; the times then count from the kill. With
+// --killed-by-caller the caller kills the node instead (several processes of
+// readers share one node): each prints {"phase":"connected"} once its
+// engines are up, and takes SIGUSR1, sent right after the kill, as the kill.
+#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -120,7 +124,20 @@ int main(int argc, char** argv) {
   app.add_option("--kill", kill_pid,
                  "the readers' node: killed (SIGKILL) instead of the readers going offline")
     ->check(CLI::Range(2, 1 << 22));
+  bool killed_by_caller = false;
+  app.add_flag("--killed-by-caller", killed_by_caller,
+               "the caller kills the readers' node and then sends SIGUSR1: the readers go "
+               "to --resume-url from then on")
+    ->excludes("--kill");
   CLI11_PARSE(app, argc, argv);
+  // Blocked before any thread starts, so that every thread inherits it and
+  // sigwait below takes the signal.
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  if (killed_by_caller)
+    pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  const bool failover = kill_pid != 0 || killed_by_caller;
   if (writer_url.empty())
     writer_url = url;
   if (resume_url.empty())
@@ -173,10 +190,17 @@ int main(int argc, char** argv) {
     return v.state == connection_state::connected && v.protocol == "kull.v2";
   };
   phase("connecting", wait_until([&] { return all(b.readers, v2_up) && all(b.writers, v2_up); }));
+  if (killed_by_caller) {
+    std::printf("{\"phase\":\"connected\"}\n");
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&usr1, &sig);
+  }
   auto t0 = clk::now();
-  if (kill_pid != 0) {
+  if (failover) {
     // The readers' node dies under them; the balancer sends them elsewhere.
-    ::kill(kill_pid, SIGKILL);
+    if (kill_pid != 0)
+      ::kill(kill_pid, SIGKILL);
     for (auto& e : readers)
       e.set_endpoint(resume_url);
   } else {
@@ -222,7 +246,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (kill_pid == 0) {
+  if (!failover) {
     t0 = clk::now();
     for (auto& e : readers) {
       e.set_endpoint(resume_url);
@@ -252,7 +276,7 @@ int main(int argc, char** argv) {
               "\"replayed\":%llu,\"lost\":%zu,\"wrong_state\":%zu,\"duplicates\":%llu,"
               "\"gaps\":%llu,\"live_p50_ms\":%.1f,\"live_p99_ms\":%.1f,\"live_max_ms\":%.1f,"
               "\"replay_msgs_per_s\":%.0f}\n",
-              kill_pid ? "failover" : "resume", clients, missed, resumed, static_cast<unsigned long long>(replayed), lost,
+              failover ? "failover" : "resume", clients, missed, resumed, static_cast<unsigned long long>(replayed), lost,
               wrong_state, static_cast<unsigned long long>(duplicates),
               static_cast<unsigned long long>(gaps), percentile(live_ms, 0.5),
               percentile(live_ms, 0.99), percentile(live_ms, 1.0),

@@ -7,9 +7,9 @@
 // prints {"phase":"connected",...} once every one is connected, then waits
 // while the caller restarts the server. Once every client that lost its link
 // is connected again (or --timeout passes) it prints one JSON line: how many
-// lost the link, how many came back, when (ms after the first loss: p50, p99,
-// max), how the first retries spread (their dial times after the loss), and
-// how many gave up.
+// lost the link, how many came back (`back_v2`: on v2), when (ms after the
+// first loss: p50, p99, max), how the first retries spread (their dial times
+// after the loss), and how many gave up.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,7 +49,7 @@ struct storm_state {
   std::mutex mtx;
   std::vector<client_track> clients;
   size_t connected = 0;
-  size_t lost = 0, back = 0, failed = 0;
+  size_t lost = 0, back = 0, back_v2 = 0, failed = 0;
   std::optional<clk::time_point> first_loss;
 
   void on_status(size_t i, const connection_status& s) {
@@ -65,6 +65,7 @@ struct storm_state {
           c.back = true;
           c.back_at = now;
           ++back;
+          back_v2 += s.protocol == "kull.v2" ? 1 : 0;
         }
         break;
       case connection_state::reconnecting:
@@ -182,10 +183,10 @@ int main(int argc, char** argv) {
   std::sort(redial_ms.begin(), redial_ms.end());
   using bench::percentile;
   std::printf("{\"mode\":\"storm\",\"clients\":%zu,\"jitter\":%.2f,\"lost\":%zu,\"back\":%zu,"
-              "\"failed\":%zu,\"back_p50_ms\":%.0f,\"back_p99_ms\":%.0f,\"back_max_ms\":%.0f,"
+              "\"back_v2\":%zu,\"failed\":%zu,\"back_p50_ms\":%.0f,\"back_p99_ms\":%.0f,\"back_max_ms\":%.0f,"
               "\"first_retry_min_ms\":%.0f,\"first_retry_p50_ms\":%.0f,"
               "\"first_retry_max_ms\":%.0f}\n",
-              clients, jitter, st.lost, st.back, st.failed, percentile(back_ms, 0.5),
+              clients, jitter, st.lost, st.back, st.back_v2, st.failed, percentile(back_ms, 0.5),
               percentile(back_ms, 0.99), percentile(back_ms, 1.0), percentile(redial_ms, 0.0),
               percentile(redial_ms, 0.5), percentile(redial_ms, 1.0));
   std::fflush(stdout);
