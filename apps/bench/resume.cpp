@@ -22,7 +22,8 @@
 // the writers write meanwhile; the times then count from the kill. With
 // --killed-by-caller the caller kills the node instead (several processes of
 // readers share one node): each prints {"phase":"connected"} once its
-// engines are up, and takes SIGUSR1, sent right after the kill, as the kill.
+// engines are up, and takes SIGUSR1, sent right after the kill, as the kill
+// (the times count from the signal, a few milliseconds after the kill).
 #include <pthread.h>
 #include <signal.h>
 
@@ -193,8 +194,12 @@ int main(int argc, char** argv) {
   if (killed_by_caller) {
     std::printf("{\"phase\":\"connected\"}\n");
     std::fflush(stdout);
-    int sig = 0;
-    sigwait(&usr1, &sig);
+    // The caller may die instead: then give up after --timeout.
+    timespec limit{static_cast<time_t>(timeout_s), 0};
+    if (sigtimedwait(&usr1, nullptr, &limit) != SIGUSR1) {
+      std::fprintf(stderr, "kullsync-resume: no SIGUSR1 within %.0f s\n", timeout_s);
+      return 1;
+    }
   }
   auto t0 = clk::now();
   if (failover) {

@@ -2,8 +2,7 @@
 // handshake completes are held, then leave in order, in fewer sends than
 // frames, before the close frame; every RFC 6455 length encoding arrives
 // intact; a lone frame on an idle socket leaves at once; accepted sockets
-// have Nagle's algorithm off; the socket's transport actor answers a dial
-// with a readable refusal.
+// have Nagle's algorithm off.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "kullsync/metrics.hpp"
 #include "kullsync/server/counters.hpp"
@@ -68,6 +69,30 @@ void check_group(Visit visit) {
     },
     live);
   EXPECT_GT(exposed, 0u);
+
+  // The rows of one family (one name, several labels) are adjacent and
+  // agree on kind and help: the writer takes HELP and TYPE from the first,
+  // and a second TYPE line would make Prometheus refuse the whole scrape.
+  std::vector<metrics::info> rows;
+  visit([&](const metrics::info& i, const std::atomic<uint64_t>&) {
+    if (i.what != metrics::kind::none)
+      rows.push_back(i);
+  }, live);
+  std::set<std::string> done;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    std::string name = rows[k].name;
+    if (k > 0 && name == rows[k - 1].name) {
+      EXPECT_EQ(rows[k].what, rows[k - 1].what) << name;
+      EXPECT_EQ(std::string{rows[k].help}, rows[k - 1].help) << name;
+      continue;
+    }
+    EXPECT_TRUE(done.insert(name).second) << name << ": its rows are not adjacent";
+    size_t types = 0;
+    std::istringstream in{text};
+    for (std::string l; std::getline(in, l);)
+      types += l.rfind("# TYPE " + name + " ", 0) == 0;
+    EXPECT_EQ(types, 1u) << name;
+  }
 
   auto snap = snapshot_of(live);
   auto twice = snap;

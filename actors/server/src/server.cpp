@@ -20,6 +20,8 @@ namespace kullsync::server {
 
 bool sync_server::close_all(caf::actor_system& sys, uint16_t code, const std::string& reason,
                             std::chrono::milliseconds timeout) const {
+  if (!env)
+    return true; // never spawned: nothing to close
   caf::scoped_actor self{sys};
   auto& hubs = env->hubs;
   for (auto& h : hubs)
@@ -41,6 +43,8 @@ bool sync_server::close_all(caf::actor_system& sys, uint16_t code, const std::st
 }
 
 void sync_server::stop() const {
+  if (!env)
+    return;
   caf::anon_send_exit(acceptor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(env->token_watch, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(http_api, caf::exit_reason::user_shutdown);
@@ -50,6 +54,8 @@ void sync_server::stop() const {
 
 hub_stats sync_server::stats(caf::actor_system& sys) const {
   hub_stats total;
+  if (!env)
+    return total;
   caf::scoped_actor self{sys};
   for (auto& h : env->hubs)
     self->request(h, std::chrono::seconds{5}, stats_atom::value)

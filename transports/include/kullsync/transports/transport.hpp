@@ -1,8 +1,10 @@
 #pragma once
 
-/// The transport interface: one typed actor protocol for a WebSocket link,
-/// implemented over real sockets (beast_transport) and in memory
-/// (memory_transport). A transport knows bytes and frames, nothing of JSON.
+/// The transport interface: typed actor protocols for the roles of a
+/// WebSocket link (a link, a dialer, an accepted link), implemented over real
+/// sockets (beast_transport, the Beast server) and in memory
+/// (memory_transport, the memory network). A transport knows bytes and
+/// frames, nothing of JSON.
 
 #include <cstdint>
 #include <memory>

@@ -1,7 +1,6 @@
 #pragma once
 
-/// What a node's hubs count (GET /api/sync/status, /metrics, and
-/// `sync_server::stats`).
+/// What a node's hubs count (/metrics and `sync_server::stats`).
 
 #include <cstdint>
 

@@ -1,7 +1,7 @@
 #pragma once
 
 /// HTTP and WebSocket on one port, over Boost.Beast on its own io threads.
-/// Each accepted WebSocket becomes a transport actor handed to an acceptor;
+/// Each accepted WebSocket becomes an accepted link handed to an acceptor;
 /// each HTTP request goes to an http_handler actor. Each io thread serves
 /// the sockets it was given (round robin) alone. No Beast or Asio in this
 /// header.
