@@ -12,6 +12,7 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build
     -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
+run(${WORK_DIR}/build/simulation)
 # The client engine alone links no server code: neither the server's actors
 # nor its HTTP/WebSocket/TLS sockets end up in an app that embeds it.
 execute_process(COMMAND nm -C ${WORK_DIR}/build/consumer OUTPUT_VARIABLE symbols
