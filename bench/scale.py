@@ -249,11 +249,18 @@ class Run:
         r = {"engines": engines, "connected": up.get("connected", 0), "connect_ms": up.get("ms")}
         if r["connected"] == engines:
             t0 = time.monotonic()
+            engines_cpu0 = usage(storm.pid)[0]
             srv.send_signal(signal.SIGTERM)
             srv.wait()
             r["stop_s"] = time.monotonic() - t0
             srv, _ = self.server("v2", 30, listen=listen)
             r.update(json.loads(storm.stdout.readline() or "{}"))
+            # Where the time went: the restarted server's CPU, the engines'.
+            r["server_cpu_s"] = usage(srv.pid)[0]
+            try:
+                r["engines_cpu_s"] = usage(storm.pid)[0] - engines_cpu0
+            except OSError:  # already gone
+                r["engines_cpu_s"] = None
         storm.kill()
         storm.wait()
         srv.send_signal(signal.SIGTERM)
@@ -285,10 +292,20 @@ class Run:
         up = [json.loads(p.stdout.readline() or "{}") for p in procs]
         r = {"readers": readers, "missed": missed}
         if all(x.get("phase") == "connected" for x in up):
+            watched = {"nodes": [p for p, _ in nodes[1:]], "redis": [redis], "engines": procs}
+            cpu0 = {k: sum(usage(p.pid)[0] for p in ps) for k, ps in watched.items()}
+            t0 = time.monotonic()
             a.kill()  # SIGKILL
             for p in procs:
                 p.send_signal(signal.SIGUSR1)
             outs = [json.loads(p.stdout.readline() or "{}") for p in procs]
+            # Where the time went, from the kill until the last reader was live.
+            r["wall_s"] = time.monotonic() - t0
+            for k, ps in watched.items():
+                try:
+                    r[f"{k}_cpu_s"] = sum(usage(p.pid)[0] for p in ps) - cpu0[k]
+                except OSError:  # a process already gone
+                    r[f"{k}_cpu_s"] = None
             r["parts"] = outs
             if all(o.get("mode") == "failover" for o in outs):
                 for k in ("resumed", "replayed", "lost", "wrong_state", "duplicates", "gaps"):
