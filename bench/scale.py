@@ -177,10 +177,8 @@ class Run:
                 "ping_cpu_us": (cpu3 - cpu2) / max(pings, 1) * 1e6,
                 "idle_core_pct": (cpu3 - cpu2) / window * 100}
 
-    def cluster(self, per_node):
-        """Three nodes on one redis-server, `per_node` v2 devices each (one
-        per user): Redis memory and commands per device, and the nodes' CPU
-        per connect, while the devices arrive."""
+    def cluster_up(self, name):
+        """A redis-server and three v2 nodes on it: (redis, its port, [(node, url)])."""
         port = free_port()
         redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                   "--save", "", "--appendonly", "no", "--dir", self.work],
@@ -190,7 +188,54 @@ class Run:
                 break
             time.sleep(0.05)
         nodes = [self.server("v2", 30, ["--broker", f"redis://127.0.0.1:{port}",
-                                        "--node-id", f"scale-{n}"]) for n in range(3)]
+                                        "--node-id", f"{name}-{n}"]) for n in range(3)]
+        return redis, port, nodes
+
+    def cluster_fanout(self, devices):
+        """Fan-out on three nodes of one redis-server: devices/4 users x 4 v2
+        devices, a user's devices spread over the nodes (device d on node d
+        mod 3), from as many generators as the descriptors need, started
+        together at the same connect pace so that their measured windows
+        coincide. Deliveries per CPU second of the nodes and Redis."""
+        redis, _, nodes = self.cluster_up("fan")
+        urls = [a for _, u in nodes for a in ("--url", u)]
+        pids = [a for pid in [p.pid for p, _ in nodes] + [redis.pid]
+                for a in ("--server-pid", str(pid))]
+        users = devices // 4
+        gens = max(1, (devices + self.a.per_generator - 1) // self.a.per_generator)
+        procs, first = [], 0
+        for g in range(gens):
+            share = users // gens + (1 if g < users % gens else 0)
+            procs.append(subprocess.Popen(
+                [f"{self.a.bin}/bench/kullsync-bench", "fanout", *urls, *pids,
+                 "--users", str(share), "--devices", "4", "--window", "4",
+                 "--seconds", str(self.a.seconds), "--protocol", "v2", "--threads", "1",
+                 "--first-user", str(first), "--source-first", str(self.sources(share * 4)),
+                 "--connect-rate", str(self.a.connect_rate / gens)],
+                stdout=subprocess.PIPE, text=True))
+            first += share
+        outs = [json.loads(p.communicate(timeout=1800)[0] or "{}") for p in procs]
+        for p, _ in nodes:
+            p.send_signal(signal.SIGTERM)
+        for p, _ in nodes:
+            p.wait()
+        redis.kill()
+        redis.wait()
+        if not all("delivered" in o for o in outs):
+            return {"devices": devices, "failed": json.dumps(outs)}
+        cpu = [o["server_cpu_s"] for o in outs]  # each: all nodes and Redis in its window
+        delivered = sum(o["delivered"] for o in outs)
+        return {"devices": devices, "generators": gens,
+                "connected": sum(o["connected"] for o in outs), "delivered": delivered,
+                "server_cpu_s": sum(cpu) / len(cpu), "server_cpu_s_spread": [min(cpu), max(cpu)],
+                "delivered_per_cpu_s": delivered / (sum(cpu) / len(cpu)),
+                "p99_ms": max(o["p99_ms"] for o in outs)}
+
+    def cluster(self, per_node):
+        """Three nodes on one redis-server, `per_node` v2 devices each (one
+        per user): Redis memory and commands per device, and the nodes' CPU
+        per connect, while the devices arrive."""
+        redis, port, nodes = self.cluster_up("scale")
         time.sleep(1)
         mem0 = int(redis_info(port, "memory")["used_memory"])
         cmds0 = command_counts(port)
@@ -272,16 +317,7 @@ class Run:
         (one user each), each user's writer engine on B or C. A is killed
         with -9; its readers go to the writers' node (as a balancer would)
         while every writer writes `missed` messages."""
-        port = free_port()
-        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--dir", self.work],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if redis_info(port, "server"):
-                break
-            time.sleep(0.05)
-        nodes = [self.server("v2", 30, ["--broker", f"redis://127.0.0.1:{port}",
-                                        "--node-id", f"failover-{n}"]) for n in range(3)]
+        redis, port, nodes = self.cluster_up("failover")
         (a, a_url), (_, b_url), (_, c_url) = nodes
         shares = [readers // 2, readers - readers // 2]
         procs = [subprocess.Popen(
@@ -362,6 +398,9 @@ def main():
     ap.add_argument("--plot", default="")
     ap.add_argument("--cluster", default="1000,19000",
                     help="devices per node of a three-node cluster, comma-separated ('' to skip)")
+    ap.add_argument("--cluster-fanout", default="400,57000",
+                    help="devices of a three-node cluster's fan-out, all nodes together "
+                         "('' to skip)")
     ap.add_argument("--restart", type=int, default=19000,
                     help="v2 client engines through a node restart (0 to skip)")
     ap.add_argument("--failover", type=int, default=19000,
@@ -398,6 +437,10 @@ def main():
             r = run.fanout(devices)
             print(json.dumps(r), file=sys.stderr, flush=True)
             fan.append(r)
+        cfan = []
+        for devices in ([int(c) for c in a.cluster_fanout.split(",")] if a.cluster_fanout else []):
+            cfan.append(run.cluster_fanout(devices))
+            print(json.dumps(cfan[-1]), file=sys.stderr, flush=True)
         storms = []
         if a.restart:
             storms.append(run.restart(a.restart))
@@ -405,18 +448,20 @@ def main():
         if a.failover:
             storms.append(run.failover(a.failover, a.failover_missed))
             print(json.dumps(storms[-1]), file=sys.stderr, flush=True)
-    report(a, kinds, counts, idle, fan, clusters, storms)
+    report(a, kinds, counts, idle, fan, clusters, cfan, storms)
 
 
-def report(a, kinds, counts, idle, fan, clusters, storms):
+def report(a, kinds, counts, idle, fan, clusters, cfan, storms):
     if counts:
         report_node(a, kinds, counts, idle, fan)
     if clusters:
         report_cluster(clusters)
+    if cfan:
+        report_cluster_fanout(cfan)
     if storms:
         report_storms(storms)
     print("\nraw:")
-    for r in idle + clusters + fan + storms:
+    for r in idle + clusters + fan + cfan + storms:
         print("  " + json.dumps(r))
     if a.plot and counts:
         plot(a.plot, kinds, counts, idle, fan)
@@ -463,6 +508,23 @@ def report_cluster(clusters):
                   f"{r['redis_keys']} | {r['redis_commands_per_device']:.1f} | "
                   f"{r['subscribes_per_device']:.2f} | {r['node_cpu_us_per_connect']:.0f} µs | "
                   f"{r['redis_cpu_us_per_connect']:.0f} µs |")
+
+
+def report_cluster_fanout(cfan):
+    print("\nFan-out on a cluster (three nodes, one redis-server; users x 4 v2 devices "
+          "spread over the nodes), per CPU second of the nodes and Redis:\n")
+    print("| devices | generators | held | deliveries | nodes + Redis CPU s (spread "
+          "over the generators' windows) | deliveries per CPU s | vs the first row | p99 |")
+    print("|---|---|---|---|---|---|---|---|")
+    base = next((r["delivered_per_cpu_s"] for r in cfan if "failed" not in r), None)
+    for r in cfan:
+        if "failed" in r:
+            print(f"| {r['devices']} | failed: {r['failed'][:200]} | | | | | | |")
+            continue
+        lo, hi = r["server_cpu_s_spread"]
+        print(f"| {r['devices']} | {r['generators']} | {r['connected']} | {r['delivered']} | "
+              f"{r['server_cpu_s']:.2f} ({lo:.2f}–{hi:.2f}) | {r['delivered_per_cpu_s']:.0f} | "
+              f"{r['delivered_per_cpu_s'] / base:.2f}x | {r['p99_ms']:.1f} ms |")
 
 
 def report_storms(storms):
