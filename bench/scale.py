@@ -200,13 +200,17 @@ class Run:
         windows coincide. Deliveries per CPU second of the nodes and Redis."""
         redis, _, nodes = self.cluster_up("fan")
         urls = [a for _, u in nodes for a in ("--url", u)]
-        pids = [a for pid in [p.pid for p, _ in nodes] + [redis.pid]
-                for a in ("--server-pid", str(pid))]
+        as_args = lambda ps: [a for pid in ps for a in ("--server-pid", str(pid))]
+        node_pids, all_pids = [p.pid for p, _ in nodes], [p.pid for p, _ in nodes] + [redis.pid]
+        # The windows coincide: the first generator measures Redis, the
+        # second the nodes, the others all of them (a check on the split).
+        pid_sets = [as_args([redis.pid]), as_args(node_pids)]
         users = devices // 3
         gens = max(1, (devices + self.a.per_generator - 1) // self.a.per_generator)
         procs, first = [], 0
         for g in range(gens):
             share = users // gens + (1 if g < users % gens else 0)
+            pids = pid_sets[g] if g < len(pid_sets) and gens > 2 else as_args(all_pids)
             procs.append(subprocess.Popen(
                 [f"{self.a.bin}/bench/kullsync-bench", "fanout", *urls, *pids,
                  "--users", str(share), "--devices", "3", "--window", "4",
@@ -224,9 +228,14 @@ class Run:
         redis.wait()
         if not all("delivered" in o for o in outs):
             return {"devices": devices, "failed": json.dumps(outs)}
-        cpu = [o["server_cpu_s"] for o in outs]  # each: all nodes and Redis in its window
         delivered = sum(o["delivered"] for o in outs)
-        return {"devices": devices, "generators": gens,
+        split = {}
+        if gens > 2:
+            split = {"redis_cpu_s": outs[0]["server_cpu_s"], "nodes_cpu_s": outs[1]["server_cpu_s"]}
+            cpu = [split["redis_cpu_s"] + split["nodes_cpu_s"]] + [o["server_cpu_s"] for o in outs[2:]]
+        else:
+            cpu = [o["server_cpu_s"] for o in outs]  # each: all nodes and Redis in its window
+        return {"devices": devices, "generators": gens, **split,
                 "connected": sum(o["connected"] for o in outs), "delivered": delivered,
                 "server_cpu_s": sum(cpu) / len(cpu), "server_cpu_s_spread": [min(cpu), max(cpu)],
                 "delivered_per_cpu_s": delivered / (sum(cpu) / len(cpu)),
