@@ -411,7 +411,7 @@ def main():
     ap.add_argument("--plot", default="")
     ap.add_argument("--cluster", default="1000,19000",
                     help="devices per node of a three-node cluster, comma-separated ('' to skip)")
-    ap.add_argument("--cluster-fanout", default="400,57000",
+    ap.add_argument("--cluster-fanout", default="399,57000",
                     help="devices of a three-node cluster's fan-out, all nodes together "
                          "('' to skip)")
     ap.add_argument("--restart", type=int, default=19000,
