@@ -191,6 +191,15 @@ class Run:
                                         "--node-id", f"{name}-{n}"]) for n in range(3)]
         return redis, port, nodes
 
+    def cluster_down(self, redis, nodes, sig=signal.SIGTERM):
+        for p, _ in nodes:
+            if p.poll() is None:
+                p.send_signal(sig)
+        for p, _ in nodes:
+            p.wait()
+        redis.kill()
+        redis.wait()
+
     def cluster_fanout(self, devices):
         """Fan-out on three nodes of one redis-server: devices/3 users x 3 v2
         devices, one on each node (device d on node d mod 3: with 4 a user,
@@ -220,12 +229,7 @@ class Run:
                 stdout=subprocess.PIPE, text=True))
             first += share
         outs = [json.loads(p.communicate(timeout=1800)[0] or "{}") for p in procs]
-        for p, _ in nodes:
-            p.send_signal(signal.SIGTERM)
-        for p, _ in nodes:
-            p.wait()
-        redis.kill()
-        redis.wait()
+        self.cluster_down(redis, nodes)
         if not all("delivered" in o for o in outs):
             return {"devices": devices, "failed": json.dumps(outs)}
         delivered = sum(o["delivered"] for o in outs)
@@ -278,12 +282,7 @@ class Run:
             p.kill()
         for p in procs:
             p.wait()
-        for p, _ in nodes:
-            p.send_signal(signal.SIGTERM)
-        for p, _ in nodes:
-            p.wait()
-        redis.kill()
-        redis.wait()
+        self.cluster_down(redis, nodes)
         calls = {k: cmds1.get(k, 0) - cmds0.get(k, 0) for k in cmds1}
         n = max(connected, 1)
         return {"per_node": per_node, "connected": connected,
@@ -368,11 +367,7 @@ class Run:
         for p in procs:
             p.kill()
             p.wait()
-        for p, _ in nodes:
-            p.kill()
-            p.wait()
-        redis.kill()
-        redis.wait()
+        self.cluster_down(redis, nodes, signal.SIGKILL)  # A is gone already
         return r
 
     def fanout(self, devices):

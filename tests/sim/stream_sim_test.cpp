@@ -36,7 +36,7 @@
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/server.hpp"
-#include "kullsync/testing/stream_mutation.hpp"
+#include "kullsync/testing/mutated_client.hpp"
 
 using namespace kullsync;
 using namespace kullsync::test;

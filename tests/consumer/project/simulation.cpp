@@ -15,7 +15,7 @@
 #include <kullsync/client/caf_types.hpp>
 #include <kullsync/client/engine.hpp>
 #include <kullsync/testing/sim_network.hpp>
-#include <kullsync/testing/stream_mutation.hpp>
+#include <kullsync/testing/mutated_client.hpp>
 
 int main() {
   caf::actor_system_config cfg;

@@ -21,6 +21,13 @@ inline constexpr std::array<uint16_t, 14> counted_close_codes{
 inline constexpr std::array<const char*, 5> counted_message_types{
   "PING", "UPDATE_PROGRESS", "REFRESH", "other", "invalid"};
 
+// Families of several rows (one per label value): named once.
+inline constexpr const char* auth_refusals_family = "kullsync_auth_refusals_total";
+inline constexpr const char* auth_refusals_family_help =
+  "Sockets refused at authentication, by close code.";
+inline constexpr const char* limit_refusals_family = "kullsync_rate_limit_refusals_total";
+inline constexpr const char* limit_refusals_family_help = "Refusals by a rate limit or cap, by limit.";
+
 /// What sessions, the acceptor, the token watch and the HTTP API count, each
 /// once: member, kind, exposition name, help, label. /metrics and the tests
 /// read this list; the counts by close code and by message type, and the ACK
@@ -28,28 +35,23 @@ inline constexpr std::array<const char*, 5> counted_message_types{
 /// above).
 #define KULLSYNC_SERVER_METRICS(X)                                                 \
   X(connects, counter, "kullsync_connects_total", "Sockets joined to their user.", "") \
-  X(refused_no_token, counter, "kullsync_auth_refusals_total",                    \
-    "Sockets refused at authentication, by close code.", "code=4001")            \
-  X(refused_invalid_token, counter, "kullsync_auth_refusals_total",               \
-    "Sockets refused at authentication, by close code.", "code=4002")            \
-  X(refused_expired_token, counter, "kullsync_auth_refusals_total",               \
-    "Sockets refused at authentication, by close code.", "code=4003")            \
+  X(refused_no_token, counter, auth_refusals_family, auth_refusals_family_help, "code=4001")    \
+  X(refused_invalid_token, counter, auth_refusals_family, auth_refusals_family_help, "code=4002") \
+  X(refused_expired_token, counter, auth_refusals_family, auth_refusals_family_help, "code=4003") \
   X(legacy_tokens, counter, "kullsync_legacy_tokens_total",                       \
     "Sockets let in with an unsigned userId:deviceId (jwt+legacy).", "")          \
   X(refreshes, counter, "kullsync_token_refreshes_total",                         \
     "REFRESH answered with REFRESHED.", "")                                       \
   X(expired_closes, counter, "kullsync_token_expiry_closes_total",                \
     "Sockets closed 4003 at their token's expiry.", "")                           \
-  X(rate_limited_messages, counter, "kullsync_rate_limit_refusals_total",         \
-    "Refusals by a rate limit or cap, by limit.", "limit=client_message")         \
-  X(rate_limited_closes, counter, "kullsync_rate_limit_refusals_total",           \
-    "Refusals by a rate limit or cap, by limit.", "limit=client_flood_close")     \
-  X(ip_socket_cap, counter, "kullsync_rate_limit_refusals_total",                 \
-    "Refusals by a rate limit or cap, by limit.", "limit=ip_sockets")             \
-  X(ip_upgrade_rate, counter, "kullsync_rate_limit_refusals_total",               \
-    "Refusals by a rate limit or cap, by limit.", "limit=ip_upgrades")            \
-  X(http_rate_limited, counter, "kullsync_rate_limit_refusals_total",             \
-    "Refusals by a rate limit or cap, by limit.", "limit=api_key_rate")           \
+  X(rate_limited_messages, counter, limit_refusals_family, limit_refusals_family_help,         \
+    "limit=client_message")                                                       \
+  X(rate_limited_closes, counter, limit_refusals_family, limit_refusals_family_help,           \
+    "limit=client_flood_close")                                                   \
+  X(ip_socket_cap, counter, limit_refusals_family, limit_refusals_family_help, "limit=ip_sockets") \
+  X(ip_upgrade_rate, counter, limit_refusals_family, limit_refusals_family_help, "limit=ip_upgrades") \
+  X(http_rate_limited, counter, limit_refusals_family, limit_refusals_family_help,             \
+    "limit=api_key_rate")                                                         \
   X(http_unauthorized, counter, "kullsync_http_unauthorized_total",               \
     "HTTP requests without a valid API key (401).", "")                           \
   X(invalid_ids, counter, "kullsync_invalid_ids_total",                           \

@@ -10,13 +10,18 @@
 
 namespace kullsync::server {
 
+// Families of several rows (one per label value): named once.
+inline constexpr const char* sockets_open_family = "kullsync_sockets_open";
+inline constexpr const char* sockets_open_family_help =
+  "WebSockets joined to their user, by protocol version.";
+inline constexpr const char* resumes_family = "kullsync_resumes_total";
+inline constexpr const char* resumes_family_help = "v2 joins, by outcome.";
+
 /// The hubs' metrics, each once: member, kind, exposition name, help, label.
 /// Each shard counts its own; a node's are their sum.
 #define KULLSYNC_HUB_METRICS(X)                                                    \
-  X(v1_sockets, gauge, "kullsync_sockets_open",                                   \
-    "WebSockets joined to their user, by protocol version.", "protocol=v1")        \
-  X(v2_sockets, gauge, "kullsync_sockets_open",                                   \
-    "WebSockets joined to their user, by protocol version.", "protocol=v2")        \
+  X(v1_sockets, gauge, sockets_open_family, sockets_open_family_help, "protocol=v1")           \
+  X(v2_sockets, gauge, sockets_open_family, sockets_open_family_help, "protocol=v2")           \
   X(users, gauge, "kullsync_users", "Users the hubs hold (connected or remembered).", "") \
   X(rejected_sockets, counter, "kullsync_sockets_refused_user_cap_total",         \
     "Sockets refused because their user had --max-sockets-per-user already.", "")  \
@@ -28,10 +33,8 @@ namespace kullsync::server {
     "Memory the v2 histories hold, in bytes.", "")                                 \
   X(history_evicted, counter, "kullsync_history_evicted_total",                   \
     "v2 messages evicted by size, age or memory (their positions unrecoverable).", "") \
-  X(resumes_recovered, counter, "kullsync_resumes_total", "v2 joins, by outcome.", \
-    "outcome=recovered")                                                           \
-  X(resumes_snapshot, counter, "kullsync_resumes_total", "v2 joins, by outcome.",  \
-    "outcome=snapshot")                                                            \
+  X(resumes_recovered, counter, resumes_family, resumes_family_help, "outcome=recovered")     \
+  X(resumes_snapshot, counter, resumes_family, resumes_family_help, "outcome=snapshot")       \
   X(replayed, counter, "kullsync_replayed_messages_total",                        \
     "Messages sent to resuming sockets.", "")                                      \
   X(duplicates, counter, "kullsync_duplicate_client_messages_total",              \

@@ -1,12 +1,11 @@
 #pragma once
 
-/// The simulation kit (kullsync::testing): the client engine with one rule of
-/// the v2 stream broken on purpose, so that a simulation can show that its
-/// invariants catch the break. Never for an app.
+/// The simulation kit (kullsync::testing): the rules of the v2 stream a
+/// client engine can be made to break on purpose (mutated_client.hpp), so
+/// that a simulation can show that its invariants catch the break. Never for
+/// an app. Plain data: the engine's pure stream logic includes it.
 
 #include <cstdint>
-
-#include "kullsync/client/engine.hpp"
 
 namespace kullsync::sim {
 
@@ -17,11 +16,5 @@ enum class stream_mutation : uint8_t {
   new_ids_on_resend, // resends the outbox under new ids
   ignore_snapshot,   // keeps its state when a SNAPSHOT replaces it
 };
-
-/// spawn_client, with `broken` broken.
-client_engine spawn_mutated_client(caf::actor_system& sys, const client_config& cfg,
-                                   stream_mutation broken, dialer_actor transport,
-                                   http_client_actor http = {},
-                                   token_provider_actor tokens = {});
 
 } // namespace kullsync::sim

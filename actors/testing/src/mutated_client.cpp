@@ -1,4 +1,4 @@
-#include "kullsync/testing/stream_mutation.hpp"
+#include "kullsync/testing/mutated_client.hpp"
 
 #include "spawn.hpp"
 
