@@ -120,7 +120,7 @@ public:
   void play() {
     for (int step = 0; step < 30; ++step) {
       sim_.advance(std::uniform_int_distribution<int64_t>{0, 15000}(rng_) * 1ms);
-      switch (rng_() % (broker_ ? 17 : 12)) {
+      switch (rng_() % (broker_ ? 18 : 12)) {
         case 0: caf::anon_send(net_, cut_atom::value, cut_mode::clean); break;
         case 1: caf::anon_send(net_, cut_atom::value, cut_mode::half_open); break;
         case 2: caf::anon_send(net_, refuse_atom::value, rng_() % 2 == 0); break;
@@ -142,6 +142,7 @@ public:
         case 14: caf::anon_send(broker_, failover_atom::value, rng_() % 3); break;
         case 15: caf::anon_send(broker_, outage_atom::value, rng_() % 2 == 0); break;
         case 16: caf::anon_send(broker_, unanswered_atom::value, rng_() % 2 ? 0.2 : 0.0); break;
+        case 17: caf::anon_send(broker_, late_heads_atom::value, int64_t{rng_() % 2 ? 300 : 0}); break;
         default: publish_random(); break;
       }
       sim_.run();

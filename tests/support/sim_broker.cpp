@@ -27,6 +27,13 @@ struct broker_state {
   double loss = 0;
   double unanswered = 0;
   bool down = false;
+  int64_t late_heads_ms = 0;
+  uint64_t next_answer = 0;
+  struct late_head {
+    caf::expected<stream_head> head;
+    caf::typed_response_promise<stream_head> rp;
+  };
+  std::map<uint64_t, late_head> late;
   uint64_t runs = 1;
   std::map<std::string, std::vector<stream_follower_actor>> followers;
   std::map<std::string, caf::actor_clock::time_point> alive_until; // node instances
@@ -125,11 +132,32 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
         const stream_follower_actor& f) -> caf::result<stream_head> {
       if (self->state.down)
         return unavailable();
-      auto& fs = self->state.followers[user];
+      auto& st = self->state;
+      auto& fs = st.followers[user];
       if (std::find(fs.begin(), fs.end(), f) == fs.end())
         fs.push_back(f);
-      return head(self, user);
+      if (st.late_heads_ms == 0)
+        return head(self, user);
+      auto rp = self->make_response_promise<stream_head>();
+      auto id = ++st.next_answer;
+      st.late.emplace(id, broker_state::late_head{head(self, user), rp});
+      auto delay = std::uniform_int_distribution<int64_t>{0, st.late_heads_ms}(st.rng);
+      self->delayed_send(self, std::chrono::milliseconds{delay}, answer_atom::value, id);
+      return rp;
     },
+    [=](answer_atom, uint64_t id) {
+      auto& st = self->state;
+      auto i = st.late.find(id);
+      if (i == st.late.end())
+        return;
+      auto late = std::move(i->second);
+      st.late.erase(i);
+      if (late.head)
+        late.rp.deliver(std::move(*late.head));
+      else
+        late.rp.deliver(late.head.error());
+    },
+    [=](late_heads_atom, int64_t max_ms) { self->state.late_heads_ms = max_ms; },
     [=](unfollow_atom, const std::string& user, const stream_follower_actor& f) {
       auto& fs = self->state.followers[user];
       fs.erase(std::remove(fs.begin(), fs.end(), f), fs.end());

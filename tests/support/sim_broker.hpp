@@ -17,6 +17,8 @@ using failover_atom = caf::atom_constant<caf::atom("failover")>;
 using resub_atom = caf::atom_constant<caf::atom("resub")>;
 using outage_atom = caf::atom_constant<caf::atom("outage")>;
 using unanswered_atom = caf::atom_constant<caf::atom("unanswered")>;
+using late_heads_atom = caf::atom_constant<caf::atom("lateheads")>;
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
 
 /// The broker plus its faults:
 /// - `lossy(rate)`: each delivery to a follower is lost with this
@@ -30,12 +32,19 @@ using unanswered_atom = caf::atom_constant<caf::atom("unanswered")>;
 /// - `unanswered(rate)`: each publish loses its answer with this
 ///   probability (the link went down with the call under way): applied or
 ///   not, by a coin, and answered outcome_unknown.
+/// - `late_heads(max_ms)`: a follow's head, read at once, is answered up
+///   to `max_ms` later, while the stream's messages reach the new follower
+///   at once: as with Redis, where the head's reply comes on the command
+///   link and the messages after it on the subscriber link, so either may
+///   come first.
 using sim_broker_actor = server::broker_actor::extend<
   caf::reacts_to<lossy_atom, double>,
   caf::reacts_to<resub_atom>,
   caf::reacts_to<failover_atom, uint64_t>,
   caf::reacts_to<outage_atom, bool>,
-  caf::reacts_to<unanswered_atom, double>>;
+  caf::reacts_to<unanswered_atom, double>,
+  caf::reacts_to<late_heads_atom, int64_t>,
+  caf::reacts_to<answer_atom, uint64_t>>; // internal: a late head is due
 
 /// A broker that breaks a rule on purpose, to show the simulation's checks
 /// catch it: `per_node_numbering` numbers each node's publishes on a

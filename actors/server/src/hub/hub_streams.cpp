@@ -82,10 +82,16 @@ void on_head(hub_ptr self, const std::string& user, user_entry& u, uint64_t gen,
   }
   // Presence is not in the stream: the broker's list is the truth.
   remote_devices(self, user, u, h.devices);
+  // What came ahead of the head is applied first, and only then do waiting
+  // sockets start: at the position that includes it, with its state (a
+  // socket started first would be sent it again after its SNAPSHOT).
+  carry_out(self, user, u, std::move(fx));
+  auto& f = fs.follower;
+  if (gen != f.generation() || !f.live())
+    return; // reset: they start with the next head
   for (auto& s : u.sockets)
     if (s.start)
       start_socket(self, user, u, s);
-  carry_out(self, user, u, std::move(fx));
 }
 
 /// The broker did not give the head. Sockets waiting for it cannot start:
