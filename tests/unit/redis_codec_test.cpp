@@ -143,8 +143,9 @@ TEST(redis_codec, read_replies) {
   auto entry = [](std::string id, std::string frame) {
     return arr({str(std::move(id)), arr({str("f"), str(std::move(frame))})});
   };
+  // Stored as the state keeps it (a bare frame: as older nodes stored it).
   auto r = parse_read(arr({str("e"), num(1), arr({entry("3-0", "{\"x\":1}"),
-                                                  entry("4-0", "{\"x\":2}")})}),
+                                                  entry("4-0", "0|7|0|0|12|{\"x\":2}")})}),
                       "u");
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->complete);
@@ -157,6 +158,7 @@ TEST(redis_codec, read_replies) {
   EXPECT_FALSE(parse_read(arr({str("e"), num(0), arr({})}), "u")->complete);
   EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("x-0", "{}")})}), "u").error()));
   EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("3-0", "[]")})}), "u").error()));
+  EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({entry("3-0", "0|7|0|{}")})}), "u").error()));
   EXPECT_TRUE(bad_reply(parse_read(arr({str("e"), num(1), arr({str("3-0")})}), "u").error()));
 }
 
@@ -164,8 +166,8 @@ TEST(redis_codec, channel_messages) {
   // A numbered message with the state change it made, then presence: two
   // records of one channel message.
   auto ms = parse_channel_message(
-    "u", "12 ep node-a 900 70 0 0 shoot:s\x1f\x1f{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}"
-         "\x1e" "0 ep node-a 0 0 1 55|2 \x1fmac\x1f{\"type\":\"DEVICE_CONNECTED\"}");
+    "u", "12 ep node-a 0 0 shoot:s\x1f\x1f" "1|-1|0|900|70|{\"type\":\"X\",\"data\":{\"a\":\"b c\"}}"
+         "\x1e" "0 ep node-a 1 55|2 \x1fmac\x1f" "0|0|0|0|55|{\"type\":\"DEVICE_CONNECTED\"}");
   ASSERT_EQ(ms.size(), 2u);
   auto& m = ms[0];
   EXPECT_EQ(m->user(), "u");
@@ -188,12 +190,15 @@ TEST(redis_codec, channel_messages) {
   EXPECT_TRUE(p->present);
   EXPECT_EQ(p->frame.str(), "{\"type\":\"DEVICE_CONNECTED\"}");
   // Spaces, colons and newlines in a frame are the frame's.
-  EXPECT_EQ(parse_channel_message("u", "1 ep n 0 0 0 0 \x1f\x1f{\"a\":\"1:2 3\n\"}").size(), 1u);
-  for (auto bad : {"", "12 ep node-a", "12 ep node-a {}", "1 ep n 0 0 0 0 {}",
-                   "1 ep n 0 0 0 0 \x1f{}", "x ep n 0 0 0 0 \x1f\x1f{}",
-                   "-1 ep n 0 0 0 0 \x1f\x1f{}", "1 ep n 0 0 0 0 \x1f\x1fnot-json",
-                   "1 ep n 0 0 2 0 \x1f\x1f{}", "1  n 0 0 0 0 \x1f\x1f{}",
-                   "1 ep n 0 0 0 0 \x1f\x1f{}\x1e", "1 ep n 0 0 0 0 \x1f\x1f{}\x1e" "abc"})
+  EXPECT_EQ(parse_channel_message("u", "1 ep n 0 0 \x1f\x1f" "0|1|0|0|5|{\"a\":\"1:2 3\n|\"}").size(), 1u);
+  for (auto bad : {"", "12 ep node-a", "12 ep node-a {}", "1 ep n 0 0 {}",
+                   "1 ep n 0 0 \x1f\x1f{}", // a value without its state fields
+                   "1 ep n 0 0 \x1f{}", "x ep n 0 0 \x1f\x1f" "0|0|0|0|5|{}",
+                   "-1 ep n 0 0 \x1f\x1f" "0|0|0|0|5|{}", "1 ep n 0 0 \x1f\x1fnot-json",
+                   "1 ep n 0 0 \x1f\x1f" "0|1|0|0|{}", "1 ep n 0 0 \x1f\x1f" "0|1|0|x|5|{}",
+                   "1 ep n 0 0 \x1f\x1f" "0|1|0|0|5|not-json",
+                   "1 ep n 2 0 \x1f\x1f" "0|0|0|0|5|{}", "1  n 0 0 \x1f\x1f" "0|0|0|0|5|{}",
+                   "1 ep n 0 0 \x1f\x1f" "0|0|0|0|5|{}\x1e", "1 ep n 0 0 \x1f\x1f" "0|0|0|0|5|{}\x1e" "abc"})
     EXPECT_TRUE(parse_channel_message("u", bad).empty()) << bad;
 }
 

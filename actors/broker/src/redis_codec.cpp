@@ -89,12 +89,62 @@ uint32_t shard_of(const std::string& user, uint32_t shards) {
 }
 
 std::string publish_script(const redis_broker_config& cfg) {
-  return "local MAXLEN, STREAM_TTL, STATE_TTL, DEDUP_TTL, MAX_SHOOTS, IDLE = "
-         + std::to_string(cfg.history_size) + ", " + std::to_string(cfg.history_ttl_ms) + ", "
-         + std::to_string(cfg.state_ttl_ms) + ", " + std::to_string(cfg.dedup_ttl_ms) + ", "
-         + std::to_string(cfg.max_shoots) + ", " + std::to_string(cfg.field_idle_ms) + "\n"
-         + scripts::publish_body;
+  // MAXLEN and DEDUP_TTL go to Redis commands as they are: as strings, Lua
+  // need not format them on every call.
+  return "local MAXLEN, STREAM_TTL, STATE_TTL, DEDUP_TTL, MAX_SHOOTS, IDLE = '"
+         + std::to_string(cfg.history_size) + "', " + std::to_string(cfg.history_ttl_ms)
+         + ", " + std::to_string(cfg.state_ttl_ms) + ", '" + std::to_string(cfg.dedup_ttl_ms)
+         + "', " + std::to_string(cfg.max_shoots) + ", " + std::to_string(cfg.field_idle_ms)
+         + "\n" + scripts::publish_body;
 }
+
+namespace {
+
+/// A message as the scripts keep it: "terminal|rank|at|until|now|frame".
+std::string stored_value(const server::publish_request& req) {
+  auto& s = req.state;
+  auto until = s.terminal && s.linger_ms > 0 ? req.now + s.linger_ms : 0;
+  std::string v;
+  v.reserve(req.frame.size() + 64);
+  v += s.terminal ? "1|" : "0|";
+  v += std::to_string(s.rank);
+  v += '|';
+  v += std::to_string(s.at);
+  v += '|';
+  v += std::to_string(until);
+  v += '|';
+  v += std::to_string(req.now);
+  v += '|';
+  v += req.frame;
+  return v;
+}
+
+/// The frame of a stored value; `bare`: a frame alone is one too (the
+/// stream entries of older nodes).
+std::optional<std::string_view> frame_of_value(std::string_view v, int64_t* until,
+                                               int64_t* updated, bool bare = false) {
+  if (bare && !v.empty() && v.front() == '{') {
+    *until = *updated = 0;
+    return v;
+  }
+  size_t bar[5];
+  size_t from = 0;
+  for (auto& x : bar) {
+    x = v.find('|', from);
+    if (x == std::string_view::npos)
+      return std::nullopt;
+    from = x + 1;
+  }
+  auto u = to_int<int64_t>(v.substr(bar[2] + 1, bar[3] - bar[2] - 1));
+  auto d = to_int<int64_t>(v.substr(bar[3] + 1, bar[4] - bar[3] - 1));
+  if (!u || !d)
+    return std::nullopt;
+  *until = *u;
+  *updated = *d;
+  return v.substr(bar[4] + 1);
+}
+
+} // namespace
 
 publish_batch publish_call(const std::string& prefix,
                            const std::vector<const server::publish_request*>& batch,
@@ -107,10 +157,14 @@ publish_batch publish_call(const std::string& prefix,
                    [&](size_t x, size_t y) { return batch[x]->user < batch[y]->user; });
   publish_batch pb;
   auto& c = pb.call;
-  c.args.reserve(3 + batch.size() * (1 + scripts::publish_values));
+  c.args.reserve(4 + batch.size() * (1 + scripts::publish_values));
   c.args.push_back(run);
   c.args.push_back(new_epoch);
   c.args.push_back(batch.empty() ? std::string{} : batch.front()->origin);
+  int64_t latest = 0;
+  for (auto* req : batch)
+    latest = std::max(latest, req->now);
+  c.args.push_back(std::to_string(latest));
   for (size_t i = 0; i < order.size();) {
     auto& user = batch[order[i]]->user;
     auto j = i;
@@ -126,14 +180,13 @@ publish_batch publish_call(const std::string& prefix,
                          : req->present  ? "p"
                                          : "q";
       c.args.emplace_back(kind);
-      c.args.push_back(req->frame);
+      c.args.push_back(stored_value(*req));
       c.args.push_back(req->dedup_key);
       c.args.push_back(req->state.field);
       c.args.emplace_back(req->state.terminal ? "1" : "0");
       c.args.push_back(std::to_string(req->state.rank));
       c.args.push_back(std::to_string(req->state.at));
       c.args.push_back(std::to_string(req->now));
-      c.args.push_back(std::to_string(req->state.linger_ms));
       c.args.push_back(req->presence ? req->presence->device : std::string{});
       c.args.push_back(req->presence ? std::to_string(req->presence->connected_at) + "|"
                                          + std::to_string(req->presence->protocol)
@@ -225,21 +278,11 @@ caf::expected<server::stream_head> parse_head(const redis_value& v) {
     // field -> "terminal|rank|at|until|updated|frame"
     if (st[i].kind != redis_value::string || st[i + 1].kind != redis_value::string)
       return bad("head: a state entry is not field -> value");
-    std::string_view text = st[i + 1].str;
-    size_t bar[5];
-    size_t from = 0;
-    for (auto& x : bar) {
-      x = text.find('|', from);
-      if (x == std::string_view::npos)
-        return bad("head: a state value without its fields");
-      from = x + 1;
-    }
-    auto until = to_int<int64_t>(text.substr(bar[2] + 1, bar[3] - bar[2] - 1));
-    auto updated = to_int<int64_t>(text.substr(bar[3] + 1, bar[4] - bar[3] - 1));
-    auto frame = text.substr(bar[4] + 1);
-    if (!until || !updated || !is_frame(frame))
-      return bad("head: a state value is not a frame");
-    h.state.push_back({st[i].str, std::string{frame}, *until, *updated});
+    int64_t until = 0, updated = 0;
+    auto frame = frame_of_value(st[i + 1].str, &until, &updated);
+    if (!frame || !is_frame(*frame))
+      return bad("head: a state value is not terminal|rank|at|until|updated|frame");
+    h.state.push_back({st[i].str, std::string{*frame}, until, updated});
   }
   auto& p = v.elements[3].elements;
   for (size_t i = 0; i + 1 < p.size(); i += 2) {
@@ -267,26 +310,27 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
   r.messages.reserve(v.elements[2].elements.size());
   auto key = server::make_key(user, r.epoch);
   for (auto& e : v.elements[2].elements) {
-    // [id, [field, frame]]
+    // [id, [field, value]]
     if (!array_of(e, 2) || !array_of(e.elements[1], 2))
-      return bad("read: an entry is not [id, [field, frame]]");
+      return bad("read: an entry is not [id, [field, value]]");
     auto& id = e.elements[0].str;
     auto seq = to_int<uint64_t>(std::string_view{id}.substr(0, id.find('-')));
-    auto& frame = e.elements[1].elements[1].str;
-    if (!seq || *seq == 0 || !is_frame(frame))
-      return bad("read: an entry's id or frame is malformed");
-    r.messages.push_back(server::make_message(key, *seq, {}, frame));
+    int64_t until = 0, updated = 0;
+    auto frame = frame_of_value(e.elements[1].elements[1].str, &until, &updated, true);
+    if (!seq || *seq == 0 || !frame || !is_frame(*frame))
+      return bad("read: an entry's id or value is malformed");
+    r.messages.push_back(server::make_message(key, *seq, {}, std::string{*frame}));
   }
   return r;
 }
 
 namespace {
 
-/// One record: "<seq> <epoch> <origin> <until> <updated> <on> <at> <field>\x1f<device>\x1f<frame>".
+/// One record: "<seq> <epoch> <origin> <on> <at> <field>\x1f<device>\x1f<value>".
 /// `key`: the last record's (user and epoch), reused when the epoch is the same.
 server::message_ptr parse_record(const std::string& user, std::string_view r,
                                  server::key_ptr& key) {
-  std::string_view part[7];
+  std::string_view part[5];
   size_t from = 0;
   for (auto& p : part) {
     auto sp = r.find(' ', from);
@@ -300,21 +344,20 @@ server::message_ptr parse_record(const std::string& user, std::string_view r,
   if (d_end == std::string_view::npos)
     return nullptr;
   auto seq = to_int<uint64_t>(part[0]);
-  auto until = to_int<int64_t>(part[3]);
-  auto updated = to_int<int64_t>(part[4]);
   auto field = r.substr(from, f_end - from);
   auto device = r.substr(f_end + 1, d_end - f_end - 1);
-  auto frame = r.substr(d_end + 1);
-  bool control = part[5] == "x";
-  if (!seq || !until || !updated || part[1].empty() || part[2].empty()
-      || (part[5] != "0" && part[5] != "1" && !control) || !is_frame(frame))
+  int64_t until = 0, updated = 0;
+  auto frame = frame_of_value(r.substr(d_end + 1), &until, &updated);
+  bool control = part[3] == "x";
+  if (!seq || part[1].empty() || part[2].empty()
+      || (part[3] != "0" && part[3] != "1" && !control) || !frame || !is_frame(*frame))
     return nullptr;
   server::state_change change;
   if (!field.empty())
-    change = {std::string{field}, *until, *updated};
+    change = {std::string{field}, until, updated};
   std::optional<server::presence_entry> presence;
   if (!device.empty()) {
-    auto at = presence_value(part[6]);
+    auto at = presence_value(part[4]);
     if (!at)
       return nullptr;
     presence = server::presence_entry{std::string{part[2]}, std::string{device}, at->first,
@@ -322,8 +365,8 @@ server::message_ptr parse_record(const std::string& user, std::string_view r,
   }
   if (!key || key->epoch != part[1])
     key = server::make_key(user, std::string{part[1]});
-  return server::make_message(key, *seq, std::string{part[2]}, std::string{frame},
-                              std::move(change), std::move(presence), part[5] == "1", control);
+  return server::make_message(key, *seq, std::string{part[2]}, std::string{*frame},
+                              std::move(change), std::move(presence), part[3] == "1", control);
 }
 
 } // namespace

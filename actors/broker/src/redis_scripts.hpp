@@ -11,7 +11,8 @@
 //   until when the keys' lifetimes need no refresh) and its state (field ->
 //   "terminal|rank|at|until|updated|frame"), so that one HMGET reads both
 //   and one HSET writes both;
-// - `s`: the stream (entry id = seq, field f = the v1 frame);
+// - `s`: the stream (entry id = seq, field f = "terminal|rank|at|until|
+//   updated|frame", the message as the state keeps it);
 // - `p`: presence ("node|device" -> "connected at|protocol");
 // - `d:<key>`: a dedup answer ("seq:epoch"), set and read in one SET NX GET;
 // - `c`: the pub/sub channel.
@@ -23,10 +24,15 @@
 // a failover to a replica (another run id) starts a new epoch at the next
 // touch, and the old stream goes, so positions are never reused within an
 // epoch. A channel message is one or more records, separated by \x1e, each
-//   "<seq> <epoch> <origin> <until> <updated> <on> <at> <field>\x1f<device>\x1f<frame>"
+//   "<seq> <epoch> <origin> <on> <at> <field>\x1f<device>\x1f<value>"
 // where <on> is 1 (a device arrived), 0 (left, or no presence) or x (an
-// order to the nodes, never sent to a device) and <at> "connected at|protocol".
-// (the state change and presence travel with it: no node decodes a frame).
+// order to the nodes, never sent to a device), <at> "connected at|protocol"
+// and <value> "terminal|rank|at|until|updated|frame" (the state change and
+// presence travel with it: no node decodes a frame).
+//
+// A node sends each message as that value, made once: a script builds no
+// string that holds a frame but the channel message (Redis's Lua hashes
+// every byte of every string it makes, so each copy of a frame costs).
 // Neither separator can occur in a record: ids have no control characters
 // (msg::valid_id) and JSON text none outside its strings, which escape them.
 // Numbers become text once each: in Lua that is a printf.
@@ -40,14 +46,16 @@ namespace kullsync::broker::scripts {
 /// node's limits are constants of the script (publish_script() puts
 /// MAXLEN, STREAM_TTL, STATE_TTL, DEDUP_TTL, MAX_SHOOTS, IDLE before it).
 /// KEYS: per user, its key prefix.
-/// ARGV: 1 run, 2 new epoch, 3 origin; then per user its count of publishes, then per publish `publish_values`
+/// ARGV: 1 run, 2 new epoch, 3 origin, 4 the latest `now` of the batch;
+/// then per user its count of publishes, then per publish `publish_values`
 /// values: kind ('n' numbered, 'u' not numbered, 'p' presence on, 'q'
-/// presence off, 'x' an order to the nodes), frame, dedup key ('' none),
-/// state field ('' none), terminal (0/1), rank, at, now, linger ms, presence
-/// device, "connected at|protocol".
+/// presence off, 'x' an order to the nodes), value
+/// ("terminal|rank|at|until|now|frame"), dedup key ('' none), state field
+/// ('' none), terminal (0/1), rank, at, now, presence device,
+/// "connected at|protocol".
 /// Returns {seq, epoch, duplicate (0/1)} per publish, users in KEYS order.
 inline constexpr const char* publish_body = R"lua(
-local run, new_epoch, origin = ARGV[1], ARGV[2], ARGV[3]
+local run, new_epoch, origin, last_now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function fmt(n) return string.format('%d', n) end
 
 -- Bytewise order (Lua's own string order follows the locale).
@@ -87,7 +95,7 @@ local function make_room(st, shoot, now)
 end
 
 local out = {}
-local a = 4
+local a = 5
 for g = 1, #KEYS do
   local b = KEYS[g]
   local k = tonumber(ARGV[a])
@@ -96,7 +104,7 @@ for g = 1, #KEYS do
   -- What the group reads, in one call: the meta with the group's fields.
   local fields, fseen = {}, {}
   for j = 0, k - 1 do
-    local f = ARGV[a + j * 11 + 3]
+    local f = ARGV[a + j * 10 + 3]
     if f ~= '' and not fseen[f] then fseen[f] = true; fields[#fields + 1] = f end
   end
   local got = redis.call('HMGET', st, '#epoch', '#run', '#x', '#seq', unpack(fields))
@@ -115,11 +123,9 @@ for g = 1, #KEYS do
     if #hs > 0 then redis.call('HSET', st, unpack(hs)) end
     dirty = {}
   end
-  local last_now = 0
   for j = 1, k do
-    local kind, frame, dedup, f = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+    local kind, value, dedup, f = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
     local now = ARGV[a + 7]
-    last_now = math.max(last_now, tonumber(now))
     local answered = false
     -- A key answers within its epoch only; one it does not answer takes
     -- the position this message is about to get, in the same call.
@@ -141,19 +147,19 @@ for g = 1, #KEYS do
       local dev, on, at = '', '0', '0'
       if kind == 'x' then on = 'x' end
       if kind == 'p' or kind == 'q' then
-        dev, at = ARGV[a + 9], ARGV[a + 10]
+        dev, at = ARGV[a + 8], ARGV[a + 9]
         local pf = origin .. '|' .. dev
         if kind == 'p' then redis.call('HSET', b .. 'p', pf, at); on = '1'
         else redis.call('HDEL', b .. 'p', pf) end
         redis.call('PEXPIRE', b .. 'p', STATE_TTL)
       end
-      local pos, ptext, field, untl, updated = 0, '0', '', '0', '0'
+      local pos, ptext, field = 0, '0', ''
       if kind == 'n' then
         seq = seq + 1
         pos, ptext = seq, fmt(seq)
         -- Trimmed roughly (whole nodes: cheap); what a read may return is
         -- bounded exactly by MAXLEN in the read script.
-        redis.call('XADD', s, 'MAXLEN', '~', MAXLEN, ptext .. '-0', 'f', frame)
+        redis.call('XADD', s, 'MAXLEN', '~', MAXLEN, ptext .. '-0', 'f', value)
         if f ~= '' then
           -- The state rule (state_table::put).
           local n = tonumber(now)
@@ -184,22 +190,19 @@ for g = 1, #KEYS do
                 if cur[x] ~= nil then cur[x] = false end
               end
             end
-            local linger = tonumber(ARGV[a + 8])
-            if terminal == '1' and linger > 0 then untl = fmt(n + linger) end
-            local v = terminal .. '|' .. rank .. '|' .. ARGV[a + 6] .. '|' .. untl .. '|'
-                      .. now .. '|' .. frame
-            cur[f] = v
-            dirty[f] = v
-            field, updated = f, now
+            cur[f] = value
+            dirty[f] = value
+            field = f
           end
         end
       end
-      records[#records + 1] = ptext .. ' ' .. epoch .. ' ' .. origin .. ' ' .. untl .. ' '
-                              .. updated .. ' ' .. on .. ' ' .. at .. ' ' .. field .. '\31'
-                              .. dev .. '\31' .. frame
+      if #records > 0 then records[#records + 1] = '\30' end
+      records[#records + 1] = ptext .. ' ' .. epoch .. ' ' .. origin .. ' ' .. on .. ' '
+                              .. at .. ' ' .. field .. '\31' .. dev .. '\31'
+      records[#records + 1] = value
       out[#out + 1] = pos; out[#out + 1] = epoch; out[#out + 1] = 0
     end
-    a = a + 11
+    a = a + 10
   end
   -- The group's writes: meta and state in one call, then its messages in
   -- one channel message.
@@ -213,7 +216,7 @@ for g = 1, #KEYS do
   if refresh then hs[#hs + 1] = '#x'; hs[#hs + 1] = fmt(last_now + STREAM_TTL) end
   for f, v in pairs(dirty) do hs[#hs + 1] = f; hs[#hs + 1] = v end
   redis.call('HSET', st, unpack(hs))
-  if #records > 0 then redis.call('PUBLISH', b .. 'c', table.concat(records, '\30')) end
+  if #records > 0 then redis.call('PUBLISH', b .. 'c', table.concat(records)) end
   if refresh then
     redis.call('PEXPIRE', st, STATE_TTL)
     redis.call('PEXPIRE', s, 2 * STREAM_TTL)
@@ -224,7 +227,7 @@ return out
 )lua";
 
 /// Values of one publish in the publish script's arguments.
-constexpr size_t publish_values = 11;
+constexpr size_t publish_values = 10;
 
 /// KEYS: 1 state (with the meta), 2 stream, 3 presence. ARGV: 1 run, 2 new
 /// epoch, 3 the alive keys' prefix, 4 state ttl ms, 5 the history size.
