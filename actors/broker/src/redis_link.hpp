@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -153,7 +154,7 @@ struct broker_state {
   redis_broker_config cfg;
   std::shared_ptr<redis_broker::shared> shared;
   std::vector<shard_link> shards;
-  std::map<std::string, following> users;
+  std::unordered_map<std::string, following> users; // hashed, as the hub's
   std::set<std::string> leaving; // unsubscribed at the next tick
   std::map<uint64_t, std::function<void(redis_value)>> pending;
   uint64_t next_id = 0;

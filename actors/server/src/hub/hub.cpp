@@ -57,7 +57,7 @@ void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* rea
   self->send(s.session, close_atom::value, code, std::string{reason});
 }
 
-void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i) {
+void erase_user(hub_ptr self, decltype(hub_state::users)::iterator i) {
   auto& st = self->state;
   if (i->second.stream)
     st.stats.state_bytes -= i->second.stream->state.bytes();

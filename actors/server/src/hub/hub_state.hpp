@@ -39,7 +39,9 @@ struct hub_state {
   server_config cfg;
   wall_clock clock;
   std::unique_ptr<hub_broker> broker;
-  std::map<std::string, user_entry> users;
+  // Hashed: with tens of thousands of users, a sorted map's comparisons miss
+  // cache on every message (nothing needs them in order).
+  std::unordered_map<std::string, user_entry> users;
   std::map<caf::actor_addr, std::string> by_session; // session -> its user
   std::unordered_map<uint64_t, pending_ack> acks;     // by ticket
   uint64_t next_ticket = 0;
@@ -83,7 +85,7 @@ void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* rea
 /// Forgets a user with nothing left here (no socket, no follow, nothing
 /// the broker still has to be told).
 void forget_if_done(hub_ptr self, const std::string& user);
-void erase_user(hub_ptr self, std::map<std::string, user_entry>::iterator i);
+void erase_user(hub_ptr self, decltype(hub_state::users)::iterator i);
 
 // hub_streams.cpp
 /// Follows (again) the user's stream (`fresh`: what the node has of it is
