@@ -63,6 +63,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def spread(option, url, addresses=4):
+    """`option url` for a server on every address (0.0.0.0), once per
+    loopback address 127.0.0.1..N: one host's thousands of connects to one
+    address and port would spend the client engines' CPU on the kernel's
+    search for a free ephemeral port (`__inet_check_established`), which
+    devices with their own addresses never pay."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    scheme = url.split("://")[0]
+    out = []
+    for k in range(1, addresses + 1):
+        out += [option, f"{scheme}://127.0.0.{k}:{port}/ws"]
+    return out
+
+
 def redis_info(port, section):
     """One INFO section as a dict; {} while the server does not answer."""
     r = subprocess.run(["redis-cli", "-p", str(port), "info", section], capture_output=True,
@@ -177,7 +191,7 @@ class Run:
                 "ping_cpu_us": (cpu3 - cpu2) / max(pings, 1) * 1e6,
                 "idle_core_pct": (cpu3 - cpu2) / window * 100}
 
-    def cluster_up(self, name):
+    def cluster_up(self, name, listen="127.0.0.1:0"):
         """A redis-server and three v2 nodes on it: (redis, its port, [(node, url)])."""
         port = free_port()
         redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
@@ -188,7 +202,8 @@ class Run:
                 break
             time.sleep(0.05)
         nodes = [self.server("v2", 30, ["--broker", f"redis://127.0.0.1:{port}",
-                                        "--node-id", f"{name}-{n}"]) for n in range(3)]
+                                        "--node-id", f"{name}-{n}"], listen=listen)
+                 for n in range(3)]
         return redis, port, nodes
 
     def cluster_down(self, redis, nodes, sig=signal.SIGTERM):
@@ -296,10 +311,11 @@ class Run:
     def restart(self, engines):
         """A node alone restarted (SIGTERM, then started again on its port)
         under `engines` v2 client engines, four per user."""
-        listen = f"127.0.0.1:{free_port()}"
-        srv, url = self.server("v2", 30, listen=listen)
+        # On every address, dialled at four loopback ones (spread()).
+        port = free_port()
+        srv, url = self.server("v2", 30, listen=f"0.0.0.0:{port}")
         storm = subprocess.Popen(
-            [f"{self.a.bin}/bench/kullsync-storm", "--url", url, "--clients", str(engines),
+            [f"{self.a.bin}/bench/kullsync-storm", *spread("--url", url), "--clients", str(engines),
              "--users", str(max(1, engines // 4)), "--jitter", "0.5", "--io-threads", "2",
              "--timeout", "180"], stdout=subprocess.PIPE, text=True)
         up = json.loads(storm.stdout.readline() or "{}")
@@ -310,7 +326,7 @@ class Run:
             srv.send_signal(signal.SIGTERM)
             srv.wait()
             r["stop_s"] = time.monotonic() - t0
-            srv, _ = self.server("v2", 30, listen=listen)
+            srv, _ = self.server("v2", 30, listen=f"0.0.0.0:{port}")
             r.update(json.loads(storm.stdout.readline() or "{}"))
             # Where the time went: the restarted server's CPU, the engines'.
             r["server_cpu_s"] = usage(srv.pid)[0]
@@ -329,12 +345,13 @@ class Run:
         (one user each), each user's writer engine on B or C. A is killed
         with -9; its readers go to the writers' node (as a balancer would)
         while every writer writes `missed` messages."""
-        redis, port, nodes = self.cluster_up("failover")
+        redis, port, nodes = self.cluster_up("failover", listen="0.0.0.0:0")
         (a, a_url), (_, b_url), (_, c_url) = nodes
         shares = [readers // 2, readers - readers // 2]
         procs = [subprocess.Popen(
-            [f"{self.a.bin}/bench/kullsync-resume", "--url", a_url, "--writer-url", url,
-             "--resume-url", url, "--clients", str(share), "--missed", str(missed),
+            [f"{self.a.bin}/bench/kullsync-resume", *spread("--url", a_url),
+             *spread("--writer-url", url), *spread("--resume-url", url),
+             "--clients", str(share), "--missed", str(missed),
              "--killed-by-caller", "--io-threads", "2", "--timeout", "240"],
             stdout=subprocess.PIPE, text=True) for share, url in zip(shares, (b_url, c_url))]
         up = [json.loads(p.stdout.readline() or "{}") for p in procs]

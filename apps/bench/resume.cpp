@@ -4,6 +4,11 @@
 //                   [--io-threads 2] [--timeout 120]
 //                   [--writer-url URL] [--resume-url URL] [--kill PID]
 //
+// Each URL option may be repeated (one server under several loopback
+// addresses): user i's engine takes the (i mod n)-th, so that one host's
+// thousands of connects do not all search one address's ephemeral ports
+// (see kullsync-storm).
+//
 // Each of N users has two engines: a reader, which connects and then goes
 // offline, and a writer, which stays and sends `missed` UPDATE_PROGRESS
 // (each acknowledged: in the stream). Then every reader reconnects at once
@@ -108,20 +113,21 @@ client_engine spawn(caf::actor_system& sys, const std::string& url, const std::s
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-resume: N v2 readers resume at once after missing M messages each"};
   app.set_version_flag("--version", std::string{"kullsync-resume "} + kullsync::version);
-  std::string url;
+  std::vector<std::string> urls;
   size_t clients = 5000, missed = 20, io_threads = 2;
   double timeout_s = 120;
-  app.add_option("--url", url, "ws://HOST:PORT/ws of the server")->required();
+  app.add_option("--url", urls, "ws://HOST:PORT/ws of the server (repeatable)")->required();
   app.add_option("--clients", clients, "readers (one user each, with one writer)")
     ->check(CLI::Range(1, 100000));
   app.add_option("--missed", missed, "messages each reader misses")->check(CLI::Range(1, 10000000));
   app.add_option("--io-threads", io_threads, "socket threads shared by all engines")
     ->check(CLI::Range(1, 64));
   app.add_option("--timeout", timeout_s, "seconds to wait for each phase");
-  std::string writer_url, resume_url;
+  std::vector<std::string> writer_urls, resume_urls;
   int kill_pid = 0;
-  app.add_option("--writer-url", writer_url, "the writers' server (default: --url)");
-  app.add_option("--resume-url", resume_url, "where readers come back (default: --url)");
+  app.add_option("--writer-url", writer_urls, "the writers' server (default: --url; repeatable)");
+  app.add_option("--resume-url", resume_urls,
+                 "where readers come back (default: --url; repeatable)");
   app.add_option("--kill", kill_pid,
                  "the readers' node: killed (SIGKILL) instead of the readers going offline")
     ->check(CLI::Range(2, 1 << 22));
@@ -139,10 +145,13 @@ int main(int argc, char** argv) {
   if (killed_by_caller)
     pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
   const bool failover = kill_pid != 0 || killed_by_caller;
-  if (writer_url.empty())
-    writer_url = url;
-  if (resume_url.empty())
-    resume_url = url;
+  if (writer_urls.empty())
+    writer_urls = urls;
+  if (resume_urls.empty())
+    resume_urls = urls;
+  auto pick = [](const std::vector<std::string>& xs, size_t i) -> const std::string& {
+    return xs[i % xs.size()];
+  };
 
   caf::actor_system_config cfg;
   server::add_server_types(cfg);
@@ -158,8 +167,9 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < clients; ++i) {
     // Users of this run only: a server keeps what earlier runs left.
     auto user = "resume-" + std::to_string(::getpid()) + "-u" + std::to_string(i);
-    readers.push_back(spawn(sys, url, user, "reader", io, b, b.readers, i, 256));
-    writers.push_back(spawn(sys, writer_url, user, "writer", io, b, b.writers, i, 1000));
+    readers.push_back(spawn(sys, pick(urls, i), user, "reader", io, b, b.readers, i, 256));
+    writers.push_back(
+      spawn(sys, pick(writer_urls, i), user, "writer", io, b, b.writers, i, 1000));
   }
   auto wait_until = [&](auto pred) {
     auto deadline = clk::now() + std::chrono::duration<double>(timeout_s);
@@ -206,8 +216,8 @@ int main(int argc, char** argv) {
     // The readers' node dies under them; the balancer sends them elsewhere.
     if (kill_pid != 0)
       ::kill(kill_pid, SIGKILL);
-    for (auto& e : readers)
-      e.set_endpoint(resume_url);
+    for (size_t i = 0; i < readers.size(); ++i)
+      readers[i].set_endpoint(pick(resume_urls, i));
   } else {
     for (auto& e : readers)
       e.disconnect();
@@ -253,9 +263,9 @@ int main(int argc, char** argv) {
   }
   if (!failover) {
     t0 = clk::now();
-    for (auto& e : readers) {
-      e.set_endpoint(resume_url);
-      e.connect();
+    for (size_t i = 0; i < readers.size(); ++i) {
+      readers[i].set_endpoint(pick(resume_urls, i));
+      readers[i].connect();
     }
   }
   wait_until([&] { return all(b.readers, [](auto& v) { return v.live; }); });

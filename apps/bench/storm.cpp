@@ -1,7 +1,14 @@
 // kullsync-storm: a reconnect storm made of real client engines.
 //
-//   kullsync-storm --url ws://HOST:PORT/ws --clients 5000 [--users 1000]
-//                  [--jitter 0.5] [--io-threads 2] [--timeout 120]
+//   kullsync-storm --url ws://HOST:PORT/ws [--url ...] --clients 5000
+//                  [--users 1000] [--jitter 0.5] [--io-threads 2] [--timeout 120]
+//
+// Several --url (the same server under other loopback addresses, e.g. a
+// server on 0.0.0.0 reached at 127.0.0.1, 127.0.0.2, ...) spread the
+// engines over them: client i dials url i mod n. Thousands of connects to
+// one address and port from one host make the kernel search long for a
+// free ephemeral port (`__inet_check_established`), a cost of the one
+// generating host that real devices, each with its own address, do not pay.
 //
 // Connects N kullsync client engines (reconnect policy, keepalive and all),
 // prints {"phase":"connected",...} once every one is connected, then waits
@@ -104,10 +111,11 @@ double ms(clk::duration d) {
 int main(int argc, char** argv) {
   CLI::App app{"kullsync-storm: N client engines through a server restart"};
   app.set_version_flag("--version", std::string{"kullsync-storm "} + kullsync::version);
-  std::string url;
+  std::vector<std::string> urls;
   size_t clients = 5000, users = 1000, io_threads = 2;
   double jitter = 0.5, timeout_s = 120;
-  app.add_option("--url", url, "ws://HOST:PORT/ws of the server")->required();
+  app.add_option("--url", urls, "ws://HOST:PORT/ws of the server (repeat: engines spread over them)")
+    ->required();
   app.add_option("--clients", clients, "client engines")->check(CLI::Range(1, 100000));
   app.add_option("--users", users, "users they belong to (clients spread over them)")
     ->check(CLI::Range(1, 100000));
@@ -131,7 +139,7 @@ int main(int argc, char** argv) {
   engines.reserve(clients);
   for (size_t i = 0; i < clients; ++i) {
     client_config cc;
-    cc.connection.url = url;
+    cc.connection.url = urls[i % urls.size()];
     cc.connection.user_id = "storm-u" + std::to_string(i % users);
     cc.connection.device_id = "storm-d" + std::to_string(i);
     cc.reconnect.jitter = jitter;
