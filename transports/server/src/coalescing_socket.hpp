@@ -158,8 +158,12 @@ private:
   void on_sent(error_code ec) {
     sending_ = false;
     inflight_.clear();
-    if (inflight_.capacity() > flush_bytes)
-      std::string{}.swap(inflight_); // an idle socket keeps no large buffer
+    // A socket that caught up keeps no buffer: most sockets are idle most
+    // of the time, and a kept buffer (the WELCOME and SNAPSHOT's ~400 bytes)
+    // was a tenth of an idle socket's memory. One that is busy (more waits)
+    // keeps it for the next send, up to flush_bytes.
+    if (pending_.empty() || inflight_.capacity() > flush_bytes)
+      std::string{}.swap(inflight_);
     if (ec && !error_)
       error_ = ec;
     if (error_) {
