@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "proxy_preface.hpp"
+#include "io_socket.hpp"
 #include "server_core.hpp"
 #include "tls_terminator.hpp"
 #include "ws_connection.hpp"
@@ -38,12 +39,12 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
   void do_accept() {
     auto& shard = core->next_shard();
     acceptor.async_accept(shard.ioc, [self = shared_from_this(), &shard](
-                                       boost::system::error_code ec, tcp::socket s) {
+                                       boost::system::error_code ec, detail::io_socket s) {
       self->on_accept(ec, shard, std::move(s));
     });
   }
 
-  void on_accept(boost::system::error_code ec, io_shard& shard, tcp::socket s) {
+  void on_accept(boost::system::error_code ec, io_shard& shard, detail::io_socket s) {
     if (ec == net::error::operation_aborted || core->stopping)
       return;
     if (ec)
@@ -54,7 +55,7 @@ struct beast_server::impl : std::enable_shared_from_this<beast_server::impl> {
       // the client delays that ACK by up to 40 ms.
       boost::system::error_code ignored;
       s.set_option(tcp::no_delay(true), ignored);
-      auto serve = [core = core, &shard](tcp::socket s) {
+      auto serve = [core = core, &shard](detail::io_socket s) {
         detail::start_connection(core, shard, std::move(s));
       };
       if (&shard == &home)

@@ -30,12 +30,13 @@
 
 #include "kullsync/transports/close_code.hpp"
 #include "kullsync/transports/ws_frame.hpp"
+#include "io_socket.hpp"
 
 namespace kullsync::detail {
 
 class coalescing_socket {
 public:
-  using socket_type = boost::asio::ip::tcp::socket;
+  using socket_type = io_socket;
   using executor_type = socket_type::executor_type;
   using error_code = boost::beast::error_code;
 

@@ -22,7 +22,7 @@ namespace {
 
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s,
+  http_session(std::shared_ptr<server_core> core, io_shard& shard, io_socket&& s,
                peer_info peer, const std::string& early)
     : core_(std::move(core)), shard_(shard), stream_(std::move(s)), peer_(std::move(peer)) {
     if (!early.empty())
@@ -154,7 +154,7 @@ private:
 
   std::shared_ptr<server_core> core_;
   io_shard& shard_;
-  beast::tcp_stream stream_;
+  beast::basic_stream<tcp, net::io_context::executor_type> stream_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
@@ -164,7 +164,7 @@ private:
 } // namespace
 
 void start_http_session(std::shared_ptr<server_core> core, io_shard& shard,
-                        tcp::socket&& socket, peer_info peer, std::string early) {
+                        io_socket&& socket, peer_info peer, std::string early) {
   std::make_shared<http_session>(std::move(core), shard, std::move(socket),
                                  std::move(peer), early)
     ->do_read();

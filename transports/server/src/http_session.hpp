@@ -8,6 +8,7 @@
 
 #include "proxy_preface.hpp"
 #include "server_core.hpp"
+#include "io_socket.hpp"
 
 namespace kullsync::detail {
 
@@ -18,6 +19,6 @@ namespace kullsync::detail {
 /// client of each request unless a PROXY header did. `early`: bytes already
 /// read from the socket.
 void start_http_session(std::shared_ptr<server_core> core, io_shard& shard,
-                        net::ip::tcp::socket&& socket, peer_info peer, std::string early);
+                        io_socket&& socket, peer_info peer, std::string early);
 
 } // namespace kullsync::detail

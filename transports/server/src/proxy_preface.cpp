@@ -16,7 +16,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-void serve(const std::shared_ptr<server_core>& core, io_shard& shard, tcp::socket&& s,
+void serve(const std::shared_ptr<server_core>& core, io_shard& shard, io_socket&& s,
            peer_info peer, std::string early) {
   if (core->tls)
     start_tls_session(core, shard, std::move(s), std::move(peer), std::move(early));
@@ -41,7 +41,7 @@ void log_refusal(server_core& core, const std::string& peer, const std::string& 
 /// PROXY header, within the handshake timeout.
 class preface : public std::enable_shared_from_this<preface> {
 public:
-  preface(const std::shared_ptr<server_core>& core, io_shard& shard, tcp::socket&& s,
+  preface(const std::shared_ptr<server_core>& core, io_shard& shard, io_socket&& s,
           peer_info peer)
     : core_(core), shard_(shard), socket_(std::move(s)), timer_(shard.ioc),
       peer_(std::move(peer)) {}
@@ -104,7 +104,7 @@ private:
   // its io_context) alive.
   std::weak_ptr<server_core> core_;
   io_shard& shard_;
-  tcp::socket socket_;
+  io_socket socket_;
   net::steady_timer timer_;
   peer_info peer_;
   std::array<char, 512> chunk_;
@@ -114,7 +114,7 @@ private:
 } // namespace
 
 void start_connection(const std::shared_ptr<server_core>& core, io_shard& shard,
-                      tcp::socket&& socket) {
+                      io_socket&& socket) {
   boost::system::error_code ec;
   auto ep = socket.remote_endpoint(ec);
   if (ec)

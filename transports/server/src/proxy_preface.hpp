@@ -10,6 +10,7 @@
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
+#include "io_socket.hpp"
 
 namespace kullsync::detail {
 
@@ -30,6 +31,6 @@ struct peer_info {
 /// from a trusted peer while --proxy-protocol is on, or a malformed one
 /// closes the socket (logged, counted).
 void start_connection(const std::shared_ptr<server_core>& core, io_shard& shard,
-                      boost::asio::ip::tcp::socket&& socket);
+                      io_socket&& socket);
 
 } // namespace kullsync::detail

@@ -46,7 +46,7 @@ namespace {
 /// side that does not read holds the other back as TCP would.
 class tls_session : public std::enable_shared_from_this<tls_session> {
 public:
-  tls_session(std::shared_ptr<server_core> core, io_shard& shard, tcp::socket&& s,
+  tls_session(std::shared_ptr<server_core> core, io_shard& shard, io_socket&& s,
               ssl::context& ctx, peer_info peer, std::string early)
     : core_(core), shard_(shard), tls_(std::move(s), ctx), inner_(shard.ioc),
       timer_(shard.ioc), peer_(std::move(peer)), early_(std::move(early)) {}
@@ -85,7 +85,7 @@ private:
     }
     // The plaintext end goes the way of an accepted TCP socket; it is a
     // stream socket either way, and the session is told the real address.
-    tcp::socket plain{shard_.ioc};
+    io_socket plain{shard_.ioc};
     plain.assign(tcp::v4(), outer.release(), ec);
     if (ec)
       return;
@@ -137,7 +137,7 @@ private:
   // not keep the core (and so the io_context) alive.
   std::weak_ptr<server_core> core_;
   io_shard& shard_;
-  ssl::stream<tcp::socket> tls_;
+  ssl::stream<io_socket> tls_;
   local::socket inner_;
   net::steady_timer timer_;
   bool handshaken_ = false;
@@ -150,7 +150,7 @@ private:
 } // namespace
 
 void start_tls_session(const std::shared_ptr<server_core>& core, io_shard& shard,
-                       tcp::socket&& socket, peer_info peer, std::string early) {
+                       io_socket&& socket, peer_info peer, std::string early) {
   std::make_shared<tls_session>(core, shard, std::move(socket), *core->tls, std::move(peer),
                                 std::move(early))
     ->start();

@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "proxy_preface.hpp"
+#include "io_socket.hpp"
 
 namespace boost::asio::ssl {
 class context;
@@ -35,7 +36,7 @@ make_tls_context(const std::string& cert_file, const std::string& key_file);
 /// `early`: its first bytes, already read), then hands the plaintext side to
 /// the HTTP session, with what is known of the client.
 void start_tls_session(const std::shared_ptr<server_core>& core, io_shard& shard,
-                       boost::asio::ip::tcp::socket&& socket, peer_info peer,
+                       io_socket&& socket, peer_info peer,
                        std::string early);
 
 } // namespace kullsync::detail

@@ -36,12 +36,12 @@ bool legal(ws_connection::phase from, ws_connection::phase to) {
 
 struct ws_connection::handshake {
   upgrade_request req;
-  std::optional<websocket::stream<tcp::socket&>> stream;
+  std::optional<websocket::stream<io_socket&>> stream;
   std::string protocol; // the subprotocol agreed on
 };
 
 ws_connection::ws_connection(std::shared_ptr<server_core> core, io_shard& shard,
-                             tcp::socket&& socket)
+                             io_socket&& socket)
   : core_(std::move(core)), shard_(shard), sock_(std::move(socket)),
     reader_(core_->opts.max_frame_bytes) {
   std::lock_guard<std::mutex> guard{shard_.mtx};

@@ -39,6 +39,7 @@
 #include "frame_queue.hpp"
 #include "server_core.hpp"
 #include "ws_frame_reader.hpp"
+#include "io_socket.hpp"
 
 namespace kullsync::detail {
 
@@ -52,7 +53,7 @@ public:
   enum class phase : uint8_t { handshaking, open, closing, closed };
 
   ws_connection(std::shared_ptr<server_core> core, io_shard& shard,
-                tcp::socket&& socket);
+                io_socket&& socket);
   ~ws_connection() override;
 
   /// The upgrade request was read; `early` is what the client sent right
