@@ -116,17 +116,19 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
   limits.history_size = cfg.history_size;
   st.core = std::make_unique<stream_core>("b", limits);
   return {
-    [=](publish_atom, const publish_request& req) -> caf::result<publish_receipt> {
+    [=](publish_atom, const publish_request& req, uint64_t ticket,
+        const stream_follower_actor& to) {
       auto& st = self->state;
       if (st.down)
-        return unavailable();
+        return self->send(to, published_atom::value, ticket, unavailable());
       std::uniform_real_distribution<double> coin{0, 1};
       if (st.unanswered > 0 && coin(st.rng) < st.unanswered) {
         if (coin(st.rng) < 0.5)
           publish(self, req);
-        return make_error(broker_errc::outcome_unknown, "simulated lost answer");
+        return self->send(to, published_atom::value, ticket,
+                          make_error(broker_errc::outcome_unknown, "simulated lost answer"));
       }
-      return publish(self, req);
+      self->send(to, published_atom::value, ticket, publish(self, req));
     },
     [=](follow_atom, const std::string& user,
         const stream_follower_actor& f) -> caf::result<stream_head> {

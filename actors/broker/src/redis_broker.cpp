@@ -90,19 +90,20 @@ void eval(broker_ptr self, shard_link& s, script which, script_call c,
 /// Publishes wait in their instance's batch until the broker's mailbox holds
 /// nothing older (a flush queued behind what was there): what the hubs
 /// published in one pass goes to Redis as one script call.
-caf::result<publish_receipt> publish(broker_ptr self, publish_request& req) {
+void publish(broker_ptr self, publish_request& req, uint64_t ticket,
+             const stream_follower_actor& to) {
   auto& s = shard_for(self, req.user);
   if (!s.ready()) {
     ++self->state.shared->publish_failures;
-    return unavailable("redis " + s.name() + " is not connected");
+    self->send(to, published_atom::value, ticket,
+               unavailable("redis " + s.name() + " is not connected"));
+    return;
   }
-  auto rp = self->make_response_promise<publish_receipt>();
   if (s.batch.empty() && !self->state.flush_queued) {
     self->state.flush_queued = true;
     self->send(self, flush_publishes_atom::value);
   }
-  s.batch.push_back({std::move(req), rp, std::chrono::steady_clock::now()});
-  return rp;
+  s.batch.push_back({std::move(req), ticket, to, std::chrono::steady_clock::now()});
 }
 
 /// One script call for (at most `max_batch` of) an instance's batch.
@@ -133,7 +134,7 @@ void flush(broker_ptr self, shard_link& s) {
            if (!r) {
              counters.publish_failures += taken->size();
              for (auto& p : *taken)
-               p.rp.deliver(r.error());
+               self->send(p.to, published_atom::value, p.ticket, r.error());
              return;
            }
            counters.publishes += taken->size();
@@ -143,7 +144,7 @@ void flush(broker_ptr self, shard_link& s) {
              auto& p = (*taken)[order[i]];
              counters.publish_latency.observe(
                std::chrono::duration<double>(now - p.started).count());
-             p.rp.deliver(std::move((*r)[i]));
+             self->send(p.to, published_atom::value, p.ticket, std::move((*r)[i]));
            }
          });
   }
@@ -337,7 +338,8 @@ broker_impl::behavior_type redis_broker_actor(broker_ptr self, redis_broker_conf
   }
   st.shared->shards = st.shards.size();
   return {
-    [=](publish_atom, publish_request& req) { return publish(self, req); },
+    [=](publish_atom, publish_request& req, uint64_t ticket,
+        const stream_follower_actor& to) { publish(self, req, ticket, to); },
     [=](flush_publishes_atom) {
       self->state.flush_queued = false;
       for (auto& s : self->state.shards)

@@ -94,7 +94,8 @@ enum class script : uint8_t { publish, head, read };
 /// A publish waiting for its batch's script call.
 struct pending_publish {
   server::publish_request req;
-  caf::typed_response_promise<server::publish_receipt> rp;
+  uint64_t ticket = 0;              // the hub's, to answer with
+  server::stream_follower_actor to; // the hub
   std::chrono::steady_clock::time_point started;
 };
 

@@ -121,7 +121,10 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
   st.broker = st.cfg.cluster.broker ? make_actor_broker(self, st.cfg.cluster.broker)
                                     : make_local_broker(self, node_epoch);
   run_on_io_thread(self);
-  self->set_down_handler([=](const caf::down_msg& dm) { leave(self, dm.source); });
+  self->set_down_handler([=](const caf::down_msg& dm) {
+    if (!self->state.broker->broker_down(dm.source))
+      leave(self, dm.source);
+  });
   sweep(self);
   return {
     [=](join_atom, const join_request& req, session_actor who, link_actor socket) {
@@ -157,6 +160,12 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
       return rp;
     },
     [=](deliver_atom, const message_ptr& m) { on_message(self, m); },
+    [=](published_atom, uint64_t ticket, publish_receipt& r) {
+      self->state.broker->answer(ticket, std::move(r));
+    },
+    [=](published_atom, uint64_t ticket, caf::error& e) {
+      self->state.broker->answer(ticket, std::move(e));
+    },
     [=](resync_atom) { resync(self); },
     [=](refollow_atom, const std::string& user, uint64_t gen, bool fresh) {
       refollow(self, user, gen, fresh);

@@ -28,6 +28,12 @@ public:
   virtual ~hub_broker() = default;
 
   virtual void publish(publish_request req, reply<publish_receipt> done) = 0;
+  /// A publish's answer came (a broker actor answers `published(ticket,
+  /// ...)` to the hub, which hands it here).
+  virtual void answer(uint64_t ticket, caf::expected<publish_receipt> r) = 0;
+  /// An actor the hub monitors went down: true if it was the broker (what
+  /// waited for it then fails).
+  virtual bool broker_down(const caf::actor_addr& who) = 0;
   /// Follows the user's stream: its messages go to the hub's deliver; the
   /// head comes once every later message will.
   virtual void follow(const std::string& user, reply<stream_head> done) = 0;

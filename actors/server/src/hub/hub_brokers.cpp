@@ -22,6 +22,8 @@ public:
   void publish(publish_request req, reply<publish_receipt> done) override {
     done(local_.publish(std::move(req)));
   }
+  void answer(uint64_t, caf::expected<publish_receipt>) override {}
+  bool broker_down(const caf::actor_addr&) override { return false; }
   void follow(const std::string& user, reply<stream_head> done) override {
     done(local_.follow(user, now_ms(self_)));
   }
@@ -49,10 +51,33 @@ private:
 /// A cluster: the broker actor; answers and deliveries come as messages.
 class remote final : public hub_broker {
 public:
-  remote(hub_ptr self, broker_actor b) : self_(self), b_(std::move(b)) {}
+  remote(hub_ptr self, broker_actor b) : self_(self), b_(std::move(b)) {
+    self_->monitor(b_);
+  }
 
+  /// Publishes are many at once: answered by ticket (broker_actor), each
+  /// found in a hashed map.
   void publish(publish_request req, reply<publish_receipt> done) override {
-    ask(done, publish_atom::value, std::move(req));
+    auto ticket = ++next_ticket_;
+    publishes_.emplace(ticket, std::move(done));
+    self_->send(b_, publish_atom::value, std::move(req), ticket, me_as_follower(self_));
+  }
+  void answer(uint64_t ticket, caf::expected<publish_receipt> r) override {
+    auto i = publishes_.find(ticket);
+    if (i == publishes_.end())
+      return;
+    auto done = std::move(i->second);
+    publishes_.erase(i);
+    done(std::move(r));
+  }
+  bool broker_down(const caf::actor_addr& who) override {
+    if (who != b_.address())
+      return false;
+    // Whether the ones under way happened is not known.
+    auto waiting = std::exchange(publishes_, {});
+    for (auto& [ticket, done] : waiting)
+      done(make_error(broker_errc::outcome_unknown, "the broker stopped"));
+    return true;
   }
   void follow(const std::string& user, reply<stream_head> done) override {
     ask(done, follow_atom::value, user, me_as_follower(self_));
@@ -89,6 +114,8 @@ private:
 
   hub_ptr self_;
   broker_actor b_;
+  uint64_t next_ticket_ = 0;
+  std::unordered_map<uint64_t, reply<publish_receipt>> publishes_;
 };
 
 } // namespace

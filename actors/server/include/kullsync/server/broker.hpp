@@ -41,6 +41,7 @@ using head_atom = caf::atom_constant<caf::atom("head")>;
 using alive_atom = caf::atom_constant<caf::atom("alive")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+using published_atom = caf::atom_constant<caf::atom("published")>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, presence_entry& x) {
@@ -120,14 +121,21 @@ typename Inspector::result_type inspect(Inspector& f, stream_range& x) {
 ///   stream's, but the broker may lose some (the hub fills gaps by `read`).
 /// - `resync()`: the broker lost its subscriptions (a reconnect): follow
 ///   every user again and fill what was missed.
+/// - `published(ticket, receipt or error)`: the answer to its publish
+///   `ticket`.
 using stream_follower_actor = caf::typed_actor<
   caf::reacts_to<deliver_atom, message_ptr>,
-  caf::reacts_to<resync_atom>>;
+  caf::reacts_to<resync_atom>,
+  caf::reacts_to<published_atom, uint64_t, publish_receipt>,
+  caf::reacts_to<published_atom, uint64_t, caf::error>>;
 
 /// The broker. Every request may fail with an error naming the broker as
 /// unavailable: the hub then refuses the publish (HTTP 503, NACK
 /// unavailable) and keeps its sockets.
-/// - `publish(request)` -> receipt.
+/// - `publish(request, ticket, follower)`: answered to `follower` with
+///   `published(ticket, ...)`. Not a CAF request: a hub has thousands of
+///   publishes under way at scale, and CAF 0.17 keeps a requester's pending
+///   answers in a flat map that every answer searches and shifts.
 /// - `follow(user, follower)` -> head, once the follower's subscription is
 ///   confirmed.
 /// - `unfollow(user, follower)`: the last local device left.
@@ -140,7 +148,7 @@ using stream_follower_actor = caf::typed_actor<
 /// - `revoke(revocation)`: kept, and given to every node's revocation list.
 /// - `nodes()` -> what each live node says of itself (a JSON object each).
 using broker_actor = caf::typed_actor<
-  caf::replies_to<publish_atom, publish_request>::with<publish_receipt>,
+  caf::reacts_to<publish_atom, publish_request, uint64_t, stream_follower_actor>,
   caf::replies_to<follow_atom, std::string, stream_follower_actor>::with<stream_head>,
   caf::reacts_to<unfollow_atom, std::string, stream_follower_actor>,
   caf::replies_to<read_atom, std::string, std::string, uint64_t, uint64_t>::with<
