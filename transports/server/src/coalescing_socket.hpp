@@ -163,8 +163,12 @@ private:
     // of the time, and a kept buffer (the WELCOME and SNAPSHOT's ~400 bytes)
     // was a tenth of an idle socket's memory. One that is busy (more waits)
     // keeps it for the next send, up to flush_bytes.
-    if (pending_.empty() || inflight_.capacity() > flush_bytes)
+    if (pending_.empty()) {
       std::string{}.swap(inflight_);
+      std::string{}.swap(pending_); // empty: the capacity of an earlier send
+    } else if (inflight_.capacity() > flush_bytes) {
+      std::string{}.swap(inflight_);
+    }
     if (ec && !error_)
       error_ = ec;
     if (error_) {

@@ -58,6 +58,8 @@ public:
   /// Publishes are many at once: answered by ticket (broker_actor), each
   /// found in a hashed map.
   void publish(publish_request req, reply<publish_receipt> done) override {
+    if (gone_) // a message to it would be dropped unanswered
+      return done(make_error(broker_errc::unavailable, "the broker stopped"));
     auto ticket = ++next_ticket_;
     publishes_.emplace(ticket, std::move(done));
     self_->send(b_, publish_atom::value, std::move(req), ticket, me_as_follower(self_));
@@ -73,6 +75,7 @@ public:
   bool broker_down(const caf::actor_addr& who) override {
     if (who != b_.address())
       return false;
+    gone_ = true;
     // Whether the ones under way happened is not known.
     auto waiting = std::exchange(publishes_, {});
     for (auto& [ticket, done] : waiting)
@@ -115,6 +118,7 @@ private:
   hub_ptr self_;
   broker_actor b_;
   uint64_t next_ticket_ = 0;
+  bool gone_ = false; // the broker stopped
   std::unordered_map<uint64_t, reply<publish_receipt>> publishes_;
 };
 
