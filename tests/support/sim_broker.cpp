@@ -30,7 +30,7 @@ struct broker_state {
   int64_t late_heads_ms = 0;
   uint64_t next_answer = 0;
   struct late_head {
-    caf::expected<stream_head> head;
+    stream_head head; // as it was when asked
     caf::typed_response_promise<stream_head> rp;
   };
   std::map<uint64_t, late_head> late;
@@ -44,7 +44,10 @@ struct broker_state {
   static inline const char* name = "kullsync.sim_broker";
 };
 
-using broker_ptr = sim_broker_actor::stateful_pointer<broker_state>;
+/// Internal: a late head is due.
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+using broker_impl = sim_broker_actor::extend<caf::reacts_to<answer_atom, uint64_t>>;
+using broker_ptr = broker_impl::stateful_pointer<broker_state>;
 
 int64_t now(broker_ptr self) {
   return epoch_ms(self->home_system(), self->state.clock);
@@ -107,7 +110,7 @@ caf::error unavailable() {
   return make_error(broker_errc::unavailable, "simulated outage");
 }
 
-sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
+broker_impl::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
   auto& st = self->state;
   st.cfg = cfg;
   st.rng.seed(cfg.seed);
@@ -148,16 +151,8 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
       return rp;
     },
     [=](answer_atom, uint64_t id) {
-      auto& st = self->state;
-      auto i = st.late.find(id);
-      if (i == st.late.end())
-        return;
-      auto late = std::move(i->second);
-      st.late.erase(i);
-      if (late.head)
-        late.rp.deliver(std::move(*late.head));
-      else
-        late.rp.deliver(late.head.error());
+      if (auto due = self->state.late.extract(id))
+        due.mapped().rp.deliver(std::move(due.mapped().head));
     },
     [=](late_heads_atom, int64_t max_ms) { self->state.late_heads_ms = max_ms; },
     [=](unfollow_atom, const std::string& user, const stream_follower_actor& f) {
@@ -207,7 +202,7 @@ sim_broker_actor::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
 } // namespace
 
 sim_broker_actor spawn_sim_broker(caf::actor_system& sys, sim_broker_config cfg) {
-  return sys.spawn(broker, cfg);
+  return caf::actor_cast<sim_broker_actor>(sys.spawn(broker, cfg));
 }
 
 } // namespace kullsync::test

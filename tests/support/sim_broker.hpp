@@ -18,7 +18,6 @@ using resub_atom = caf::atom_constant<caf::atom("resub")>;
 using outage_atom = caf::atom_constant<caf::atom("outage")>;
 using unanswered_atom = caf::atom_constant<caf::atom("unanswered")>;
 using late_heads_atom = caf::atom_constant<caf::atom("lateheads")>;
-using answer_atom = caf::atom_constant<caf::atom("answer")>;
 
 /// The broker plus its faults:
 /// - `lossy(rate)`: each delivery to a follower is lost with this
@@ -43,8 +42,7 @@ using sim_broker_actor = server::broker_actor::extend<
   caf::reacts_to<failover_atom, uint64_t>,
   caf::reacts_to<outage_atom, bool>,
   caf::reacts_to<unanswered_atom, double>,
-  caf::reacts_to<late_heads_atom, int64_t>,
-  caf::reacts_to<answer_atom, uint64_t>>; // internal: a late head is due
+  caf::reacts_to<late_heads_atom, int64_t>>;
 
 /// A broker that breaks a rule on purpose, to show the simulation's checks
 /// catch it: `per_node_numbering` numbers each node's publishes on a

@@ -2,9 +2,6 @@
 // transport, with nothing listening, and checks that it goes to reconnecting.
 #include <chrono>
 #include <cstdio>
-#include <future>
-#include <memory>
-#include <mutex>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -13,6 +10,8 @@
 #include <kullsync/client/caf_types.hpp>
 #include <kullsync/client/engine.hpp>
 #include <kullsync/transports/memory_network.hpp>
+
+#include "reconnecting.hpp"
 
 int main() {
   caf::actor_system_config cfg;
@@ -24,17 +23,8 @@ int main() {
   cc.connection.user_id = "u";
   cc.connection.device_id = "d";
   auto engine = kullsync::spawn_client(sys, cc, kullsync::spawn_memory_transport(sys, net));
-  // The engine's status, not a poll: it says when it goes to reconnecting.
-  std::promise<void> reconnecting;
-  auto once = std::make_shared<std::once_flag>();
-  engine.subscribe(kullsync::make_status_callback(
-    sys, [&reconnecting, once](const kullsync::connection_status& s) {
-      if (s.state == kullsync::connection_state::reconnecting)
-        std::call_once(*once, [&] { reconnecting.set_value(); });
-    }));
-  engine.connect();
-  bool ok = reconnecting.get_future().wait_for(std::chrono::seconds{10})
-            == std::future_status::ready;
+  // The engine's status, not a poll: reconnecting once its dial failed.
+  bool ok = connects_then_reconnects(sys, engine, std::chrono::seconds{10});
   // The public handle answers too (a host asks it so).
   caf::scoped_actor self{sys};
   kullsync::connection_state st = kullsync::connection_state::disconnected;

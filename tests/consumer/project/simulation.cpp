@@ -3,9 +3,6 @@
 // network, and an engine with a stream rule broken on purpose.
 #include <chrono>
 #include <cstdio>
-#include <future>
-#include <memory>
-#include <mutex>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -16,6 +13,8 @@
 #include <kullsync/client/engine.hpp>
 #include <kullsync/testing/sim_network.hpp>
 #include <kullsync/testing/mutated_client.hpp>
+
+#include "reconnecting.hpp"
 
 int main() {
   caf::actor_system_config cfg;
@@ -31,18 +30,8 @@ int main() {
   auto engine = kullsync::sim::spawn_mutated_client(
     sys, cc, kullsync::sim::stream_mutation::ignore_gaps,
     kullsync::spawn_memory_transport(sys, net));
-  // The engine's status, not a poll: it reports reconnecting once the
-  // network refused its dial; the network's count must then show it.
-  std::promise<void> refused;
-  auto once = std::make_shared<std::once_flag>();
-  engine.subscribe(kullsync::make_status_callback(
-    sys, [&refused, once](const kullsync::connection_status& s) {
-      if (s.state == kullsync::connection_state::reconnecting)
-        std::call_once(*once, [&] { refused.set_value(); });
-    }));
-  engine.connect();
-  bool ok = refused.get_future().wait_for(std::chrono::seconds{10})
-            == std::future_status::ready;
+  // The engine's status, not a poll: reconnecting once its dial failed.
+  bool ok = connects_then_reconnects(sys, engine, std::chrono::seconds{10});
   caf::scoped_actor self{sys};
   kullsync::network_stats st;
   if (ok)

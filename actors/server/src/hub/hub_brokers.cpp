@@ -65,12 +65,8 @@ public:
     self_->send(b_, publish_atom::value, std::move(req), ticket, me_as_follower(self_));
   }
   void answer(uint64_t ticket, caf::expected<publish_receipt> r) override {
-    auto i = publishes_.find(ticket);
-    if (i == publishes_.end())
-      return;
-    auto done = std::move(i->second);
-    publishes_.erase(i);
-    done(std::move(r));
+    if (auto waiting = publishes_.extract(ticket))
+      waiting.mapped()(std::move(r));
   }
   bool broker_down(const caf::actor_addr& who) override {
     if (who != b_.address())
