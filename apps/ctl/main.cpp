@@ -17,6 +17,7 @@
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/transports/http_client.hpp"
 #include "kullsync/version.hpp"
+#include "../shared/api_keys.hpp"
 
 namespace json = boost::json;
 
@@ -38,6 +39,8 @@ struct options {
   int64_t before = -1;
   // publish
   std::string shoot, status = "processing", provider = "ctl", prompt, action;
+  std::string current_image, error_message;
+  double eta = -1;
   int64_t processed = 0, total = 0, balance = 0, change = 0;
   std::vector<std::string> users;
   std::string idempotency_key;
@@ -100,12 +103,13 @@ class client {
 public:
   explicit client(const options& o) : o_(o) {
     if (!o.api_key_file.empty()) {
-      std::ifstream in{o.api_key_file};
+      // Read as the server reads its own (the same file may serve both).
       std::string key;
-      while (in && key.empty())
-        std::getline(in, key);
-      if (key.empty())
-        throw CLI::ValidationError("--api-key-file", "no key in " + o.api_key_file);
+      try {
+        key = kullsync::app::read_api_keys(o.api_key_file, "--api-key-file").front();
+      } catch (const std::invalid_argument& e) {
+        throw CLI::ValidationError(e.what());
+      }
       headers_.emplace_back("Authorization", "Bearer " + key);
     }
   }
@@ -289,6 +293,9 @@ int main(int argc, char** argv) {
   ps->add_option("--processed", o.processed)->check(CLI::NonNegativeNumber);
   ps->add_option("--total", o.total)->check(CLI::NonNegativeNumber);
   ps->add_option("--provider", o.provider)->capture_default_str();
+  ps->add_option("--current-image", o.current_image, "the image being processed");
+  ps->add_option("--eta", o.eta, "seconds left")->check(CLI::NonNegativeNumber);
+  ps->add_option("--error", o.error_message, "why the shoot failed");
   auto* pc = p->add_subcommand("credit-update", "a user's credit balance");
   pc->add_option("--user", o.user)->required();
   pc->add_option("--balance", o.balance)->required();
@@ -297,7 +304,7 @@ int main(int argc, char** argv) {
   auto* pp = p->add_subcommand("prompt-change", "a prompt's change to its users");
   pp->add_option("--prompt", o.prompt)->required();
   pp->add_option("--action", o.action)->required();
-  pp->add_option("--users", o.users, "comma-separated user ids")->delimiter(',');
+  pp->add_option("--users", o.users, "comma-separated user ids")->delimiter(',')->required();
 
   // Options of a command's parents may come after it too
   // (`users u1 --json`, `publish shoot-progress ... --idempotency-key k`).
@@ -345,7 +352,11 @@ int main(int argc, char** argv) {
                "{\"userId\":" + q(o.user) + ",\"shootId\":" + q(o.shoot) + ",\"status\":"
                  + q(o.status) + ",\"processedCount\":" + std::to_string(o.processed)
                  + ",\"totalCount\":" + std::to_string(o.total) + ",\"provider\":"
-                 + q(o.provider) + "}",
+                 + q(o.provider)
+                 + (o.current_image.empty() ? "" : ",\"currentImage\":" + q(o.current_image))
+                 + (o.eta < 0 ? "" : ",\"eta\":" + json::serialize(json::value(o.eta)))
+                 + (o.error_message.empty() ? "" : ",\"errorMessage\":" + q(o.error_message))
+                 + "}",
                extra),
         o);
     if (pc->parsed())

@@ -132,6 +132,16 @@ int main(int argc, char** argv) {
     sc.ready = [broker] { return broker->ready(); };
   }
   sc.cluster.node_id = o.node_id;
+  if (!o.revocations_file.empty() && broker) {
+    lg->info("--revocations-file {} is not used: the cluster keeps revocations in Redis",
+             o.revocations_file);
+  } else if (!o.revocations_file.empty()) {
+    if (auto why = sc.revocations->keep_in(o.revocations_file, sc.started_at_ms)) {
+      lg->critical("the revocations file: {}", *why);
+      return 2;
+    }
+    lg->info("revocations kept in {}", o.revocations_file);
+  }
   sc.transport_metrics = [listener_ref, broker](kullsync::metrics::writer& w) {
     if (auto* l = listener_ref->load())
       l->write_metrics(w);

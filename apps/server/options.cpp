@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include "../shared/api_keys.hpp"
+
 #include <cctype>
 #include <fstream>
 #include <iostream>
@@ -27,28 +29,6 @@ bool parse_listen(const std::string& s, std::string& host, uint16_t& port) {
     return false;
   port = static_cast<uint16_t>(n);
   return true;
-}
-
-/// One key per line; blank lines and lines starting with '#' are skipped.
-std::vector<std::string> read_api_keys(const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    throw std::invalid_argument("--api-keys-file: cannot read '" + path + "'");
-  std::vector<std::string> keys;
-  std::string line;
-  for (size_t n = 1; std::getline(in, line); ++n) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
-      line.pop_back();
-    if (line.empty() || line[0] == '#')
-      continue;
-    if (line.size() < 16)
-      throw std::invalid_argument("--api-keys-file: the key on line " + std::to_string(n)
-                                  + " is shorter than 16 characters");
-    keys.push_back(line);
-  }
-  if (keys.empty())
-    throw std::invalid_argument("--api-keys-file: '" + path + "' holds no key");
-  return keys;
 }
 
 template <class T>
@@ -84,6 +64,9 @@ void add_flags(CLI::App& app, server_options& o) {
        "seconds a signed token may live at most (exp - iat): longer ones are refused "
        "(4002); a revocation (POST /api/sync/users/ID/revoke) is kept this long")
     ->check(CLI::Range(60u, 31'536'000u));
+  flag(app, "--revocations-file", o.revocations_file, "KULLSYNC_REVOCATIONS_FILE",
+       "a node alone keeps the tokens operators revoked in this file, across restarts "
+       "(a cluster keeps them in Redis); without it they are kept in memory only");
   flag(app, "--api-keys-file", o.api_keys_file, "KULLSYNC_API_KEYS_FILE",
        "HTTP API keys, one per line: every /api/sync/* request but GET status then "
        "needs Authorization: Bearer <key> (else 401)");
@@ -254,7 +237,7 @@ server::server_config make_server_config(const server_options& o) {
   ao.admin_user = o.admin_user;
   sc.auth = server::make_authenticator(ao);
   if (!o.api_keys_file.empty())
-    sc.api_keys = read_api_keys(o.api_keys_file);
+    sc.api_keys = kullsync::app::read_api_keys(o.api_keys_file, "--api-keys-file");
   return sc;
 }
 

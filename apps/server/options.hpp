@@ -24,6 +24,7 @@ struct server_options {
   std::string jwt_issuer;
   unsigned jwt_leeway = 0;
   unsigned max_token_lifetime = 86400;
+  std::string revocations_file;
   std::string api_keys_file;
   std::string tls_cert;
   std::string tls_key;

@@ -169,15 +169,18 @@ async def alone():
         st, r = n.http("POST", "/users/u1/disconnect", {})
         check(st == 200 and r["closed"] == 1 and await close_code(ipad) == 4009,
               "disconnect all: 4009 by default")
-        # Revoke: tokens issued before now are refused, at connect and REFRESH.
+        # Revoke (from now, the default): tokens issued before are refused,
+        # at connect and at REFRESH; the user's fresh login right after is
+        # taken (tokens carry whole seconds: one of this second is not before).
         old = token("u1", "ipad", iat=int(time.time()) - 30)
         ws = await n.ws(old)
         await until(ws, "WELCOME")
-        # Tokens carry whole seconds: revoke from the start of this one, so
-        # that a token issued now is not before it.
-        st, r = n.http("POST", "/users/u1/revoke", {"before": int(time.time()) * 1000})
-        check(st == 200 and r == {"success": True, "closed": 1}, f"revoke ({r})")
+        v1 = await n.ws(token("u1", "mac", iat=int(time.time()) - 30), v2=False)
+        await until(v1, "DEVICE_CONNECTED")
+        st, r = n.http("POST", "/users/u1/revoke", {})
+        check(st == 200 and r == {"success": True, "closed": 2}, f"revoke ({r})")
         check(await close_code(ws) == 4002, "the revoked device's socket is closed with 4002")
+        check(await close_code(v1) == 4002, "and the v1 one too")
         check(await refused_with(n, old) == 4002, "a token issued before is refused (4002)")
         check(await refused_with(n, jwt.encode({"sub": "u1", "exp": int(time.time()) + 60},
                                                SECRET, algorithm="HS256")) == 4002,
@@ -185,7 +188,10 @@ async def alone():
         fresh = token("u1", "ipad")
         ws = await n.ws(fresh)
         w = await until(ws, "WELCOME")
-        check(w["data"]["deviceId"] == "ipad", "a token issued after is taken")
+        check(w["data"]["deviceId"] == "ipad", "a token issued right after is taken")
+        await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": token("u1", "ipad")}}))
+        check((await until(ws, "REFRESHED"))["type"] == "REFRESHED",
+              "a fresh token refreshes the socket")
         await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": old}}))
         check(await close_code(ws) == 4002, "an old token is refused at REFRESH too (4002)")
         check(await refused_with(n, token("u2", "d", ttl=2 * 86400)) == 4002,
@@ -210,7 +216,11 @@ async def alone():
                ("POST", "/users/u1/disconnect", [1]),
                ("POST", "/users/u1/revoke", {"before": "x"}),
                ("POST", "/users/u1/revoke", {"before": -5}),
-               ("GET", "/users/u1/elsewhere", None)]
+               ("GET", "/users/u1/elsewhere", None), ("GET", "/users/u1/", None),
+               ("GET", "/users", None),
+               ("GET", "/users/u1/history?since=9223372036854775808", None),
+               ("GET", "/users/u1/history?since=99999999999999999999", None),
+               ("GET", "/users/u1/history?limit=+5", None)]
         for method, path, body in bad:
             raw = body if isinstance(body, bytes) else None
             st, r = n.http(method, path, None if raw else body, raw=raw)
@@ -218,15 +228,69 @@ async def alone():
         for method, path in [("POST", "/users/u1"), ("GET", "/users/u1/revoke"),
                              ("POST", "/nodes"), ("GET", "/users/u1/disconnect")]:
             check(n.http(method, path, {})[0] == 405, f"{method} {path}: 405")
+        st, r = n.http("POST", "/prompt-change", {"promptId": "p", "action": "created", "userIds": []})
+        check(st == 200 and r.get("recipients") == 0, f"prompt-change to no users: answered ({r})")
         await ctl_checks(n)
     finally:
         n.stop()
+    await short_history()
+    await kept_across_restart()
+    await legacy_tokens_revoked()
     legacy = Node(auth=("--auth", "legacy"))
     try:
         st, r = legacy.http("POST", "/users/u1/revoke", {})
         check(st == 400 and "legacy" in r.get("error", ""), "a legacy server has nothing to revoke")
     finally:
         legacy.stop()
+
+
+async def short_history():
+    """A history that no longer holds `since+1`: not complete, from the oldest."""
+    n = Node("--history-size", "2")
+    try:
+        for b in (1, 2, 3):
+            n.http("POST", "/credit-update", {"userId": "h1", "newBalance": b, "change": 1})
+        st, h = n.http("GET", "/users/h1/history?since=0")
+        check(st == 200 and not h["complete"] and [m["seq"] for m in h["messages"]] == [2, 3],
+              f"history past what it holds: complete false, from the oldest ({h})")
+        st, h = n.http("GET", "/users/h1/history?since=1")
+        check(h["complete"] and [m["seq"] for m in h["messages"]] == [2, 3],
+              "and complete from what it holds")
+    finally:
+        n.stop()
+
+
+async def kept_across_restart():
+    """A node alone keeps revocations in --revocations-file across a restart."""
+    path = os.path.join(WORK, "revocations")
+    old = token("r1", "mac", iat=int(time.time()) - 30)
+    n = Node("--revocations-file", path)
+    try:
+        st, _ = n.http("POST", "/users/r1/revoke", {})
+        check(st == 200, "revoked on a node with a revocations file")
+    finally:
+        n.stop()
+    n = Node("--revocations-file", path)
+    try:
+        check(await refused_with(n, old) == 4002, "the revocation outlives a restart")
+        ws = await n.ws(token("r1", "mac"))
+        check((await until(ws, "WELCOME"))["type"] == "WELCOME", "a fresh token is still taken")
+    finally:
+        n.stop()
+
+
+async def legacy_tokens_revoked():
+    """jwt+legacy: an unsigned userId:deviceId token has no iat: revoked too."""
+    n = Node(auth=("--auth", "jwt+legacy", "--jwt-secret-file", SECRET_FILE))
+    try:
+        ws = await n.ws("l1:laptop", v2=False)
+        await until(ws, "DEVICE_CONNECTED")
+        st, r = n.http("POST", "/users/l1/revoke", {})
+        check(st == 200 and await close_code(ws) == 4002, "a legacy token's socket is closed")
+        check(await refused_with(n, "l1:laptop") == 4002,
+              "and a legacy token of the user is refused while the revocation lasts")
+    finally:
+        n.stop()
 
 
 async def ctl_checks(n):
@@ -259,6 +323,20 @@ async def ctl_checks(n):
     check(rc == 2, "ctl: a usage error exits 2")
     rc, _, _ = ctl(n, "users")
     check(rc == 2, "ctl: a missing argument exits 2")
+    rc, _, _ = ctl(n, "publish", "prompt-change", "--prompt", "p", "--action", "a")
+    check(rc == 2, "ctl: prompt-change needs --users")
+    rc, out, _ = ctl(n, "publish", "shoot-progress", "--user", "c2", "--shoot", "s9",
+                     "--status", "failed", "--current-image", "IMG_7.jpg", "--eta", "12.5",
+                     "--error", "disk full")
+    rc2, out2, _ = ctl(n, "--json", "history", "c2")
+    data = json.loads(out2)["messages"][0]["data"] if rc2 == 0 else {}
+    check(rc == 0 and data.get("currentImage") == "IMG_7.jpg" and data.get("eta") == 12.5
+          and data.get("errorMessage") == "disk full",
+          f"ctl publish shoot-progress with every field ({data})")
+    # The server's own key file (comments, CRLF) serves kullsync-ctl as is.
+    server_style = write("keys-crlf", "# the backend's key\r\n\r\n" + API_KEY + "\r\n")
+    rc, _, err = ctl(n, "users", "c1", key_file=server_style)
+    check(rc == 0, f"ctl reads a key file as the server does ({err.strip()})")
 
 
 async def cluster():
@@ -299,6 +377,43 @@ async def cluster():
         check(code == 4002, "node a refuses a token issued before (4002)")
         fresh = await a.ws(token("x1", "mac"))
         check((await until(fresh, "WELCOME"))["type"] == "WELCOME", "and takes a fresh one")
+        on_b = await b.ws(token("x1", "ipad"))
+        await until(on_b, "WELCOME")
+        await on_b.send(json.dumps({"type": "REFRESH", "payload": {"token": old}}))
+        check(await close_code(on_b) == 4002, "node b refuses the old token at REFRESH (4002)")
+        # One device disconnected through node b; the user's other stays up.
+        ipad = await a.ws(token("x1", "ipad"))
+        await until(ipad, "WELCOME")
+        st, r = b.http("POST", "/users/x1/disconnect", {"deviceId": "mac"})
+        check(st == 200 and await close_code(fresh) == 4009 and await alive(ipad),
+              "one device disconnected through node b; the other stays up")
+        b.http("POST", "/credit-update", {"userId": "x1", "newBalance": 7, "change": 7})
+        st, h = b.http("GET", "/users/x1/history")
+        check(st == 200 and [m["type"] for m in h["messages"]] == ["CREDIT_UPDATE"]
+              and h["seq"] >= 1, f"history through node b ({h})")
+        # A revocation another node announces (no close order): node a's
+        # sockets check their tokens again; only the revoked one closes.
+        stale = await a.ws(token("x2", "tv", iat=int(time.time()) - 20))
+        await until(stale, "WELCOME")
+        current = await a.ws(token("x2", "phone"))
+        await until(current, "WELCOME")
+        before = (int(time.time()) - 5) * 1000
+        until_ms = before + 86_400_000
+
+        def redis_cli(*args):
+            return subprocess.run(["redis-cli", "-p", str(redis.port), *args], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+
+        redis_cli("ZADD", "ks:revoked:before", "GT", str(before), "x2")
+        redis_cli("ZADD", "ks:revoked:until", "GT", str(until_ms), "x2")
+        redis_cli("PUBLISH", "ks:revoked", f"{before} {until_ms} x2")
+        check(await close_code(stale) == 4002 and await alive(current),
+              "an announced revocation closes the revoked socket, not the fresh one")
+        # A weaker revocation never replaces a stronger one in Redis.
+        st, _ = b.http("POST", "/users/x2/revoke", {"before": before - 60_000})
+        check(st == 200 and int(float(redis_cli("ZSCORE", "ks:revoked:before", "x2"))) == before,
+              "an earlier `before` leaves the later one in force")
+
         ids = []
         while time.time() < deadline:
             st, nodes = b.http("GET", "/nodes")
@@ -308,7 +423,8 @@ async def cluster():
             time.sleep(0.1)
         check(ids == ["a", "b"], f"nodes lists both nodes ({ids})")
         rc, out, _ = ctl(b, "users", "x1")
-        check(rc == 0 and "mac" in out and "a " in out, "ctl through node b lists node a's device")
+        check(rc == 0 and "ipad" in out and "a " in out,
+              f"ctl through node b lists node a's device ({out!r})")
     finally:
         a.stop()
         b.stop()

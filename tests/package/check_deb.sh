@@ -31,16 +31,17 @@ ok "Depends: $(dpkg-deb -f "$deb" Depends | cut -c1-80)..."
 dpkg-deb -x "$deb" "$work/root"
 unit=$work/root/usr/lib/systemd/system/kullsync-server.service
 for d in "User=kullsync" "NoNewPrivileges=yes" "ProtectSystem=strict" "Restart=on-failure" \
-         "LimitNOFILE=262144" "ExecStart=/usr/bin/kullsync-server --config /etc/kullsync/server.toml"; do
+         "LimitNOFILE=262144" "StateDirectory=kullsync" "ExecStart=/usr/bin/kullsync-server --config /etc/kullsync/server.toml"; do
   grep -qx "$d" "$unit" || fail "the unit lacks $d"
 done
-ok "the unit runs as kullsync, hardened, restarts on failure, LimitNOFILE 262144"
+ok "the unit runs as kullsync, hardened, restarts on failure, LimitNOFILE 262144, /var/lib/kullsync its own"
 # The packaged server with the packaged configuration (the key files the
 # postinst would make, here in the scratch directory).
 head -c 48 /dev/urandom | base64 > "$work/secret"
 echo "key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$work/keys"
 "$work/root/usr/bin/kullsync-server" --config "$work/root/etc/kullsync/server.toml" \
   --listen 127.0.0.1:0 --jwt-secret-file "$work/secret" --api-keys-file "$work/keys" \
+  --revocations-file "$work/revocations" \
   > "$work/out.txt" 2> "$work/err.txt" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$work/out.txt" 2>/dev/null && break; sleep 0.05; done

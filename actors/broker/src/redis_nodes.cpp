@@ -1,8 +1,12 @@
 // What the nodes of a cluster share besides the users' streams, kept in the
-// first Redis instance: the tokens operators revoked (a hash, and a channel
-// that announces each new one to every node's revocation list) and the list
-// of live nodes (a hash of what each says of itself, with a deadline).
+// first Redis instance: the tokens operators revoked (two sorted sets, each
+// user's `before` and `until`, raised with ZADD GT so that a weaker
+// revocation never replaces a stronger one, and a channel that announces
+// each new one to every node's revocation list) and the list of live nodes
+// (a hash of what each says of itself, with a deadline).
 #include <charconv>
+#include <cstdlib>
+#include <map>
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -28,23 +32,65 @@ std::optional<int64_t> number(std::string_view s) {
   return x;
 }
 
-/// "before|until" of a stored revocation.
-std::optional<server::revocation> stored(const std::string& user, std::string_view v) {
-  auto bar = v.find('|');
-  if (bar == std::string_view::npos)
-    return std::nullopt;
-  auto before = number(v.substr(0, bar));
-  auto until = number(v.substr(bar + 1));
-  if (!before || !until)
-    return std::nullopt;
-  return server::revocation{user, *before, *until};
-}
-
 } // namespace
 
 std::string revoked_key(const broker_state& st) {
   return st.cfg.prefix + "revoked";
 }
+
+namespace {
+
+std::string before_key(const broker_state& st) {
+  return revoked_key(st) + ":before";
+}
+
+std::string until_key(const broker_state& st) {
+  return revoked_key(st) + ":until";
+}
+
+/// A sorted set's ZRANGE WITHSCORES as member -> score (ms).
+std::optional<std::map<std::string, int64_t>> scores(const redis_value& v) {
+  if (v.kind != redis_value::array || v.elements.size() % 2)
+    return std::nullopt;
+  std::map<std::string, int64_t> out;
+  for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+    char* end = nullptr;
+    auto& text = v.elements[i + 1].str;
+    auto x = std::strtod(text.c_str(), &end); // Redis writes a score as a double
+    if (text.empty() || end != text.c_str() + text.size())
+      return std::nullopt;
+    out[v.elements[i].str] = static_cast<int64_t>(x);
+  }
+  return out;
+}
+
+/// Every revocation in the sets, in force or lapsed.
+void read_revocations(broker_ptr self,
+                      std::function<void(std::optional<std::vector<server::revocation>>,
+                                         std::string)> done) {
+  auto& st = self->state;
+  command(self, st.shards.front(), {"ZRANGE", until_key(st), "0", "-1", "WITHSCORES"},
+          [self, done](redis_value u) {
+            auto& st = self->state;
+            command(self, st.shards.front(),
+                    {"ZRANGE", before_key(st), "0", "-1", "WITHSCORES"},
+                    [u = std::move(u), done](redis_value b) {
+                      auto until = scores(u);
+                      auto before = scores(b);
+                      if (!until || !before)
+                        return done(std::nullopt, u.is_error()   ? u.str
+                                                  : b.is_error() ? b.str
+                                                                 : "not sorted sets");
+                      std::vector<server::revocation> out;
+                      for (auto& [user, t] : *until)
+                        if (auto i = before->find(user); i != before->end())
+                          out.push_back({user, i->second, t});
+                      done(std::move(out), {});
+                    });
+          });
+}
+
+} // namespace
 
 std::string nodes_key(const broker_state& st) {
   return st.cfg.prefix + "nodes";
@@ -54,27 +100,31 @@ void load_revocations(broker_ptr self) {
   auto& st = self->state;
   if (!st.cfg.revocations || st.shards.empty())
     return;
-  command(self, st.shards.front(), {"HGETALL", revoked_key(st)}, [self](redis_value v) {
+  read_revocations(self, [self](std::optional<std::vector<server::revocation>> all,
+                                std::string why) {
     auto& st = self->state;
-    if (v.kind != redis_value::array || v.elements.size() % 2) {
+    if (!all) {
       st.log->warn("redis: the revoked tokens could not be read ({}): retried when the "
-                   "subscriber comes back", v.is_error() ? v.str : "not a hash");
+                   "subscriber comes back", why);
       return;
     }
     auto now = wall_ms();
-    std::vector<std::string> lapsed{"HDEL", revoked_key(st)};
+    std::vector<std::string> lapsed{"ZREM", before_key(st)};
     size_t n = 0;
-    for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
-      auto r = stored(v.elements[i].str, v.elements[i + 1].str);
-      if (!r || r->until_ms <= now) {
-        lapsed.push_back(v.elements[i].str);
+    for (auto& r : *all) {
+      if (r.until_ms <= now) {
+        lapsed.push_back(r.user);
         continue;
       }
-      st.cfg.revocations->add(*r);
+      st.cfg.revocations->add(r);
       ++n;
     }
-    if (lapsed.size() > 2)
+    if (lapsed.size() > 2) {
       command(self, st.shards.front(), std::move(lapsed), [](redis_value) {});
+      command(self, st.shards.front(),
+              {"ZREMRANGEBYSCORE", until_key(st), "-inf", std::to_string(now)},
+              [](redis_value) {});
+    }
     st.log->info("redis: {} revocations in force", n);
   });
 }
@@ -104,18 +154,23 @@ caf::result<bool> revoke(broker_ptr self, const server::revocation& r) {
     return server::make_error(server::broker_errc::unavailable,
                               "redis " + s.name() + " is not connected");
   auto rp = self->make_response_promise<bool>();
-  command(self, s,
-          {"HSET", revoked_key(st), r.user,
-           std::to_string(r.before_ms) + "|" + std::to_string(r.until_ms)},
+  // Replies come in order: the first says whether anything was sent.
+  auto first = std::make_shared<redis_value>();
+  command(self, s, {"ZADD", before_key(st), "GT", std::to_string(r.before_ms), r.user},
+          [first](redis_value v) { *first = std::move(v); });
+  command(self, s, {"ZADD", until_key(st), "GT", std::to_string(r.until_ms), r.user},
           [](redis_value) {});
   command(self, s,
           {"PUBLISH", revoked_key(st),
            std::to_string(r.before_ms) + " " + std::to_string(r.until_ms) + " " + r.user},
-          [rp](redis_value v) mutable {
+          [rp, first](redis_value v) mutable {
             if (v.kind == redis_value::integer)
               rp.deliver(true);
-            else
+            else if (first->kind == redis_value::unsent || refused_before_writing(*first))
               rp.deliver(server::make_error(server::broker_errc::unavailable,
+                                            "revoke: " + v.str));
+            else
+              rp.deliver(server::make_error(server::broker_errc::outcome_unknown,
                                             "revoke: " + v.str));
           });
   return rp;

@@ -41,8 +41,7 @@ http_response error(unsigned status, std::string_view message) {
 }
 
 http_response unpublished(const caf::error& why, std::string_view what) {
-  if (why.category() == caf::atom("broker")
-      && why.code() == static_cast<uint8_t>(broker_errc::outcome_unknown))
+  if (outcome_unknown(why))
     return json_response(504, json::object{
                                 {"error", std::string{what}
                                             + ": the broker did not answer; it may have "
@@ -126,15 +125,24 @@ std::string idempotency_key(const http_exchange& ex) {
 }
 
 /// Publishes to `user` through its hub shard, then calls `done` with the
-/// message's position in the user's stream (0: the type is not numbered).
-template <class F>
+/// message's position in the user's stream (0: the type is not numbered),
+/// or `failed` with why it was not.
+template <class F, class G>
 void publish(api_ptr self, const http_exchange& ex, const std::string& user,
-             msg::server_type type, msg::server_body body, F done) {
+             msg::server_type type, msg::server_body body, F done, G failed) {
   auto m = msg::make_server_message(type, std::move(body), now_ms(self),
                                     "server", user);
   self->request(hub_for(self->state.env->hubs, user), caf::infinite, trigger_atom::value,
                 user, std::move(m), idempotency_key(ex))
     .then([done](uint64_t seq) mutable { done(seq); },
+          [failed](const caf::error& e) mutable { failed(e); });
+}
+
+/// The same, answering the publish's failure itself.
+template <class F>
+void publish(api_ptr self, const http_exchange& ex, const std::string& user,
+             msg::server_type type, msg::server_body body, F done) {
+  publish(self, ex, user, type, std::move(body), std::move(done),
           [ex](const caf::error& e) { ex.respond(unpublished(e, "publish")); });
 }
 
@@ -214,18 +222,52 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
       return ex.respond(error(400, "userIds must be an array of strings"));
     users.emplace_back(v.get_string().data(), v.get_string().size());
   }
-  // One answer once every user's hub has numbered it: {"seqs":{user:n}}.
-  auto answer = std::make_shared<json::object>(ok(msg::server_type::prompt_change));
-  (*answer)["recipients"] = users.size();
-  (*answer)["seqs"] = json::object{};
-  auto left = std::make_shared<size_t>(users.size());
+  if (users.empty()) {
+    auto r = ok(msg::server_type::prompt_change);
+    r["recipients"] = 0;
+    r["seqs"] = json::object{};
+    return ex.respond(json_response(200, r));
+  }
+  // One answer once every user's hub has answered: {"seqs":{user:n}}, or
+  // the failure. 503 only when none of it was published; when some was, or
+  // may have been, 504: a retry with the same Idempotency-Key publishes
+  // only what is missing.
+  struct fan_in {
+    json::object answer;
+    size_t left = 0;
+    size_t published = 0;
+    std::optional<caf::error> failure;
+    bool unknown = false;
+  };
+  auto f = std::make_shared<fan_in>();
+  f->answer = ok(msg::server_type::prompt_change);
+  f->answer["recipients"] = users.size();
+  f->answer["seqs"] = json::object{};
+  f->left = users.size();
+  auto finish = [ex, f] {
+    if (--f->left > 0)
+      return;
+    if (!f->failure)
+      return ex.respond(json_response(200, f->answer));
+    if (f->unknown || f->published > 0)
+      return ex.respond(unpublished(make_error(broker_errc::outcome_unknown,
+                                               "some users' publishes failed"),
+                                    "publish"));
+    ex.respond(unpublished(*f->failure, "publish"));
+  };
   for (auto& u : users)
-    publish(self, ex, u, msg::server_type::prompt_change, *p,
-            [ex, answer, left, u](uint64_t seq) {
-              (*answer)["seqs"].get_object()[u] = seq;
-              if (--*left == 0)
-                ex.respond(json_response(200, *answer));
-            });
+    publish(
+      self, ex, u, msg::server_type::prompt_change, *p,
+      [f, u, finish](uint64_t seq) {
+        f->answer["seqs"].get_object()[u] = seq;
+        ++f->published;
+        finish();
+      },
+      [f, finish](const caf::error& e) {
+        f->unknown |= outcome_unknown(e);
+        f->failure = e;
+        finish();
+      });
 }
 
 template <class T>

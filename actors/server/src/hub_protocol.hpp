@@ -35,6 +35,8 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
+/// A user's revocation changed: its sockets check their tokens again.
+using revoked_atom = caf::atom_constant<caf::atom("revoked")>;
 
 /// A socket joining its user: who, which protocol, and (v2) where it
 /// resumes.
@@ -56,9 +58,11 @@ typename Inspector::result_type inspect(Inspector& f, join_request& x) {
 }
 
 /// One socket's actor: its transport's listener, which also takes a close
-/// order (shutdown). Broadcast frames bypass it (hub -> socket).
+/// order (shutdown) and `revoked` (its token is checked again: closed 4002
+/// if an operator revoked it). Broadcast frames bypass it (hub -> socket).
 using session_actor
-  = transport_listener_actor::extend<caf::reacts_to<close_atom, uint16_t, std::string>>;
+  = transport_listener_actor::extend<caf::reacts_to<close_atom, uint16_t, std::string>,
+                                     caf::reacts_to<revoked_atom>>;
 
 /// A shard of the user -> sockets registry, and of the users' streams.
 /// - `join(request, session, socket)`: registers the socket (false: the
@@ -84,6 +88,9 @@ using session_actor
 ///   when `device` is empty, on every node; answers how many (node, device)
 ///   connections were told) and `revoke(revocation)` (kept on every node,
 ///   then every socket of the user closed with 4002; the same count).
+/// - `revoked(user)`: the user's revocation changed on this node (an
+///   operator's, another node's, or one loaded): each of its sockets checks
+///   its token again, so that none with a revoked token stays open.
 /// Frames go straight to each socket's transport; the session keeps the
 /// control path.
 using hub_actor = caf::typed_actor<
@@ -100,7 +107,8 @@ using hub_actor = caf::typed_actor<
   caf::replies_to<head_atom, std::string>::with<stream_head>,
   caf::replies_to<read_atom, std::string, std::string, uint64_t, uint64_t>::with<stream_range>,
   caf::replies_to<close_atom, std::string, std::string, uint16_t, std::string>::with<uint64_t>,
-  caf::replies_to<revoke_atom, revocation>::with<uint64_t>>;
+  caf::replies_to<revoke_atom, revocation>::with<uint64_t>,
+  caf::reacts_to<revoked_atom, std::string>>;
 
 /// Closes every socket whose token expired unrefreshed with 4003, in one
 /// sweep for all sockets (not a timer each).

@@ -5,6 +5,8 @@
 // order to close sockets travels in the user's stream to every node. Replies
 // that grow with a user's history are written by a one-shot helper actor on
 // CAF's threads, never on the io thread.
+#include <charconv>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -34,15 +36,10 @@ std::optional<int64_t> query_number(const http_exchange& ex, std::string_view ke
   auto v = query_param(ex.request.target, key);
   if (!v)
     return dflt;
-  if (v->empty() || v->size() > 19)
-    return std::nullopt;
   int64_t x = 0;
-  for (char c : *v) {
-    if (c < '0' || c > '9')
-      return std::nullopt;
-    x = x * 10 + (c - '0');
-  }
-  if (x < lo || x > hi)
+  auto end = v->data() + v->size();
+  auto [at, ec] = std::from_chars(v->data(), end, x);
+  if (v->empty() || (*v)[0] == '-' || ec != std::errc{} || at != end || x < lo || x > hi)
     return std::nullopt;
   return x;
 }
@@ -106,6 +103,48 @@ http_response history_page(const stream_head& h, bool complete, const stream_ran
   return http_response{200, std::move(out), "application/json"};
 }
 
+/// Sends the page of `id`'s history after `from` (at most `count`): the
+/// head says what the history holds, then a read fetches it. Messages the
+/// history dropped between the two make it try again (`tries` times) from
+/// what it then holds.
+void send_history(caf::event_based_actor* a, hub_actor hub, http_exchange ex,
+                  std::string id, uint64_t from, uint64_t count, int tries) {
+  auto failed = [a, ex](const caf::error&) {
+    ex.respond(error(503, "the user's stream is unavailable"));
+    a->quit();
+  };
+  a->request(hub, std::chrono::seconds{10}, head_atom::value, id)
+    .then(
+      [=](const stream_head& h) {
+        // What the history no longer holds after `from` is missing: the
+        // page starts at the oldest it holds, and says it is not complete.
+        auto start = from;
+        bool complete = true;
+        if (from < h.top && (h.first == 0 || h.first > from + 1)) {
+          complete = false;
+          start = h.first == 0 ? h.top : h.first - 1;
+        }
+        auto upto = std::min<uint64_t>(h.top, start + count);
+        if (start >= upto) {
+          ex.respond(history_page(h, complete, {}));
+          a->quit();
+          return;
+        }
+        a->request(hub, std::chrono::seconds{10}, read_atom::value, id, h.epoch, start, upto)
+          .then(
+            [=](const stream_range& r) {
+              if (!r.complete && tries > 1)
+                return send_history(a, hub, ex, id, from, count, tries - 1);
+              // Still dropped as it was read: no page of it is certain.
+              ex.respond(history_page(h, complete && r.complete,
+                                      r.complete ? r : stream_range{}));
+              a->quit();
+            },
+            failed);
+      },
+      failed);
+}
+
 void history(api_ptr self, const http_exchange& ex, const std::string& id) {
   auto since = query_number(ex, "since", 0, 0, INT64_MAX);
   auto limit = query_number(ex, "limit", default_history_limit, 1, max_history_limit);
@@ -116,38 +155,7 @@ void history(api_ptr self, const http_exchange& ex, const std::string& id) {
   auto from = static_cast<uint64_t>(*since);
   auto count = static_cast<uint64_t>(*limit);
   off_io(self, [hub, id, ex, from, count](caf::event_based_actor* a) {
-    auto failed = [a, ex](const caf::error&) {
-      ex.respond(error(503, "the user's stream is unavailable"));
-      a->quit();
-    };
-    a->request(hub, std::chrono::seconds{10}, head_atom::value, id)
-      .then(
-        [=](const stream_head& h) {
-          // What the history no longer holds after `since` is missing: the
-          // page starts at the oldest it holds, and says it is not complete.
-          auto start = from;
-          bool complete = true;
-          if (from < h.top && (h.first == 0 || h.first > from + 1)) {
-            complete = false;
-            start = h.first == 0 ? h.top : h.first - 1;
-          }
-          auto upto = std::min<uint64_t>(h.top, start + count);
-          if (start >= upto) {
-            ex.respond(history_page(h, complete, {}));
-            a->quit();
-            return;
-          }
-          a->request(hub, std::chrono::seconds{10}, read_atom::value, id, h.epoch, start, upto)
-            .then(
-              [=](const stream_range& r) {
-                // Evicted meanwhile: nothing of it is certain.
-                ex.respond(history_page(h, complete && r.complete,
-                                        r.complete ? r : stream_range{}));
-                a->quit();
-              },
-              failed);
-        },
-        failed);
+    send_history(a, hub, ex, id, from, count, 3);
   });
 }
 
@@ -266,14 +274,22 @@ bool operator_route(api_ptr self, const http_exchange& ex, std::string_view sub)
       nodes(self, ex);
     return true;
   }
-  constexpr std::string_view users = "/users/";
-  if (sub.rfind(users, 0) != 0)
+  constexpr std::string_view users = "/users";
+  if (sub.rfind(users, 0) != 0 || (sub.size() > users.size() && sub[users.size()] != '/'))
     return false;
+  auto no_such = [&] {
+    ex.respond(error(400, "no such operation: users/{userId}[/history|/disconnect|/revoke]"));
+    return true;
+  };
+  if (sub.size() <= users.size() + 1)
+    return no_such();
   // /users/{userId}[/history|/disconnect|/revoke]
-  auto rest = sub.substr(users.size());
+  auto rest = sub.substr(users.size() + 1);
   auto slash = rest.find('/');
   auto id = path_unescape(rest.substr(0, slash));
   auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+  if (slash != std::string_view::npos && action.empty())
+    return no_such();
   if (!id || !msg::valid_id(*id)) {
     server_counters::add(self->state.env->counters->invalid_ids);
     ex.respond(error(400, "userId must be 1 to 128 bytes of UTF-8 without control characters "
@@ -297,8 +313,7 @@ bool operator_route(api_ptr self, const http_exchange& ex, std::string_view sub)
       r.handle(self, ex, *id);
     return true;
   }
-  ex.respond(error(400, "no such operation: users/{userId}[/history|/disconnect|/revoke]"));
-  return true;
+  return no_such();
 }
 
 } // namespace kullsync::server

@@ -1,16 +1,47 @@
 #include "kullsync/server/revocations.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "kullsync/log.hpp"
 
 namespace kullsync::server {
 
-void revocation_list::add(const revocation& r) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto [i, added] = by_user_.emplace(r.user, r);
-  if (!added) {
-    i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
-    i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
+namespace {
+
+std::optional<int64_t> number(std::string_view s) {
+  int64_t x = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size())
+    return std::nullopt;
+  return x;
+}
+
+} // namespace
+
+bool revocation_list::add(const revocation& r) {
+  std::vector<std::function<void(const std::string&)>> tell;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto [i, added] = by_user_.emplace(r.user, r);
+    if (!added) {
+      if (r.before_ms <= i->second.before_ms && r.until_ms <= i->second.until_ms)
+        return false;
+      i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
+      i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
+    }
+    if (!path_.empty())
+      if (auto why = save_locked())
+        log::get("server.revoke")->error("revocations not saved: {}", *why);
+    tell = observers_;
   }
+  for (auto& f : tell)
+    f(r.user);
+  return true;
 }
 
 bool revocation_list::revoked(const std::string& user, std::optional<int64_t> issued_at_ms,
@@ -19,7 +50,8 @@ bool revocation_list::revoked(const std::string& user, std::optional<int64_t> is
   auto i = by_user_.find(user);
   if (i == by_user_.end() || i->second.until_ms <= now_ms)
     return false;
-  return !issued_at_ms || *issued_at_ms < i->second.before_ms;
+  auto before = i->second.before_ms;
+  return !issued_at_ms || *issued_at_ms < before - before % 1000;
 }
 
 std::vector<revocation> revocation_list::in_force(int64_t now_ms) {
@@ -34,6 +66,61 @@ std::vector<revocation> revocation_list::in_force(int64_t now_ms) {
     }
   }
   return out;
+}
+
+void revocation_list::observe(std::function<void(const std::string&)> f) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  observers_.push_back(std::move(f));
+}
+
+std::optional<std::string> revocation_list::keep_in(const std::string& path, int64_t now_ms) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  path_ = path;
+  std::ifstream in{path};
+  if (!in) {
+    if (errno != ENOENT)
+      return path + ": " + std::strerror(errno);
+  } else {
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+      auto a = line.find('\t');
+      auto b = a == std::string::npos ? a : line.find('\t', a + 1);
+      auto before = a == std::string::npos ? std::nullopt
+                                           : number(std::string_view{line}.substr(0, a));
+      auto until = b == std::string::npos
+                     ? std::nullopt
+                     : number(std::string_view{line}.substr(a + 1, b - a - 1));
+      if (!before || !until || b + 1 >= line.size())
+        return path + ":" + std::to_string(n) + ": not \"before<TAB>until<TAB>user\"";
+      if (*until <= now_ms)
+        continue;
+      revocation r{line.substr(b + 1), *before, *until};
+      auto [i, added] = by_user_.emplace(r.user, r);
+      if (!added) {
+        i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
+        i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
+      }
+    }
+  }
+  return save_locked(); // also proves the file can be written
+}
+
+std::optional<std::string> revocation_list::save_locked() const {
+  // Written whole to a new file, then renamed over the old: a crash leaves
+  // one or the other, never half of one.
+  auto tmp = path_ + ".new";
+  {
+    std::ofstream out{tmp, std::ios::trunc};
+    for (auto& [user, r] : by_user_)
+      if (user.find_first_of("\t\n") == std::string::npos) // never from a valid id
+        out << r.before_ms << '\t' << r.until_ms << '\t' << user << '\n';
+    out.flush();
+    if (!out)
+      return tmp + ": " + std::strerror(errno);
+  }
+  if (std::rename(tmp.c_str(), path_.c_str()) != 0)
+    return path_ + ": " + std::strerror(errno);
+  return std::nullopt;
 }
 
 } // namespace kullsync::server

@@ -79,6 +79,13 @@ caf::error make_error(broker_errc x, std::string detail) {
                     caf::make_message(std::move(detail))};
 }
 
+bool outcome_unknown(const caf::error& e) {
+  if (e.category() == caf::atom("broker"))
+    return e.code() == static_cast<uint8_t>(broker_errc::outcome_unknown);
+  return e.category() == caf::atom("system")
+         && e.code() == static_cast<uint8_t>(caf::sec::request_timeout);
+}
+
 void add_server_types(caf::actor_system_config& cfg) {
   add_common_types(cfg);
   cfg.add_error_category(caf::atom("broker"),
@@ -152,6 +159,20 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   for (size_t i = 0; i < cfg.shards; ++i)
     env->hubs.push_back(spawn_hub(sys, shard_cfg, env->clock,
                                   cfg.node_epoch + "." + std::to_string(i), env->counters));
+  // A revocation that reaches this node (an operator's, another node's, or
+  // one loaded) has the user's sockets check their tokens. Weak: the list
+  // may outlive the hubs.
+  std::vector<caf::weak_actor_ptr> weak_hubs;
+  for (auto& h : env->hubs)
+    weak_hubs.push_back(caf::actor_cast<caf::weak_actor_ptr>(h));
+  cfg.revocations->observe([weak_hubs](const std::string& user) {
+    std::vector<hub_actor> hubs;
+    for (auto& w : weak_hubs)
+      if (auto h = caf::actor_cast<caf::strong_actor_ptr>(w))
+        hubs.push_back(caf::actor_cast<hub_actor>(std::move(h)));
+    if (hubs.size() == weak_hubs.size())
+      caf::anon_send(hub_for(hubs, user), revoked_atom::value, user);
+  });
   // The watch reads only the config, the clock and the counters of `env`.
   env->token_watch = spawn_token_watch(sys, env);
   s.acceptor = spawn_acceptor(sys, env);

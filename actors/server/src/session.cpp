@@ -93,11 +93,14 @@ void watch_expiry(session_ptr self) {
 /// until when the socket may stay.
 /// Whether an operator revoked the token of `who` (issued before the
 /// user's revocation, or without an issue time).
+/// An unsigned (legacy) token, taken beside signed ones during a migration,
+/// has no issue time: it is revoked while its user's revocation lasts.
 bool revoked(session_ptr self, const identity& who) {
   auto& env = *self->state.env;
-  if (who.legacy || !env.cfg.auth->signed_tokens())
+  if (!env.cfg.auth->signed_tokens())
     return false;
-  return env.cfg.revocations->revoked(who.user_id, who.issued_at_ms, now_ms(self));
+  return env.cfg.revocations->revoked(
+    who.user_id, who.legacy ? std::nullopt : who.issued_at_ms, now_ms(self));
 }
 
 void refresh(session_ptr self, const std::string& token) {
@@ -342,6 +345,15 @@ session_actor::behavior_type session(session_ptr self,
     },
     [=](close_atom, uint16_t code, std::string& reason) {
       close_link(self, code, std::move(reason));
+    },
+    [=](revoked_atom) {
+      auto& st = self->state;
+      if (!st.joined || !revoked(self, st.who))
+        return;
+      count_refusal(*st.env->counters, close_code::invalid_token);
+      st.log->info("device {} of user {}: token revoked: closed 4002", st.who.device_id,
+                   st.who.user_id);
+      close_link(self, close_code::invalid_token, "Token revoked");
     },
   };
 }

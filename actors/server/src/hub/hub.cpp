@@ -214,6 +214,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
     [=](close_atom, const std::string& user, const std::string& device, uint16_t code,
         const std::string& reason) { return close_sockets(self, user, device, code, reason); },
     [=](revoke_atom, const revocation& r) { return revoke(self, r); },
+    [=](revoked_atom, const std::string& user) { recheck_tokens(self, user); },
   };
 }
 

@@ -109,4 +109,13 @@ caf::result<uint64_t> revoke(hub_ptr self, const revocation& r) {
   return rp;
 }
 
+void recheck_tokens(hub_ptr self, const std::string& user) {
+  auto i = self->state.users.find(user);
+  if (i == self->state.users.end())
+    return;
+  for (auto& s : i->second.sockets)
+    if (!s.closing)
+      self->send(s.session, revoked_atom::value);
+}
+
 } // namespace kullsync::server

@@ -308,8 +308,7 @@ void send_ack(hub_ptr self, uint64_t ticket) {
 
 void refuse_unstored(hub_ptr self, const std::string& id, const link_actor& to,
                      const caf::error& why) {
-  if (why.category() == caf::atom("broker")
-      && why.code() == static_cast<uint8_t>(broker_errc::outcome_unknown)) {
+  if (outcome_unknown(why)) {
     // Neither ACK nor NACK would be true. The client resends what is not
     // acknowledged, with its ids, once it reconnects; the stream answers an
     // id it already applied with its original position.

@@ -157,6 +157,9 @@ caf::result<uint64_t> close_sockets(hub_ptr self, const std::string& user,
                                     const std::string& device, uint16_t code,
                                     const std::string& reason);
 caf::result<uint64_t> revoke(hub_ptr self, const revocation& r);
+/// The user's revocation changed on this node: each of its sockets here
+/// checks its token again.
+void recheck_tokens(hub_ptr self, const std::string& user);
 
 // hub_brokers.cpp
 std::unique_ptr<hub_broker> make_local_broker(hub_ptr self, const std::string& epoch_prefix);

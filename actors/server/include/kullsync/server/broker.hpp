@@ -173,4 +173,9 @@ std::string to_string(broker_errc x);
 /// A broker error with what happened in words (shown in logs).
 caf::error make_error(broker_errc x, std::string detail = {});
 
+/// Whether what failed with `e` may still have happened: the broker's
+/// outcome_unknown, or an answer that did not come in time. Anything else
+/// certainly did not happen (HTTP 503, NACK `unavailable`).
+bool outcome_unknown(const caf::error& e);
+
 } // namespace kullsync::server

@@ -5,9 +5,11 @@
 /// A revocation lasts as long as the longest token lifetime the server
 /// accepts (`--max-token-lifetime`), after which no token it covers can
 /// still be valid. One list per node, shared by its sessions (any thread);
-/// in a cluster the broker keeps every node's list the same.
+/// in a cluster the broker keeps every node's list the same, and a node
+/// alone may keep its list in a file across restarts.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -25,19 +27,38 @@ struct revocation {
 class revocation_list {
 public:
   /// Adds (or extends) a revocation: the later `before` and `until` win.
-  void add(const revocation& r);
+  /// True if that changed the list (then the observer is told, and the
+  /// file rewritten).
+  bool add(const revocation& r);
 
   /// Whether a token of `user` issued at `issued_at_ms` is revoked at
-  /// `now_ms` (a token without `iat` is, once a revocation exists).
+  /// `now_ms` (a token without `iat` is, once a revocation exists). `iat`
+  /// has whole seconds: a token issued in the second `before` falls in is
+  /// not revoked (the user's fresh login right after a revocation must
+  /// work), one issued in any second before it is.
   bool revoked(const std::string& user, std::optional<int64_t> issued_at_ms,
                int64_t now_ms) const;
 
   /// The revocations in force at `now_ms` (lapsed ones are forgotten).
   std::vector<revocation> in_force(int64_t now_ms);
 
+  /// `f` is called (outside the list's lock, on the thread that added)
+  /// with each user whose revocation changed: a server closes what is now
+  /// revoked.
+  void observe(std::function<void(const std::string& user)> f);
+
+  /// Keeps the list in `path` (lines "before\tuntil\tuser"): loads what is
+  /// in force at `now_ms` and rewrites the file on every change. Fails with
+  /// the reason when the file cannot be read or written.
+  std::optional<std::string> keep_in(const std::string& path, int64_t now_ms);
+
 private:
+  std::optional<std::string> save_locked() const;
+
   mutable std::mutex mtx_;
   std::map<std::string, revocation> by_user_;
+  std::vector<std::function<void(const std::string&)>> observers_;
+  std::string path_;
 };
 
 } // namespace kullsync::server
