@@ -43,8 +43,12 @@ def snippet(lang):
     return m.group(1)
 
 
-def place(text, nodes, listen_from, listen_to):
-    """The snippet with this test's addresses; each must be in it."""
+def place(text, nodes, listen_from, listen_to, names=()):
+    """The snippet with this test's addresses (and names); each must be in it."""
+    for doc, here in names:
+        if doc not in text:
+            raise SystemExit(f"the snippet no longer has '{doc}'")
+        text = text.replace(doc, here)
     for doc, node in zip(DOC_NODES, nodes):
         if doc not in text:
             raise SystemExit(f"the snippet no longer names {doc}")
@@ -60,12 +64,17 @@ class Balancer:
         self.port = free_port()
         self.log = open(os.path.join(work, kind + ".log"), "w+")
         if kind == "nginx":
-            body = place(snippet("nginx"), nodes, "listen 80;", f"listen 127.0.0.1:{self.port};")
+            body = place(snippet("nginx"), nodes, "listen 80;", f"listen 127.0.0.1:{self.port};",
+                         names=[("server_name sync.example.com;", "server_name 127.0.0.1;")])
             temp = "".join(f"{k}_temp_path {work}/{k};\n" for k in
                            ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            # As on Debian: another site is the port's default server, so
+            # the guide's block is reached by its server_name only.
+            default_site = (f"server {{ listen 127.0.0.1:{self.port} default_server; "
+                            f"server_name _; return 404; }}\n")
             conf = (f"user root;\ndaemon off;\nworker_processes 1;\npid {work}/nginx.pid;\n"
                     f"error_log {work}/nginx-error.log;\nevents {{}}\n"
-                    f"http {{\naccess_log {work}/nginx-access.log;\n{temp}{body}\n}}\n")
+                    f"http {{\naccess_log {work}/nginx-access.log;\n{temp}{default_site}{body}\n}}\n")
             path = os.path.join(work, "nginx.conf")
             open(path, "w").write(conf)
             test = subprocess.run(["nginx", "-t", "-c", path, "-p", work], capture_output=True, text=True)

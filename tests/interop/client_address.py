@@ -174,6 +174,7 @@ def proxy_protocol_on():
         check(closed[2] == 1008,
               f"a PROXY header wins over the X-Forwarded-For behind it: {closed}")
         check("127.0.0.4: socket refused" in srv.stderr(), "the refusal names the client, not the proxy")
+        check("connected from 127.0.0.2" in srv.stderr(), "so does a device's connect")
         status, _ = get(p, "/readyz", proxy_v2("127.0.0.1", local=True))
         check(status == 200, f"a LOCAL header (the balancer's health check) is served: {status}")
 
@@ -202,6 +203,30 @@ def proxy_protocol_on():
         s.sendall(whole[30:])
         status, _ = answer(s)
         check(status == 101, f"a header that arrives byte by byte: {status}")
+        s.close()
+    finally:
+        srv.stop()
+
+
+def unfinished_header():
+    """A PROXY header that never completes: closed at --handshake-timeout,
+    counted and logged."""
+    srv = Server("--proxy-protocol", "on", "--handshake-timeout", "1")
+    try:
+        before = metric(srv.port, "kullsync_proxy_refusals_total") or 0
+        s = connect(srv.port)
+        s.sendall(b"PROXY TCP4 127.0.0.2")
+        s.settimeout(5)
+        started = time.time()
+        try:
+            gone = s.recv(1) == b""
+        except (socket.timeout, ConnectionResetError):
+            gone = False
+        took = time.time() - started
+        check(gone and took < 3, f"an unfinished PROXY header is closed at the timeout ({took:.1f} s)")
+        after = metric(srv.port, "kullsync_proxy_refusals_total")
+        check(after == before + 1, f"counted ({before} -> {after})")
+        check("no complete PROXY header" in srv.stderr(), "and logged")
         s.close()
     finally:
         srv.stop()
@@ -264,6 +289,7 @@ def bad_flags():
 
 
 proxy_protocol_on()
+unfinished_header()
 forwarded_for()
 tls_after_proxy_header()
 bad_flags()

@@ -255,6 +255,11 @@ TEST(redis_urls, plain_and_sentinel) {
   EXPECT_EQ(s->sentinels[1].second, 26380);
   EXPECT_EQ(s->sentinels[2], std::make_pair(std::string{"::1"}, uint16_t{26381}));
   EXPECT_TRUE(s->host.empty()) << "the master's address comes from the sentinels";
+  auto bare = parse_redis_url("redis+sentinel://127.0.0.1,[::1]/m", error);
+  ASSERT_TRUE(bare) << error;
+  EXPECT_EQ(bare->sentinels[0].second, 26379) << "a sentinel's port by default is Sentinel's";
+  EXPECT_EQ(bare->sentinels[1].second, 26379);
+  EXPECT_EQ(parse_redis_url("redis://127.0.0.1", error)->port, 6379);
   for (auto* bad : {"redis+sentinel://127.0.0.1:26379", "redis+sentinel://127.0.0.1:26379/",
                     "redis+sentinel://127.0.0.1:0/m", "redis+sentinel://:pw@127.0.0.1:26379,/m",
                     "redis+sentinel://127.0.0.1:26379/my master", "rediss://127.0.0.1",

@@ -15,11 +15,13 @@ namespace {
 constexpr std::string_view plain_scheme = "redis://";
 constexpr std::string_view sentinel_scheme = "redis+sentinel://";
 
-/// "host[:port]" or "[v6][:port]", the host resolved now (hiredis' own
-/// lookup would block the io thread). `shown` names the URL in errors.
+/// "host[:port]" or "[v6][:port]" (`default_port` without one), the host
+/// resolved now (hiredis' own lookup would block the io thread). `shown`
+/// names the URL in errors.
 std::optional<std::pair<std::string, uint16_t>>
-host_port(const std::string& text, const std::string& shown, std::string& error) {
-  std::string host = text, port = "6379";
+host_port(const std::string& text, const std::string& shown, std::string& error,
+          const char* default_port = "6379") {
+  std::string host = text, port = default_port;
   if (!text.empty() && text.front() == '[') { // [IPv6]:port
     auto end = text.find(']');
     if (end == std::string::npos) {
@@ -100,7 +102,7 @@ std::optional<redis_endpoint> parse_sentinel_url(const std::string& url, std::st
       comma = hosts.size();
     auto one = hosts.substr(at, comma - at);
     at = comma + 1;
-    auto hp = host_port(one, shown, error);
+    auto hp = host_port(one, shown, error, "26379"); // Sentinel's own port
     if (!hp)
       return std::nullopt;
     e.sentinels.push_back(std::move(*hp));

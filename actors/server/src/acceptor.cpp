@@ -70,7 +70,7 @@ acceptor_actor::behavior_type acceptor(acceptor_ptr self,
         const std::string& peer) {
       auto refused = judge(self, peer);
       auto s = spawn_session(self->home_system(), self->state.env, std::move(t),
-                             std::move(target), std::move(headers), std::move(refused));
+                             std::move(target), std::move(headers), std::move(refused), peer);
       // Counted only with a cap: without one, an idle socket costs the
       // acceptor nothing.
       if (refused || self->state.env->cfg.limits.sockets_per_ip == 0)

@@ -69,8 +69,8 @@ bool authorised(api_ptr self, const http_exchange& ex) {
   if (!known || key.empty()) {
     server_counters::add(st.env->counters->http_unauthorized);
     if (st.refusals_logged.should_log(now))
-      st.log->warn("{} {}: refused, no valid API key (401)", ex.request.method,
-                   ex.request.path());
+      st.log->warn("{}: {} {}: refused, no valid API key (401)", ex.request.peer,
+                   ex.request.method, ex.request.path());
     ex.respond(error(401, "A valid API key is required: Authorization: Bearer <key>"));
     return false;
   }

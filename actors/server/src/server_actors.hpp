@@ -45,10 +45,12 @@ struct session_env {
 /// peer's address): the socket is opened, then closed with it.
 using refusal = std::pair<uint16_t, std::string>;
 
+/// `peer` (the client's address) is only logged: a session does not keep it.
 session_actor spawn_session(caf::actor_system& sys,
                             std::shared_ptr<const session_env> env,
                             accepted_link_actor transport, std::string target,
-                            header_list headers, std::optional<refusal> refused);
+                            header_list headers, std::optional<refusal> refused,
+                            std::string peer);
 
 /// The token watch, plus its sweep timer.
 using token_watch_impl = token_watch_actor::extend<caf::reacts_to<sweep_atom>>;

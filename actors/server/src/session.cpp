@@ -164,7 +164,7 @@ bool within_rate(session_ptr self) {
 /// open is already registered. A refused socket is still opened, then closed
 /// with its code, as the deployed server does.
 void start(session_ptr self, const std::string& target,
-           const header_list& headers) {
+           const header_list& headers, const std::string& peer) {
   auto& st = self->state;
   // The handshake's request is needed only for this: an idle session does
   // not keep it.
@@ -180,7 +180,7 @@ void start(session_ptr self, const std::string& target,
   }
   if (!r.who) {
     count_refusal(*st.env->counters, r.failure.close_code);
-    st.log->info("rejected socket: {} ({})", r.failure.reason,
+    st.log->info("{}: rejected socket: {} ({})", peer, r.failure.reason,
                  r.failure.close_code);
     st.refused = refusal{r.failure.close_code, std::move(r.failure.reason)};
     return attach(self);
@@ -188,7 +188,7 @@ void start(session_ptr self, const std::string& target,
   st.who = std::move(*r.who);
   if (st.who.legacy) {
     server_counters::add(st.env->counters->legacy_tokens);
-    st.log->warn("device {} of user {} uses an unsigned legacy token",
+    st.log->warn("{}: device {} of user {} uses an unsigned legacy token", peer,
                  st.who.device_id, st.who.user_id);
   }
   join_request req;
@@ -207,8 +207,8 @@ void start(session_ptr self, const std::string& target,
         if (joined) {
           st.joined = true;
           server_counters::add(st.env->counters->connects);
-          st.log->info("device {} of user {} connected", st.who.device_id,
-                       st.who.user_id);
+          st.log->info("device {} of user {} connected from {}", st.who.device_id,
+                       st.who.user_id, peer);
           watch_expiry(self);
         } else {
           st.refused = refusal{close_code::policy_violation, "Too many connections"};
@@ -312,14 +312,14 @@ session_actor::behavior_type session(session_ptr self,
                                      std::shared_ptr<const session_env> env,
                                      accepted_link_actor transport,
                                      std::string target, header_list headers,
-                                     std::optional<refusal> refused) {
+                                     std::optional<refusal> refused, std::string peer) {
   auto& st = self->state;
   st.env = std::move(env);
   st.transport = std::move(transport);
   st.refused = std::move(refused);
   st.bucket = token_bucket{st.env->cfg.limits.client_rate, st.env->cfg.limits.client_burst};
   run_on_io_thread(self);
-  start(self, target, headers);
+  start(self, target, headers, peer);
   return {
     [=](opened_atom, uint64_t, const std::string&) { on_opened(self); },
     [=](frame_atom, uint64_t tag, const frame_batch& frames) {
@@ -363,9 +363,11 @@ session_actor::behavior_type session(session_ptr self,
 session_actor spawn_session(caf::actor_system& sys,
                             std::shared_ptr<const session_env> env,
                             accepted_link_actor transport, std::string target,
-                            header_list headers, std::optional<refusal> refused) {
+                            header_list headers, std::optional<refusal> refused,
+                            std::string peer) {
   return sys.spawn(session, std::move(env), std::move(transport),
-                   std::move(target), std::move(headers), std::move(refused));
+                   std::move(target), std::move(headers), std::move(refused),
+                   std::move(peer));
 }
 
 } // namespace kullsync::server

@@ -51,6 +51,11 @@ public:
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec)
         return;
+      // A peer that never completes its preface holds a descriptor: closed,
+      // counted and logged like any other refusal.
+      if (auto core = self->core_.lock())
+        log_refusal(*core, self->peer_.address,
+                    "no complete PROXY header or request within --handshake-timeout");
       boost::system::error_code ignored;
       self->socket_.close(ignored); // the read fails: nothing more is done
     });
