@@ -197,12 +197,17 @@ async def main():
         check([s for s, _ in published] == [1, 2, 3, 4, 5], f"one numbering through either node: {published}")
         await consistent(nodes, devices, published, "before any failover")
 
+        first_epoch = devices[0].epoch
         took, answers, served = await failover(nodes, devices, master.kill, master.port, published)
         check(served and took <= 20 * SCALE,
               f"kill -9 of the master: both nodes ready and publishing again after {took:.1f} s (<= 20)")
         check(answers <= {200, 503, 504}, f"publishes meanwhile answered 200, 503 or 504 only: {sorted(answers)}")
         check(role(replica.port) == "master", "Sentinel promoted the replica")
         await consistent(nodes, devices, published, "after the failover")
+        check(all(d.epoch != first_epoch and 4009 in d.closes
+                  and not d.welcomes[-1]["recovered"] for d in devices),
+              f"the failover is a new epoch: each device was closed 4009 and resynced "
+              f"({[(d.closes, d.epoch != first_epoch) for d in devices]})")
 
         # The old master comes back; Sentinel makes it a replica of the new one.
         master.start()
