@@ -404,15 +404,29 @@ async def cluster():
             return subprocess.run(["redis-cli", "-p", str(redis.port), *args], check=True,
                                   capture_output=True, text=True).stdout.strip()
 
-        redis_cli("ZADD", "ks:revoked:before", "GT", str(before), "x2")
-        redis_cli("ZADD", "ks:revoked:until", "GT", str(until_ms), "x2")
+        redis_cli("ZADD", "ks:revoked:z", "GT", str(until_ms), f"{before} x2")
         redis_cli("PUBLISH", "ks:revoked", f"{before} {until_ms} x2")
         check(await close_code(stale) == 4002 and await alive(current),
               "an announced revocation closes the revoked socket, not the fresh one")
         # A weaker revocation never replaces a stronger one in Redis.
         st, _ = b.http("POST", "/users/x2/revoke", {"before": before - 60_000})
-        check(st == 200 and int(float(redis_cli("ZSCORE", "ks:revoked:before", "x2"))) == before,
-              "an earlier `before` leaves the later one in force")
+        check(st == 200 and int(float(redis_cli("ZSCORE", "ks:revoked:z", f"{before} x2")))
+              == until_ms, "an earlier `before` leaves the later one in force")
+        # A node that starts later loads what is in force: x1's and x2's
+        # revocations, not a lapsed one (which leaves the set).
+        redis_cli("ZADD", "ks:revoked:z", "1000", "999 lapsed-user")
+        c = Node("--node-id", "c", "--broker", url)
+        try:
+            c_deadline = time.time() + 20 * SCALE
+            while time.time() < c_deadline and not c.ready():
+                time.sleep(0.05)
+            check(await refused_with(c, old) == 4002
+                  and await refused_with(c, token("x2", "tv", iat=int(time.time()) - 20)) == 4002,
+                  "a node started later refuses the revoked tokens at once")
+            check(redis_cli("ZSCORE", "ks:revoked:z", "999 lapsed-user") == "",
+                  "a lapsed revocation leaves the set")
+        finally:
+            c.stop()
 
         ids = []
         while time.time() < deadline:

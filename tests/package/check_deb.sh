@@ -26,6 +26,11 @@ grep -q "^/etc/kullsync/server.toml$" <(dpkg-deb -I "$deb" conffiles) || fail "s
 ok "server.toml is a conffile"
 dpkg-deb -I "$deb" postinst | grep -q "adduser --system" || fail "postinst makes no system user"
 ok "postinst makes the kullsync system user"
+dpkg-deb -I "$deb" postinst | grep -q "install -d -o kullsync -g kullsync -m 0700 /var/lib/kullsync" \
+  || fail "postinst makes no /var/lib/kullsync"
+grep -q '^revocations-file = "/var/lib/kullsync/revocations"$' <(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/kullsync/server.toml) \
+  || fail "server.toml keeps no revocations file"
+ok "postinst makes /var/lib/kullsync, where server.toml keeps the revocations"
 dpkg-deb -f "$deb" Depends | grep -q "libjwt0" || fail "Depends lacks the shared libraries"
 ok "Depends: $(dpkg-deb -f "$deb" Depends | cut -c1-80)..."
 dpkg-deb -x "$deb" "$work/root"

@@ -217,7 +217,7 @@ void ask_again(broker_ptr self, shard_link& s, const std::string& why);
 void check_master(broker_ptr self, shard_link& s, std::function<void()> next);
 
 // redis_nodes.cpp: what the nodes share besides streams (first instance)
-std::string revoked_key(const broker_state& st); // hash and channel
+std::string revoked_key(const broker_state& st); // the channel ("+:z": the set)
 /// Loads the revocations in force into this node's list (its subscriber
 /// confirmed the revocations' channel: none is missed from then on).
 void load_revocations(broker_ptr self);

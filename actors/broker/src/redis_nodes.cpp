@@ -1,12 +1,11 @@
 // What the nodes of a cluster share besides the users' streams, kept in the
-// first Redis instance: the tokens operators revoked (two sorted sets, each
-// user's `before` and `until`, raised with ZADD GT so that a weaker
-// revocation never replaces a stronger one, and a channel that announces
-// each new one to every node's revocation list) and the list of live nodes
-// (a hash of what each says of itself, with a deadline).
+// first Redis instance: the tokens operators revoked (one sorted set whose
+// members are "<before> <user>", scored by when each lapses, so that adding
+// one never weakens another, lapsed ones leave by score in one command, and
+// a channel announces each new one to every node's revocation list) and the
+// list of live nodes (a hash of what each says of itself, with a deadline).
 #include <charconv>
 #include <cstdlib>
-#include <map>
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -40,54 +39,32 @@ std::string revoked_key(const broker_state& st) {
 
 namespace {
 
-std::string before_key(const broker_state& st) {
-  return revoked_key(st) + ":before";
+/// The sorted set of revocations ("<before> <user>" scored by until).
+std::string revocations_key(const broker_state& st) {
+  return revoked_key(st) + ":z";
 }
 
-std::string until_key(const broker_state& st) {
-  return revoked_key(st) + ":until";
-}
-
-/// A sorted set's ZRANGE WITHSCORES as member -> score (ms).
-std::optional<std::map<std::string, int64_t>> scores(const redis_value& v) {
-  if (v.kind != redis_value::array || v.elements.size() % 2)
+/// A revocation from its member and score; nothing if malformed.
+std::optional<server::revocation> member(const std::string& m, const std::string& score) {
+  auto space = m.find(' ');
+  if (space == std::string::npos || space + 1 >= m.size())
     return std::nullopt;
-  std::map<std::string, int64_t> out;
-  for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
-    char* end = nullptr;
-    auto& text = v.elements[i + 1].str;
-    auto x = std::strtod(text.c_str(), &end); // Redis writes a score as a double
-    if (text.empty() || end != text.c_str() + text.size())
-      return std::nullopt;
-    out[v.elements[i].str] = static_cast<int64_t>(x);
-  }
-  return out;
+  auto before = number(std::string_view{m}.substr(0, space));
+  char* end = nullptr;
+  auto until = std::strtod(score.c_str(), &end); // Redis writes a score as a double
+  if (!before || score.empty() || end != score.c_str() + score.size())
+    return std::nullopt;
+  return server::revocation{m.substr(space + 1), *before, static_cast<int64_t>(until)};
 }
 
-/// Every revocation in the sets, in force or lapsed.
-void read_revocations(broker_ptr self,
-                      std::function<void(std::optional<std::vector<server::revocation>>,
-                                         std::string)> done) {
-  auto& st = self->state;
-  command(self, st.shards.front(), {"ZRANGE", until_key(st), "0", "-1", "WITHSCORES"},
-          [self, done](redis_value u) {
-            auto& st = self->state;
-            command(self, st.shards.front(),
-                    {"ZRANGE", before_key(st), "0", "-1", "WITHSCORES"},
-                    [u = std::move(u), done](redis_value b) {
-                      auto until = scores(u);
-                      auto before = scores(b);
-                      if (!until || !before)
-                        return done(std::nullopt, u.is_error()   ? u.str
-                                                  : b.is_error() ? b.str
-                                                                 : "not sorted sets");
-                      std::vector<server::revocation> out;
-                      for (auto& [user, t] : *until)
-                        if (auto i = before->find(user); i != before->end())
-                          out.push_back({user, i->second, t});
-                      done(std::move(out), {});
-                    });
-          });
+/// "before|until" of a revocation an older node stored in a hash.
+std::optional<server::revocation> stored(const std::string& user, std::string_view v) {
+  auto bar = v.find('|');
+  auto before = bar == std::string_view::npos ? std::nullopt : number(v.substr(0, bar));
+  auto until = before ? number(v.substr(bar + 1)) : std::nullopt;
+  if (!until)
+    return std::nullopt;
+  return server::revocation{user, *before, *until};
 }
 
 } // namespace
@@ -100,32 +77,43 @@ void load_revocations(broker_ptr self) {
   auto& st = self->state;
   if (!st.cfg.revocations || st.shards.empty())
     return;
-  read_revocations(self, [self](std::optional<std::vector<server::revocation>> all,
-                                std::string why) {
+  auto now = std::to_string(wall_ms());
+  // Lapsed ones leave by their score, atomically: one added meanwhile
+  // lapses later, so it stays.
+  command(self, st.shards.front(), {"ZREMRANGEBYSCORE", revocations_key(st), "-inf", now},
+          [](redis_value) {});
+  command(self, st.shards.front(),
+          {"ZRANGEBYSCORE", revocations_key(st), "(" + now, "+inf", "WITHSCORES"},
+          [self](redis_value v) {
+            auto& st = self->state;
+            if (v.kind != redis_value::array || v.elements.size() % 2) {
+              st.log->warn("redis: the revoked tokens could not be read ({}): retried when "
+                           "the subscriber comes back",
+                           v.is_error() ? v.str : "not a sorted set");
+              return;
+            }
+            size_t n = 0, bad = 0;
+            for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+              if (auto r = member(v.elements[i].str, v.elements[i + 1].str)) {
+                st.cfg.revocations->add(*r);
+                ++n;
+              } else {
+                ++bad;
+              }
+            }
+            if (bad > 0)
+              st.log->warn("redis: {} stored revocations are malformed: ignored", bad);
+            st.log->info("redis: {} revocations in force", n);
+          });
+  // What nodes of an earlier version stored (a hash), still honoured.
+  command(self, st.shards.front(), {"HGETALL", revoked_key(st)}, [self](redis_value v) {
     auto& st = self->state;
-    if (!all) {
-      st.log->warn("redis: the revoked tokens could not be read ({}): retried when the "
-                   "subscriber comes back", why);
-      return;
-    }
+    if (v.kind != redis_value::array)
+      return; // none, or not a hash: nothing from an earlier version
     auto now = wall_ms();
-    std::vector<std::string> lapsed{"ZREM", before_key(st)};
-    size_t n = 0;
-    for (auto& r : *all) {
-      if (r.until_ms <= now) {
-        lapsed.push_back(r.user);
-        continue;
-      }
-      st.cfg.revocations->add(r);
-      ++n;
-    }
-    if (lapsed.size() > 2) {
-      command(self, st.shards.front(), std::move(lapsed), [](redis_value) {});
-      command(self, st.shards.front(),
-              {"ZREMRANGEBYSCORE", until_key(st), "-inf", std::to_string(now)},
-              [](redis_value) {});
-    }
-    st.log->info("redis: {} revocations in force", n);
+    for (size_t i = 0; i + 1 < v.elements.size(); i += 2)
+      if (auto r = stored(v.elements[i].str, v.elements[i + 1].str); r && r->until_ms > now)
+        st.cfg.revocations->add(*r);
   });
 }
 
@@ -154,24 +142,28 @@ caf::result<bool> revoke(broker_ptr self, const server::revocation& r) {
     return server::make_error(server::broker_errc::unavailable,
                               "redis " + s.name() + " is not connected");
   auto rp = self->make_response_promise<bool>();
-  // Replies come in order: the first says whether anything was sent.
-  auto first = std::make_shared<redis_value>();
-  command(self, s, {"ZADD", before_key(st), "GT", std::to_string(r.before_ms), r.user},
-          [first](redis_value v) { *first = std::move(v); });
-  command(self, s, {"ZADD", until_key(st), "GT", std::to_string(r.until_ms), r.user},
-          [](redis_value) {});
+  // Stored first (one command: it happened or not), then announced. The
+  // ZADD's reply decides: not sent or refused, nothing happened; stored but
+  // not announced, or no answer, the outcome is unknown (nodes that missed
+  // the announcement learn of it when they next resubscribe).
+  auto stored = std::make_shared<redis_value>();
+  command(self, s,
+          {"ZADD", revocations_key(st), "GT", std::to_string(r.until_ms),
+           std::to_string(r.before_ms) + " " + r.user},
+          [stored](redis_value v) { *stored = std::move(v); });
   command(self, s,
           {"PUBLISH", revoked_key(st),
            std::to_string(r.before_ms) + " " + std::to_string(r.until_ms) + " " + r.user},
-          [rp, first](redis_value v) mutable {
-            if (v.kind == redis_value::integer)
+          [rp, stored](redis_value v) mutable {
+            if (stored->kind == redis_value::integer && v.kind == redis_value::integer)
               rp.deliver(true);
-            else if (first->kind == redis_value::unsent || refused_before_writing(*first))
+            else if (stored->kind == redis_value::unsent || refused_before_writing(*stored))
               rp.deliver(server::make_error(server::broker_errc::unavailable,
-                                            "revoke: " + v.str));
+                                            "revoke: " + stored->str));
             else
               rp.deliver(server::make_error(server::broker_errc::outcome_unknown,
-                                            "revoke: " + v.str));
+                                            "revoke: " + (stored->is_error() ? stored->str
+                                                                             : v.str)));
           });
   return rp;
 }

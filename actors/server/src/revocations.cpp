@@ -25,6 +25,8 @@ std::optional<int64_t> number(std::string_view s) {
 
 bool revocation_list::add(const revocation& r) {
   std::vector<std::function<void(const std::string&)>> tell;
+  std::optional<table> copy;
+  uint64_t version = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto [i, added] = by_user_.emplace(r.user, r);
@@ -34,11 +36,15 @@ bool revocation_list::add(const revocation& r) {
       i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
       i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
     }
+    version = ++version_;
     if (!path_.empty())
-      if (auto why = save_locked())
-        log::get("server.revoke")->error("revocations not saved: {}", *why);
+      copy = by_user_;
     tell = observers_;
   }
+  if (copy)
+    if (auto why = save(*copy, version))
+      log::get("server.revoke")->error("revocations not saved (a restart forgets the "
+                                       "newest): {}", *why);
   for (auto& f : tell)
     f(r.user);
   return true;
@@ -74,52 +80,64 @@ void revocation_list::observe(std::function<void(const std::string&)> f) {
 }
 
 std::optional<std::string> revocation_list::keep_in(const std::string& path, int64_t now_ms) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  path_ = path;
-  std::ifstream in{path};
-  if (!in) {
-    if (errno != ENOENT)
-      return path + ": " + std::strerror(errno);
-  } else {
-    std::string line;
-    for (size_t n = 1; std::getline(in, line); ++n) {
-      auto a = line.find('\t');
-      auto b = a == std::string::npos ? a : line.find('\t', a + 1);
-      auto before = a == std::string::npos ? std::nullopt
-                                           : number(std::string_view{line}.substr(0, a));
-      auto until = b == std::string::npos
-                     ? std::nullopt
-                     : number(std::string_view{line}.substr(a + 1, b - a - 1));
-      if (!before || !until || b + 1 >= line.size())
-        return path + ":" + std::to_string(n) + ": not \"before<TAB>until<TAB>user\"";
-      if (*until <= now_ms)
-        continue;
-      revocation r{line.substr(b + 1), *before, *until};
-      auto [i, added] = by_user_.emplace(r.user, r);
-      if (!added) {
-        i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
-        i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
+  table copy;
+  uint64_t version = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    path_ = path;
+    std::ifstream in{path};
+    if (!in) {
+      if (errno != ENOENT)
+        return path + ": " + std::strerror(errno);
+    } else {
+      std::string line;
+      for (size_t n = 1; std::getline(in, line); ++n) {
+        auto a = line.find('\t');
+        auto b = a == std::string::npos ? a : line.find('\t', a + 1);
+        auto before = a == std::string::npos ? std::nullopt
+                                             : number(std::string_view{line}.substr(0, a));
+        auto until = b == std::string::npos
+                       ? std::nullopt
+                       : number(std::string_view{line}.substr(a + 1, b - a - 1));
+        if (!before || !until || b + 1 >= line.size())
+          return path + ":" + std::to_string(n) + ": not \"before<TAB>until<TAB>user\"";
+        if (*until <= now_ms)
+          continue;
+        revocation r{line.substr(b + 1), *before, *until};
+        auto [i, added] = by_user_.emplace(r.user, r);
+        if (!added) {
+          i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
+          i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
+        }
       }
     }
+    copy = by_user_;
+    version = ++version_;
   }
-  return save_locked(); // also proves the file can be written
+  return save(copy, version); // also proves the file can be written
 }
 
-std::optional<std::string> revocation_list::save_locked() const {
+std::optional<std::string> revocation_list::save(const table& t, uint64_t version) {
+  std::lock_guard<std::mutex> guard{file_mtx_};
+  if (version <= saved_version_)
+    return std::nullopt; // a later list was written already
   // Written whole to a new file, then renamed over the old: a crash leaves
   // one or the other, never half of one.
   auto tmp = path_ + ".new";
   {
     std::ofstream out{tmp, std::ios::trunc};
-    for (auto& [user, r] : by_user_)
+    if (!out)
+      return tmp + ": " + std::strerror(errno);
+    for (auto& [user, r] : t)
       if (user.find_first_of("\t\n") == std::string::npos) // never from a valid id
         out << r.before_ms << '\t' << r.until_ms << '\t' << user << '\n';
     out.flush();
     if (!out)
-      return tmp + ": " + std::strerror(errno);
+      return tmp + ": cannot be written";
   }
   if (std::rename(tmp.c_str(), path_.c_str()) != 0)
     return path_ + ": " + std::strerror(errno);
+  saved_version_ = version;
   return std::nullopt;
 }
 

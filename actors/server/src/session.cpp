@@ -103,6 +103,18 @@ bool revoked(session_ptr self, const identity& who) {
     who.user_id, who.legacy ? std::nullopt : who.issued_at_ms, now_ms(self));
 }
 
+/// Closes the socket (4002) if its token is revoked now: when its user's
+/// revocation changes, and once it is open (a revocation that came between
+/// the check at connect and the join found no socket to tell).
+void close_if_revoked(session_ptr self) {
+  auto& st = self->state;
+  if (!st.joined || st.closing || !revoked(self, st.who))
+    return;
+  st.log->info("device {} of user {}: token revoked: closed 4002", st.who.device_id,
+               st.who.user_id);
+  close_link(self, close_code::invalid_token, "Token revoked");
+}
+
 void refresh(session_ptr self, const std::string& token) {
   auto& st = self->state;
   auto r = st.env->cfg.auth->authenticate(
@@ -228,6 +240,8 @@ void on_opened(session_ptr self) {
   auto& st = self->state;
   if (st.refused)
     close_link(self, st.refused->first, std::move(st.refused->second));
+  else
+    close_if_revoked(self);
 }
 
 void on_frame(session_ptr self, const std::string& text) {
@@ -346,15 +360,7 @@ session_actor::behavior_type session(session_ptr self,
     [=](close_atom, uint16_t code, std::string& reason) {
       close_link(self, code, std::move(reason));
     },
-    [=](revoked_atom) {
-      auto& st = self->state;
-      if (!st.joined || !revoked(self, st.who))
-        return;
-      count_refusal(*st.env->counters, close_code::invalid_token);
-      st.log->info("device {} of user {}: token revoked: closed 4002", st.who.device_id,
-                   st.who.user_id);
-      close_link(self, close_code::invalid_token, "Token revoked");
-    },
+    [=](revoked_atom) { close_if_revoked(self); },
   };
 }
 

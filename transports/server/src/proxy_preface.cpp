@@ -49,8 +49,8 @@ public:
   void start() {
     timer_.expires_after(core_.lock()->opts.handshake_timeout);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec)
-        return;
+      if (ec || self->decided_)
+        return; // cancelled, or the preface was read just as it fired
       // A peer that never completes its preface holds a descriptor: closed,
       // counted and logged like any other refusal.
       if (auto core = self->core_.lock())
@@ -80,6 +80,7 @@ private:
     using outcome = proxy_header::outcome;
     if (h.result == outcome::need_more)
       return do_read();
+    decided_ = true;
     timer_.cancel();
     auto core = core_.lock();
     if (!core)
@@ -114,6 +115,7 @@ private:
   peer_info peer_;
   std::array<char, 512> chunk_;
   std::string bytes_;
+  bool decided_ = false; // the preface was read: the timer has nothing to do
 };
 
 } // namespace

@@ -53,10 +53,15 @@ public:
   std::optional<std::string> keep_in(const std::string& path, int64_t now_ms);
 
 private:
-  std::optional<std::string> save_locked() const;
+  using table = std::map<std::string, revocation>;
+  /// Writes `t` (the list as of `version`) unless a later one was written.
+  std::optional<std::string> save(const table& t, uint64_t version);
 
-  mutable std::mutex mtx_;
-  std::map<std::string, revocation> by_user_;
+  mutable std::mutex mtx_; // the list: every connect and REFRESH reads it
+  table by_user_;
+  uint64_t version_ = 0;
+  std::mutex file_mtx_; // the file, written outside the list's lock
+  uint64_t saved_version_ = 0;
   std::vector<std::function<void(const std::string&)>> observers_;
   std::string path_;
 };
