@@ -285,25 +285,25 @@ int main(int argc, char** argv) {
   p->add_option("--idempotency-key", o.idempotency_key,
                 "a retry with the same key publishes nothing again");
   auto* ps = p->add_subcommand("shoot-progress", "a shoot's progress to a user's devices");
-  ps->add_option("--user", o.user)->required();
-  ps->add_option("--shoot", o.shoot)->required();
-  ps->add_option("--status", o.status)
+  ps->add_option("--user", o.user, "the user's id")->required();
+  ps->add_option("--shoot", o.shoot, "the shoot's id")->required();
+  ps->add_option("--status", o.status, "where the shoot is")
     ->check(CLI::IsMember({"queued", "processing", "completed", "failed"}))
     ->capture_default_str();
-  ps->add_option("--processed", o.processed)->check(CLI::NonNegativeNumber);
-  ps->add_option("--total", o.total)->check(CLI::NonNegativeNumber);
-  ps->add_option("--provider", o.provider)->capture_default_str();
+  ps->add_option("--processed", o.processed, "images processed")->check(CLI::NonNegativeNumber);
+  ps->add_option("--total", o.total, "images in the shoot")->check(CLI::NonNegativeNumber);
+  ps->add_option("--provider", o.provider, "what processes it")->capture_default_str();
   ps->add_option("--current-image", o.current_image, "the image being processed");
   ps->add_option("--eta", o.eta, "seconds left")->check(CLI::NonNegativeNumber);
   ps->add_option("--error", o.error_message, "why the shoot failed");
   auto* pc = p->add_subcommand("credit-update", "a user's credit balance");
-  pc->add_option("--user", o.user)->required();
-  pc->add_option("--balance", o.balance)->required();
-  pc->add_option("--change", o.change)->required();
-  pc->add_option("--reason", o.reason);
+  pc->add_option("--user", o.user, "the user's id")->required();
+  pc->add_option("--balance", o.balance, "the new balance")->required();
+  pc->add_option("--change", o.change, "what changed it by")->required();
+  pc->add_option("--reason", o.reason, "why, shown to the user");
   auto* pp = p->add_subcommand("prompt-change", "a prompt's change to its users");
-  pp->add_option("--prompt", o.prompt)->required();
-  pp->add_option("--action", o.action)->required();
+  pp->add_option("--prompt", o.prompt, "the prompt's id")->required();
+  pp->add_option("--action", o.action, "created, updated, deleted or voted")->required();
   pp->add_option("--users", o.users, "comma-separated user ids")->delimiter(',')->required();
 
   // Options of a command's parents may come after it too
