@@ -278,6 +278,8 @@ http_result http_fetch(const std::string& method, const std::string& url,
     beast::get_lowest_layer(stream).connect(results);
     stream.handshake(ssl::stream_base::client);
     return exchange(stream, method, *u, body, timeout, headers);
+  } catch (const boost::system::system_error& e) {
+    return {0, {}, e.code().message()}; // not what(): it names Boost's source lines
   } catch (const std::exception& e) {
     return {0, {}, e.what()};
   }

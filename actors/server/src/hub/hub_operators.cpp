@@ -64,7 +64,7 @@ void carry_out_order(hub_ptr self, user_entry& u, const stream_message& m) {
     ++n;
   }
   if (n > 0)
-    self->state.log->info("user {}: {} sockets closed with {} on an operator's order",
+    self->state.log->info("user {}: {} socket(s) closed with {} on an operator's order",
                           m.user(), n, code->get_int64());
 }
 
