@@ -89,12 +89,10 @@ void watch_expiry(session_ptr self) {
                caf::actor_cast<session_actor>(self), *st.who.expires_at_ms);
 }
 
-/// REFRESH: a new token for the same stream, else 4002; REFRESHED says
-/// until when the socket may stay.
 /// Whether an operator revoked the token of `who` (issued before the
-/// user's revocation, or without an issue time).
-/// An unsigned (legacy) token, taken beside signed ones during a migration,
-/// has no issue time: it is revoked while its user's revocation lasts.
+/// user's revocation, or without an issue time). An unsigned (legacy)
+/// token, taken beside signed ones during a migration, has no issue time:
+/// it is revoked while its user's revocation lasts.
 bool revoked(session_ptr self, const identity& who) {
   auto& env = *self->state.env;
   if (!env.cfg.auth->signed_tokens())
@@ -115,6 +113,8 @@ void close_if_revoked(session_ptr self) {
   close_link(self, close_code::invalid_token, "Token revoked");
 }
 
+/// REFRESH: a new token for the same stream, else 4002; REFRESHED says
+/// until when the socket may stay.
 void refresh(session_ptr self, const std::string& token) {
   auto& st = self->state;
   auto r = st.env->cfg.auth->authenticate(
