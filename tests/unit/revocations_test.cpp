@@ -71,10 +71,23 @@ TEST(revocations, a_file_keeps_them_across_restarts) {
 
 TEST(revocations, a_malformed_file_is_refused_with_its_line) {
   auto path = scratch("revocations-bad");
-  std::ofstream{path} << "1\t2\tu\nnot a line\n";
+  std::ofstream{path} << "1 2 u\nnot a line\n";
   revocation_list l;
   auto why = l.keep_in(path, t0);
   ASSERT_TRUE(why);
   EXPECT_NE(why->find(":2:"), std::string::npos) << *why;
   std::remove(path.c_str());
+}
+
+TEST(revocations, one_text_form_between_nodes_and_in_the_file) {
+  revocation r{"user with spaces", t0, t0 + 60'000};
+  auto text = kullsync::server::to_text(r);
+  EXPECT_EQ(text, "1700000000000 1700000060000 user with spaces");
+  auto back = kullsync::server::revocation_from_text(text);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->user, r.user);
+  EXPECT_EQ(back->before_ms, r.before_ms);
+  EXPECT_EQ(back->until_ms, r.until_ms);
+  for (auto* bad : {"", "1 2", "1 2 ", "x 2 u", "1 y u", "1  u"})
+    EXPECT_FALSE(kullsync::server::revocation_from_text(bad)) << '"' << bad << '"';
 }

@@ -1,9 +1,9 @@
 #include "redis_codec.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 
+#include "kullsync/common/numbers.hpp"
 #include "redis_scripts.hpp"
 
 namespace kullsync::broker {
@@ -22,16 +22,6 @@ caf::error failed(const char* step, const redis_value& v) {
   if (v.kind == redis_value::unsent || v.kind == redis_value::lost)
     return server::make_error(broker_errc::unavailable, std::string{step} + ": " + v.str);
   return bad(std::string{step} + ": " + v.str);
-}
-
-/// All of `s` as a number of type T, or nothing.
-template <class T>
-std::optional<T> to_int(std::string_view s) {
-  T x = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-  if (ec != std::errc{} || end != s.data() + s.size() || s.empty())
-    return std::nullopt;
-  return x;
 }
 
 bool is_frame(std::string_view f) {

@@ -4,11 +4,11 @@
 // one never weakens another, lapsed ones leave by score in one command, and
 // a channel announces each new one to every node's revocation list) and the
 // list of live nodes (a hash of what each says of itself, with a deadline).
-#include <charconv>
 #include <cstdlib>
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include "kullsync/common/numbers.hpp"
 #include "redis_codec.hpp"
 #include "redis_link.hpp"
 
@@ -23,22 +23,6 @@ int64_t wall_ms() {
     .count();
 }
 
-std::optional<int64_t> number(std::string_view s) {
-  int64_t x = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-  if (ec != std::errc{} || end != s.data() + s.size() || s.empty())
-    return std::nullopt;
-  return x;
-}
-
-} // namespace
-
-std::string revoked_key(const broker_state& st) {
-  return st.cfg.prefix + "revoked";
-}
-
-namespace {
-
 /// The sorted set of revocations ("<before> <user>" scored by until).
 std::string revocations_key(const broker_state& st) {
   return revoked_key(st) + ":z";
@@ -49,7 +33,7 @@ std::optional<server::revocation> member(const std::string& m, const std::string
   auto space = m.find(' ');
   if (space == std::string::npos || space + 1 >= m.size())
     return std::nullopt;
-  auto before = number(std::string_view{m}.substr(0, space));
+  auto before = to_int<int64_t>(std::string_view{m}.substr(0, space));
   char* end = nullptr;
   auto until = std::strtod(score.c_str(), &end); // Redis writes a score as a double
   if (!before || score.empty() || end != score.c_str() + score.size())
@@ -60,14 +44,18 @@ std::optional<server::revocation> member(const std::string& m, const std::string
 /// "before|until" of a revocation an older node stored in a hash.
 std::optional<server::revocation> stored(const std::string& user, std::string_view v) {
   auto bar = v.find('|');
-  auto before = bar == std::string_view::npos ? std::nullopt : number(v.substr(0, bar));
-  auto until = before ? number(v.substr(bar + 1)) : std::nullopt;
+  auto before = bar == std::string_view::npos ? std::nullopt : to_int<int64_t>(v.substr(0, bar));
+  auto until = before ? to_int<int64_t>(v.substr(bar + 1)) : std::nullopt;
   if (!until)
     return std::nullopt;
   return server::revocation{user, *before, *until};
 }
 
 } // namespace
+
+std::string revoked_key(const broker_state& st) {
+  return st.cfg.prefix + "revoked";
+}
 
 std::string nodes_key(const broker_state& st) {
   return st.cfg.prefix + "nodes";
@@ -121,17 +109,13 @@ bool on_revoked(broker_ptr self, const std::string& channel, const std::string& 
   auto& st = self->state;
   if (channel != revoked_key(st))
     return false;
-  // "<before> <until> <user>"
-  auto a = payload.find(' ');
-  auto b = a == std::string::npos ? a : payload.find(' ', a + 1);
-  auto before = b == std::string::npos ? std::nullopt : number(std::string_view{payload}.substr(0, a));
-  auto until = before ? number(std::string_view{payload}.substr(a + 1, b - a - 1)) : std::nullopt;
-  if (!until || b + 1 >= payload.size()) {
+  auto r = server::revocation_from_text(payload);
+  if (!r) {
     st.log->warn("redis: a revocation announced as '{}' is malformed: ignored", payload);
     return true;
   }
   if (st.cfg.revocations)
-    st.cfg.revocations->add({payload.substr(b + 1), *before, *until});
+    st.cfg.revocations->add(*r);
   return true;
 }
 
@@ -152,8 +136,7 @@ caf::result<bool> revoke(broker_ptr self, const server::revocation& r) {
            std::to_string(r.before_ms) + " " + r.user},
           [stored](redis_value v) { *stored = std::move(v); });
   command(self, s,
-          {"PUBLISH", revoked_key(st),
-           std::to_string(r.before_ms) + " " + std::to_string(r.until_ms) + " " + r.user},
+          {"PUBLISH", revoked_key(st), server::to_text(r)},
           [rp, stored](redis_value v) mutable {
             if (stored->kind == redis_value::integer && v.kind == redis_value::integer)
               rp.deliver(true);
@@ -199,8 +182,9 @@ caf::result<std::vector<std::string>> nodes(broker_ptr self) {
     for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
       auto& text = v.elements[i + 1].str;
       auto bar = text.find('|');
-      auto until = bar == std::string::npos ? std::nullopt
-                                            : number(std::string_view{text}.substr(0, bar));
+      auto until = bar == std::string::npos
+                     ? std::nullopt
+                     : to_int<int64_t>(std::string_view{text}.substr(0, bar));
       if (until && *until > now)
         live.push_back(text.substr(bar + 1));
       else

@@ -5,8 +5,6 @@
 // order to close sockets travels in the user's stream to every node. Replies
 // that grow with a user's history are written by a one-shot helper actor on
 // CAF's threads, never on the io thread.
-#include <charconv>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -16,6 +14,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "http_api_state.hpp"
+#include "kullsync/common/numbers.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/server/auth.hpp"
 
@@ -36,10 +35,8 @@ std::optional<int64_t> query_number(const http_exchange& ex, std::string_view ke
   auto v = query_param(ex.request.target, key);
   if (!v)
     return dflt;
-  int64_t x = 0;
-  auto end = v->data() + v->size();
-  auto [at, ec] = std::from_chars(v->data(), end, x);
-  if (v->empty() || (*v)[0] == '-' || ec != std::errc{} || at != end || x < lo || x > hi)
+  auto x = to_int<int64_t>(*v); // no sign, no space: a '-' makes it none
+  if (!x || *x < lo || *x > hi)
     return std::nullopt;
   return x;
 }
@@ -274,17 +271,17 @@ bool operator_route(api_ptr self, const http_exchange& ex, std::string_view sub)
       nodes(self, ex);
     return true;
   }
-  constexpr std::string_view users = "/users";
-  if (sub.rfind(users, 0) != 0 || (sub.size() > users.size() && sub[users.size()] != '/'))
-    return false;
   auto no_such = [&] {
     ex.respond(error(400, "no such operation: users/{userId}[/history|/disconnect|/revoke]"));
     return true;
   };
-  if (sub.size() <= users.size() + 1)
+  if (sub == "/users" || sub == "/users/")
     return no_such();
+  constexpr std::string_view users = "/users/";
+  if (sub.rfind(users, 0) != 0)
+    return false;
   // /users/{userId}[/history|/disconnect|/revoke]
-  auto rest = sub.substr(users.size() + 1);
+  auto rest = sub.substr(users.size());
   auto slash = rest.find('/');
   auto id = path_unescape(rest.substr(0, slash));
   auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);

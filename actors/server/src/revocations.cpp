@@ -2,26 +2,42 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 
+#include "kullsync/common/numbers.hpp"
 #include "kullsync/log.hpp"
 
 namespace kullsync::server {
 
-namespace {
-
-std::optional<int64_t> number(std::string_view s) {
-  int64_t x = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
-  if (s.empty() || ec != std::errc{} || end != s.data() + s.size())
-    return std::nullopt;
-  return x;
+std::string to_text(const revocation& r) {
+  return std::to_string(r.before_ms) + " " + std::to_string(r.until_ms) + " " + r.user;
 }
 
-} // namespace
+std::optional<revocation> revocation_from_text(std::string_view text) {
+  auto a = text.find(' ');
+  auto b = a == std::string_view::npos ? a : text.find(' ', a + 1);
+  if (b == std::string_view::npos || b + 1 >= text.size())
+    return std::nullopt;
+  auto before = to_int<int64_t>(text.substr(0, a));
+  auto until = to_int<int64_t>(text.substr(a + 1, b - a - 1));
+  if (!before || !until)
+    return std::nullopt;
+  return revocation{std::string{text.substr(b + 1)}, *before, *until};
+}
+
+bool revocation_list::merge_locked(const revocation& r) {
+  auto [i, added] = by_user_.emplace(r.user, r);
+  if (added)
+    return true;
+  auto& kept = i->second;
+  if (r.before_ms <= kept.before_ms && r.until_ms <= kept.until_ms)
+    return false;
+  kept.before_ms = std::max(kept.before_ms, r.before_ms);
+  kept.until_ms = std::max(kept.until_ms, r.until_ms);
+  return true;
+}
 
 bool revocation_list::add(const revocation& r) {
   std::vector<std::function<void(const std::string&)>> tell;
@@ -29,13 +45,8 @@ bool revocation_list::add(const revocation& r) {
   uint64_t version = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto [i, added] = by_user_.emplace(r.user, r);
-    if (!added) {
-      if (r.before_ms <= i->second.before_ms && r.until_ms <= i->second.until_ms)
-        return false;
-      i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
-      i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
-    }
+    if (!merge_locked(r))
+      return false;
     version = ++version_;
     if (!path_.empty())
       copy = by_user_;
@@ -92,23 +103,11 @@ std::optional<std::string> revocation_list::keep_in(const std::string& path, int
     } else {
       std::string line;
       for (size_t n = 1; std::getline(in, line); ++n) {
-        auto a = line.find('\t');
-        auto b = a == std::string::npos ? a : line.find('\t', a + 1);
-        auto before = a == std::string::npos ? std::nullopt
-                                             : number(std::string_view{line}.substr(0, a));
-        auto until = b == std::string::npos
-                       ? std::nullopt
-                       : number(std::string_view{line}.substr(a + 1, b - a - 1));
-        if (!before || !until || b + 1 >= line.size())
-          return path + ":" + std::to_string(n) + ": not \"before<TAB>until<TAB>user\"";
-        if (*until <= now_ms)
-          continue;
-        revocation r{line.substr(b + 1), *before, *until};
-        auto [i, added] = by_user_.emplace(r.user, r);
-        if (!added) {
-          i->second.before_ms = std::max(i->second.before_ms, r.before_ms);
-          i->second.until_ms = std::max(i->second.until_ms, r.until_ms);
-        }
+        auto r = revocation_from_text(line);
+        if (!r)
+          return path + ":" + std::to_string(n) + ": not \"<before> <until> <user>\"";
+        if (r->until_ms > now_ms)
+          merge_locked(*r);
       }
     }
     copy = by_user_;
@@ -129,8 +128,8 @@ std::optional<std::string> revocation_list::save(const table& t, uint64_t versio
     if (!out)
       return tmp + ": " + std::strerror(errno);
     for (auto& [user, r] : t)
-      if (user.find_first_of("\t\n") == std::string::npos) // never from a valid id
-        out << r.before_ms << '\t' << r.until_ms << '\t' << user << '\n';
+      if (user.find('\n') == std::string::npos) // never in a valid id
+        out << to_text(r) << '\n';
     out.flush();
     if (!out)
       return tmp + ": cannot be written";

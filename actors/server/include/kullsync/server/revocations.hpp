@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kullsync::server {
@@ -23,6 +24,12 @@ struct revocation {
   int64_t before_ms = 0; // tokens issued before this are refused
   int64_t until_ms = 0;  // when the revocation lapses
 };
+
+/// "<before> <until> <user>": a revocation as nodes announce it to each
+/// other, and a line of the file a node alone keeps.
+std::string to_text(const revocation& r);
+/// The revocation `text` names (as to_text writes it); nothing if malformed.
+std::optional<revocation> revocation_from_text(std::string_view text);
 
 class revocation_list {
 public:
@@ -47,13 +54,16 @@ public:
   /// revoked.
   void observe(std::function<void(const std::string& user)> f);
 
-  /// Keeps the list in `path` (lines "before\tuntil\tuser"): loads what is
+  /// Keeps the list in `path` (a to_text line each): loads what is
   /// in force at `now_ms` and rewrites the file on every change. Fails with
   /// the reason when the file cannot be read or written.
   std::optional<std::string> keep_in(const std::string& path, int64_t now_ms);
 
 private:
   using table = std::map<std::string, revocation>;
+  /// Adds `r` to the list, the later `before` and `until` winning; true if
+  /// that changed it. Under `mtx_`.
+  bool merge_locked(const revocation& r);
   /// Writes `t` (the list as of `version`) unless a later one was written.
   std::optional<std::string> save(const table& t, uint64_t version);
 
