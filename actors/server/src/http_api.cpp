@@ -222,12 +222,6 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
       return ex.respond(error(400, "userIds must be an array of strings"));
     users.emplace_back(v.get_string().data(), v.get_string().size());
   }
-  if (users.empty()) {
-    auto r = ok(msg::server_type::prompt_change);
-    r["recipients"] = 0;
-    r["seqs"] = json::object{};
-    return ex.respond(json_response(200, r));
-  }
   // One answer once every user's hub has answered: {"seqs":{user:n}}, or
   // the failure. 503 only when none of it was published; when some was, or
   // may have been, 504: a retry with the same Idempotency-Key publishes
@@ -235,21 +229,22 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
   struct fan_in {
     json::object answer;
     size_t left = 0;
-    size_t published = 0;
     std::optional<caf::error> failure;
-    bool unknown = false;
+    bool maybe_published = false; // by any user's hub
   };
   auto f = std::make_shared<fan_in>();
   f->answer = ok(msg::server_type::prompt_change);
   f->answer["recipients"] = users.size();
   f->answer["seqs"] = json::object{};
   f->left = users.size();
+  if (users.empty())
+    return ex.respond(json_response(200, f->answer));
   auto finish = [ex, f] {
     if (--f->left > 0)
       return;
     if (!f->failure)
       return ex.respond(json_response(200, f->answer));
-    if (f->unknown || f->published > 0)
+    if (f->maybe_published)
       return ex.respond(unpublished(make_error(broker_errc::outcome_unknown,
                                                "some users' publishes failed"),
                                     "publish"));
@@ -260,11 +255,11 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
       self, ex, u, msg::server_type::prompt_change, *p,
       [f, u, finish](uint64_t seq) {
         f->answer["seqs"].get_object()[u] = seq;
-        ++f->published;
+        f->maybe_published = true;
         finish();
       },
       [f, finish](const caf::error& e) {
-        f->unknown |= outcome_unknown(e);
+        f->maybe_published |= outcome_unknown(e);
         f->failure = e;
         finish();
       });
