@@ -166,12 +166,9 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   for (auto& h : env->hubs)
     weak_hubs.push_back(caf::actor_cast<caf::weak_actor_ptr>(h));
   cfg.revocations->observe([weak_hubs](const std::string& user) {
-    std::vector<hub_actor> hubs;
-    for (auto& w : weak_hubs)
-      if (auto h = caf::actor_cast<caf::strong_actor_ptr>(w))
-        hubs.push_back(caf::actor_cast<hub_actor>(std::move(h)));
-    if (hubs.size() == weak_hubs.size())
-      caf::anon_send(hub_for(hubs, user), revoked_atom::value, user);
+    auto& w = weak_hubs[hub_index(user, weak_hubs.size())];
+    if (auto h = caf::actor_cast<caf::strong_actor_ptr>(w))
+      caf::anon_send(caf::actor_cast<hub_actor>(std::move(h)), revoked_atom::value, user);
   });
   // The watch reads only the config, the clock and the counters of `env`.
   env->token_watch = spawn_token_watch(sys, env);

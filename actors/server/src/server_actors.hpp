@@ -28,6 +28,9 @@ hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
                     wall_clock clock, std::string node_epoch,
                     std::shared_ptr<server_counters> counters);
 
+/// Which of `shards` hub shards owns `user`.
+size_t hub_index(const std::string& user, size_t shards);
+
 /// The shard that owns `user`.
 const hub_actor& hub_for(const std::vector<hub_actor>& hubs,
                          const std::string& user);

@@ -227,9 +227,13 @@ hub_actor spawn_hub(caf::actor_system& sys, const server_config& cfg,
     sys.spawn(hub, cfg, clock, std::move(node_epoch), std::move(counters)));
 }
 
+size_t hub_index(const std::string& user, size_t shards) {
+  return std::hash<std::string>{}(user) % shards;
+}
+
 const hub_actor& hub_for(const std::vector<hub_actor>& hubs,
                          const std::string& user) {
-  return hubs[std::hash<std::string>{}(user) % hubs.size()];
+  return hubs[hub_index(user, hubs.size())];
 }
 
 } // namespace kullsync::server
