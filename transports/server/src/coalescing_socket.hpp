@@ -116,6 +116,18 @@ public:
   /// False while `max_buffered` bytes wait (behind a send in flight).
   bool has_room() const { return pending_.size() < max_buffered; }
 
+  /// Gives both buffers back if nothing waits or is being sent: most
+  /// sockets are idle most of the time, and kept buffers (the WELCOME and
+  /// SNAPSHOT's ~400 bytes) were a tenth of an idle socket's memory. Called
+  /// by the keepalive sweep, so a busy socket allocates once a sweep, not
+  /// once a send.
+  void release_buffers() {
+    if (sending_ || !pending_.empty())
+      return;
+    std::string{}.swap(inflight_);
+    std::string{}.swap(pending_);
+  }
+
   /// Called after each completed send, before the next one starts: the
   /// owner moves frames that waited for room.
   void on_room(std::function<void()> f) { on_room_ = std::move(f); }
@@ -159,16 +171,10 @@ private:
   void on_sent(error_code ec) {
     sending_ = false;
     inflight_.clear();
-    // A socket that caught up keeps no buffer: most sockets are idle most
-    // of the time, and a kept buffer (the WELCOME and SNAPSHOT's ~400 bytes)
-    // was a tenth of an idle socket's memory. One that is busy (more waits)
-    // keeps it for the next send, up to flush_bytes.
-    if (pending_.empty()) {
+    // Kept for the next send (no allocation per send), up to flush_bytes;
+    // an idle socket gives its buffers back at the sweep (release_buffers).
+    if (inflight_.capacity() > flush_bytes)
       std::string{}.swap(inflight_);
-      std::string{}.swap(pending_); // empty: the capacity of an earlier send
-    } else if (inflight_.capacity() > flush_bytes) {
-      std::string{}.swap(inflight_);
-    }
     if (ec && !error_)
       error_ = ec;
     if (error_) {

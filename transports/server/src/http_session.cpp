@@ -154,7 +154,7 @@ private:
 
   std::shared_ptr<server_core> core_;
   io_shard& shard_;
-  beast::basic_stream<tcp, net::io_context::executor_type> stream_;
+  beast::basic_stream<tcp, io_socket::executor_type> stream_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;

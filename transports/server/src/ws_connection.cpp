@@ -407,6 +407,7 @@ void ws_connection::finish() {
 void ws_connection::keepalive() {
   if (phase_ != phase::open)
     return;
+  sock_.release_buffers();
   // A message must complete within two sweeps (one ping interval): a peer
   // trickling a large one must not hold its memory for ever.
   if (unfinished() && messages_in_ == messages_at_sweep_) {
