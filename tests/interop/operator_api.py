@@ -28,7 +28,7 @@ import jwt
 import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cluster"))
-from cluster_common import SCALE, Redis, check, finish  # noqa: E402
+from cluster_common import SCALE, Redis, check, finish, redis_command  # noqa: E402
 import testkit  # noqa: E402  (on the path through cluster_common)
 
 MODE, SERVER, CTL = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -339,6 +339,14 @@ async def ctl_checks(n):
     check(rc == 0, f"ctl reads a key file as the server does ({err.strip()})")
 
 
+def ready(*nodes):
+    """Whether every node is ready within 20 s."""
+    deadline = time.time() + 20 * SCALE
+    while time.time() < deadline and not all(n.ready() for n in nodes):
+        time.sleep(0.05)
+    return all(n.ready() for n in nodes)
+
+
 async def cluster():
     redis = Redis(WORK)
     redis.start()
@@ -346,10 +354,8 @@ async def cluster():
     a = Node("--node-id", "a", "--broker", url)
     b = Node("--node-id", "b", "--broker", url)
     try:
+        check(ready(a, b), "both nodes ready")
         deadline = time.time() + 20 * SCALE
-        while time.time() < deadline and not (a.ready() and b.ready()):
-            time.sleep(0.05)
-        check(a.ready() and b.ready(), "both nodes ready")
         ws = await a.ws(token("x1", "mac"))
         await until(ws, "SNAPSHOT")
         devices = []
@@ -400,30 +406,24 @@ async def cluster():
         before = (int(time.time()) - 5) * 1000
         until_ms = before + 86_400_000
 
-        def redis_cli(*args):
-            return subprocess.run(["redis-cli", "-p", str(redis.port), *args], check=True,
-                                  capture_output=True, text=True).stdout.strip()
-
-        redis_cli("ZADD", "ks:revoked:z", "GT", str(until_ms), f"{before} x2")
-        redis_cli("PUBLISH", "ks:revoked", f"{before} {until_ms} x2")
+        redis_command(redis.port, "ZADD", "ks:revoked:z", "GT", until_ms, f"{before} x2")
+        redis_command(redis.port, "PUBLISH", "ks:revoked", f"{before} {until_ms} x2")
         check(await close_code(stale) == 4002 and await alive(current),
               "an announced revocation closes the revoked socket, not the fresh one")
         # A weaker revocation never replaces a stronger one in Redis.
         st, _ = b.http("POST", "/users/x2/revoke", {"before": before - 60_000})
-        check(st == 200 and int(float(redis_cli("ZSCORE", "ks:revoked:z", f"{before} x2")))
+        check(st == 200 and int(float(redis_command(redis.port, "ZSCORE", "ks:revoked:z", f"{before} x2")))
               == until_ms, "an earlier `before` leaves the later one in force")
         # A node that starts later loads what is in force: x1's and x2's
         # revocations, not a lapsed one (which leaves the set).
-        redis_cli("ZADD", "ks:revoked:z", "1000", "999 lapsed-user")
+        redis_command(redis.port, "ZADD", "ks:revoked:z", 1000, "999 lapsed-user")
         c = Node("--node-id", "c", "--broker", url)
         try:
-            c_deadline = time.time() + 20 * SCALE
-            while time.time() < c_deadline and not c.ready():
-                time.sleep(0.05)
+            check(ready(c), "node c ready")
             check(await refused_with(c, old) == 4002
                   and await refused_with(c, token("x2", "tv", iat=int(time.time()) - 20)) == 4002,
                   "a node started later refuses the revoked tokens at once")
-            check(redis_cli("ZSCORE", "ks:revoked:z", "999 lapsed-user") == "",
+            check(redis_command(redis.port, "ZSCORE", "ks:revoked:z", "999 lapsed-user") is None,
                   "a lapsed revocation leaves the set")
         finally:
             c.stop()
