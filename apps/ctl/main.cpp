@@ -37,11 +37,12 @@ struct options {
   int code = 4009;
   std::string reason;
   int64_t before = -1;
-  // publish
-  std::string shoot, status = "processing", provider = "ctl", prompt, action;
-  std::string current_image, error_message;
-  double eta = -1;
-  int64_t processed = 0, total = 0, balance = 0, change = 0;
+  // publish: the messages themselves, written by the protocol's codec
+  kullsync::msg::shoot_progress shoot;
+  std::string status = "processing";
+  kullsync::msg::credit_update credit;
+  kullsync::msg::prompt_change prompt;
+  std::string action;
   std::vector<std::string> users;
   std::string idempotency_key;
 };
@@ -286,24 +287,29 @@ int main(int argc, char** argv) {
                 "a retry with the same key publishes nothing again");
   auto* ps = p->add_subcommand("shoot-progress", "a shoot's progress to a user's devices");
   ps->add_option("--user", o.user, "the user's id")->required();
-  ps->add_option("--shoot", o.shoot, "the shoot's id")->required();
+  o.shoot.provider = "ctl";
+  ps->add_option("--shoot", o.shoot.shoot_id, "the shoot's id")->required();
   ps->add_option("--status", o.status, "where the shoot is")
     ->check(CLI::IsMember({"queued", "processing", "completed", "failed"}))
     ->capture_default_str();
-  ps->add_option("--processed", o.processed, "images processed")->check(CLI::NonNegativeNumber);
-  ps->add_option("--total", o.total, "images in the shoot")->check(CLI::NonNegativeNumber);
-  ps->add_option("--provider", o.provider, "what processes it")->capture_default_str();
-  ps->add_option("--current-image", o.current_image, "the image being processed");
-  ps->add_option("--eta", o.eta, "seconds left")->check(CLI::NonNegativeNumber);
-  ps->add_option("--error", o.error_message, "why the shoot failed");
+  ps->add_option("--processed", o.shoot.processed_count, "images processed")
+    ->check(CLI::NonNegativeNumber);
+  ps->add_option("--total", o.shoot.total_count, "images in the shoot")
+    ->check(CLI::NonNegativeNumber);
+  ps->add_option("--provider", o.shoot.provider, "what processes it")->capture_default_str();
+  ps->add_option("--current-image", o.shoot.current_image, "the image being processed");
+  ps->add_option("--eta", o.shoot.eta, "seconds left")->check(CLI::NonNegativeNumber);
+  ps->add_option("--error", o.shoot.error_message, "why the shoot failed");
   auto* pc = p->add_subcommand("credit-update", "a user's credit balance");
-  pc->add_option("--user", o.user, "the user's id")->required();
-  pc->add_option("--balance", o.balance, "the new balance")->required();
-  pc->add_option("--change", o.change, "what changed it by")->required();
-  pc->add_option("--reason", o.reason, "why, shown to the user");
+  pc->add_option("--user", o.credit.user_id, "the user's id")->required();
+  pc->add_option("--balance", o.credit.new_balance, "the new balance")->required();
+  pc->add_option("--change", o.credit.change, "what changed it by")->required();
+  pc->add_option("--reason", o.credit.reason, "why, shown to the user");
   auto* pp = p->add_subcommand("prompt-change", "a prompt's change to its users");
-  pp->add_option("--prompt", o.prompt, "the prompt's id")->required();
-  pp->add_option("--action", o.action, "created, updated, deleted or voted")->required();
+  pp->add_option("--prompt", o.prompt.prompt_id, "the prompt's id")->required();
+  pp->add_option("--action", o.action, "what happened to it")
+    ->check(CLI::IsMember({"created", "updated", "deleted", "voted"}))
+    ->required();
   pp->add_option("--users", o.users, "comma-separated user ids")->delimiter(',')->required();
 
   // Options of a command's parents may come after it too
@@ -346,34 +352,22 @@ int main(int argc, char** argv) {
     kullsync::header_list extra;
     if (!o.idempotency_key.empty())
       extra.emplace_back("Idempotency-Key", o.idempotency_key);
-    if (ps->parsed())
-      return published(
-        c.call("POST", "/shoot-progress",
-               "{\"userId\":" + q(o.user) + ",\"shootId\":" + q(o.shoot) + ",\"status\":"
-                 + q(o.status) + ",\"processedCount\":" + std::to_string(o.processed)
-                 + ",\"totalCount\":" + std::to_string(o.total) + ",\"provider\":"
-                 + q(o.provider)
-                 + (o.current_image.empty() ? "" : ",\"currentImage\":" + q(o.current_image))
-                 + (o.eta < 0 ? "" : ",\"eta\":" + json::serialize(json::value(o.eta)))
-                 + (o.error_message.empty() ? "" : ",\"errorMessage\":" + q(o.error_message))
-                 + "}",
-               extra),
-        o);
+    if (ps->parsed()) {
+      kullsync::msg::from_string(o.status, o.shoot.status); // checked by --status
+      auto body = kullsync::msg::to_json(o.shoot);
+      body.insert(1, "\"userId\":" + q(o.user) + ",");
+      return published(c.call("POST", "/shoot-progress", body, extra), o);
+    }
     if (pc->parsed())
-      return published(c.call("POST", "/credit-update",
-                              "{\"userId\":" + q(o.user) + ",\"newBalance\":"
-                                + std::to_string(o.balance) + ",\"change\":"
-                                + std::to_string(o.change) + ",\"reason\":" + q(o.reason) + "}",
-                              extra),
+      return published(c.call("POST", "/credit-update", kullsync::msg::to_json(o.credit), extra),
                        o);
+    kullsync::msg::from_string(o.action, o.prompt.action); // checked by --action
+    auto body = kullsync::msg::to_json(o.prompt);
     std::string ids;
     for (auto& x : o.users)
       ids += (ids.empty() ? "" : ",") + q(x);
-    return published(c.call("POST", "/prompt-change",
-                            "{\"promptId\":" + q(o.prompt) + ",\"action\":" + q(o.action)
-                              + ",\"userIds\":[" + ids + "]}",
-                            extra),
-                     o);
+    body.insert(body.size() - 1, ",\"userIds\":[" + ids + "]");
+    return published(c.call("POST", "/prompt-change", body, extra), o);
   } catch (const CLI::Error& e) {
     std::cerr << "kullsync-ctl: " << e.what() << "\n";
     return 2;
