@@ -105,6 +105,17 @@ class Node:
         except (urllib.error.URLError, OSError):
             return 0, None
 
+    def metric(self, name):
+        """The sum of a series' samples in the node's /metrics (None when
+        the node does not answer)."""
+        try:
+            with urllib.request.urlopen(f"http://{self.addr}/metrics", timeout=4 * SCALE) as r:
+                text = r.read().decode()
+        except (urllib.error.URLError, OSError):
+            return None
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{"))
+
 
 class Device:
     """A v2 device: applies its stream in order and says when it did not."""

@@ -143,6 +143,10 @@ async def consistent(nodes, devices, published, what):
     check(ok and len(positions) == 1 and not any(d.violations for d in devices),
           f"{what}: a publish reaches both devices live, at one position {sorted(positions)}, "
           f"no gap or double {[d.violations for d in devices]}")
+    # A node withholds a position a socket has (or closes one past a gap)
+    # and counts it: a double the devices cannot see.
+    faults = [n.metric("kullsync_delivery_order_faults_total") for n in nodes]
+    check(faults == [0, 0], f"{what}: no node withheld a delivery out of order {faults}")
 
 
 async def fake_sentinel(replica_port):

@@ -29,7 +29,19 @@ void sim_server::start() {
   sim_.run();
 }
 
+uint64_t sim_server::hub_order_faults() {
+  uint64_t n = 0;
+  for (auto& h : server_.env->hubs)
+    n += sim_.ask<server::hub_stats>(h, stats_atom::value).order_faults;
+  return n;
+}
+
+uint64_t sim_server::order_faults() {
+  return order_faults_before_ + hub_order_faults();
+}
+
 void sim_server::restart(std::string epoch) {
+  order_faults_before_ += hub_order_faults();
   caf::anon_send(net_, unlisten_atom::value, url_, server_.acceptor);
   caf::anon_send(net_, cut_atom::value, cut_mode::clean);
   sim_.run();

@@ -38,16 +38,22 @@ public:
   /// What the hub remembers of `user` (the SNAPSHOT it would send).
   msg::user_state remembered(const std::string& user);
 
+  /// v2 deliveries this server's hubs withheld as out of order, in every
+  /// run of it (a hub's own check; never expected).
+  uint64_t order_faults();
+
   const server::sync_server& handles() const { return server_; }
 
 private:
   void start();
+  uint64_t hub_order_faults();
 
   sim_system& sim_;
   sim_network_actor net_;
   std::string url_;
   server::server_config cfg_;
   server::sync_server server_;
+  uint64_t order_faults_before_ = 0; // of runs before a restart
 };
 
 /// A backend's SHOOT_PROGRESS for one of `shoots` shoots ("s0", "s1", ...):

@@ -62,6 +62,7 @@ void welcome(hub_ptr self, const std::string& user, const join_request& req, use
   w.expires_at = req.expires_at;
   w.devices = devices_of(u);
   w.recovered = recovered;
+  me.position = seq;
   send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
   if (recovered)
     return;
@@ -92,7 +93,9 @@ void finish_replay(hub_ptr self, const std::string& user, const caf::actor_addr&
     welcome(self, user, req, *u, *me, f.epoch(), f.seq(), false);
     return;
   }
+  auto position = me->position; // past what is held
   welcome(self, user, req, *u, *me, req.epoch, upto, true);
+  me->position = position;
   ++self->state.stats.resumes_recovered;
   self->state.stats.replayed += r->messages.size();
   for (auto& m : r->messages)
@@ -186,6 +189,7 @@ void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_s
     ++self->state.stats.resumes_recovered;
   } else {
     me.holding = true;
+    me.position = f.seq(); // the replay's end: what is held comes after it
     auto who = me.session.address();
     auto upto = f.seq();
     self->state.broker->read(user, req->epoch, *req->since, upto,

@@ -19,6 +19,29 @@ void close_started_v2(hub_ptr self, user_entry& u) {
       close_socket(self, s, close_code::stream_interrupted, "stream interrupted");
 }
 
+/// Whether `m` is the next position of v2 socket `s` (then it is now).
+/// The follower applies each position once, in order, and a socket starts
+/// at the follower's position, so this always holds; it is checked per
+/// socket all the same, because a device trusts it: a position the socket
+/// has is not sent again, and one past a gap closes the socket (4009: the
+/// device resumes). Either is logged as the fault it is.
+bool next_for(hub_ptr self, device_socket& s, const stream_message& m) {
+  if (s.start || s.closing)
+    return true; // its WELCOME covers it, or nothing more goes to it
+  if (m.seq == s.position + 1) {
+    s.position = m.seq;
+    return true;
+  }
+  ++self->state.stats.order_faults;
+  bool twice = m.seq <= s.position;
+  self->state.log->error("user {} device {}: position {} is not the next after {}: {}",
+                         m.user(), s.device_id, m.seq, s.position,
+                         twice ? "not sent again" : "closed to resume");
+  if (!twice)
+    close_socket(self, s, close_code::stream_interrupted, "stream interrupted");
+  return false;
+}
+
 /// The next message of the stream: its state change copied, then sent to
 /// every socket of the user (v2 as it is, v1 without its position).
 void apply(hub_ptr self, user_entry& u, const message_ptr& m) {
@@ -29,7 +52,8 @@ void apply(hub_ptr self, user_entry& u, const message_ptr& m) {
   shared_frame v1;
   for (auto& s : u.sockets) {
     if (s.v2) {
-      send_frame(self, s, m->frame);
+      if (next_for(self, s, *m))
+        send_frame(self, s, m->frame);
     } else {
       if (!v1)
         v1 = v1_frame(*m);

@@ -69,6 +69,9 @@ struct device_socket {
   bool holding = false;
   std::vector<shared_frame> held;
   bool closing = false; // told to close: nothing more goes to it
+  /// v2: the position of the last numbered message sent (or held) for it,
+  /// from its WELCOME on; each message must be the next.
+  uint64_t position = 0;
 };
 
 /// A user's stream as this node follows it: the position and what the

@@ -45,6 +45,9 @@ inline constexpr const char* resumes_family_help = "v2 joins, by outcome.";
     "Active shoots forgotten by the per-user cap or for silence.", "")             \
   X(users_forgotten, counter, "kullsync_users_forgotten_total",                   \
     "Users forgotten for idleness or the memory cap.", "")                         \
+  X(order_faults, counter, "kullsync_delivery_order_faults_total",               \
+    "v2 deliveries withheld because they were not the socket's next position "    \
+    "(never expected: each is logged).", "")                                     \
   X(broker_errors, none, "", "cluster: broker requests that failed", "")          \
   X(gap_messages, none, "", "cluster: messages read back to fill gaps", "")       \
   X(stream_resets, none, "", "cluster: streams followed afresh (4009)", "")
