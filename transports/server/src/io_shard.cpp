@@ -100,6 +100,27 @@ void io_shard::measure_lag() {
   });
 }
 
+void io_shard::add_open(std::shared_ptr<ws_connection> c) {
+  std::lock_guard<std::mutex> guard{mtx};
+  c->open_slot = open.size();
+  open.push_back(std::move(c));
+}
+
+void io_shard::remove_open(ws_connection& c) {
+  std::unique_lock<std::mutex> guard{mtx};
+  auto i = c.open_slot;
+  if (i >= open.size() || open[i].get() != &c)
+    return;
+  auto gone = std::move(open[i]);
+  if (i + 1 != open.size()) {
+    open[i] = std::move(open.back());
+    open[i]->open_slot = i;
+  }
+  open.pop_back();
+  c.open_slot = SIZE_MAX;
+  guard.unlock(); // `gone` may be the last handle: its destructor takes `mtx`
+}
+
 void io_shard::keepalive_sweep() {
   if (core_.opts.ping_interval.count() <= 0)
     return; // no protocol pings
@@ -107,13 +128,14 @@ void io_shard::keepalive_sweep() {
   keepalive_timer.async_wait([this](boost::system::error_code ec) {
     if (ec || core_.stopping)
       return;
-    std::vector<std::shared_ptr<ws_connection>> conns;
-    {
-      std::lock_guard<std::mutex> guard{mtx};
-      conns.assign(open.begin(), open.end());
-    }
-    for (auto& c : conns)
+    // Backwards: a socket that closes leaves its slot to the last one,
+    // which was swept already. Each is held while it runs (it may close).
+    for (size_t i = open.size(); i-- > 0;) {
+      if (i >= open.size())
+        continue;
+      auto c = open[i];
       c->keepalive();
+    }
     keepalive_sweep();
   });
 }

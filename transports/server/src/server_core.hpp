@@ -105,10 +105,15 @@ public:
   void keepalive_sweep();
 
   // Open sockets (for the sweep and stop()) and every connection object
-  // (stop() aborts what is left); under `mtx`.
+  // (stop() aborts what is left); under `mtx`. Only this shard's thread
+  // changes `open` (the sweep reads it without the lock): a vector, each
+  // socket knowing its slot, so that a sweep over tens of thousands walks
+  // memory in order instead of a tree.
   std::mutex mtx;
-  std::set<std::shared_ptr<ws_connection>> open;
+  std::vector<std::shared_ptr<ws_connection>> open;
   std::set<ws_connection*> live;
+  void add_open(std::shared_ptr<ws_connection> c);
+  void remove_open(ws_connection& c);
 
   net::steady_timer keepalive_timer{ioc};
   /// Every 250 ms, how late this thread ran a due timer (core's loop_lag).

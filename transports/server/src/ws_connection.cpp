@@ -61,12 +61,10 @@ void ws_connection::enter(phase next) {
   if (next == phase::open) {
     ++core_->stats.sockets_accepted;
     ++core_->stats.sockets_open;
-    std::lock_guard<std::mutex> guard{shard_.mtx};
-    shard_.open.insert(shared_from_this());
+    shard_.add_open(shared_from_this());
   } else if (next == phase::closed && was_open) {
     --core_->stats.sockets_open;
-    std::lock_guard<std::mutex> guard{shard_.mtx};
-    shard_.open.erase(shared_from_this());
+    shard_.remove_open(*this);
   }
 }
 

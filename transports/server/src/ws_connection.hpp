@@ -73,6 +73,8 @@ public:
   void send(const shared_frame& f);
   void keepalive();
   coalescing_socket& socket() { return sock_; }
+  /// Its slot in the shard's open sockets (io_shard::add_open).
+  size_t open_slot = SIZE_MAX;
   /// With the io thread stopped: ends every pending operation, so that their
   /// handlers run (with errors) and release this connection.
   void abort();
