@@ -34,6 +34,9 @@ struct broker_state {
     caf::typed_response_promise<stream_head> rp;
   };
   std::map<uint64_t, late_head> late;
+  int64_t late_deliveries_ms = 0;
+  /// Deliveries waiting, per follower, in order.
+  std::map<stream_follower_actor, std::deque<message_ptr>> waiting;
   uint64_t runs = 1;
   std::map<std::string, std::vector<stream_follower_actor>> followers;
   std::map<std::string, caf::actor_clock::time_point> alive_until; // node instances
@@ -44,9 +47,11 @@ struct broker_state {
   static inline const char* name = "kullsync.sim_broker";
 };
 
-/// Internal: a late head is due.
+/// Internal: a late head is due; a follower's next late delivery is due.
 using answer_atom = caf::atom_constant<caf::atom("answer")>;
-using broker_impl = sim_broker_actor::extend<caf::reacts_to<answer_atom, uint64_t>>;
+using due_atom = caf::atom_constant<caf::atom("due")>;
+using broker_impl = sim_broker_actor::extend<caf::reacts_to<answer_atom, uint64_t>,
+                                             caf::reacts_to<due_atom, stream_follower_actor>>;
 using broker_ptr = broker_impl::stateful_pointer<broker_state>;
 
 int64_t now(broker_ptr self) {
@@ -63,6 +68,36 @@ stream_head head(broker_ptr self, const std::string& user) {
                                 [self](const std::string& node) { return alive(self, node); });
 }
 
+void deliver_later(broker_ptr self, const stream_follower_actor& f) {
+  auto& st = self->state;
+  auto delay = std::uniform_int_distribution<int64_t>{0, st.late_deliveries_ms}(st.rng);
+  self->delayed_send(self, std::chrono::milliseconds{delay}, due_atom::value, f);
+}
+
+void deliver(broker_ptr self, const stream_follower_actor& f, const message_ptr& m) {
+  auto& st = self->state;
+  auto i = st.waiting.find(f);
+  if (st.late_deliveries_ms == 0 && i == st.waiting.end())
+    return self->send(f, deliver_atom::value, m);
+  auto& q = st.waiting[f];
+  q.push_back(m);
+  if (q.size() == 1)
+    deliver_later(self, f);
+}
+
+void deliver_due(broker_ptr self, const stream_follower_actor& f) {
+  auto& st = self->state;
+  auto i = st.waiting.find(f);
+  if (i == st.waiting.end())
+    return;
+  self->send(f, deliver_atom::value, i->second.front());
+  i->second.pop_front();
+  if (i->second.empty())
+    st.waiting.erase(i);
+  else
+    deliver_later(self, f);
+}
+
 void fan_out(broker_ptr self, const message_ptr& m) {
   auto& st = self->state;
   auto i = st.followers.find(m->user());
@@ -71,7 +106,7 @@ void fan_out(broker_ptr self, const message_ptr& m) {
   std::uniform_real_distribution<double> coin{0, 1};
   for (auto& f : i->second)
     if (st.loss == 0 || coin(st.rng) >= st.loss)
-      self->send(f, deliver_atom::value, m);
+      deliver(self, f, m);
 }
 
 publish_receipt publish(broker_ptr self, publish_request req) {
@@ -155,6 +190,8 @@ broker_impl::behavior_type broker(broker_ptr self, sim_broker_config cfg) {
         due.mapped().rp.deliver(std::move(due.mapped().head));
     },
     [=](late_heads_atom, int64_t max_ms) { self->state.late_heads_ms = max_ms; },
+    [=](late_deliveries_atom, int64_t max_ms) { self->state.late_deliveries_ms = max_ms; },
+    [=](due_atom, const stream_follower_actor& f) { deliver_due(self, f); },
     [=](unfollow_atom, const std::string& user, const stream_follower_actor& f) {
       auto& fs = self->state.followers[user];
       fs.erase(std::remove(fs.begin(), fs.end(), f), fs.end());

@@ -18,6 +18,7 @@ using resub_atom = caf::atom_constant<caf::atom("resub")>;
 using outage_atom = caf::atom_constant<caf::atom("outage")>;
 using unanswered_atom = caf::atom_constant<caf::atom("unanswered")>;
 using late_heads_atom = caf::atom_constant<caf::atom("lateheads")>;
+using late_deliveries_atom = caf::atom_constant<caf::atom("latedeliv")>;
 
 /// The broker plus its faults:
 /// - `lossy(rate)`: each delivery to a follower is lost with this
@@ -36,13 +37,20 @@ using late_heads_atom = caf::atom_constant<caf::atom("lateheads")>;
 ///   at once: as with Redis, where the head's reply comes on the command
 ///   link and the messages after it on the subscriber link, so either may
 ///   come first.
+/// - `late_deliveries(max_ms)`: each delivery to a follower waits up to
+///   `max_ms` behind the ones before it (in order per follower), while
+///   heads, reads and receipts are answered at once: a subscriber link
+///   slower than the command link, so a head or a receipt may come before
+///   messages older than it, and an old epoch's messages after a new
+///   epoch's head (a failover).
 using sim_broker_actor = server::broker_actor::extend<
   caf::reacts_to<lossy_atom, double>,
   caf::reacts_to<resub_atom>,
   caf::reacts_to<failover_atom, uint64_t>,
   caf::reacts_to<outage_atom, bool>,
   caf::reacts_to<unanswered_atom, double>,
-  caf::reacts_to<late_heads_atom, int64_t>>;
+  caf::reacts_to<late_heads_atom, int64_t>,
+  caf::reacts_to<late_deliveries_atom, int64_t>>;
 
 /// A broker that breaks a rule on purpose, to show the simulation's checks
 /// catch it: `per_node_numbering` numbers each node's publishes on a
