@@ -123,6 +123,7 @@ class Device:
     def __init__(self, user, device):
         self.user, self.device = user, device
         self.epoch, self.seq = None, 0
+        self.welcomed = None
         self.applied = []  # (epoch, seq, newBalance) of every CREDIT_UPDATE applied
         self.numbered = []  # (type, seq, data) of every numbered message applied
         self.pongs = 0
@@ -158,9 +159,11 @@ class Device:
             self.welcomes.append(m["data"])
             if m["data"]["recovered"] and m["data"]["epoch"] != self.epoch:
                 self.violations.append("recovered in another epoch")
-            self.epoch = m["data"]["epoch"]
+            # A position of the new epoch only once its SNAPSHOT came (a
+            # link that dies between them leaves the device where it was).
+            self.welcomed = m["data"]["epoch"]
         elif t == "SNAPSHOT":
-            self.seq = m["data"]["seq"]
+            self.epoch, self.seq = self.welcomed, m["data"]["seq"]
         elif t == "ACK":
             self.acks[m["data"]["id"]] = m["data"]["seq"]
         elif t == "NACK":
