@@ -113,25 +113,16 @@ def post(port, value, source="127.0.0.1"):
         return 0
 
 
-def metric(node, name):
-    """The sum of a metric's series on `node` (from 127.0.0.50, like ready())."""
-    host, port = node.addr.split(":")
-    try:
-        c = http.client.HTTPConnection(host, int(port), timeout=2, source_address=("127.0.0.50", 0))
-        c.request("GET", "/metrics")
-        text = c.getresponse().read().decode()
-    except OSError:
-        return None
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
+# The test's own requests come from here: not the trusted balancer, which
+# must send a PROXY header with --proxy-protocol on.
+TESTER = "127.0.0.50"
 
 
 def ready(node):
-    """GET /readyz from 127.0.0.50: not the trusted balancer, which must
-    send a PROXY header with --proxy-protocol on."""
+    """GET /readyz from TESTER."""
     host, port = node.addr.split(":")
     try:
-        c = http.client.HTTPConnection(host, int(port), timeout=2, source_address=("127.0.0.50", 0))
+        c = http.client.HTTPConnection(host, int(port), timeout=2, source_address=(TESTER, 0))
         c.request("GET", "/readyz")
         return c.getresponse().status == 200
     except OSError:
@@ -180,8 +171,8 @@ async def group(port, clients, nodes):
         if ws:
             await ws.close()
     # Their sessions end (and leave the per-address counts) before the next group.
-    await until(lambda: all(metric(n, "kullsync_transport_sockets_open") == 0
-                            and metric(n, "kullsync_sockets_open") == 0 for n in nodes), 10)
+    await until(lambda: all(n.metric("kullsync_transport_sockets_open", TESTER) == 0
+                            and n.metric("kullsync_sockets_open", TESTER) == 0 for n in nodes), 10)
     return codes
 
 
@@ -190,7 +181,7 @@ async def routed_to(port, node, attempt):
     ws, _ = await open_socket(port, f"probe:d{attempt}", f"127.0.2.{1 + attempt % 250}")
     if ws is None:
         return False
-    on = metric(node, "kullsync_transport_sockets_open") or 0
+    on = node.metric("kullsync_transport_sockets_open", TESTER) or 0
     await ws.close()
     return on > 0
 

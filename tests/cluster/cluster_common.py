@@ -3,6 +3,7 @@ free loopback port, no persistence), a node, and a v2 device (Python's
 websockets) that checks the stream it applies; the check, its report and
 free ports come from tests/interop/testkit.py."""
 import asyncio
+import http.client
 import json
 import os
 import socket
@@ -105,16 +106,21 @@ class Node:
         except (urllib.error.URLError, OSError):
             return 0, None
 
-    def metric(self, name):
-        """The sum of a series' samples in the node's /metrics (None when
-        the node does not answer)."""
+    def metric(self, name, source=None):
+        """The sum of a series' samples in the node's /metrics, asked from
+        `source` (an address of this host; default any). None when the node
+        does not answer or has no such series."""
+        host, port = self.addr.split(":")
         try:
-            with urllib.request.urlopen(f"http://{self.addr}/metrics", timeout=4 * SCALE) as r:
-                text = r.read().decode()
-        except (urllib.error.URLError, OSError):
+            c = http.client.HTTPConnection(host, int(port), timeout=4 * SCALE,
+                                           source_address=(source, 0) if source else None)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+        except OSError:
             return None
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith(name + " ") or line.startswith(name + "{"))
+        samples = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{")]
+        return sum(samples) if samples else None
 
 
 class Device:

@@ -339,7 +339,7 @@ private:
       faults += s->order_faults();
     if (faults > order_faults_seen_)
       fail("the nodes withheld " + std::to_string(faults - order_faults_seen_)
-           + " deliveries that were not a socket's next position" + recent(devices_[0]));
+           + " deliveries that were not a socket's next position (see its log)");
     order_faults_seen_ = faults;
   }
 

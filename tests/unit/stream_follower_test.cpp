@@ -94,6 +94,21 @@ TEST(stream_follower, another_epoch_resets_and_drops_the_acks) {
   EXPECT_EQ(f.take_dropped_acks(), (std::vector<uint64_t>{42}));
 }
 
+TEST(stream_follower, late_messages_of_the_replaced_epoch_are_history) {
+  auto f = live_at(3);
+  bool replaced = false;
+  f.follow(false, 9); // a resync: the broker failed over
+  f.on_head(9, head(2, "e2"), false, &replaced);
+  ASSERT_TRUE(replaced);
+  f.on_receipt({4, "e1", false}, 42); // numbered before the failover
+  auto fx = f.on_message(numbered(4, "e1")); // the old subscription, late
+  EXPECT_EQ(fx.reset, nullptr);
+  EXPECT_TRUE(fx.apply.empty());
+  EXPECT_EQ(f.take_dropped_acks(), (std::vector<uint64_t>{42})); // resent by its device
+  EXPECT_EQ(applied(f.on_message(numbered(3, "e2"))), (std::vector<uint64_t>{3}));
+  EXPECT_NE(f.on_message(numbered(4, "e3")).reset, nullptr); // a change again
+}
+
 TEST(stream_follower, messages_before_the_head_wait_for_it) {
   stream_follower f;
   f.follow(true, 7);
@@ -209,4 +224,21 @@ TEST(user_registry, a_lost_presence_message_heals_from_the_broker_s_list) {
   ASSERT_EQ(diff.arrived.size(), 1u) << "mac is here already";
   EXPECT_EQ(diff.arrived[0].first, "ipad");
   EXPECT_EQ(u.remote_devices.size(), 2u) << "this node's own entry is not remote";
+}
+
+TEST(user_registry, a_v2_socket_takes_each_position_once_and_in_order) {
+  auto s = sock("mac");
+  s.position = 5; // where it started (its WELCOME, or its replay's end)
+  EXPECT_EQ(take_position(s, 6), position_verdict::send);
+  EXPECT_EQ(s.position, 6u);
+  EXPECT_EQ(take_position(s, 6), position_verdict::twice);
+  EXPECT_EQ(take_position(s, 3), position_verdict::twice);
+  EXPECT_EQ(take_position(s, 8), position_verdict::gap);
+  EXPECT_EQ(s.position, 6u); // a refusal moves nothing
+  EXPECT_EQ(take_position(s, 7), position_verdict::send);
+  s.closing = true;
+  EXPECT_EQ(take_position(s, 9), position_verdict::skip);
+  auto waiting = sock("ipad");
+  waiting.start = std::make_unique<join_request>();
+  EXPECT_EQ(take_position(waiting, 1), position_verdict::skip); // its WELCOME covers it
 }

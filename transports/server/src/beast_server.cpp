@@ -177,12 +177,16 @@ void beast_server::stop(std::chrono::milliseconds grace) {
   // abort what is left and run the aborted handlers here, so that nothing
   // (io_contexts, acceptor and HTTP actor handles) outlives the server.
   for (auto& s : core.shards) {
-    std::lock_guard<std::mutex> guard{s->mtx};
-    s->open.clear();
-    // Under the lock: a connection whose last handle a CAF thread drops now
-    // waits in its destructor until this is done.
-    for (auto* c : s->live)
-      c->abort();
+    std::vector<std::shared_ptr<ws_connection>> open;
+    {
+      std::lock_guard<std::mutex> guard{s->mtx};
+      open.swap(s->open);
+      // Under the lock: a connection whose last handle a CAF thread drops
+      // now waits in its destructor until this is done.
+      for (auto* c : s->live)
+        c->abort();
+    }
+    open.clear(); // outside the lock: ~ws_connection takes it
   }
   boost::system::error_code ignored;
   impl_->acceptor.close(ignored);

@@ -118,7 +118,9 @@ void io_shard::remove_open(ws_connection& c) {
   }
   open.pop_back();
   c.open_slot = SIZE_MAX;
-  guard.unlock(); // `gone` may be the last handle: its destructor takes `mtx`
+  // Released after the lock: ~ws_connection takes `mtx`. (Every caller
+  // holds a handle of its own: a handler's, or the sweep's.)
+  guard.unlock();
 }
 
 void io_shard::keepalive_sweep() {

@@ -62,7 +62,6 @@ void welcome(hub_ptr self, const std::string& user, const join_request& req, use
   w.expires_at = req.expires_at;
   w.devices = devices_of(u);
   w.recovered = recovered;
-  me.position = seq;
   send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
   if (recovered)
     return;
@@ -90,12 +89,13 @@ void finish_replay(hub_ptr self, const std::string& user, const caf::actor_addr&
   me->holding = false;
   auto held = std::move(me->held);
   if (!whole) {
+    // The SNAPSHOT covers what was held: the position is the follower's,
+    // which the held messages brought the socket's to.
     welcome(self, user, req, *u, *me, f.epoch(), f.seq(), false);
+    me->position = f.seq();
     return;
   }
-  auto position = me->position; // past what is held
   welcome(self, user, req, *u, *me, req.epoch, upto, true);
-  me->position = position;
   ++self->state.stats.resumes_recovered;
   self->state.stats.replayed += r->messages.size();
   for (auto& m : r->messages)
@@ -184,8 +184,10 @@ void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_s
   } else if (req->epoch != f.epoch() || !req->since || *req->since > f.seq()
              || f.seq() - *req->since > self->state.cfg.history.max_replay) {
     welcome(self, user, *req, u, me, f.epoch(), f.seq(), false);
+    me.position = f.seq();
   } else if (*req->since == f.seq()) {
     welcome(self, user, *req, u, me, f.epoch(), f.seq(), true);
+    me.position = f.seq();
     ++self->state.stats.resumes_recovered;
   } else {
     me.holding = true;

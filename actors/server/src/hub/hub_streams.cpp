@@ -19,25 +19,21 @@ void close_started_v2(hub_ptr self, user_entry& u) {
       close_socket(self, s, close_code::stream_interrupted, "stream interrupted");
 }
 
-/// Whether `m` is the next position of v2 socket `s` (then it is now).
-/// The follower applies each position once, in order, and a socket starts
-/// at the follower's position, so this always holds; it is checked per
-/// socket all the same, because a device trusts it: a position the socket
-/// has is not sent again, and one past a gap closes the socket (4009: the
-/// device resumes). Either is logged as the fault it is.
+/// Whether `m` goes to v2 socket `s` (take_position): a refusal is a
+/// fault of this node, logged (one line per 1000: a systematic one would
+/// log per socket and message) and counted; a gap closes the socket (4009:
+/// the device resumes).
 bool next_for(hub_ptr self, device_socket& s, const stream_message& m) {
-  if (s.start || s.closing)
-    return true; // its WELCOME covers it, or nothing more goes to it
-  if (m.seq == s.position + 1) {
-    s.position = m.seq;
-    return true;
-  }
-  ++self->state.stats.order_faults;
-  bool twice = m.seq <= s.position;
-  self->state.log->error("user {} device {}: position {} is not the next after {}: {}",
-                         m.user(), s.device_id, m.seq, s.position,
-                         twice ? "not sent again" : "closed to resume");
-  if (!twice)
+  auto verdict = take_position(s, m.seq);
+  if (verdict == position_verdict::send || verdict == position_verdict::skip)
+    return verdict == position_verdict::send;
+  auto& st = self->state;
+  bool gap = verdict == position_verdict::gap;
+  if (st.stats.order_faults++ % 1000 == 0)
+    st.log->error("user {} device {}: position {} is not the next after {}: {} ({} so far)",
+                  m.user(), s.device_id, m.seq, s.position,
+                  gap ? "closed to resume" : "not sent again", st.stats.order_faults);
+  if (gap)
     close_socket(self, s, close_code::stream_interrupted, "stream interrupted");
   return false;
 }

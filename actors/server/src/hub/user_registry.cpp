@@ -12,6 +12,17 @@ bool device_here(const user_entry& u, const std::string& device,
   return false;
 }
 
+position_verdict take_position(device_socket& s, uint64_t seq) {
+  if (s.start || s.closing)
+    return position_verdict::skip;
+  if (seq <= s.position)
+    return position_verdict::twice;
+  if (seq != s.position + 1)
+    return position_verdict::gap;
+  s.position = seq;
+  return position_verdict::send;
+}
+
 bool device_present(const user_entry& u, const std::string& device,
                     const device_socket* except) {
   if (device_here(u, device, except))

@@ -69,10 +69,20 @@ struct device_socket {
   bool holding = false;
   std::vector<shared_frame> held;
   bool closing = false; // told to close: nothing more goes to it
-  /// v2: the position of the last numbered message sent (or held) for it,
-  /// from its WELCOME on; each message must be the next.
+  /// v2: the position of the last numbered message sent or held for it
+  /// (set where it starts: its WELCOME's, or its replay's end); each
+  /// message must be the next (take_position).
   uint64_t position = 0;
 };
+
+/// What to do with numbered position `seq` for v2 socket `s`: send it (it
+/// is the next: now the socket's position), skip it (the socket waits for
+/// its start or is closing), or refuse it: a position the socket has
+/// (`twice`: not sent again) or one past a gap (`gap`: the socket must
+/// resume). The follower's order makes the refusals never happen; a device
+/// trusts the rule, so each socket checks it all the same.
+enum class position_verdict { send, skip, twice, gap };
+position_verdict take_position(device_socket& s, uint64_t seq);
 
 /// A user's stream as this node follows it: the position and what the
 /// user's state is made of (for SNAPSHOT and /state), copied from the

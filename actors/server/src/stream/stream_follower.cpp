@@ -45,6 +45,8 @@ stream_follower::effects stream_follower::on_head(uint64_t generation, const str
   bool replace = fresh || h.epoch != epoch_;
   *replaced = replace;
   if (replace) {
+    if (epoch_ != h.epoch)
+      replaced_epoch_ = std::move(epoch_);
     epoch_ = h.epoch;
     seq_ = h.top;
     if (w_)
@@ -68,8 +70,9 @@ stream_follower::effects stream_follower::on_message(const message_ptr& m) {
     return fx;
   }
   if (m->epoch() != epoch_) {
-    reset(fx, "the stream's epoch changed");
-    return fx;
+    if (m->epoch() != replaced_epoch_ || replaced_epoch_.empty())
+      reset(fx, "the stream's epoch changed");
+    return fx; // else: of the epoch the head replaced, late
   }
   if (m->seq <= seq_)
     return fx; // delivered twice
@@ -86,6 +89,10 @@ void stream_follower::drain(effects& fx) {
   while (live_ && !filling_ && !nothing_ahead()) {
     auto& ahead = w_->ahead;
     auto i = ahead.begin();
+    if (i->second->epoch() == replaced_epoch_ && !replaced_epoch_.empty()) {
+      ahead.erase(i); // of the epoch the head replaced, late
+      continue;
+    }
     if (i->second->epoch() != epoch_)
       return reset(fx, "the stream's epoch changed");
     if (i->first <= seq_) {
@@ -175,8 +182,11 @@ stream_follower::effects stream_follower::on_receipt(const publish_receipt& r,
                                                      uint64_t ticket) {
   effects fx;
   if (live_ && r.epoch != epoch_) {
+    // Numbered in the epoch the head replaced: its socket was closed then
+    // (the device resends it); in any other, the stream changed again.
     w().dropped.push_back(ticket);
-    reset(fx, "the broker numbers in another epoch");
+    if (r.epoch != replaced_epoch_ || replaced_epoch_.empty())
+      reset(fx, "the broker numbers in another epoch");
   } else if (live_ && seq_ >= r.seq) {
     fx.acks.push_back(ticket);
   } else {

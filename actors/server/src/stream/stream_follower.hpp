@@ -50,7 +50,8 @@ public:
   effects on_head(uint64_t generation, const stream_head& h, bool fresh, bool* replaced);
 
   /// A message the broker delivered (in the stream's order, maybe with
-  /// losses: the gap is read back).
+  /// losses: the gap is read back). One of the epoch the last head replaced
+  /// is late history and dropped; of any other epoch, a reset.
   effects on_message(const message_ptr& m);
 
   /// A read of follow `generation` answered or failed (the next message or
@@ -65,7 +66,9 @@ public:
 
   /// A client message of this node was numbered (`r`); `ticket` is the
   /// hub's for its ACK, due once the position was applied here. One
-  /// numbered in another epoch than this node serves: reset.
+  /// numbered in another epoch than this node serves never comes due (its
+  /// socket was closed when the epoch changed), and unless that epoch is
+  /// the one the last head replaced, the stream resets.
   effects on_receipt(const publish_receipt& r, uint64_t ticket);
 
   /// ACK tickets that never come due (the stream was reset: the devices
@@ -87,6 +90,9 @@ private:
   bool filling_ = false;    // a read is out
   uint64_t generation_ = 0;
   std::string epoch_;
+  // The epoch the last head replaced: its messages still on their way (a
+  // subscriber link slower than the head's) are history, not a change.
+  std::string replaced_epoch_;
   uint64_t seq_ = 0; // the last position applied
   int64_t checked_ms_ = 0;
   struct waiting_ack {
