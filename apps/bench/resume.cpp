@@ -153,6 +153,9 @@ int main(int argc, char** argv) {
     return xs[i % xs.size()];
   };
 
+  // Before the actor system: the engines' callbacks write to it until the
+  // system (destroyed first) has stopped them.
+  board b;
   caf::actor_system_config cfg;
   server::add_server_types(cfg);
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
@@ -160,7 +163,6 @@ int main(int argc, char** argv) {
   log::set_level("warn");
 
   auto io = make_client_io(io_threads);
-  board b;
   b.readers.resize(clients);
   b.writers.resize(clients);
   std::vector<client_engine> readers, writers;
@@ -270,7 +272,7 @@ int main(int argc, char** argv) {
   }
   wait_until([&] { return all(b.readers, [](auto& v) { return v.live; }); });
 
-  std::lock_guard<std::mutex> guard{b.mtx};
+  std::unique_lock<std::mutex> guard{b.mtx};
   size_t resumed = 0, lost = 0, wrong_state = 0;
   uint64_t replayed = 0, duplicates = 0, gaps = 0;
   std::vector<double> live_ms;
@@ -297,6 +299,7 @@ int main(int argc, char** argv) {
               percentile(live_ms, 0.99), percentile(live_ms, 1.0),
               last_s > 0 ? replayed / last_s : 0.0);
   std::fflush(stdout);
+  guard.unlock(); // the callbacks take it while the engines stop
   for (auto& e : readers)
     e.stop();
   for (auto& e : writers)

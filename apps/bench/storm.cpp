@@ -126,6 +126,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", timeout_s, "seconds to wait for each phase");
   CLI11_PARSE(app, argc, argv);
 
+  // Before the actor system: the engines' callbacks write to it until the
+  // system (destroyed first) has stopped them.
+  storm_state st;
   caf::actor_system_config cfg;
   server::add_server_types(cfg);
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
@@ -133,7 +136,6 @@ int main(int argc, char** argv) {
   log::set_level("warn");
 
   auto io = make_client_io(io_threads);
-  storm_state st;
   st.clients.resize(clients);
   std::vector<client_engine> engines;
   engines.reserve(clients);
@@ -179,7 +181,7 @@ int main(int argc, char** argv) {
   wait_until([&] { return st.lost > 0; });
   wait_until([&] { return st.lost == clients && st.back + st.failed == st.lost; });
 
-  std::lock_guard<std::mutex> guard{st.mtx};
+  std::unique_lock<std::mutex> guard{st.mtx};
   std::vector<double> back_ms, redial_ms;
   for (auto& c : st.clients) {
     if (c.back)
@@ -198,7 +200,9 @@ int main(int argc, char** argv) {
               percentile(back_ms, 0.99), percentile(back_ms, 1.0), percentile(redial_ms, 0.0),
               percentile(redial_ms, 0.5), percentile(redial_ms, 1.0));
   std::fflush(stdout);
+  bool all_back = st.back == clients;
+  guard.unlock(); // the callbacks take it while the engines stop
   for (auto& e : engines)
     e.stop();
-  return st.back == clients ? 0 : 1;
+  return all_back ? 0 : 1;
 }

@@ -62,7 +62,7 @@ cluster = conf("cluster.toml", 'listen = "127.0.0.1:0"\nauth = "legacy"\n'
                'broker = ["redis://127.0.0.1:1", "redis://127.0.0.1:2"]\nnode-id = "n-1"\n')
 out, err, rc = started(["--config", cluster])
 check(rc == 0 and "node n-1 in a cluster of 2 Redis instance(s)" in err,
-      "a list of brokers from the file (a node of a cluster of 2)")
+      f"a list of brokers from the file (a node of a cluster of 2; exit {rc}: {err[-400:]})")
 refused('auth = "legacy"\nbroker = ["http://x"]\n', "--broker 'http://x' is not redis://")
 refused('broker = "redis://127.0.0.1:1"\nnode-id = "a|b"\n', "bad.toml:2: 'node-id'")
 p = subprocess.run([BINARY, "--config", os.path.join(WORK, "missing.toml")], capture_output=True)
