@@ -107,9 +107,8 @@ public:
   // Open sockets (for the sweep and stop()) and every connection object
   // (stop() aborts what is left); under `mtx`. Only this shard's thread
   // changes `open` (the sweep reads it without the lock), and stop() once
-  // that thread was joined: a vector, each
-  // socket knowing its slot, so that a sweep over tens of thousands walks
-  // memory in order instead of a tree.
+  // that thread was joined. A vector, each socket knowing its slot: a sweep
+  // over tens of thousands walks memory in order instead of a tree.
   std::mutex mtx;
   std::vector<std::shared_ptr<ws_connection>> open;
   std::set<ws_connection*> live;

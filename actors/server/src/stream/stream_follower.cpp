@@ -70,9 +70,9 @@ stream_follower::effects stream_follower::on_message(const message_ptr& m) {
     return fx;
   }
   if (m->epoch() != epoch_) {
-    if (m->epoch() != replaced_epoch_ || replaced_epoch_.empty())
+    if (!of_replaced_epoch(m->epoch()))
       reset(fx, "the stream's epoch changed");
-    return fx; // else: of the epoch the head replaced, late
+    return fx; // else: late history
   }
   if (m->seq <= seq_)
     return fx; // delivered twice
@@ -89,8 +89,8 @@ void stream_follower::drain(effects& fx) {
   while (live_ && !filling_ && !nothing_ahead()) {
     auto& ahead = w_->ahead;
     auto i = ahead.begin();
-    if (i->second->epoch() == replaced_epoch_ && !replaced_epoch_.empty()) {
-      ahead.erase(i); // of the epoch the head replaced, late
+    if (of_replaced_epoch(i->second->epoch())) {
+      ahead.erase(i); // late history
       continue;
     }
     if (i->second->epoch() != epoch_)
@@ -185,7 +185,7 @@ stream_follower::effects stream_follower::on_receipt(const publish_receipt& r,
     // Numbered in the epoch the head replaced: its socket was closed then
     // (the device resends it); in any other, the stream changed again.
     w().dropped.push_back(ticket);
-    if (r.epoch != replaced_epoch_ || replaced_epoch_.empty())
+    if (!of_replaced_epoch(r.epoch))
       reset(fx, "the broker numbers in another epoch");
   } else if (live_ && seq_ >= r.seq) {
     fx.acks.push_back(ticket);

@@ -93,6 +93,9 @@ private:
   // The epoch the last head replaced: its messages still on their way (a
   // subscriber link slower than the head's) are history, not a change.
   std::string replaced_epoch_;
+  bool of_replaced_epoch(const std::string& epoch) const {
+    return !replaced_epoch_.empty() && epoch == replaced_epoch_;
+  }
   uint64_t seq_ = 0; // the last position applied
   int64_t checked_ms_ = 0;
   struct waiting_ack {
