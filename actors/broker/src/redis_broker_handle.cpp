@@ -7,6 +7,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -61,6 +62,10 @@ void redis_broker::stop() {
     done->get_future().wait_for(std::chrono::seconds{1});
   }
   caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+  // Its state holds the links' timers, which belong to the io_context: the
+  // actor is gone before the caller destroys that (not stop() from an actor).
+  caf::scoped_actor self{actor_->home_system()};
+  self->wait_for(actor_);
   actor_ = nullptr;
 }
 
