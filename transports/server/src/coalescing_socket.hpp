@@ -6,8 +6,9 @@
 // an output buffer, and the buffer goes to the kernel with one send when no
 // send is in flight and nobody holds the cork. While the owner drains a queue
 // of frames it holds the cork, so every frame of that queue leaves in one
-// syscall; an idle socket's single frame leaves at once. Under load frames
-// pile up behind the send in flight and go out together (adaptive batching).
+// syscall; an idle socket's single frame leaves at once, written in place.
+// What the kernel does not take at once is sent in the background, and the
+// frames that come meanwhile pile up behind it and go out together.
 // Data, control and close frames all pass through here in order, and the
 // sending side is shut down only after everything before it was sent. The
 // buffer is bounded: past `max_buffered` bytes the owner keeps data frames in
@@ -62,7 +63,7 @@ public:
     maybe_send();
   }
 
-  /// Counts each send (one async_write of the whole buffer) in `*c`.
+  /// Counts each send (of the whole buffer, at once or in the background) in `*c`.
   void count_sends_in(std::atomic<uint64_t>* c) { sends_ = c; }
 
   /// Appends one complete, unmasked frame (RFC 6455 5.2, as a server sends
@@ -147,34 +148,58 @@ private:
   void maybe_send() {
     if (sending_)
       return;
-    if (pending_.empty()) {
-      error_code ignored;
-      if (end_ == end::shutdown)
-        socket_.shutdown(socket_type::shutdown_send, ignored);
-      else if (end_ == end::close)
-        socket_.close(ignored);
-      end_ = end::none;
-      return;
+    if (!pending_.empty()) {
+      if (corked_ && pending_.size() < flush_bytes)
+        return;
+      if (sends_ != nullptr)
+        sends_->fetch_add(1, std::memory_order_relaxed);
+      size_t sent = send_now();
+      if (sent < pending_.size())
+        return send_later(sent);
+      pending_.clear();
+      keep_small(pending_);
     }
-    if (corked_ && pending_.size() < flush_bytes)
-      return;
+    error_code ignored;
+    if (end_ == end::shutdown)
+      socket_.shutdown(socket_type::shutdown_send, ignored);
+    else if (end_ == end::close)
+      socket_.close(ignored);
+    end_ = end::none;
+  }
+
+  // What the kernel takes at once. Most sends fit its buffer whole (a ping,
+  // a drain's frames): written here, they need no operation to allocate, no
+  // completion to run and no reference to the owner. An error is left to the
+  // async send, which reports it.
+  size_t send_now() {
+    if (!socket_.non_blocking())
+      return 0; // a blocking socket would wait here
+    error_code ec;
+    size_t n = socket_.write_some(boost::asio::buffer(pending_), ec);
+    return ec ? 0 : n;
+  }
+
+  // The rest waits for the socket to take it: a peer reading slowly.
+  void send_later(size_t sent) {
     sending_ = true;
-    if (sends_ != nullptr)
-      sends_->fetch_add(1, std::memory_order_relaxed);
     std::swap(pending_, inflight_);
-    boost::asio::async_write(socket_, boost::asio::buffer(inflight_),
+    boost::asio::async_write(socket_, boost::asio::buffer(inflight_) + sent,
                              [this, keep = owner_.lock()](error_code ec, size_t) {
                                on_sent(ec);
                              });
   }
 
+  // Kept for the next send (no allocation per send) up to flush_bytes; an
+  // idle socket gives its buffers back at the sweep (release_buffers).
+  static void keep_small(std::string& buffer) {
+    if (buffer.capacity() > flush_bytes)
+      std::string{}.swap(buffer);
+  }
+
   void on_sent(error_code ec) {
     sending_ = false;
     inflight_.clear();
-    // Kept for the next send (no allocation per send), up to flush_bytes;
-    // an idle socket gives its buffers back at the sweep (release_buffers).
-    if (inflight_.capacity() > flush_bytes)
-      std::string{}.swap(inflight_);
+    keep_small(inflight_);
     if (ec && !error_)
       error_ = ec;
     if (error_) {
