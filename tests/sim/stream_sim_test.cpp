@@ -239,6 +239,28 @@ public:
     }
   }
 
+  /// A device leaves while the broker is out, so its node's announcement
+  /// fails; with no other change to its user, the broker's list must lose
+  /// the device once the broker is back (the hub's sweep retries it).
+  /// Returns the devices the broker lists for the device's user afterwards.
+  std::vector<std::string> leave_during_an_outage(size_t which) {
+    auto& x = devices_.at(which);
+    caf::anon_send(broker_, outage_atom::value, true);
+    sim_.run();
+    stop_engine(x);
+    caf::anon_send(net_, cut_atom::value, cut_mode::clean); // its link ends
+    sim_.run();
+    sim_.advance(100ms);
+    caf::anon_send(broker_, outage_atom::value, false);
+    sim_.run();
+    sim_.advance(3s); // a few of the hubs' sweeps
+    auto head = sim_.ask<server::stream_head>(broker_, server::head_atom::value, x.user);
+    std::vector<std::string> listed;
+    for (auto& d : head.devices)
+      listed.push_back(d.device);
+    return listed;
+  }
+
   const std::vector<std::string>& violations() const { return violations_; }
 
 private:
@@ -486,6 +508,16 @@ TEST(stream_sim, each_mutation_is_caught) {
     }
     EXPECT_TRUE(caught) << name << " went unnoticed on 200 seeds";
   }
+}
+
+// A presence change that failed (the broker out) is made again once the
+// broker is back, though nothing else changes: the hubs retry it.
+TEST(stream_sim, a_failed_presence_announcement_is_retried) {
+  log::set_level(std::getenv("KULLSYNC_LOG_LEVEL") ? std::getenv("KULLSYNC_LOG_LEVEL") : "off");
+  world w{1, stream_mutation::none, 2};
+  // u2's phone, its user's only device: the other users' devices dial again
+  // after the cut, which tells the broker nothing of u2.
+  EXPECT_EQ(w.leave_during_an_outage(2), std::vector<std::string>{});
 }
 
 // The cluster's checks catch a broker without one numbering per user.

@@ -47,6 +47,8 @@ void announce_one(hub_ptr self, const std::string& user, user_entry& u,
     --p.in_flight;
     if (!r) {
       ++self->state.stats.broker_errors;
+      if (!p.dirty)
+        self->state.presence_retry.push_back(user);
       p.dirty = true;
     } else if (on) {
       p.announced.insert(device);
@@ -107,12 +109,18 @@ void announce(hub_ptr self, const std::string& user) {
 }
 
 void announce_dirty(hub_ptr self) {
-  std::vector<std::string> dirty;
-  for (auto& [user, u] : self->state.users)
-    if (u.presence.dirty && u.presence.in_flight == 0)
-      dirty.push_back(user);
-  for (auto& user : dirty)
-    announce(self, user);
+  auto& st = self->state;
+  auto retry = std::move(st.presence_retry);
+  st.presence_retry.clear();
+  for (auto& user : retry) {
+    auto i = st.users.find(user);
+    if (i == st.users.end() || !i->second.presence.dirty)
+      continue; // gone, or announced since
+    if (i->second.presence.in_flight > 0)
+      st.presence_retry.push_back(user); // its answers do not retry it
+    else
+      announce(self, user); // failing again puts it back on the list
+  }
 }
 
 void remote_presence(hub_ptr self, user_entry& u, const stream_message& m) {

@@ -44,6 +44,9 @@ struct hub_state {
   std::unordered_map<std::string, user_entry> users;
   std::map<caf::actor_addr, std::string> by_session; // session -> its user
   std::unordered_map<uint64_t, pending_ack> acks;     // by ticket
+  // Users whose presence announcement failed (may name a user twice, or one
+  // gone): the sweep retries these, not a walk of every user.
+  std::vector<std::string> presence_retry;
   uint64_t next_ticket = 0;
   uint64_t generations = 0; // of follows, so that stale answers are ignored
   std::shared_ptr<server_counters> counters; // the server's (may be null)
