@@ -1,8 +1,8 @@
 // Closes sockets whose token expired unrefreshed (4003): one ordered set of
 // expiries and one sweep timer for all sockets, armed only while some
 // socket has an expiry.
-#include <map>
 #include <set>
+#include <unordered_map>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -17,7 +17,7 @@ namespace {
 struct token_watch_state {
   std::shared_ptr<const session_env> env;
   std::set<std::pair<int64_t, caf::actor_addr>> by_time;
-  std::map<caf::actor_addr, std::pair<int64_t, session_actor>> by_session;
+  std::unordered_map<caf::actor_addr, std::pair<int64_t, session_actor>> by_session;
   bool armed = false;
   std::shared_ptr<spdlog::logger> log = log::get("server.tokens");
   static inline const char* name = "kullsync.token_watch";

@@ -11,7 +11,6 @@
 //   hub_presence.cpp this node's devices told to the broker, the others'
 //                    tracked (user_registry.hpp)
 
-#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -42,7 +41,7 @@ struct hub_state {
   // Hashed: with tens of thousands of users, a sorted map's comparisons miss
   // cache on every message (nothing needs them in order).
   std::unordered_map<std::string, user_entry> users;
-  std::map<caf::actor_addr, std::string> by_session; // session -> its user
+  std::unordered_map<caf::actor_addr, std::string> by_session; // session -> its user
   std::unordered_map<uint64_t, pending_ack> acks;     // by ticket
   // Users whose presence announcement failed (may name a user twice, or one
   // gone): the sweep retries these, not a walk of every user.
