@@ -114,7 +114,10 @@ public:
   /// once if the socket failed): the peer is gone.
   void close_when_sent() { end_when_sent(end::close); }
 
-  /// False while `max_buffered` bytes wait (behind a send in flight).
+  /// False while `max_buffered` bytes wait. That happens only behind a
+  /// background send (a send the kernel took whole leaves nothing, and a
+  /// corked buffer is sent at `flush_bytes`), so an owner that finds no room
+  /// always hears `on_room` later.
   bool has_room() const { return pending_.size() < max_buffered; }
 
   /// Gives both buffers back if nothing waits or is being sent: most
@@ -129,8 +132,8 @@ public:
     std::string{}.swap(pending_);
   }
 
-  /// Called after each completed send, before the next one starts: the
-  /// owner moves frames that waited for room.
+  /// Called after each background send completes, before the next one
+  /// starts: the owner moves frames that waited for room.
   void on_room(std::function<void()> f) { on_room_ = std::move(f); }
 
 private:
@@ -169,8 +172,9 @@ private:
 
   // What the kernel takes at once. Most sends fit its buffer whole (a ping,
   // a drain's frames): written here, they need no operation to allocate, no
-  // completion to run and no reference to the owner. An error is left to the
-  // async send, which reports it.
+  // completion to run and no reference to the owner. On an error nothing was
+  // written, and the async send meets the socket's error again and records
+  // it (appends fail from then on).
   size_t send_now() {
     if (!socket_.non_blocking())
       return 0; // a blocking socket would wait here
