@@ -212,6 +212,9 @@ public:
     if (measuring_)
       ++sent_;
   }
+  /// A server's ping answered: what the server spent on keepalive while the
+  /// sockets were still connecting is not a connect's cost.
+  void pinged() { pings_.fetch_add(1, std::memory_order_relaxed); }
   const options& opts() const { return o_; }
   net::ssl::context& tls_context() { return tls_ctx_; }
 
@@ -223,7 +226,7 @@ private:
   std::vector<std::shared_ptr<conn>> conns_;
   std::atomic<int> connected_{0}, failed_{0};
   std::atomic<bool> measuring_{false}, running_{true};
-  std::atomic<int64_t> delivered_{0}, sent_{0};
+  std::atomic<int64_t> delivered_{0}, sent_{0}, pings_{0};
   /// One io thread's latencies.
   struct latency_log {
     std::mutex m;
@@ -420,6 +423,7 @@ void conn::on_frames() {
         return fail("read: closed by the server");
       case op::ping:
         queue_frame(op::pong, payload);
+        b_.pinged();
         break;
       default: // pong, or reserved
         break;
@@ -547,7 +551,8 @@ int bench::run() {
   double connect_s = std::chrono::duration<double>(clk::now() - connect_start).count();
   std::ostringstream js;
   js << "{\"mode\":\"" << o_.mode << "\",\"protocol\":\"" << o_.protocol << "\",\"connected\":" << connected_.load()
-     << ",\"failed\":" << failed_.load() << ",\"connect_s\":" << connect_s;
+     << ",\"failed\":" << failed_.load() << ",\"connect_s\":" << connect_s
+     << ",\"pings\":" << pings_.load();
   if (o_.mode == "idle" && o_.hold) {
     if (!first_error_.empty())
       js << ",\"first_error\":\"" << first_error_ << "\"";
