@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """A socket that never answers the server's protocol pings is terminated,
-and one that never finishes its handshake is dropped after the timeout; with
-one io thread and with two (each thread sweeps its own sockets).
+and one that never finishes its handshake is dropped after the timeout; a
+busy client that answers them gets one every interval all the same (the
+contract: a ping every interval; a client may take them as its proof that
+the link lives); with one io thread and with two (each thread sweeps its
+own sockets).
 
 usage: ping_timeout.py <kullsync-server>
 """
@@ -52,5 +55,56 @@ def check(io_threads):
         print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
 
 
+def masked(opcode, payload):
+    """A client's frame: FIN, `opcode`, a zero mask (the payload as is)."""
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def busy_client_is_pinged(io_threads):
+    with running_server(sys.argv[1], "--ping-interval", "1", "--log-level", "warn",
+                        "--io-threads", str(io_threads)) as (_, port):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(upgrade_request("u1:busy"))
+        s.settimeout(0.05)
+        data, pings, start, last_sent, closed = b"", 0, time.time(), 0.0, False
+        while time.time() - start < 4.5:
+            if time.time() - last_sent >= 0.2:  # never silent for a sweep
+                s.sendall(masked(0x1, b'{"type":"PING"}'))
+                last_sent = time.time()
+            try:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+            except socket.timeout:
+                pass
+            if data.startswith(b"HTTP/1.1"):
+                end = data.find(b"\r\n\r\n")
+                if end < 0:
+                    continue
+                data = data[end + 4:]
+            while len(data) >= 2:  # server frames: unmasked, short here
+                n = data[1] & 0x7F
+                head = 2 if n < 126 else 4 if n == 126 else 10
+                if n >= 126:
+                    n = int.from_bytes(data[2:head], "big")
+                if len(data) < head + n:
+                    break
+                opcode, payload = data[0] & 0x0F, data[head:head + n]
+                data = data[head + n:]
+                if opcode == 0x9:
+                    pings += 1
+                    s.sendall(masked(0xA, payload))
+                elif opcode == 0x8:
+                    closed = True
+        s.close()
+        assert not closed, "a busy client that answers pings was dropped"
+        assert pings >= 3, f"{pings} protocol pings in 4.5 s at a 1 s interval to a busy client"
+        print(f"ok: a busy client got {pings} protocol pings in 4.5 s")
+
+
 for n in (1, 2):
     check(n)
+    busy_client_is_pinged(n)

@@ -418,12 +418,17 @@ void ws_connection::keepalive() {
     unfinished_ticks_ = 0;
   }
   messages_at_sweep_ = messages_in_;
-  ++silent_ticks_;
-  if (silent_ticks_ == 2) {
-    sock_.append_frame(ws::opcode::ping, {});
-  } else if (silent_ticks_ >= 4) {
+  // A ping every interval, to busy sockets too: a client may take the
+  // server's pings as its own proof that the link lives (the contract says
+  // one comes every interval). Any byte read is an answer: a socket silent
+  // for two intervals, a ping unanswered among them, is dropped.
+  if (++silent_ticks_ >= 4) {
     core_->log->debug("dropping a socket that did not answer a ping");
-    end(close_code::abnormal, "ping timeout", ending::abort);
+    return end(close_code::abnormal, "ping timeout", ending::abort);
+  }
+  if (++ping_ticks_ >= 2) {
+    ping_ticks_ = 0;
+    sock_.append_frame(ws::opcode::ping, {});
   }
 }
 

@@ -133,6 +133,7 @@ private:
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   uint8_t silent_ticks_ = 0; // keepalive sweeps since the last byte read
+  uint8_t ping_ticks_ = 0;   // keepalive sweeps since our last ping
   // An unfinished message: sweeps it survived with no message completed,
   // and the bytes it holds (counted server-wide, bounded).
   uint8_t unfinished_ticks_ = 0;
