@@ -12,7 +12,6 @@ and HTTP layer, each against the binary over raw sockets:
     hardening.py <kullsync-server binary>
 """
 import json
-import os
 import resource
 import socket
 import struct
@@ -22,24 +21,11 @@ import tempfile
 import threading
 import time
 
-from testkit import SCALE, check, finish, running_server, upgrade_request
+from testkit import (SCALE, check, client_frame, finish, running_server, split_server_frame,
+                     upgrade_request)
 
 
 BINARY = sys.argv[1]
-
-
-def frame(text, opcode=1, fin=True):
-    data = text.encode() if isinstance(text, str) else text
-    mask = os.urandom(4)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(data)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 class Reader:
@@ -57,20 +43,14 @@ class Reader:
     def next(self, timeout=5):
         self.s.settimeout(timeout)
         while True:
-            if len(self.buf) >= 2:
-                op, n = self.buf[0] & 0x0F, self.buf[1] & 0x7F
-                off = 2
-                if n == 126:
-                    n, off = struct.unpack(">H", self.buf[2:4])[0], 4
-                elif n == 127:
-                    n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
-                if len(self.buf) >= off + n:
-                    payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
-                    if op == 8:
-                        return ("close", struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None)
-                    if op == 1:
-                        return ("text", json.loads(payload))
-                    continue
+            whole = split_server_frame(self.buf)
+            if whole:
+                op, payload, self.buf = whole
+                if op == 8:
+                    return ("close", struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None)
+                if op == 1:
+                    return ("text", json.loads(payload))
+                continue
             chunk = self.s.recv(65536)
             if not chunk:
                 return ("eof", None)
@@ -155,7 +135,7 @@ def trickle():
         r = Reader(port, "slow:d1")
         r.next()
         body = json.dumps({"type": "PING", "pad": "x" * 60000})
-        data = frame(body)
+        data = client_frame(body)
         t0 = time.time()
         code = None
         try:
@@ -221,8 +201,8 @@ def log_escaping():
     with running_server(BINARY, "--log-level", "debug", stderr=subprocess.PIPE) as (proc, port):
         r = Reader(port, "esc:d1")
         r.next()
-        r.s.sendall(frame(json.dumps({"type": "X\nFORGED line\u001b[31m"})))
-        r.s.sendall(frame(json.dumps({"type": "PING"})))
+        r.s.sendall(client_frame(json.dumps({"type": "X\nFORGED line\u001b[31m"})))
+        r.s.sendall(client_frame(json.dumps({"type": "PING"})))
         r.next()  # the PONG: the frame before it was handled (and logged)
         r.s.close()
         proc.terminate()
@@ -249,7 +229,7 @@ def state_does_not_stall(port):
         t.start()
     for _ in range(20):
         t0 = time.time()
-        pinger.s.sendall(frame(json.dumps({"type": "PING"})))
+        pinger.s.sendall(client_frame(json.dumps({"type": "PING"})))
         while True:
             kind, m = pinger.next()
             if kind == "text" and m["type"] == "PONG":

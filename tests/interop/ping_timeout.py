@@ -8,12 +8,11 @@ own sockets).
 
 usage: ping_timeout.py <kullsync-server>
 """
-import os
 import socket
 import sys
 import time
 
-from testkit import SCALE, running_server, upgrade_request
+from testkit import SCALE, client_frame, running_server, split_server_frame, upgrade_request
 
 slack = 4 * SCALE
 
@@ -55,12 +54,6 @@ def check(io_threads):
         print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
 
 
-def masked(opcode, payload):
-    """A client's frame: FIN, `opcode`, a zero mask (the payload as is)."""
-    assert len(payload) < 126
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
-
-
 def busy_client_is_pinged(io_threads):
     with running_server(sys.argv[1], "--ping-interval", "1", "--log-level", "warn",
                         "--io-threads", str(io_threads)) as (_, port):
@@ -70,7 +63,7 @@ def busy_client_is_pinged(io_threads):
         data, pings, start, last_sent, closed = b"", 0, time.time(), 0.0, False
         while time.time() - start < 4.5:
             if time.time() - last_sent >= 0.2:  # never silent for a sweep
-                s.sendall(masked(0x1, b'{"type":"PING"}'))
+                s.sendall(client_frame('{"type":"PING"}'))
                 last_sent = time.time()
             try:
                 chunk = s.recv(65536)
@@ -85,18 +78,11 @@ def busy_client_is_pinged(io_threads):
                 if end < 0:
                     continue
                 data = data[end + 4:]
-            while len(data) >= 2:  # server frames: unmasked, short here
-                n = data[1] & 0x7F
-                head = 2 if n < 126 else 4 if n == 126 else 10
-                if n >= 126:
-                    n = int.from_bytes(data[2:head], "big")
-                if len(data) < head + n:
-                    break
-                opcode, payload = data[0] & 0x0F, data[head:head + n]
-                data = data[head + n:]
+            while (whole := split_server_frame(data)):
+                opcode, payload, data = whole
                 if opcode == 0x9:
                     pings += 1
-                    s.sendall(masked(0xA, payload))
+                    s.sendall(client_frame(payload, opcode=0xA))
                 elif opcode == 0x8:
                     closed = True
         s.close()

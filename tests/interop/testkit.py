@@ -1,10 +1,12 @@
 """What the Python test scripts share: the check and its report, the time
 scale of instrumented builds, free ports, kullsync-server started on a free
-port, and a WebSocket upgrade request written by hand."""
+port, and a WebSocket written by hand: the upgrade request, a client's
+frame and the server's frames read back."""
 import base64
 import contextlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import urllib.error
@@ -67,3 +69,39 @@ def upgrade_request(token):
     return (f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def client_frame(data, opcode=0x1, fin=True):
+    """A client's frame (RFC 6455 5.2): `data` (text or bytes) masked with a
+    random key."""
+    data = data.encode() if isinstance(data, str) else data
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(data)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def split_server_frame(buf):
+    """(opcode, payload, rest) for the first whole frame the server sent in
+    `buf` (server frames are unmasked), or None while it is incomplete."""
+    if len(buf) < 2:
+        return None
+    assert buf[1] & 0x80 == 0, "the server masked a frame"
+    n, off = buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, off = struct.unpack(">H", buf[2:4])[0], 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, off = struct.unpack(">Q", buf[2:10])[0], 10
+    if len(buf) < off + n:
+        return None
+    return buf[0] & 0x0F, buf[off:off + n], buf[off + n:]

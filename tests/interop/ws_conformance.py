@@ -17,7 +17,7 @@ import struct
 import sys
 import time
 
-from testkit import SCALE, running_server, upgrade_request
+from testkit import SCALE, running_server, split_server_frame, upgrade_request
 
 APP_PING = json.dumps({"type": "PING", "payload": {"timestamp": 1.5}}).encode()
 
@@ -58,18 +58,10 @@ class client:
     def next_frame(self):
         """(opcode, payload) of the server's next frame; server frames are unmasked."""
         while True:
-            if len(self.buf) >= 2:
-                assert self.buf[1] & 0x80 == 0, "the server masked a frame"
-                n, off = self.buf[1] & 0x7F, 2
-                if n == 126 and len(self.buf) >= 4:
-                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-                elif n == 127 and len(self.buf) >= 10:
-                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-                if n < 126 or off > 2:
-                    if len(self.buf) >= off + n:
-                        op, payload = self.buf[0] & 0x0F, self.buf[off:off + n]
-                        self.buf = self.buf[off + n:]
-                        return op, payload
+            whole = split_server_frame(self.buf)
+            if whole:
+                op, payload, self.buf = whole
+                return op, payload
             self.more()
 
     def next_control(self):
