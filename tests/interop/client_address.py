@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from testkit import check, finish, upgrade_request
+from testkit import check, finish, split_server_frame, upgrade_request
 
 
 BINARY = sys.argv[1]
@@ -92,14 +92,8 @@ def close_code(s, timeout=3, buf=b""):
     s.settimeout(timeout)
     try:
         while True:
-            while len(buf) >= 2:
-                op, n = buf[0] & 0x0F, buf[1] & 0x7F
-                off = 2
-                if n == 126:
-                    n, off = struct.unpack(">H", buf[2:4])[0], 4
-                if len(buf) < off + n:
-                    break
-                payload, buf = buf[off:off + n], buf[off + n:]
+            while (whole := split_server_frame(buf)):
+                op, payload, buf = whole
                 if op == 8:
                     return struct.unpack(">H", payload[:2])[0]
             c = s.recv(65536)
