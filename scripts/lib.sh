@@ -11,7 +11,7 @@ KULLSYNC_PACKAGES=(
   libgtest-dev libbenchmark-dev libcli11-dev libssl-dev libncurses-dev
   clang libclang-rt-dev openssl tmux procps
   libjwt-dev python3-jwt python3-websockets prometheus libtomlplusplus-dev
-  dpkg-dev file libhiredis-dev redis-server redis-sentinel haproxy nginx
+  dpkg-dev file libhiredis-dev libjemalloc-dev redis-server redis-sentinel haproxy nginx
 )
 
 log() { printf '[kullsync] %s\n' "$*" >&2; }

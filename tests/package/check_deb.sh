@@ -3,7 +3,7 @@
 # operator gets: the binaries, the hardened unit, /etc/kullsync/server.toml as
 # a conffile, the maintainer scripts; then runs the packaged server, from the
 # unpacked package, with the packaged configuration.
-#   check_deb.sh <build dir>
+#   check_deb.sh <build dir> [jemalloc|libc: the allocator the server links]
 set -euo pipefail
 build=$1
 work=$(mktemp -d)
@@ -33,6 +33,10 @@ grep -q '^revocations-file = "/var/lib/kullsync/revocations"$' <(dpkg-deb --fsys
 ok "postinst makes /var/lib/kullsync, where server.toml keeps the revocations"
 dpkg-deb -f "$deb" Depends | grep -q "libjwt0" || fail "Depends lacks the shared libraries"
 ok "Depends: $(dpkg-deb -f "$deb" Depends | cut -c1-80)..."
+if [[ ${2:-libc} == jemalloc ]]; then
+  dpkg-deb -f "$deb" Depends | grep -q "libjemalloc2" || fail "the server is built with jemalloc, Depends lacks libjemalloc2"
+  ok "Depends names libjemalloc2 (the server's allocator)"
+fi
 dpkg-deb -x "$deb" "$work/root"
 unit=$work/root/usr/lib/systemd/system/kullsync-server.service
 for d in "User=kullsync" "NoNewPrivileges=yes" "ProtectSystem=strict" "Restart=on-failure" \

@@ -1,0 +1,11 @@
+// Compiled into kullsync-server only when it links jemalloc
+// (apps/CMakeLists.txt). jemalloc reads this at its start; MALLOC_CONF in
+// the environment still overrides it.
+//
+// Freed pages go back to the system after a second rather than jemalloc's
+// ten: what a connect or a burst of messages allocated for a moment does
+// not stay in an idle node's memory (docs/BENCHMARKS.md, "The allocator").
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "dirty_decay_ms:1000";
+}
