@@ -131,12 +131,13 @@ void io_shard::keepalive_sweep() {
     if (ec || core_.stopping)
       return;
     // Backwards: a socket that closes leaves its slot to the last one,
-    // which was swept already. Each is held while it runs (it may close).
+    // which was swept already. No handle is taken per socket (a socket
+    // that ends holds itself): an atomic increment on each socket's cold
+    // line kept the CPU from overlapping one socket's cache misses with
+    // the next's, and was most of the sweep's time at 19,000 sockets.
     for (size_t i = open.size(); i-- > 0;) {
-      if (i >= open.size())
-        continue;
-      auto c = open[i];
-      c->keepalive();
+      if (i < open.size())
+        open[i]->keepalive();
     }
     keepalive_sweep();
   });

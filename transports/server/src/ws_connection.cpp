@@ -402,6 +402,8 @@ void ws_connection::finish() {
   sock_.shutdown_when_sent();
 }
 
+// Called by the shard's sweep, which holds no handle to the socket: a
+// socket that ends here holds itself until it returns.
 void ws_connection::keepalive() {
   if (phase_ != phase::open)
     return;
@@ -412,6 +414,7 @@ void ws_connection::keepalive() {
     if (++unfinished_ticks_ >= 2) {
       ++core_->stats.slow_messages_closed;
       core_->log->debug("dropping a socket whose message did not complete in time");
+      auto self = shared_from_this();
       return end(close_code::policy_violation, "Message took too long", ending::echo);
     }
   } else {
@@ -424,6 +427,7 @@ void ws_connection::keepalive() {
   // for two intervals, a ping unanswered among them, is dropped.
   if (++silent_ticks_ >= 4) {
     core_->log->debug("dropping a socket that did not answer a ping");
+    auto self = shared_from_this();
     return end(close_code::abnormal, "ping timeout", ending::abort);
   }
   if (++ping_ticks_ >= 2) {
