@@ -420,7 +420,10 @@ void conn::on_frames() {
         queue_frame(op::close, payload.substr(0, 2)); // echo the close code
         reading_frames_ = false;
         flush();
-        return fail("read: closed by the server");
+        return fail(payload.size() >= 2
+                      ? "read: closed by the server with "
+                          + std::to_string((uint8_t(payload[0]) << 8) | uint8_t(payload[1]))
+                      : std::string("read: closed by the server"));
       case op::ping:
         queue_frame(op::pong, payload);
         b_.pinged();
