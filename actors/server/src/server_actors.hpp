@@ -4,6 +4,7 @@
 // themselves; private to actors/server.
 
 #include "kullsync/common/clock.hpp"
+#include "kullsync/log.hpp"
 #include "kullsync/server/broker.hpp"
 #include "kullsync/server/server.hpp"
 #include "hub_protocol.hpp"
@@ -42,6 +43,8 @@ struct session_env {
   std::vector<hub_actor> hubs;
   token_watch_actor token_watch;
   std::shared_ptr<server_counters> counters;
+  // One for every session: a handle each would cost every socket 16 bytes.
+  std::shared_ptr<spdlog::logger> session_log = log::get("server.session");
 };
 
 /// A close the acceptor decided before the session started (a limit of the

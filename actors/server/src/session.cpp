@@ -17,7 +17,9 @@ struct session_state {
   identity who;
   bool v2 = false; // the client offered kull.v2
   bool joined = false;
-  std::optional<refusal> refused; // close once opened
+  // Close once opened. Rare, so on the heap: with the logger kept in the
+  // env, a session's actor fits jemalloc's 1,280-byte class (it took 1,536).
+  std::unique_ptr<refusal> refused;
   flow::credit_return credit;
   token_bucket bucket;           // client messages
   int64_t limit_window = -1;     // the second the refusals below are of
@@ -26,9 +28,14 @@ struct session_state {
   bool closing = false;          // we closed the link: frames still in are dropped
   uint64_t frames_in = 0;
   uint64_t ignored = 0;
-  std::shared_ptr<spdlog::logger> log = log::get("server.session");
+  spdlog::logger& log() const { return *env->session_log; }
   static inline const char* name = "kullsync.session";
 };
+
+// Every socket has a session: with CAF 0.17.6's actor (1,032 bytes) a state
+// of up to 248 bytes keeps it in jemalloc's 1,280-byte class; past it, the
+// 1,536-byte class costs every socket 256 bytes more.
+static_assert(sizeof(session_state) <= 248, "a session's actor would take the next size class");
 
 using session_ptr = session_actor::stateful_pointer<session_state>;
 
@@ -108,7 +115,7 @@ void close_if_revoked(session_ptr self) {
   auto& st = self->state;
   if (!st.joined || st.closing || !revoked(self, st.who))
     return;
-  st.log->info("device {} of user {}: token revoked: closed 4002", st.who.device_id,
+  st.log().info("device {} of user {}: token revoked: closed 4002", st.who.device_id,
                st.who.user_id);
   close_link(self, close_code::invalid_token, "Token revoked");
 }
@@ -131,7 +138,7 @@ void refresh(session_ptr self, const std::string& token) {
                  ? std::string{"Invalid token: it names another user"}
                  : std::string{"Invalid token: it is bound to another device"};
     count_refusal(*st.env->counters, close_code::invalid_token);
-    st.log->info("device {} of user {}: refresh refused: {}", st.who.device_id,
+    st.log().info("device {} of user {}: refresh refused: {}", st.who.device_id,
                  st.who.user_id, why);
     return close_link(self, close_code::invalid_token, std::move(why));
   }
@@ -161,11 +168,11 @@ bool within_rate(session_ptr self) {
   }
   if (++st.limited_in_window > st.env->cfg.limits.client_burst) {
     server_counters::add(st.env->counters->rate_limited_closes);
-    st.log->warn("device {} of user {} keeps flooding: closed 4008", st.who.device_id,
+    st.log().warn("device {} of user {} keeps flooding: closed 4008", st.who.device_id,
                  st.who.user_id);
     close_link(self, close_code::rate_limited, "Rate limited");
   } else if (st.limit_log.should_log(now)) {
-    st.log->info("device {} of user {} is over {} messages/s: messages refused",
+    st.log().info("device {} of user {} is over {} messages/s: messages refused",
                  st.who.device_id, st.who.user_id, st.env->cfg.limits.client_rate);
   }
   return false;
@@ -192,15 +199,15 @@ void start(session_ptr self, const std::string& target,
   }
   if (!r.who) {
     count_refusal(*st.env->counters, r.failure.close_code);
-    st.log->info("{}: rejected socket: {} ({})", peer, r.failure.reason,
+    st.log().info("{}: rejected socket: {} ({})", peer, r.failure.reason,
                  r.failure.close_code);
-    st.refused = refusal{r.failure.close_code, std::move(r.failure.reason)};
+    st.refused = std::make_unique<refusal>(r.failure.close_code, std::move(r.failure.reason));
     return attach(self);
   }
   st.who = std::move(*r.who);
   if (st.who.legacy) {
     server_counters::add(st.env->counters->legacy_tokens);
-    st.log->warn("{}: device {} of user {} uses an unsigned legacy token", peer,
+    st.log().warn("{}: device {} of user {} uses an unsigned legacy token", peer,
                  st.who.device_id, st.who.user_id);
   }
   join_request req;
@@ -219,19 +226,20 @@ void start(session_ptr self, const std::string& target,
         if (joined) {
           st.joined = true;
           server_counters::add(st.env->counters->connects);
-          st.log->info("device {} of user {} connected from {}", st.who.device_id,
+          st.log().info("device {} of user {} connected from {}", st.who.device_id,
                        st.who.user_id, peer);
           watch_expiry(self);
         } else {
-          st.refused = refusal{close_code::policy_violation, "Too many connections"};
+          st.refused = std::make_unique<refusal>(close_code::policy_violation,
+                                                 "Too many connections");
         }
         attach(self);
       },
       [=](caf::error& err) {
         auto& st = self->state;
-        st.log->error("device {} of user {}: join failed: {}", st.who.device_id,
+        st.log().error("device {} of user {}: join failed: {}", st.who.device_id,
                       st.who.user_id, self->system().render(err));
-        st.refused = refusal{close_code::internal_error, "Server error"};
+        st.refused = std::make_unique<refusal>(close_code::internal_error, "Server error");
         attach(self);
       });
 }
@@ -263,7 +271,7 @@ void on_frame(session_ptr self, const std::string& text) {
   if (!m) {
     counters.message_in(4);
     ++st.ignored;
-    st.log->debug("{}: unparseable frame ignored: {}", st.who.device_id,
+    st.log().debug("{}: unparseable frame ignored: {}", st.who.device_id,
                   m.error().detail);
     // A v2 client learns why a message with an id went nowhere (an id that
     // is itself invalid included: its sender would resend it for ever).
@@ -315,7 +323,7 @@ void on_frame(session_ptr self, const std::string& text) {
       [[fallthrough]];
     default:
       ++st.ignored;
-      st.log->debug("{}: {} ignored", st.who.device_id, m->type_name);
+      st.log().debug("{}: {} ignored", st.who.device_id, m->type_name);
       if (m->id)
         refuse(self, *m->id, msg::nack_code::invalid,
                "a " + m->type_name + " message is not taken into the stream");
@@ -330,7 +338,8 @@ session_actor::behavior_type session(session_ptr self,
   auto& st = self->state;
   st.env = std::move(env);
   st.transport = std::move(transport);
-  st.refused = std::move(refused);
+  if (refused)
+    st.refused = std::make_unique<refusal>(std::move(*refused));
   st.bucket = token_bucket{st.env->cfg.limits.client_rate, st.env->cfg.limits.client_burst};
   run_on_io_thread(self);
   start(self, target, headers, peer);
@@ -346,7 +355,7 @@ session_actor::behavior_type session(session_ptr self,
       auto& st = self->state;
       st.env->counters->closed(code);
       if (st.joined) {
-        st.log->info("device {} of user {} left ({} {}); {} frames in, {} ignored",
+        st.log().info("device {} of user {} left ({} {}); {} frames in, {} ignored",
                      st.who.device_id, st.who.user_id, code, reason,
                      st.frames_in, st.ignored);
         self->send(my_hub(self), leave_atom::value,
