@@ -119,7 +119,7 @@ void io_shard::remove_open(ws_connection& c) {
   open.pop_back();
   c.open_slot = SIZE_MAX;
   // Released after the lock: ~ws_connection takes `mtx`. (Every caller
-  // holds a handle of its own: a handler's, or the sweep's.)
+  // holds a handle of its own: a handler's, or keepalive()'s `self`.)
   guard.unlock();
 }
 
@@ -133,8 +133,8 @@ void io_shard::keepalive_sweep() {
     // Backwards: a socket that closes leaves its slot to the last one,
     // which was swept already. No handle is taken per socket (a socket
     // that ends holds itself): an atomic increment on each socket's cold
-    // line kept the CPU from overlapping one socket's cache misses with
-    // the next's, and was most of the sweep's time at 19,000 sockets.
+    // line would keep the CPU from overlapping one socket's cache misses
+    // with the next's.
     for (size_t i = open.size(); i-- > 0;) {
       if (i < open.size())
         open[i]->keepalive();
