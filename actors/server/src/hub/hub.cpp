@@ -86,7 +86,7 @@ void sweep(hub_ptr self) {
   auto& st = self->state;
   auto now = now_ms(self);
   check_positions(self, now);
-  announce_dirty(self);
+  retry_failed_announcements(self);
   auto period = std::chrono::duration_cast<std::chrono::milliseconds>(
     st.cfg.cluster.position_check);
   st.broker->tick(now, period);
@@ -173,7 +173,7 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
     [=](sweep_atom) { sweep(self); },
     [=](redrain_atom) {
       self->state.redrain_pending = false;
-      announce_dirty(self);
+      retry_failed_announcements(self);
       check_drained(self);
     },
     [=](shutdown_atom, uint16_t code, const std::string& reason) -> caf::result<bool> {

@@ -108,10 +108,10 @@ void announce(hub_ptr self, const std::string& user) {
     forget_if_done(self, user);
 }
 
-void announce_dirty(hub_ptr self) {
+void retry_failed_announcements(hub_ptr self) {
   auto& st = self->state;
-  auto retry = std::move(st.presence_retry);
-  st.presence_retry.clear();
+  std::vector<std::string> retry;
+  retry.swap(st.presence_retry);
   for (auto& user : retry) {
     auto i = st.users.find(user);
     if (i == st.users.end() || !i->second.presence.dirty)

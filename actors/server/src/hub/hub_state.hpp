@@ -139,7 +139,7 @@ caf::result<msg::user_state> user_snapshot(hub_ptr self, const std::string& user
 /// here (and forgets a user with no socket once that is done).
 void announce(hub_ptr self, const std::string& user);
 /// Retries the announcements that failed.
-void announce_dirty(hub_ptr self);
+void retry_failed_announcements(hub_ptr self);
 /// Answers the shutdown's waiters (true) once no socket is left and no
 /// presence change is unanswered or unsent.
 void check_drained(hub_ptr self);
