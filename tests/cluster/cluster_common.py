@@ -80,12 +80,13 @@ class Node:
     """A kullsync-server node on a free port, with `broker` (a --broker URL),
     legacy tokens and no rate limits."""
 
-    def __init__(self, binary, name, broker, stderr=sys.stderr, extra=(), limits=False):
+    def __init__(self, binary, name, broker, stderr=sys.stderr, extra=(), limits=False,
+                 log_level="warn"):
         self.name = name
         self.proc = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
              "--broker", broker, "--position-check", "2", "--limits", "on" if limits else "off",
-             "--log-level", "warn", *extra],
+             "--log-level", log_level, *extra],
             stdout=subprocess.PIPE, stderr=stderr)
         self.addr = json.loads(self.proc.stdout.readline().decode())["listening"]
 

@@ -1,9 +1,12 @@
 """A TCP proxy between a node and Redis that can hold what each side sends:
 hold() stops forwarding (the bytes wait in the kernel, as on a cut link),
 release() delivers them, even after a side closed (what it sent before its
-FIN still arrives, as a router that held packets would)."""
+FIN still arrives, as a router that held packets would). throttle(n)
+forwards at most n bytes a second from the target to each client (a slow
+link: bytes keep arriving, late); throttle(None) lifts it."""
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -16,6 +19,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.flowing = threading.Event()
         self.flowing.set()
+        self.rate = None  # bytes a second from the target, per connection
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -24,6 +28,9 @@ class TcpProxy:
 
     def release(self):
         self.flowing.set()
+
+    def throttle(self, bytes_per_s):
+        self.rate = bytes_per_s
 
     def close(self):
         self.closed = True
@@ -40,18 +47,21 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, down in ((client, server, False), (server, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, down), daemon=True).start()
 
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, down):
         try:
             while True:
                 self.flowing.wait()
-                data = src.recv(65536)
+                rate = self.rate if down else None
+                data = src.recv(max(1, rate // 20) if rate else 65536)
                 if not data:
                     break
                 self.flowing.wait()  # held while this chunk was read: wait again
                 dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         try:

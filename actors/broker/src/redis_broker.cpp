@@ -248,7 +248,7 @@ void on_channel(broker_ptr self, uint32_t index, const std::string& channel,
                 const std::string& payload) {
   auto& st = self->state;
   if (channel == st.probe_channel) {
-    st.shards[index].probe_seen_ms = steady_ms();
+    probe_back(self, st.shards[index]);
     return;
   }
   if (on_revoked(self, channel, payload))
@@ -283,7 +283,7 @@ void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string
   for (auto& x : st.shards)
     st.shared->subscriptions += x.confirmed.size();
   if (channel == st.probe_channel) {
-    s.probe_seen_ms = steady_ms();
+    s.probe.seen_ms = steady_ms();
     became_ready(self, s);
   } else if (channel == revoked_key(st)) {
     load_revocations(self);

@@ -7,6 +7,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "probe_watch.hpp" // steady_ms
+
 namespace kullsync::broker {
 
 namespace net = boost::asio;
@@ -194,6 +196,7 @@ void redis_connection::wait_read() {
                     self->reading_ = false;
                     if (ec || !self->ac_ || !self->want_read_)
                       return;
+                    self->last_read_ms_.store(steady_ms(), std::memory_order_relaxed);
                     redisAsyncHandleRead(self->ac_);
                     if (self->ac_ && self->want_read_)
                       self->wait_read();

@@ -6,6 +6,8 @@
 // and tells hiredis, which reads, parses and calls back. Every member is
 // called on the io_context's thread only.
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,6 +51,9 @@ public:
   /// The same without `down` (the broker stops).
   void shutdown();
   bool up() const { return up_; }
+  /// When this connection last read something (steady clock, ms; 0:
+  /// never). Read from any thread: the broker judges its links by it.
+  int64_t last_read_ms() const { return last_read_ms_.load(std::memory_order_relaxed); }
 
 private:
   static void add_read(void* p);
@@ -75,6 +80,7 @@ private:
   bool up_ = false;
   bool want_read_ = false, want_write_ = false;
   bool reading_ = false, writing_ = false;
+  std::atomic<int64_t> last_read_ms_{0};
 };
 
 } // namespace kullsync::broker

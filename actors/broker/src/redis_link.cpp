@@ -149,27 +149,54 @@ void fail_waiting(broker_ptr self, shard_link& s) {
     }
 }
 
+/// The link the probe waits on read nothing for the patience: both go.
+void cut(broker_ptr self, shard_link& s, int64_t now, link_reads reads) {
+  auto& st = self->state;
+  ++st.shared->probe_timeouts;
+  bool answered = s.probe.answered_ms >= s.probe.sent_ms;
+  st.log->warn("redis {}: the subscriber did not see its probe for {} ms, and the {} link "
+               "last read {} ms ago: reconnecting both links",
+               s.name(), now - s.probe.sent_ms, answered ? "subscriber" : "command",
+               now - (answered ? reads.sub_ms : reads.cmd_ms));
+  s.probe = probe_watch{};
+  drop(self, s.sub, "probe timed out");
+  drop(self, s.cmd, "probe timed out");
+}
+
 void probe(broker_ptr self, shard_link& s, int64_t now) {
   auto& st = self->state;
   auto interval = st.cfg.probe_interval.count();
-  if (s.probe_sent_ms > s.probe_seen_ms) {
-    // Judged at the third tick after the probe (ticks drift by a few ms):
-    // delivery that stopped is noticed 3-4 s later with 1 s ticks.
-    if (now - s.probe_sent_ms >= 3 * interval - interval / 4) {
-      ++st.shared->probe_timeouts;
-      st.log->warn("redis {}: the subscriber did not see its probe for {} ms: "
-                   "reconnecting both links", s.name(), now - s.probe_sent_ms);
-      s.probe_sent_ms = s.probe_seen_ms = now;
-      drop(self, s.sub, "probe timed out");
-      drop(self, s.cmd, "probe timed out");
-    }
-    return;
+  link_reads reads{s.cmd ? s.cmd->last_read_ms() : 0, s.sub ? s.sub->last_read_ms() : 0};
+  switch (judge(s.probe, now, st.last_tick_ms, reads, interval)) {
+    case probe_verdict::waiting:
+    case probe_verdict::behind: // told when the probe comes back
+      return;
+    case probe_verdict::stopped:
+      cut(self, s, now, reads);
+      return;
+    case probe_verdict::send:
+      break;
   }
-  s.probe_sent_ms = now;
-  command(self, s, {"PUBLISH", st.probe_channel, "probe"}, [](redis_value) {});
+  s.probe.sent_ms = now;
+  command(self, s, {"PUBLISH", st.probe_channel, "probe"},
+          [self, index = s.index, sent = now](redis_value v) {
+            auto& p = self->state.shards[index].probe;
+            if (!v.is_error() && p.sent_ms == sent) // Redis published it: the subscriber owes it
+              p.answered_ms = steady_ms();
+          });
 }
 
 } // namespace
+
+void probe_back(broker_ptr self, shard_link& s) {
+  auto& st = self->state;
+  auto now = steady_ms();
+  auto late = now - s.probe.sent_ms;
+  if (s.probe.out() && late >= probe_patience(st.cfg.probe_interval.count()))
+    st.log->info("redis {}: the probe came back after {} ms (the links were behind, not "
+                 "stopped)", s.name(), late);
+  s.probe.seen_ms = now;
+}
 
 void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::string why) {
   if (c)
@@ -308,6 +335,7 @@ void tick(broker_ptr self) {
         if (s.ready())
           send_alive(self, s);
   describe_node(self);
+  st.last_tick_ms = now;
   self->delayed_send(self, st.cfg.probe_interval, tick_atom::value);
 }
 

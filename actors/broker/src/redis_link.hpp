@@ -23,6 +23,7 @@
 #include "kullsync/broker/redis_broker.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/metrics.hpp"
+#include "probe_watch.hpp"
 #include "redis_value.hpp"
 
 namespace kullsync::broker {
@@ -116,7 +117,7 @@ struct shard_link {
   size_t scripts_loaded = 0;
   std::set<std::string> asked, confirmed; // channels
   std::string probe_channel;
-  int64_t probe_sent_ms = 0, probe_seen_ms = 0;
+  probe_watch probe;
 
   // With Sentinel (redis_sentinel.cpp): a link to one sentinel, which says
   // where the master is and then tells of its failovers.
@@ -162,6 +163,7 @@ struct broker_state {
   std::map<std::string, alive_node> alive; // node instances of this process
   std::mt19937_64 rng;
   std::string probe_channel;
+  int64_t last_tick_ms = 0;         // the probes' tick before this one
   std::array<std::string, 3> texts; // of the scripts (publish's has this node's limits)
   bool flush_queued = false;        // a flush of the batches is in the mailbox
   std::shared_ptr<spdlog::logger> log = log::get("broker.redis");
@@ -169,13 +171,6 @@ struct broker_state {
 };
 
 using broker_ptr = broker_impl::stateful_pointer<broker_state>;
-
-/// The broker's clock for its probe and its links' patience.
-inline int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
 
 // redis_link.cpp
 void command(broker_ptr self, shard_link& s, std::vector<std::string> argv,
@@ -197,6 +192,8 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
 /// Every probe interval: links made again, probes, batched unsubscribes,
 /// node liveness.
 void tick(broker_ptr self);
+/// The probe came back on the subscriber link of `s`.
+void probe_back(broker_ptr self, shard_link& s);
 void send_alive(broker_ptr self, shard_link& s);
 void refresh_ready(broker_ptr self);
 
