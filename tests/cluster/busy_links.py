@@ -1,8 +1,9 @@
 """A link to Redis that is behind is not a link that stopped. Node n reaches
-Redis through a proxy that forwards Redis's bytes slowly, so that a burst
-of publishes (made on node m, which reaches Redis directly) reaches n's
-subscriber link seconds late, behind which the probe waits; bytes keep
-arriving meanwhile. Then the proxy holds every byte: a link that stopped.
+Redis through a proxy that forwards Redis's bytes slowly (a byte a second
+while node m, which reaches Redis directly, makes a burst of publishes,
+then 12 KB a second), so that the burst reaches n's subscriber link ~8 s
+late with the probe behind it; bytes keep arriving meanwhile. Then the
+proxy holds every byte: a link that stopped.
   - behind: n keeps both links (no probe timeout, no reconnect), says the
     probe came back late, and its device gets every message in order, with
     no close;
@@ -17,12 +18,12 @@ import sys
 import tempfile
 import time
 
-from cluster_common import Device, Node, Redis, check, finish, until
+from cluster_common import SCALE, Device, Node, Redis, check, finish, until
 from tcp_proxy import TcpProxy
 
 BINARY = sys.argv[1]
-BURST = 400          # publishes of ~300 bytes each on the channel
-RATE = 12_000        # bytes a second from Redis to n: ~10 s behind
+BURST = 400          # publishes, ~250 bytes each on n's subscriber link
+RATE = 12_000        # bytes a second from Redis to n once the burst is made
 
 
 async def main():
@@ -40,11 +41,13 @@ async def main():
         await reader.connect(n)
         check(await until(lambda: reader.welcomes, 10), "the reader joined on n")
 
-        proxy.throttle(RATE)
+        # Made at any pace while n's links trickle: the backlog is the same.
+        proxy.throttle(1)
         loop = asyncio.get_running_loop()
-        t0 = time.monotonic()
         answered = await loop.run_in_executor(
             None, lambda: [m.post_credits("u1", v) for v in range(1, BURST + 1)])
+        proxy.throttle(RATE)
+        t0 = time.monotonic()
         top = max(seq for _, seq in answered if seq)
         check(all(status == 200 for status, _ in answered), f"{BURST} publishes on m: 200 each")
         # The reader may catch up through the node's position check (reads on
@@ -57,9 +60,9 @@ async def main():
         took = time.monotonic() - t0
         proxy.throttle(None)
         late = probe_late()
-        check(late and max(late) >= 2750,
-              f"the probe came back late, behind the backlog: after {late} ms "
-              f"(all {BURST} reached the reader and the subscriber in {took:.1f} s)")
+        check(late, f"the probe came back late (past its patience), behind the backlog: "
+                    f"after {late} ms (all {BURST} reached the reader and the subscriber "
+                    f"{took:.1f} s after the burst)")
         check(n.metric("kullsync_broker_probe_timeouts_total") == 0
               and n.metric("kullsync_broker_reconnects_total") == 0,
               "a link behind is kept: no probe timeout, no reconnect "
@@ -76,7 +79,9 @@ async def main():
         t1 = time.monotonic()
         cut = await until(lambda: (n.metric("kullsync_broker_probe_timeouts_total") or 0) > before,
                           10)
-        check(cut, f"a link that stopped is cut: after {time.monotonic() - t1:.1f} s")
+        took = time.monotonic() - t1
+        check(cut and took <= 5.5 * SCALE,
+              f"a link that stopped is cut within 3-4 s of its next probe: after {took:.1f} s")
         proxy.release()
         check(await until(lambda: n.ready(), 15), "n ready again once the bytes flow")
         await reader.close()

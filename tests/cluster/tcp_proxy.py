@@ -30,7 +30,9 @@ class TcpProxy:
         self.flowing.set()
 
     def throttle(self, bytes_per_s):
-        self.rate = bytes_per_s
+        if bytes_per_s is not None and int(bytes_per_s) < 1:
+            raise ValueError(f"throttle: {bytes_per_s} bytes a second")
+        self.rate = None if bytes_per_s is None else int(bytes_per_s)
 
     def close(self):
         self.closed = True

@@ -283,7 +283,7 @@ void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string
   for (auto& x : st.shards)
     st.shared->subscriptions += x.confirmed.size();
   if (channel == st.probe_channel) {
-    s.probe.seen_ms = steady_ms();
+    s.probe.reset();
     became_ready(self, s);
   } else if (channel == revoked_key(st)) {
     load_revocations(self);

@@ -7,7 +7,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "probe_watch.hpp" // steady_ms
+#include "broker_clock.hpp"
 
 namespace kullsync::broker {
 

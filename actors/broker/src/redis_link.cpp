@@ -153,21 +153,20 @@ void fail_waiting(broker_ptr self, shard_link& s) {
 void cut(broker_ptr self, shard_link& s, int64_t now, link_reads reads) {
   auto& st = self->state;
   ++st.shared->probe_timeouts;
-  bool answered = s.probe.answered_ms >= s.probe.sent_ms;
+  bool answered = s.probe.answered();
   st.log->warn("redis {}: the subscriber did not see its probe for {} ms, and the {} link "
                "last read {} ms ago: reconnecting both links",
-               s.name(), now - s.probe.sent_ms, answered ? "subscriber" : "command",
+               s.name(), now - s.probe.sent_ms(), answered ? "subscriber" : "command",
                now - (answered ? reads.sub_ms : reads.cmd_ms));
-  s.probe = probe_watch{};
+  s.probe.reset();
   drop(self, s.sub, "probe timed out");
   drop(self, s.cmd, "probe timed out");
 }
 
 void probe(broker_ptr self, shard_link& s, int64_t now) {
   auto& st = self->state;
-  auto interval = st.cfg.probe_interval.count();
   link_reads reads{s.cmd ? s.cmd->last_read_ms() : 0, s.sub ? s.sub->last_read_ms() : 0};
-  switch (judge(s.probe, now, st.last_tick_ms, reads, interval)) {
+  switch (judge(s.probe, now, st.last_tick_ms, reads, st.cfg.probe_interval.count())) {
     case probe_verdict::waiting:
     case probe_verdict::behind: // told when the probe comes back
       return;
@@ -177,12 +176,19 @@ void probe(broker_ptr self, shard_link& s, int64_t now) {
     case probe_verdict::send:
       break;
   }
-  s.probe.sent_ms = now;
+  s.probe.send(now);
   command(self, s, {"PUBLISH", st.probe_channel, "probe"},
           [self, index = s.index, sent = now](redis_value v) {
-            auto& p = self->state.shards[index].probe;
-            if (!v.is_error() && p.sent_ms == sent) // Redis published it: the subscriber owes it
-              p.answered_ms = steady_ms();
+            auto& s = self->state.shards[index];
+            if (s.probe.sent_ms() != sent || !s.probe.out())
+              return; // an older probe's answer
+            if (!v.is_error())
+              s.probe.answer(steady_ms());
+            else if (v.kind != redis_value::error)
+              s.probe.reset(); // its link went: a new probe once the links are ready
+            else // left out: the links are cut when the command link falls silent
+              self->state.log->warn("redis {}: the probe's PUBLISH was refused: {}", s.name(),
+                                    v.str);
           });
 }
 
@@ -191,11 +197,11 @@ void probe(broker_ptr self, shard_link& s, int64_t now) {
 void probe_back(broker_ptr self, shard_link& s) {
   auto& st = self->state;
   auto now = steady_ms();
-  auto late = now - s.probe.sent_ms;
+  auto late = now - s.probe.sent_ms();
   if (s.probe.out() && late >= probe_patience(st.cfg.probe_interval.count()))
     st.log->info("redis {}: the probe came back after {} ms (the links were behind, not "
                  "stopped)", s.name(), late);
-  s.probe.seen_ms = now;
+  s.probe.back(now);
 }
 
 void drop(broker_ptr self, const std::shared_ptr<redis_connection>& c, std::string why) {
@@ -255,6 +261,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
   auto now = steady_ms();
   auto& is_up = subscriber ? s.sub_up : s.cmd_up;
   if (!up) {
+    s.probe.reset(); // its PUBLISH or its way back went with the link
     if (is_up) {
       ++st.shared->reconnects;
       st.log->warn("redis {}: {} link lost ({}): publishes for its users fail until "
@@ -297,7 +304,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
 void tick(broker_ptr self) {
   auto& st = self->state;
   auto now = steady_ms();
-  auto patience = 3 * st.cfg.probe_interval.count();
+  auto connect_patience = 3 * st.cfg.probe_interval.count();
   for (auto& s : st.shards) {
     watch_master(self, s);
     bool where = !s.by_sentinel() || s.master_known; // to connect to
@@ -306,9 +313,11 @@ void tick(broker_ptr self) {
     if (where && !s.sub_up && !s.sub_connecting)
       connect(self, s, true);
     // A link that came up but never got ready is stuck (a paused server).
-    if (s.cmd_up && s.scripts_loaded < s.sha.size() && now - s.cmd_since_ms > patience)
+    if (s.cmd_up && s.scripts_loaded < s.sha.size()
+        && now - s.cmd_since_ms > connect_patience)
       drop(self, s.cmd, "no answer since connecting");
-    if (s.sub_up && !s.confirmed.count(st.probe_channel) && now - s.sub_since_ms > patience)
+    if (s.sub_up && !s.confirmed.count(st.probe_channel)
+        && now - s.sub_since_ms > connect_patience)
       drop(self, s.sub, "no subscription confirmed since connecting");
     if (s.ready())
       probe(self, s, now);

@@ -23,6 +23,7 @@
 #include "kullsync/broker/redis_broker.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/metrics.hpp"
+#include "broker_clock.hpp"
 #include "probe_watch.hpp"
 #include "redis_value.hpp"
 
