@@ -60,9 +60,11 @@ async def main():
         took = time.monotonic() - t0
         proxy.throttle(None)
         late = probe_late()
-        check(late, f"the probe came back late (past its patience), behind the backlog: "
-                    f"after {late} ms (all {BURST} reached the reader and the subscriber "
-                    f"{took:.1f} s after the burst)")
+        counted = n.metric("kullsync_broker_probes_late_total")
+        check(late and counted == len(late),
+              f"the probe came back late (past its patience), behind the backlog: after "
+              f"{late} ms, counted {counted} (all {BURST} reached the reader and the "
+              f"subscriber {took:.1f} s after the burst)")
         check(n.metric("kullsync_broker_probe_timeouts_total") == 0
               and n.metric("kullsync_broker_reconnects_total") == 0,
               "a link behind is kept: no probe timeout, no reconnect "

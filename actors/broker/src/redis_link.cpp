@@ -198,9 +198,11 @@ void probe_back(broker_ptr self, shard_link& s) {
   auto& st = self->state;
   auto now = steady_ms();
   auto late = now - s.probe.sent_ms();
-  if (s.probe.out() && late >= probe_patience(st.cfg.probe_interval.count()))
+  if (s.probe.out() && late >= probe_patience(st.cfg.probe_interval.count())) {
+    ++st.shared->probes_late;
     st.log->info("redis {}: the probe came back after {} ms (the links were behind, not "
                  "stopped)", s.name(), late);
+  }
   s.probe.back(now);
 }
 

@@ -75,7 +75,9 @@ using broker_impl = server::broker_actor::extend<
   X(reconnects, counter, "kullsync_broker_reconnects_total",                     \
     "Links to Redis lost after being up", "")                                     \
   X(probe_timeouts, counter, "kullsync_broker_probe_timeouts_total",             \
-    "Subscriber links dropped because their probe did not come back", "")
+    "Subscriber links dropped because their probe did not come back", "")         \
+  X(probes_late, counter, "kullsync_broker_probes_late_total",                    \
+    "Probes back past their patience: links behind a backlog, kept", "")
 
 KULLSYNC_METRIC_GROUP(broker_metrics, KULLSYNC_BROKER_METRICS)
 
