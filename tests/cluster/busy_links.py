@@ -18,8 +18,7 @@ import sys
 import tempfile
 import time
 
-from cluster_common import SCALE, Device, Node, Redis, check, finish, until
-from tcp_proxy import TcpProxy
+from cluster_common import SCALE, Device, check, finish, proxied_pair, until
 
 BINARY = sys.argv[1]
 BURST = 400          # publishes, ~250 bytes each on n's subscriber link
@@ -28,14 +27,8 @@ RATE = 12_000        # bytes a second from Redis to n once the burst is made
 
 async def main():
     work = tempfile.mkdtemp()
-    redis = Redis(work)
-    redis.start()
-    proxy = TcpProxy(redis.port)
     log = open(f"{work}/n.err", "w+")
-    n = Node(BINARY, "n", f"redis://127.0.0.1:{proxy.port}", stderr=log,
-             log_level="info")
-    m = Node(BINARY, "m", f"redis://127.0.0.1:{redis.port}")
-    try:
+    with proxied_pair(BINARY, work, stderr=log, log_level="info") as (proxy, n, m):
         check(await until(lambda: n.ready() and m.ready(), 10), "both nodes ready")
         reader = Device("u1", "reader")
         await reader.connect(n)
@@ -87,12 +80,6 @@ async def main():
         proxy.release()
         check(await until(lambda: n.ready(), 15), "n ready again once the bytes flow")
         await reader.close()
-    finally:
-        for node in (n, m):
-            node.proc.kill()
-            node.proc.wait()
-        proxy.close()
-        redis.kill()
 
 
 asyncio.run(main())

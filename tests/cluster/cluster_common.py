@@ -3,6 +3,7 @@ free loopback port, no persistence), a node, and a v2 device (Python's
 websockets) that checks the stream it applies; the check, its report and
 free ports come from tests/interop/testkit.py."""
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -14,6 +15,8 @@ import urllib.error
 import urllib.request
 
 import websockets
+
+from tcp_proxy import TcpProxy
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 import testkit  # noqa: E402
@@ -122,6 +125,26 @@ class Node:
         samples = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith(name + " ") or line.startswith(name + "{")]
         return sum(samples) if samples else None
+
+
+@contextlib.contextmanager
+def proxied_pair(binary, work, **n_options):
+    """A redis-server of its own and two nodes on it: n through a TcpProxy
+    (the test holds or slows its bytes), m directly. Yields (proxy, n, m);
+    all of it stops after."""
+    redis = Redis(work)
+    redis.start()
+    proxy = TcpProxy(redis.port)
+    n = Node(binary, "n", f"redis://127.0.0.1:{proxy.port}", **n_options)
+    m = Node(binary, "m", f"redis://127.0.0.1:{redis.port}")
+    try:
+        yield proxy, n, m
+    finally:
+        for node in (n, m):
+            node.proc.kill()
+            node.proc.wait()
+        proxy.close()
+        redis.kill()
 
 
 class Device:

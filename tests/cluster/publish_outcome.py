@@ -21,8 +21,7 @@ import time
 import urllib.error
 import urllib.request
 
-from cluster_common import SCALE, Device, Node, Redis, check, finish, until
-from tcp_proxy import TcpProxy
+from cluster_common import SCALE, Device, check, finish, proxied_pair, until
 
 BINARY = sys.argv[1]
 
@@ -43,13 +42,7 @@ def post(node, value, key=None):
 
 
 async def main():
-    work = tempfile.mkdtemp()
-    redis = Redis(work)
-    redis.start()
-    proxy = TcpProxy(redis.port)
-    n = Node(BINARY, "n", f"redis://127.0.0.1:{proxy.port}")
-    m = Node(BINARY, "m", f"redis://127.0.0.1:{redis.port}")
-    try:
+    with proxied_pair(BINARY, tempfile.mkdtemp()) as (proxy, n, m):
         check(await until(lambda: n.ready() and m.ready(), 10), "both nodes ready")
         watcher = Device("u1", "watcher")
         await watcher.connect(m)
@@ -106,12 +99,6 @@ async def main():
               f"resent with its id on node m: ACKed at seq {d.acks.get('p1')}, in the stream once {applied}")
         await watcher.close()
         await d.close()
-    finally:
-        for node in (n, m):
-            node.proc.kill()
-            node.proc.wait()
-        proxy.close()
-        redis.kill()
 
 
 asyncio.run(main())

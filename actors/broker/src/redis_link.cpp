@@ -179,16 +179,16 @@ void probe(broker_ptr self, shard_link& s, int64_t now) {
   s.probe.send(now);
   command(self, s, {"PUBLISH", st.probe_channel, "probe"},
           [self, index = s.index, sent = now](redis_value v) {
-            auto& s = self->state.shards[index];
-            if (s.probe.sent_ms() != sent || !s.probe.out())
+            auto& shard = self->state.shards[index];
+            if (shard.probe.sent_ms() != sent || !shard.probe.out())
               return; // an older probe's answer
             if (!v.is_error())
-              s.probe.answer(steady_ms());
+              shard.probe.answer(steady_ms());
             else if (v.kind != redis_value::error)
-              s.probe.reset(); // its link went: a new probe once the links are ready
+              shard.probe.reset(); // its link went: a new probe once the links are ready
             else // left out: the links are cut when the command link falls silent
-              self->state.log->warn("redis {}: the probe's PUBLISH was refused: {}", s.name(),
-                                    v.str);
+              self->state.log->warn("redis {}: the probe's PUBLISH was refused: {}",
+                                    shard.name(), v.str);
           });
 }
 
