@@ -21,7 +21,10 @@ the server pings every socket. Measured from /proc of the server:
   gapped, and when.
 
 Prints a markdown table (and the per-device cost's change from the smallest
-count to the largest) and, with --plot DIR, charts DIR/scale.png.
+count to the largest) and, with --plot DIR, charts DIR/scale.png. With
+--rounds N the node's counts are measured N times, alternating, and each
+figure is the median: the machine's speed moves from minute to minute, and a
+count measured once moved a small cost by up to a fifth between runs.
 """
 import argparse
 import json
@@ -332,8 +335,14 @@ class Run:
             t0 = time.monotonic()
             engines_cpu0 = usage(storm.pid)[0]
             srv.send_signal(signal.SIGTERM)
-            srv.wait()
+            # The old node's CPU for its whole life is in its rusage; the
+            # stop's share is what it spent after the signal.
+            stop_cpu0 = usage(srv.pid)[0]
+            _, _, ru = os.wait4(srv.pid, 0)
+            srv.returncode = 0
             r["stop_s"] = time.monotonic() - t0
+            r["stop_cpu_s"] = ru.ru_utime + ru.ru_stime - stop_cpu0
+            r["stop_engines_cpu_s"] = usage(storm.pid)[0] - engines_cpu0
             srv, _ = self.server("v2", 30, listen=f"0.0.0.0:{port}")
             r.update(json.loads(storm.stdout.readline() or "{}"))
             # Where the time went: the restarted server's CPU, the engines'.
@@ -409,6 +418,48 @@ class Run:
         return r
 
 
+def median_row(rows):
+    """One row for rounds of the same figure: each number the median of the
+    rounds (a count that failed in any round counts as failed)."""
+    out = dict(rows[0])
+    for k, v in rows[0].items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        vals = sorted(r[k] for r in rows)
+        mid = len(vals) // 2
+        if len(vals) % 2 or isinstance(v, int):  # counts stay whole: the lower median
+            out[k] = vals[mid] if len(vals) % 2 else vals[mid - 1]
+        else:
+            out[k] = (vals[mid - 1] + vals[mid]) / 2
+    for k in ("count", "devices"):  # what was measured, not a measurement
+        if k in rows[0]:
+            out[k] = rows[0][k]
+    if "connected" in out:
+        out["connected"] = min(r["connected"] for r in rows)
+    if "failed" in out:
+        out["failed"] = max(r["failed"] for r in rows)
+    if "server_alive" in out:
+        out["server_alive"] = all(r["server_alive"] for r in rows)
+    out["rounds"] = len(rows)
+    return out
+
+
+def rounds_of(n, items, measure):
+    """Measures every item `n` times, the items alternating within each
+    round (so that the machine's slow minutes fall on all of them alike),
+    and returns the median row of each, in the items' order, and all rows."""
+    every = {i: [] for i in range(len(items))}
+    for _ in range(n):
+        for i, item in enumerate(items):
+            r = measure(item)
+            if r is None:
+                continue
+            print(json.dumps(r), file=sys.stderr, flush=True)
+            every[i].append(r)
+    return [median_row(every[i]) for i in range(len(items)) if every[i]], \
+        [r for i in range(len(items)) for r in every[i]]
+
+
 def change(rows, key, kind=None):
     """The per-device cost's change from the smallest count to the largest."""
     sel = [r for r in rows if (kind is None or r["kind"] == kind) and not r.get("failed")]
@@ -428,6 +479,9 @@ def main():
     ap.add_argument("--connect-rate", type=float, default=4000,
                     help="sockets per second, all generators together: the same pace at every "
                          "count, so that CPU per connect compares (0: as fast as accepted)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure the node's counts this many times, alternating, and report "
+                         "the medians (the machine's speed moves between minutes)")
     ap.add_argument("--plot", default="")
     ap.add_argument("--cluster", default="1000,19000",
                     help="devices per node of a three-node cluster, comma-separated ('' to skip)")
@@ -452,24 +506,22 @@ def main():
                        check=True, capture_output=True)
         run = Run(a, work)
         run.counts = counts
-        idle = []
+        idle, rows = [], []
         for kind in kinds if counts else []:
-            for count in counts:
-                if any(r["kind"] == kind and r["failed"] for r in idle):
-                    break  # it holds no more at a larger count (see the last row)
-                r = run.idle(kind, count)
-                print(json.dumps(r), file=sys.stderr, flush=True)
-                idle.append(r)
+            def held(count, kind=kind):
+                # A kind that failed to hold a count holds no more at a
+                # larger one (see its last row).
+                if any(r["kind"] == kind and r["failed"] and r["count"] < count for r in rows):
+                    return None
+                rows.append(run.idle(kind, count))
+                return rows[-1]
+            idle += rounds_of(a.rounds, counts, held)[0]
         clusters = []
         for per_node in ([int(c) for c in a.cluster.split(",")] if a.cluster else []):
             r = run.cluster(per_node)
             print(json.dumps(r), file=sys.stderr, flush=True)
             clusters.append(r)
-        fan = []
-        for devices in [400] + counts if counts else []:
-            r = run.fanout(devices)
-            print(json.dumps(r), file=sys.stderr, flush=True)
-            fan.append(r)
+        fan = rounds_of(a.rounds, [400] + counts, run.fanout)[0] if counts else []
         cfan = []
         for devices in ([int(c) for c in a.cluster_fanout.split(",")] if a.cluster_fanout else []):
             cfan.append(run.cluster_fanout(devices))
@@ -504,7 +556,9 @@ def report_node(a, kinds, counts, idle, fan):
     print(f"Idle sockets: pings every {a.ping} s, {a.idle_intervals} intervals measured; "
           f"connects paced at {a.connect_rate:.0f}/s (0: unpaced). A connect's CPU leaves out "
           "the pings the sockets already connected answered meanwhile (counted by the "
-          "generators, at the CPU per ping measured after); in brackets with them.\n")
+          "generators, at the CPU per ping measured after); in brackets with them."
+          + (f" Each figure the median of {a.rounds} rounds, the counts alternating."
+             if a.rounds > 1 else "") + "\n")
     print("| kind | sockets | held | connects/s | connects per server CPU s | "
           "server CPU per connect | RSS per socket | CPU per ping round trip | idle core |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -523,7 +577,9 @@ def report_node(a, kinds, counts, idle, fan):
               f"{change(idle, 'ping_cpu_us', k):+.0f} % | {change(idle, 'connect_cpu_us', k):+.0f} % | "
               f"{change(idle, 'connect_cpu_us_with_pings', k):+.0f} % |")
     base = fan[0]["delivered_per_server_cpu_s"]
-    print("\nFan-out (v1, users x 4 devices, each user's first device keeps 4 updates in flight):\n")
+    print("\nFan-out (v1, users x 4 devices, each user's first device keeps 4 updates in flight"
+          + (f"; medians of {a.rounds} rounds, the counts alternating" if a.rounds > 1 else "")
+          + "):\n")
     print("| devices | held | deliveries/s | deliveries per server CPU s | vs 400 devices | p99 |")
     print("|---|---|---|---|---|---|")
     for r in fan:
@@ -586,7 +642,10 @@ def report_storms(storms):
                 print(f"| node restart | {r['engines']} | connected {r['connected']} first | "
                       "| | | |")
                 continue
-            print(f"| node restart (SIGTERM: 1001 to each; {r['stop_s']:.1f} s to stop) | "
+            stop = (f"; {r['stop_s']:.1f} s to stop, {r['stop_cpu_s']:.2f} s of its CPU, "
+                    f"the engines' {r['stop_engines_cpu_s']:.2f} s meanwhile"
+                    if "stop_cpu_s" in r else "")
+            print(f"| node restart (SIGTERM: 1001 to each{stop}) | "
                   f"{r['engines']} | {r['back']} | {r['back_v2']} | (a node alone's history "
                   f"restarts with it: SNAPSHOT) | {r['lost'] - r['back']} / - / - | "
                   f"{r['back_p50_ms']:.0f} / {r['back_p99_ms']:.0f} / {r['back_max_ms']:.0f} ms "
