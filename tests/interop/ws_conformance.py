@@ -3,7 +3,7 @@
 answered with their payload, fragments are joined (with a ping between
 them), binary frames are read as text, frames split across reads or sent
 with the upgrade request arrive, close handshakes are echoed and end with a
-FIN, and each protocol violation fails the connection with its close code
+FIN, the server's socket closed at once, and each protocol violation fails the connection with its close code
 (1002, 1007, 1009) while the server serves the next client; floods of pings
 or of small frames leave its memory flat. With one io thread, with two,
 and with the sessions on CAF's threads.
@@ -215,6 +215,23 @@ def cases(port, pid):
         code, _ = c.expect_close()
         assert code == 1000, code
     check("a close frame is echoed, then FIN", close_echo)
+
+    def closed_at_once():
+        # RFC 6455 5.5.1: after both close frames the server closes the TCP
+        # connection at once, not waiting for the client's FIN: what the
+        # client sends after it meets a closed socket (a reset).
+        c = fresh()
+        c.send(frame(0x8, struct.pack("!H", 1000)))
+        c.expect_close()
+        deadline = time.monotonic() + 2 * SCALE
+        while time.monotonic() < deadline:
+            try:
+                c.s.sendall(b"x")
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the server still reads its socket after the close handshake")
+    check("after the close handshake the server's socket is closed at once", closed_at_once)
 
     def empty_close():
         c = fresh()

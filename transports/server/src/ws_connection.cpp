@@ -192,8 +192,8 @@ void ws_connection::on_handshake(beast::error_code ec) {
 // -- reading -----------------------------------------------------------------
 
 void ws_connection::read_on() {
-  if (reading_ || stalled_)
-    return; // stalled: the session's credit resumes reading
+  if (reading_ || stalled_ || !sock_.socket().is_open())
+    return; // stalled: the session's credit resumes reading; closed: done
   reading_ = true;
   sock_.socket().async_wait(tcp::socket::wait_read,
                             beast::bind_front_handler(&ws_connection::on_readable,
@@ -297,8 +297,11 @@ void ws_connection::on_ping(std::string_view payload) {
   sock_.append_frame(ws::opcode::pong, payload); // dropped if the peer is not reading
 }
 
+// The peer's close frame ends what it sends (RFC 6455 5.5.1), so nothing is
+// left to read: the server closes the TCP connection at once after its own
+// close frame (echoing the code), without waiting for the peer's FIN.
 void ws_connection::on_close(uint16_t code, std::string_view reason) {
-  end(code, std::string{reason}, ending::echo); // echo the code (RFC 6455 5.5.1)
+  end(code, std::string{reason}, ending::both);
 }
 
 void ws_connection::on_violation(uint16_t code, const char* reason) {
@@ -375,9 +378,10 @@ void ws_connection::end(uint16_t code, std::string reason, ending how) {
   }
   switch (how) {
     case ending::echo:
+    case ending::both:
       if (!sock_.close_written())
         sock_.append_close(code, reason);
-      finish();
+      finish(how);
       break;
     case ending::drop:
       kill_timer_.reset();
@@ -392,12 +396,23 @@ void ws_connection::end(uint16_t code, std::string reason, ending how) {
   }
 }
 
-// Both close frames are out (or the peer failed): the sending side shuts
-// down once they are sent, and what the peer still sends is read and dropped
-// until its FIN, so that no unread byte turns our close into a reset.
-void ws_connection::finish() {
+// Our close frame is out. After the peer's close frame there is nothing
+// more to read, and the socket closes once ours is sent. Otherwise (we cut a
+// peer that may still be sending) the sending side shuts down once it is
+// sent, and what the peer still sends is read and dropped until its FIN, so
+// that no unread byte turns our close into a reset. The kill timer ends a
+// send or a FIN the peer never lets through.
+void ws_connection::finish(ending how) {
   queue_.clear();
   queued_bytes_ = 0;
+  if (how == ending::both) {
+    sock_.close_when_sent();
+    if (sock_.socket().is_open())
+      arm_kill_timer(); // the send waits for a peer that does not read
+    else
+      kill_timer_.reset(); // nothing left to end: the connection goes now
+    return;
+  }
   arm_kill_timer();
   sock_.shutdown_when_sent();
 }

@@ -82,6 +82,7 @@ public:
 private:
   enum class ending : uint8_t {
     echo,  // our close frame, shut down once sent, read and drop to the FIN
+    both,  // both close frames exchanged: close the socket once ours is sent
     drop,  // the peer is gone: close the socket once what is owed went
     abort, // the peer is mute: close the socket now
   };
@@ -98,7 +99,7 @@ private:
   void move_queued();
   void close(uint16_t code, std::string reason);
   void end(uint16_t code, std::string reason, ending how);
-  void finish();
+  void finish(ending how);
   bool unfinished() const;
   /// Counts what the unfinished message holds; false (and the socket cut)
   /// when the server's bound on such memory is exceeded.
