@@ -192,8 +192,11 @@ void ws_connection::on_handshake(beast::error_code ec) {
 // -- reading -----------------------------------------------------------------
 
 void ws_connection::read_on() {
-  if (reading_ || stalled_ || !sock_.socket().is_open())
-    return; // stalled: the session's credit resumes reading; closed: done
+  if (reading_ || stalled_)
+    return; // stalled: the session's credit resumes reading
+  if (phase_ == phase::closed && !sock_.socket().is_open())
+    return; // nothing left to hear; a socket the kill timer closed before
+            // its connection ended still waits, fails, and so ends
   reading_ = true;
   sock_.socket().async_wait(tcp::socket::wait_read,
                             beast::bind_front_handler(&ws_connection::on_readable,
@@ -384,8 +387,7 @@ void ws_connection::end(uint16_t code, std::string reason, ending how) {
       finish(how);
       break;
     case ending::drop:
-      kill_timer_.reset();
-      sock_.close_when_sent();
+      close_when_sent();
       break;
     case ending::abort: {
       kill_timer_.reset();
@@ -405,16 +407,20 @@ void ws_connection::end(uint16_t code, std::string reason, ending how) {
 void ws_connection::finish(ending how) {
   queue_.clear();
   queued_bytes_ = 0;
-  if (how == ending::both) {
-    sock_.close_when_sent();
-    if (sock_.socket().is_open())
-      arm_kill_timer(); // the send waits for a peer that does not read
-    else
-      kill_timer_.reset(); // nothing left to end: the connection goes now
-    return;
-  }
+  if (how == ending::both)
+    return close_when_sent();
   arm_kill_timer();
   sock_.shutdown_when_sent();
+}
+
+// The socket closes once what it owes is sent; a peer that never reads
+// that (even one that sent its FIN) is closed on by the kill timer.
+void ws_connection::close_when_sent() {
+  sock_.close_when_sent();
+  if (sock_.socket().is_open())
+    arm_kill_timer();
+  else
+    kill_timer_.reset(); // nothing left to end: the connection goes now
 }
 
 // Called by the shard's sweep, which holds no handle to the socket: a

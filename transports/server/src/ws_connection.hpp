@@ -100,6 +100,7 @@ private:
   void close(uint16_t code, std::string reason);
   void end(uint16_t code, std::string reason, ending how);
   void finish(ending how);
+  void close_when_sent();
   bool unfinished() const;
   /// Counts what the unfinished message holds; false (and the socket cut)
   /// when the server's bound on such memory is exceeded.
