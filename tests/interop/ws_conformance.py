@@ -2,8 +2,9 @@
 """The server's side of RFC 6455, byte by byte, from a raw socket: pings are
 answered with their payload, fragments are joined (with a ping between
 them), binary frames are read as text, frames split across reads or sent
-with the upgrade request arrive, close handshakes are echoed and end with a
-FIN, the server's socket closed at once, and each protocol violation fails the connection with its close code
+with the upgrade request arrive, a burst the client reads only later all
+arrives, close handshakes are echoed and end with a FIN, the server's
+socket closed at once, and each protocol violation fails the connection with its close code
 (1002, 1007, 1009) while the server serves the next client; floods of pings
 or of small frames leave its memory flat. With one io thread, with two,
 and with the sessions on CAF's threads.
@@ -39,10 +40,10 @@ def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
 
 
 class client:
-    def __init__(self, port, device, early=b""):
+    def __init__(self, port, device, early=b"", user="conf"):
         self.s = socket.create_connection(("127.0.0.1", port))
         self.s.settimeout(patience)
-        self.s.sendall(upgrade_request(f"conf:{device}") + early)
+        self.s.sendall(upgrade_request(f"{user}:{device}") + early)
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             self.more()
@@ -130,6 +131,53 @@ def main():
             cases(port, server.pid)
             assert server.poll() is None, "the server died"
             print(f"ok: all cases with {io_threads} io thread(s), actors on io {actors_on_io}")
+    with running_server(sys.argv[1], "--log-level", "warn", "--handshake-timeout", "1",
+                        "--max-queued-bytes", str(64 << 20), env=server_env()) as (server, port):
+        check("a peer that sent its FIN but never reads what it is owed is closed on in time",
+              lambda: fin_without_reading(port, server.pid))
+
+
+def descriptors(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fin_without_reading(port, pid):
+    """Device a of a user never reads, with a small receive buffer, while
+    device b's updates fan out to it, until the server holds frames for it
+    that the kernel does not take; then a sends its FIN. The server ends the
+    socket then, but what it owes a is still unsent: its handshake timeout
+    (1 s here) must close the socket, not a's reading, which never comes."""
+    a = socket.socket()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    a.settimeout(patience)
+    a.connect(("127.0.0.1", port))
+    a.sendall(upgrade_request("fin:a"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += a.recv(1)  # the reply only: nothing behind it is read
+    assert head.startswith(b"HTTP/1.1 101"), head
+    b = client(port, "b", user="fin")
+    image = "IMG_" + "x" * 8000 + ".CR3"  # 8 MB in all: more than the kernel holds
+    for i in range(1000):
+        b.send(frame(0x1, json.dumps({"type": "UPDATE_PROGRESS", "payload": {
+            "shootId": "s", "status": "processing", "processedCount": i, "totalCount": 1000,
+            "provider": "p", "currentImage": image}}).encode()))
+    got = 0
+    while got < 1000:  # b reads its own copies: the server has sent a's too
+        if b.next_message().get("type") == "SHOOT_PROGRESS":
+            got += 1
+    held = descriptors(pid)
+    a.shutdown(socket.SHUT_WR)
+    time.sleep(0.3)
+    assert descriptors(pid) == held, \
+        "a's socket closed at once: nothing was left unsent, so the case was not reached"
+    deadline = time.monotonic() + 5 * SCALE
+    while descriptors(pid) == held:
+        assert time.monotonic() < deadline, \
+            "the server still holds a socket whose peer sent its FIN and reads nothing"
+        time.sleep(0.05)
+    assert descriptors(pid) == held - 1
+    a.close()
 
 
 def check(name, f):
@@ -215,6 +263,23 @@ def cases(port, pid):
         code, _ = c.expect_close()
         assert code == 1000, code
     check("a close frame is echoed, then FIN", close_echo)
+
+    def burst_then_read():
+        # A device reading nothing while its own burst comes back (5.6 MB,
+        # more than the kernel's buffers hold) gets every frame, in order,
+        # once it reads again: none is left behind waiting for room.
+        c = client(port, "d", user=f"burst{next(dev)}")
+        image = "IMG_" + "x" * 8000 + ".CR3"
+        for i in range(700):
+            c.send(frame(0x1, json.dumps({"type": "UPDATE_PROGRESS", "payload": {
+                "shootId": "s", "status": "processing", "processedCount": i,
+                "totalCount": 700, "provider": "p", "currentImage": image}}).encode()))
+        for i in range(700):
+            m = c.next_message()
+            while m["type"] != "SHOOT_PROGRESS":
+                m = c.next_message()
+            assert m["data"]["processedCount"] == i, (i, m["data"]["processedCount"])
+    check("a device that read nothing during a burst gets all of it once it reads", burst_then_read)
 
     def closed_at_once():
         # RFC 6455 5.5.1: after both close frames the server closes the TCP

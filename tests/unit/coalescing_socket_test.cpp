@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -120,6 +121,35 @@ TEST_F(socket_pair, a_peer_that_stops_reading_gets_everything_in_order_later) {
   EXPECT_EQ(got.size(), want.size());
   EXPECT_TRUE(got == want);
   EXPECT_GE(rooms, 1) << "the owner heard of room after the background send";
+}
+
+// An owner keeps in its own queue what finds no room and moves it on
+// on_room, as a WebSocket connection does. Once the peer reads again, a
+// send the kernel takes whole makes room with no completion to come: the
+// owner must hear of it, or its queue waits for ever.
+TEST_F(socket_pair, an_owners_queue_drains_once_the_peer_reads_again) {
+  std::deque<std::string> queued;
+  auto move_queued = [&] {
+    while (!queued.empty() && out->has_room()) {
+      ASSERT_TRUE(out->append_text_frame(queued.front()));
+      queued.pop_front();
+    }
+  };
+  out->on_room(move_queued);
+  std::string payload(8000, 'x'); // a few frames fill our buffer
+  std::string want;
+  for (int i = 0; i < 1000; ++i) {
+    auto text = std::to_string(i) + payload;
+    want += frame(ws::opcode::text, text);
+    if (queued.empty() && out->has_room())
+      ASSERT_TRUE(out->append_text_frame(text));
+    else
+      queued.push_back(std::move(text));
+  }
+  ASSERT_FALSE(queued.empty()) << "the peer's buffers took everything: nothing waited";
+  auto got = read_up_to(want.size());
+  EXPECT_EQ(got.size(), want.size()) << queued.size() << " frames still wait for room";
+  EXPECT_TRUE(got == want);
 }
 
 TEST_F(socket_pair, close_follows_what_was_sent_and_nothing_follows_a_close) {

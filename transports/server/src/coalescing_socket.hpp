@@ -84,6 +84,7 @@ public:
     auto len = ws::write_frame_header(head, opcode, payload.size(), false);
     pending_.append(reinterpret_cast<const char*>(head), len);
     pending_.append(payload);
+    ++appended_;
     maybe_send();
     return true;
   }
@@ -117,7 +118,8 @@ public:
   /// False while `max_buffered` bytes wait. That happens only behind a
   /// background send (a send the kernel took whole leaves nothing, and a
   /// corked buffer is sent at `flush_bytes`), so an owner that finds no room
-  /// always hears `on_room` later.
+  /// always hears `on_room` later, and hears it again after each send the
+  /// kernel takes whole, for as long as it adds frames.
   bool has_room() const { return pending_.size() < max_buffered; }
 
   /// Gives both buffers back if nothing waits or is being sent: most
@@ -212,12 +214,27 @@ private:
         maybe_send();
       return;
     }
-    if (on_room_ && !close_written_) {
-      corked_ = true; // whatever the owner adds now leaves in one send
-      on_room_();
-      corked_ = false;
+    give_room();
+  }
+
+  // The owner moves what waited for room; what it adds leaves in one send.
+  // The buffer may still be full here (filled while the send was in flight),
+  // and a send the kernel takes whole makes room with no completion to come:
+  // so the owner is asked again until a send is in flight (its completion
+  // asks next), or it had room and added nothing (nothing waits).
+  void give_room() {
+    for (;;) {
+      bool room = has_room();
+      uint64_t before = appended_;
+      if (on_room_ && !close_written_) {
+        corked_ = true;
+        on_room_();
+        corked_ = false;
+      }
+      maybe_send();
+      if (sending_ || error_ || (room && appended_ == before))
+        return;
     }
-    maybe_send();
   }
 
   socket_type socket_;
@@ -227,6 +244,7 @@ private:
   bool corked_ = false;
   bool sending_ = false;
   bool close_written_ = false;
+  uint64_t appended_ = 0; // frames appended: did the owner add any on room?
   end end_ = end::none; // what to do once all is sent
   error_code error_;
   std::atomic<uint64_t>* sends_ = nullptr;
