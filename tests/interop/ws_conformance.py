@@ -3,8 +3,9 @@
 answered with their payload, fragments are joined (with a ping between
 them), binary frames are read as text, frames split across reads or sent
 with the upgrade request arrive, a burst the client reads only later all
-arrives, close handshakes are echoed and end with a FIN, the server's
-socket closed at once, and each protocol violation fails the connection with its close code
+arrives, a message sent together with the close frame still counts, close
+handshakes are echoed and end with a FIN, the server's socket closed at
+once, and each protocol violation fails the connection with its close code
 (1002, 1007, 1009) while the server serves the next client; floods of pings
 or of small frames leave its memory flat. With one io thread, with two,
 and with the sessions on CAF's threads.
@@ -280,6 +281,23 @@ def cases(port, pid):
                 m = c.next_message()
             assert m["data"]["processedCount"] == i, (i, m["data"]["processedCount"])
     check("a device that read nothing during a burst gets all of it once it reads", burst_then_read)
+
+    def last_message_then_close():
+        # A client's last message and its close frame in one send (as
+        # `ws.send(m); ws.close()` often arrive): the message still counts.
+        user = f"last{next(dev)}"
+        b = client(port, "b", user=user)
+        a = client(port, "a", user=user)
+        update = json.dumps({"type": "UPDATE_PROGRESS", "payload": {
+            "shootId": "s", "status": "processing", "processedCount": 7, "totalCount": 10,
+            "provider": "p"}}).encode()
+        a.send(frame(0x1, update) + frame(0x8, struct.pack("!H", 1000)))
+        a.expect_close()
+        m = b.next_message()
+        while m["type"] != "SHOOT_PROGRESS":
+            m = b.next_message()
+        assert m["data"]["processedCount"] == 7, m
+    check("a message sent with the close frame behind it is not lost", last_message_then_close)
 
     def closed_at_once():
         # RFC 6455 5.5.1: after both close frames the server closes the TCP

@@ -247,13 +247,21 @@ void ws_connection::consume(char* data, size_t n) {
     if (partial_.empty())
       std::string{}.swap(partial_); // an idle socket keeps no buffer
   }
+  hand_over();
   batch_ = nullptr;
-  if (!batch.empty()) {
-    credit_ -= static_cast<uint32_t>(batch.size());
-    tell(shard_.unit, listener_, frame_atom::value, tag_, std::move(batch));
-  }
   stalled_ = phase_ == phase::open && credit_ == 0;
   account_held();
+}
+
+// The messages parsed so far in this pass go to the session: at the pass's
+// end, or before the session hears that the socket ended within it (a
+// client's last message and its close frame often come in one read).
+void ws_connection::hand_over() {
+  if (batch_ == nullptr || batch_->empty() || !listener_)
+    return;
+  credit_ -= static_cast<uint32_t>(batch_->size());
+  tell(shard_.unit, listener_, frame_atom::value, tag_, std::move(*batch_));
+  batch_->clear();
 }
 
 bool ws_connection::unfinished() const {
@@ -375,6 +383,7 @@ void ws_connection::end(uint16_t code, std::string reason, ending how) {
   if (phase_ != phase::closed) {
     enter(phase::closed);
     if (listener_) {
+      hand_over();
       tell(shard_.unit, listener_, closed_atom::value, tag_, code, reason);
       listener_ = nullptr;
     }

@@ -94,6 +94,7 @@ private:
   void read_on();
   void on_readable(boost::beast::error_code ec);
   void consume(char* data, size_t n);
+  void hand_over();
   void on_credit(uint64_t tag, uint32_t n);
   void write_frame(const shared_frame& f);
   void move_queued();
