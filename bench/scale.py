@@ -447,7 +447,8 @@ def median_row(rows):
 def rounds_of(n, items, measure):
     """Measures every item `n` times, the items alternating within each
     round (so that the machine's slow minutes fall on all of them alike),
-    and returns the median row of each, in the items' order, and all rows."""
+    and returns the median row of each, in the items' order (every row is
+    printed to stderr as it comes)."""
     every = {i: [] for i in range(len(items))}
     for _ in range(n):
         for i, item in enumerate(items):
@@ -456,8 +457,7 @@ def rounds_of(n, items, measure):
                 continue
             print(json.dumps(r), file=sys.stderr, flush=True)
             every[i].append(r)
-    return [median_row(every[i]) for i in range(len(items)) if every[i]], \
-        [r for i in range(len(items)) for r in every[i]]
+    return [median_row(every[i]) for i in range(len(items)) if every[i]]
 
 
 def change(rows, key, kind=None):
@@ -515,13 +515,13 @@ def main():
                     return None
                 rows.append(run.idle(kind, count))
                 return rows[-1]
-            idle += rounds_of(a.rounds, counts, held)[0]
+            idle += rounds_of(a.rounds, counts, held)
         clusters = []
         for per_node in ([int(c) for c in a.cluster.split(",")] if a.cluster else []):
             r = run.cluster(per_node)
             print(json.dumps(r), file=sys.stderr, flush=True)
             clusters.append(r)
-        fan = rounds_of(a.rounds, [400] + counts, run.fanout)[0] if counts else []
+        fan = rounds_of(a.rounds, [400] + counts, run.fanout) if counts else []
         cfan = []
         for devices in ([int(c) for c in a.cluster_fanout.split(",")] if a.cluster_fanout else []):
             cfan.append(run.cluster_fanout(devices))

@@ -40,6 +40,15 @@ def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def update_frame(i, total, image=None):
+    """A client's UPDATE_PROGRESS for shoot "s": `i` of `total` processed."""
+    payload = {"shootId": "s", "status": "processing", "processedCount": i,
+               "totalCount": total, "provider": "p"}
+    if image:
+        payload["currentImage"] = image
+    return frame(0x1, json.dumps({"type": "UPDATE_PROGRESS", "payload": payload}).encode())
+
+
 class client:
     def __init__(self, port, device, early=b"", user="conf"):
         self.s = socket.create_connection(("127.0.0.1", port))
@@ -84,6 +93,22 @@ class client:
                 if msg.get("type") in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
                     continue
                 return msg
+
+    def next_progress(self):
+        """processedCount of the next SHOOT_PROGRESS."""
+        while True:
+            m = self.next_message()
+            if m["type"] == "SHOOT_PROGRESS":
+                return m["data"]["processedCount"]
+
+    def next_of(self, kind):
+        """The next data frame of type `kind`, connect notices included."""
+        while True:
+            op, payload = self.next_frame()
+            if op == 0x8:
+                raise AssertionError(f"closed: {close_of(payload)}")
+            if op == 0x1 and json.loads(payload).get("type") == kind:
+                return json.loads(payload)
 
     def expect_close(self):
         """The server's close frame, then its FIN: (code, reason)."""
@@ -160,16 +185,14 @@ def fin_without_reading(port, pid):
     b = client(port, "b", user="fin")
     image = "IMG_" + "x" * 8000 + ".CR3"  # 8 MB in all: more than the kernel holds
     for i in range(1000):
-        b.send(frame(0x1, json.dumps({"type": "UPDATE_PROGRESS", "payload": {
-            "shootId": "s", "status": "processing", "processedCount": i, "totalCount": 1000,
-            "provider": "p", "currentImage": image}}).encode()))
-    got = 0
-    while got < 1000:  # b reads its own copies: the server has sent a's too
-        if b.next_message().get("type") == "SHOOT_PROGRESS":
-            got += 1
+        b.send(update_frame(i, 1000, image))
+    for i in range(1000):  # b reads its own copies: the server has sent a's too
+        assert b.next_progress() == i
     held = descriptors(pid)
     a.shutdown(socket.SHUT_WR)
-    time.sleep(0.3)
+    # b hears a leave once the server has ended a's socket: by then a socket
+    # with nothing left unsent would be closed already.
+    b.next_of("DEVICE_DISCONNECTED")
     assert descriptors(pid) == held, \
         "a's socket closed at once: nothing was left unsent, so the case was not reached"
     deadline = time.monotonic() + 5 * SCALE
@@ -272,14 +295,10 @@ def cases(port, pid):
         c = client(port, "d", user=f"burst{next(dev)}")
         image = "IMG_" + "x" * 8000 + ".CR3"
         for i in range(700):
-            c.send(frame(0x1, json.dumps({"type": "UPDATE_PROGRESS", "payload": {
-                "shootId": "s", "status": "processing", "processedCount": i,
-                "totalCount": 700, "provider": "p", "currentImage": image}}).encode()))
+            c.send(update_frame(i, 700, image))
         for i in range(700):
-            m = c.next_message()
-            while m["type"] != "SHOOT_PROGRESS":
-                m = c.next_message()
-            assert m["data"]["processedCount"] == i, (i, m["data"]["processedCount"])
+            got = c.next_progress()
+            assert got == i, (i, got)
     check("a device that read nothing during a burst gets all of it once it reads", burst_then_read)
 
     def last_message_then_close():
@@ -288,15 +307,10 @@ def cases(port, pid):
         user = f"last{next(dev)}"
         b = client(port, "b", user=user)
         a = client(port, "a", user=user)
-        update = json.dumps({"type": "UPDATE_PROGRESS", "payload": {
-            "shootId": "s", "status": "processing", "processedCount": 7, "totalCount": 10,
-            "provider": "p"}}).encode()
-        a.send(frame(0x1, update) + frame(0x8, struct.pack("!H", 1000)))
+        a.send(update_frame(7, 10) + frame(0x8, struct.pack("!H", 1000)))
         a.expect_close()
-        m = b.next_message()
-        while m["type"] != "SHOOT_PROGRESS":
-            m = b.next_message()
-        assert m["data"]["processedCount"] == 7, m
+        got = b.next_progress()
+        assert got == 7, got
     check("a message sent with the close frame behind it is not lost", last_message_then_close)
 
     def closed_at_once():
