@@ -1,7 +1,9 @@
 """kullsync-server's security from outside, as a third-party client sees it:
 tokens signed by PyJWT (HS256, RS256, ES256) and every refusal's close code,
 in-band refresh and expiry, the admin feed, API keys on the HTTP triggers,
-rate limits, per-address caps, ids that are not valid UTF-8, bounded state.
+rate limits, per-address caps, ids that are not valid UTF-8, bounded state,
+TLS (wss:// and https:// on one port; a wss:// device that stops reading
+is let go in time).
 Python's `websockets` is a strict client: a frame with invalid UTF-8 fails
 its connection, as Node's `ws` does.
 
@@ -25,7 +27,7 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from testkit import SCALE, check, finish
+from testkit import SCALE, check, finish, upgrade_request
 
 BINARY = sys.argv[1]
 WORK = tempfile.mkdtemp()
@@ -344,6 +346,54 @@ async def over_tls(s):
         check(True, "a client without the CA refuses the server")
 
 
+def descriptors(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def tls_reader_that_stops(s):
+    """A wss:// device that reads nothing after its upgrade, with a small
+    receive buffer, while its user's updates pile up: the server cuts it as
+    a slow consumer, and the socket's TLS relay, whose write to the device
+    never completes, must let go of its descriptors within the handshake
+    timeout (1 s here) of the cut, not when TCP gives up."""
+    import http.client
+    import socket
+    import ssl
+    pid, port = s.proc.pid, int(s.addr.split(":")[1])
+    ctx = ssl.create_default_context(cafile=os.path.join(WORK, "ca.pem"))
+    before = descriptors(pid)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10 * SCALE)
+    raw.connect(("127.0.0.1", port))
+    a = ctx.wrap_socket(raw, server_hostname="localhost")
+    a.sendall(upgrade_request("slowtls:a"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += a.recv(1)  # the reply only: nothing behind it is read
+    check(head.startswith(b"HTTP/1.1 101"), "a wss:// device that will stop reading is upgraded")
+    held = descriptors(pid)
+    check(held == before + 3, f"a TLS socket is three descriptors ({held - before})")
+    api = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=10 * SCALE)
+    image = "IMG_" + "x" * 8000 + ".CR3"  # 8 MB in all: more than the kernel holds
+    for i in range(1000):
+        api.request("POST", "/api/sync/shoot-progress", json.dumps({
+            "userId": "slowtls", "shootId": "s", "status": "processing", "processedCount": i,
+            "totalCount": 1000, "currentImage": image, "provider": "p"}),
+            {"Content-Type": "application/json"})
+        r = api.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+    api.close()
+    deadline = time.monotonic() + 15 * SCALE
+    while descriptors(pid) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = descriptors(pid) - before
+    check(left == 0, f"the TLS socket of a device that stopped reading is let go in time "
+                     f"({left} of its descriptors still held)")
+    a.close()
+
+
 async def main():
     secret_file = write("secret", SECRET + "\n")
     pub_file = write("rsa.pub", RSA_PUB)
@@ -391,6 +441,13 @@ async def main():
                "--tls-key", os.path.join(WORK, "srv.key"))
     try:
         await over_tls(s)
+    finally:
+        s.stop()
+    s = Server("--auth", "legacy", "--limits", "off", "--tls-cert", os.path.join(WORK, "srv.pem"),
+               "--tls-key", os.path.join(WORK, "srv.key"), "--handshake-timeout", "1",
+               "--max-queued-bytes", str(1 << 20))
+    try:
+        tls_reader_that_stops(s)
     finally:
         s.stop()
     # Refusing to start: jwt without a key, a bad key file, a bad API key file.

@@ -92,6 +92,45 @@ private:
     start_http_session(core, shard_, std::move(plain), peer_, {});
     read_tls();
     read_plain();
+    watch_plain_end();
+  }
+
+  // The server closing its end of the pair (a socket it cut, or its close
+  // handshake done) hangs the pair up even while the relay is not reading
+  // it: a TLS peer that stopped reading holds a write to it for ever, and
+  // the relay would keep both descriptors and its buffers as long as TCP
+  // lives. So the hang-up, or the client leaving, starts the ending's clock.
+  void watch_plain_end() {
+    inner_.async_wait(local::socket::wait_error,
+                      [self = shared_from_this()](boost::system::error_code ec) {
+                        if (!ec)
+                          self->bound_ending();
+                      });
+  }
+
+  /// What is left to relay, and TLS's close_notify, get the handshake
+  /// timeout (the bound of every ending); then both sockets close.
+  void bound_ending() {
+    auto core = core_.lock();
+    if (ending_ || !core)
+      return;
+    ending_ = true;
+    timer_.expires_after(core->opts.handshake_timeout);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec)
+        return;
+      if (auto core = self->core_.lock())
+        core->log->debug("TLS socket of {} closed: its ending took longer than {} s",
+                         self->peer_.address, core->opts.handshake_timeout.count());
+      self->close_both();
+    });
+  }
+
+  void close_both() {
+    boost::system::error_code ignored;
+    timer_.cancel();
+    tls_.next_layer().close(ignored);
+    inner_.close(ignored);
   }
 
   void read_tls() {
@@ -100,6 +139,7 @@ private:
       if (ec) { // the client left (close_notify, reset): the server reads EOF
         boost::system::error_code ignored;
         self->inner_.shutdown(local::socket::shutdown_send, ignored);
+        self->bound_ending();
         return;
       }
       net::async_write(self->inner_, net::buffer(self->in_.data(), n),
@@ -114,18 +154,14 @@ private:
     inner_.async_read_some(net::buffer(out_), [self = shared_from_this()](
                                                 boost::system::error_code ec, size_t n) {
       if (ec) { // the server is done with the socket: close_notify, then close
-        self->tls_.async_shutdown([self](boost::system::error_code) {
-          boost::system::error_code ignored;
-          self->tls_.next_layer().close(ignored);
-          self->inner_.close(ignored);
-        });
+        self->bound_ending(); // a peer that does not read holds close_notify
+        self->tls_.async_shutdown([self](boost::system::error_code) { self->close_both(); });
         return;
       }
       net::async_write(self->tls_, net::buffer(self->out_.data(), n),
                        [self](boost::system::error_code ec, size_t) {
                          if (ec) {
-                           boost::system::error_code ignored;
-                           self->inner_.close(ignored);
+                           self->close_both();
                            return;
                          }
                          self->read_plain();
@@ -141,6 +177,7 @@ private:
   local::socket inner_;
   net::steady_timer timer_;
   bool handshaken_ = false;
+  bool ending_ = false; // timer_ bounds the ending
   peer_info peer_;
   std::string early_;
   std::array<char, 16 * 1024> in_;
