@@ -211,6 +211,17 @@ TEST(redis_codec, keys_and_channels) {
   EXPECT_EQ(run_id_of("# Server\r\nredis_version:7.0\r\nrun_id:abc123\r\ntcp_port:1\r\n"),
             std::optional<std::string>{"abc123"});
   EXPECT_FALSE(run_id_of("# Server\r\n"));
+  // SET ... NX GET is 7.0's: an older Redis would refuse every publish with a
+  // dedup key, so it is refused where the link starts, with its version.
+  EXPECT_EQ(too_old_for_scripts("# Server\r\nredis_version:6.2.14\r\nrun_id:x\r\n"),
+            std::optional<std::string>{"6.2.14"});
+  EXPECT_EQ(too_old_for_scripts("# Server\r\nredis_version:7.0.15\r\nrun_id:x\r\n"),
+            std::nullopt);
+  EXPECT_EQ(too_old_for_scripts("# Server\r\nredis_version:10.0.0\r\n"), std::nullopt);
+  EXPECT_EQ(too_old_for_scripts("# Server\r\nrun_id:x\r\n"),
+            std::optional<std::string>{"unknown"});
+  EXPECT_EQ(too_old_for_scripts("# Server\r\nredis_version:x.y\r\n"),
+            std::optional<std::string>{"x.y"});
 }
 
 TEST(redis_codec, users_shard_stably_and_evenly) {

@@ -277,7 +277,11 @@ void on_confirm(broker_ptr self, uint32_t index, uint64_t gen, const std::string
   auto& s = st.shards.at(index);
   if (gen != s.sub_gen)
     return; // confirmed on a link that is gone
-  s.asked.erase(channel);
+  // A confirmation that comes after the channel was left (its UNSUBSCRIBE
+  // is on its way behind it) must not mark it live: nothing would subscribe
+  // it again when its user comes back.
+  if (!s.asked.erase(channel))
+    return;
   s.confirmed.insert(channel);
   st.shared->subscriptions = 0;
   for (auto& x : st.shards)

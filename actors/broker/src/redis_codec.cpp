@@ -1,6 +1,7 @@
 #include "redis_codec.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 #include "kullsync/common/numbers.hpp"
@@ -378,17 +379,38 @@ std::vector<server::message_ptr> parse_channel_message(const std::string& user,
   }
 }
 
+namespace {
+
+/// The value of one `key:value` line of INFO's text.
+std::optional<std::string> info_field(const std::string& info, std::string_view key) {
+  for (size_t at = 0; (at = info.find(key, at)) != std::string::npos; at += key.size()) {
+    if (at != 0 && info[at - 1] != '\n')
+      continue; // the key inside another line
+    auto from = at + key.size();
+    auto end = info.find_first_of("\r\n", from);
+    auto value = info.substr(from, end == std::string::npos ? std::string::npos : end - from);
+    if (value.empty())
+      return std::nullopt;
+    return value;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
 std::optional<std::string> run_id_of(const std::string& info) {
-  constexpr std::string_view key = "run_id:";
-  auto at = info.find(key);
-  if (at == std::string::npos)
-    return std::nullopt;
-  auto from = at + key.size();
-  auto end = info.find_first_of("\r\n", from);
-  auto id = info.substr(from, end == std::string::npos ? std::string::npos : end - from);
-  if (id.empty())
-    return std::nullopt;
-  return id;
+  return info_field(info, "run_id:");
+}
+
+std::optional<std::string> too_old_for_scripts(const std::string& info) {
+  auto v = info_field(info, "redis_version:");
+  if (!v)
+    return std::string{"unknown"};
+  int major = 0;
+  auto r = std::from_chars(v->data(), v->data() + v->size(), major);
+  if (r.ec != std::errc{} || major < 7)
+    return v;
+  return std::nullopt;
 }
 
 } // namespace kullsync::broker

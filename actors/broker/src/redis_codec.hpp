@@ -81,4 +81,8 @@ std::vector<server::message_ptr> parse_channel_message(const std::string& user,
 /// The run_id line of INFO server.
 std::optional<std::string> run_id_of(const std::string& info);
 
+/// The scripts need Redis 7.0 at least (`SET ... NX GET`): INFO server's
+/// redis_version when it is older (or unreadable), else nothing.
+std::optional<std::string> too_old_for_scripts(const std::string& info);
+
 } // namespace kullsync::broker

@@ -101,6 +101,11 @@ void prepare(broker_ptr self, shard_link& s) {
                              s.name(), v.is_error() ? v.str : "no text");
       return drop(self, s.cmd, "no run id");
     }
+    if (auto version = too_old_for_scripts(v.str)) {
+      self->state.log->error("redis {}: version {} is older than 7.0, which the stream scripts "
+                             "need (SET NX GET): reconnecting", s.name(), *version);
+      return drop(self, s.cmd, "redis older than 7.0");
+    }
     s.run = *run;
     for (size_t k = 0; k < s.sha.size(); ++k)
       command(self, s, {"SCRIPT", "LOAD", self->state.texts[k]}, [self, index, k](redis_value v) {
