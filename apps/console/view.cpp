@@ -105,7 +105,8 @@ std::string json_line(const sync_state& s, const view_clock& c) {
                              {"recovered", x.recovered}, {"replayed", x.replayed},
                              {"resumes", x.resumes},     {"resyncs", x.resyncs},
                              {"duplicates", x.duplicates}, {"gaps", x.gaps},
-                             {"outbox", x.outbox},       {"outboxDropped", x.outbox_dropped}};
+                             {"outbox", x.outbox},       {"outboxDropped", x.outbox_dropped},
+                             {"refused", x.refused},     {"deferred", x.deferred}};
   auto& t = s.telemetry;
   auto hist = [](const histogram_counts& h) {
     return json::object{{"count", h.count}, {"p50", h.quantile(0.5)},

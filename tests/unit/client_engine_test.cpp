@@ -6,6 +6,8 @@
 
 #include "harness.hpp"
 #include "kullsync/messages/codec.hpp"
+#include "kullsync/transports/memory_network.hpp"
+#include "kullsync/transports/subprotocol.hpp"
 
 using namespace kullsync;
 using namespace kullsync::test;
@@ -201,6 +203,80 @@ TEST(legacy_defects, a_link_that_stays_up_resets_the_backoff) {
   h.sim.run();
   EXPECT_EQ(h.status().attempt, 1u);
   EXPECT_EQ(h.status().retry_in, caf::timespan{1s});
+}
+
+// "1001 server going away (reconnect with jitter)": a stopping server closes
+// every socket at once; without jitter all its clients would redial in the
+// same instant. Other losses keep the deployed schedule exactly.
+TEST(client_engine, a_server_going_away_is_redialed_with_jitter) {
+  std::vector<caf::timespan> delays;
+  for (uint64_t seed : {1, 2, 3}) {
+    auto cfg = default_sim_config();
+    cfg.reconnect.jitter_seed = seed; // jitter itself stays 0, the default
+    harness h{cfg};
+    h.engine.connect();
+    h.sim.run();
+    caf::anon_send(h.peer, peer_close_atom::value, uint16_t{1001});
+    h.sim.run();
+    ASSERT_EQ(h.status().state, connection_state::reconnecting);
+    auto d = h.status().retry_in;
+    EXPECT_GE(d, caf::timespan{500ms});
+    EXPECT_LE(d, caf::timespan{1500ms});
+    delays.push_back(d);
+    h.sim.advance(d);
+    ASSERT_EQ(h.status().state, connection_state::connected);
+    caf::anon_send(h.peer, peer_close_atom::value, uint16_t{1011});
+    h.sim.run();
+    EXPECT_EQ(h.status().retry_in, caf::timespan{2s}) << "the schedule goes on as deployed";
+  }
+  EXPECT_NE(delays[0], delays[1]);
+  EXPECT_NE(delays[1], delays[2]);
+}
+
+// A server that echoes kull.v2 and then says nothing is neither v2 (its
+// first frame is WELCOME) nor v1 (its first is the device's own
+// DEVICE_CONNECTED). Taken for v1 it would get the outbox without ids: a
+// slow v2 server would apply again what it applied before the last link
+// broke, and the messages would lose their acknowledgement. A lost link.
+TEST(client_engine, a_server_that_echoes_v2_and_stays_silent_is_a_lost_link) {
+  constexpr const char* mute_url = "ws://mute.sim/ws";
+  auto cfg = default_sim_config();
+  cfg.connection.url = mute_url;
+  harness h{cfg};
+  auto frames = std::make_shared<std::vector<std::string>>();
+  using mute_actor = acceptor_actor::extend_with<transport_listener_actor>;
+  auto mute = h.sim.sys().spawn([frames](mute_actor::pointer self) -> mute_actor::behavior_type {
+    return {
+      [=](accept_atom, accepted_link_actor end, std::string&, header_list&, std::string&) {
+        self->send(end, attach_atom::value, caf::actor_cast<transport_listener_actor>(self),
+                   uint64_t{1}, std::string{v2_subprotocol});
+      },
+      [=](opened_atom, uint64_t, const std::string&) {},
+      [=](frame_atom, uint64_t, const frame_batch& fs) {
+        frames->insert(frames->end(), fs.begin(), fs.end());
+      },
+      [=](closed_atom, uint64_t, uint16_t, const std::string&) {},
+    };
+  });
+  caf::anon_send(h.net, listen_atom::value, std::string{mute_url},
+                 caf::actor_cast<acceptor_actor>(mute));
+  h.sim.run();
+  msg::shoot_progress p;
+  p.shoot_id = "s1";
+  p.status = shoot_status::processing;
+  p.processed_count = 1;
+  p.total_count = 2;
+  h.engine.send_progress(p); // offline: kept with an id
+  h.engine.connect();
+  h.sim.run();
+  h.sim.advance(5500ms); // past the welcome timeout (5 s), before the retry (1 s)
+  auto s = h.state();
+  EXPECT_EQ(s.connection.state, connection_state::reconnecting);
+  EXPECT_NE(s.connection.error.find("WELCOME"), std::string::npos) << s.connection.error;
+  EXPECT_EQ(s.stream.outbox, 1u) << "the outbox was given up";
+  for (auto& f : *frames)
+    EXPECT_EQ(f.find("UPDATE_PROGRESS"), std::string::npos) << "sent before a WELCOME: " << f;
+  caf::anon_send_exit(mute, caf::exit_reason::user_shutdown);
 }
 
 TEST(legacy_defects, half_open_link_is_detected_by_the_pong_deadline) {

@@ -152,6 +152,44 @@ TEST_F(client_tokens, an_invalid_token_stops_the_engine) {
   EXPECT_EQ(status(e).error, "invalid token");
   sim_.advance(5min);
   EXPECT_EQ(script_.calls, 1) << "no retry with a token the server refused";
+  auto link = status(e).link;
+  e.network_changed(); // no reason to try the refused token again
+  sim_.run();
+  EXPECT_EQ(status(e).link, link) << "a network change redialed after 4002";
+  EXPECT_EQ(status(e).state, connection_state::failed);
+  // The application connects again (the user signed in anew): a new token.
+  script_.key = secret;
+  e.connect();
+  sim_.run();
+  EXPECT_EQ(script_.calls, 2);
+  EXPECT_EQ(status(e).state, connection_state::connected);
+}
+
+// "The device id comes from the `device` claim, else the query parameter
+// `device`": a token without the claim must not make every link a new
+// device, or a message resent after a lost ACK would be applied twice.
+TEST_F(client_tokens, a_token_without_a_device_claim_keeps_the_device_id) {
+  auto exp = sim_wall_start_ms / 1000 + 3600;
+  auto e = engine({}, sign(R"({"sub":"u1","exp":)" + std::to_string(exp) + "}", "HS256",
+                           secret));
+  ASSERT_EQ(status(e).state, connection_state::connected);
+  auto devices = sim_.ask<sync_state>(e.coordinator, get_atom::value).devices;
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].device_id, "mac");
+}
+
+TEST_F(client_tokens, a_refused_static_token_is_not_sent_again) {
+  auto e = engine({}, sign(R"({"sub":"u1","device":"mac"})", "HS256", secret + "-not-it"));
+  EXPECT_EQ(status(e).state, connection_state::failed);
+  EXPECT_EQ(status(e).error, "invalid token");
+  auto link = status(e).link;
+  e.network_changed();
+  sim_.run();
+  e.connect(); // without a provider there is no other token to dial with
+  sim_.run();
+  sim_.advance(5min);
+  EXPECT_EQ(status(e).link, link) << "dialed again with the token the server refused";
+  EXPECT_EQ(status(e).state, connection_state::failed);
 }
 
 TEST_F(client_tokens, an_expired_static_token_without_a_provider_fails) {

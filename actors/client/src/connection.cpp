@@ -174,6 +174,7 @@ void dial(conn_ptr self, uint32_t attempt) {
           return;
         st.token = std::move(token);
         st.token_stale = false;
+        st.token_refused = false;
         st.expires_at.reset();
         enter(self, link_phase::dialing, st.status);
         send_connect(self);
@@ -185,7 +186,7 @@ void dial(conn_ptr self, uint32_t attempt) {
 }
 
 /// The link is gone: ask the policy what next, unless nobody wants a link.
-void lost(conn_ptr self, std::string reason, bool asked_to_wait) {
+void lost(conn_ptr self, std::string reason, uint16_t close) {
   auto& st = self->state;
   if (st.phase != link_phase::lost) // a link we closed is lost already
     enter(self, link_phase::lost, st.status);
@@ -193,7 +194,7 @@ void lost(conn_ptr self, std::string reason, bool asked_to_wait) {
     return enter(self, link_phase::idle, st.status);
   st.log->info("link {} lost: {}", st.status.link, reason);
   auto epoch = st.epoch;
-  self->request(st.policy, caf::infinite, lost_atom::value, asked_to_wait)
+  self->request(st.policy, caf::infinite, lost_atom::value, close)
     .then([=](const retry_decision& d) {
       auto& st = self->state;
       if (epoch != st.epoch || !st.wanted)
@@ -313,6 +314,13 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     [=](connect_atom) {
       auto& st = self->state;
       st.wanted = true;
+      if (st.token_refused && !st.tokens) {
+        // The contract: "do not retry with the same token"; without a
+        // provider there is no other one.
+        st.log->error("not dialing: the server refused this engine's token, and it has no "
+                      "token provider to get another");
+        return;
+      }
       switch (st.phase) {
         case link_phase::idle:
         case link_phase::failed:
@@ -350,13 +358,15 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
         publish(self, next);
         return;
       }
+      st.token_refused = false; // another server judges the token afresh
       self->send(st.policy, reset_atom::value);
       dial(self, 0);
     },
     [=](network_atom) {
       auto& st = self->state;
       self->send(st.policy, reset_atom::value);
-      if (st.wanted && (st.phase == link_phase::waiting_retry || st.phase == link_phase::failed))
+      if (st.wanted && !st.token_refused
+          && (st.phase == link_phase::waiting_retry || st.phase == link_phase::failed))
         dial(self, 0);
     },
     [=](send_atom, msg::client_message& m) {
@@ -411,7 +421,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (code == close_code::no_token || code == close_code::invalid_token
           || code == close_code::token_expired)
         return refused(self, code, std::move(why));
-      lost(self, std::move(why), code == close_code::try_again_later);
+      lost(self, std::move(why), code);
     },
     [=](resend_atom, uint64_t epoch) {
       auto& st = self->state;
@@ -433,9 +443,13 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       auto& st = self->state;
       if (epoch != st.epoch || st.phase != link_phase::awaiting_welcome)
         return;
-      st.log->warn("link {}: no WELCOME after the server echoed {}: v1",
-                   st.status.link, v2_subprotocol);
-      ready(self, false);
+      // Neither a v2 server (its first frame is WELCOME) nor a v1 one (its
+      // first is the device's DEVICE_CONNECTED). Taking it for v1 would send
+      // the outbox without ids to what may be a slow v2 server, which would
+      // apply again what it applied before: a broken link instead.
+      close_link(self, close_code::normal, "no WELCOME");
+      lost(self, "no WELCOME within the welcome timeout after the server echoed "
+                   + std::string{v2_subprotocol});
     },
     [=](retry_atom, uint64_t epoch) {
       auto& st = self->state;

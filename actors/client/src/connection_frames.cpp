@@ -34,9 +34,9 @@ void heard(conn_ptr self) {
 /// On a link that echoed kull.v2: whether `m` lets the link go on. WELCOME
 /// makes it v2. A frame only a v2 server sends (a seq, a control message)
 /// without a WELCOME before it means the link lost that WELCOME: false, it
-/// resumes. A frame only v1 sends (its own DEVICE_CONNECTED, a numbered
-/// type without seq) makes it v1: some v1 servers echo any subprotocol
-/// (Node ws does by default). Other frames do not tell; they pass.
+/// resumes. Any other first frame makes it v1: a v2 server's first frame is
+/// WELCOME, and some v1 servers echo any subprotocol (Node ws does by
+/// default), then send the device its own DEVICE_CONNECTED first.
 bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
   auto& st = self->state;
   using msg::server_type;
@@ -51,11 +51,7 @@ bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
     note_expiry(self, std::get<msg::welcome>(m.body).expires_at);
     return true;
   }
-  auto* d = std::get_if<msg::device_connection>(&m.body);
-  bool v1_only = msg::is_numbered(m.type)
-                 || (m.type == server_type::device_connected && d
-                     && d->device_id == st.cfg.connection.device_id);
-  if (v1_only && st.phase == link_phase::awaiting_welcome) {
+  if (st.phase == link_phase::awaiting_welcome) {
     st.log->warn("link {}: the server echoed {} but speaks v1", st.status.link,
                  v2_subprotocol);
     ready(self, false);
@@ -90,8 +86,12 @@ bool admit(conn_ptr self, msg::server_message& m, admitted& a) {
         note_expiry(self, std::get<msg::refreshed>(m.body).expires_at);
       if (m.type == msg::server_type::nack) {
         auto& n = std::get<msg::nack>(m.body);
-        st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
-                     to_string(n.code), n.error);
+        if (stream_link::retry_later(n.code))
+          st.log->info("message {} not taken now: {} ({}); sent again after the ack timeout",
+                       n.id.value_or("(no id)"), to_string(n.code), n.error);
+        else
+          st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
+                       to_string(n.code), n.error);
       }
       a.out.push_back(std::move(m));
       return true;

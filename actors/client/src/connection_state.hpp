@@ -46,6 +46,8 @@ struct connection_actor_state {
   token_provider_actor tokens;
   std::string token;
   bool token_stale = true; // fetch a fresh one before the next dial (spans links)
+  bool token_refused = false; // the server refused the token held (4001-4003): no dial
+                              // sends it again (a network change is no reason to)
   std::optional<int64_t> expires_at;
   // Telemetry: a live link lost at `lost_at_ms` (until live again), and the
   // dials since.
@@ -72,8 +74,9 @@ void arm_resend(conn_ptr self);
 void save_outbox(conn_ptr self);
 void send_frame(conn_ptr self, const msg::client_message& m);
 /// The link is gone: ask the policy what next, unless nobody wants a link.
-/// `asked_to_wait`: the server closed with 1013 (retried, never given up).
-void lost(conn_ptr self, std::string reason, bool asked_to_wait = false);
+/// `close`: the code the server closed with, where it changes the next step
+/// (1013: retried, never given up; 1001: with jitter); 0 for none.
+void lost(conn_ptr self, std::string reason, uint16_t close = 0);
 /// Redials at once and resumes from the position.
 void resume_now(conn_ptr self, std::string reason);
 /// The link carries the stream now (v2 once its WELCOME came, else v1).

@@ -53,10 +53,14 @@ void refresh(conn_ptr self) {
 }
 
 /// The server refused the token: retrying cannot help (4001, 4002), or only
-/// with a new one (4003, which needs a provider).
+/// with a new one (4003, which needs a provider). The engine stops; only the
+/// application's connect() dials again, and only with a token the server did
+/// not refuse (from the provider).
 void refused(conn_ptr self, uint16_t code, std::string why) {
   auto& st = self->state;
   st.log->error("link {}: {}", st.status.link, why);
+  st.token_refused = true;
+  st.token_stale = true; // with a provider, connect() asks it for a new one
   auto next = st.status;
   next.retry_in = caf::timespan{0};
   next.error = code == close_code::no_token        ? "no token"

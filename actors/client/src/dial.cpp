@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "kullsync/messages/types.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 
 namespace kullsync {
@@ -29,7 +30,12 @@ std::string make_message_id_prefix(const std::string& device, int64_t now_ms) {
   std::string t;
   for (auto x = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0)); x > 0; x /= 36)
     t.insert(t.begin(), digits[x % 36]);
-  auto d = device.substr(0, 30); // ids are at most 64 characters
+  // Ids are at most 64 characters and go out as text: the device's part is
+  // cut to 30 bytes, never inside a UTF-8 character.
+  size_t n = std::min<size_t>(device.size(), 30);
+  while (n > 0 && n < device.size() && (static_cast<unsigned char>(device[n]) & 0xC0) == 0x80)
+    --n;
+  auto d = device.substr(0, n);
   return (d.empty() ? std::string{"c"} : d) + "-" + (t.empty() ? "0" : t);
 }
 
@@ -43,6 +49,12 @@ dial_request make_dial_request(const connection_config& cc, const std::string& u
     r.headers.emplace_back("Authorization", "Bearer " + token);
   else
     add_query("token=" + query_escape(token));
+  // A signed token without a `device` claim leaves the device id to the
+  // query: without it the server names a new device on every link, and
+  // resent messages would not be recognised as the same (ids are per device).
+  // A legacy token ("userId:deviceId") names its device itself.
+  if (token != cc.user_id + ":" + cc.device_id && msg::valid_id(cc.device_id))
+    add_query("device=" + query_escape(cc.device_id));
   if (cc.offer_v2) {
     r.headers.emplace_back("Sec-WebSocket-Protocol", std::string{v2_subprotocol});
     if (!resume_query.empty())

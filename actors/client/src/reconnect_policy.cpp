@@ -5,6 +5,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "kullsync/transports/close_code.hpp"
 #include "spawn.hpp"
 
 namespace kullsync {
@@ -21,14 +22,14 @@ struct policy_state {
 
 using policy_ptr = reconnect_policy_actor::stateful_pointer<policy_state>;
 
-caf::timespan delay_for(policy_state& st, uint32_t attempt) {
+caf::timespan delay_for(policy_state& st, uint32_t attempt, double jitter) {
   auto& ds = st.cfg.delays;
   auto base = ds.empty() ? caf::timespan{std::chrono::seconds{1}}
                          : ds[std::min<size_t>(attempt - 1, ds.size() - 1)];
-  if (st.cfg.jitter <= 0)
+  jitter = std::clamp(jitter, 0.0, 1.0);
+  if (jitter <= 0)
     return base;
-  std::uniform_real_distribution<double> f{1.0 - st.cfg.jitter,
-                                           1.0 + st.cfg.jitter};
+  std::uniform_real_distribution<double> f{1.0 - jitter, 1.0 + jitter};
   return caf::timespan{static_cast<int64_t>(base.count() * f(st.rng))};
 }
 
@@ -52,20 +53,33 @@ reconnect_policy_actor::behavior_type policy(policy_ptr self,
         return d;
       }
       d.attempt = ++st.attempt;
-      d.delay = delay_for(st, d.attempt);
+      d.delay = delay_for(st, d.attempt, st.cfg.jitter);
       return d;
     },
-    [=](lost_atom, bool asked_to_wait) -> caf::result<retry_decision> {
-      if (!asked_to_wait)
+    [=](lost_atom, uint16_t code) -> caf::result<retry_decision> {
+      auto& st = self->state;
+      if (code == close_code::going_away) {
+        // A server stopping sends it to all its sockets at once: that they
+        // do not all come back in the same instant is the jitter's point.
+        retry_decision d;
+        if (st.attempt >= st.cfg.max_attempts) {
+          d.give_up = true;
+          d.attempt = st.attempt;
+          return d;
+        }
+        d.attempt = ++st.attempt;
+        d.delay = delay_for(st, d.attempt, std::max(st.cfg.jitter, st.cfg.going_away_jitter));
+        return d;
+      }
+      if (code != close_code::try_again_later)
         return self->delegate(caf::actor_cast<reconnect_policy_actor>(self),
                               lost_atom::value);
       // The server is up but cannot serve now (its broker is out): back off
       // as the delays go, but a server that answers is not a reason to give
       // up, and these retries do not count toward max_attempts.
-      auto& st = self->state;
       retry_decision d;
       d.attempt = ++st.waits;
-      d.delay = delay_for(st, d.attempt);
+      d.delay = delay_for(st, d.attempt, st.cfg.jitter);
       return d;
     },
     [=](reset_atom) {

@@ -50,12 +50,14 @@ typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
            x.delay);
 }
 
-/// The schedule of retries. `lost` asks for the next step; `reset` starts the
-/// schedule over (a link proved healthy, or the network changed).
+/// The schedule of retries. `lost` asks for the next step, given the close
+/// code the link ended with (0: none) where it changes the step: 1013 (the
+/// server asks to come back later) is retried and never given up, 1001 (the
+/// server going away) is retried with jitter; `reset` starts the schedule
+/// over (a link proved healthy, or the network changed).
 using reconnect_policy_actor = caf::typed_actor<
   caf::replies_to<lost_atom>::with<retry_decision>,
-  // the server asked to come back later (1013): retried, never given up
-  caf::replies_to<lost_atom, bool>::with<retry_decision>,
+  caf::replies_to<lost_atom, uint16_t>::with<retry_decision>,
   caf::reacts_to<reset_atom>>;
 
 // -- keepalive --------------------------------------------------------------

@@ -49,7 +49,7 @@ namespace {
 
 auto fields(const stream_status& x) {
   return std::tie(x.epoch, x.seq, x.recovered, x.replayed, x.resumes, x.resyncs,
-                  x.duplicates, x.gaps, x.outbox, x.outbox_dropped, x.refused);
+                  x.duplicates, x.gaps, x.outbox, x.outbox_dropped, x.refused, x.deferred);
 }
 
 } // namespace

@@ -13,6 +13,13 @@ stream_link::stream_link(size_t outbox_limit, std::string id_prefix,
     mutation_(mutation) {
 }
 
+/// The refusals that say "not now" rather than "never": the server could not
+/// store the message (`unavailable`, e.g. its broker is unreachable) or not
+/// yet (`rate_limited`). Anything else would be refused again as it is.
+bool stream_link::retry_later(msg::nack_code code) {
+  return code == msg::nack_code::unavailable || code == msg::nack_code::rate_limited;
+}
+
 std::string stream_link::next_id() {
   return id_prefix_ + "-" + std::to_string(++next_id_);
 }
@@ -110,6 +117,12 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
       // A NACK without an id (the message's id was not a string) names none.
       auto i = std::find_if(outbox_.begin(), outbox_.end(),
                             [&](const pending& p) { return id && p.m.id == id; });
+      if (m.type == server_type::nack && retry_later(std::get<msg::nack>(m.body).code)) {
+        // Kept as sent: the ack timeout sends it again, as it does a lost one.
+        if (i != outbox_.end())
+          ++status_.deferred;
+        return verdict::apply;
+      }
       if (i != outbox_.end()) {
         if (m.type == server_type::ack && i->sent && i->sent_at != 0)
           acked_sent_at_.push_back(i->sent_at);

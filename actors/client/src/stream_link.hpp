@@ -9,8 +9,10 @@
 //   position means the link lost something (the connection resumes at once).
 // - The outbox: UPDATE_PROGRESS with ids, kept until the server ACKs or
 //   NACKs them and resent with the same ids on every new link, so that none
-//   is lost while offline nor applied twice. Bounded; of what was not sent
-//   yet only the latest per shoot stays.
+//   is lost while offline nor applied twice. A NACK that says "not now"
+//   (`unavailable`, `rate_limited`) keeps the message for the ack timeout to
+//   send again. Bounded; of what was not sent yet only the latest per shoot
+//   stays.
 
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +63,9 @@ public:
                                             int64_t now_ms = 0);
 
   bool v2() const { return v2_; }
+
+  /// A NACK that says "not now": the message stays and is sent again.
+  static bool retry_later(msg::nack_code code);
 
   /// When each message acknowledged since the last call was sent (epoch ms),
   /// for round-trip times.

@@ -28,6 +28,10 @@ struct reconnect_config {
   uint32_t max_attempts = 10;
   /// Each delay is scaled by a factor drawn from [1 - jitter, 1 + jitter].
   double jitter = 0.0;
+  /// After a server's 1001 (going away: it closes every socket at once) the
+  /// jitter is at least this, so that its clients do not all come back in
+  /// the same instant (the contract: "reconnect with jitter").
+  double going_away_jitter = 0.5;
   uint64_t jitter_seed = 0; // 0: seeded from the clock
   /// A link that stays up this long resets the schedule. The legacy client
   /// reset at the handshake, so its backoff never grew.
@@ -60,7 +64,9 @@ struct connection_config {
   /// Offer the v2 subprotocol (kull.v2); a server that does not echo it is
   /// spoken to in v1, exactly as the deployed apps do.
   bool offer_v2 = true;
-  /// A link that echoed kull.v2 but sent no WELCOME within this is v1.
+  /// A link that echoed kull.v2 and sent nothing within this is lost (a v2
+  /// server's first frame is WELCOME; a v1 server's the device's own
+  /// DEVICE_CONNECTED, which makes the link v1).
   caf::timespan welcome_timeout = std::chrono::seconds{5};
   /// v2: a client message not acknowledged within this is sent again (same
   /// id) on the same link.

@@ -50,7 +50,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_status& x) {
   return f(caf::meta::type_name("stream_status"), x.epoch, x.seq, x.recovered,
            x.replayed, x.resumes, x.resyncs, x.duplicates, x.gaps, x.outbox,
-           x.outbox_dropped, x.refused);
+           x.outbox_dropped, x.refused, x.deferred);
 }
 
 template <class Inspector>

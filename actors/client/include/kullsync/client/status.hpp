@@ -47,6 +47,7 @@ struct stream_status {
   uint64_t outbox = 0;      // client messages not yet acknowledged
   uint64_t outbox_dropped = 0; // dropped from a full outbox
   uint64_t refused = 0;     // client messages the server refused (NACK)
+  uint64_t deferred = 0;    // NACKs "not now" (unavailable, rate_limited): sent again
 };
 
 bool operator==(const stream_status& x, const stream_status& y);

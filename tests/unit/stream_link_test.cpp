@@ -1,0 +1,100 @@
+// The device's side of its v2 stream, without actors: what the outbox does
+// with each refusal the contract names.
+#include <gtest/gtest.h>
+
+#include "dial.hpp"
+#include "stream_link.hpp"
+
+using namespace kullsync;
+
+namespace {
+
+msg::client_message update(const std::string& shoot) {
+  msg::shoot_progress p;
+  p.shoot_id = shoot;
+  p.status = msg::shoot_status::processing;
+  p.processed_count = 1;
+  p.total_count = 2;
+  return msg::make_update_progress(p);
+}
+
+msg::server_message nack(const std::string& id, msg::nack_code code) {
+  return msg::make_server_message(msg::server_type::nack, msg::nack{id, code, "no"}, 0, {});
+}
+
+msg::server_message ack(const std::string& id, uint64_t seq) {
+  return msg::make_server_message(msg::server_type::ack, msg::ack{id, seq}, 0, {});
+}
+
+/// A link on v2 with one message sent at t = 1,000 ms; returns its id.
+std::string sent_one(stream_link& s) {
+  s.opened(true, 0);
+  auto m = s.submit(update("s1"), true, 1000);
+  EXPECT_TRUE(m && m->id);
+  return *m->id;
+}
+
+} // namespace
+
+// "unavailable (the server cannot store it now ...: retry later)": kept, and
+// sent again with the same id once the ack timeout passes, until an ACK.
+TEST(stream_link, a_message_refused_for_now_is_sent_again_with_its_id) {
+  for (auto code : {msg::nack_code::unavailable, msg::nack_code::rate_limited}) {
+    stream_link s{16, "mac-x"};
+    auto id = sent_one(s);
+    EXPECT_EQ(s.on_message(nack(id, code)), stream_link::verdict::apply);
+    EXPECT_EQ(s.status().outbox, 1u) << to_string(code);
+    EXPECT_EQ(s.status().deferred, 1u);
+    EXPECT_EQ(s.status().refused, 0u);
+    auto again = s.overdue(1000, 11000);
+    ASSERT_EQ(again.size(), 1u) << to_string(code);
+    EXPECT_EQ(again[0].id, id);
+    // ... and on the next link, should this one drop first.
+    auto reopened = s.opened(true, 12000);
+    ASSERT_EQ(reopened.size(), 1u);
+    EXPECT_EQ(reopened[0].id, id);
+    s.on_message(ack(id, 7));
+    EXPECT_EQ(s.status().outbox, 0u);
+  }
+}
+
+// Refusals that would come again for the same message end it: never resent.
+TEST(stream_link, a_message_refused_for_good_is_not_sent_again) {
+  for (auto code : {msg::nack_code::invalid, msg::nack_code::forbidden,
+                    msg::nack_code::too_large}) {
+    stream_link s{16, "mac-x"};
+    auto id = sent_one(s);
+    s.on_message(nack(id, code));
+    EXPECT_EQ(s.status().outbox, 0u) << to_string(code);
+    EXPECT_EQ(s.status().refused, 1u);
+    EXPECT_TRUE(s.overdue(1000, 11000).empty());
+    EXPECT_TRUE(s.opened(true, 12000).empty());
+  }
+}
+
+// A NACK naming no message of the outbox changes nothing in it.
+TEST(stream_link, a_refusal_of_an_unknown_id_leaves_the_outbox_alone) {
+  stream_link s{16, "mac-x"};
+  sent_one(s);
+  s.on_message(nack("other", msg::nack_code::unavailable));
+  s.on_message(nack("other", msg::nack_code::invalid));
+  EXPECT_EQ(s.status().outbox, 1u);
+  EXPECT_EQ(s.status().deferred, 0u);
+}
+
+// Ids go out as text frames: a device id cut inside a UTF-8 character would
+// make every message of the device invalid UTF-8 (the server closes 1007).
+TEST(message_ids, a_long_device_id_is_cut_at_a_character_boundary) {
+  for (std::string tail : {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x93\xB7"}) {
+    for (size_t lead = 26; lead <= 30; ++lead) {
+      auto device = std::string(lead, 'a') + tail + "zz";
+      auto prefix = make_message_id_prefix(device, 1'700'000'000'000);
+      auto part = prefix.substr(0, prefix.rfind('-'));
+      EXPECT_EQ(device.compare(0, part.size(), part), 0) << part;
+      EXPECT_LE(part.size(), 30u);
+      EXPECT_GE(part.size(), 27u) << "cut more than the character at the edge";
+      EXPECT_TRUE(msg::valid_id(prefix + "-123")) // valid UTF-8, among the rest
+        << "cut inside a character: " << lead << " + " << tail.size() << " bytes";
+    }
+  }
+}
