@@ -264,10 +264,10 @@ void on_opened(conn_ptr self, const std::string& protocol) {
 /// Redials at once and resumes from the position: the stream lost
 /// something. Once per stable link; a link that keeps breaking goes to the
 /// reconnect policy.
-void resume_now(conn_ptr self, std::string reason) {
+void resume_now(conn_ptr self, std::string reason, uint16_t close) {
   auto& st = self->state;
   if (st.resumed_at_once || !st.wanted)
-    return lost(self, std::move(reason));
+    return lost(self, std::move(reason), close);
   st.log->info("link {}: {}; resuming at once", st.status.link, reason);
   st.resumed_at_once = true;
   dial(self, st.status.attempt);
@@ -413,7 +413,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
         return;
       auto why = "closed " + std::to_string(code) + (reason.empty() ? "" : ": " + reason);
       if (code == close_code::stream_interrupted)
-        return resume_now(self, std::move(why));
+        return resume_now(self, std::move(why), code);
       if (code == close_code::token_expired && self->state.tokens) {
         self->state.token_stale = true; // the next dial gets a new one
         return resume_now(self, std::move(why));

@@ -75,10 +75,11 @@ void save_outbox(conn_ptr self);
 void send_frame(conn_ptr self, const msg::client_message& m);
 /// The link is gone: ask the policy what next, unless nobody wants a link.
 /// `close`: the code the server closed with, where it changes the next step
-/// (1013: retried, never given up; 1001: with jitter); 0 for none.
+/// (1013, 4009: retried, never given up; 1001: with jitter); 0 for none.
 void lost(conn_ptr self, std::string reason, uint16_t close = 0);
-/// Redials at once and resumes from the position.
-void resume_now(conn_ptr self, std::string reason);
+/// Redials at once and resumes from the position (once per stable link;
+/// else `lost`, with `close`).
+void resume_now(conn_ptr self, std::string reason, uint16_t close = 0);
 /// The link carries the stream now (v2 once its WELCOME came, else v1).
 void ready(conn_ptr self, bool v2);
 /// Sends the coordinator the telemetry if it changed.

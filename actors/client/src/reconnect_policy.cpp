@@ -71,12 +71,13 @@ reconnect_policy_actor::behavior_type policy(policy_ptr self,
         d.delay = delay_for(st, d.attempt, std::max(st.cfg.jitter, st.cfg.going_away_jitter));
         return d;
       }
-      if (code != close_code::try_again_later)
+      if (code != close_code::try_again_later && code != close_code::stream_interrupted)
         return self->delegate(caf::actor_cast<reconnect_policy_actor>(self),
                               lost_atom::value);
-      // The server is up but cannot serve now (its broker is out): back off
-      // as the delays go, but a server that answers is not a reason to give
-      // up, and these retries do not count toward max_attempts.
+      // The server is up but cannot serve now (its broker is out: 1013), or
+      // asks the device to resume (4009) again before the last link proved
+      // stable: back off as the delays go, but a server that answers is not a
+      // reason to give up, and these retries do not count toward max_attempts.
       retry_decision d;
       d.attempt = ++st.waits;
       d.delay = delay_for(st, d.attempt, st.cfg.jitter);

@@ -52,7 +52,8 @@ typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
 
 /// The schedule of retries. `lost` asks for the next step, given the close
 /// code the link ended with (0: none) where it changes the step: 1013 (the
-/// server asks to come back later) is retried and never given up, 1001 (the
+/// server asks to come back later) and 4009 (to resume) are retried and never
+/// given up, 1001 (the
 /// server going away) is retried with jitter; `reset` starts the schedule
 /// over (a link proved healthy, or the network changed).
 using reconnect_policy_actor = caf::typed_actor<
