@@ -8,7 +8,9 @@
     master is killed: the nodes follow the second failover back;
   - a wrong master name keeps a node not ready and says why;
   - a "sentinel" that names a replica: the node never writes to it (ROLE
-    says slave), stays not ready and says why.
+    says slave), stays not ready and says why;
+  - a sentinel that takes the question and never answers (listed first):
+    the node says so and asks the next one, and is ready.
 
     sentinel.py <kullsync-server binary>
 """
@@ -175,6 +177,19 @@ async def fake_sentinel(replica_port):
     return server, server.sockets[0].getsockname()[1]
 
 
+async def mute_sentinel():
+    """A 'sentinel' that accepts and reads, and never answers (as a paused
+    process's kernel does)."""
+    async def serve(reader, writer):
+        try:
+            while await reader.read(4096):
+                pass
+        except ConnectionError:
+            pass
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
 async def main():
     work = tempfile.mkdtemp()
     master = Redis(work)
@@ -246,6 +261,19 @@ async def main():
             check("cmdstat_evalsha" not in stats and "cmdstat_script" not in stats
                   and "cmdstat_eval:" not in stats,
                   "the node sent the replica no script and no write (it stopped at ROLE)")
+        server.close()
+
+        server, mute_port = await mute_sentinel()
+        listed = f"127.0.0.1:{mute_port}," + ",".join(f"127.0.0.1:{s.port}" for s in sentinels)
+        with tempfile.TemporaryFile() as log:
+            patient = Node(BINARY, "e", f"redis+sentinel://{listed}/{MASTER}", stderr=log)
+            extra.append(patient)
+            text = await logged(log, "did not answer", timeout=15)
+            check(f"sentinel 127.0.0.1:{mute_port} did not answer" in text,
+                  "a sentinel that never answers is named: "
+                  + next((l for l in text.splitlines() if "did not answer" in l), "(nothing)"))
+            check(await until(patient.ready, 15),
+                  "and the node asks the next one and is ready")
         server.close()
         for d in devices:
             await d.close()

@@ -59,6 +59,7 @@ void ask_master(broker_ptr self, shard_link& s) {
   auto index = s.index;
   auto gen = s.sentinel_gen;
   auto who = sentinel_name(s, s.next_sentinel - 1);
+  s.sentinel_asked_ms = steady_ms();
   command_on(
     self, s.sentinel,
     std::make_shared<const std::vector<std::string>>(
@@ -67,6 +68,7 @@ void ask_master(broker_ptr self, shard_link& s) {
       auto& s = self->state.shards[index];
       if (gen != s.sentinel_gen)
         return; // a link since replaced
+      s.sentinel_asked_ms = 0;
       uint16_t port = 0;
       if (v.kind == redis_value::array && v.elements.size() == 2
           && v.elements[0].kind == redis_value::string
@@ -92,8 +94,20 @@ void ask_master(broker_ptr self, shard_link& s) {
 } // namespace
 
 void watch_master(broker_ptr self, shard_link& s) {
-  if (!s.by_sentinel() || s.sentinel_up || s.sentinel_connecting
-      || !self->state.shared->io.load())
+  if (!s.by_sentinel())
+    return;
+  // A sentinel that took the question and never answers (a paused process:
+  // its kernel still accepts) would keep the instance unready for good: the
+  // next one is asked.
+  auto patience = 3 * self->state.cfg.probe_interval.count();
+  if (s.sentinel_up && s.sentinel_asked_ms != 0 && steady_ms() - s.sentinel_asked_ms > patience) {
+    s.sentinel_asked_ms = 0;
+    complain(self, s, "sentinel " + sentinel_name(s, s.next_sentinel - 1)
+                        + " did not answer within " + std::to_string(patience) + " ms");
+    drop(self, s.sentinel, "no answer");
+    return;
+  }
+  if (s.sentinel_up || s.sentinel_connecting || !self->state.shared->io.load())
     return;
   auto h = handle(self);
   auto* unit = self->state.shared->unit;
