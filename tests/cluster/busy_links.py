@@ -8,7 +8,12 @@ proxy holds every byte: a link that stopped.
     probe came back late, and its device gets every message in order, with
     no close;
   - stopped: n cuts the links within 3-4 s, and is ready again once the
-    bytes flow.
+    bytes flow;
+  - n's subscriber link is cut and made again while Redis's bytes to n
+    trickle, and a user's device leaves meanwhile: n leaves the channel
+    before the new link's confirmation of it arrives. That confirmation
+    must not count as live: when the device comes back, n subscribes
+    again, and m's publishes reach it.
 
     busy_links.py <kullsync-server binary>
 """
@@ -18,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from cluster_common import SCALE, Device, check, finish, proxied_pair, until
+from cluster_common import SCALE, Device, check, finish, proxied_pair, redis_command, until
 
 BINARY = sys.argv[1]
 BURST = 400          # publishes, ~250 bytes each on n's subscriber link
@@ -80,6 +85,34 @@ async def main():
         proxy.release()
         check(await until(lambda: n.ready(), 15), "n ready again once the bytes flow")
         await reader.close()
+
+        redis_port = proxy.target[1]
+        channel = "ks:{late}:c"
+        numsub = lambda: redis_command(redis_port, "PUBSUB", "NUMSUB", channel)[1]
+        gone = Device("late", "d1")
+        await gone.connect(n)
+        check(await until(lambda: gone.welcomes and numsub() == 1, 10), "a device of 'late' on n")
+        # n's subscriber link is cut; the new one subscribes every followed
+        # channel again, and Redis's confirmations trickle back (a byte a
+        # second). Meanwhile the device leaves: a tick of n's broker leaves
+        # the channel (UNSUBSCRIBE) before its confirmation arrives.
+        proxy.throttle(1)
+        redis_command(redis_port, "CLIENT", "KILL", "TYPE", "pubsub")
+        check(await until(lambda: numsub() == 1, 5), "n's new subscriber link subscribed again")
+        await gone.close()
+        check(await until(lambda: numsub() == 0, 5), "the device left: n left the channel")
+        proxy.throttle(None)  # the late confirmation arrives now
+        check(await until(n.ready, 10), "n ready")
+        back = Device("late", "d1")
+        await back.connect(n)
+        check(await until(lambda: back.welcomes, 10), "the user's device is back on n")
+        check(await until(lambda: numsub() == 1, 5),
+              f"n subscribed the channel again for it: a confirmation that came after n left "
+              f"the channel did not count as live ({numsub()} subscriber)")
+        status, seq = m.post_credits("late", 7)
+        check(status == 200 and await until(lambda: back.applied, 5),
+              f"a publish on m reaches the device on n ({status}, seq {seq}, {back.applied})")
+        await back.close()
 
 
 asyncio.run(main())
