@@ -208,9 +208,12 @@ TEST(redis_codec, keys_and_channels) {
   EXPECT_EQ(user_of_channel("ks:", k.channel), std::optional<std::string>{"user 1"});
   EXPECT_FALSE(user_of_channel("ks:", "ks:probe:abc"));
   EXPECT_FALSE(user_of_channel("ks:", "other:{u}:c"));
-  EXPECT_EQ(run_id_of("# Server\r\nredis_version:7.0\r\nrun_id:abc123\r\ntcp_port:1\r\n"),
-            std::optional<std::string>{"abc123"});
-  EXPECT_FALSE(run_id_of("# Server\r\n"));
+  EXPECT_EQ(mastership_of("# Server\r\nredis_version:7.0\r\nrun_id:abc123\r\ntcp_port:1\r\n"
+                          "\r\n# Replication\r\nrole:master\r\nmaster_replid:f00d\r\n"
+                          "master_replid2:0000\r\n"),
+            std::optional<std::string>{"abc123:f00d"});
+  EXPECT_FALSE(mastership_of("# Server\r\nrun_id:abc123\r\n"));
+  EXPECT_FALSE(mastership_of("# Replication\r\nmaster_replid:f00d\r\n"));
   // SET ... NX GET is 7.0's: an older Redis would refuse every publish with a
   // dedup key, so it is refused where the link starts, with its version.
   EXPECT_EQ(too_old_for_scripts("# Server\r\nredis_version:6.2.14\r\nrun_id:x\r\n"),

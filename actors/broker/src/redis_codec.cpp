@@ -398,8 +398,12 @@ std::optional<std::string> info_field(const std::string& info, std::string_view 
 
 } // namespace
 
-std::optional<std::string> run_id_of(const std::string& info) {
-  return info_field(info, "run_id:");
+std::optional<std::string> mastership_of(const std::string& info) {
+  auto run = info_field(info, "run_id:");
+  auto replid = info_field(info, "master_replid:");
+  if (!run || !replid)
+    return std::nullopt;
+  return *run + ":" + *replid;
 }
 
 std::optional<std::string> too_old_for_scripts(const std::string& info) {

@@ -78,8 +78,13 @@ caf::expected<server::stream_range> parse_read(const redis_value& v,
 std::vector<server::message_ptr> parse_channel_message(const std::string& user,
                                                        std::string_view payload);
 
-/// The run_id line of INFO server.
-std::optional<std::string> run_id_of(const std::string& info);
+/// Which mastership of which Redis process `info` (INFO server
+/// replication) is: "run_id:master_replid". A stream belongs to the one
+/// that wrote it (redis_scripts.hpp): a restart makes a new run_id, and a
+/// promotion a new master_replid, also for a process that was master
+/// before, was demoted, resynced from another and is promoted again (it may
+/// have lost writes meanwhile). Nothing when either is missing.
+std::optional<std::string> mastership_of(const std::string& info);
 
 /// The scripts need Redis 7.0 at least (`SET ... NX GET`): INFO server's
 /// redis_version when it is older (or unreadable), else nothing.

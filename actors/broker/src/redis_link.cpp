@@ -93,12 +93,12 @@ void prepare(broker_ptr self, shard_link& s) {
       prepare(self, self->state.shards[index]);
     });
   }
-  command(self, s, {"INFO", "server"}, [self, index](redis_value v) {
+  command(self, s, {"INFO", "server", "replication"}, [self, index](redis_value v) {
     auto& s = self->state.shards[index];
-    auto run = v.kind == redis_value::string ? run_id_of(v.str) : std::nullopt;
+    auto run = v.kind == redis_value::string ? mastership_of(v.str) : std::nullopt;
     if (!run) {
-      self->state.log->error("redis {}: INFO server has no run_id ({}): reconnecting",
-                             s.name(), v.is_error() ? v.str : "no text");
+      self->state.log->error("redis {}: INFO server replication has no run_id or master_replid "
+                             "({}): reconnecting", s.name(), v.is_error() ? v.str : "no text");
       return drop(self, s.cmd, "no run id");
     }
     if (auto version = too_old_for_scripts(v.str)) {

@@ -20,10 +20,11 @@
 // Every call to Redis from a script costs more than its work (about 2 µs
 // here): the publish script does per user what it can once per batch.
 //
-// An epoch belongs to the Redis run that made it: a restart without data or
-// a failover to a replica (another run id) starts a new epoch at the next
-// touch, and the old stream goes, so positions are never reused within an
-// epoch. A channel message is one or more records, separated by \x1e, each
+// An epoch belongs to the Redis mastership that made it ("#run": run_id and
+// master_replid, redis_codec.hpp's mastership_of): a restart, a failover
+// to a replica, or a demoted master promoted again starts a new epoch at
+// the next touch, and the old stream goes, so positions are never reused
+// within an epoch. A channel message is one or more records, separated by \x1e, each
 //   "<seq> <epoch> <origin> <on> <at> <field>\x1f<device>\x1f<value>"
 // where <on> is 1 (a device arrived), 0 (left, or no presence) or x (an
 // order to the nodes, never sent to a device), <at> "connected at|protocol"

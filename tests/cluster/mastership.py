@@ -1,0 +1,89 @@
+"""A stream belongs to the Redis mastership that wrote it. A master that is
+demoted (REPLICAOF another; the node's writes meet READONLY and it makes its
+link again), resyncs from its replica (which may have missed its last
+writes), and is promoted again keeps its run_id: were that
+all a stream's epoch were checked against, the stream would go on in the
+same epoch, and a device that saw a lost message at seq n would take
+another message at n. Redis gives every promotion a new master_replid, so
+the stream starts a new epoch: the device resyncs with a SNAPSHOT.
+
+    mastership.py <kullsync-server binary>
+"""
+import asyncio
+import sys
+import tempfile
+
+from cluster_common import Device, Node, Redis, check, finish, redis_command, until
+
+BINARY = sys.argv[1]
+
+
+def synced(port):
+    info = redis_command(port, "INFO", "replication")
+    return "master_link_status:up" in info
+
+
+async def main():
+    work = tempfile.mkdtemp()
+    a, b = Redis(work), Redis(work)
+    a.start()
+    b.start("--replicaof", "127.0.0.1", str(a.port))
+    node = None
+    try:
+        check(await until(lambda: synced(b.port), 10), "b replicates a")
+        node = Node(BINARY, "n", f"redis://127.0.0.1:{a.port}")
+        check(await until(node.ready, 10), "the node is ready on a")
+        device = Device("fb", "d1")
+        await device.connect(node)
+        status, seq = node.post_credits("fb", 1)
+        check(status == 200 and await until(lambda: device.seq == seq, 5),
+              f"a publish reached the device (seq {seq})")
+        first = device.epoch
+        run_id = lambda port: next(l.split(":", 1)[1] for l in
+                                   redis_command(port, "INFO", "server").splitlines()
+                                   if l.startswith("run_id:"))
+        before = run_id(a.port)
+
+        # b is promoted, a follows it and resyncs from it; then a is promoted
+        # again: the same process, the same run_id.
+        redis_command(b.port, "REPLICAOF", "NO", "ONE")
+        redis_command(a.port, "REPLICAOF", "127.0.0.1", str(b.port))
+        check(await until(lambda: synced(a.port), 10), "a, demoted, resynced from b")
+        # Writes go on meanwhile: a refuses them (READONLY), and the node
+        # makes its link to a again.
+        refused = await until(lambda: node.post_credits("fb", 9)[0] == 503, 5)
+        check(refused, "a publish on a while it is a replica is refused (503)")
+        redis_command(a.port, "REPLICAOF", "NO", "ONE")
+        redis_command(b.port, "REPLICAOF", "127.0.0.1", str(a.port))
+        check(run_id(a.port) == before, "a is master again with the run_id it had")
+        check(await until(node.ready, 15), "the node is ready on a again")
+
+        status, seq = 0, None
+        for _ in range(50):  # the node may still be reconnecting: 503s first
+            status, seq = node.post_credits("fb", 2)
+            if status == 200:
+                break
+            await asyncio.sleep(0.1)
+        check(status == 200, f"a publish on a after its promotion ({status})")
+        # The node tells the device of the new epoch (4009) when it sees it;
+        # a device still open resumes anyway, as one that lost its link would.
+        await until(lambda: device.closes, 5)
+        if not device.closes:
+            await device.close()
+        await device.connect(node)
+        check(await until(lambda: device.welcomes and device.epoch not in (None, first), 10),
+              f"the stream starts a new epoch (epoch {first} -> {device.epoch}, closes "
+              f"{device.closes})")
+        check(not device.welcomes[-1]["recovered"],
+              f"the device resyncs with a SNAPSHOT ({device.welcomes[-1]})")
+        await device.close()
+    finally:
+        if node:
+            node.proc.kill()
+            node.proc.wait()
+        a.kill()
+        b.kill()
+
+
+asyncio.run(main())
+finish()
