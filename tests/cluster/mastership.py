@@ -1,11 +1,14 @@
 """A stream belongs to the Redis mastership that wrote it. A master that is
-demoted (REPLICAOF another; the node's writes meet READONLY and it makes its
-link again), resyncs from its replica (which may have missed its last
-writes), and is promoted again keeps its run_id: were that
-all a stream's epoch were checked against, the stream would go on in the
-same epoch, and a device that saw a lost message at seq n would take
-another message at n. Redis gives every promotion a new master_replid, so
-the stream starts a new epoch: the device resyncs with a SNAPSHOT.
+demoted (REPLICAOF its replica), resyncs from it (which may have missed
+its last writes), and is promoted again keeps its run_id: were that all a
+stream's epoch were checked against, the stream would go on in the same
+epoch, and a device that saw a lost message at seq n would take another
+message at n. Redis gives every promotion a new master_replid, so the
+stream starts a new epoch: the device resyncs with a SNAPSHOT.
+Meanwhile, writes to a as a replica are refused (503, never 504: what was
+sent before the node knew was refused for certain), and the node, finding
+a replica behind its plain URL (ROLE), says so and is not ready until a is
+a master again.
 
     mastership.py <kullsync-server binary>
 """
@@ -31,7 +34,8 @@ async def main():
     node = None
     try:
         check(await until(lambda: synced(b.port), 10), "b replicates a")
-        node = Node(BINARY, "n", f"redis://127.0.0.1:{a.port}")
+        log = open(f"{work}/n.err", "w+")
+        node = Node(BINARY, "n", f"redis://127.0.0.1:{a.port}", stderr=log)
         check(await until(node.ready, 10), "the node is ready on a")
         device = Device("fb", "d1")
         await device.connect(node)
@@ -49,10 +53,18 @@ async def main():
         redis_command(b.port, "REPLICAOF", "NO", "ONE")
         redis_command(a.port, "REPLICAOF", "127.0.0.1", str(b.port))
         check(await until(lambda: synced(a.port), 10), "a, demoted, resynced from b")
-        # Writes go on meanwhile: a refuses them (READONLY), and the node
-        # makes its link to a again.
-        refused = await until(lambda: node.post_credits("fb", 9)[0] == 503, 5)
-        check(refused, "a publish on a while it is a replica is refused (503)")
+        # Writes go on meanwhile: a refuses them (READONLY). Those sent on
+        # the link before the node knew are refused for certain (503), not
+        # of unknown outcome (504); then the node, finding a replica (ROLE),
+        # is not ready until a is a master again.
+        loop = asyncio.get_running_loop()
+        answers = await asyncio.gather(*[loop.run_in_executor(
+            None, lambda: node.post_credits("fb", 9)[0]) for _ in range(40)])
+        check(set(answers) <= {503}, f"publishes to a replica are refused (503): {answers}")
+        said = f"127.0.0.1:{a.port} is not the master (slave): not ready until it is a master"
+        check(await until(lambda: said in open(f"{work}/n.err").read(), 5),
+              "the node's link to a finds a replica (ROLE) and says so")
+        check(not node.ready(), "the node is not ready on a replica")
         redis_command(a.port, "REPLICAOF", "NO", "ONE")
         redis_command(b.port, "REPLICAOF", "127.0.0.1", str(a.port))
         check(run_id(a.port) == before, "a is master again with the run_id it had")

@@ -106,9 +106,36 @@ void publish(broker_ptr self, publish_request& req, uint64_t ticket,
   s.batch.push_back({std::move(req), ticket, to, std::chrono::steady_clock::now()});
 }
 
+/// A master demoted under the command link. Nothing more is sent on it (the
+/// instance is not ready), and it goes once what was sent before is answered
+/// (a PING behind it): those calls were refused as to a replica, certainly
+/// not applied (503), where dropping at once would leave their outcome
+/// unknown (504). With Sentinel the sentinels are asked where the master is
+/// now.
+void leave_replica(broker_ptr self, shard_link& s) {
+  if (s.replica_gen == s.cmd_gen)
+    return; // leaving already
+  s.replica_gen = s.cmd_gen;
+  self->state.log->warn("redis {}: a write was refused as to a replica (READONLY)", s.name());
+  if (s.by_sentinel())
+    ask_again(self, s, "a write was refused as to a replica");
+  auto link = s.cmd;
+  command_on(self, link, std::make_shared<const std::vector<std::string>>(
+                           std::vector<std::string>{"PING"}),
+             [self, link](redis_value) { drop(self, link, "a replica"); });
+}
+
 /// One script call for (at most `max_batch` of) an instance's batch.
 void flush(broker_ptr self, shard_link& s) {
   constexpr size_t max_batch = 256;
+  if (s.replica_gen == s.cmd_gen) { // leaving a replica: nothing more goes on its link
+    for (auto& p : std::exchange(s.batch, {})) {
+      ++self->state.shared->publish_failures;
+      self->send(p.to, published_atom::value, p.ticket,
+                 unavailable("redis " + s.name() + " is a replica now"));
+    }
+    return;
+  }
   while (!s.batch.empty()) {
     auto n = std::min(s.batch.size(), max_batch);
     auto taken = std::make_shared<std::vector<pending_publish>>(
@@ -123,13 +150,8 @@ void flush(broker_ptr self, shard_link& s) {
     eval(self, s, script::publish, std::move(pb.call),
          [self, taken, order = std::move(pb.order), index = s.index](redis_value v) {
            auto& counters = *self->state.shared;
-           if (v.kind == redis_value::error && v.str.rfind("READONLY", 0) == 0) {
-             // A master demoted under this link: find the new one.
-             auto& s = self->state.shards[index];
-             if (s.by_sentinel())
-               ask_again(self, s, "a write was refused as to a replica");
-             drop(self, s.cmd, "a replica");
-           }
+           if (v.kind == redis_value::error && v.str.rfind("READONLY", 0) == 0)
+             leave_replica(self, self->state.shards[index]);
            auto r = parse_publish(v, taken->size());
            if (!r) {
              counters.publish_failures += taken->size();

@@ -83,11 +83,11 @@ void authenticate(broker_ptr self, shard_link& s, bool subscriber,
   });
 }
 
-/// The command link is up: (with Sentinel, that it is the master's,) its
-/// run id, then the scripts.
+/// The command link is up: that its peer is a master (ROLE: nothing is
+/// written to a replica), its mastership, then the scripts.
 void prepare(broker_ptr self, shard_link& s) {
   auto index = s.index;
-  if (s.by_sentinel() && !s.role_checked) {
+  if (!s.role_checked) {
     return check_master(self, s, [self, index] {
       self->state.shards[index].role_checked = true;
       prepare(self, self->state.shards[index]);

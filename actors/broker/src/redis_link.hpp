@@ -115,7 +115,8 @@ struct shard_link {
   int64_t cmd_since_ms = 0, sub_since_ms = 0; // when each came up
   bool sub_was_up = false;   // the next subscription is a resubscription
   bool resubscribed = false; // hubs must read what they missed
-  std::string run;           // Redis' run id; empty: not asked yet
+  std::string run;           // Redis' mastership (mastership_of); empty: not asked yet
+  uint64_t replica_gen = 0;  // the command link found a replica (READONLY)
   std::array<std::string, 3> sha;
   size_t scripts_loaded = 0;
   std::set<std::string> asked, confirmed; // channels
@@ -137,7 +138,7 @@ struct shard_link {
   bool by_sentinel() const { return !at.master_name.empty(); }
   bool ready() const {
     return cmd_up && sub_up && !run.empty() && scripts_loaded == sha.size()
-           && confirmed.count(probe_channel);
+           && confirmed.count(probe_channel) && replica_gen != cmd_gen;
   }
   std::string name() const {
     auto where = at.host.empty() ? std::string{"?"} : at.host + ":" + std::to_string(at.port);
@@ -213,8 +214,8 @@ void on_switch_master(broker_ptr self, uint32_t index, uint64_t gen,
 /// replica): the sentinels are asked before the links are made again.
 void ask_again(broker_ptr self, shard_link& s, const std::string& why);
 /// ROLE on a new command link: `next` if its peer is a master, else the
-/// link is dropped and the sentinels asked again: no write goes to a
-/// replica.
+/// link is dropped (with Sentinel, the sentinels asked again; a plain URL's
+/// server is tried again each tick): no write goes to a replica.
 void check_master(broker_ptr self, shard_link& s, std::function<void()> next);
 
 // redis_nodes.cpp: what the nodes share besides streams (first instance)

@@ -194,8 +194,14 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next) {
       return next();
     auto role = v.kind == redis_value::array && !v.elements.empty() ? v.elements[0].str
                                                                      : v.str;
-    ask_again(self, s, s.at.host + ":" + std::to_string(s.at.port) + " is not the master ("
-                         + role + ")");
+    auto what = s.at.host + ":" + std::to_string(s.at.port) + " is not the master (" + role + ")";
+    if (s.by_sentinel()) {
+      ask_again(self, s, what);
+    } else if (auto now = steady_ms(); now - s.sentinel_logged_ms >= 10'000) {
+      // A plain URL names one server: it is tried again each tick.
+      s.sentinel_logged_ms = now;
+      self->state.log->error("redis {}: not ready until it is a master", what);
+    }
     drop(self, s.cmd, "not the master");
   });
 }
