@@ -13,7 +13,11 @@ devices (PROTOCOL.md v2). Checks, each with the figures it saw:
     and miss nothing; a node stopped with SIGTERM: 1001, the others hear its
     devices leave, they resume elsewhere;
   - a Redis with a password: the right one works, a wrong one keeps the
-    node unready and is never logged.
+    node unready and is never logged;
+  - a full Redis (maxmemory, noeviction): publishes are refused (HTTP 503,
+    NACK unavailable, the reason logged), the node says its liveness key
+    was refused, and once there is room again everything is served with
+    one numbering.
 
     cluster_faults.py <kullsync-server binary>
 """
@@ -30,7 +34,7 @@ import urllib.request
 
 import websockets
 
-from cluster_common import SCALE, Device, Node, Redis, check, finish, until
+from cluster_common import SCALE, Device, Node, Redis, check, finish, redis_command, until
 
 BINARY = sys.argv[1]
 
@@ -257,6 +261,44 @@ async def redis_password(work):
         redis.kill()
 
 
+async def redis_full(work):
+    redis = Redis(work)
+    redis.start("--maxmemory-policy", "noeviction")
+    log = os.path.join(work, "full.log")
+    with open(log, "w") as f:
+        n = node("f1", redis.port, stderr=f)
+    d = Device("full", "mac")
+    try:
+        check(await until(n.ready, 10), "a node on a Redis that will fill up")
+        await d.connect(n)
+        await until(lambda: d.welcomes)
+        check(n.post_credits("full", 1) == (200, 1), "a publish while there is room")
+        redis_command(redis.port, "CONFIG", "SET", "maxmemory", "1")
+        status, _ = n.post_credits("full", 2)
+        await d.send_progress("full-1", 5)
+        await until(lambda: "full-1" in d.nacks, 5)
+        check(status == 503 and d.nacks.get("full-1") == "unavailable",
+              f"a full Redis: the backend's publish 503, the device's NACK unavailable "
+              f"({status}, {d.nacks})")
+        said = await until(lambda: "liveness key was refused (OOM" in open(log).read(), 20)
+        text = open(log).read()
+        check(said and "OOM" in text,
+              "the node says its liveness key was refused: "
+              + next((l for l in text.splitlines() if "liveness" in l), "(nothing)"))
+        redis_command(redis.port, "CONFIG", "SET", "maxmemory", "0")
+        status, seq = n.post_credits("full", 3)
+        await d.send_progress("full-1", 5)  # the device resends it, as its outbox would
+        await until(lambda: "full-1" in d.acks and d.seq >= 3, 5)
+        check(status == 200 and seq == 2 and d.acks.get("full-1") == 3 and not d.violations,
+              f"room again: served, numbered on (seq {seq}, the device's message "
+              f"{d.acks.get('full-1')}, {d.violations})")
+        await d.close()
+    finally:
+        n.proc.send_signal(signal.SIGTERM)
+        n.proc.wait(timeout=10)
+        redis.kill()
+
+
 async def main():
     work = tempfile.mkdtemp()
     redis = Redis(work)
@@ -273,6 +315,7 @@ async def main():
         await node_killed(a, b, c)
         await node_stopped(a, b)
         await redis_password(work)
+        await redis_full(work)
     finally:
         for n in nodes:
             if n.proc.poll() is None:

@@ -362,7 +362,18 @@ void send_alive(broker_ptr self, shard_link& s) {
     command(self, s,
             {"SET", self->state.cfg.prefix + "alive:" + node, "1", "PX",
              std::to_string(a.ttl_ms)},
-            [](redis_value) {});
+            [self, index = s.index, node = node](redis_value v) {
+              // Refused (a full Redis: OOM), the key expires, and every node
+              // takes this node's devices for gone: worth an operator's eye.
+              auto& s = self->state.shards[index];
+              auto now = steady_ms();
+              if (!v.is_error() || now - s.alive_logged_ms < 10'000)
+                return;
+              s.alive_logged_ms = now;
+              self->state.log->error("redis {}: node {}'s liveness key was refused ({}): once it "
+                                     "expires, other nodes take its devices for gone",
+                                     s.name(), node, v.str);
+            });
   }
 }
 

@@ -133,6 +133,7 @@ struct shard_link {
   bool role_checked = false;    // the command link's peer said it is a master
   uint64_t left_gen = 0;        // the command link this node dropped to move
   int64_t sentinel_logged_ms = 0;
+  int64_t alive_logged_ms = 0; // a refused liveness key, last said
   int64_t sentinel_asked_ms = 0; // the master's address asked, not yet answered
 
   bool by_sentinel() const { return !at.master_name.empty(); }
