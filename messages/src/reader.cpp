@@ -111,15 +111,17 @@ server_message read_server(const json::value& v, const path_node* at) {
 }
 
 client_message read_client(const json::value& v, const path_node* at,
-                           bool keep_raw) {
+                           bool keep_raw, bool read_ids) {
   object_reader r{v, at};
   client_message x;
   x.type_name = r.str(keys::type);
   x.type = client_type_from(x.type_name);
-  x.id = r.opt(keys::id, as_message_id);
-  if (r.is_null(keys::id)) // present: it must be an id, not nothing
-    fail(decode_errc::wrong_type, nullptr, "an id is a string of 1 to "
-                                             + std::to_string(max_message_id) + " characters");
+  if (read_ids) {
+    x.id = r.opt(keys::id, as_message_id);
+    if (r.is_null(keys::id)) // present: it must be an id, not nothing
+      fail(decode_errc::wrong_type, nullptr, "an id is a string of 1 to "
+                                               + std::to_string(max_message_id) + " characters");
+  }
   auto* payload = r.find(keys::payload);
   x.has_payload = payload != nullptr;
   auto p = r.at(keys::payload);
@@ -224,7 +226,7 @@ server_message read_payload(const json::value& v, const path_node* at) {
 }
 template <>
 client_message read_payload(const json::value& v, const path_node* at) {
-  return read_client(v, at, false);
+  return read_client(v, at, false, true);
 }
 
 } // namespace
@@ -240,9 +242,9 @@ template <>
 decode_result<client_message> read_text(std::string_view text,
                                         const decode_limits& lim) {
   return decode_frame<client_message>(
-    text, lim, [keep = lim.keep_raw_payload](const json::value& v,
-                                             const path_node* at) {
-      return read_client(v, at, keep);
+    text, lim, [keep = lim.keep_raw_payload, ids = lim.read_ids](const json::value& v,
+                                                                 const path_node* at) {
+      return read_client(v, at, keep, ids);
     });
 }
 

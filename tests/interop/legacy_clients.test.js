@@ -165,6 +165,27 @@ test('devices, PING, relayed progress, ignored junk, HTTP triggers, disconnects'
   a.ws.close();
 });
 
+test('an "id" of any shape is ignored on a v1 socket, as the deployed server does', async () => {
+  const a = client('?token=u-ids:mac');
+  try {
+    await a.msg('DEVICE_CONNECTED');
+    const ids = [5, null, '', 'x'.repeat(65), { k: 1 }, 'ok'];
+    for (const [i, id] of ids.entries()) {
+      const payload = { shootId: `s${i}`, status: 'processing', processedCount: i, totalCount: 9,
+                        provider: 'p' };
+      a.send({ type: 'UPDATE_PROGRESS', id, payload });
+      const m = await a.msg('SHOOT_PROGRESS').catch(() => null);
+      assert.ok(m, `not relayed with id ${JSON.stringify(id)}`);
+      assert.deepEqual(m.data, payload, `relayed with id ${JSON.stringify(id)}`);
+      assert.equal(m.seq, undefined);
+    }
+    a.send({ type: 'PING', id: 7, payload: { timestamp: Date.now() / 1000 } });
+    assert.ok(await a.msg('PONG').catch(() => null), 'a PING with an id is answered');
+  } finally {
+    a.ws.close();
+  }
+});
+
 test('a device whose socket is open gets what is published right after', async () => {
   // The deployed server registers a socket before its upgrade is answered:
   // an update posted the moment a client sees "open" must reach it.

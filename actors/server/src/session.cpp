@@ -268,6 +268,7 @@ void on_frame(session_ptr self, const std::string& text) {
   msg::decode_limits lim;
   lim.max_frame_bytes = SIZE_MAX; // the transport refuses larger frames (1009)
   lim.keep_raw_payload = true;
+  lim.read_ids = st.v2; // ids are v2's: a v1 socket's message is read as the deployed server does
   auto m = msg::decode_client(text, lim);
   auto& counters = *st.env->counters;
   if (!m) {
@@ -286,9 +287,6 @@ void on_frame(session_ptr self, const std::string& text) {
                       : m->type == msg::client_type::update_progress ? 1
                       : m->type == msg::client_type::refresh         ? 2
                                                                      : 3);
-  // Ids are v2's: a v1 socket's message is handled as the deployed server does.
-  if (!st.v2)
-    m->id.reset();
   switch (m->type) {
     case msg::client_type::ping:
       self->send(st.transport, send_atom::value,

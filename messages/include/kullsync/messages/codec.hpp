@@ -39,6 +39,9 @@ struct decode_limits {
   /// decode_client also keeps the payload's JSON text in
   /// client_message::raw_payload, so a relay can forward it verbatim.
   bool keep_raw_payload = false;
+  /// decode_client reads `id` (v2). Off for a v1 socket: the deployed
+  /// server ignores keys it does not know, an `id` of any shape included.
+  bool read_ids = true;
 };
 
 /// Either a value or the reason there is none.
