@@ -275,6 +275,21 @@ test('an Idempotency-Key retry answers the first seq and publishes nothing', asy
   await a.close();
 });
 
+test('an Idempotency-Key retry of a message outside the stream publishes it once', async () => {
+  const adm = v2('?token=admin:idem-console');
+  await adm.msg('SNAPSHOT');
+  const body = { providers: [{ provider: 'idem-check', status: 'healthy' }], timestamp: 1 };
+  const first = await post('/provider-health', body, { 'Idempotency-Key': 'ph-1' });
+  const retry = await post('/provider-health', body, { 'Idempotency-Key': 'ph-1' });
+  assert.equal(first.status, 200);
+  assert.equal(retry.status, 200);
+  await marker('admin', adm);
+  const seen = adm.all.filter((m) => m.type === 'PROVIDER_HEALTH'
+                                     && m.data.providers[0]?.provider === 'idem-check');
+  assert.equal(seen.length, 1, `PROVIDER_HEALTH arrived ${seen.length} times`);
+  await adm.close();
+});
+
 test('a v2 consumer that stops reading is cut with 4009 so that it resumes', async () => {
   const slow = v2('?token=v2-slow:reader');
   await slow.msg('SNAPSHOT');

@@ -253,6 +253,18 @@ void publish(hub_ptr self, const std::string& user, const msg::server_message& m
   req.now = now_ms(self);
   if (req.numbered) {
     req.state = state_of_message(self, m);
+  } else if (!req.dedup_key.empty()) {
+    // Not in the stream, but with an Idempotency-Key: a retry must not reach
+    // the sockets again, so this node's have it once the broker says it is
+    // new (the broker relays it to the other nodes likewise).
+    done = [self, user, frame = make_shared_frame(req.frame),
+            done = std::move(done)](const publish_receipt& r) {
+      if (!r.duplicate)
+        if (auto* u = followed(self, user))
+          send_all(self, *u, frame);
+      if (done)
+        done(r);
+    };
   } else if (auto* u = followed(self, user)) {
     // Not in the stream: this node's sockets have it at once; the broker
     // relays it to the other nodes (which skip their own).
