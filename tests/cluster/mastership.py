@@ -13,6 +13,8 @@ a master again.
     mastership.py <kullsync-server binary>
 """
 import asyncio
+import os
+import signal
 import sys
 import tempfile
 
@@ -88,6 +90,21 @@ async def main():
               f"{device.closes})")
         check(not device.welcomes[-1]["recovered"],
               f"the device resyncs with a SNAPSHOT ({device.welcomes[-1]})")
+
+        # A master that stops answering (SIGSTOP; its kernel still accepts):
+        # the node's new link gets no answer to ROLE. That is an outage, not
+        # a replica, and the log must not say otherwise.
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            stuck = await until(lambda: "no answer since connecting" in open(f"{work}/n.err").read(),
+                                20)
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        check(stuck, "a paused master: the node's new link to it is dropped as unanswered")
+        check(await until(node.ready, 15), "the node is ready again once a answers")
+        wrong = [l for l in open(f"{work}/n.err").read().splitlines()
+                 if "is not the master" in l and "(slave)" not in l]
+        check(not wrong, f"an unanswered ROLE is not reported as a role: {wrong[:2]}")
         await device.close()
     finally:
         if node:

@@ -189,11 +189,23 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next) {
   auto index = s.index;
   command(self, s, {"ROLE"}, [self, index, next = std::move(next)](redis_value v) {
     auto& s = self->state.shards[index];
-    if (v.kind == redis_value::array && !v.elements.empty()
-        && v.elements[0].kind == redis_value::string && v.elements[0].str == "master")
+    bool answered = v.kind == redis_value::array && !v.elements.empty()
+                    && v.elements[0].kind == redis_value::string;
+    if (answered && v.elements[0].str == "master")
       return next();
-    auto role = v.kind == redis_value::array && !v.elements.empty() ? v.elements[0].str
-                                                                     : v.str;
+    if (!answered) {
+      // No role said: the link went (its loss is reported as such), or the
+      // server refused (LOADING, NOAUTH, ...): that, not a replica, is why.
+      if (v.kind == redis_value::unsent || v.kind == redis_value::lost)
+        return;
+      if (auto now = steady_ms(); now - s.sentinel_logged_ms >= 10'000) {
+        s.sentinel_logged_ms = now;
+        self->state.log->error("redis {}: ROLE was not answered ({}): connecting again",
+                               s.name(), v.is_error() ? v.str : "not a role");
+      }
+      return drop(self, s.cmd, "no role");
+    }
+    auto& role = v.elements[0].str;
     auto what = s.at.host + ":" + std::to_string(s.at.port) + " is not the master (" + role + ")";
     if (s.by_sentinel()) {
       ask_again(self, s, what);
