@@ -14,6 +14,8 @@ devices (PROTOCOL.md v2). Checks, each with the figures it saw:
     devices leave, they resume elsewhere;
   - a Redis with a password: the right one works, a wrong one keeps the
     node unready and is never logged;
+  - a Redis that is not there (a typo in --broker): the node is not ready
+    and says, at warn, which address it cannot connect to;
   - a full Redis (maxmemory, noeviction): publishes are refused (HTTP 503,
     NACK unavailable, the reason logged), the node says its liveness key
     was refused, and once there is room again everything is served with
@@ -34,7 +36,8 @@ import urllib.request
 
 import websockets
 
-from cluster_common import SCALE, Device, Node, Redis, check, finish, redis_command, until
+from cluster_common import (SCALE, Device, Node, Redis, check, finish, free_port, redis_command,
+                            until)
 
 BINARY = sys.argv[1]
 
@@ -261,6 +264,22 @@ async def redis_password(work):
         redis.kill()
 
 
+async def redis_absent(work):
+    port = free_port()
+    log = os.path.join(work, "absent.log")
+    with open(log, "w") as f:
+        n = Node(BINARY, "x1", f"redis://127.0.0.1:{port}", stderr=f)  # warn: the default
+    try:
+        said = await until(lambda: f"127.0.0.1:{port}: cannot connect" in open(log).read(), 5)
+        check(said and not n.ready(),
+              "a Redis that is not there: not ready, and the log says where: "
+              + next((l for l in open(log).read().splitlines() if "cannot connect" in l),
+                     "(nothing)"))
+    finally:
+        n.proc.send_signal(signal.SIGTERM)
+        n.proc.wait(timeout=10)
+
+
 async def redis_full(work):
     redis = Redis(work)
     redis.start("--maxmemory-policy", "noeviction")
@@ -315,6 +334,7 @@ async def main():
         await node_killed(a, b, c)
         await node_stopped(a, b)
         await redis_password(work)
+        await redis_absent(work)
         await redis_full(work)
     finally:
         for n in nodes:

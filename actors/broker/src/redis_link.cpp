@@ -273,6 +273,12 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
       ++st.shared->reconnects;
       st.log->warn("redis {}: {} link lost ({}): publishes for its users fail until "
                    "it is back", s.name(), subscriber ? "subscriber" : "command", why);
+    } else if (!subscriber && now - s.connect_logged_ms >= 60'000) {
+      // Retried every tick: said when it starts, then once a minute (a typo
+      // in --broker, a Redis down), so that a node not ready says why.
+      s.connect_logged_ms = now;
+      st.log->warn("redis {}: cannot connect: {} (trying again every {} ms)", s.name(), why,
+                   st.cfg.probe_interval.count());
     } else {
       st.log->debug("redis {}: cannot connect: {}", s.name(), why);
     }
@@ -293,6 +299,8 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     return;
   }
   is_up = true;
+  if (!subscriber)
+    s.connect_logged_ms = -60'000; // a next failure to connect is news again
   st.log->debug("redis {}: {} link up", s.name(), subscriber ? "subscriber" : "command");
   if (subscriber) {
     s.sub_since_ms = now;

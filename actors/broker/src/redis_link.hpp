@@ -134,6 +134,7 @@ struct shard_link {
   uint64_t left_gen = 0;        // the command link this node dropped to move
   int64_t sentinel_logged_ms = 0;
   int64_t alive_logged_ms = 0; // a refused liveness key, last said
+  int64_t connect_logged_ms = -60'000; // a failed connect, last said
   int64_t sentinel_asked_ms = 0; // the master's address asked, not yet answered
 
   bool by_sentinel() const { return !at.master_name.empty(); }
