@@ -318,6 +318,8 @@ int main(int argc, char** argv) {
     sub->fallthrough();
   try {
     app.parse(argc, argv);
+    while (!o.url.empty() && o.url.back() == '/') // http://host:port/ names the same server
+      o.url.pop_back();
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

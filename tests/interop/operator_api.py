@@ -16,6 +16,7 @@ both nodes listed.
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,22 @@ async def ctl_checks(n):
     check(rc == 0 and data.get("currentImage") == "IMG_7.jpg" and data.get("eta") == 12.5
           and data.get("errorMessage") == "disk full",
           f"ctl publish shoot-progress with every field ({data})")
+    rc, _, err = ctl(n, "--url", f"http://{n.addr}/", "users", "c1")
+    check(rc == 0, f"ctl --url with a trailing slash names the same server ({err.strip()})")
+    # A server that accepts and never answers: --timeout bounds the wait.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        t0 = time.monotonic()
+        rc, _, err = ctl(n, "--url", f"http://127.0.0.1:{silent.getsockname()[1]}",
+                         "--timeout", "1", "nodes")
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    check(rc == 1 and took < 5 * SCALE and "timeout" in err,
+          f"ctl --timeout 1 against a server that never answers: rc {rc} after {took:.1f} s "
+          f"({err.strip()})")
     # The server's own key file (comments, CRLF) serves kullsync-ctl as is.
     server_style = write("keys-crlf", "# the backend's key\r\n\r\n" + API_KEY + "\r\n")
     rc, _, err = ctl(n, "users", "c1", key_file=server_style)

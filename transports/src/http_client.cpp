@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/strand.hpp>
@@ -55,24 +56,6 @@ http::request<http::string_body> make_request(const std::string& method,
   req.prepare_payload();
   return req;
 }
-
-template <class Stream>
-http_result exchange(Stream& stream, const std::string& method,
-                     const detail::url_parts& u, const std::string& body,
-                     std::chrono::milliseconds timeout, const header_list& headers = {}) {
-  auto req = make_request(method, u, body, headers);
-  beast::get_lowest_layer(stream).expires_after(timeout);
-  http::write(stream, req);
-  beast::flat_buffer buf;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(8 * 1024 * 1024);
-  http::read(stream, buf, parser);
-  http_result r;
-  r.status = parser.get().result_int();
-  r.body = std::move(parser.get().body());
-  return r;
-}
-
 
 /// One asynchronous exchange: resolve, connect, (TLS), write, read.
 template <class Stream>
@@ -254,30 +237,31 @@ http_result http_fetch(const std::string& method, const std::string& url,
   auto u = parse_http_url(url);
   if (!u)
     return {0, {}, "invalid URL '" + url + "'"};
+  // The asynchronous exchange on an io_context of its own: Beast's deadline
+  // bounds only asynchronous operations, and a server that accepts and
+  // never answers must not hold the caller past `timeout`.
   try {
     net::io_context ioc;
-    tcp::resolver resolver{ioc};
-    auto results = resolver.resolve(u->host, u->port);
-    if (!u->tls) {
-      beast::tcp_stream stream{ioc};
-      stream.expires_after(timeout);
-      stream.connect(results);
-      auto r = exchange(stream, method, *u, body, timeout, headers);
-      beast::error_code ec;
-      stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-      return r;
+    std::optional<http_result> out;
+    auto done = [&out](http_result r) { out = std::move(r); };
+    auto req = make_request(method, *u, body, headers);
+    if (u->tls) {
+      auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+      ctx->set_default_verify_paths();
+      ctx->set_verify_mode(insecure ? ssl::verify_none : ssl::verify_peer);
+      auto& c = *ctx;
+      std::make_shared<fetch_op<beast::ssl_stream<beast::tcp_stream>>>(
+        ioc.get_executor(), timeout, done, std::move(ctx), c)
+        ->start(std::move(*u), std::move(req), insecure);
+    } else {
+      std::make_shared<fetch_op<beast::tcp_stream>>(ioc.get_executor(), timeout, done, nullptr)
+        ->start(std::move(*u), std::move(req), false);
     }
-    ssl::context ctx{ssl::context::tls_client};
-    ctx.set_default_verify_paths();
-    ctx.set_verify_mode(insecure ? ssl::verify_none : ssl::verify_peer);
-    beast::ssl_stream<beast::tcp_stream> stream{ioc, ctx};
-    SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
-    if (!insecure)
-      stream.set_verify_callback(ssl::host_name_verification(u->host));
-    beast::get_lowest_layer(stream).expires_after(timeout);
-    beast::get_lowest_layer(stream).connect(results);
-    stream.handshake(ssl::stream_base::client);
-    return exchange(stream, method, *u, body, timeout, headers);
+    // The resolver has no deadline of its own: the whole exchange gets one.
+    ioc.run_for(timeout + std::chrono::milliseconds{200});
+    if (!out)
+      return {0, {}, "no answer within " + std::to_string(timeout.count()) + " ms"};
+    return std::move(*out);
   } catch (const boost::system::system_error& e) {
     return {0, {}, e.code().message()}; // not what(): it names Boost's source lines
   } catch (const std::exception& e) {
