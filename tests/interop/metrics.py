@@ -126,6 +126,9 @@ async def main():
         check(value(after, "kullsync_sockets_open", '{protocol="v1"}') == 1
               and value(after, "kullsync_sockets_open", '{protocol="v2"}') == 1,
               "sockets open by protocol: one v1, one v2")
+        check(value(after, "kullsync_unfinished_message_bytes") == 0,
+              "nothing unfinished: two open sockets that sent only whole messages hold 0 bytes "
+              f"({value(after, 'kullsync_unfinished_message_bytes')})")
         check((value(after, "process_resident_memory_bytes") or 0) > 1e6, "process RSS reported")
         check(value(after, "kullsync_io_loop_lag_seconds_count") is not None, "io loop lag histogram")
         label_values = re.findall(r'="([^"]*)"', "\n".join(

@@ -1,5 +1,7 @@
 """What ships for monitoring is checked, not just described:
-  - packaging/prometheus/kullsync-alerts.yml passes `promtool check rules`;
+  - packaging/prometheus/kullsync-alerts.yml passes `promtool check rules`,
+    and `promtool test rules` of tests/interop/alerts_test.yml (slow
+    consumers fire it; operators' kicks and socket caps do not);
   - every series the alert rules and packaging/grafana/kullsync-dashboard.json
     use (and every label they select on) exists in the /metrics of a loaded
     cluster node (on a redis-server of its own, so the broker's series are
@@ -29,6 +31,11 @@ WORK = tempfile.mkdtemp()
 
 r = subprocess.run(["promtool", "check", "rules", RULES], capture_output=True, text=True)
 check(r.returncode == 0, f"promtool check rules kullsync-alerts.yml ({r.stdout.strip()} {r.stderr.strip()})")
+r = subprocess.run(["promtool", "test", "rules",
+                    os.path.join(SOURCE, "tests", "interop", "alerts_test.yml")],
+                   capture_output=True, text=True)
+check(r.returncode == 0, "promtool test rules alerts_test.yml: the alerts fire on what they "
+      f"name, not on kicks or caps ({r.stdout.strip()[-300:]} {r.stderr.strip()[-300:]})")
 
 # Every PromQL expression shipped.
 exprs = re.findall(r"^\s*expr:\s*(\|\s*\n(?:\s{10,}.*\n)+|.*)$", open(RULES).read(), re.M)

@@ -270,7 +270,8 @@ bool ws_connection::unfinished() const {
 }
 
 bool ws_connection::account_held() {
-  size_t now = reader_.done() ? 0 : partial_.capacity() + reader_.held();
+  // An empty buffer holds nothing unfinished (its inline bytes are no heap).
+  size_t now = reader_.done() ? 0 : (partial_.empty() ? 0 : partial_.capacity()) + reader_.held();
   if (now == held_)
     return true;
   core_->unfinished_bytes += now;

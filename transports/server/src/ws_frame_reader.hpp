@@ -53,7 +53,7 @@ public:
   /// True while a fragmented message is incomplete; `held()` is the memory
   /// its fragments take.
   bool mid_message() const { return in_message_; }
-  size_t held() const { return fragments_.capacity(); }
+  size_t held() const { return fragments_.empty() ? 0 : fragments_.capacity(); }
 
 private:
   bool fail(frame_sink& sink, uint16_t code, const char* reason);

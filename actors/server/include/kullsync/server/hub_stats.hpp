@@ -22,7 +22,9 @@ inline constexpr const char* resumes_family_help = "v2 joins, by outcome.";
 #define KULLSYNC_HUB_METRICS(X)                                                    \
   X(v1_sockets, gauge, sockets_open_family, sockets_open_family_help, "protocol=v1")           \
   X(v2_sockets, gauge, sockets_open_family, sockets_open_family_help, "protocol=v2")           \
-  X(users, gauge, "kullsync_users", "Users the hubs hold (connected or remembered).", "") \
+  X(users, gauge, "kullsync_users",                                                \
+    "Users with a socket on this node (the state of one without is the stream "    \
+    "core's: kullsync_state_bytes).", "")                                          \
   X(rejected_sockets, counter, "kullsync_sockets_refused_user_cap_total",         \
     "Sockets refused because their user had --max-sockets-per-user already.", "")  \
   X(frames_out, counter, "kullsync_deliveries_total",                             \
