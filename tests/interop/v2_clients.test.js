@@ -290,6 +290,23 @@ test('an Idempotency-Key retry of a message outside the stream publishes it once
   await adm.close();
 });
 
+test('WELCOME is the first frame, also to a client that sends the moment it is open', async () => {
+  for (let i = 0; i < 5; ++i) {
+    const c = v2(`?token=v2-first-${i}:mac`);
+    await c.open();
+    c.send({ type: 'PING', payload: { timestamp: Date.now() / 1000 } });
+    c.send({ type: 'UPDATE_PROGRESS', id: `first-${i}`,
+             payload: { shootId: 's', status: 'processing', processedCount: 1, totalCount: 2,
+                        provider: 'p' } });
+    c.send({ type: 'UPDATE_PROGRESS', id: '' }); // refused: NACK invalid
+    await c.msg('ACK');
+    await c.msg('NACK');
+    await c.msg('PONG');
+    assert.equal(c.all[0].type, 'WELCOME', `first frames: ${c.all.slice(0, 3).map((m) => m.type)}`);
+    await c.close();
+  }
+});
+
 test('a v2 consumer that stops reading is cut with 4009 so that it resumes', async () => {
   const slow = v2('?token=v2-slow:reader');
   await slow.msg('SNAPSHOT');

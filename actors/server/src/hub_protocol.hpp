@@ -68,7 +68,10 @@ using session_actor
 /// - `join(request, session, socket)`: registers the socket (false: the
 ///   user's socket cap is reached). For a v2 socket it sends, in the same
 ///   turn, WELCOME and then the missed messages or a SNAPSHOT, so that
-///   nothing published afterwards is missed or sent twice.
+///   nothing published afterwards is missed or sent twice. When the user's
+///   head must be read first (a cluster), it answers once that is done: the
+///   session completes the handshake only then, so nothing it answers
+///   (PONG, ACK, NACK) goes before the WELCOME.
 /// - `publish(user, message, data_json)`: numbers the message in the user's
 ///   stream if its type is numbered, remembers what it changes and sends it
 ///   to every device of the user (serialised once per protocol version;

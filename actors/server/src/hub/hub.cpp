@@ -16,6 +16,17 @@ int64_t now_ms(hub_ptr self) {
   return epoch_ms(self->home_system(), self->state.clock);
 }
 
+void answer_join(hub_ptr self, const caf::actor_addr& session) {
+  auto& joining = self->state.joining;
+  if (joining.empty()) // a node alone, or every head at hand
+    return;
+  auto i = joining.find(session);
+  if (i == joining.end())
+    return;
+  i->second.deliver(true);
+  joining.erase(i);
+}
+
 void send_frame(hub_ptr self, device_socket& s, const shared_frame& f) {
   if (s.start || s.closing)
     return; // its WELCOME will cover this, or it is going
@@ -54,6 +65,7 @@ shared_frame control_frame(hub_ptr self, msg::server_type type, msg::server_body
 
 void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* reason) {
   s.closing = true;
+  answer_join(self, s.session.address()); // a socket not started yet opens, then closes
   self->send(s.session, close_atom::value, code, std::string{reason});
 }
 
@@ -127,11 +139,18 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
   });
   sweep(self);
   return {
-    [=](join_atom, const join_request& req, session_actor who, link_actor socket) {
+    [=](join_atom, const join_request& req, session_actor who,
+        link_actor socket) -> caf::result<bool> {
       auto& st = self->state;
+      auto addr = who.address();
       bool joined = join(self, req, who, std::move(socket));
       if (joined && st.draining) // it came while the others are being closed
         self->send(who, close_atom::value, st.draining->first, st.draining->second);
+      if (joined && starting(self, req.user, addr)) { // its head is being read
+        auto rp = self->make_response_promise<bool>();
+        st.joining.emplace(addr, rp);
+        return rp;
+      }
       return joined;
     },
     [=](leave_atom, const session_actor& who) {

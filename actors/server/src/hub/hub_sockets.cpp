@@ -174,6 +174,16 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   return true;
 }
 
+bool starting(hub_ptr self, const std::string& user, const caf::actor_addr& session) {
+  auto i = self->state.users.find(user);
+  if (i == self->state.users.end())
+    return false;
+  for (auto& s : i->second.sockets)
+    if (s.session.address() == session)
+      return s.start != nullptr;
+  return false;
+}
+
 void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_socket& me) {
   std::shared_ptr<const join_request> req = std::move(me.start);
   auto& f = u.stream->follower;
@@ -205,6 +215,7 @@ void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_s
     send_all(self, u, hello, &me);
   if (!self->state.draining) // a socket joining a stopping node is closed at once
     announce(self, user); // the broker lists it for the other nodes
+  answer_join(self, me.session.address()); // its handshake completes now
 }
 
 void leave(hub_ptr self, const caf::actor_addr& who) {
@@ -214,6 +225,7 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
     return;
   auto user = std::move(entry->second);
   st.by_session.erase(entry);
+  st.joining.erase(who); // its session is gone
   auto i = st.users.find(user);
   if (i == st.users.end())
     return;

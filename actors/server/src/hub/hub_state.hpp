@@ -42,6 +42,10 @@ struct hub_state {
   // cache on every message (nothing needs them in order).
   std::unordered_map<std::string, user_entry> users;
   std::unordered_map<caf::actor_addr, std::string> by_session; // session -> its user
+  // Joins answered once their socket started (WELCOME sent): until then the
+  // session does not complete the handshake, so nothing it would answer
+  // (PONG, ACK, NACK) can go before the WELCOME. Only while a head is read.
+  std::unordered_map<caf::actor_addr, caf::typed_response_promise<bool>> joining;
   std::unordered_map<uint64_t, pending_ack> acks;     // by ticket
   // Users whose presence announcement failed (may name a user twice, or one
   // gone): the sweep retries these, not a walk of every user.
@@ -75,6 +79,8 @@ inline user_entry* followed(hub_ptr self, const std::string& user) {
 
 // hub.cpp
 int64_t now_ms(hub_ptr self);
+/// The join of `session`, if it waits for its socket to start, answered.
+void answer_join(hub_ptr self, const caf::actor_addr& session);
 void send_frame(hub_ptr self, device_socket& s, const shared_frame& f);
 /// Every socket of `u` but `except` gets `f`.
 void send_all(hub_ptr self, user_entry& u, const shared_frame& f,
@@ -112,6 +118,8 @@ void carry_out(hub_ptr self, const std::string& user, user_entry& u,
 /// Registers a socket; false past the user's socket cap.
 bool join(hub_ptr self, const join_request& req, session_actor who,
           link_actor socket);
+/// Whether the socket of `session` (of `user`) waits for its start.
+bool starting(hub_ptr self, const std::string& user, const caf::actor_addr& session);
 /// A session's socket leaves its user (the session said so, or died).
 void leave(hub_ptr self, const caf::actor_addr& who);
 /// Starts a socket once its user's head is known: v1 hears of itself; v2
