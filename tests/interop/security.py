@@ -234,6 +234,37 @@ async def admin_feed(s):
     await admin.close()
     await user.close()
 
+    # An admin token is its `sub`'s, though its socket is on the admin feed:
+    # another admin's token does not refresh it (4002), and revoking its
+    # user closes it (4002) but not another admin's socket.
+    async def ends(ws):
+        """The close code, or None when the socket is still open after 5 s."""
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        except websockets.ConnectionClosed:
+            return ws.close_code
+        except asyncio.TimeoutError:
+            return None
+    a1 = await open_v2(s.url("?token=" + token(sub="ops-1", admin=True, device="c1", **good)))
+    await first(a1, "WELCOME")
+    await a1.send(json.dumps({"type": "REFRESH", "payload": {
+        "token": token(sub="ops-3", admin=True, device="c1", **good)}}))
+    code = await ends(a1)
+    check(code == 4002, f"an admin socket is not refreshed with another admin's token: 4002 ({code})")
+    a1 = await open_v2(s.url("?token=" + token(sub="ops-1", admin=True, device="c1", **good)))
+    a2 = await open_v2(s.url("?token=" + token(sub="ops-2", admin=True, device="c2", **good)))
+    await first(a1, "WELCOME")
+    await first(a2, "WELCOME")
+    st, _ = s.http("POST", "/users/ops-1/revoke", {}, {"Authorization": "Bearer " + API_KEY})
+    code = await ends(a1)
+    await a2.send(json.dumps({"type": "PING", "payload": {"timestamp": time.time()}}))
+    alive = (await first(a2, "PONG"))["type"] == "PONG"
+    check(st == 200 and code == 4002 and alive,
+          f"revoking an admin token's user closes its socket (4002), not another admin's "
+          f"({st}, {code}, other alive {alive})")
+    await a2.close()
+
 
 def api_keys(s):
     body = {"userId": "u1", "shootId": "s1", "status": "processing", "processedCount": 1,

@@ -199,7 +199,10 @@ private:
       who.admin = adm->get_bool();
     if (!who.admin && user == opts_.admin_user)
       return invalid("the admin feed needs a token with admin: true");
-    // One stream per socket: an admin token joins the admin feed's.
+    // One stream per socket: an admin token joins the admin feed's, and
+    // keeps whose token it is for its revocations and refreshes.
+    if (who.admin && user != opts_.admin_user)
+      who.admin_subject = rare_string{user};
     who.user_id = who.admin ? opts_.admin_user : std::move(user);
     if (auto* dev = claims.if_contains("device")) {
       if (!dev->is_string() || !msg::valid_id(dev->get_string()))

@@ -165,10 +165,14 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   std::vector<caf::weak_actor_ptr> weak_hubs;
   for (auto& h : env->hubs)
     weak_hubs.push_back(caf::actor_cast<caf::weak_actor_ptr>(h));
-  cfg.revocations->observe([weak_hubs](const std::string& user) {
-    auto& w = weak_hubs[hub_index(user, weak_hubs.size())];
-    if (auto h = caf::actor_cast<caf::strong_actor_ptr>(w))
-      caf::anon_send(caf::actor_cast<hub_actor>(std::move(h)), revoked_atom::value, user);
+  // The admin feed's sockets check too: an admin token is of its `sub`,
+  // but its socket is on the admin feed's stream.
+  cfg.revocations->observe([weak_hubs, admin = cfg.admin_user](const std::string& user) {
+    for (auto& u : {user, admin}) {
+      auto& w = weak_hubs[hub_index(u, weak_hubs.size())];
+      if (auto h = caf::actor_cast<caf::strong_actor_ptr>(w))
+        caf::anon_send(caf::actor_cast<hub_actor>(std::move(h)), revoked_atom::value, u);
+    }
   });
   // The watch reads only the config, the clock and the counters of `env`.
   env->token_watch = spawn_token_watch(sys, env);

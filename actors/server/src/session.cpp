@@ -107,7 +107,7 @@ bool revoked(session_ptr self, const identity& who) {
   if (!env.cfg.auth->signed_tokens())
     return false;
   return env.cfg.revocations->revoked(
-    who.user_id, who.legacy ? std::nullopt : who.issued_at_ms, now_ms(self));
+    who.subject(), who.legacy ? std::nullopt : who.issued_at_ms, now_ms(self));
 }
 
 /// Closes the socket (4002) if its token is revoked now: when its user's
@@ -134,9 +134,10 @@ void refresh(session_ptr self, const std::string& token) {
     r.failure = {close_code::invalid_token, "Token revoked"};
     r.who.reset();
   }
-  if (!r.who || r.who->user_id != st.who.user_id || r.who->device_id != st.who.device_id) {
+  if (!r.who || r.who->user_id != st.who.user_id || r.who->subject() != st.who.subject()
+      || r.who->device_id != st.who.device_id) {
     auto why = !r.who ? std::move(r.failure.reason)
-               : r.who->user_id != st.who.user_id
+               : r.who->user_id != st.who.user_id || r.who->subject() != st.who.subject()
                  ? std::string{"Invalid token: it names another user"}
                  : std::string{"Invalid token: it is bound to another device"};
     count_refusal(*st.env->counters, close_code::invalid_token);

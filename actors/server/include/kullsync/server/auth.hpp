@@ -18,6 +18,24 @@
 
 namespace kullsync::server {
 
+/// A string on the heap, one pointer wide, copied by value: for what is
+/// rare where every socket pays for the room.
+class rare_string {
+public:
+  rare_string() = default;
+  explicit rare_string(std::string s) : p_(std::make_unique<const std::string>(std::move(s))) {}
+  rare_string(const rare_string& x) : p_(x.p_ ? std::make_unique<const std::string>(*x.p_) : nullptr) {}
+  rare_string(rare_string&&) noexcept = default;
+  rare_string& operator=(rare_string x) noexcept {
+    p_ = std::move(x.p_);
+    return *this;
+  }
+  const std::string* get() const { return p_.get(); }
+
+private:
+  std::unique_ptr<const std::string> p_;
+};
+
 struct identity {
   std::string user_id;   // the stream the socket joins
   std::string device_id;
@@ -25,6 +43,14 @@ struct identity {
   std::optional<int64_t> expires_at_ms; // the token's expiry (JWT)
   std::optional<int64_t> issued_at_ms;  // its `iat` (JWT)
   bool legacy = false;   // an unsigned userId:deviceId (jwt+legacy mode)
+  /// An admin token's `sub` (its user_id is the admin feed's): what its
+  /// revocations and refreshes are judged by. On the heap: rare, and a
+  /// session's state has no room for another string.
+  rare_string admin_subject;
+  /// The user the token is of: its `sub`.
+  const std::string& subject() const {
+    return admin_subject.get() ? *admin_subject.get() : user_id;
+  }
 };
 
 struct auth_failure {
