@@ -241,8 +241,8 @@ http_result http_fetch(const std::string& method, const std::string& url,
   // bounds only asynchronous operations, and a server that accepts and
   // never answers must not hold the caller past `timeout`.
   try {
+    std::optional<http_result> out; // outlives the io_context and what it holds
     net::io_context ioc;
-    std::optional<http_result> out;
     auto done = [&out](http_result r) { out = std::move(r); };
     auto req = make_request(method, *u, body, headers);
     if (u->tls) {
@@ -257,7 +257,9 @@ http_result http_fetch(const std::string& method, const std::string& url,
       std::make_shared<fetch_op<beast::tcp_stream>>(ioc.get_executor(), timeout, done, nullptr)
         ->start(std::move(*u), std::move(req), false);
     }
-    // The resolver has no deadline of its own: the whole exchange gets one.
+    // Connect, TLS, write and read share the stream's deadline; a name
+    // lookup is the system resolver's (its own timeouts, /etc/resolv.conf),
+    // which Asio runs on a thread that an io_context going away waits for.
     ioc.run_for(timeout + std::chrono::milliseconds{200});
     if (!out)
       return {0, {}, "no answer within " + std::to_string(timeout.count()) + " ms"};

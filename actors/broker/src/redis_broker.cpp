@@ -116,6 +116,8 @@ void leave_replica(broker_ptr self, shard_link& s) {
   if (s.replica_gen == s.cmd_gen)
     return; // leaving already
   s.replica_gen = s.cmd_gen;
+  s.replica_since_ms = steady_ms();
+  refresh_ready(self);
   self->state.log->warn("redis {}: a write was refused as to a replica (READONLY)", s.name());
   if (s.by_sentinel())
     ask_again(self, s, "a write was refused as to a replica");

@@ -93,18 +93,21 @@ void prepare(broker_ptr self, shard_link& s) {
       prepare(self, self->state.shards[index]);
     });
   }
-  command(self, s, {"INFO", "server", "replication"}, [self, index](redis_value v) {
+  // INFO's default sections (server and replication among them): an older
+  // Redis takes no list of sections, and must be told apart by its version.
+  command(self, s, {"INFO"}, [self, index](redis_value v) {
     auto& s = self->state.shards[index];
+    if (v.kind == redis_value::string)
+      if (auto version = too_old_for_scripts(v.str)) {
+        self->state.log->error("redis {}: version {} is older than 7.0, which the stream "
+                               "scripts need (SET NX GET): reconnecting", s.name(), *version);
+        return drop(self, s.cmd, "redis older than 7.0");
+      }
     auto run = v.kind == redis_value::string ? mastership_of(v.str) : std::nullopt;
     if (!run) {
-      self->state.log->error("redis {}: INFO server replication has no run_id or master_replid "
-                             "({}): reconnecting", s.name(), v.is_error() ? v.str : "no text");
+      self->state.log->error("redis {}: INFO has no run_id or master_replid ({}): reconnecting",
+                             s.name(), v.is_error() ? v.str : "no text");
       return drop(self, s.cmd, "no run id");
-    }
-    if (auto version = too_old_for_scripts(v.str)) {
-      self->state.log->error("redis {}: version {} is older than 7.0, which the stream scripts "
-                             "need (SET NX GET): reconnecting", s.name(), *version);
-      return drop(self, s.cmd, "redis older than 7.0");
     }
     s.run = *run;
     for (size_t k = 0; k < s.sha.size(); ++k)
@@ -331,6 +334,9 @@ void tick(broker_ptr self) {
     if (s.cmd_up && s.scripts_loaded < s.sha.size()
         && now - s.cmd_since_ms > connect_patience)
       drop(self, s.cmd, "no answer since connecting");
+    // A link left for finding a replica waits for its PING only so long.
+    if (s.cmd_up && s.replica_gen == s.cmd_gen && now - s.replica_since_ms > connect_patience)
+      drop(self, s.cmd, "a replica that does not answer");
     if (s.sub_up && !s.confirmed.count(st.probe_channel)
         && now - s.sub_since_ms > connect_patience)
       drop(self, s.sub, "no subscription confirmed since connecting");

@@ -117,6 +117,7 @@ struct shard_link {
   bool resubscribed = false; // hubs must read what they missed
   std::string run;           // Redis' mastership (mastership_of); empty: not asked yet
   uint64_t replica_gen = 0;  // the command link found a replica (READONLY)
+  int64_t replica_since_ms = 0; // since when (its PING behind is bounded)
   std::array<std::string, 3> sha;
   size_t scripts_loaded = 0;
   std::set<std::string> asked, confirmed; // channels

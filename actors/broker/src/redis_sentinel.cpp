@@ -203,6 +203,7 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next) {
         self->state.log->error("redis {}: ROLE was not answered ({}): connecting again",
                                s.name(), v.is_error() ? v.str : "not a role");
       }
+      s.left_gen = s.cmd_gen; // this drop is no doubt about where the master is
       return drop(self, s.cmd, "no role");
     }
     auto& role = v.elements[0].str;

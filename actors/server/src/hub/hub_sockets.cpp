@@ -268,14 +268,23 @@ void publish(hub_ptr self, const std::string& user, const msg::server_message& m
   } else if (!req.dedup_key.empty()) {
     // Not in the stream, but with an Idempotency-Key: a retry must not reach
     // the sockets again, so this node's have it once the broker says it is
-    // new (the broker relays it to the other nodes likewise).
-    done = [self, user, frame = make_shared_frame(req.frame),
-            done = std::move(done)](const publish_receipt& r) {
+    // new (the broker relays it to the other nodes likewise). Of unknown
+    // outcome, it may have been relayed already, and its retry will be a
+    // duplicate: this node's sockets have it now.
+    auto frame = make_shared_frame(req.frame);
+    done = [self, user, frame, done = std::move(done)](const publish_receipt& r) {
       if (!r.duplicate)
         if (auto* u = followed(self, user))
           send_all(self, *u, frame);
       if (done)
         done(r);
+    };
+    failed = [self, user, frame, failed = std::move(failed)](const caf::error& e) {
+      if (outcome_unknown(e))
+        if (auto* u = followed(self, user))
+          send_all(self, *u, frame);
+      if (failed)
+        failed(e);
     };
   } else if (auto* u = followed(self, user)) {
     // Not in the stream: this node's sockets have it at once; the broker
