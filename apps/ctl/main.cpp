@@ -323,6 +323,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // A mistyped command leaves its word unparsed: name it, not "a
+    // subcommand is required".
+    auto rest = app.remaining();
+    if (app.get_subcommands().empty() && !rest.empty()) {
+      std::cerr << "kullsync-ctl: unknown command '" << rest.front()
+                << "' (users, history, disconnect, revoke, nodes, publish; --help)\n";
+      return 2;
+    }
     app.exit(e);
     return 2;
   }

@@ -324,6 +324,9 @@ async def ctl_checks(n):
     check(rc == 2, "ctl: a usage error exits 2")
     rc, _, _ = ctl(n, "users")
     check(rc == 2, "ctl: a missing argument exits 2")
+    rc, _, err = ctl(n, "usres", "c1")
+    check(rc == 2 and "unknown command 'usres'" in err,
+          f"ctl: a mistyped command is named ({err.strip()})")
     rc, _, _ = ctl(n, "publish", "prompt-change", "--prompt", "p", "--action", "a")
     check(rc == 2, "ctl: prompt-change needs --users")
     rc, out, _ = ctl(n, "publish", "shoot-progress", "--user", "c2", "--shoot", "s9",
