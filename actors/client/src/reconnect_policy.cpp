@@ -33,6 +33,30 @@ caf::timespan delay_for(policy_state& st, uint32_t attempt, double jitter) {
   return caf::timespan{static_cast<int64_t>(base.count() * f(st.rng))};
 }
 
+/// A retry that counts toward `max_attempts`; past them, giving up.
+retry_decision counted(policy_state& st, double jitter) {
+  retry_decision d;
+  if (st.attempt >= st.cfg.max_attempts) {
+    d.give_up = true;
+    d.attempt = st.attempt;
+    return d;
+  }
+  d.attempt = ++st.attempt;
+  d.delay = delay_for(st, d.attempt, jitter);
+  return d;
+}
+
+/// A retry the server asked for: it is up but cannot serve now (its broker
+/// is out: 1013), or asks the device to resume (4009) again before the last
+/// link proved stable. Backed off as the delays go, but a server that
+/// answers is no reason to give up: these do not count toward max_attempts.
+retry_decision asked_for(policy_state& st) {
+  retry_decision d;
+  d.attempt = ++st.waits;
+  d.delay = delay_for(st, d.attempt, st.cfg.jitter);
+  return d;
+}
+
 reconnect_policy_actor::behavior_type policy(policy_ptr self,
                                              reconnect_config cfg) {
   auto seed = cfg.jitter_seed != 0
@@ -44,44 +68,19 @@ reconnect_policy_actor::behavior_type policy(policy_ptr self,
   self->state.rng.seed(seed);
   self->state.cfg = std::move(cfg);
   return {
-    [=](lost_atom) {
+    [=](lost_atom, uint16_t code) {
       auto& st = self->state;
-      retry_decision d;
-      if (st.attempt >= st.cfg.max_attempts) {
-        d.give_up = true;
-        d.attempt = st.attempt;
-        return d;
+      switch (code) {
+        case close_code::going_away:
+          // A server stopping sends it to all its sockets at once: that they
+          // do not all come back in the same instant is the jitter's point.
+          return counted(st, std::max(st.cfg.jitter, st.cfg.going_away_jitter));
+        case close_code::try_again_later:
+        case close_code::stream_interrupted:
+          return asked_for(st);
+        default:
+          return counted(st, st.cfg.jitter);
       }
-      d.attempt = ++st.attempt;
-      d.delay = delay_for(st, d.attempt, st.cfg.jitter);
-      return d;
-    },
-    [=](lost_atom, uint16_t code) -> caf::result<retry_decision> {
-      auto& st = self->state;
-      if (code == close_code::going_away) {
-        // A server stopping sends it to all its sockets at once: that they
-        // do not all come back in the same instant is the jitter's point.
-        retry_decision d;
-        if (st.attempt >= st.cfg.max_attempts) {
-          d.give_up = true;
-          d.attempt = st.attempt;
-          return d;
-        }
-        d.attempt = ++st.attempt;
-        d.delay = delay_for(st, d.attempt, std::max(st.cfg.jitter, st.cfg.going_away_jitter));
-        return d;
-      }
-      if (code != close_code::try_again_later && code != close_code::stream_interrupted)
-        return self->delegate(caf::actor_cast<reconnect_policy_actor>(self),
-                              lost_atom::value);
-      // The server is up but cannot serve now (its broker is out: 1013), or
-      // asks the device to resume (4009) again before the last link proved
-      // stable: back off as the delays go, but a server that answers is not a
-      // reason to give up, and these retries do not count toward max_attempts.
-      retry_decision d;
-      d.attempt = ++st.waits;
-      d.delay = delay_for(st, d.attempt, st.cfg.jitter);
-      return d;
     },
     [=](reset_atom) {
       self->state.attempt = 0;

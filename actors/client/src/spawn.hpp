@@ -53,11 +53,9 @@ typename Inspector::result_type inspect(Inspector& f, retry_decision& x) {
 /// The schedule of retries. `lost` asks for the next step, given the close
 /// code the link ended with (0: none) where it changes the step: 1013 (the
 /// server asks to come back later) and 4009 (to resume) are retried and never
-/// given up, 1001 (the
-/// server going away) is retried with jitter; `reset` starts the schedule
-/// over (a link proved healthy, or the network changed).
+/// given up, 1001 (the server going away) is retried with jitter; `reset`
+/// starts the schedule over (a link proved healthy, or the network changed).
 using reconnect_policy_actor = caf::typed_actor<
-  caf::replies_to<lost_atom>::with<retry_decision>,
   caf::replies_to<lost_atom, uint16_t>::with<retry_decision>,
   caf::reacts_to<reset_atom>>;
 
