@@ -142,16 +142,14 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
     [=](join_atom, const join_request& req, session_actor who,
         link_actor socket) -> caf::result<bool> {
       auto& st = self->state;
-      auto addr = who.address();
-      bool joined = join(self, req, who, std::move(socket));
-      if (joined && st.draining) // it came while the others are being closed
+      auto outcome = join(self, req, who, std::move(socket));
+      if (outcome != join_outcome::refused && st.draining) // it came while others close
         self->send(who, close_atom::value, st.draining->first, st.draining->second);
-      if (joined && starting(self, req.user, addr)) { // its head is being read
-        auto rp = self->make_response_promise<bool>();
-        st.joining.emplace(addr, rp);
-        return rp;
-      }
-      return joined;
+      if (outcome != join_outcome::waiting)
+        return outcome == join_outcome::started;
+      auto rp = self->make_response_promise<bool>(); // answered when it starts
+      st.joining.emplace(who.address(), rp);
+      return rp;
     },
     [=](leave_atom, const session_actor& who) {
       self->demonitor(who.address());

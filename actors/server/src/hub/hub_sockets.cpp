@@ -139,8 +139,8 @@ void log_publish_failure(hub_ptr self, const caf::error& err) {
 
 } // namespace
 
-bool join(hub_ptr self, const join_request& req, session_actor who,
-          link_actor socket) {
+join_outcome join(hub_ptr self, const join_request& req, session_actor who,
+                  link_actor socket) {
   auto& st = self->state;
   auto [entry, added] = st.users.try_emplace(req.user);
   auto& u = entry->second;
@@ -151,7 +151,7 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
     st.log->warn("user {} has {} sockets already: refusing device {}", req.user,
                  u.sockets.size(), req.device);
     forget_if_done(self, req.user);
-    return false;
+    return join_outcome::refused;
   }
   self->monitor(who);
   st.by_session[who.address()] = req.user;
@@ -171,17 +171,7 @@ bool join(hub_ptr self, const join_request& req, session_actor who,
   else if (u.stream->follower.live())
     start_socket(self, req.user, u, me);
   // else: started with the others when the head arrives
-  return true;
-}
-
-bool starting(hub_ptr self, const std::string& user, const caf::actor_addr& session) {
-  auto i = self->state.users.find(user);
-  if (i == self->state.users.end())
-    return false;
-  for (auto& s : i->second.sockets)
-    if (s.session.address() == session)
-      return s.start != nullptr;
-  return false;
+  return me.start ? join_outcome::waiting : join_outcome::started;
 }
 
 void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_socket& me) {

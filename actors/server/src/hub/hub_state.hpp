@@ -115,11 +115,13 @@ void carry_out(hub_ptr self, const std::string& user, user_entry& u,
                stream_follower::effects fx);
 
 // hub_sockets.cpp
-/// Registers a socket; false past the user's socket cap.
-bool join(hub_ptr self, const join_request& req, session_actor who,
-          link_actor socket);
-/// Whether the socket of `session` (of `user`) waits for its start.
-bool starting(hub_ptr self, const std::string& user, const caf::actor_addr& session);
+/// What a join came to: refused (the user's socket cap), the socket
+/// started (its WELCOME or DEVICE_CONNECTED sent), or waiting for its
+/// user's head (read from the broker) to start.
+enum class join_outcome : uint8_t { refused, started, waiting };
+/// Registers a socket and starts it when its user's head is at hand.
+join_outcome join(hub_ptr self, const join_request& req, session_actor who,
+                  link_actor socket);
 /// A session's socket leaves its user (the session said so, or died).
 void leave(hub_ptr self, const caf::actor_addr& who);
 /// Starts a socket once its user's head is known: v1 hears of itself; v2
