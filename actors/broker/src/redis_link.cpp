@@ -276,10 +276,9 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
       ++st.shared->reconnects;
       st.log->warn("redis {}: {} link lost ({}): publishes for its users fail until "
                    "it is back", s.name(), subscriber ? "subscriber" : "command", why);
-    } else if (!subscriber && now - s.connect_logged_ms >= 60'000) {
+    } else if (!subscriber && s.connect_log.should_log(now, 60'000)) {
       // Retried every tick: said when it starts, then once a minute (a typo
       // in --broker, a Redis down), so that a node not ready says why.
-      s.connect_logged_ms = now;
       st.log->warn("redis {}: cannot connect: {} (trying again every {} ms)", s.name(), why,
                    st.cfg.probe_interval.count());
     } else {
@@ -303,7 +302,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
   }
   is_up = true;
   if (!subscriber)
-    s.connect_logged_ms = -60'000; // a next failure to connect is news again
+    s.connect_log.reset(); // a next failure to connect is news again
   st.log->debug("redis {}: {} link up", s.name(), subscriber ? "subscriber" : "command");
   if (subscriber) {
     s.sub_since_ms = now;
@@ -380,10 +379,8 @@ void send_alive(broker_ptr self, shard_link& s) {
               // Refused (a full Redis: OOM), the key expires, and every node
               // takes this node's devices for gone: worth an operator's eye.
               auto& s = self->state.shards[index];
-              auto now = steady_ms();
-              if (!v.is_error() || now - s.alive_logged_ms < 10'000)
+              if (!v.is_error() || !s.alive_log.should_log(steady_ms()))
                 return;
-              s.alive_logged_ms = now;
               self->state.log->error("redis {}: node {}'s liveness key was refused ({}): once it "
                                      "expires, other nodes take its devices for gone",
                                      s.name(), node, v.str);

@@ -21,6 +21,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "kullsync/broker/redis_broker.hpp"
+#include "kullsync/common/log_throttle.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/metrics.hpp"
 #include "broker_clock.hpp"
@@ -133,9 +134,11 @@ struct shard_link {
   bool master_known = false;    // `at` is where the sentinels last said
   bool role_checked = false;    // the command link's peer said it is a master
   uint64_t left_gen = 0;        // the command link this node dropped to move
-  int64_t sentinel_logged_ms = 0;
-  int64_t alive_logged_ms = 0; // a refused liveness key, last said
-  int64_t connect_logged_ms = -60'000; // a failed connect, last said
+  // What repeats each tick is said once in a while.
+  log_throttle sentinel_log; // no sentinel names the master
+  log_throttle role_log;     // the command link's peer is no master, or did not say
+  log_throttle alive_log;    // a refused liveness key
+  log_throttle connect_log;  // the command link cannot connect
   int64_t sentinel_asked_ms = 0; // the master's address asked, not yet answered
 
   bool by_sentinel() const { return !at.master_name.empty(); }

@@ -31,10 +31,8 @@ std::string sentinel_name(const shard_link& s, size_t k) {
 /// A complaint that repeats each tick (a wrong master name, no sentinel
 /// answering) is logged once every 10 s.
 void complain(broker_ptr self, shard_link& s, const std::string& what) {
-  auto now = steady_ms();
-  if (now - s.sentinel_logged_ms < 10'000)
+  if (!s.sentinel_log.should_log(steady_ms()))
     return;
-  s.sentinel_logged_ms = now;
   self->state.log->error("redis {}: {}: not ready until a sentinel names it", s.name(), what);
 }
 
@@ -43,7 +41,7 @@ void move_master(broker_ptr self, shard_link& s, const std::string& host, uint16
                  const std::string& who) {
   bool same = s.at.host == host && s.at.port == port;
   s.master_known = true;
-  s.sentinel_logged_ms = 0;
+  s.sentinel_log.reset();
   if (same)
     return;
   self->state.log->warn("redis {}: {} says the master is at {}:{}: moving there", s.name(), who,
@@ -198,11 +196,9 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next) {
       // server refused (LOADING, NOAUTH, ...): that, not a replica, is why.
       if (v.kind == redis_value::unsent || v.kind == redis_value::lost)
         return;
-      if (auto now = steady_ms(); now - s.sentinel_logged_ms >= 10'000) {
-        s.sentinel_logged_ms = now;
+      if (s.role_log.should_log(steady_ms()))
         self->state.log->error("redis {}: ROLE was not answered ({}): connecting again",
                                s.name(), v.is_error() ? v.str : "not a role");
-      }
       s.left_gen = s.cmd_gen; // this drop is no doubt about where the master is
       return drop(self, s.cmd, "no role");
     }
@@ -210,9 +206,8 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next) {
     auto what = s.at.host + ":" + std::to_string(s.at.port) + " is not the master (" + role + ")";
     if (s.by_sentinel()) {
       ask_again(self, s, what);
-    } else if (auto now = steady_ms(); now - s.sentinel_logged_ms >= 10'000) {
+    } else if (s.role_log.should_log(steady_ms())) {
       // A plain URL names one server: it is tried again each tick.
-      s.sentinel_logged_ms = now;
       self->state.log->error("redis {}: not ready until it is a master", what);
     }
     drop(self, s.cmd, "not the master");

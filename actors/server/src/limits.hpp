@@ -2,13 +2,16 @@
 
 // Private to the server: the token bucket behind every rate limit (client
 // messages per socket, upgrades per address, requests per API key), and a
-// table of buckets per key that forgets idle keys. No CAF.
+// table of buckets per key that forgets idle keys; refusals are logged per
+// socket, per address, through a log_throttle. No CAF.
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+
+#include "kullsync/common/log_throttle.hpp"
 
 namespace kullsync::server {
 
@@ -74,21 +77,6 @@ private:
   double burst_;
   uint64_t calls_ = 0;
   std::unordered_map<std::string, token_bucket> buckets_;
-};
-
-/// Says when to log a refusal again: at most once per `interval_ms` (per
-/// socket, per address), never per frame.
-class log_throttle {
-public:
-  bool should_log(int64_t now_ms, int64_t interval_ms = 10'000) {
-    if (last_ms_ != 0 && now_ms - last_ms_ < interval_ms)
-      return false;
-    last_ms_ = now_ms;
-    return true;
-  }
-
-private:
-  int64_t last_ms_ = 0;
 };
 
 } // namespace kullsync::server
