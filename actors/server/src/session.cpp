@@ -134,12 +134,14 @@ void refresh(session_ptr self, const std::string& token) {
     r.failure = {close_code::invalid_token, "Token revoked"};
     r.who.reset();
   }
-  if (!r.who || r.who->user_id != st.who.user_id || r.who->subject() != st.who.subject()
-      || r.who->device_id != st.who.device_id) {
-    auto why = !r.who ? std::move(r.failure.reason)
-               : r.who->user_id != st.who.user_id || r.who->subject() != st.who.subject()
-                 ? std::string{"Invalid token: it names another user"}
-                 : std::string{"Invalid token: it is bound to another device"};
+  // The same stream and the same `sub` (an admin token's stream is the
+  // admin feed's, whoever it is of).
+  bool same_user = r.who && r.who->user_id == st.who.user_id
+                   && r.who->subject() == st.who.subject();
+  if (!same_user || r.who->device_id != st.who.device_id) {
+    auto why = !r.who      ? std::move(r.failure.reason)
+               : !same_user ? std::string{"Invalid token: it names another user"}
+               : std::string{"Invalid token: it is bound to another device"};
     count_refusal(*st.env->counters, close_code::invalid_token);
     st.log().info("device {} of user {}: refresh refused: {}", st.who.device_id,
                  st.who.user_id, why);
