@@ -168,11 +168,14 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   // The admin feed's sockets check too: an admin token is of its `sub`,
   // but its socket is on the admin feed's stream.
   cfg.revocations->observe([weak_hubs, admin = cfg.admin_user](const std::string& user) {
-    for (auto& u : {user, admin}) {
+    auto tell = [&](const std::string& u) {
       auto& w = weak_hubs[hub_index(u, weak_hubs.size())];
       if (auto h = caf::actor_cast<caf::strong_actor_ptr>(w))
         caf::anon_send(caf::actor_cast<hub_actor>(std::move(h)), revoked_atom::value, u);
-    }
+    };
+    tell(user);
+    if (user != admin)
+      tell(admin);
   });
   // The watch reads only the config, the clock and the counters of `env`.
   env->token_watch = spawn_token_watch(sys, env);
