@@ -163,6 +163,7 @@ class Device:
         self.acks = {}
         self.nacks = {}
         self.presence = []
+        self.admin = []  # (type, data) of every ADMIN_SESSION_UPDATE / PROVIDER_HEALTH
         self.ws = None
         self.task = None
 
@@ -202,6 +203,8 @@ class Device:
             self.pongs += 1
         elif t in ("DEVICE_CONNECTED", "DEVICE_DISCONNECTED"):
             self.presence.append((t, m["data"]["deviceId"]))
+        elif t in ("ADMIN_SESSION_UPDATE", "PROVIDER_HEALTH"):
+            self.admin.append((t, m["data"]))
         elif "seq" in m:
             if m["seq"] != self.seq + 1:
                 self.violations.append(f"seq {m['seq']} after {self.seq}")

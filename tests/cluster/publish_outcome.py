@@ -9,7 +9,11 @@ was applied:
   - the held publish retried with its Idempotency-Key is answered with the
     position it got: published once;
   - a device's message held the same way: no NACK; its socket is closed
-    (1013); resent on node m with its id, it is ACKed once.
+    (1013); resent on node m with its id, it is ACKed once;
+  - a keyed PROVIDER_HEALTH (not in the stream) held the same way: n's own
+    admin socket has it at once (its retry will be a duplicate, and the
+    relay through Redis skips the node that sent it), m's once the bytes
+    arrive; after the retry each has it once.
 
     publish_outcome.py <kullsync-server binary>
 """
@@ -26,13 +30,14 @@ from cluster_common import SCALE, Device, check, finish, proxied_pair, until
 BINARY = sys.argv[1]
 
 
-def post(node, value, key=None):
-    """(status, body) of a credit-update publish through `node`."""
-    body = json.dumps({"userId": "u1", "newBalance": value, "change": 1}).encode()
+def post(node, value, key=None, path="credit-update", body=None):
+    """(status, body) of a credit-update publish (or `body` to `path`)
+    through `node`."""
+    body = json.dumps(body or {"userId": "u1", "newBalance": value, "change": 1}).encode()
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Idempotency-Key"] = key
-    req = urllib.request.Request(f"http://{node.addr}/api/sync/credit-update", method="POST",
+    req = urllib.request.Request(f"http://{node.addr}/api/sync/{path}", method="POST",
                                  data=body, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=20 * SCALE) as r:
@@ -99,6 +104,32 @@ async def main():
               f"resent with its id on node m: ACKed at seq {d.acks.get('p1')}, in the stream once {applied}")
         await watcher.close()
         await d.close()
+
+        # A keyed message outside the stream, of unknown outcome.
+        check(await until(lambda: n.ready(), 15), "n ready again")
+        admins = {node: Device("admin", f"admin-{node.name}") for node in (n, m)}
+        for node, a in admins.items():
+            await a.connect(node)
+            await until(lambda: a.welcomes)
+        health = lambda t: {"providers": [{"provider": "p", "status": "healthy"}], "timestamp": t}
+        times = lambda a: [d["timestamp"] for t, d in a.admin if t == "PROVIDER_HEALTH"]
+        proxy.hold()
+        status, body = await loop.run_in_executor(
+            None, lambda: post(n, 0, "h1", "provider-health", health(1)))
+        check(status == 504, f"a held keyed PROVIDER_HEALTH: 504 ({status} {body})")
+        check(await until(lambda: times(admins[n]) == [1], 5),
+              f"n's own admin socket has it though its outcome is unknown: {times(admins[n])}")
+        proxy.release()
+        check(await until(lambda: n.ready(), 15), "n ready again")
+        status, body = post(n, 0, "h1", "provider-health", health(1))
+        check(status == 200, f"its retry with the same Idempotency-Key: 200 ({status} {body})")
+        post(n, 0, "h2", "provider-health", health(2))  # a marker after it
+        check(await until(lambda: all(times(a)[-1:] == [2] for a in admins.values()), 5),
+              f"the marker reached both admin sockets: {[times(a) for a in admins.values()]}")
+        check(all(times(a) == [1, 2] for a in admins.values()),
+              f"each admin socket had the held message once: {[times(a) for a in admins.values()]}")
+        for a in admins.values():
+            await a.close()
 
 
 asyncio.run(main())
