@@ -10,7 +10,10 @@
   - a "sentinel" that names a replica: the node never writes to it (ROLE
     says slave), stays not ready and says why;
   - a sentinel that takes the question and never answers (listed first):
-    the node says so and asks the next one, and is ready.
+    the node says so and asks the next one, and is ready;
+  - a master that refuses ROLE (an error, not a role): the node says so and
+    connects again, without asking the sentinels again each time (the
+    refusal is no doubt about where the master is).
 
     sentinel.py <kullsync-server binary>
 """
@@ -275,6 +278,28 @@ async def main():
             check(await until(patient.ready, 15),
                   "and the node asks the next one and is ready")
         server.close()
+
+        refusing = Redis(work)
+        refusing.start("--rename-command", "ROLE", "ROLE_HIDDEN")
+        server, fake_port = await fake_sentinel(refusing.port)
+        try:
+            with tempfile.TemporaryFile() as log:
+                asker = Node(BINARY, "f", f"redis+sentinel://127.0.0.1:{fake_port}/{MASTER}",
+                             stderr=log)
+                extra.append(asker)
+                text = await logged(log, "ROLE was not answered")
+                check("ROLE was not answered (ERR unknown command" in text,
+                      "a master that refuses ROLE is named: "
+                      + next((l for l in text.splitlines() if "ROLE" in l), "(nothing)"))
+                await asyncio.sleep(3 * SCALE)  # a few more attempts
+                log.seek(0)
+                text = log.read().decode()
+                asked = [l for l in text.splitlines() if "asking the sentinels" in l]
+                check(not asked and not asker.ready(),
+                      f"it is not ready and does not ask the sentinels again: {asked[:2]}")
+        finally:
+            server.close()
+            refusing.kill()
         for d in devices:
             await d.close()
     finally:
