@@ -487,16 +487,14 @@ private:
 TEST(client_sim, invariants_hold_on_every_seed) {
   log::set_level("off");
   for (auto seed : sim_seeds(300)) {
-    SCOPED_TRACE("seed " + std::to_string(seed) + "; replay: KULLSYNC_SIM_SEED="
-                 + std::to_string(seed) + " tests/client_sim_test");
+    SCOPED_TRACE("seed " + std::to_string(seed) + "; replay: " + replay_command(seed));
     sim_run run{seed};
     run.play();
     run.check();
     if (std::getenv("KULLSYNC_SIM_VERBOSE"))
       std::cerr << "seed " << seed << ": " << run.summary() << "\n";
     if (::testing::Test::HasFailure()) {
-      std::cerr << "FAILED seed " << seed << "; replay with KULLSYNC_SIM_SEED="
-                << seed << " build/tests/client_sim_test\n";
+      std::cerr << "FAILED seed " << seed << "; replay: " << replay_command(seed) << "\n";
       break;
     }
   }

@@ -462,7 +462,7 @@ std::vector<std::string> play_one(uint64_t seed, stream_mutation mutation,
 }
 
 /// Plays every seed and fails on the first that breaks an invariant.
-void expect_invariants(uint64_t default_seeds, size_t nodes, const char* filter) {
+void expect_invariants(uint64_t default_seeds, size_t nodes) {
   log::set_level(std::getenv("KULLSYNC_LOG_LEVEL") ? std::getenv("KULLSYNC_LOG_LEVEL") : "off");
   for (auto seed : sim_seeds(default_seeds)) {
     auto v = play_one(seed, stream_mutation::none, nodes);
@@ -470,8 +470,7 @@ void expect_invariants(uint64_t default_seeds, size_t nodes, const char* filter)
       std::string all;
       for (auto& x : v)
         all += "\n  " + x;
-      FAIL() << "seed " << seed << " (replay: KULLSYNC_SIM_SEED=" << seed
-             << " build/tests/stream_sim_test --gtest_filter='" << filter << "'):" << all;
+      FAIL() << "seed " << seed << " (replay: " << replay_command(seed) << "):" << all;
     }
   }
 }
@@ -479,7 +478,7 @@ void expect_invariants(uint64_t default_seeds, size_t nodes, const char* filter)
 } // namespace
 
 TEST(stream_sim, invariants_hold_on_every_seed) {
-  expect_invariants(500, 1, "*every_seed");
+  expect_invariants(500, 1);
 }
 
 // Three nodes behind one URL on a simulated broker that also loses pub/sub
@@ -487,7 +486,7 @@ TEST(stream_sim, invariants_hold_on_every_seed) {
 // the last writes, and goes out entirely, answers heads late or delivers
 // late; nodes are killed and restarted.
 TEST(stream_sim, a_cluster_keeps_the_invariants_on_every_seed) {
-  expect_invariants(300, 3, "*cluster*");
+  expect_invariants(300, 3);
 }
 
 TEST(stream_sim, each_mutation_is_caught) {
