@@ -89,10 +89,10 @@ public:
 
   static client_config config(uint64_t seed) {
     auto cfg = default_sim_config();
-    if (seed % 2 == 1) {
+    // Seeded on every seed: a 1001's jitter is drawn even when `jitter` is 0.
+    cfg.reconnect.jitter_seed = seed + 1;
+    if (seed % 2 == 1)
       cfg.reconnect.jitter = 0.2;
-      cfg.reconnect.jitter_seed = seed + 1;
-    }
     if (seed % 3 == 0) // a short schedule, so that runs reach "failed"
       cfg.reconnect.max_attempts = 4;
     return cfg;

@@ -37,6 +37,7 @@ client_config default_sim_config() {
   cfg.connection.user_id = "u1";
   cfg.connection.device_id = "dev-1";
   cfg.wall_start_ms = sim_wall_start_ms;
+  cfg.reconnect.jitter_seed = 1; // never the steady clock's: a run replays
   return cfg;
 }
 

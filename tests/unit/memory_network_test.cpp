@@ -1,6 +1,7 @@
 // The memory network keeps the transport contract as a socket does: the
 // subprotocol a server attaches with reaches the client only if offered, and
-// a listener gets no more frames than its credit (flow::window) allows.
+// a listener gets no more frames than its credit (flow::window) allows, and a
+// slow link delivers what it carried before its close, as TCP does.
 #include <gtest/gtest.h>
 
 #include <caf/exit_reason.hpp>
@@ -137,4 +138,28 @@ TEST_F(network_fixture, a_listener_gets_no_more_frames_than_its_credit) {
   for (int i = 0; i < 1000; ++i)
     ASSERT_EQ(client->frames[i], "f" + std::to_string(i));
   EXPECT_EQ(client->closes, std::vector<uint16_t>{close_code::normal});
+}
+
+TEST_F(network_fixture, a_slow_link_delivers_what_it_carried_before_its_close) {
+  dial({});
+  ASSERT_TRUE(server->server_end);
+  link_faults slow;
+  slow.min_delay = std::chrono::milliseconds{20};
+  slow.max_delay = std::chrono::milliseconds{80};
+  caf::anon_send(caf::actor_cast<sim_network_actor>(net), faults_atom::value, slow);
+  sim.run();
+  for (int i = 0; i < 10; ++i)
+    caf::anon_send(server->server_end, send_atom::value, "f" + std::to_string(i));
+  caf::anon_send(server->server_end, close_atom::value, close_code::normal, std::string{});
+  sim.run();
+  EXPECT_TRUE(client->closes.empty()) << "the close overtook the frames in flight";
+  sim.advance(std::chrono::seconds{1});
+  ASSERT_EQ(client->frames.size(), 10u);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(client->frames[i], "f" + std::to_string(i));
+  EXPECT_EQ(client->closes, std::vector<uint16_t>{close_code::normal});
+  // What the client sent meanwhile reaches no one: the server end has closed.
+  caf::anon_send(link_actor{end}, send_atom::value, std::string{"late"});
+  sim.advance(std::chrono::seconds{1});
+  EXPECT_TRUE(server->frames.empty());
 }

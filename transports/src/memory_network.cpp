@@ -20,10 +20,12 @@ namespace {
 using time_point = caf::actor_clock::time_point;
 using dial_atom = caf::atom_constant<caf::atom("dial")>;
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using hangup_atom = caf::atom_constant<caf::atom("hangup")>;
 
 /// The network's own protocol: what servers and simulations send it, what
 /// its ends send it, and a frame whose latency has passed and the flush of
-/// the frames gathered for listeners, which it sends itself. One network
+/// the frames gathered for listeners and a peer's late close, which it sends
+/// itself. One network
 /// serves both handles: without faults set it has none.
 using network_impl = sim_network_actor::extend<
   caf::reacts_to<dial_atom, link_actor, transport_listener_actor, uint64_t,
@@ -34,6 +36,7 @@ using network_impl = sim_network_actor::extend<
   caf::reacts_to<credit_atom, link_actor, uint64_t, uint32_t>,
   caf::reacts_to<close_atom, link_actor, uint16_t, std::string>,
   caf::reacts_to<deliver_atom, uint64_t, bool, std::string>,
+  caf::reacts_to<hangup_atom, uint64_t, uint16_t, std::string>,
   caf::reacts_to<flush_atom>>;
 
 /// One end of a link, as its listener sees it.
@@ -53,6 +56,7 @@ struct link {
   link_end server;
   std::string offered;  // the client's Sec-WebSocket-Protocol header
   bool half_open = false;
+  bool to_client = false; // closing: the side that has yet to hear
   link_end& side(bool client_side) { return client_side ? client : server; }
 };
 
@@ -70,6 +74,10 @@ struct outgoing {
 
 struct network_state {
   std::map<uint64_t, link> links;
+  // Closed by one side, whose peer hears once the frames in flight to it
+  // have arrived (as TCP delivers what was sent before its FIN). Neither
+  // end reaches these links any more.
+  std::map<uint64_t, link> closing;
   // Frames delivered since the last flush, in order. The flush is queued
   // behind whatever is in the mailbox: a burst goes out as one batch per
   // listener, a lone frame at once.
@@ -210,13 +218,28 @@ void close_from(network_ptr self, link& l, bool client_side, uint16_t code,
     auto delay = latency(self, peer);
     release(self, peer, true);
     flush(self);
-    if (delay.count() == 0)
-      notify_closed(self, peer, code, reason);
-    else
-      self->delayed_send(peer.listener, delay, closed_atom::value, peer.tag,
-                         code, reason);
+    if (delay.count() > 0) {
+      // Heard after the frames in flight (scheduled no later than this).
+      auto id = l.id;
+      l.to_client = !client_side;
+      auto kept = std::move(l);
+      forget(self, kept);
+      self->state.closing.emplace(id, std::move(kept));
+      self->delayed_send(self, delay, hangup_atom::value, id, code, std::move(reason));
+      return;
+    }
+    notify_closed(self, peer, code, reason);
   }
   forget(self, l);
+}
+
+/// The peer of a link closed earlier hears of it, after what was in flight.
+void hang_up(network_ptr self, uint64_t id, uint16_t code, const std::string& reason) {
+  auto i = self->state.closing.find(id);
+  if (i == self->state.closing.end())
+    return; // reset meanwhile (a clean cut told it)
+  notify_closed(self, i->second.side(i->second.to_client), code, reason);
+  self->state.closing.erase(i);
 }
 
 accepted_link_actor spawn_server_end(caf::actor_system& sys,
@@ -346,6 +369,8 @@ void cut(network_ptr self, cut_mode mode) {
   if (mode == cut_mode::half_open) {
     for (auto& kv : st.links)
       kv.second.half_open = true;
+    for (auto& kv : st.closing) // what was in flight is lost; the close is not
+      kv.second.half_open = true;
     trace(self, "cut half_open " + std::to_string(st.links.size()));
     return;
   }
@@ -358,6 +383,11 @@ void cut(network_ptr self, cut_mode mode) {
     notify_closed(self, kv.second.client, close_code::abnormal, "connection reset");
     notify_closed(self, kv.second.server, close_code::abnormal, "connection reset");
   }
+  auto closing = std::move(st.closing);
+  st.closing.clear();
+  for (auto& kv : closing)
+    notify_closed(self, kv.second.side(kv.second.to_client), close_code::abnormal,
+                  "connection reset");
 }
 
 network_impl::behavior_type network(network_ptr self, uint64_t seed,
@@ -413,12 +443,20 @@ network_impl::behavior_type network(network_ptr self, uint64_t seed,
       flush(self);
     },
     [=](deliver_atom, uint64_t id, bool to_client, std::string& text) {
-      auto i = self->state.links.find(id);
-      if (i == self->state.links.end() || i->second.half_open) {
-        ++self->state.stats.frames_dropped;
+      auto& st = self->state;
+      link* l = nullptr;
+      if (auto i = st.links.find(id); i != st.links.end())
+        l = &i->second;
+      else if (auto j = st.closing.find(id); j != st.closing.end() && j->second.to_client == to_client)
+        l = &j->second; // a closing link still carries what was sent to the side yet to hear
+      if (l == nullptr || l->half_open) {
+        ++st.stats.frames_dropped;
         return;
       }
-      hand_over(self, i->second.side(to_client), std::move(text));
+      hand_over(self, l->side(to_client), std::move(text));
+    },
+    [=](hangup_atom, uint64_t id, uint16_t code, const std::string& reason) {
+      hang_up(self, id, code, reason);
     },
   };
 }
