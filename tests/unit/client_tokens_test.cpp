@@ -76,15 +76,16 @@ protected:
     return provider_;
   }
 
-  client_engine engine(token_provider_actor tokens, std::string token = {}) {
+  client_engine engine(token_provider_actor tokens, std::string token = {},
+                       http_client_actor http = {}) {
     client_config cc;
     cc.connection.url = url;
     cc.connection.user_id = "u1";
     cc.connection.device_id = "mac";
     cc.connection.token = std::move(token);
     cc.wall_start_ms = sim_wall_start_ms;
-    auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_), {},
-                          std::move(tokens));
+    auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_),
+                          std::move(http), std::move(tokens));
     engines_.push_back(e);
     e.connect();
     sim_.run();
@@ -198,4 +199,29 @@ TEST_F(client_tokens, an_expired_static_token_without_a_provider_fails) {
                            secret));
   EXPECT_EQ(status(e).state, connection_state::failed);
   EXPECT_EQ(status(e).error, "token expired");
+}
+
+// The HTTP state call carries the token the engine dials with: with a
+// provider, its signed token (the configured "user:device" is refused by a
+// server with signed tokens or API keys). Before the provider gave one,
+// there is nothing to ask with.
+TEST_F(client_tokens, the_state_is_loaded_with_the_providers_token) {
+  auto urls = std::make_shared<std::vector<std::string>>();
+  auto http = sim_.sys().spawn([urls]() -> http_client_actor::behavior_type {
+    return {[=](fetch_atom, const std::string&, const std::string& url, const std::string&) {
+      urls->push_back(url);
+      return http_result{401, R"({"error":"invalid token"})", {}};
+    }};
+  });
+  auto e = engine(provider(), {}, http);
+  ASSERT_EQ(status(e).state, connection_state::connected);
+  EXPECT_TRUE(urls->empty()) << "loaded without a token: " << urls->front();
+  e.disconnect();
+  sim_.advance(std::chrono::seconds{6}); // down: reloaded at 5 s
+  ASSERT_FALSE(urls->empty());
+  for (auto& u : *urls) {
+    EXPECT_EQ(u.find("token=u1"), std::string::npos) << u;
+    EXPECT_NE(u.find("/api/sync/state?token=eyJ"), std::string::npos) << u;
+  }
+  caf::anon_send_exit(http, caf::exit_reason::user_shutdown);
 }

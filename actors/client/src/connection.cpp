@@ -138,9 +138,16 @@ void save_outbox(conn_ptr self) {
     st.store->save_outbox(st.stream.outbox());
 }
 
+/// The token a dial (or a request on the user's behalf) carries now: the
+/// provider's latest, else the configured one. Empty: none yet.
+std::string current_token(conn_ptr self) {
+  auto& st = self->state;
+  return st.tokens ? st.token : st.cfg.connection.effective_token();
+}
+
 void send_connect(conn_ptr self) {
   auto& st = self->state;
-  auto token = st.tokens ? st.token : st.cfg.connection.effective_token();
+  auto token = current_token(self);
   auto req = make_dial_request(st.cfg.connection, st.url, token,
                                st.stream.resume_query());
   self->send(st.transport, connect_atom::value,
@@ -389,6 +396,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       report_stream(self);
     },
     [=](get_atom) { return self->state.status; },
+    [=](get_atom, token_atom) { return current_token(self); },
     [=](get_atom, telemetry_atom) {
       self->state.telemetry_changed = true; // fill in the stream's counters
       report_telemetry(self);

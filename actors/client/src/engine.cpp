@@ -82,7 +82,8 @@ client_engine spawn_engine(caf::actor_system& sys, const client_config& cfg,
                                   caf::actor_cast<coordinator_link>(coordinator),
                                   std::move(saved), std::move(tokens));
   if (http)
-    e.subscribe(spawn_state_loader(sys, cfg, std::move(http), e.coordinator));
+    e.subscribe(spawn_state_loader(sys, cfg, std::move(http), e.coordinator,
+                                   caf::actor_cast<connection_impl>(e.connection)));
   return e;
 }
 

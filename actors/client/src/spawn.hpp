@@ -88,8 +88,10 @@ using coordinator_link = caf::typed_actor<
 /// The connection, plus its transport's events (it is the listener), its timers (`retry(epoch)`, `healthy(epoch)`,
 /// `welcome(epoch)`: a link that echoed kull.v2 without a WELCOME is v1;
 /// `resend(epoch)`: unacknowledged messages go again) and the keepalive's
-/// verdict (`dead(link)`).
+/// verdict (`dead(link)`); `get(token)` answers the token a request on the
+/// user's behalf carries now (the state loader's).
 using connection_impl = connection_actor::extend_with<transport_listener_actor>::extend<
+  caf::replies_to<get_atom, token_atom>::with<std::string>,
   caf::reacts_to<retry_atom, uint64_t>,
   caf::reacts_to<healthy_atom, uint64_t>,
   caf::reacts_to<welcome_atom, uint64_t>,
@@ -140,13 +142,14 @@ connection_actor spawn_connection(caf::actor_system& sys,
                                   std::optional<saved_stream> saved,
                                   token_provider_actor tokens);
 
-/// Loads GET /api/sync/state through `http` into `coord`: at start, while
-/// the socket is down and right after each (re)connect (it subscribes to
-/// the connection's status).
+/// Loads GET /api/sync/state through `http` into `coord`, with the token
+/// `conn` dials with: at start, while the socket is down and right after
+/// each (re)connect of a v1 link (it subscribes to the connection's status).
 status_subscriber_actor spawn_state_loader(caf::actor_system& sys,
                                            const client_config& cfg,
                                            http_client_actor http,
-                                           coordinator_actor coord);
+                                           coordinator_actor coord,
+                                           connection_impl conn);
 
 /// spawn_client, with `broken` broken on purpose (the simulation kit's
 /// spawn_mutated_client; `none` for every app).

@@ -79,7 +79,8 @@ struct client_config {
   keepalive_config keepalive;
   caf::timespan shoot_linger = std::chrono::seconds{5}; // completed/failed shoots stay this long
   /// With an HTTP client (spawn_client), the server's state is loaded while
-  /// the socket is down this often, and once after each (re)connect.
+  /// the socket is down this often, and once after each (re)connect of a v1
+  /// link (a v2 link brings its own state).
   caf::timespan state_reload = std::chrono::seconds{5};
   size_t max_admin_updates = 50;
   /// Epoch ms at the actor clock's current time; empty: the system clock.

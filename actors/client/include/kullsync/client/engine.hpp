@@ -53,14 +53,18 @@ public:
 /// Spawns subscribers, coordinator, connection (with its reconnect policy
 /// and keepalive) over `transport`, which the engine then owns. With `http`
 /// (e.g. spawn_http_client), the engine also loads what the server
-/// remembers for the user (GET /api/sync/state) at start, every
-/// `state_reload` while the socket is down, and once after each reconnect,
+/// remembers for the user (GET /api/sync/state, with the token the engine
+/// dials with) at start, every `state_reload` while the socket is down, and
+/// once after each reconnect of a v1 link (a v2 link brings its own state),
 /// so that what was published while the device was away is not missing.
 ///
 /// With `tokens`, each dial uses a token it provides (fetched again after
 /// 4003 and ahead of the expiry, which a v2 link refreshes in band with
-/// REFRESH); without, `cfg.connection.token`. A 4002 (or 4001) close stops
-/// the engine: failed("invalid token"), since retrying cannot help.
+/// REFRESH); without, `cfg.connection.token`. A close the token caused stops
+/// the engine, since dialing again with it cannot help: 4001 failed("no
+/// token"), 4002 failed("invalid token"), and 4003 without a provider
+/// failed("token expired") (with one, a new token is fetched and the link
+/// resumes). connect() dials again, with a new token from the provider.
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,
                            dialer_actor transport, http_client_actor http = {},
                            token_provider_actor tokens = {});

@@ -3,8 +3,8 @@
 /// How an engine's connection really behaves, for the app that embeds it:
 /// connects and reconnects, the time from a lost link to a live one again,
 /// attempts per reconnect, ACK round trips, what the stream had to repair.
-/// A plain struct: `client_engine::telemetry()` or `get(telemetry)` on the
-/// connection returns it, and every `sync_state` carries the latest.
+/// A plain struct: `get(telemetry)` on the engine's connection returns it,
+/// and every `sync_state` carries the latest.
 
 #include <cstdint>
 #include <vector>
