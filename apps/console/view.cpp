@@ -56,7 +56,7 @@ std::string stream_text(const sync_state& s) {
   if (x.outbox > 0)
     t += " · " + std::to_string(x.outbox) + " unacknowledged";
   if (x.outbox_dropped > 0)
-    t += " · " + std::to_string(x.outbox_dropped) + " dropped offline";
+    t += " · " + std::to_string(x.outbox_dropped) + " refused (outbox full)";
   return t;
 }
 

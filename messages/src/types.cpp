@@ -27,8 +27,9 @@ constexpr std::array<std::string_view, 2> admin_action_names{
   "new_message", "session_updated"};
 constexpr std::array<std::string_view, 3> health_status_names{
   "healthy", "degraded", "unhealthy"};
-constexpr std::array<std::string_view, 5> nack_code_names{
-  "invalid", "forbidden", "rate_limited", "too_large", "unavailable"};
+constexpr std::array<std::string_view, 7> nack_code_names{
+  "invalid", "forbidden", "rate_limited", "too_large", "unavailable",
+  "superseded", "outbox_full"};
 constexpr std::array<std::string_view, 15> server_type_names{
   "SHOOT_PROGRESS",       "CREDIT_UPDATE",   "PROMPT_CHANGE",
   "DEVICE_CONNECTED",     "DEVICE_DISCONNECTED",
@@ -62,9 +63,20 @@ bool from_string(std::string_view str, nack_code& x) {
   return parse_enum(str, x, nack_code_names);
 }
 
+namespace {
+bool printable_utf8(std::string_view id);
+} // namespace
+
 bool valid_id(std::string_view id) {
-  if (id.empty() || id.size() > max_id_bytes)
-    return false;
+  return !id.empty() && id.size() <= max_id_bytes && printable_utf8(id);
+}
+
+bool valid_message_id(std::string_view id) {
+  return !id.empty() && utf8_length(id) <= max_message_id && printable_utf8(id);
+}
+
+namespace {
+bool printable_utf8(std::string_view id) {
   auto* p = reinterpret_cast<const unsigned char*>(id.data());
   auto* end = p + id.size();
   while (p < end) {
@@ -95,6 +107,7 @@ bool valid_id(std::string_view id) {
   }
   return true;
 }
+} // namespace
 
 size_t utf8_length(std::string_view s) {
   size_t n = 0;

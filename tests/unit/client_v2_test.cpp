@@ -10,6 +10,7 @@
 #include <caf/send.hpp>
 
 #include "harness.hpp"
+#include "sim_broker.hpp"
 #include "sim_server.hpp"
 #include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
@@ -55,6 +56,19 @@ protected:
     if (connect)
       e.connect();
     sim_.run();
+    return e;
+  }
+
+  /// An engine for u1/mac on `at`, not connected yet.
+  client_engine spawn_at(const std::string& at, size_t queue_limit = 256) {
+    client_config cc;
+    cc.connection.url = at;
+    cc.connection.user_id = "u1";
+    cc.connection.device_id = "mac";
+    cc.connection.offline_queue_limit = queue_limit;
+    cc.wall_start_ms = sim_wall_start_ms;
+    auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_));
+    engines_.push_back(e);
     return e;
   }
 
@@ -141,20 +155,97 @@ TEST_F(client_v2, progress_sent_offline_is_delivered_once_and_acknowledged) {
   EXPECT_EQ(store->load_outbox()->messages.size(), 0u);
 }
 
-TEST_F(client_v2, a_full_outbox_drops_the_oldest_and_says_so) {
-  client_config cc;
-  cc.connection.url = url;
-  cc.connection.user_id = "u1";
-  cc.connection.device_id = "mac";
-  cc.connection.offline_queue_limit = 2;
-  auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_));
-  engines_.push_back(e);
-  for (auto id : {"a", "b", "c"})
-    e.send_progress(shoot(id, 1));
+namespace {
+
+/// Every ACK and NACK an engine passes on, as "ACK id" / "NACK id code".
+message_subscriber_actor spawn_outcomes(caf::actor_system& sys,
+                                        std::shared_ptr<std::vector<std::string>> seen) {
+  return sys.spawn([seen]() -> message_subscriber_actor::behavior_type {
+    return {[=](inbound_atom, const inbound_batch& xs) {
+      for (auto& m : xs) {
+        if (auto* a = std::get_if<msg::ack>(&m.body))
+          seen->push_back("ACK " + a->id);
+        if (auto* n = std::get_if<msg::nack>(&m.body))
+          seen->push_back("NACK " + n->id.value_or("null") + " " + std::string{to_string(n->code)});
+      }
+    }};
+  });
+}
+
+/// What an engine's ACK and NACK subscribers hear.
+struct outcomes {
+  std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
+  message_subscriber_actor rec;
+
+  outcomes(caf::actor_system& sys, const client_engine& e) : rec(spawn_outcomes(sys, seen)) {
+    e.subscribe(msg::server_type::ack, rec);
+    e.subscribe(msg::server_type::nack, rec);
+  }
+  ~outcomes() { caf::anon_send_exit(rec, caf::exit_reason::user_shutdown); }
+};
+
+} // namespace
+
+// The app follows each message by its own id to one end: an ACK, or a NACK
+// (the server's, or the engine's own: replaced before it was sent, or no
+// room). What was taken is never dropped for a newcomer.
+TEST_F(client_v2, each_message_ends_in_one_ack_or_nack_with_the_apps_id) {
+  auto e = spawn_at(url, 2);
+  outcomes told{sim_.sys(), e};
+  auto& seen = told.seen;
+  sim_.run();
+  e.send_progress(shoot("a", 1), "app-a1");
+  e.send_progress(shoot("a", 2), "app-a2"); // replaces app-a1, not sent yet
+  e.send_progress(shoot("b", 1), "app-b1");
+  e.send_progress(shoot("c", 1), "app-c1"); // no room: a2 and b1 wait
+  e.send_progress(shoot("d", 1), std::string(65, 'x'));
   sim_.run();
   auto s = state(e);
   EXPECT_EQ(s.stream.outbox, 2u);
   EXPECT_EQ(s.stream.outbox_dropped, 1u);
+  e.connect();
+  sim_.run();
+  std::vector<std::string> expected{"NACK app-a1 superseded", "NACK app-c1 outbox_full",
+                                    "NACK " + std::string(64, 'x') + " invalid",
+                                    "ACK app-a2", "ACK app-b1"};
+  EXPECT_EQ(*seen, expected);
+  s = state(e);
+  EXPECT_EQ(s.stream.outbox, 0u);
+  EXPECT_EQ(s.shoots.at("a").processed_count, 2);
+  EXPECT_EQ(s.shoots.count("b"), 1u);
+  EXPECT_EQ(s.shoots.count("c"), 0u);
+}
+
+// A NACK that says "retry later" is not an end: the engine sends the
+// message again, and the app hears only of its ACK.
+TEST_F(client_v2, a_retry_later_nack_is_not_passed_on_and_the_ack_is) {
+  auto broker = spawn_sim_broker(sim_.sys(), {1, 1000, broker_mutation::none});
+  server::server_config sc;
+  sc.shards = 1;
+  sc.node_epoch = "n2";
+  sc.cluster.broker = broker;
+  sc.cluster.node_id = "n2";
+  std::string other = "ws://cluster.sim/ws";
+  std::optional<sim_server> node;
+  node.emplace(sim_, net_, other, sc);
+  auto e = spawn_at(other);
+  outcomes told{sim_.sys(), e};
+  auto& seen = told.seen;
+  e.connect();
+  sim_.advance(1s);
+  ASSERT_EQ(state(e).connection.protocol, "kull.v2");
+  caf::anon_send(broker, outage_atom::value, true);
+  e.send_progress(shoot("s1", 1), "app-1");
+  sim_.run();
+  EXPECT_EQ(state(e).stream.deferred, 1u) << "the server did not say 'retry later'";
+  EXPECT_TRUE(seen->empty()) << seen->front();
+  caf::anon_send(broker, outage_atom::value, false);
+  sim_.advance(11s); // the ack timeout: sent again
+  EXPECT_EQ(*seen, std::vector<std::string>{"ACK app-1"});
+  e.stop();
+  node.reset();
+  caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
+  sim_.run();
 }
 
 TEST_F(client_v2, a_server_restart_is_a_new_epoch_and_a_snapshot) {

@@ -1,5 +1,5 @@
 // The device's side of its v2 stream, without actors: what the outbox does
-// with each refusal the contract names.
+// with each refusal the contract names, and with what it refuses itself.
 #include <gtest/gtest.h>
 
 #include "dial.hpp"
@@ -84,6 +84,70 @@ TEST(stream_link, a_refusal_of_an_unknown_id_leaves_the_outbox_alone) {
 
 // Ids go out as text frames: a device id cut inside a UTF-8 character would
 // make every message of the device invalid UTF-8 (the server closes 1007).
+// The contract: what is not yet acknowledged stays until it is. A full
+// outbox refuses the newcomer (NACK outbox_full) instead of dropping what
+// it took, sent or not.
+TEST(stream_link, a_full_outbox_refuses_the_newcomer_and_keeps_what_it_took) {
+  stream_link s{2, "mac-x"};
+  s.opened(true, 0);
+  auto first = s.submit(update("s1"), true, 1000);
+  auto second = s.submit(update("s2"), true, 1000);
+  ASSERT_TRUE(first && second);
+  EXPECT_FALSE(s.submit(update("s3"), true, 1000));
+  auto refused = s.take_outcomes();
+  ASSERT_EQ(refused.size(), 1u);
+  auto& n = std::get<msg::nack>(refused[0].body);
+  EXPECT_EQ(n.code, msg::nack_code::outbox_full);
+  EXPECT_EQ(n.id, "mac-x-3");
+  auto resent = s.opened(true, 2000);
+  ASSERT_EQ(resent.size(), 2u);
+  EXPECT_EQ(resent[0].id, first->id);
+  EXPECT_EQ(resent[1].id, second->id);
+}
+
+// An app's own id is kept (and resent); one the server would refuse never
+// goes out. On a v1 link nothing carries an id.
+TEST(stream_link, an_apps_id_is_kept_and_a_bad_one_refused_at_once) {
+  stream_link s{16, "mac-x"};
+  s.opened(true, 0);
+  auto m = update("s1");
+  m.id = "mine-1";
+  auto out = s.submit(m, true, 1000);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->id, "mine-1");
+  EXPECT_EQ(s.opened(true, 2000).at(0).id, "mine-1");
+  for (std::string bad : {std::string{}, std::string(65, 'y'), std::string{"a\x01"},
+                          std::string{"\xff"}}) {
+    m.id = bad;
+    EXPECT_FALSE(s.submit(m, true, 1000)) << bad;
+    auto refused = s.take_outcomes();
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_EQ(std::get<msg::nack>(refused[0].body).code, msg::nack_code::invalid);
+  }
+  EXPECT_EQ(s.status().outbox, 1u);
+  stream_link v1{16, "mac-x"};
+  v1.opened(false, 0);
+  m.id = "mine-2";
+  out = v1.submit(m, true, 1000);
+  ASSERT_TRUE(out);
+  EXPECT_FALSE(out->id);
+}
+
+// Offline, a later update of a shoot replaces the unsent one, whose id ends
+// in NACK superseded.
+TEST(stream_link, a_replaced_update_is_told_as_superseded) {
+  stream_link s{16, "mac-x"};
+  EXPECT_FALSE(s.submit(update("s1"), false, 1000));
+  EXPECT_FALSE(s.submit(update("s1"), false, 1001));
+  auto told = s.take_outcomes();
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(std::get<msg::nack>(told[0].body).id, "mac-x-1");
+  EXPECT_EQ(std::get<msg::nack>(told[0].body).code, msg::nack_code::superseded);
+  auto sent = s.opened(true, 2000);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].id, "mac-x-2");
+}
+
 TEST(message_ids, a_long_device_id_is_cut_at_a_character_boundary) {
   for (std::string tail : {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x93\xB7"}) {
     for (size_t lead = 26; lead <= 30; ++lead) {

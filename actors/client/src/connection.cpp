@@ -384,13 +384,20 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
         return;
       }
       bool now = is_ready(st.phase);
-      auto dropped = st.stream.status().outbox_dropped;
       if (auto out = st.stream.submit(std::move(m), now, now_ms(self)))
         send_frame(self, *out);
       arm_resend(self);
-      if (st.stream.status().outbox_dropped != dropped)
-        st.log->warn("outbox full ({} messages): the oldest was dropped",
-                     st.cfg.connection.offline_queue_limit);
+      if (auto refused = st.stream.take_outcomes(); !refused.empty()) {
+        for (auto& r : refused) {
+          auto& n = std::get<msg::nack>(r.body);
+          // A replaced update is what the offline queue is for: not news.
+          st.log->log(n.code == msg::nack_code::superseded ? spdlog::level::debug
+                                                           : spdlog::level::warn,
+                      "message {} not sent: {} ({})", n.id.value_or("(no id)"),
+                      to_string(n.code), n.error);
+        }
+        self->send(st.coord, inbound_atom::value, std::move(refused));
+      }
       if (st.stream.v2() || !now)
         save_outbox(self);
       report_stream(self);

@@ -86,12 +86,15 @@ bool admit(conn_ptr self, msg::server_message& m, admitted& a) {
         note_expiry(self, std::get<msg::refreshed>(m.body).expires_at);
       if (m.type == msg::server_type::nack) {
         auto& n = std::get<msg::nack>(m.body);
-        if (stream_link::retry_later(n.code))
+        if (stream_link::retry_later(n.code)) {
+          // Not an outcome: the engine sends it again, and the app hears
+          // only of the ACK or the final NACK.
           st.log->info("message {} not taken now: {} ({}); sent again after the ack timeout",
                        n.id.value_or("(no id)"), to_string(n.code), n.error);
-        else
-          st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
-                       to_string(n.code), n.error);
+          return true;
+        }
+        st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
+                     to_string(n.code), n.error);
       }
       a.out.push_back(std::move(m));
       return true;

@@ -25,9 +25,11 @@ void client_engine::network_changed() const {
   caf::anon_send(connection, network_atom::value);
 }
 
-void client_engine::send_progress(msg::shoot_progress p) const {
-  caf::anon_send(connection, send_atom::value,
-                 msg::make_update_progress(std::move(p)));
+void client_engine::send_progress(msg::shoot_progress p, std::string id) const {
+  auto m = msg::make_update_progress(std::move(p));
+  if (!id.empty())
+    m.id = std::move(id);
+  caf::anon_send(connection, send_atom::value, std::move(m));
 }
 
 void client_engine::subscribe(state_subscriber_actor who) const {

@@ -154,11 +154,14 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
   return verdict::apply;
 }
 
-void stream_link::drop_oldest_if_full() {
-  if (outbox_.size() < limit_)
-    return;
-  outbox_.erase(outbox_.begin());
-  ++status_.outbox_dropped;
+void stream_link::refuse(std::optional<std::string> id, msg::nack_code code, std::string why,
+                         int64_t now_ms) {
+  msg::server_message m;
+  m.type = msg::server_type::nack;
+  m.type_name = "NACK";
+  m.timestamp = now_ms;
+  m.body = msg::nack{std::move(id), code, std::move(why)};
+  outcomes_.push_back(std::move(m));
 }
 
 std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
@@ -176,19 +179,38 @@ std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
 
 std::optional<msg::client_message> stream_link::submit(msg::client_message m,
                                                        bool ready, int64_t now_ms) {
-  if (ready && !v2_)
-    return m; // v1: sent as the deployed apps send it
-  m.id = next_id();
+  if (m.id && !msg::valid_message_id(*m.id)) {
+    // Sent, it would be refused (or, not UTF-8, close the link) again and again.
+    refuse(std::string{msg::utf8_prefix(*m.id, msg::max_message_id)}, msg::nack_code::invalid,
+           "an id has 1 to 64 characters of printable UTF-8", now_ms);
+    return std::nullopt;
+  }
+  if (ready && !v2_) {
+    m.id.reset(); // v1: sent as the deployed apps send it, acknowledged by none
+    return m;
+  }
+  if (!m.id)
+    m.id = next_id();
   if (!ready) {
     // Of what was not sent yet, the latest per shoot is enough.
     auto& shoot = std::get<msg::shoot_progress>(m.body).shoot_id;
     auto i = std::find_if(outbox_.begin(), outbox_.end(), [&](const pending& p) {
       return !p.sent && std::get<msg::shoot_progress>(p.m.body).shoot_id == shoot;
     });
-    if (i != outbox_.end())
+    if (i != outbox_.end()) {
+      refuse(i->m.id, msg::nack_code::superseded,
+             "replaced by a later update of its shoot (" + *m.id + ") before it was sent",
+             now_ms);
       outbox_.erase(i);
+    }
   }
-  drop_oldest_if_full();
+  if (outbox_.size() >= limit_) {
+    // What was taken stays until acknowledged: the newcomer is refused.
+    ++status_.outbox_dropped;
+    refuse(m.id, msg::nack_code::outbox_full,
+           "the outbox holds " + std::to_string(limit_) + " unacknowledged messages", now_ms);
+    return std::nullopt;
+  }
   outbox_.push_back({m, ready, now_ms});
   status_.outbox = outbox_.size();
   if (ready)

@@ -7,12 +7,14 @@
 // - The position: the epoch (from WELCOME) and the last position applied. A
 //   message at or below it is a duplicate (dropped); one that skips a
 //   position means the link lost something (the connection resumes at once).
-// - The outbox: UPDATE_PROGRESS with ids, kept until the server ACKs or
-//   NACKs them and resent with the same ids on every new link, so that none
-//   is lost while offline nor applied twice. A NACK that says "not now"
-//   (`unavailable`, `rate_limited`) keeps the message for the ack timeout to
-//   send again. Bounded; of what was not sent yet only the latest per shoot
-//   stays.
+// - The outbox: UPDATE_PROGRESS with ids (the app's, or numbered here),
+//   kept until the server ACKs or NACKs them and resent with the same ids on
+//   every new link, so that none is lost while offline nor applied twice. A
+//   NACK that says "not now" (`unavailable`, `rate_limited`) keeps the
+//   message for the ack timeout to send again. Bounded: a message that finds
+//   it full is refused (NACK `outbox_full`), and of what was not sent yet
+//   only the latest per shoot stays (the one replaced: NACK `superseded`).
+//   Every message taken thus ends in one ACK or NACK, with its id.
 
 #include <cstddef>
 #include <cstdint>
@@ -56,13 +58,18 @@ public:
   /// counters.
   verdict on_message(const msg::server_message& m);
 
-  /// Takes an UPDATE_PROGRESS: on v2, or while no link is `ready`, it gets
-  /// an id and stays until acknowledged (or, on a v1 link, until sent).
-  /// Returns what to send now.
+  /// Takes an UPDATE_PROGRESS: on v2, or while no link is `ready`, it keeps
+  /// the app's id or gets one, and stays until acknowledged (or, on a v1
+  /// link, until sent). Returns what to send now. What it refuses or
+  /// replaces is told in take_outcomes().
   std::optional<msg::client_message> submit(msg::client_message m, bool ready,
                                             int64_t now_ms = 0);
 
   bool v2() const { return v2_; }
+
+  /// The NACKs the link decided itself since the last call (an invalid app
+  /// id, `superseded`, `outbox_full`), for the app as the server's are.
+  std::vector<msg::server_message> take_outcomes() { return std::exchange(outcomes_, {}); }
 
   /// A NACK that says "not now": the message stays and is sent again.
   static bool retry_later(msg::nack_code code);
@@ -80,7 +87,8 @@ private:
     int64_t sent_at = 0; // epoch ms
   };
 
-  void drop_oldest_if_full();
+  void refuse(std::optional<std::string> id, msg::nack_code code, std::string why,
+              int64_t now_ms);
   bool is_position(const msg::server_message& m) const;
 
   std::string next_id();
@@ -90,6 +98,7 @@ private:
   sim::stream_mutation mutation_;
   uint64_t next_id_ = 0;
   std::vector<int64_t> acked_sent_at_;
+  std::vector<msg::server_message> outcomes_;
   bool v2_ = false;
   bool welcomed_ = false; // this link's WELCOME came
   bool awaiting_snapshot_ = false;

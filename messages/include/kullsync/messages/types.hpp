@@ -20,7 +20,13 @@ enum class prompt_action : uint8_t { created, updated, deleted, voted };
 enum class admin_action : uint8_t { new_message, session_updated };
 enum class health_status : uint8_t { healthy, degraded, unhealthy };
 /// Why a v2 client message was refused (NACK).
-enum class nack_code : uint8_t { invalid, forbidden, rate_limited, too_large, unavailable };
+/// Why a client message was refused: the server's codes, then the client
+/// engine's own (never on the wire): `superseded`, a later update of the
+/// same shoot replaced it before it was sent; `outbox_full`, the engine
+/// holds `offline_queue_limit` unacknowledged messages already.
+enum class nack_code : uint8_t {
+  invalid, forbidden, rate_limited, too_large, unavailable, superseded, outbox_full
+};
 
 /// Wire spelling of each enum value ("processing", "voted", ...).
 std::string_view to_string(shoot_status x);
@@ -256,6 +262,10 @@ using client_body = std::variant<ping, shoot_progress, unknown_data, refresh>;
 /// The longest client message id (v2): 1 to 64 characters (Unicode code
 /// points, not bytes).
 constexpr size_t max_message_id = 64;
+
+/// An id an app may give its own message: 1 to 64 characters of printable
+/// UTF-8 (the server takes control characters too; an app has no use for them).
+bool valid_message_id(std::string_view id);
 
 /// How many characters (code points) the UTF-8 text `s` holds.
 size_t utf8_length(std::string_view s);

@@ -56,10 +56,11 @@ struct connection_config {
     return token.empty() ? user_id + ":" + device_id : token;
   }
   msg::decode_limits limits{};
-  /// UPDATE_PROGRESS sent while offline wait here (latest per shoot) and go
-  /// out once connected; beyond this many the oldest is dropped (counted in
-  /// stream_status::outbox_dropped). On v2 they stay until acknowledged and
-  /// are resent with the same ids after each reconnect.
+  /// UPDATE_PROGRESS sent while offline wait here (latest per shoot; the one
+  /// replaced ends in NACK superseded) and go out once connected. On v2 they
+  /// stay until acknowledged and are resent with the same ids after each
+  /// reconnect. A message that finds this many waiting is refused (NACK
+  /// outbox_full, counted in stream_status::outbox_dropped).
   size_t offline_queue_limit = 256;
   /// Offer the v2 subprotocol (kull.v2); a server that does not echo it is
   /// spoken to in v1, exactly as the deployed apps do.

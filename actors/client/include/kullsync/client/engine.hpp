@@ -11,6 +11,7 @@
 ///     engine.connect();
 
 #include <functional>
+#include <string>
 
 #include <caf/fwd.hpp>
 
@@ -34,8 +35,17 @@ public:
   void set_endpoint(std::string url) const;
   /// The network changed or the app came to the foreground: retry now.
   void network_changed() const;
-  /// Sends UPDATE_PROGRESS; queued (latest per shoot) while offline.
-  void send_progress(msg::shoot_progress p) const;
+  /// Sends UPDATE_PROGRESS; queued while offline. On a v2 link each message
+  /// ends in one ACK or one NACK carrying its id, for subscribers of
+  /// `server_type::ack` / `server_type::nack`: the server's (a NACK that
+  /// says "retry later" is not an end: the engine sends it again), or the
+  /// engine's own, `superseded` (a later update of the same shoot replaced
+  /// it before it was sent), `outbox_full` (offline_queue_limit messages
+  /// await their ACK) or `invalid` (a bad `id`). `id`: the app's own (1 to
+  /// 64 characters of printable UTF-8, unique for this device, also across
+  /// runs), to follow the message by; empty: the engine numbers it. A v1
+  /// link acknowledges nothing.
+  void send_progress(msg::shoot_progress p, std::string id = {}) const;
   void subscribe(state_subscriber_actor who) const;
   void subscribe(status_subscriber_actor who) const;
   /// `type == server_type::unknown` subscribes to every message.

@@ -45,7 +45,7 @@ struct stream_status {
   uint64_t duplicates = 0;  // messages at or below the position, dropped
   uint64_t gaps = 0;        // positions skipped: the link lost something
   uint64_t outbox = 0;      // client messages not yet acknowledged
-  uint64_t outbox_dropped = 0; // dropped from a full outbox
+  uint64_t outbox_dropped = 0; // refused: the outbox was full (NACK outbox_full)
   uint64_t refused = 0;     // client messages the server refused (NACK)
   uint64_t deferred = 0;    // NACKs "not now" (unavailable, rate_limited): sent again
 };

@@ -49,7 +49,7 @@ struct client_telemetry {
   uint64_t gaps = 0;          // positions skipped (each led to a resume)
   uint64_t duplicates = 0;    // messages dropped as already applied
   uint64_t queue_depth = 0;   // client messages not acknowledged yet
-  uint64_t queue_dropped = 0; // dropped from a full queue
+  uint64_t queue_dropped = 0; // refused: the queue was full (NACK outbox_full)
 };
 
 bool operator==(const client_telemetry& x, const client_telemetry& y);
