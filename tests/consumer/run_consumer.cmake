@@ -13,6 +13,7 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
 run(${WORK_DIR}/build/simulation)
+run(${WORK_DIR}/build/embedded_server)
 # The client engine alone links no server code: neither the server's actors
 # nor its HTTP/WebSocket/TLS sockets end up in an app that embeds it.
 execute_process(COMMAND nm -C ${WORK_DIR}/build/consumer OUTPUT_VARIABLE symbols
