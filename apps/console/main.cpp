@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
   add_client_types(cfg);
   server::add_server_types(cfg); // --demo embeds the server
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  // Before the actor system: the state callback writes to it until the
+  // system has ended every actor.
+  mailbox box;
   caf::actor_system sys{cfg};
 
   std::unique_ptr<console::demo> demo;
@@ -138,7 +141,6 @@ int main(int argc, char** argv) {
   to.insecure = insecure;
   auto engine = spawn_client(sys, cc, spawn_beast_transport(sys, to),
                              spawn_http_client(sys, to));
-  mailbox box;
   engine.subscribe(make_state_callback(sys, [&box](const sync_state& s) { box.put(s); }));
   engine.connect();
   if (demo)
@@ -188,7 +190,8 @@ int main(int argc, char** argv) {
     }
   }
   dash.reset();
-  engine.stop();
+  engine.stop(); // closes the link: the server hears 1000, not a lost socket
+  engine.await_stop(sys);
   demo.reset();
   return 0;
 }

@@ -191,6 +191,30 @@ TEST_F(beast_transport_test, talks_to_our_server_with_its_actors_on_caf_threads)
   EXPECT_EQ(roundtrip_through_our_server(bo), 0u);
 }
 
+// stop() closes the link as a WebSocket close (1000) before the engine
+// ends: the server sees a device leave, not a lost socket (1006).
+TEST_F(beast_transport_test, a_stopped_engine_closes_its_socket_with_1000) {
+  auto srv = server::spawn_sync_server(sys_, {});
+  beast_server_options bo;
+  bo.host = "127.0.0.1";
+  bo.port = 0;
+  beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
+  auto port = listener.start();
+  auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
+  wait_for(e, connected);
+  e.stop();
+  e.await_stop(sys_);
+  auto& closes = srv.counters->closes;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (closes[0].load() + closes[3].load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  static_assert(server::counted_close_codes[0] == 1000 && server::counted_close_codes[3] == 1006);
+  EXPECT_EQ(closes[0].load(), 1u) << "1000s";
+  EXPECT_EQ(closes[3].load(), 0u) << "1006s";
+  listener.stop(1s);
+  srv.stop();
+}
+
 TEST_F(beast_transport_test, our_server_over_tls_with_a_ca_made_at_test_time) {
   // A CA, and a certificate for localhost that it signed.
   auto tmp = std::string{testing::TempDir()} + "kullsync-srv-tls-" + std::to_string(getpid());

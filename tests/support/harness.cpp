@@ -58,7 +58,11 @@ harness::harness(client_config c, uint64_t seed, http_factory http)
 }
 
 harness::~harness() {
+  // The engine closes its link and ends once the network told it the link
+  // closed (at once, or after what is in flight), at most stop_timeout.
   engine.stop();
+  sim.run();
+  sim.advance(cfg.connection.stop_timeout);
   caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(recorder, caf::exit_reason::user_shutdown);

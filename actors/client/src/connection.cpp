@@ -280,6 +280,19 @@ void resume_now(conn_ptr self, std::string reason, uint16_t close) {
   dial(self, st.status.attempt);
 }
 
+/// Closes the link (with 1000) and wants none: idle, no retry.
+void disconnect(conn_ptr self, std::string why) {
+  auto& st = self->state;
+  st.wanted = false;
+  close_link(self, close_code::normal, std::move(why));
+  auto next = st.status;
+  next.attempt = 0;
+  next.retry_in = caf::timespan{0};
+  next.error.clear();
+  st.lost_at_ms.reset(); // a chosen disconnect is not a loss
+  enter(self, link_phase::idle, std::move(next));
+}
+
 bool is_current(conn_ptr self, uint64_t link) {
   return is_live(self->state.phase) && link == self->state.status.link;
 }
@@ -341,17 +354,21 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
           break;
       }
     },
-    [=](disconnect_atom) {
+    [=](disconnect_atom) { disconnect(self, "client disconnect"); },
+    [=](stop_atom) {
+      // Closed as disconnect() closes, then ended once the server answered
+      // the close (or stop_timeout passed): the linked actors end with it.
       auto& st = self->state;
-      st.wanted = false;
-      close_link(self, close_code::normal, "client disconnect");
-      auto next = st.status;
-      next.attempt = 0;
-      next.retry_in = caf::timespan{0};
-      next.error.clear();
-      st.lost_at_ms.reset(); // a chosen disconnect is not a loss
-      enter(self, link_phase::idle, std::move(next));
+      if (st.stopping)
+        return;
+      bool open = is_live(st.phase);
+      st.stopping = st.status.link;
+      disconnect(self, "client stopped");
+      if (!open)
+        return self->quit(caf::exit_reason::user_shutdown);
+      self->delayed_send(self, st.cfg.connection.stop_timeout, ended_atom::value);
     },
+    [=](ended_atom) { self->quit(caf::exit_reason::user_shutdown); },
     [=](endpoint_atom, std::string& url) {
       auto& st = self->state;
       if (!is_ws_url(url)) {
@@ -424,6 +441,8 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
         on_frames(self, frames);
     },
     [=](closed_atom, uint64_t link, uint16_t code, const std::string& reason) {
+      if (self->state.stopping == link)
+        return self->quit(caf::exit_reason::user_shutdown);
       if (!is_current(self, link))
         return;
       auto why = "closed " + std::to_string(code) + (reason.empty() ? "" : ": " + reason);

@@ -37,6 +37,7 @@ struct connection_actor_state {
   uint64_t epoch = 0;            // invalidates timers and pending answers of
                                  // links before the current one
   bool awaiting_pong = false;    // a PING of this link is unanswered
+  std::optional<uint64_t> stopping; // stop(): the link whose close ends the actor
   flow::credit_return credit; // frames of the current link handled
   stream_link stream;      // the v2 position and the outbox
   stream_status reported;  // what the coordinator last heard of it

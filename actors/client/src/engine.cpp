@@ -2,6 +2,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -53,10 +54,15 @@ void client_engine::load_state(msg::user_state s) const {
   caf::anon_send(coordinator, load_atom::value, std::move(s));
 }
 
+void client_engine::await_stop(caf::actor_system& sys) const {
+  caf::scoped_actor self{sys};
+  self->wait_for(connection, coordinator, subscribers);
+}
+
 void client_engine::stop() const {
-  // Linked: the connection takes policy, keepalive, coordinator and
-  // subscribers with it.
-  caf::anon_send_exit(connection, caf::exit_reason::user_shutdown);
+  // The connection closes its link, then ends; linked, it takes policy,
+  // keepalive, coordinator and subscribers with it.
+  caf::anon_send(connection, stop_atom::value);
 }
 
 client_engine spawn_client(caf::actor_system& sys, const client_config& cfg,

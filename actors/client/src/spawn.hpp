@@ -27,6 +27,7 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using resend_atom = caf::atom_constant<caf::atom("resend")>;
+using ended_atom = caf::atom_constant<caf::atom("ended")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
@@ -88,7 +89,7 @@ using coordinator_link = caf::typed_actor<
 /// The connection, plus its transport's events (it is the listener), its timers (`retry(epoch)`, `healthy(epoch)`,
 /// `welcome(epoch)`: a link that echoed kull.v2 without a WELCOME is v1;
 /// `resend(epoch)`: unacknowledged messages go again) and the keepalive's
-/// verdict (`dead(link)`); `get(token)` answers the token a request on the
+/// verdict (`dead(link)`); `ended` (stop's close took too long); `get(token)` answers the token a request on the
 /// user's behalf carries now (the state loader's).
 using connection_impl = connection_actor::extend_with<transport_listener_actor>::extend<
   caf::replies_to<get_atom, token_atom>::with<std::string>,
@@ -97,7 +98,8 @@ using connection_impl = connection_actor::extend_with<transport_listener_actor>:
   caf::reacts_to<welcome_atom, uint64_t>,
   caf::reacts_to<resend_atom, uint64_t>,
   caf::reacts_to<refresh_atom, uint64_t>,
-  caf::reacts_to<dead_atom, uint64_t>>;
+  caf::reacts_to<dead_atom, uint64_t>,
+  caf::reacts_to<ended_atom>>;
 
 /// The keepalive, plus its timers: `tick(link, n)` sends PING n,
 /// `deadline(link, n)` checks that something came back.

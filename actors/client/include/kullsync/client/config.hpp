@@ -72,6 +72,9 @@ struct connection_config {
   /// v2: a client message not acknowledged within this is sent again (same
   /// id) on the same link.
   caf::timespan ack_timeout = std::chrono::seconds{10};
+  /// stop(): how long the engine waits for the server to answer its close
+  /// before it ends anyway.
+  caf::timespan stop_timeout = std::chrono::seconds{2};
 };
 
 struct client_config {

@@ -56,8 +56,16 @@ public:
   /// in only what the current link has not delivered itself. An engine
   /// spawned with an HTTP client loads it by itself.
   void load_state(msg::user_state s) const;
-  /// Stops every actor of the engine.
+  /// Stops the engine: the link is closed with 1000 (subscribers see
+  /// "disconnected"), and once the server answered the close, or
+  /// `stop_timeout` (2 s) passed, every actor of the engine ends (monitor
+  /// `connection`, or await_stop()); the transport the engine owns ends
+  /// with it.
   void stop() const;
+  /// Blocks until the engine's connection, coordinator and subscribers have
+  /// ended: after stop(), before the app destroys what its subscribers use.
+  /// Never from an actor's handler (it would block a CAF worker).
+  void await_stop(caf::actor_system& sys) const;
 };
 
 /// Spawns subscribers, coordinator, connection (with its reconnect policy

@@ -28,6 +28,7 @@ namespace kullsync {
 // -- atoms --------------------------------------------------------------------
 
 using disconnect_atom = caf::atom_constant<caf::atom("disconnect")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using endpoint_atom = caf::atom_constant<caf::atom("endpoint")>;
 using network_atom = caf::atom_constant<caf::atom("network")>;
 using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
@@ -131,6 +132,7 @@ using token_provider_actor = caf::typed_actor<caf::replies_to<token_atom>::with<
 using connection_actor = caf::typed_actor<
   caf::reacts_to<connect_atom>,
   caf::reacts_to<disconnect_atom>,
+  caf::reacts_to<stop_atom>,
   caf::reacts_to<endpoint_atom, std::string>,
   caf::reacts_to<network_atom>,
   caf::reacts_to<send_atom, msg::client_message>,
