@@ -5,6 +5,7 @@
 #include <caf/send.hpp>
 
 #include "harness.hpp"
+#include "kullsync/client/store.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "kullsync/transports/memory_network.hpp"
 #include "kullsync/transports/subprotocol.hpp"
@@ -119,6 +120,42 @@ TEST(client_engine, sends_update_progress_and_sees_the_relay) {
   h.sim.run();
   EXPECT_EQ(h.state().shoots.count("mine"), 1u);
   EXPECT_EQ(h.truth("u1").shoots.count("mine"), 1u);
+}
+
+// A v1 server accepts the socket and then closes it for a bad token (4002),
+// as the deployed one does. v1 acknowledges nothing, so what the outbox
+// sends is gone: it waits for the server's first frame, and keeps what
+// was queued offline when the token is refused.
+TEST(client_engine, a_v1_token_refused_after_accepting_keeps_the_outbox) {
+  auto cfg = default_sim_config();
+  cfg.connection.token = ":no-user"; // the peer refuses it: 4002
+  auto store = std::make_shared<memory_store>();
+  cfg.store = store;
+  harness h{cfg};
+  msg::shoot_progress p;
+  p.shoot_id = "queued";
+  p.status = shoot_status::processing;
+  p.total_count = 4;
+  p.processed_count = 1;
+  h.engine.send_progress(p);
+  h.sim.run();
+  h.engine.connect();
+  h.sim.run();
+  auto s = h.state();
+  ASSERT_EQ(s.connection.state, connection_state::failed) << s.connection.error;
+  EXPECT_EQ(s.connection.error, "invalid token");
+  EXPECT_EQ(s.stream.outbox, 1u);
+  ASSERT_TRUE(store->load_outbox());
+  EXPECT_EQ(store->load_outbox()->messages.size(), 1u)
+    << "the queued update went out on a refused link";
+  // A link that takes the token (the device's first frame came) sends it.
+  harness ok{default_sim_config()};
+  ok.engine.send_progress(p);
+  ok.sim.run();
+  ok.engine.connect();
+  ok.sim.run();
+  EXPECT_EQ(ok.state().stream.outbox, 0u);
+  EXPECT_EQ(ok.truth("u1").shoots.count("queued"), 1u);
 }
 
 TEST(client_engine, progress_sent_offline_goes_out_on_connect) {

@@ -247,12 +247,28 @@ void ready(conn_ptr self, bool v2) {
   }
   st.telemetry_changed = true;
   report_telemetry(self);
+  // A v1 server accepts and then checks the token: what v1 sends is gone
+  // once sent, so the outbox waits for the server's first frame (its
+  // DEVICE_CONNECTED for this device).
+  st.v1_unconfirmed = !v2;
+  if (v2)
+    flush_outbox(self, true);
+}
+
+void flush_outbox(conn_ptr self, bool v2) {
+  auto& st = self->state;
   auto resent = st.stream.opened(v2, now_ms(self));
   for (auto& m : resent)
     send_frame(self, m);
-  if (!resent.empty())
+  if (!resent.empty()) {
     save_outbox(self); // a v1 link takes them off the outbox
+    report_stream(self);
+  }
   arm_resend(self);
+}
+
+bool takes_stream_messages(conn_ptr self) {
+  return is_ready(self->state.phase) && !self->state.v1_unconfirmed;
 }
 
 void on_opened(conn_ptr self, const std::string& protocol) {
@@ -400,7 +416,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
           send_frame(self, m);
         return;
       }
-      bool now = is_ready(st.phase);
+      bool now = takes_stream_messages(self);
       if (auto out = st.stream.submit(std::move(m), now, now_ms(self)))
         send_frame(self, *out);
       arm_resend(self);

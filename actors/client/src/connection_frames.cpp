@@ -125,6 +125,10 @@ void on_frames(conn_ptr self, const frame_batch& frames) {
     }
   if (!a.out.empty())
     self->send(st.coord, inbound_atom::value, std::move(a.out));
+  if (st.v1_unconfirmed && st.phase == link_phase::ready_v1) {
+    st.v1_unconfirmed = false; // the server took the token: the outbox goes
+    flush_outbox(self, false);
+  }
   if (a.outbox_changed) {
     save_outbox(self);
     auto now = now_ms(self);

@@ -37,6 +37,9 @@ struct connection_actor_state {
   uint64_t epoch = 0;            // invalidates timers and pending answers of
                                  // links before the current one
   bool awaiting_pong = false;    // a PING of this link is unanswered
+  bool v1_unconfirmed = false;   // a v1 link with no frame yet: a server that
+                                 // refuses the token closes it (4001/4002)
+                                 // after accepting, so the outbox waits
   std::optional<uint64_t> stopping; // stop(): the link whose close ends the actor
   flow::credit_return credit; // frames of the current link handled
   stream_link stream;      // the v2 position and the outbox
@@ -83,6 +86,8 @@ void lost(conn_ptr self, std::string reason, uint16_t close = 0);
 void resume_now(conn_ptr self, std::string reason, uint16_t close = 0);
 /// The link carries the stream now (v2 once its WELCOME came, else v1).
 void ready(conn_ptr self, bool v2);
+/// Sends the outbox on the link now open (v1: once its first frame came).
+void flush_outbox(conn_ptr self, bool v2);
 /// Sends the coordinator the telemetry if it changed.
 void report_telemetry(conn_ptr self);
 
