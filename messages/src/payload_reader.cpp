@@ -191,6 +191,10 @@ nack read_nack(const json::value& v, const path_node* at) {
   x.id = r.opt(keys::id, as_string);
   x.code = r.enum_<nack_code>(keys::code,
                               "invalid|forbidden|rate_limited|too_large|unavailable");
+  if (!is_wire_code(x.code)) // the client engine's own: never from a server
+    fail(decode_errc::bad_enum, at,
+         "'" + std::string{to_string(x.code)}
+           + "' is not one of invalid|forbidden|rate_limited|too_large|unavailable");
   x.error = r.str_or_empty(keys::error);
   return x;
 }

@@ -4,6 +4,7 @@
 // driven by hand, with virtual time.
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -127,6 +128,8 @@ inline std::vector<uint64_t> sim_seeds(uint64_t dflt) {
   auto count = n ? sim_env_number("KULLSYNC_SIM_SEEDS", n, 1) : dflt;
   auto* f = std::getenv("KULLSYNC_SIM_FIRST_SEED");
   auto first = f ? sim_env_number("KULLSYNC_SIM_FIRST_SEED", f, 0) : 1;
+  if (first > UINT64_MAX - count)
+    throw std::invalid_argument("KULLSYNC_SIM_FIRST_SEED + KULLSYNC_SIM_SEEDS is beyond 2^64");
   for (uint64_t s = first; s < first + count; ++s)
     seeds.push_back(s);
   return seeds;

@@ -203,7 +203,7 @@ TEST_F(client_tokens, an_expired_static_token_without_a_provider_fails) {
 
 // The HTTP state call carries the token the engine dials with: with a
 // provider, its signed token (the configured "user:device" is refused by a
-// server with signed tokens or API keys). Before the provider gave one,
+// server with signed tokens). Before the provider gave one,
 // there is nothing to ask with.
 TEST_F(client_tokens, the_state_is_loaded_with_the_providers_token) {
   auto urls = std::make_shared<std::vector<std::string>>();

@@ -61,6 +61,16 @@ TEST(codec_v2, ack_nack_refreshed_as_the_contract_writes_them) {
             nack_code::unavailable);
 }
 
+// The client engine's own NACK codes are not the contract's: a server's
+// frame carrying one is bad, not a refusal.
+TEST(codec_v2, the_engines_own_nack_codes_are_not_read_from_the_wire) {
+  for (std::string code : {"superseded", "outbox_full"}) {
+    auto r = decode_server(R"({"type":"NACK","data":{"id":"x","code":")" + code
+                           + R"(","error":""},"timestamp":1})");
+    EXPECT_FALSE(r) << code;
+  }
+}
+
 // A message's id as a NACK echoes it: cut to 64 characters (not bytes),
 // null when it is not a string, nothing when there is none.
 TEST(codec_v2, a_refused_id_is_echoed_as_the_contract_says) {

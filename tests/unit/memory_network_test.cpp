@@ -163,3 +163,20 @@ TEST_F(network_fixture, a_slow_link_delivers_what_it_carried_before_its_close) {
   sim.advance(std::chrono::seconds{1});
   EXPECT_TRUE(server->frames.empty());
 }
+
+TEST_F(network_fixture, a_half_open_cut_loses_a_close_still_in_flight) {
+  dial({});
+  ASSERT_TRUE(server->server_end);
+  link_faults slow;
+  slow.min_delay = std::chrono::milliseconds{50};
+  caf::anon_send(caf::actor_cast<sim_network_actor>(net), faults_atom::value, slow);
+  sim.run();
+  caf::anon_send(server->server_end, send_atom::value, std::string{"f"});
+  caf::anon_send(server->server_end, close_atom::value, close_code::normal, std::string{});
+  sim.run();
+  caf::anon_send(caf::actor_cast<sim_network_actor>(net), cut_atom::value, cut_mode::half_open);
+  sim.run();
+  sim.advance(std::chrono::seconds{1});
+  EXPECT_TRUE(client->frames.empty());
+  EXPECT_TRUE(client->closes.empty()) << "a half-open link delivered its close";
+}

@@ -82,8 +82,6 @@ TEST(stream_link, a_refusal_of_an_unknown_id_leaves_the_outbox_alone) {
   EXPECT_EQ(s.status().deferred, 0u);
 }
 
-// Ids go out as text frames: a device id cut inside a UTF-8 character would
-// make every message of the device invalid UTF-8 (the server closes 1007).
 // The contract: what is not yet acknowledged stays until it is. A full
 // outbox refuses the newcomer (NACK outbox_full) instead of dropping what
 // it took, sent or not.
@@ -127,10 +125,13 @@ TEST(stream_link, an_apps_id_is_kept_and_a_bad_one_refused_at_once) {
   EXPECT_EQ(s.status().outbox, 1u);
   stream_link v1{16, "mac-x"};
   v1.opened(false, 0);
-  m.id = "mine-2";
-  out = v1.submit(m, true, 1000);
-  ASSERT_TRUE(out);
-  EXPECT_FALSE(out->id);
+  for (std::string any : {std::string{"mine-2"}, std::string(65, 'y')}) {
+    m.id = any;
+    out = v1.submit(m, true, 1000);
+    ASSERT_TRUE(out);
+    EXPECT_FALSE(out->id);
+  }
+  EXPECT_TRUE(v1.take_outcomes().empty());
 }
 
 // Offline, a later update of a shoot replaces the unsent one, whose id ends
@@ -148,6 +149,29 @@ TEST(stream_link, a_replaced_update_is_told_as_superseded) {
   EXPECT_EQ(sent[0].id, "mac-x-2");
 }
 
+// One outcome per message: the server answers a resend whose first answer
+// came with the same ACK again, and a frame may come twice; only the first
+// is passed on. An id already waiting is refused, not sent twice.
+TEST(stream_link, each_message_has_one_outcome) {
+  stream_link s{16, "mac-x"};
+  auto id = sent_one(s);
+  ASSERT_EQ(s.overdue(1000, 11000).size(), 1u); // the ACK was slow: resent
+  EXPECT_EQ(s.on_message(ack(id, 3)), stream_link::verdict::apply);
+  EXPECT_EQ(s.on_message(ack(id, 3)), stream_link::verdict::drop);
+  EXPECT_EQ(s.on_message(nack(id, msg::nack_code::invalid)), stream_link::verdict::drop);
+  EXPECT_EQ(s.status().refused, 0u);
+  auto m = update("s2");
+  m.id = "mine";
+  ASSERT_TRUE(s.submit(m, true, 12000));
+  EXPECT_FALSE(s.submit(m, true, 12000));
+  auto refused = s.take_outcomes();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(std::get<msg::nack>(refused[0].body).code, msg::nack_code::invalid);
+  EXPECT_EQ(s.status().outbox, 1u);
+}
+
+// Ids go out as text frames: a device id cut inside a UTF-8 character would
+// make every message of the device invalid UTF-8 (the server closes 1007).
 TEST(message_ids, a_long_device_id_is_cut_at_a_character_boundary) {
   for (std::string tail : {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x93\xB7"}) {
     for (size_t lead = 26; lead <= 30; ++lead) {

@@ -369,8 +369,8 @@ void cut(network_ptr self, cut_mode mode) {
   if (mode == cut_mode::half_open) {
     for (auto& kv : st.links)
       kv.second.half_open = true;
-    for (auto& kv : st.closing) // what was in flight is lost; the close is not
-      kv.second.half_open = true;
+    // Closing links too: what was in flight, and the close, never arrive.
+    st.closing.clear();
     trace(self, "cut half_open " + std::to_string(st.links.size()));
     return;
   }

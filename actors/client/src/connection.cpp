@@ -349,6 +349,8 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
   return {
     [=](connect_atom) {
       auto& st = self->state;
+      if (st.stopping)
+        return; // stop() is final
       st.wanted = true;
       if (st.token_refused && !st.tokens) {
         // The contract: "do not retry with the same token"; without a
@@ -377,7 +379,9 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       auto& st = self->state;
       if (st.stopping)
         return;
-      bool open = is_live(st.phase);
+      // A dial under way or an open link answers the close; none (waiting
+      // for a token, a retry, or idle) has nothing to close.
+      bool open = st.phase == link_phase::dialing || is_open(st.phase);
       st.stopping = st.status.link;
       disconnect(self, "client stopped");
       if (!open)
@@ -387,6 +391,8 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     [=](ended_atom) { self->quit(caf::exit_reason::user_shutdown); },
     [=](endpoint_atom, std::string& url) {
       auto& st = self->state;
+      if (st.stopping)
+        return;
       if (!is_ws_url(url)) {
         st.log->error("endpoint '{}' ignored: not a ws:// or wss:// URL", url);
         return;
@@ -429,7 +435,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
                       "message {} not sent: {} ({})", n.id.value_or("(no id)"),
                       to_string(n.code), n.error);
         }
-        self->send(st.coord, inbound_atom::value, std::move(refused));
+        self->send(st.coord, outcome_atom::value, std::move(refused));
       }
       if (st.stream.v2() || !now)
         save_outbox(self);

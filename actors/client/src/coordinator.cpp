@@ -287,6 +287,9 @@ coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
       self->send(st.subs, publish_atom::value, std::move(in));
       changed(self);
     },
+    [=](outcome_atom, inbound_batch& in) {
+      self->send(self->state.subs, publish_atom::value, std::move(in));
+    },
     [=](status_atom, connection_status& s) {
       auto& st = self->state;
       // Devices are known only through a live link: a new link starts afresh.

@@ -28,6 +28,7 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using resend_atom = caf::atom_constant<caf::atom("resend")>;
 using ended_atom = caf::atom_constant<caf::atom("ended")>;
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
@@ -81,6 +82,8 @@ using subscribers_impl = subscribers_actor::extend<
 /// batches, bad frames) and how the link and its stream go.
 using coordinator_link = caf::typed_actor<
   caf::reacts_to<inbound_atom, inbound_batch>,
+  // NACKs the engine made itself: for the app, not news from the server.
+  caf::reacts_to<outcome_atom, inbound_batch>,
   caf::reacts_to<status_atom, connection_status>,
   caf::reacts_to<status_atom, stream_status>,
   caf::reacts_to<status_atom, client_telemetry>,

@@ -117,17 +117,20 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
       // A NACK without an id (the message's id was not a string) names none.
       auto i = std::find_if(outbox_.begin(), outbox_.end(),
                             [&](const pending& p) { return id && p.m.id == id; });
+      // One outcome per message: the answer to a resend whose first answer
+      // came (the server repeats its ACK), or a doubled frame, is dropped.
+      if (i == outbox_.end()) {
+        ++status_.duplicates;
+        return verdict::drop;
+      }
       if (m.type == server_type::nack && retry_later(std::get<msg::nack>(m.body).code)) {
         // Kept as sent: the ack timeout sends it again, as it does a lost one.
-        if (i != outbox_.end())
-          ++status_.deferred;
+        ++status_.deferred;
         return verdict::apply;
       }
-      if (i != outbox_.end()) {
-        if (m.type == server_type::ack && i->sent && i->sent_at != 0)
-          acked_sent_at_.push_back(i->sent_at);
-        outbox_.erase(i);
-      }
+      if (m.type == server_type::ack && i->sent && i->sent_at != 0)
+        acked_sent_at_.push_back(i->sent_at);
+      outbox_.erase(i);
       status_.outbox = outbox_.size();
       if (m.type == server_type::nack)
         ++status_.refused;
@@ -179,15 +182,21 @@ std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
 
 std::optional<msg::client_message> stream_link::submit(msg::client_message m,
                                                        bool ready, int64_t now_ms) {
+  if (ready && !v2_) {
+    m.id.reset(); // v1: sent as the deployed apps send it, acknowledged by none
+    return m;
+  }
   if (m.id && !msg::valid_message_id(*m.id)) {
     // Sent, it would be refused (or, not UTF-8, close the link) again and again.
     refuse(std::string{msg::utf8_prefix(*m.id, msg::max_message_id)}, msg::nack_code::invalid,
            "an id has 1 to 64 characters of printable UTF-8", now_ms);
     return std::nullopt;
   }
-  if (ready && !v2_) {
-    m.id.reset(); // v1: sent as the deployed apps send it, acknowledged by none
-    return m;
+  if (m.id && std::any_of(outbox_.begin(), outbox_.end(),
+                          [&](const pending& p) { return p.m.id == m.id; })) {
+    // The server would answer it with the waiting one's ACK.
+    refuse(m.id, msg::nack_code::invalid, "an id already waiting for its ACK", now_ms);
+    return std::nullopt;
   }
   if (!m.id)
     m.id = next_id();

@@ -19,14 +19,16 @@ enum class shoot_status : uint8_t { queued, processing, completed, failed };
 enum class prompt_action : uint8_t { created, updated, deleted, voted };
 enum class admin_action : uint8_t { new_message, session_updated };
 enum class health_status : uint8_t { healthy, degraded, unhealthy };
-/// Why a v2 client message was refused (NACK).
-/// Why a client message was refused: the server's codes, then the client
-/// engine's own (never on the wire): `superseded`, a later update of the
+/// Why a v2 client message was refused (NACK): the server's codes, then the
+/// client engine's own (never on the wire; read from a server's frame they
+/// make it bad): `superseded`, a later update of the
 /// same shoot replaced it before it was sent; `outbox_full`, the engine
 /// holds `offline_queue_limit` unacknowledged messages already.
 enum class nack_code : uint8_t {
   invalid, forbidden, rate_limited, too_large, unavailable, superseded, outbox_full
 };
+/// The codes a server sends (the contract's); a frame with another is bad.
+inline bool is_wire_code(nack_code x) { return x <= nack_code::unavailable; }
 
 /// Wire spelling of each enum value ("processing", "voted", ...).
 std::string_view to_string(shoot_status x);

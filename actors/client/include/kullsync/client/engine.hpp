@@ -41,10 +41,12 @@ public:
   /// says "retry later" is not an end: the engine sends it again), or the
   /// engine's own, `superseded` (a later update of the same shoot replaced
   /// it before it was sent), `outbox_full` (offline_queue_limit messages
-  /// await their ACK) or `invalid` (a bad `id`). `id`: the app's own (1 to
-  /// 64 characters of printable UTF-8, unique for this device, also across
-  /// runs), to follow the message by; empty: the engine numbers it. A v1
-  /// link acknowledges nothing.
+  /// await their ACK) or `invalid` (a bad `id`, or one already waiting).
+  /// An answer repeated (to a resend) is passed on once. `id`: the app's own
+  /// (1 to 64 characters of printable UTF-8, unique for this device, also
+  /// across runs, and unlike the engine's own `<device>-<base 36>-<n>`), to
+  /// follow the message by; empty: the engine numbers it. A v1 link
+  /// acknowledges nothing: what it sends has no outcome.
   void send_progress(msg::shoot_progress p, std::string id = {}) const;
   void subscribe(state_subscriber_actor who) const;
   void subscribe(status_subscriber_actor who) const;
@@ -56,7 +58,7 @@ public:
   /// in only what the current link has not delivered itself. An engine
   /// spawned with an HTTP client loads it by itself.
   void load_state(msg::user_state s) const;
-  /// Stops the engine: the link is closed with 1000 (subscribers see
+  /// Stops the engine: the link is closed with 1000 (status subscribers see
   /// "disconnected"), and once the server answered the close, or
   /// `stop_timeout` (2 s) passed, every actor of the engine ends (monitor
   /// `connection`, or await_stop()); the transport the engine owns ends
@@ -72,7 +74,7 @@ public:
 /// and keepalive) over `transport`, which the engine then owns. With `http`
 /// (e.g. spawn_http_client), the engine also loads what the server
 /// remembers for the user (GET /api/sync/state, with the token the engine
-/// dials with) at start, every `state_reload` while the socket is down, and
+/// dials with) at start (with a provider, once it gave a token), every `state_reload` while the socket is down, and
 /// once after each reconnect of a v1 link (a v2 link brings its own state),
 /// so that what was published while the device was away is not missing.
 ///
