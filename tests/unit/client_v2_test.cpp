@@ -248,6 +248,74 @@ TEST_F(client_v2, a_retry_later_nack_is_not_passed_on_and_the_ack_is) {
   sim_.run();
 }
 
+namespace {
+
+/// Sets `*down` once `who` has ended. The watcher lives while its handle does.
+caf::actor watch_end(caf::actor_system& sys, const connection_actor& who,
+                     std::shared_ptr<bool> down) {
+  return sys.spawn([who, down](caf::event_based_actor* self) -> caf::behavior {
+    self->monitor(who);
+    self->set_down_handler([down](caf::down_msg&) { *down = true; });
+    return {[](caf::exit_msg&) {}};
+  });
+}
+
+} // namespace
+
+// stop() waits for a close only where a link exists: waiting for a token
+// (a provider that never answers) it ends at once, without stop_timeout.
+TEST_F(client_v2, a_stop_while_waiting_for_a_token_ends_at_once) {
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  auto tokens = sim_.sys().spawn([held](token_provider_actor::pointer self)
+                                   -> token_provider_actor::behavior_type {
+    return {[=](token_atom) -> caf::result<std::string> {
+      held->push_back(self->make_response_promise());
+      return caf::delegated<std::string>{};
+    }};
+  });
+  client_config cc;
+  cc.connection.url = url;
+  cc.connection.user_id = "u1";
+  cc.connection.device_id = "mac";
+  auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_), {}, tokens);
+  auto down = std::make_shared<bool>(false);
+  auto watcher = watch_end(sim_.sys(), e.connection, down);
+  e.connect();
+  sim_.run();
+  ASSERT_EQ(held->size(), 1u) << "the dial did not ask for a token";
+  e.stop();
+  sim_.run();
+  EXPECT_TRUE(*down) << "stop() waited for a close with no link to close";
+  held->clear();
+  for (auto h : {caf::actor_cast<caf::actor>(tokens), watcher})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  sim_.run();
+}
+
+// While stop() waits for the server's answer to its close, connect() does
+// not dial again.
+TEST_F(client_v2, connect_after_stop_dials_nothing) {
+  auto e = spawn_at(url);
+  e.connect();
+  sim_.run();
+  ASSERT_EQ(state(e).connection.state, connection_state::connected);
+  link_faults slow;
+  slow.min_delay = 100ms;
+  caf::anon_send(net_, faults_atom::value, slow);
+  sim_.run();
+  auto dials = sim_.ask<network_stats>(net_, stats_atom::value).dials;
+  auto down = std::make_shared<bool>(false);
+  auto watcher = watch_end(sim_.sys(), e.connection, down);
+  sim_.run();
+  e.stop();
+  e.connect();
+  sim_.advance(3s);
+  EXPECT_TRUE(*down);
+  EXPECT_EQ(sim_.ask<network_stats>(net_, stats_atom::value).dials, dials);
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  sim_.run();
+}
+
 TEST_F(client_v2, a_server_restart_is_a_new_epoch_and_a_snapshot) {
   auto e = engine(nullptr);
   publish_credits(7);
