@@ -199,6 +199,10 @@ public:
         fail("ACKed " + a.id + " (" + tag + ") is in the stream of epoch " + a.epoch + " "
              + std::to_string(copies) + " times");
     }
+    for (size_t i = 0; i < servers_.size(); ++i)
+      if (auto n = servers_[i]->acks_waiting())
+        fail("node " + std::to_string(i) + " still holds " + std::to_string(n)
+             + " ACKs though every message is acknowledged");
     for (auto& d : devices_) {
       auto s = sim_.ask<sync_state>(d.engine.coordinator, get_atom::value);
       auto who = d.user + "/" + d.id;

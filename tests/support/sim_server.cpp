@@ -36,6 +36,13 @@ uint64_t sim_server::hub_order_faults() {
   return n;
 }
 
+uint64_t sim_server::acks_waiting() {
+  uint64_t n = 0;
+  for (auto& h : server_.env->hubs)
+    n += sim_.ask<server::hub_stats>(h, stats_atom::value).acks_waiting;
+  return n;
+}
+
 uint64_t sim_server::order_faults() {
   return order_faults_before_ + hub_order_faults();
 }

@@ -42,6 +42,10 @@ public:
   /// run of it (a hub's own check; never expected).
   uint64_t order_faults();
 
+  /// ACKs its hubs hold for positions not yet applied here (none once
+  /// every device's messages are acknowledged: more is a leak).
+  uint64_t acks_waiting();
+
   const server::sync_server& handles() const { return server_; }
 
 private:

@@ -2,6 +2,8 @@
 // stream (stream_follower) and which devices are where (user_registry).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "hub/user_registry.hpp"
 #include "stream/stream_follower.hpp"
 
@@ -147,6 +149,35 @@ TEST(stream_follower, a_resync_keeps_the_position_and_reads_what_was_missed) {
   f.on_head(3, head(1, "e2"), false, &replaced);
   EXPECT_TRUE(replaced);
   EXPECT_EQ(f.epoch(), "e2");
+}
+
+// The user's last socket left with an ACK not yet due: the hub forgets
+// every ticket the follower held, due or dropped, and nothing stays behind.
+TEST(stream_follower, a_dropped_follower_gives_back_every_ack_it_held) {
+  auto f = live_at(3);
+  f.on_receipt({5, "e1", false}, 7); // due at 5, not yet applied
+  f.on_receipt({6, "e1", false}, 8);
+  auto all = f.take_all_acks();
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<uint64_t>{7, 8}));
+  EXPECT_TRUE(f.take_all_acks().empty());
+  f.on_message(numbered(4));
+  EXPECT_TRUE(acks(f.on_message(numbered(5))).empty()); // forgotten, not sent
+}
+
+// Receipts that came while a follow was out are settled by its head: due
+// when the head covers them, dropped when numbered in another epoch.
+TEST(stream_follower, a_head_settles_the_acks_that_waited_for_it) {
+  stream_follower f;
+  f.follow(true, 1);
+  f.on_receipt({5, "e1", false}, 1);
+  f.on_receipt({9, "e1", false}, 2); // past the head: waits for seq 9
+  f.on_receipt({2, "e0", false}, 3); // an epoch the head does not serve
+  bool replaced = false;
+  auto fx = f.on_head(1, head(6), true, &replaced);
+  EXPECT_EQ(acks(fx), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(f.take_dropped_acks(), (std::vector<uint64_t>{3}));
+  EXPECT_EQ(f.take_all_acks(), (std::vector<uint64_t>{2}));
 }
 
 TEST(stream_follower, an_ack_comes_due_once_its_position_is_applied) {

@@ -71,8 +71,11 @@ void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* rea
 
 void erase_user(hub_ptr self, decltype(hub_state::users)::iterator i) {
   auto& st = self->state;
-  if (i->second.stream)
-    st.stats.state_bytes -= i->second.stream->state.bytes();
+  if (auto& stream = i->second.stream) {
+    st.stats.state_bytes -= stream->state.bytes();
+    for (auto t : stream->follower.take_all_acks())
+      st.acks.erase(t);
+  }
   st.users.erase(i);
   if (st.counters)
     st.counters->users_now.fetch_sub(1, std::memory_order_relaxed);
@@ -117,6 +120,7 @@ hub_stats stats(hub_ptr self) {
   s.state_bytes += b.state_bytes;
   s.shoots_evicted = b.fields_evicted;
   s.users_forgotten = b.users_forgotten;
+  s.acks_waiting = self->state.acks.size();
   for (auto& [user, u] : self->state.users)
     if (u.stream)
       s.shoots_evicted += u.stream->state.evicted();

@@ -93,15 +93,16 @@ void finish_replay(hub_ptr self, const std::string& user, const caf::actor_addr&
     // which the held messages brought the socket's to.
     welcome(self, user, req, *u, *me, f.epoch(), f.seq(), false);
     me->position = f.seq();
-    return;
+  } else {
+    welcome(self, user, req, *u, *me, req.epoch, upto, true);
+    ++self->state.stats.resumes_recovered;
+    self->state.stats.replayed += r->messages.size();
+    for (auto& m : r->messages)
+      send_frame(self, *me, m->frame);
+    for (auto& h : held)
+      send_frame(self, *me, h);
   }
-  welcome(self, user, req, *u, *me, req.epoch, upto, true);
-  ++self->state.stats.resumes_recovered;
-  self->state.stats.replayed += r->messages.size();
-  for (auto& m : r->messages)
-    send_frame(self, *me, m->frame);
-  for (auto& h : held)
-    send_frame(self, *me, h);
+  answer_join(self, who); // its first frame, WELCOME, is on its way
 }
 
 /// What of the user's state a numbered message replaces (state_update).
@@ -171,7 +172,8 @@ join_outcome join(hub_ptr self, const join_request& req, session_actor who,
   else if (u.stream->follower.live())
     start_socket(self, req.user, u, me);
   // else: started with the others when the head arrives
-  return me.start ? join_outcome::waiting : join_outcome::started;
+  // A socket waiting for its head or its replay opens when WELCOME is sent.
+  return me.start || me.holding ? join_outcome::waiting : join_outcome::started;
 }
 
 void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_socket& me) {
@@ -205,7 +207,11 @@ void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_s
     send_all(self, u, hello, &me);
   if (!self->state.draining) // a socket joining a stopping node is closed at once
     announce(self, user); // the broker lists it for the other nodes
-  answer_join(self, me.session.address()); // its handshake completes now
+  // Its handshake completes now, or, for a replay still being read, once
+  // WELCOME is sent: else a frame it answers itself (PONG, ACK, NACK) could
+  // come first.
+  if (!me.holding)
+    answer_join(self, me.session.address());
 }
 
 void leave(hub_ptr self, const caf::actor_addr& who) {
@@ -232,11 +238,8 @@ void leave(hub_ptr self, const caf::actor_addr& who) {
   if (!device_present(u, device, nullptr))
     send_all(self, u, device_frame(msg::server_type::device_disconnected, user, device,
                                    now_ms(self)));
-  if (u.sockets.empty() && u.stream) {
-    st.stats.state_bytes -= u.stream->state.bytes();
-    u.stream.reset();
-    st.broker->unfollow(user);
-  }
+  if (u.sockets.empty() && u.stream)
+    drop_stream(self, user, u);
   announce(self, user); // forgets the user once the broker knows
   check_drained(self);
 }

@@ -102,6 +102,8 @@ void follow(hub_ptr self, const std::string& user, user_entry& u, bool fresh);
 /// The stream cannot be kept continuous here: v2 sockets closed with 4009,
 /// followed afresh.
 void reset_stream(hub_ptr self, const std::string& user, user_entry& u, const char* why);
+/// The user's last socket left: the stream is no longer followed here.
+void drop_stream(hub_ptr self, const std::string& user, user_entry& u);
 void on_message(hub_ptr self, const message_ptr& m);
 /// The broker resubscribed: every followed stream is followed again and
 /// what was missed is read.

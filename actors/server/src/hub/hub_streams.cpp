@@ -135,13 +135,8 @@ void follow_failed(hub_ptr self, const std::string& user, user_entry& u,
                         "closed with 1013, {} kept{}", user,
                         self->home_system().render(err), waiting, going,
                         going ? ", retrying in 1 s" : "");
-  if (going == 0) {
-    auto before = u.stream->state.bytes();
-    self->state.stats.state_bytes -= before;
-    u.stream.reset(); // the next socket follows afresh
-    self->state.broker->unfollow(user);
-    return;
-  }
+  if (going == 0)
+    return drop_stream(self, user, u); // the next socket follows afresh
   self->delayed_send(self, std::chrono::seconds{1}, refollow_atom::value, user,
                      u.stream->follower.generation(), fresh);
 }
@@ -161,6 +156,17 @@ void carry_out(hub_ptr self, const std::string& user, user_entry& u,
     send_ack(self, t);
   if (fx.read)
     fill(self, user, u.stream->follower.epoch(), *fx.read);
+}
+
+void drop_stream(hub_ptr self, const std::string& user, user_entry& u) {
+  auto& st = self->state;
+  // ACKs still waiting for their position have no sender left to answer
+  // (the device resends its id elsewhere and the broker answers it).
+  for (auto t : u.stream->follower.take_all_acks())
+    st.acks.erase(t);
+  st.stats.state_bytes -= u.stream->state.bytes();
+  u.stream.reset();
+  st.broker->unfollow(user);
 }
 
 void reset_stream(hub_ptr self, const std::string& user, user_entry& u, const char* why) {

@@ -53,6 +53,9 @@ stream_follower::effects stream_follower::on_head(uint64_t generation, const str
       for (auto i = w_->ahead.begin(); i != w_->ahead.end();)
         i = i->first <= seq_ || i->second->epoch() != epoch_ ? w_->ahead.erase(i)
                                                              : std::next(i);
+    // The head may cover ACKs that waited for the follow (due now) or name
+    // another epoch (never due): none waits for a message to come.
+    settle_acks(fx);
   }
   if (!replace && h.top > seq_) {
     filling_ = true;
@@ -112,6 +115,10 @@ void stream_follower::drain(effects& fx) {
 void stream_follower::apply(const message_ptr& m, effects& fx) {
   seq_ = m->seq;
   fx.apply.push_back(m);
+  settle_acks(fx);
+}
+
+void stream_follower::settle_acks(effects& fx) {
   if (!w_)
     return;
   // Those of another epoch never come due: the devices resend them.
@@ -199,6 +206,17 @@ std::vector<uint64_t> stream_follower::take_dropped_acks() {
   if (!w_)
     return {};
   auto out = std::exchange(w_->dropped, {});
+  trim();
+  return out;
+}
+
+std::vector<uint64_t> stream_follower::take_all_acks() {
+  if (!w_)
+    return {};
+  auto out = std::exchange(w_->dropped, {});
+  for (auto& a : w_->acks)
+    out.push_back(a.ticket);
+  w_->acks.clear();
   trim();
   return out;
 }

@@ -74,6 +74,9 @@ public:
   /// ACK tickets that never come due (the stream was reset: the devices
   /// resend, the broker answers the ids); the hub forgets them.
   std::vector<uint64_t> take_dropped_acks();
+  /// Every ACK ticket it holds, due or not, for a follower about to be
+  /// dropped (its user's last socket on the node left: no sender to answer).
+  std::vector<uint64_t> take_all_acks();
 
   bool live() const { return live_; }
   bool filling() const { return filling_; }
@@ -84,6 +87,7 @@ public:
 private:
   void drain(effects& fx);
   void apply(const message_ptr& m, effects& fx);
+  void settle_acks(effects& fx);
   void reset(effects& fx, const char* why);
 
   bool live_ = false;       // the head arrived (else: a follow is out)

@@ -50,6 +50,9 @@ inline constexpr const char* resumes_family_help = "v2 joins, by outcome.";
   X(order_faults, counter, "kullsync_delivery_order_faults_total",               \
     "v2 deliveries withheld because they were not the socket's next position "    \
     "(never expected: each is logged).", "")                                     \
+  X(acks_waiting, gauge, "kullsync_acks_waiting",                                \
+    "Client messages numbered whose ACK waits until this node applied their "     \
+    "position.", "")                                                               \
   X(broker_errors, none, "", "cluster: broker requests that failed", "")          \
   X(gap_messages, none, "", "cluster: messages read back to fill gaps", "")       \
   X(stream_resets, none, "", "cluster: streams followed afresh (4009)", "")
