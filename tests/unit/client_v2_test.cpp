@@ -136,6 +136,28 @@ TEST_F(client_v2, an_app_restarted_from_its_store_resumes_where_it_saved) {
   EXPECT_EQ(s.credits, 5);
 }
 
+// PROTOCOL.md: "sees every message of its stream exactly once". A stop()
+// within `save_every` of the last message saves the position that far: the
+// restarted app is not replayed what it already applied.
+TEST_F(client_v2, a_stop_saves_the_position_applied_since_the_last_save) {
+  auto store = std::make_shared<memory_store>();
+  auto a = engine(store);
+  publish_credits(1);
+  sim_.advance(2s); // saved at 1
+  publish_credits(2);
+  publish_credits(3); // applied, not saved yet
+  stop(a);
+  auto b = engine(store, false);
+  EXPECT_EQ(state(b).stream.seq, 3u);
+  EXPECT_EQ(state(b).credits, 3);
+  b.connect();
+  sim_.run();
+  auto s = state(b);
+  EXPECT_TRUE(s.stream.recovered);
+  EXPECT_EQ(s.stream.replayed, 0u);
+  EXPECT_EQ(s.stream.seq, 3u);
+}
+
 TEST_F(client_v2, progress_sent_offline_is_delivered_once_and_acknowledged) {
   auto store = std::make_shared<memory_store>();
   auto e = engine(store, false);

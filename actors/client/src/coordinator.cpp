@@ -267,6 +267,13 @@ coordinator_impl::behavior_type coordinator(coord_ptr self, client_config cfg,
   st.clock = clock;
   st.subs = std::move(subs);
   self->link_to(st.subs);
+  // The engine stops (its connection ends, linked) or the host ends it: the
+  // position applied since the last save is saved now, else a restarted app
+  // would resume before it and see those messages again.
+  self->set_exit_handler([=](const caf::exit_msg& m) {
+    save(self);
+    self->quit(m.reason);
+  });
   if (saved)
     restore(self, *saved);
   return {
