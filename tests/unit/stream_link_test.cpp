@@ -103,6 +103,46 @@ TEST(stream_link, a_full_outbox_refuses_the_newcomer_and_keeps_what_it_took) {
   EXPECT_EQ(resent[1].id, second->id);
 }
 
+// A frame over the server's limit would close the link (1009) each time it
+// was resent, before anything behind it: refused at once (NACK too_large),
+// online, offline, on v1, and when a store held one from before.
+TEST(stream_link, a_message_too_large_for_the_server_is_refused_not_kept) {
+  auto big = update("s1");
+  std::get<msg::shoot_progress>(big.body).error_message = std::string(70 * 1024, 'x');
+  stream_link s{16, "mac-x"};
+  s.opened(true, 0);
+  EXPECT_FALSE(s.submit(big, true, 1000));
+  EXPECT_FALSE(s.submit(big, false, 1000));
+  auto refused = s.take_outcomes();
+  ASSERT_EQ(refused.size(), 2u);
+  EXPECT_EQ(std::get<msg::nack>(refused[0].body).code, msg::nack_code::too_large);
+  EXPECT_EQ(std::get<msg::nack>(refused[0].body).id, "mac-x-1");
+  EXPECT_TRUE(s.submit(update("s2"), true, 1000)); // what follows goes out
+  EXPECT_EQ(s.status().outbox, 1u);
+
+  stream_link v1{16, "mac-x"};
+  v1.opened(false, 0);
+  EXPECT_FALSE(v1.submit(big, true, 1000));
+  EXPECT_EQ(std::get<msg::nack>(v1.take_outcomes().at(0).body).code,
+            msg::nack_code::too_large);
+
+  saved_outbox kept;
+  kept.messages = {big, update("s2")};
+  kept.messages[0].id = "old-1";
+  kept.messages[1].id = "old-2";
+  stream_link restored{16, "mac-x"};
+  restored.restore(kept);
+  auto resent = restored.opened(true, 0);
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].id, "old-2");
+  EXPECT_EQ(std::get<msg::nack>(restored.take_outcomes().at(0).body).id, "old-1");
+
+  stream_link roomy{16, "mac-x"};
+  roomy.limit_message_bytes(128 * 1024);
+  roomy.opened(true, 0);
+  EXPECT_TRUE(roomy.submit(big, true, 1000));
+}
+
 // An app's own id is kept (and resent); one the server would refuse never
 // goes out. On a v1 link nothing carries an id.
 TEST(stream_link, an_apps_id_is_kept_and_a_bad_one_refused_at_once) {

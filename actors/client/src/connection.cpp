@@ -327,6 +327,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
                           make_message_id_prefix(cfg.connection.device_id,
                                                  epoch_ms(self->home_system(), clock)),
                           broken};
+  st.stream.limit_message_bytes(cfg.connection.max_message_bytes);
   if (saved)
     st.stream.restore(*saved);
   if (st.store)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kullsync/messages/codec.hpp"
 #include "spawn.hpp"
 
 namespace kullsync {
@@ -36,7 +37,8 @@ void stream_link::restore(const saved_outbox& o) {
     next_id_ = o.next_id;
   }
   for (auto& m : o.messages)
-    outbox_.push_back({m, true}); // may have reached the server: resend as is
+    if (!too_large(m, 0))
+      outbox_.push_back({m, true}); // may have reached the server: resend as is
   status_.outbox = outbox_.size();
 }
 
@@ -180,10 +182,23 @@ std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
   return out;
 }
 
+bool stream_link::too_large(const msg::client_message& m, int64_t now_ms) {
+  auto bytes = msg::encode(m).size();
+  if (bytes <= max_bytes_)
+    return false;
+  refuse(m.id, msg::nack_code::too_large,
+         "its frame has " + std::to_string(bytes) + " bytes, more than the "
+           + std::to_string(max_bytes_) + " a server takes",
+         now_ms);
+  return true;
+}
+
 std::optional<msg::client_message> stream_link::submit(msg::client_message m,
                                                        bool ready, int64_t now_ms) {
   if (ready && !v2_) {
     m.id.reset(); // v1: sent as the deployed apps send it, acknowledged by none
+    if (too_large(m, now_ms))
+      return std::nullopt;
     return m;
   }
   if (m.id && !msg::valid_message_id(*m.id)) {
@@ -200,6 +215,8 @@ std::optional<msg::client_message> stream_link::submit(msg::client_message m,
   }
   if (!m.id)
     m.id = next_id();
+  if (too_large(m, now_ms))
+    return std::nullopt;
   if (!ready) {
     // Of what was not sent yet, the latest per shoot is enough.
     auto& shoot = std::get<msg::shoot_progress>(m.body).shoot_id;

@@ -40,6 +40,10 @@ public:
   /// What a store kept from a run before.
   void restore(const saved_stream& s);
   void restore(const saved_outbox& o);
+  /// A message whose frame is longer is refused (NACK too_large) instead of
+  /// kept: the server closes a link with 1009 on a frame over its limit, so
+  /// kept, it would close every later link before anything behind it.
+  void limit_message_bytes(size_t n) { max_bytes_ = n; }
 
   /// "epoch=...&since=..." to resume with; empty without a position.
   std::string resume_query() const;
@@ -94,6 +98,8 @@ private:
   std::string next_id();
 
   size_t limit_;
+  size_t max_bytes_ = 64 * 1024;
+  bool too_large(const msg::client_message& m, int64_t now_ms);
   std::string id_prefix_;
   sim::stream_mutation mutation_;
   uint64_t next_id_ = 0;

@@ -62,6 +62,11 @@ struct connection_config {
   /// reconnect. A message that finds this many waiting is refused (NACK
   /// outbox_full, counted in stream_status::outbox_dropped).
   size_t offline_queue_limit = 256;
+  /// An UPDATE_PROGRESS whose frame is longer than this is refused at once
+  /// (NACK too_large) rather than sent: a server closes a link with 1009 on
+  /// a frame over its limit (the server's --max-frame-bytes, 64 KiB by default),
+  /// and a message kept to be resent would close every later link too.
+  size_t max_message_bytes = 64 * 1024;
   /// Offer the v2 subprotocol (kull.v2); a server that does not echo it is
   /// spoken to in v1, exactly as the deployed apps do.
   bool offer_v2 = true;

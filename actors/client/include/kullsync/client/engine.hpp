@@ -41,7 +41,8 @@ public:
   /// says "retry later" is not an end: the engine sends it again), or the
   /// engine's own, `superseded` (a later update of the same shoot replaced
   /// it before it was sent), `outbox_full` (offline_queue_limit messages
-  /// await their ACK) or `invalid` (a bad `id`, or one already waiting).
+  /// await their ACK), `invalid` (a bad `id`, or one already waiting) or
+  /// `too_large` (its frame is over max_message_bytes: refused on v1 too).
   /// An answer repeated (to a resend) is passed on once. `id`: the app's own
   /// (1 to 64 characters of printable UTF-8, unique for this device, also
   /// across runs, and unlike the engine's own `<device>-<base 36>-<n>`), to
