@@ -94,6 +94,10 @@ std::optional<echoed_id> client_frame_id(std::string_view text,
   return detail::read_client_id(text, lim);
 }
 
+std::optional<uint64_t> server_frame_seq(std::string_view text, const decode_limits& lim) {
+  return detail::read_server_seq(text, lim);
+}
+
 template <class T>
 decode_result<T> from_json(std::string_view text, const decode_limits& lim) {
   return detail::read_text<T>(text, lim);

@@ -38,6 +38,15 @@ namespace {
 using namespace detail::read;
 using namespace detail::payload;
 
+/// A "seq" that is a position (a whole number from 1), else none.
+std::optional<uint64_t> lenient_seq(const json::value* v) {
+  if (v && v->is_uint64() && v->get_uint64() > 0)
+    return v->get_uint64();
+  if (v && v->is_int64() && v->get_int64() > 0)
+    return static_cast<uint64_t>(v->get_int64());
+  return std::nullopt;
+}
+
 // -- envelopes ----------------------------------------------------------------
 
 server_message read_server(const json::value& v, const path_node* at) {
@@ -48,8 +57,10 @@ server_message read_server(const json::value& v, const path_node* at) {
   x.device_id = r.opt(keys::device_id, as_string);
   x.user_id = r.opt(keys::user_id, as_string);
   if (x.type == server_type::unknown) {
-    // Tolerated whatever its shape: only its type matters to the counters.
+    // Tolerated whatever its shape: only its type matters to the counters,
+    // and its position, when it has one, to the stream.
     x.timestamp = r.opt(keys::timestamp, as_int).value_or(0);
+    x.seq = lenient_seq(r.find(keys::seq));
     auto p = r.at(keys::data);
     x.body = read_unknown(r.find(keys::data), &p);
     return x;
@@ -264,6 +275,16 @@ std::optional<echoed_id> read_client_id(std::string_view text,
   if (!r)
     return std::nullopt;
   return std::move(*r);
+}
+
+std::optional<uint64_t> read_server_seq(std::string_view text, const decode_limits& lim) {
+  auto r = decode_frame<std::optional<uint64_t>>(
+    text, lim, [](const json::value& v, const path_node*) -> std::optional<uint64_t> {
+      return lenient_seq(v.as_object().if_contains(keys::seq));
+    });
+  if (!r)
+    return std::nullopt;
+  return *r;
 }
 
 template <class T>

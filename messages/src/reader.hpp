@@ -21,6 +21,7 @@ decode_result<T> read_text(std::string_view text, const decode_limits& lim);
 /// frame is an object that has one. Never throws.
 std::optional<echoed_id> read_client_id(std::string_view text,
                                         const decode_limits& lim);
+std::optional<uint64_t> read_server_seq(std::string_view text, const decode_limits& lim);
 
 /// Reads an already parsed value as T. Never throws.
 template <class T>

@@ -122,6 +122,22 @@ TEST(codec_v2, numbered_messages_carry_seq_and_v1_ones_do_not) {
   EXPECT_FALSE(is_numbered(server_type::pong));
 }
 
+// "unknown types must be tolerated (ignored, counted)": one in the stream
+// keeps its position, and so does a frame that does not decode but has one.
+TEST(codec_v2, a_position_is_read_from_frames_this_build_cannot_read) {
+  auto future = decode_ok(R"({"type":"STYLE_APPLIED","data":{"x":[1]},"seq":7,"timestamp":1})");
+  EXPECT_EQ(future.type, server_type::unknown);
+  EXPECT_EQ(future.seq, 7u);
+  EXPECT_EQ(decode_ok(R"({"type":"STYLE_APPLIED","seq":"7"})").seq, std::nullopt);
+  EXPECT_EQ(decode_ok(R"({"type":"STYLE_APPLIED","seq":-2})").seq, std::nullopt);
+  auto bad = R"({"type":"SHOOT_PROGRESS","data":{"shootId":"s","status":"paused"},"seq":8,"timestamp":1})";
+  EXPECT_FALSE(decode_server(bad));
+  EXPECT_EQ(server_frame_seq(bad), 8u);
+  EXPECT_EQ(server_frame_seq(R"({"type":"SHOOT_PROGRESS","data":{}})"), std::nullopt);
+  EXPECT_EQ(server_frame_seq(R"([1,2])"), std::nullopt);
+  EXPECT_EQ(server_frame_seq("{not json"), std::nullopt);
+}
+
 TEST(codec_v2, client_ids_and_refresh) {
   auto r = decode_client(R"({"type":"UPDATE_PROGRESS","id":"mac-7","payload":{"shootId":"s","status":"queued","processedCount":0,"totalCount":1}})");
   ASSERT_TRUE(r) << r.error().detail;

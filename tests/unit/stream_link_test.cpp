@@ -143,6 +143,29 @@ TEST(stream_link, a_message_too_large_for_the_server_is_refused_not_kept) {
   EXPECT_TRUE(roomy.submit(big, true, 1000));
 }
 
+// A message of a type this build does not know, or one it could not read,
+// still holds its position: the next one is not a gap (a gap resumes, and
+// the resume would replay the same frame into the same gap).
+TEST(stream_link, a_position_of_no_known_type_is_taken_not_a_gap) {
+  stream_link s{16, "mac-x"};
+  s.restore(saved_stream{"e1", 5, {}});
+  s.opened(true, 0);
+  auto welcome = msg::make_server_message(
+    msg::server_type::welcome, msg::welcome{"e1", 5, true, "mac", std::nullopt, {}}, 0, {});
+  EXPECT_EQ(s.on_message(welcome), stream_link::verdict::apply);
+  msg::server_message future;
+  future.type_name = "STYLE_APPLIED";
+  future.seq = 6;
+  future.body = msg::unknown_data{};
+  EXPECT_EQ(s.on_message(future), stream_link::verdict::apply);
+  auto next =
+    msg::make_server_message(msg::server_type::credit_update, msg::credit_update{}, 0, {});
+  next.seq = 7;
+  EXPECT_EQ(s.on_message(next), stream_link::verdict::apply);
+  EXPECT_EQ(s.status().seq, 7u);
+  EXPECT_EQ(s.on_message(future), stream_link::verdict::drop); // at 6 again: a duplicate
+}
+
 // An app's own id is kept (and resent); one the server would refuse never
 // goes out. On a v1 link nothing carries an id.
 TEST(stream_link, an_apps_id_is_kept_and_a_bad_one_refused_at_once) {

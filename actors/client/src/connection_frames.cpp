@@ -15,11 +15,23 @@ void decode_frame(conn_ptr self, const std::string& text, inbound_batch& out) {
   // Decoded in place: a message is a few hundred bytes of strings.
   auto& m = out.emplace_back();
   if (auto err = msg::decode_server_into(text, m, st.cfg.connection.limits)) {
-    out.pop_back();
     ++st.telemetry.decode_errors;
     st.telemetry_changed = true;
-    st.log->debug("bad frame ignored: {}", err->detail);
     self->send(st.coord, bad_frame_atom::value);
+    // One that has a position is passed on as a message of no known type:
+    // ignored, but its position taken (else it would be a gap after it, and
+    // each resume would replay the same frame into the same gap).
+    auto seq = msg::server_frame_seq(text, st.cfg.connection.limits);
+    if (!seq) {
+      out.pop_back();
+      st.log->debug("bad frame ignored: {}", err->detail);
+      return;
+    }
+    st.log->warn("the message at seq {} is ignored, unreadable: {}", *seq, err->detail);
+    m = msg::server_message{};
+    m.type_name = "(unreadable)";
+    m.seq = seq;
+    m.body = msg::unknown_data{};
   }
 }
 

@@ -71,7 +71,9 @@ std::vector<msg::client_message> stream_link::opened(bool v2, int64_t now_ms) {
 }
 
 bool stream_link::is_position(const msg::server_message& m) const {
-  return v2_ && m.seq.has_value() && msg::is_numbered(m.type);
+  // One of a type this build does not know is in the stream all the same.
+  return v2_ && m.seq.has_value()
+         && (msg::is_numbered(m.type) || m.type == msg::server_type::unknown);
 }
 
 stream_link::verdict stream_link::on_message(const msg::server_message& m) {

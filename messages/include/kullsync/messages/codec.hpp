@@ -88,6 +88,12 @@ struct echoed_id {
 std::optional<echoed_id> client_frame_id(std::string_view text,
                                          const decode_limits& lim = {});
 
+/// The "seq" of a server frame that did not decode, if the frame is a JSON
+/// object with a position there: a v2 client passes it as read (counted as
+/// a bad frame) rather than see a gap it would resume into again and again.
+std::optional<uint64_t> server_frame_seq(std::string_view text,
+                                         const decode_limits& lim = {});
+
 /// Encodes in exactly the v1 shapes: `data` server->client, `payload`
 /// client->server, PONG as {"type","timestamp"}, BATCH as
 /// {"type","messages","timestamp"}.
