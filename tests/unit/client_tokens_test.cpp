@@ -32,7 +32,8 @@ struct provider_script {
 
 class client_tokens : public ::testing::Test {
 protected:
-  client_tokens() {
+  /// The server takes tokens up to `leeway_ms` past their expiry.
+  explicit client_tokens(int64_t leeway_ms = 0) {
     log::set_level("off");
     net_ = sim::spawn_sim_network(sim_.sys(), 1);
     server::server_config sc;
@@ -41,6 +42,7 @@ protected:
     server::auth_options ao;
     ao.hs256_secret = secret;
     ao.seed = 5;
+    ao.leeway_ms = leeway_ms;
     sc.auth = server::make_authenticator(ao);
     server_.emplace(sim_, net_, url, sc);
   }
@@ -106,6 +108,12 @@ protected:
   std::vector<client_engine> engines_;
 };
 
+/// A server with --jwt-leeway 30.
+class client_tokens_leeway : public client_tokens {
+protected:
+  client_tokens_leeway() : client_tokens(30'000) {}
+};
+
 } // namespace
 
 TEST_F(client_tokens, refreshes_in_band_before_the_token_expires) {
@@ -133,6 +141,22 @@ TEST_F(client_tokens, after_4003_gets_a_new_token_and_resumes) {
   auto s = status(e);
   EXPECT_EQ(s.state, connection_state::connected);
   EXPECT_EQ(s.link, link + 1) << "one redial, with a fresh token";
+}
+
+// With --jwt-leeway the server takes a token up to the leeway past its
+// expiry; the socket it took stays open until then (not closed 4003 at the
+// next sweep), and is closed 4003 once the leeway has passed too.
+TEST_F(client_tokens_leeway, a_token_taken_within_it_is_closed_only_after_it) {
+  auto clock = make_wall_clock(sim_.sys(), sim_wall_start_ms);
+  auto exp = epoch_ms(sim_.sys(), clock) / 1000 - 10; // expired 10 s ago
+  auto e = engine({}, sign(R"({"sub":"u1","device":"mac","exp":)" + std::to_string(exp) + "}",
+                           "HS256", secret));
+  ASSERT_EQ(status(e).state, connection_state::connected);
+  sim_.advance(15s);
+  EXPECT_EQ(counters().expired_closes.load(), 0u);
+  EXPECT_EQ(status(e).state, connection_state::connected);
+  sim_.advance(10s); // 30 s past the expiry
+  EXPECT_EQ(counters().expired_closes.load(), 1u);
 }
 
 TEST_F(client_tokens, a_failing_provider_is_a_failed_dial_with_backoff) {

@@ -119,6 +119,7 @@ public:
     : opts_(opts), pem_alg_(std::move(pem_alg)), names_(opts.seed) {}
 
   bool signed_tokens() const override { return true; }
+  int64_t expiry_leeway_ms() const override { return opts_.leeway_ms; }
 
   auth_result authenticate(const auth_request& req) override {
     if (req.token.empty())
@@ -248,6 +249,7 @@ public:
   }
 
   bool signed_tokens() const override { return true; }
+  int64_t expiry_leeway_ms() const override { return jwt_->expiry_leeway_ms(); }
 
 private:
   std::shared_ptr<authenticator> jwt_;

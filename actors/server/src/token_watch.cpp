@@ -19,6 +19,7 @@ struct token_watch_state {
   std::set<std::pair<int64_t, caf::actor_addr>> by_time;
   std::unordered_map<caf::actor_addr, std::pair<int64_t, session_actor>> by_session;
   bool armed = false;
+  int64_t leeway_ms = 0; // the authenticator's: a token it takes is not closed
   std::shared_ptr<spdlog::logger> log = log::get("server.tokens");
   static inline const char* name = "kullsync.token_watch";
 };
@@ -60,8 +61,14 @@ void sweep(watch_ptr self) {
 token_watch_impl::behavior_type token_watch(watch_ptr self,
                                             std::shared_ptr<const session_env> env) {
   self->state.env = std::move(env);
+  if (auto& auth = self->state.env->cfg.auth)
+    self->state.leeway_ms = auth->expiry_leeway_ms();
   return {
-    [=](watch_atom, const session_actor& who, int64_t expires_at) {
+    [=](watch_atom, const session_actor& who, int64_t token_expiry) {
+      // Closed when the authenticator would refuse the token too: within
+      // its leeway it accepted it, and closing it at once would contradict
+      // that (4003 moments after the WELCOME or REFRESHED).
+      auto expires_at = token_expiry + self->state.leeway_ms;
       unwatch(self, who.address());
       self->state.by_time.emplace(expires_at, who.address());
       self->state.by_session.emplace(who.address(), std::make_pair(expires_at, who));

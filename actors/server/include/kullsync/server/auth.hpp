@@ -95,6 +95,9 @@ public:
   virtual auth_result authenticate(const auth_request& req) = 0;
   /// Whether it checks signed tokens (which a revocation can cover).
   virtual bool signed_tokens() const { return false; }
+  /// How long past a token's expiry it still takes the token (clock skew):
+  /// a socket whose token expired is closed only once this has passed too.
+  virtual int64_t expiry_leeway_ms() const { return 0; }
 };
 
 /// Names a device that did not name itself: `web-<epoch ms>-<9 random>`, as
