@@ -25,6 +25,7 @@ const std::string secret = "a-shared-secret-of-at-least-32-bytes!!";
 /// What the test's provider does and how often it was asked.
 struct provider_script {
   int64_t ttl_s = 60;
+  std::optional<int64_t> fixed_exp; // a cached token: the same expiry each time
   bool fail = false;
   std::string key = secret;
   int calls = 0;
@@ -69,7 +70,8 @@ protected:
           ++script->calls;
           if (script->fail)
             return caf::make_error(caf::sec::runtime_error, "auth backend down");
-          auto exp = epoch_ms(self->home_system(), clock) / 1000 + script->ttl_s;
+          auto exp = script->fixed_exp.value_or(epoch_ms(self->home_system(), clock) / 1000
+                                                + script->ttl_s);
           return sign(R"({"sub":"u1","device":"mac","exp":)" + std::to_string(exp) + "}",
                       "HS256", script->key);
         },
@@ -157,6 +159,20 @@ TEST_F(client_tokens_leeway, a_token_taken_within_it_is_closed_only_after_it) {
   EXPECT_EQ(status(e).state, connection_state::connected);
   sim_.advance(10s); // 30 s past the expiry
   EXPECT_EQ(counters().expired_closes.load(), 1u);
+}
+
+// A provider that hands out the token it cached until it expires: each
+// REFRESH gains nothing, and asking again at once would REFRESH in a loop
+// into the server's frame rate limit (4008). The engine waits between them.
+TEST_F(client_tokens, a_refresh_that_gains_nothing_is_not_repeated_at_once) {
+  auto clock = make_wall_clock(sim_.sys(), sim_wall_start_ms);
+  script_.fixed_exp = epoch_ms(sim_.sys(), clock) / 1000 + 30;
+  auto e = engine(provider());
+  auto link = status(e).link;
+  sim_.advance(25s); // refreshes from 20 s on, 10 s before the expiry
+  EXPECT_EQ(status(e).link, link) << "not closed (4008) for a burst of REFRESHes";
+  EXPECT_GE(counters().refreshes.load(), 1u);
+  EXPECT_LE(counters().refreshes.load(), 3u);
 }
 
 TEST_F(client_tokens, a_failing_provider_is_a_failed_dial_with_backoff) {

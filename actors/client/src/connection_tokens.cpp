@@ -17,17 +17,28 @@ bool needs_token(conn_ptr self) {
          || (st.expires_at && *st.expires_at - now_ms(self) < 10'000);
 }
 
+/// The least wait before asking again for a token that did not expire later.
+constexpr int64_t refresh_floor_ms = 5'000;
+
 /// The server announced the token's expiry (WELCOME, REFRESHED): with a
 /// provider, a fresh token goes in band (REFRESH) once 80% of the time left
 /// has passed, and no later than 10 s before.
 void note_expiry(conn_ptr self, std::optional<int64_t> at) {
   auto& st = self->state;
-  st.expires_at = at;
+  auto before = std::exchange(st.expires_at, at);
   if (!at || !st.tokens)
     return;
   auto left = *at - now_ms(self);
   auto lead = std::max<int64_t>(10'000, left / 5);
   auto delay = std::max<int64_t>(0, left - lead);
+  if (before && *at <= *before) {
+    // The token gained nothing (a provider that hands out the one it cached
+    // until it expires): asked again at once, it would REFRESH in a loop
+    // into the server's rate limit (4008).
+    st.log->warn("the new token expires no later than the last ({} ms); next refresh in {} ms",
+                 *at, refresh_floor_ms);
+    delay = std::max(delay, refresh_floor_ms);
+  }
   self->delayed_send(self, std::chrono::milliseconds{delay}, refresh_atom::value, st.epoch);
 }
 
