@@ -39,6 +39,9 @@
 #include "kullsync/version.hpp"
 #include "kullsync/transports/ws_frame.hpp"
 #include "percentile.hpp"
+#include "../shared/cli_checks.hpp"
+
+using kullsync::app::finite_range;
 
 namespace net = boost::asio;
 namespace op = kullsync::ws::opcode;
@@ -640,7 +643,7 @@ int main(int argc, char** argv) {
                   "ws://HOST:PORT/PATH (IPv4 literal); repeat for a cluster: a user's "
                   "device d connects to the (d mod n)-th")
       ->capture_default_str();
-    c->add_option("--seconds", o.seconds, "measurement time")->check(CLI::Range(0.1, 3600.0));
+    c->add_option("--seconds", o.seconds, "measurement time")->check(finite_range(0.1, 3600.0));
     c->add_option("--server-pid", o.pids,
                   "server process for CPU and memory figures (repeat: their sum)");
     c->add_option("--threads", o.threads, "io threads")->check(CLI::Range(1, 64));
@@ -656,7 +659,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100000000));
     c->add_option("--connect-rate", o.connect_rate,
                   "sockets opened per second (default: as fast as they are accepted)")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(finite_range(0.0, 1e6));
   };
   auto* fan = app.add_subcommand("fanout", "closed loop: device 0 keeps W updates in flight");
   auto* rate = app.add_subcommand("rate", "open loop: R updates per second in total");
@@ -667,7 +670,7 @@ int main(int argc, char** argv) {
     c->add_option("--devices", o.devices)->check(CLI::Range(1, 1000));
   }
   fan->add_option("--window", o.window)->check(CLI::Range(1, 10000));
-  rate->add_option("--rate", o.rate)->check(CLI::Range(1.0, 1e8));
+  rate->add_option("--rate", o.rate)->check(finite_range(1.0, 1e8));
   common(idle);
   idle->add_option("--conns", o.conns)->check(CLI::Range(1, 1000000));
   idle->add_flag("--hold", o.hold, "print the line once connected, then hold the sockets until killed");

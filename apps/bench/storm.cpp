@@ -37,6 +37,9 @@
 #include "kullsync/server/server.hpp"
 #include "kullsync/transports/beast_transport.hpp"
 #include "percentile.hpp"
+#include "../shared/cli_checks.hpp"
+
+using kullsync::app::finite_range;
 
 using namespace kullsync;
 using clk = std::chrono::steady_clock;
@@ -120,7 +123,7 @@ int main(int argc, char** argv) {
   app.add_option("--users", users, "users they belong to (clients spread over them)")
     ->check(CLI::Range(1, 100000));
   app.add_option("--jitter", jitter, "reconnect jitter: each delay times [1-j, 1+j]")
-    ->check(CLI::Range(0.0, 1.0));
+    ->check(finite_range(0.0, 1.0));
   app.add_option("--io-threads", io_threads, "socket threads shared by all clients")
     ->check(CLI::Range(1, 64));
   app.add_option("--timeout", timeout_s, "seconds to wait for each phase");

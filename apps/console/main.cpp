@@ -23,6 +23,9 @@
 #include "kullsync/transports/beast_transport.hpp"
 #include "kullsync/transports/http_client.hpp"
 #include "view.hpp"
+#include "../shared/cli_checks.hpp"
+
+using kullsync::app::finite_range;
 
 using namespace kullsync;
 using namespace std::chrono_literals;
@@ -81,7 +84,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per line on stdout at each state change");
   app.add_flag("--demo", demo_mode, "run an embedded server and a simulated backend");
   app.add_option("--demo-seconds", demo_seconds, "stop after this many seconds (0: never)")
-    ->check(CLI::Range(0.0, 86400.0));
+    ->check(finite_range(0.0, 86400.0));
   app.add_option("--store", store_file,
                  "where the v2 stream position and unacknowledged messages are kept "
                  "(default: $XDG_STATE_HOME/kullsync/<user>@<url>.json)")

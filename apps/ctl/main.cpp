@@ -18,6 +18,7 @@
 #include "kullsync/transports/http_client.hpp"
 #include "kullsync/version.hpp"
 #include "../shared/api_keys.hpp"
+#include "../shared/cli_checks.hpp"
 
 namespace json = boost::json;
 
@@ -268,7 +269,8 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   auto* d = app.add_subcommand("disconnect", "close a user's sockets on every node");
   d->add_option("user", o.user, "the user's id")->required();
-  d->add_option("--device", o.device, "only this device's (default: every device)");
+  d->add_option("--device", o.device, "only this device's (default: every device)")
+    ->check(kullsync::app::non_empty);
   d->add_option("--code", o.code,
                 "1000, 4002 (do not retry with this token), 4003 (get a new token) or "
                 "4009 (resume now)")
@@ -284,7 +286,8 @@ int main(int argc, char** argv) {
   auto* p = app.add_subcommand("publish", "publish as the backend does");
   p->require_subcommand(1);
   p->add_option("--idempotency-key", o.idempotency_key,
-                "a retry with the same key publishes nothing again");
+                "a retry with the same key publishes nothing again")
+    ->check(kullsync::app::non_empty);
   auto* ps = p->add_subcommand("shoot-progress", "a shoot's progress to a user's devices");
   ps->add_option("--user", o.user, "the user's id")->required();
   o.shoot.provider = "ctl";

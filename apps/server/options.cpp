@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include "../shared/api_keys.hpp"
+#include "../shared/cli_checks.hpp"
 
 #include <cctype>
 #include <fstream>
@@ -145,22 +146,22 @@ void add_flags(CLI::App& app, server_options& o) {
     ->check(CLI::IsMember({"on", "off"}));
   flag(app, "--client-rate", o.client_rate, "KULLSYNC_CLIENT_RATE",
        "client messages per second per socket (past it: NACK rate_limited on v2, "
-       "dropped on v1)")->check(CLI::Range(0.1, 1e6));
+       "dropped on v1)")->check(finite_range(0.1, 1e6));
   flag(app, "--client-burst", o.client_burst, "KULLSYNC_CLIENT_BURST",
        "client messages a socket may save up; a second with more refusals than this "
-       "closes it with 4008")->check(CLI::Range(1.0, 1e6));
+       "closes it with 4008")->check(finite_range(1.0, 1e6));
   flag(app, "--max-sockets-per-ip", o.sockets_per_ip, "KULLSYNC_MAX_SOCKETS_PER_IP",
        "concurrent sockets from one address (more: close 1008)")
     ->check(CLI::Range(size_t{1}, size_t{10000000}));
   flag(app, "--upgrades-per-ip", o.upgrades_per_ip, "KULLSYNC_UPGRADES_PER_IP",
        "WebSocket upgrades per second from one address (more: close 4008)")
-    ->check(CLI::Range(0.1, 1e6));
+    ->check(finite_range(0.1, 1e6));
   flag(app, "--upgrade-burst", o.upgrade_burst, "KULLSYNC_UPGRADE_BURST",
-       "upgrades one address may save up")->check(CLI::Range(1.0, 1e7));
+       "upgrades one address may save up")->check(finite_range(1.0, 1e7));
   flag(app, "--api-key-rate", o.api_key_rate, "KULLSYNC_API_KEY_RATE",
-       "HTTP requests per second per API key (more: 429)")->check(CLI::Range(0.1, 1e7));
+       "HTTP requests per second per API key (more: 429)")->check(finite_range(0.1, 1e7));
   flag(app, "--api-key-burst", o.api_key_burst, "KULLSYNC_API_KEY_BURST",
-       "requests one API key may save up")->check(CLI::Range(1.0, 1e7));
+       "requests one API key may save up")->check(finite_range(1.0, 1e7));
   flag(app, "--max-shoots-per-user", o.shoots_per_user, "KULLSYNC_MAX_SHOOTS_PER_USER",
        "active shoots remembered per user; past it the least recently updated goes")
     ->check(CLI::Range(size_t{1}, size_t{1000000}));

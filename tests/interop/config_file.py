@@ -71,6 +71,15 @@ out, err, rc = started(["--listen", "127.0.0.1:0", "--auth", "legacy", "--log-fo
 lines = [json.loads(l) for l in err.splitlines() if l.strip()]
 check(lines and all({"time", "level", "logger", "message"} <= set(l) for l in lines),
       f"--log-format json: {len(lines)} lines, each an object with time, level, logger, message")
+# NaN passes a plain range check (every comparison is false) and would turn
+# the limit off: refused from the file, the command line and the environment.
+refused('client-rate = nan\n', "bad.toml:1: 'client-rate'")
+for args, env in ((["--client-rate", "nan"], None), (["--upgrade-burst", "inf"], None),
+                  ([], {"KULLSYNC_API_KEY_RATE": "nan"})):
+    p = subprocess.run([BINARY, "--auth", "legacy", *args], capture_output=True,
+                       env=dict(os.environ, **(env or {})), timeout=10)
+    check(p.returncode != 0 and "not in range" in p.stderr.decode(),
+          f"{args or env} refused: {p.stderr.decode().strip()[-120:]}")
 p = subprocess.run([BINARY, "--version"], capture_output=True)
 check(p.returncode == 0 and p.stdout.decode().startswith("kullsync-server "),
       f"--version: {p.stdout.decode().strip()}")

@@ -230,7 +230,11 @@ async def alone():
                              ("POST", "/nodes"), ("GET", "/users/u1/disconnect")]:
             check(n.http(method, path, {})[0] == 405, f"{method} {path}: 405")
         st, r = n.http("POST", "/prompt-change", {"promptId": "p", "action": "created", "userIds": []})
-        check(st == 200 and r.get("recipients") == 0, f"prompt-change to no users: answered ({r})")
+        check(st == 200 and r.get("recipients") == 0 and r.get("seqs") == {},
+              f"prompt-change to no users: answered, seqs {{}} ({r})")
+        st, r = n.http("POST", "/prompt-change", {"promptId": "p", "action": "created"})
+        check(st == 200 and r.get("recipients") == 0 and r.get("seqs") == {},
+              f"prompt-change without userIds: answered, seqs {{}} ({r})")
         await ctl_checks(n)
     finally:
         n.stop()

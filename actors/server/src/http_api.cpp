@@ -212,6 +212,7 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
   if (ids == nullptr || ids->is_null()) {
     auto r = ok(msg::server_type::prompt_change);
     r["recipients"] = 0;
+    r["seqs"] = json::object{}; // published to nobody (PROTOCOL.md: "seqs" answers it)
     return ex.respond(json_response(200, r));
   }
   if (!ids->is_array())
