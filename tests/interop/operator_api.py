@@ -318,6 +318,9 @@ async def ctl_checks(n):
           "ctl history --json")
     rc, out, _ = ctl(n, "nodes")
     check(rc == 0 and "READY" in out and "yes" in out, "ctl nodes")
+    # An empty --device (an unset shell variable) is a mistake, not "every device".
+    rc, _, err = ctl(n, "disconnect", "c1", "--device", "")
+    check(rc != 0 and "must not be empty" in err, f"ctl disconnect --device '' refused ({rc})")
     rc, out, _ = ctl(n, "disconnect", "c1", "--device", "mac", "--code", "4003")
     check(rc == 0 and "1 connection" in out and await close_code(ws) == 4003, "ctl disconnect")
     rc, out, _ = ctl(n, "--json", "revoke", "c1")
