@@ -183,6 +183,9 @@ async def alone():
         check(await close_code(ws) == 4002, "the revoked device's socket is closed with 4002")
         check(await close_code(v1) == 4002, "and the v1 one too")
         check(await refused_with(n, old) == 4002, "a token issued before is refused (4002)")
+        st, r = n.http("GET", f"/state?token={old}")
+        check(st == 401 and "revoked" in r.get("error", ""),
+              f"and the state call refuses it (401): {st} {r}")
         check(await refused_with(n, jwt.encode({"sub": "u1", "exp": int(time.time()) + 60},
                                                SECRET, algorithm="HS256")) == 4002,
               "a token without iat counts as revoked")
@@ -190,6 +193,7 @@ async def alone():
         ws = await n.ws(fresh)
         w = await until(ws, "WELCOME")
         check(w["data"]["deviceId"] == "ipad", "a token issued right after is taken")
+        check(n.http("GET", f"/state?token={fresh}")[0] == 200, "by the state call too")
         await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": token("u1", "ipad")}}))
         check((await until(ws, "REFRESHED"))["type"] == "REFRESHED",
               "a fresh token refreshes the socket")

@@ -291,6 +291,8 @@ void state(api_ptr self, const http_exchange& ex) {
     auth_request{token, std::nullopt, false, now_ms(self)});
   if (!r.who)
     return ex.respond(error(401, r.failure.reason));
+  if (token_revoked(self->state.env->cfg, *r.who, now_ms(self)))
+    return ex.respond(error(401, "Token revoked")); // as a socket is refused (4002)
   // Serialising a user's whole state is the one large reply: a helper on
   // CAF's threads writes it, so the io thread never stalls on it.
   auto hub = hub_for(self->state.env->hubs, r.who->user_id);

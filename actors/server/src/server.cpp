@@ -120,6 +120,13 @@ std::string new_node_epoch() {
   return buf;
 }
 
+bool token_revoked(const server_config& cfg, const identity& who, int64_t now_ms) {
+  if (!cfg.auth || !cfg.auth->signed_tokens() || !cfg.revocations)
+    return false;
+  return cfg.revocations->revoked(
+    who.subject(), who.legacy ? std::nullopt : who.issued_at_ms, now_ms);
+}
+
 std::string node_instance(const std::string& node_id, const std::string& node_epoch) {
   return (node_id.empty() ? std::string{"node"} : node_id) + "." + node_epoch;
 }

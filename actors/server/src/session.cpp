@@ -98,16 +98,9 @@ void watch_expiry(session_ptr self) {
                caf::actor_cast<session_actor>(self), *st.who.expires_at_ms);
 }
 
-/// Whether an operator revoked the token of `who` (issued before the
-/// user's revocation, or without an issue time). An unsigned (legacy)
-/// token, taken beside signed ones during a migration, has no issue time:
-/// it is revoked while its user's revocation lasts.
+/// Whether an operator revoked the token of `who` (token_revoked).
 bool revoked(session_ptr self, const identity& who) {
-  auto& env = *self->state.env;
-  if (!env.cfg.auth->signed_tokens())
-    return false;
-  return env.cfg.revocations->revoked(
-    who.subject(), who.legacy ? std::nullopt : who.issued_at_ms, now_ms(self));
+  return token_revoked(self->state.env->cfg, who, now_ms(self));
 }
 
 /// Closes the socket (4002) if its token is revoked now: when its user's

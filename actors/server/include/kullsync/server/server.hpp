@@ -106,6 +106,13 @@ struct server_config {
   } cluster;
 };
 
+/// Whether an operator revoked `who`'s token at `now_ms`: issued before its
+/// user's revocation, or without an issue time. Only signed tokens can be
+/// (an unsigned one, taken beside them in a migration, is revoked while its
+/// user's revocation lasts). Sockets ask at connect, at REFRESH and when a
+/// revocation changes; the state call asks before it answers.
+bool token_revoked(const server_config& cfg, const identity& who, int64_t now_ms);
+
 /// This node's name among the nodes (a restarted node is another one).
 std::string node_instance(const std::string& node_id, const std::string& node_epoch);
 /// 16 hex digits from the OS's entropy: a new one at every start.
