@@ -127,7 +127,8 @@ void add_flags(CLI::App& app, server_options& o) {
        "frames queued for one socket before it is cut as a slow consumer (1008; 4009 "
        "on v2)")->check(CLI::Range(size_t{1}, size_t{1} << 24));
   flag(app, "--max-queued-bytes", o.max_queued_bytes, "KULLSYNC_MAX_QUEUED_BYTES",
-       "bytes queued for one socket, likewise")->check(CLI::Range(size_t{1024}, size_t{1} << 34));
+       "bytes queued for one socket, likewise (at least 64 KiB: a SNAPSHOT waits there)")
+    ->check(CLI::Range(size_t{64} << 10, size_t{1} << 34));
   flag(app, "--max-http-body", o.max_http_body, "KULLSYNC_MAX_HTTP_BODY",
        "largest HTTP body (larger: 413)")->check(CLI::Range(size_t{128}, size_t{64} << 20));
   flag(app, "--history-size", o.history_size, "KULLSYNC_HISTORY_SIZE",
@@ -195,7 +196,33 @@ void add_flags(CLI::App& app, server_options& o) {
     ->check(CLI::Range(1u, 3600u));
 }
 
+namespace {
+
+/// The flags that must agree with one another; the first pair that does not
+/// is named.
+void check_together(const server_options& o) {
+  auto bad = [](const std::string& why) { throw std::invalid_argument(why); };
+  if (o.user_state_ttl < o.history_ttl)
+    bad("--user-state-ttl (" + std::to_string(o.user_state_ttl)
+        + " s) must be at least --history-ttl (" + std::to_string(o.history_ttl)
+        + " s): a user's state must outlive its history");
+  if (o.user_state_ttl <= o.position_check)
+    bad("--user-state-ttl (" + std::to_string(o.user_state_ttl)
+        + " s) must be longer than --position-check (" + std::to_string(o.position_check)
+        + " s), which keeps a followed user's state alive in a cluster");
+  // A resume queues WELCOME, its replay and what arrives meanwhile before
+  // the socket opens; a replay the queue cannot hold cuts the socket as a
+  // slow consumer at every resume.
+  if (o.max_queued_frames < o.max_replay + 64)
+    bad("--max-queued-frames (" + std::to_string(o.max_queued_frames)
+        + ") must exceed --max-replay (" + std::to_string(o.max_replay)
+        + ") by at least 64: a socket queues a whole replay");
+}
+
+} // namespace
+
 server::server_config make_server_config(const server_options& o) {
+  check_together(o);
   server::server_config sc;
   sc.admin_user = o.admin_user;
   sc.shards = o.shards;

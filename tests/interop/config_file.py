@@ -80,6 +80,13 @@ for args, env in ((["--client-rate", "nan"], None), (["--upgrade-burst", "inf"],
                        env=dict(os.environ, **(env or {})), timeout=10)
     check(p.returncode != 0 and "not in range" in p.stderr.decode(),
           f"{args or env} refused: {p.stderr.decode().strip()[-120:]}")
+# Flags that must agree with one another.
+refused('auth = "legacy"\nuser-state-ttl = 60\nhistory-ttl = 600\n',
+        "--user-state-ttl (60 s) must be at least --history-ttl (600 s)")
+refused('auth = "legacy"\nuser-state-ttl = 20\nhistory-ttl = 10\nposition-check = 30\n',
+        "must be longer than --position-check")
+refused('auth = "legacy"\nmax-queued-frames = 100\n',
+        "--max-queued-frames (100) must exceed --max-replay (2000)")
 p = subprocess.run([BINARY, "--version"], capture_output=True)
 check(p.returncode == 0 and p.stdout.decode().startswith("kullsync-server "),
       f"--version: {p.stdout.decode().strip()}")

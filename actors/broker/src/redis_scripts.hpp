@@ -241,8 +241,12 @@ if not (epoch and got[2] == ARGV[1]) then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[1], '#epoch', epoch, '#run', ARGV[1], '#x', '0')
   redis.call('DEL', KEYS[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
+-- A followed user (heads come with each follow and position check) is
+-- kept, though nothing is published: its state and presence expire only
+-- once no node asks.
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 local top = tonumber(got[3] or '0')
 local all = redis.call('HGETALL', KEYS[1])
 local state = {}
