@@ -171,6 +171,28 @@ void cut(broker_ptr self, shard_link& s, int64_t now, link_reads reads) {
   drop(self, s.cmd, "probe timed out");
 }
 
+/// Redis changes a running master's replication id without closing any
+/// link (the first replica to attach does it): a node that read it only at
+/// connect would keep the old one, and nodes that connected since the new
+/// one, each numbering in "its" mastership, would start a new epoch at every
+/// publish of the other's. Read again with every probe, all nodes agree
+/// within an interval.
+void recheck_mastership(broker_ptr self, shard_link& s) {
+  auto gen = s.cmd_gen;
+  command(self, s, {"INFO"}, [self, index = s.index, gen](redis_value v) {
+    auto& s = self->state.shards[index];
+    if (s.cmd_gen != gen || v.kind != redis_value::string)
+      return; // another link since, or no answer: the probe judges the link
+    auto run = mastership_of(v.str);
+    if (!run || *run == s.run)
+      return;
+    self->state.log->warn("redis {}: its mastership changed ({} -> {}): streams start a new "
+                          "epoch as they are next written",
+                          s.name(), s.run, *run);
+    s.run = *run;
+  });
+}
+
 void probe(broker_ptr self, shard_link& s, int64_t now) {
   auto& st = self->state;
   link_reads reads{s.cmd ? s.cmd->last_read_ms() : 0, s.sub ? s.sub->last_read_ms() : 0};
@@ -198,6 +220,7 @@ void probe(broker_ptr self, shard_link& s, int64_t now) {
               self->state.log->warn("redis {}: the probe's PUBLISH was refused: {}",
                                     shard.name(), v.str);
           });
+  recheck_mastership(self, s);
 }
 
 } // namespace
