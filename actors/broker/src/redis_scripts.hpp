@@ -91,7 +91,11 @@ local function make_room(st, shoot, now)
     table.sort(shoots, before)
     for i = 1, #shoots - MAX_SHOOTS + 1 do gone[#gone + 1] = shoots[i].f end
   end
-  if #gone > 0 then redis.call('HDEL', st, unpack(gone)) end
+  -- In parts: Lua's unpack stops near 8,000 values, and a table past its
+  -- idle time may lose more shoots than that at once.
+  for i = 1, #gone, 1000 do
+    redis.call('HDEL', st, unpack(gone, i, math.min(i + 999, #gone)))
+  end
   return gone
 end
 
