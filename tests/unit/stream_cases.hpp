@@ -216,6 +216,17 @@ inline std::vector<stream_case> all() {
       shoot("a", 2, 4, true, 11'000), head_of(4, {"credits", "shoot:a", "shoot:b"}, {}, 11'000),
       shoot("c", 1, 5, true, 11'501),
       head_of(5, {"credits", "shoot:a", "shoot:c"}, {}, 11'501)}});
+  // "at most T seconds" (--history-ttl, 600 s here): a message published
+  // longer ago than that is not read, and the oldest held moves past it.
+  out.push_back({"messages past the history's lifetime are not held", {},
+                 {credit(1, 1'000'000), credit(2, 1'300'000), credit(3, 1'500'000),
+                  read_of(0, UINT64_MAX, {1, 2, 3}, true, 1'600'000),
+                  read_of(0, UINT64_MAX, {}, false, 1'700'000),
+                  read_of(1, UINT64_MAX, {2, 3}, true, 1'700'000),
+                  held_from(2, head_of(3, {"credits"}, {}, 1'700'000)),
+                  read_of(2, UINT64_MAX, {3}, true, 2'000'000),
+                  held_from(3, head_of(3, {"credits"}, {}, 2'000'000)),
+                  held_from(0, head_of(3, {"credits"}, {}, 2'200'000))}});
   out.push_back(
     {"lingered-out shoots go when another comes", {},
      {finished("a", 1, 1000, 500), shoot("b", 1, 2, true, 1400),

@@ -245,16 +245,16 @@ public:
   }
 
   stream_range read(const std::string& user, const std::string& epoch, uint64_t since,
-                    uint64_t upto, int64_t) override {
+                    uint64_t upto, int64_t now) override {
     auto c = broker::read_call(broker::keys_for(cfg_.prefix, user), run(), this->epoch(),
-                               epoch, since, upto, cfg_);
+                               epoch, since, upto, now, cfg_);
     auto r = broker::parse_read(eval(2, c), user);
     EXPECT_TRUE(r);
     return r ? *r : stream_range{};
   }
-  stream_head head(const std::string& user, int64_t) override {
+  stream_head head(const std::string& user, int64_t now) override {
     auto c = broker::head_call(broker::keys_for(cfg_.prefix, user), run(), epoch(),
-                               cfg_.prefix + "alive:", cfg_);
+                               cfg_.prefix + "alive:", now, cfg_);
     auto h = broker::parse_head(eval(1, c));
     EXPECT_TRUE(h);
     return h ? *h : stream_head{};

@@ -1,6 +1,7 @@
 #pragma once
 
-// Private to the broker: its clock for the probe and its links' patience.
+// Private to the broker: its clocks, for the probe, its links' patience and
+// the history's lifetime.
 
 #include <chrono>
 #include <cstdint>
@@ -11,6 +12,14 @@ namespace kullsync::broker {
 inline int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Wall time (epoch ms): deadlines other nodes read, and the age of a
+/// stream's messages (written with their publisher's wall clock).
+inline int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
     .count();
 }
 

@@ -4,6 +4,8 @@
 // which report back by message. See redis_broker.hpp.
 #include "kullsync/broker/redis_broker.hpp"
 
+#include "broker_clock.hpp"
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -179,7 +181,7 @@ void reply_head(broker_ptr self, const std::string& user,
   auto& s = shard_for(self, user);
   eval(self, s, script::head,
        head_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self),
-                 self->state.cfg.prefix + "alive:", self->state.cfg),
+                 self->state.cfg.prefix + "alive:", wall_ms(), self->state.cfg),
        [rp](redis_value v) mutable {
          auto h = parse_head(v);
          if (h)
@@ -247,7 +249,7 @@ caf::result<stream_range> read(broker_ptr self, const std::string& user,
   auto rp = self->make_response_promise<stream_range>();
   eval(self, s, script::read,
        read_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self), epoch,
-                 since, upto, self->state.cfg),
+                 since, upto, wall_ms(), self->state.cfg),
        [rp, user](redis_value v) mutable {
          auto r = parse_read(v, user);
          if (r)

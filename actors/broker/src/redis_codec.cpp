@@ -190,20 +190,23 @@ publish_batch publish_call(const std::string& prefix,
 
 script_call head_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& alive_prefix,
-                      const redis_broker_config& cfg) {
+                      int64_t now, const redis_broker_config& cfg) {
   return {{k.state, k.stream, k.presence},
           {run, new_epoch, alive_prefix, std::to_string(cfg.state_ttl_ms),
-           std::to_string(cfg.history_size)}};
+           std::to_string(cfg.history_size), std::to_string(now),
+           std::to_string(cfg.history_ttl_ms)}};
 }
 
 script_call read_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& epoch,
-                      uint64_t since, uint64_t upto, const redis_broker_config& cfg) {
+                      uint64_t since, uint64_t upto, int64_t now,
+                      const redis_broker_config& cfg) {
   auto to = upto == std::numeric_limits<uint64_t>::max() ? std::string{"+"}
                                                          : std::to_string(upto);
   return {{k.state, k.stream},
           {run, new_epoch, epoch, std::to_string(since), to, std::to_string(cfg.state_ttl_ms),
-           std::to_string(cfg.history_size)}};
+           std::to_string(cfg.history_size), std::to_string(now),
+           std::to_string(cfg.history_ttl_ms)}};
 }
 
 bool refused_before_writing(const redis_value& v) {

@@ -50,12 +50,15 @@ struct publish_batch {
 publish_batch publish_call(const std::string& prefix,
                            const std::vector<const server::publish_request*>& batch,
                            const std::string& run, const std::string& new_epoch);
+/// `now`: the wall clock (epoch ms), against which the history's lifetime
+/// is counted from each message's publish time.
 script_call head_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& alive_prefix,
-                      const redis_broker_config& cfg);
+                      int64_t now, const redis_broker_config& cfg);
 script_call read_call(const user_keys& k, const std::string& run,
                       const std::string& new_epoch, const std::string& epoch,
-                      uint64_t since, uint64_t upto, const redis_broker_config& cfg);
+                      uint64_t since, uint64_t upto, int64_t now,
+                      const redis_broker_config& cfg);
 
 /// Whether Redis refused a command before it could write anything (out of
 /// memory, a replica, busy, loading, ...): a publish so refused certainly

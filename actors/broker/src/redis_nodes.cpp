@@ -9,19 +9,13 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "kullsync/common/numbers.hpp"
+#include "broker_clock.hpp"
 #include "redis_codec.hpp"
 #include "redis_link.hpp"
 
 namespace kullsync::broker {
 
 namespace {
-
-/// Wall time: deadlines other nodes read.
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 /// The sorted set of revocations ("<before> <user>" scored by until).
 std::string revocations_key(const broker_state& st) {

@@ -235,10 +235,16 @@ return out
 constexpr size_t publish_values = 10;
 
 /// KEYS: 1 state (with the meta), 2 stream, 3 presence. ARGV: 1 run, 2 new
-/// epoch, 3 the alive keys' prefix, 4 state ttl ms, 5 the history size.
-/// Returns {epoch, top, {state field, value, ...}, {presence field, value,
-/// ...} of live nodes, the oldest position held (0: none)}.
+/// epoch, 3 the alive keys' prefix, 4 state ttl ms, 5 the history size,
+/// 6 now (epoch ms), 7 the history's lifetime ms. Returns {epoch, top,
+/// {state field, value, ...}, {presence field, value, ...} of live nodes,
+/// the oldest position held (0: none)}: held is within the history size and
+/// written no longer ago than its lifetime (stream_core::expire).
 inline constexpr const char* head = R"lua(
+-- When a stream entry was written ("terminal|rank|at|until|now|frame").
+local function written(entry)
+  return tonumber(string.match(entry[2][2], '^%d|%-?%d+|%-?%d+|%-?%d+|(%-?%d+)|'))
+end
 local got = redis.call('HMGET', KEYS[1], '#epoch', '#run', '#seq')
 local epoch = got[1]
 if not (epoch and got[2] == ARGV[1]) then
@@ -276,16 +282,35 @@ if #e > 0 then
   -- Trimming keeps a few more than the history size: they are not read.
   local oldest = top - tonumber(ARGV[5]) + 1
   if oldest > first then first = oldest end
+  -- Past its lifetime a message is not held either: the first one within
+  -- it, by halving (positions are written in time order).
+  local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local function kept(p)
+    local x = redis.call('XRANGE', KEYS[2], p .. '-0', p .. '-0')
+    return #x > 0 and now - written(x[1]) <= ttl
+  end
+  if not kept(first) then
+    local lo, hi = first + 1, top + 1
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if kept(mid) then hi = mid else lo = mid + 1 end
+    end
+    first = lo <= top and lo or 0
+  end
 end
 return {epoch, top, state, live, first}
 )lua";
 
 /// KEYS: 1 state (with the meta), 2 stream. ARGV: 1 run, 2 new epoch,
 /// 3 epoch, 4 since, 5 upto ('+': the top), 6 state ttl ms, 7 the history
-/// size. Returns {epoch, complete (0/1), {entries}}: all of (since, upto] or
-/// nothing. The stream holds at most the last `history size` positions
-/// (trimming may keep a few more: they are not read).
+/// size, 8 now (epoch ms), 9 the history's lifetime ms. Returns {epoch,
+/// complete (0/1), {entries}}: all of (since, upto] or nothing. The stream
+/// holds at most the last `history size` positions (trimming may keep a
+/// few more: they are not read), none written longer ago than its lifetime.
 inline constexpr const char* read = R"lua(
+local function written(entry)
+  return tonumber(string.match(entry[2][2], '^%d|%-?%d+|%-?%d+|%-?%d+|(%-?%d+)|'))
+end
 local got = redis.call('HMGET', KEYS[1], '#epoch', '#run', '#seq')
 local epoch = got[1]
 if not (epoch and got[2] == ARGV[1]) then
@@ -305,6 +330,7 @@ if since + tonumber(ARGV[7]) < top then return {epoch, 0, {}} end
 local first = string.format('%d', since + 1) .. '-0'
 local e = redis.call('XRANGE', KEYS[2], first, string.format('%d', upto) .. '-0')
 if #e == 0 or e[1][1] ~= first then return {epoch, 0, {}} end
+if tonumber(ARGV[8]) - written(e[1]) > tonumber(ARGV[9]) then return {epoch, 0, {}} end
 return {epoch, 1, e}
 )lua";
 
