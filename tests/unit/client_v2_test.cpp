@@ -158,6 +158,23 @@ TEST_F(client_v2, a_stop_saves_the_position_applied_since_the_last_save) {
   EXPECT_EQ(s.stream.seq, 3u);
 }
 
+// A SNAPSHOT is a user's whole state: megabytes when its shoots carry long
+// error messages. The engine reads it (past the 1 MiB it used to refuse, at
+// every connect, with 1009).
+TEST_F(client_v2, a_snapshot_of_megabytes_is_read) {
+  for (int i = 0; i < 30; ++i) {
+    auto p = shoot("s" + std::to_string(i), 1);
+    p.error_message = std::string(40 * 1024, 'e');
+    server_->post_shoot("u1", p, [](int status) { EXPECT_EQ(status, 200); });
+  }
+  sim_.run();
+  auto e = engine(nullptr);
+  auto s = state(e);
+  EXPECT_EQ(s.connection.state, connection_state::connected);
+  EXPECT_EQ(s.shoots.size(), 30u);
+  EXPECT_EQ(s.stream.seq, 30u);
+}
+
 TEST_F(client_v2, progress_sent_offline_is_delivered_once_and_acknowledged) {
   auto store = std::make_shared<memory_store>();
   auto e = engine(store, false);

@@ -31,7 +31,9 @@ struct beast_transport_options {
   std::string ca_file;
   std::chrono::milliseconds connect_timeout{10000}; // resolve + TCP + TLS
   std::chrono::milliseconds handshake_timeout{10000}; // WebSocket upgrade
-  size_t max_frame_bytes = 1 << 20; // larger incoming frames: close 1009
+  /// Larger incoming frames: close 1009. A server's SNAPSHOT may be
+  /// megabytes (client_config's limits say the same).
+  size_t max_frame_bytes = size_t{8} << 20;
   /// Socket threads to run on; empty: a thread of the transport's own.
   client_io io;
 };

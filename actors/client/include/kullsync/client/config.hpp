@@ -15,6 +15,9 @@
 
 namespace kullsync {
 
+/// The largest server frame the engine reads (its transport's limit too).
+inline constexpr size_t client_frame_limit = size_t{8} << 20;
+
 class client_store; // store.hpp
 
 struct reconnect_config {
@@ -55,7 +58,11 @@ struct connection_config {
   std::string effective_token() const {
     return token.empty() ? user_id + ":" + device_id : token;
   }
-  msg::decode_limits limits{};
+  /// What a server frame may be. A SNAPSHOT holds a user's whole state (up
+  /// to 1000 shoots): 8 MiB is more than a server queues for one socket by
+  /// default (--max-queued-bytes, 4 MiB), so any SNAPSHOT it sends is read;
+  /// a smaller limit would refuse it (1009) at every connect.
+  msg::decode_limits limits{client_frame_limit, 32};
   /// UPDATE_PROGRESS sent while offline wait here (latest per shoot; the one
   /// replaced ends in NACK superseded) and go out once connected. On v2 they
   /// stay until acknowledged and are resent with the same ids after each
