@@ -127,6 +127,15 @@ class Node:
         return sum(samples) if samples else None
 
 
+def stop_all(nodes=(), redises=()):
+    """Kills the nodes, then the redis-servers, and waits for each."""
+    for node in nodes:
+        node.proc.kill()
+        node.proc.wait()
+    for r in redises:
+        r.kill()
+
+
 @contextlib.contextmanager
 def proxied_pair(binary, work, **n_options):
     """A redis-server of its own and two nodes on it: n through a TcpProxy
@@ -140,9 +149,7 @@ def proxied_pair(binary, work, **n_options):
     try:
         yield proxy, n, m
     finally:
-        for node in (n, m):
-            node.proc.kill()
-            node.proc.wait()
+        stop_all((n, m))
         proxy.close()
         redis.kill()
 

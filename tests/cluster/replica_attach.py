@@ -12,7 +12,8 @@ import asyncio
 import sys
 import tempfile
 
-from cluster_common import SCALE, Device, Node, Redis, check, finish, redis_command, until
+from cluster_common import (Device, Node, Redis, check, finish, redis_command, stop_all,
+                            until)
 
 BINARY = sys.argv[1]
 
@@ -26,7 +27,8 @@ async def main():
     a, b = Redis(work), Redis(work)
     a.start()
     url = f"redis://127.0.0.1:{a.port}"
-    n, m = Node(BINARY, "n", url), Node(BINARY, "m", url)
+    log = open(f"{work}/n.err", "w+")
+    n, m = Node(BINARY, "n", url, stderr=log), Node(BINARY, "m", url)
     try:
         check(await until(lambda: n.ready() and m.ready(), 10), "both nodes ready")
         mac = Device("u1", "mac")
@@ -41,11 +43,20 @@ async def main():
         m.proc.wait()
         m = Node(BINARY, "m2", url)  # connects after: reads the new replid
         check(await until(m.ready, 10), "m restarted")
-        await asyncio.sleep(3 * SCALE)  # probes every second meanwhile
-        if mac.closes:  # the attach itself may start one new epoch
-            await mac.connect(n)
-            check(await until(lambda: mac.welcomes and mac.epoch == mac.welcomed, 10),
-                  "mac resumed")
+
+        def logged(text):
+            log.seek(0)
+            return text in log.read()
+
+        check(await until(lambda: logged("its mastership changed"), 10),
+              "n read the new mastership with a probe")
+        # The new mastership is a new epoch: once, as n next writes.
+        n.post_credits("u1", 2)
+        check(await until(lambda: mac.closes, 10), f"mac closed for the new epoch: {mac.closes}")
+        welcomes = len(mac.welcomes)
+        await mac.connect(n)
+        check(await until(lambda: len(mac.welcomes) > welcomes and mac.epoch == mac.welcomed,
+                          10), "mac resyncs into it")
         closes, before = len(mac.closes), len(mac.applied)
         for i in range(6):
             (n if i % 2 else m).post_credits("u1", 10 + i)
@@ -56,11 +67,7 @@ async def main():
               f"six publishes through both nodes, one epoch: {got} {mac.violations}")
         await mac.close()
     finally:
-        for node in (n, m):
-            node.proc.kill()
-            node.proc.wait()
-        b.kill()
-        a.kill()
+        stop_all((n, m), (b, a))
     finish()
 
 

@@ -25,6 +25,16 @@ std::vector<connection_state> states_of(const observations& o) {
   return xs;
 }
 
+/// A running shoot at `done` of `total` images.
+msg::shoot_progress processing(const std::string& shoot, int64_t done, int64_t total) {
+  msg::shoot_progress p;
+  p.shoot_id = shoot;
+  p.status = msg::shoot_status::processing;
+  p.processed_count = done;
+  p.total_count = total;
+  return p;
+}
+
 } // namespace
 
 TEST(client_engine, connects_and_shows_its_own_device) {
@@ -110,11 +120,7 @@ TEST(client_engine, sends_update_progress_and_sees_the_relay) {
   harness h;
   h.engine.connect();
   h.sim.run();
-  msg::shoot_progress p;
-  p.shoot_id = "mine";
-  p.status = shoot_status::processing;
-  p.processed_count = 1;
-  p.total_count = 4;
+  auto p = processing("mine", 1, 4);
   p.provider = "local";
   h.engine.send_progress(p);
   h.sim.run();
@@ -132,11 +138,7 @@ TEST(client_engine, a_v1_token_refused_after_accepting_keeps_the_outbox) {
   auto store = std::make_shared<memory_store>();
   cfg.store = store;
   harness h{cfg};
-  msg::shoot_progress p;
-  p.shoot_id = "queued";
-  p.status = shoot_status::processing;
-  p.total_count = 4;
-  p.processed_count = 1;
+  auto p = processing("queued", 1, 4);
   h.engine.send_progress(p);
   h.sim.run();
   h.engine.connect();
@@ -160,11 +162,7 @@ TEST(client_engine, a_v1_token_refused_after_accepting_keeps_the_outbox) {
 
 TEST(client_engine, progress_sent_offline_goes_out_on_connect) {
   harness h;
-  msg::shoot_progress p;
-  p.shoot_id = "queued";
-  p.status = shoot_status::processing;
-  p.total_count = 4;
-  p.processed_count = 1;
+  auto p = processing("queued", 1, 4);
   h.engine.send_progress(p);
   p.processed_count = 2; // the latest per shoot wins
   h.engine.send_progress(p);
@@ -298,11 +296,7 @@ TEST(client_engine, a_server_that_echoes_v2_and_stays_silent_is_a_lost_link) {
   caf::anon_send(h.net, listen_atom::value, std::string{mute_url},
                  caf::actor_cast<acceptor_actor>(mute));
   h.sim.run();
-  msg::shoot_progress p;
-  p.shoot_id = "s1";
-  p.status = shoot_status::processing;
-  p.processed_count = 1;
-  p.total_count = 2;
+  auto p = processing("s1", 1, 2);
   h.engine.send_progress(p); // offline: kept with an id
   h.engine.connect();
   h.sim.run();
