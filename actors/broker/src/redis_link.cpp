@@ -179,7 +179,8 @@ void cut(broker_ptr self, shard_link& s, int64_t now, link_reads reads) {
 /// within an interval.
 void recheck_mastership(broker_ptr self, shard_link& s) {
   auto gen = s.cmd_gen;
-  command(self, s, {"INFO"}, [self, index = s.index, gen](redis_value v) {
+  // Redis 7 (which the scripts need) takes a list of sections.
+  command(self, s, {"INFO", "server", "replication"}, [self, index = s.index, gen](redis_value v) {
     auto& s = self->state.shards[index];
     if (s.cmd_gen != gen || v.kind != redis_value::string)
       return; // another link since, or no answer: the probe judges the link

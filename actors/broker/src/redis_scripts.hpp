@@ -276,12 +276,11 @@ for i = 1, #pres, 2 do
   end
 end
 local first = 0
-local e = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+-- Trimming keeps a few more than the history size: they are not read.
+local oldest = math.max(top - tonumber(ARGV[5]) + 1, 0)
+local e = redis.call('XRANGE', KEYS[2], oldest .. '-0', '+', 'COUNT', 1)
 if #e > 0 then
   first = tonumber(string.match(e[1][1], '^(%d+)'))
-  -- Trimming keeps a few more than the history size: they are not read.
-  local oldest = top - tonumber(ARGV[5]) + 1
-  if oldest > first then first = oldest end
   -- Past its lifetime a message is not held either: the first one within
   -- it, by halving (positions are written in time order).
   local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -289,7 +288,7 @@ if #e > 0 then
     local x = redis.call('XRANGE', KEYS[2], p .. '-0', p .. '-0')
     return #x > 0 and now - written(x[1]) <= ttl
   end
-  if not kept(first) then
+  if now - written(e[1]) > ttl then
     local lo, hi = first + 1, top + 1
     while lo < hi do
       local mid = math.floor((lo + hi) / 2)

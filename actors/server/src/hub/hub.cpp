@@ -71,11 +71,7 @@ void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* rea
 
 void erase_user(hub_ptr self, decltype(hub_state::users)::iterator i) {
   auto& st = self->state;
-  if (auto& stream = i->second.stream) {
-    st.stats.state_bytes -= stream->state.bytes();
-    for (auto t : stream->follower.take_all_acks())
-      st.acks.erase(t);
-  }
+  // forget_if_done erases only a user whose stream was dropped (drop_stream).
   st.users.erase(i);
   if (st.counters)
     st.counters->users_now.fetch_sub(1, std::memory_order_relaxed);
