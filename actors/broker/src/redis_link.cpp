@@ -145,14 +145,18 @@ void resubscribe(broker_ptr self, shard_link& s) {
               true);
 }
 
-/// Follows waiting on an instance whose subscriber went: they fail now.
-void fail_waiting(broker_ptr self, shard_link& s) {
+/// Follows waiting on an instance that cannot serve them (its subscriber
+/// went, or it stopped being ready): they fail now, as a follow asked of it
+/// now would, and their hubs try again. A confirmation that comes while the
+/// instance is not ready serves nobody, and an instance that stays a replica
+/// never becomes ready: without this their sockets would wait for ever.
+void fail_waiting(broker_ptr self, shard_link& s, const std::string& why) {
   auto n = static_cast<uint32_t>(self->state.shards.size());
   for (auto& [user, u] : self->state.users)
-    if (shard_of(user, n) == s.index) {
+    if (!u.waiting.empty() && shard_of(user, n) == s.index) {
       for (auto& rp : u.waiting)
         rp.deliver(server::make_error(server::broker_errc::unavailable,
-                                      "redis " + s.name() + " subscriber lost"));
+                                      "redis " + s.name() + " " + why));
       u.waiting.clear();
     }
 }
@@ -296,7 +300,10 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
   auto& is_up = subscriber ? s.sub_up : s.cmd_up;
   if (!up) {
     s.probe.reset(); // its PUBLISH or its way back went with the link
-    if (is_up) {
+    if (is_up && !subscriber && gen == s.explained_gen) {
+      ++st.shared->reconnects; // its reason was said, once in a while (check_master)
+      st.log->debug("redis {}: command link dropped ({})", s.name(), why);
+    } else if (is_up) {
       ++st.shared->reconnects;
       st.log->warn("redis {}: {} link lost ({}): publishes for its users fail until "
                    "it is back", s.name(), subscriber ? "subscriber" : "command", why);
@@ -312,7 +319,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     if (subscriber) {
       s.asked.clear();
       s.confirmed.clear();
-      fail_waiting(self, s);
+      fail_waiting(self, s, "subscriber lost");
     } else {
       s.run.clear();
       s.scripts_loaded = 0;
@@ -365,6 +372,8 @@ void tick(broker_ptr self) {
       drop(self, s.sub, "no subscription confirmed since connecting");
     if (s.ready())
       probe(self, s, now);
+    else
+      fail_waiting(self, s, "is not ready");
   }
   // Users nobody here follows any more leave their channels together.
   std::map<uint32_t, std::vector<std::string>> leaving;

@@ -134,6 +134,7 @@ struct shard_link {
   bool master_known = false;    // `at` is where the sentinels last said
   bool role_checked = false;    // the command link's peer said it is a master
   uint64_t left_gen = 0;        // the command link this node dropped to move
+  uint64_t explained_gen = 0;   // the command link dropped for a reason already logged
   // What repeats each tick is said once in a while.
   log_throttle sentinel_log; // no sentinel names the master
   log_throttle role_log;     // the command link's peer is no master, or did not say

@@ -210,6 +210,7 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next) {
       // A plain URL names one server: it is tried again each tick.
       self->state.log->error("redis {}: not ready until it is a master", what);
     }
+    s.explained_gen = s.cmd_gen; // tried again each tick: not a loss to warn of each time
     drop(self, s.cmd, "not the master");
   });
 }
