@@ -2,7 +2,7 @@
 // (hub shards, sessions, HTTP API, in-memory history) and three client
 // engines over the memory network, with seeded faults: clean cuts, half-open
 // links, refused dials, frames lost (a gap) or delivered twice, server
-// restarts (a new epoch), a history small enough to be evicted, engines
+// restarts (a new epoch; half of them drain first, closing each socket 1001), a history small enough to be evicted, engines
 // restarted from their store, client messages resent after reconnects.
 // The same world runs as a cluster: three nodes behind one URL sharing a
 // simulated broker (sim_broker.hpp) with faults of its own.
@@ -69,6 +69,20 @@ struct device {
   position pos;
 };
 
+/// How often engines saw each close code, over every seed played: a run
+/// of many seeds must have exercised the faults that send them.
+std::map<std::string, size_t> closes_seen;
+
+void tally_closes(const observations& seen) {
+  std::string last;
+  for (auto& r : seen.statuses) {
+    auto& e = r.status.error;
+    if (e.rfind("closed ", 0) == 0 && e != last) // a status repeats its last loss
+      ++closes_seen[e.substr(7, 4)];
+    last = e;
+  }
+}
+
 struct ack_seen {
   std::string user, device, epoch, id;
   uint64_t seq = 0;
@@ -86,6 +100,14 @@ public:
     server::server_config sc;
     sc.shards = 2;
     sc.history.size = sizes[rng_() % 3];
+    if (rng_() % 3 == 0) {
+      // Tight limits: reconnects refused 4008 and resent messages NACKed
+      // rate_limited, which the engines retry after their backoff.
+      sc.limits.client_rate = 1;
+      sc.limits.client_burst = 2;
+      sc.limits.upgrades_per_ip = 0.5;
+      sc.limits.upgrade_burst = 2;
+    }
     sc.node_epoch = "run0";
     if (nodes == 1) {
       servers_.emplace_back(std::make_unique<sim_server>(sim_, net_, url, sc));
@@ -136,7 +158,7 @@ public:
           caf::anon_send(net_, faults_atom::value, f);
           break;
         }
-        case 4: some_server().restart("run" + std::to_string(++runs_)); break;
+        case 4: some_server().restart("run" + std::to_string(++runs_), rng_() % 2 == 0); break;
         case 5: restart_engine(devices_[rng_() % devices_.size()]); break;
         case 6:
         case 7: send_progress(devices_[rng_() % devices_.size()]); break;
@@ -208,7 +230,9 @@ public:
       auto who = d.user + "/" + d.id;
       if (s.connection.state != connection_state::connected
           || s.connection.protocol != v2_subprotocol) {
-        fail(who + " is not connected with v2 after healing: " + s.connection.error);
+        fail(who + " is not connected with v2 after healing: "
+             + std::string{to_string(s.connection.state)} + " at attempt "
+             + std::to_string(s.connection.attempt) + ", " + s.connection.error);
         continue;
       }
       if (s.stream.outbox != 0)
@@ -301,11 +325,13 @@ private:
     x.recorder = spawn_recorder(sim_.sys(), x.seen);
     x.engine.subscribe(msg::server_type::unknown,
                        caf::actor_cast<message_subscriber_actor>(x.recorder));
+    x.engine.subscribe(caf::actor_cast<status_subscriber_actor>(x.recorder));
     x.engine.connect();
   }
 
   void stop_engine(device& x) {
     x.engine.stop();
+    tally_closes(*x.seen);
     caf::anon_send_exit(x.recorder, caf::exit_reason::user_shutdown);
     sim_.run();
   }
@@ -468,7 +494,9 @@ std::vector<std::string> play_one(uint64_t seed, stream_mutation mutation,
 /// Plays every seed and fails on the first that breaks an invariant.
 void expect_invariants(uint64_t default_seeds, size_t nodes) {
   log::set_level(std::getenv("KULLSYNC_LOG_LEVEL") ? std::getenv("KULLSYNC_LOG_LEVEL") : "off");
-  for (auto seed : sim_seeds(default_seeds)) {
+  closes_seen.clear();
+  auto seeds = sim_seeds(default_seeds);
+  for (auto seed : seeds) {
     auto v = play_one(seed, stream_mutation::none, nodes);
     if (!v.empty()) {
       std::string all;
@@ -476,6 +504,13 @@ void expect_invariants(uint64_t default_seeds, size_t nodes) {
         all += "\n  " + x;
       FAIL() << "seed " << seed << " (replay: " << replay_command(seed) << "):" << all;
     }
+  }
+  if (seeds.size() >= 100) { // too few seeds may draw no drain
+    std::string all;
+    for (auto& [code, n] : closes_seen)
+      all += " " + code + "x" + std::to_string(n);
+    std::cout << "closes seen by the engines:" << all << "\n";
+    EXPECT_GT(closes_seen["1001"], 0u) << "no drain (1001) was played";
   }
 }
 

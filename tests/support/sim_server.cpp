@@ -47,8 +47,13 @@ uint64_t sim_server::order_faults() {
   return order_faults_before_ + hub_order_faults();
 }
 
-void sim_server::restart(std::string epoch) {
+void sim_server::restart(std::string epoch, bool going_away) {
   order_faults_before_ += hub_order_faults();
+  if (going_away) // as sync_server::close_all, without blocking the simulation
+    for (auto& h : server_.env->hubs)
+      caf::anon_send(h, server::shutdown_atom::value, uint16_t{1001},
+                     std::string{"server going away"});
+  sim_.run(); // the close frames go out before the links are cut
   caf::anon_send(net_, unlisten_atom::value, url_, server_.acceptor);
   caf::anon_send(net_, cut_atom::value, cut_mode::clean);
   sim_.run();

@@ -23,9 +23,11 @@ public:
              server::server_config cfg = {});
   ~sim_server();
 
-  /// Stops and starts again as a new process: links cut, state and
-  /// in-memory history gone, the streams' epoch now `epoch`.
-  void restart(std::string epoch);
+  /// Stops and starts again as a new process: links cut (or, when
+  /// `going_away`, each socket first closed with 1001 as a stopping server
+  /// drains), state and in-memory history gone, the streams' epoch now
+  /// `epoch`.
+  void restart(std::string epoch, bool going_away = false);
 
   /// POSTs `body` to `target`; `done` gets the answer's status.
   void post(const std::string& target, std::string body,

@@ -310,21 +310,27 @@ TEST(client_engine, a_server_that_echoes_v2_and_stays_silent_is_a_lost_link) {
   caf::anon_send_exit(mute, caf::exit_reason::user_shutdown);
 }
 
-// "4009 stream interrupted (reconnect at once and resume)": the server is up
-// and asks for the device. Again before the link proved stable, it backs
-// off, but it never gives up as it would on a server that does not answer.
-TEST(client_engine, a_server_asking_to_resume_is_never_given_up) {
-  harness h;
-  h.engine.connect();
-  h.sim.run();
-  for (int i = 0; i < 15; ++i) {
-    caf::anon_send(h.peer, peer_close_atom::value, uint16_t{4009});
+// "4009 stream interrupted (reconnect at once and resume)" and "4008 rate
+// limited (reconnect after backoff)": the server is up and asks for the
+// device back. Again before the link proved stable, it backs off (4008
+// always), but it never gives up as it would on a server that does not
+// answer: a device that resent too much at once must not end up offline.
+TEST(client_engine, a_server_asking_for_the_device_back_is_never_given_up) {
+  for (uint16_t code : {uint16_t{4009}, uint16_t{4008}}) {
+    harness h;
+    h.engine.connect();
     h.sim.run();
-    auto st = h.status();
-    ASSERT_NE(st.state, connection_state::failed) << "gave up after " << i + 1;
-    if (st.state == connection_state::reconnecting)
-      h.sim.advance(st.retry_in);
-    ASSERT_EQ(h.status().state, connection_state::connected) << i;
+    for (int i = 0; i < 15; ++i) {
+      caf::anon_send(h.peer, peer_close_atom::value, code);
+      h.sim.run();
+      auto st = h.status();
+      ASSERT_NE(st.state, connection_state::failed) << code << " gave up after " << i + 1;
+      if (code == 4008)
+        ASSERT_EQ(st.state, connection_state::reconnecting) << "4008 backs off: " << i;
+      if (st.state == connection_state::reconnecting)
+        h.sim.advance(st.retry_in);
+      ASSERT_EQ(h.status().state, connection_state::connected) << code << ": " << i;
+    }
   }
 }
 

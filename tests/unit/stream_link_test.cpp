@@ -59,6 +59,49 @@ TEST(stream_link, a_message_refused_for_now_is_sent_again_with_its_id) {
 }
 
 // Refusals that would come again for the same message end it: never resent.
+// "4008 rate limited": a server closes a socket whose refusals in a second
+// pass its burst. An outbox resent whole on every link would be refused
+// past the burst and closed on every link, and never get through: a link
+// has at most a window of messages out unanswered, halved by each
+// `rate_limited`, widened by each ACK; the rest follow as answers come.
+TEST(stream_link, an_outbox_is_resent_within_a_window) {
+  stream_link s{256, "mac-x"};
+  s.opened(false, 0); // no link that takes them yet: all kept
+  s.closed();
+  for (int i = 0; i < 100; ++i)
+    EXPECT_FALSE(s.submit(update("s" + std::to_string(i)), false, 0));
+  auto first = s.opened(true, 1000);
+  ASSERT_EQ(first.size(), stream_link::max_window);
+  EXPECT_TRUE(s.sendable(1000).empty()) << "the window is full";
+  EXPECT_FALSE(s.submit(update("late"), true, 1000)) << "waits its turn, in order";
+
+  // Answers make room, one for one (the window is at its widest).
+  s.on_message(ack(*first[0].id, 1));
+  auto next = s.sendable(1001);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, "mac-x-" + std::to_string(stream_link::max_window + 1));
+
+  // A flood's refusals shrink it: half, then a quarter.
+  s.on_message(nack(*first[1].id, msg::nack_code::rate_limited));
+  EXPECT_EQ(s.window(), stream_link::max_window / 2);
+  s.on_message(nack(*first[2].id, msg::nack_code::rate_limited));
+  EXPECT_EQ(s.window(), stream_link::max_window / 4);
+  for (size_t k = 3; k < stream_link::max_window; ++k)
+    s.on_message(ack(*first[k].id, k));
+  // Each ACK widened it by one again, up to its widest; what is still out
+  // counts against it.
+  EXPECT_EQ(s.window(), stream_link::max_window);
+  auto after = s.sendable(1002);
+  EXPECT_EQ(after.size(), s.window() - 3) << "three out: two deferred, one sent";
+
+  // Only what was out on the link is overdue; a new link resends within
+  // the window, the deferred ones first.
+  EXPECT_EQ(s.overdue(1000, 12000).size(), 2u);
+  auto reopened = s.opened(true, 13000);
+  EXPECT_EQ(reopened.size(), s.window());
+  EXPECT_EQ(reopened[0].id, first[1].id);
+}
+
 TEST(stream_link, a_message_refused_for_good_is_not_sent_again) {
   for (auto code : {msg::nack_code::invalid, msg::nack_code::forbidden,
                     msg::nack_code::too_large}) {

@@ -154,6 +154,12 @@ void on_frames(conn_ptr self, const frame_batch& frames) {
     return resume_now(self, "a gap in the stream after seq "
                               + std::to_string(st.stream.status().seq));
   }
+  if (a.outbox_changed && takes_stream_messages(self)) {
+    // Answers made room in the window: what waited goes now.
+    for (auto& m : st.stream.sendable(now_ms(self)))
+      send_frame(self, m);
+    arm_resend(self);
+  }
   if (auto n = st.credit.handled(frames.size()))
     self->send(st.transport, credit_atom::value, st.status.link, n);
 }

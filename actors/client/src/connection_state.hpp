@@ -86,8 +86,11 @@ void lost(conn_ptr self, std::string reason, uint16_t close = 0);
 void resume_now(conn_ptr self, std::string reason, uint16_t close = 0);
 /// The link carries the stream now (v2 once its WELCOME came, else v1).
 void ready(conn_ptr self, bool v2);
-/// Sends the outbox on the link now open (v1: once its first frame came).
+/// Sends the outbox on the link now open (v1: once its first frame came;
+/// v2: as much as the stream's window holds, the rest as answers come).
 void flush_outbox(conn_ptr self, bool v2);
+/// The link carries the stream and what the app sends on it now.
+bool takes_stream_messages(conn_ptr self);
 /// Sends the coordinator the telemetry if it changed.
 void report_telemetry(conn_ptr self);
 

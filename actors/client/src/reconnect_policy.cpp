@@ -47,7 +47,8 @@ retry_decision counted(policy_state& st, double jitter) {
 }
 
 /// A retry the server asked for: it is up but cannot serve now (its broker
-/// is out: 1013), or asks the device to resume (4009) again before the last
+/// is out: 1013), asks the device to come back after a backoff (4008: it
+/// dialled or sent too fast), or to resume (4009) again before the last
 /// link proved stable. Backed off as the delays go, but a server that
 /// answers is no reason to give up: these do not count toward max_attempts.
 retry_decision asked_for(policy_state& st) {
@@ -76,6 +77,7 @@ reconnect_policy_actor::behavior_type policy(policy_ptr self,
           // do not all come back in the same instant is the jitter's point.
           return counted(st, std::max(st.cfg.jitter, st.cfg.going_away_jitter));
         case close_code::try_again_later:
+        case close_code::rate_limited:
         case close_code::stream_interrupted:
           return asked_for(st);
         default:

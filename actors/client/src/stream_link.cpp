@@ -52,20 +52,47 @@ std::vector<msg::client_message> stream_link::opened(bool v2, int64_t now_ms) {
   v2_ = v2;
   welcomed_ = false;
   awaiting_snapshot_ = false;
+  for (auto& p : outbox_)
+    p.out = false; // what the last link had out is resent in the window
+  if (v2)
+    return sendable(now_ms);
   std::vector<msg::client_message> out;
   out.reserve(outbox_.size());
   for (auto& p : outbox_) {
-    if (v2 && p.sent && mutation_ == sim::stream_mutation::new_ids_on_resend)
-      p.m.id = next_id();
     out.push_back(p.m);
-    p.sent = true;
-    p.sent_at = now_ms;
-    if (!v2)
-      out.back().id.reset(); // v1 knows no ids, and acknowledges nothing
+    out.back().id.reset(); // v1 knows no ids, and acknowledges nothing
   }
-  if (!v2) {
-    outbox_.clear();
-    status_.outbox = 0;
+  outbox_.clear();
+  status_.outbox = 0;
+  return out;
+}
+
+size_t stream_link::out_count() const {
+  return static_cast<size_t>(
+    std::count_if(outbox_.begin(), outbox_.end(), [](const pending& p) { return p.out; }));
+}
+
+msg::client_message stream_link::send(pending& p, int64_t now_ms) {
+  if (p.sent && mutation_ == sim::stream_mutation::new_ids_on_resend)
+    p.m.id = next_id();
+  p.sent = true;
+  p.out = true;
+  p.sent_at = now_ms;
+  return p.m;
+}
+
+std::vector<msg::client_message> stream_link::sendable(int64_t now_ms) {
+  std::vector<msg::client_message> out;
+  if (!v2_)
+    return out;
+  auto room = window_ - std::min(window_, out_count());
+  for (auto& p : outbox_) {
+    if (room == 0)
+      break;
+    if (!p.out) {
+      out.push_back(send(p, now_ms));
+      --room;
+    }
   }
   return out;
 }
@@ -130,10 +157,15 @@ stream_link::verdict stream_link::on_message(const msg::server_message& m) {
       if (m.type == server_type::nack && retry_later(std::get<msg::nack>(m.body).code)) {
         // Kept as sent: the ack timeout sends it again, as it does a lost one.
         ++status_.deferred;
+        if (std::get<msg::nack>(m.body).code == msg::nack_code::rate_limited)
+          window_ = std::max<size_t>(1, window_ / 2);
         return verdict::apply;
       }
-      if (m.type == server_type::ack && i->sent && i->sent_at != 0)
-        acked_sent_at_.push_back(i->sent_at);
+      if (m.type == server_type::ack) {
+        window_ = std::min(max_window, window_ + 1);
+        if (i->sent && i->sent_at != 0)
+          acked_sent_at_.push_back(i->sent_at);
+      }
       outbox_.erase(i);
       status_.outbox = outbox_.size();
       if (m.type == server_type::nack)
@@ -177,7 +209,7 @@ std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
   if (!v2_)
     return out;
   for (auto& p : outbox_)
-    if (p.sent && p.sent_at <= before_ms) {
+    if (p.out && p.sent_at <= before_ms) {
       p.sent_at = now_ms;
       out.push_back(p.m);
     }
@@ -239,11 +271,11 @@ std::optional<msg::client_message> stream_link::submit(msg::client_message m,
            "the outbox holds " + std::to_string(limit_) + " unacknowledged messages", now_ms);
     return std::nullopt;
   }
-  outbox_.push_back({m, ready, now_ms});
+  outbox_.push_back({m});
   status_.outbox = outbox_.size();
-  if (ready)
-    return m;
-  return std::nullopt;
+  if (ready && out_count() < window_)
+    return send(outbox_.back(), now_ms);
+  return std::nullopt; // sent when a link opens, or when the window has room
 }
 
 saved_outbox stream_link::outbox() const {

@@ -15,6 +15,11 @@
 //   it full is refused (NACK `outbox_full`), and of what was not sent yet
 //   only the latest per shoot stays (the one replaced: NACK `superseded`).
 //   Every message taken thus ends in one ACK or NACK, with its id.
+// - The window (v2): at most so many messages are out unanswered on a link;
+//   the rest wait their turn in order. A NACK `rate_limited` halves it, an
+//   ACK widens it by one. A server closes a socket whose refusals in a
+//   second pass its burst (4008): an outbox resent whole on every link would
+//   be closed on every link, and never get through.
 
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +60,11 @@ public:
   /// v2: what was sent at or before `before_ms` and is still not
   /// acknowledged, to send again (same ids: the server applies each once).
   std::vector<msg::client_message> overdue(int64_t before_ms, int64_t now_ms);
+  /// v2: what waited for room in the window and now fits, to send now.
+  std::vector<msg::client_message> sendable(int64_t now_ms);
+  /// The most messages out unanswered on a link (at least 1).
+  static constexpr size_t max_window = 32;
+  size_t window() const { return window_; }
   void closed() { v2_ = false; }
 
   enum class verdict : uint8_t { apply, drop, gap };
@@ -87,9 +97,13 @@ public:
 private:
   struct pending {
     msg::client_message m;
-    bool sent = false;
+    bool sent = false;   // on some link: it may have reached the server
     int64_t sent_at = 0; // epoch ms
+    bool out = false;    // sent on this link, unanswered: in the window
   };
+  size_t out_count() const;
+  /// Marks `p` sent on this link; the frame to send.
+  msg::client_message send(pending& p, int64_t now_ms);
 
   void refuse(std::optional<std::string> id, msg::nack_code code, std::string why,
               int64_t now_ms);
@@ -111,6 +125,7 @@ private:
   std::string snapshot_epoch_; // of the WELCOME that announced it
   bool known_ = false; // a position to resume from
   std::vector<pending> outbox_;
+  size_t window_ = max_window;
   stream_status status_;
 };
 
