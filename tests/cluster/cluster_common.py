@@ -81,13 +81,14 @@ class Redis:
 
 class Node:
     """A kullsync-server node on a free port, with `broker` (a --broker URL),
-    legacy tokens and no rate limits."""
+    legacy tokens (unless `extra` names an --auth) and no rate limits."""
 
     def __init__(self, binary, name, broker, stderr=sys.stderr, extra=(), limits=False,
                  log_level="warn"):
         self.name = name
         self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--auth", "legacy", "--node-id", name,
+            [binary, "--listen", "127.0.0.1:0",
+             *(() if "--auth" in extra else ("--auth", "legacy")), "--node-id", name,
              "--broker", broker, "--position-check", "2", "--limits", "on" if limits else "off",
              "--log-level", log_level, *extra],
             stdout=subprocess.PIPE, stderr=stderr)

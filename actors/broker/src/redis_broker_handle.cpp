@@ -23,6 +23,7 @@ void add_broker_types(caf::actor_system_config& cfg) {
 
 redis_broker::redis_broker(caf::actor_system& sys, redis_broker_config cfg)
   : shared_(std::make_shared<shared>()) {
+  shared_->revocations_known = !cfg.revocations; // none kept: none to read
   actor_ = caf::actor_cast<server::broker_actor>(
     sys.spawn(redis_broker_actor, std::move(cfg), shared_));
 }
@@ -70,7 +71,8 @@ void redis_broker::stop() {
 }
 
 bool redis_broker::ready() const {
-  return shared_->shards > 0 && shared_->ready_shards == shared_->shards;
+  return shared_->shards > 0 && shared_->ready_shards == shared_->shards
+         && shared_->revocations_known;
 }
 
 void redis_broker::write_metrics(metrics::writer& w) const {

@@ -114,7 +114,14 @@ void prepare(broker_ptr self, shard_link& s) {
       command(self, s, {"SCRIPT", "LOAD", self->state.texts[k]}, [self, index, k](redis_value v) {
         auto& s = self->state.shards[index];
         if (v.kind != redis_value::string) {
-          self->state.log->error("redis {}: SCRIPT LOAD failed: {}", s.name(), v.str);
+          // Loading its data after a restart, Redis refuses until done: said
+          // once in a while, not for every script at every attempt.
+          bool loading = v.str.rfind("LOADING", 0) == 0;
+          if (!loading)
+            self->state.log->error("redis {}: SCRIPT LOAD failed: {}", s.name(), v.str);
+          else if (s.loading_log.should_log(steady_ms()))
+            self->state.log->warn("redis {}: still loading its data: not ready until done",
+                                  s.name());
           return drop(self, s.cmd, "script load failed");
         }
         s.sha[k] = v.str;
@@ -375,6 +382,8 @@ void tick(broker_ptr self) {
     else
       fail_waiting(self, s, "is not ready");
   }
+  if (revocations_due(self))
+    load_revocations(self);
   // Users nobody here follows any more leave their channels together.
   std::map<uint32_t, std::vector<std::string>> leaving;
   auto n = static_cast<uint32_t>(st.shards.size());
@@ -412,7 +421,8 @@ void send_alive(broker_ptr self, shard_link& s) {
               // Refused (a full Redis: OOM), the key expires, and every node
               // takes this node's devices for gone: worth an operator's eye.
               auto& s = self->state.shards[index];
-              if (!v.is_error() || !s.alive_log.should_log(steady_ms()))
+              // A link that went took it with it: its loss is logged as such.
+              if (v.kind != redis_value::error || !s.alive_log.should_log(steady_ms()))
                 return;
               self->state.log->error("redis {}: node {}'s liveness key was refused ({}): once it "
                                      "expires, other nodes take its devices for gone",

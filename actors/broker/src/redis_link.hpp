@@ -92,6 +92,10 @@ struct redis_broker::shared : broker_metrics<std::atomic<uint64_t>> {
   /// The current links (per instance: command 0, subscriber 1, sentinel
   /// 2), for stop().
   std::map<std::pair<uint32_t, int>, std::shared_ptr<redis_connection>> connections;
+  /// The revocations in force were read since the subscriber last
+  /// confirmed their channel (or the node keeps none): until then the node
+  /// is not ready, since it would take a revoked token.
+  std::atomic<bool> revocations_known{false};
 };
 
 enum class script : uint8_t { publish, head, read };
@@ -140,6 +144,7 @@ struct shard_link {
   log_throttle role_log;     // the command link's peer is no master, or did not say
   log_throttle alive_log;    // a refused liveness key
   log_throttle connect_log;  // the command link cannot connect
+  log_throttle loading_log;  // Redis is loading its data (scripts refused)
   int64_t sentinel_asked_ms = 0; // the master's address asked, not yet answered
 
   bool by_sentinel() const { return !at.master_name.empty(); }
@@ -174,6 +179,7 @@ struct broker_state {
   uint64_t next_id = 0;
   std::map<std::string, alive_node> alive; // node instances of this process
   std::mt19937_64 rng;
+  bool revocations_reading = false; // their read is under way
   std::string probe_channel;
   int64_t last_tick_ms = 0;         // the probes' tick before this one
   std::array<std::string, 3> texts; // of the scripts (publish's has this node's limits)
@@ -228,8 +234,11 @@ void check_master(broker_ptr self, shard_link& s, std::function<void()> next);
 // redis_nodes.cpp: what the nodes share besides streams (first instance)
 std::string revoked_key(const broker_state& st); // the channel ("+:z": the set)
 /// Loads the revocations in force into this node's list (its subscriber
-/// confirmed the revocations' channel: none is missed from then on).
+/// confirmed the revocations' channel: none is missed from then on). A
+/// read that fails (Redis still LOADING its data) is tried again at the
+/// next tick (`revocations_due`).
 void load_revocations(broker_ptr self);
+bool revocations_due(broker_ptr self);
 /// A message on the revocations' channel: true if `channel` is it.
 bool on_revoked(broker_ptr self, const std::string& channel, const std::string& payload);
 caf::result<bool> revoke(broker_ptr self, const server::revocation& r);

@@ -55,10 +55,21 @@ std::string nodes_key(const broker_state& st) {
   return st.cfg.prefix + "nodes";
 }
 
+bool revocations_due(broker_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.revocations || st.shards.empty())
+    return false;
+  auto& s = st.shards.front();
+  return !st.shared->revocations_known && !st.revocations_reading && s.cmd_up
+         && s.confirmed.count(revoked_key(st));
+}
+
 void load_revocations(broker_ptr self) {
   auto& st = self->state;
   if (!st.cfg.revocations || st.shards.empty())
     return;
+  st.shared->revocations_known = false;
+  st.revocations_reading = true;
   auto now = std::to_string(wall_ms());
   // Lapsed ones leave by their score, atomically: one added meanwhile
   // lapses later, so it stays.
@@ -68,9 +79,10 @@ void load_revocations(broker_ptr self) {
           {"ZRANGEBYSCORE", revocations_key(st), "(" + now, "+inf", "WITHSCORES"},
           [self](redis_value v) {
             auto& st = self->state;
+            st.revocations_reading = false;
             if (v.kind != redis_value::array || v.elements.size() % 2) {
-              st.log->warn("redis: the revoked tokens could not be read ({}): retried when "
-                           "the subscriber comes back",
+              st.log->warn("redis: the revoked tokens could not be read ({}): the node is "
+                           "not ready until they are (tried again each tick)",
                            v.is_error() ? v.str : "not a sorted set");
               return;
             }
@@ -86,6 +98,7 @@ void load_revocations(broker_ptr self) {
             if (bad > 0)
               st.log->warn("redis: {} stored revocations are malformed: ignored", bad);
             st.log->info("redis: {} revocations in force", n);
+            st.shared->revocations_known = true;
           });
   // What nodes of an earlier version stored (a hash), still honoured.
   command(self, st.shards.front(), {"HGETALL", revoked_key(st)}, [self](redis_value v) {
