@@ -13,14 +13,14 @@
 
 namespace kullsync::server {
 
-namespace {
-
 device_socket* socket_of(user_entry& u, const caf::actor_addr& session) {
   for (auto& s : u.sockets)
     if (s.session.address() == session)
       return &s;
   return nullptr;
 }
+
+namespace {
 
 /// What the user's state is made of, as SNAPSHOT and /state show it: the
 /// frames the stream kept, decoded (only here, never per message).

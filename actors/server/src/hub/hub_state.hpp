@@ -129,6 +129,8 @@ void leave(hub_ptr self, const caf::actor_addr& who);
 /// Starts a socket once its user's head is known: v1 hears of itself; v2
 /// gets WELCOME and its replay or a SNAPSHOT.
 void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_socket& me);
+/// The user's socket of `session`, if it is still there.
+device_socket* socket_of(user_entry& u, const caf::actor_addr& session);
 /// Publishes `m` through the broker; `done(receipt)` once numbered (seq 0:
 /// not numbered), `failed(err)` when the broker refuses or does not answer.
 void publish(hub_ptr self, const std::string& user, const msg::server_message& m,

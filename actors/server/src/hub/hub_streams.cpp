@@ -82,15 +82,66 @@ void fill(hub_ptr self, const std::string& user, const std::string& epoch,
     });
 }
 
+/// The stream went on in another epoch (Redis emptied, or another
+/// mastership) under v1 sockets, which know no positions: v2 sockets resume
+/// (4009), but a v1 socket would miss what the new epoch holds up to its
+/// head. Its frames are held while (0, top] is read, and sent before them;
+/// if the read fails, they go on from the head (logged).
+void catch_up_v1(hub_ptr self, const std::string& user, user_entry& u, const stream_head& h) {
+  auto& st = self->state;
+  std::vector<caf::actor_addr> v1;
+  for (auto& s : u.sockets)
+    if (!s.v2 && !s.start && !s.closing && !s.holding) {
+      s.holding = true;
+      v1.push_back(s.session.address());
+    }
+  if (v1.empty() || h.top == 0)
+    return;
+  auto release = [self, user, v1](const stream_range* r, uint64_t top) {
+    auto* u = followed(self, user);
+    if (!u)
+      return;
+    bool whole = r && r->complete && r->messages.size() == top;
+    for (size_t k = 0; whole && k < r->messages.size(); ++k)
+      whole = r->messages[k]->seq == k + 1;
+    if (!whole)
+      self->state.log->warn("user {}: {} v1 devices miss positions 1-{} of the stream's new "
+                            "epoch (not read back)", user, v1.size(), top);
+    for (auto& who : v1) {
+      auto* s = socket_of(*u, who);
+      if (!s || !s->holding)
+        continue;
+      s->holding = false;
+      auto held = std::move(s->held);
+      if (whole)
+        for (auto& m : r->messages)
+          send_frame(self, *s, v1_frame(*m));
+      for (auto& f : held)
+        send_frame(self, *s, f);
+    }
+  };
+  if (h.top > st.cfg.history.max_replay)
+    return release(nullptr, h.top);
+  st.broker->read(user, h.epoch, 0, h.top,
+                  [self, release, top = h.top](caf::expected<stream_range> r) {
+                    if (!r)
+                      ++self->state.stats.broker_errors;
+                    release(r ? &*r : nullptr, top);
+                  });
+}
+
 /// The head arrived: a fresh follow (or another epoch) replaces what the
 /// node has of the user; a resync keeps it and reads what it missed.
 void on_head(hub_ptr self, const std::string& user, user_entry& u, uint64_t gen,
              const stream_head& h, bool fresh) {
   auto& fs = *u.stream;
   bool replaced = false;
+  auto before = fs.follower.epoch();
   auto fx = fs.follower.on_head(gen, h, fresh, &replaced);
   if (gen != fs.follower.generation())
     return;
+  if (replaced && !before.empty() && before != h.epoch)
+    catch_up_v1(self, user, u, h);
   if (replaced) {
     if (!fresh)
       close_started_v2(self, u);
