@@ -204,14 +204,29 @@ refreshed read_refreshed(const json::value& v, const path_node* at) {
   return refreshed{r.opt(keys::expires_at, as_int)};
 }
 
-refresh read_refresh(const json::value& v, const path_node* at) {
-  object_reader r{v, at};
-  return refresh{r.str(keys::token)};
+refresh read_refresh(const json::value& v, const path_node*) {
+  // A REFRESH is answered REFRESHED or closed 4002 "when the new token is
+  // invalid": one with no token (or not a string) is that, not a frame to
+  // ignore, so it reads as an empty token, which no authenticator takes.
+  refresh x;
+  if (auto* o = v.if_object())
+    if (auto* t = o->if_contains(keys::token); t && t->is_string())
+      x.token.assign(t->get_string().data(), t->get_string().size());
+  return x;
 }
 
-ping read_ping(const json::value& v, const path_node* at) {
-  object_reader r{v, at};
-  return ping{r.opt(keys::timestamp, as_number)};
+ping read_ping(const json::value& v, const path_node*) {
+  // PING -> PONG whatever it carries: the server answers with its own time
+  // and uses none of it, so an app that sends its timestamp as text (or a
+  // payload of its own) still gets its PONG.
+  ping p;
+  if (auto* o = v.if_object())
+    if (auto* t = o->if_contains(keys::timestamp); t && t->is_number()) {
+      auto x = t->to_number<double>();
+      if (std::isfinite(x))
+        p.timestamp = x;
+    }
+  return p;
 }
 
 /// Boost.JSON turns 1e400 into infinity and would serialise it as the

@@ -138,7 +138,7 @@ client_message read_client(const json::value& v, const path_node* at,
   auto p = r.at(keys::payload);
   switch (x.type) {
     case client_type::refresh:
-      x.body = read_refresh(r.required(keys::payload), &p);
+      x.body = payload == nullptr ? refresh{} : read_refresh(*payload, &p);
       break;
     case client_type::ping:
       x.body = payload == nullptr ? ping{} : read_ping(*payload, &p);
@@ -149,7 +149,7 @@ client_message read_client(const json::value& v, const path_node* at,
     default:
       x.body = read_unknown(payload, &p);
   }
-  if (keep_raw && payload != nullptr) {
+  if (keep_raw && payload != nullptr && x.type != client_type::ping) {
     require_finite(*payload, &p);
     x.raw_payload = json::serialize(*payload);
   }

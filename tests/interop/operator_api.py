@@ -239,6 +239,13 @@ async def alone():
         st, r = n.http("POST", "/prompt-change", {"promptId": "p", "action": "created"})
         check(st == 200 and r.get("recipients") == 0 and r.get("seqs") == {},
               f"prompt-change without userIds: answered, seqs {{}} ({r})")
+        st, r = n.http("POST", "/prompt-change",
+                       {"promptId": "p", "action": "created", "userIds": ["dup", "dup"]})
+        st2, r2 = n.http("POST", "/prompt-change", {"promptId": "p", "action": "voted",
+                                                    "userIds": ["dup"]})
+        check(st == 200 and r.get("recipients") == 1 and list(r.get("seqs", {})) == ["dup"]
+              and st2 == 200 and r2["seqs"]["dup"] == r["seqs"]["dup"] + 1,
+              f"a user listed twice is published to once: {r} then {r2}")
         await ctl_checks(n)
     finally:
         n.stop()

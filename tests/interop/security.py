@@ -202,6 +202,21 @@ async def refresh_and_expiry(s):
     except websockets.ConnectionClosed:
         pass
     check(ws.close_code == 4002, f"REFRESH for another user: 4002 ({ws.close_code})")
+    # Without a usable token (and without an id): an invalid new token, 4002,
+    # not a frame to ignore until the old token expires.
+    for payload in ({}, {"token": 5}):
+        bare = await open_v2(s.url("?token=" + token(ttl=60, device="pad", **good)))
+        await first(bare, "WELCOME")
+        # Whatever a PING carries, it is answered PONG.
+        await bare.send(json.dumps({"type": "PING", "payload": {"timestamp": "2024-11-26T00:00:00Z"}}))
+        check((await first(bare, "PONG"))["type"] == "PONG", "a PING with a text timestamp: PONG")
+        await bare.send(json.dumps({"type": "REFRESH", "payload": payload}))
+        try:
+            while True:
+                await asyncio.wait_for(bare.recv(), 5)
+        except websockets.ConnectionClosed:
+            pass
+        check(bare.close_code == 4002, f"REFRESH with payload {payload}: 4002 ({bare.close_code})")
     # Unrefreshed: closed 4003 at the expiry (the sweep runs every second).
     ws = await open_v2(s.url("?token=" + token(ttl=2, **good)))
     await first(ws, "WELCOME")

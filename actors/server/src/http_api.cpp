@@ -1,6 +1,7 @@
 // The server's HTTP API: the legacy server's triggers (/api/sync/*), plus
 // admin-session, provider-health and state.
 
+#include <algorithm>
 #include <array>
 
 #include <openssl/crypto.h>
@@ -223,6 +224,9 @@ void prompt_change(api_ptr self, const http_exchange& ex, const json::value& bod
       return ex.respond(error(400, "userIds must be an array of strings"));
     users.emplace_back(v.get_string().data(), v.get_string().size());
   }
+  // A user listed twice is one recipient: published once, one seq to answer.
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
   // One answer once every user's hub has answered: {"seqs":{user:n}}, or
   // the failure. 503 only when none of it was published; when some was, or
   // may have been, 504: a retry with the same Idempotency-Key publishes
