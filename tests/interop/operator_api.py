@@ -318,14 +318,25 @@ async def ctl_checks(n):
     rc, out, _ = ctl(n, "publish", "shoot-progress", "--user", "c1", "--shoot", "s1",
                      "--processed", "2", "--total", "9", "--idempotency-key", "k1")
     check(rc == 0 and "seq 2" in out, f"ctl publish shoot-progress ({out.strip()})")
+    # An Idempotency-Key: a retry gets the first answer; the same key on
+    # another trigger is another publish, answered with its own position.
+    rc, out, _ = ctl(n, "publish", "shoot-progress", "--user", "c1", "--shoot", "s1",
+                     "--processed", "3", "--total", "9", "--idempotency-key", "k1")
+    check(rc == 0 and "seq 2" in out, f"a retry with its key: the first answer ({out.strip()})")
+    rc, out, _ = ctl(n, "publish", "credit-update", "--user", "c1", "--balance", "6",
+                     "--change", "1", "--idempotency-key", "k1")
+    check(rc == 0 and "seq 3" in out, f"the key on another trigger: published ({out.strip()})")
+    rc, out, _ = ctl(n, "publish", "credit-update", "--user", "c1", "--balance", "7",
+                     "--change", "1")
+    check(rc == 0 and "seq 4" in out, f"and the stream goes on ({out.strip()})")
     rc, out, _ = ctl(n, "users", "c1")
-    check(rc == 0 and "mac" in out and "v2" in out and "seq 2" in out, "ctl users: a table")
+    check(rc == 0 and "mac" in out and "v2" in out and "seq 4" in out, "ctl users: a table")
     rc, out, _ = ctl(n, "--json", "users", "c1")
     check(rc == 0 and json.loads(out)["devices"][0]["deviceId"] == "mac", "ctl users --json")
     rc, out, _ = ctl(n, "history", "c1", "--since", "1")
-    check(rc == 0 and "SHOOT_PROGRESS" in out and "CREDIT_UPDATE" not in out, "ctl history")
+    check(rc == 0 and "SHOOT_PROGRESS" in out and out.count("CREDIT_UPDATE") == 2, "ctl history")
     rc, out, _ = ctl(n, "--json", "history", "c1")
-    check(rc == 0 and [m["seq"] for m in json.loads(out)["messages"]] == [1, 2],
+    check(rc == 0 and [m["seq"] for m in json.loads(out)["messages"]] == [1, 2, 3, 4],
           "ctl history --json")
     rc, out, _ = ctl(n, "nodes")
     check(rc == 0 and "READY" in out and "yes" in out, "ctl nodes")

@@ -180,12 +180,14 @@ inline std::vector<stream_case> all() {
       // The backend's keys are a namespace of their own: a device id that
       // spells one is not it, and the other way round.
       with_key(credit(3), server::client_dedup_key("mac", "http:K7")),
-      with_key(credit(4), server::backend_dedup_key("K7")),
-      with_key(credit(4), server::backend_dedup_key("K7"), true),
-      with_key(credit(5), server::client_dedup_key("mac", "h:K7")),
+      with_key(credit(4), server::backend_dedup_key("CREDIT_UPDATE", "K7")),
+      with_key(credit(4), server::backend_dedup_key("CREDIT_UPDATE", "K7"), true),
+      with_key(credit(5), server::client_dedup_key("mac", "hCREDIT_UPDATE:K7")),
       with_key(credit(6), server::client_dedup_key("mac1", "")),
       with_key(credit(7), server::client_dedup_key("mac", "1:")),
-      read_of(0, UINT64_MAX, {1, 2, 3, 4, 5, 6, 7})}});
+      // A key names one trigger's publish: the same key on another is its own.
+      with_key(credit(8), server::backend_dedup_key("SHOOT_PROGRESS", "K7")),
+      read_of(0, UINT64_MAX, {1, 2, 3, 4, 5, 6, 7, 8})}});
   out.push_back({"a running shoot never goes back", {},
                  {shoot("a", 5, 1, true), shoot("a", 3, 2, false), shoot("a", 5, 3, true),
                   shoot("a", 9, 4, true), head_of(4, {"shoot:a"})}});

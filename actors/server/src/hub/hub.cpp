@@ -171,7 +171,8 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         const std::string& key) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();
       publish(
-        self, user, m, {}, key.empty() ? std::string{} : backend_dedup_key(key),
+        self, user, m, {},
+        key.empty() ? std::string{} : backend_dedup_key(msg::to_string(m.type), key),
         [rp](const publish_receipt& r) mutable { rp.deliver(r.seq); },
         [rp](const caf::error& e) mutable { rp.deliver(e); });
       return rp;

@@ -15,8 +15,11 @@ std::string client_dedup_key(std::string_view device, std::string_view id) {
   return k;
 }
 
-std::string backend_dedup_key(std::string_view idempotency_key) {
-  std::string k = "h:";
+std::string backend_dedup_key(std::string_view type, std::string_view idempotency_key) {
+  // The type's name has no ':': no (type, key) pair spells another's.
+  std::string k = "h";
+  k += type;
+  k += ':';
   k += idempotency_key;
   return k;
 }

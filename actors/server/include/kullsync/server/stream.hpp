@@ -157,9 +157,11 @@ struct stream_range {
 /// is answered with its first position instead of being applied twice. A
 /// device's message ids are its own (two devices may both send id "1"), and
 /// the backend's Idempotency-Keys are a namespace of their own (no id a
-/// device sends can match one).
+/// device sends can match one), one per type of message: a retry is
+/// answered with the first answer, and a key used again for another
+/// trigger is another publish (answered with its own position).
 std::string client_dedup_key(std::string_view device, std::string_view id);
-std::string backend_dedup_key(std::string_view idempotency_key);
+std::string backend_dedup_key(std::string_view type, std::string_view idempotency_key);
 
 /// The v2 text of a v1 envelope numbered `seq` (`seq` is the envelope's
 /// last field in both encoders: appended in place), and back.
