@@ -88,6 +88,23 @@ TEST(stream_follower, what_the_stream_no_longer_holds_resets) {
   EXPECT_NE(g.on_range(gx.read->generation, r).reset, nullptr);
 }
 
+// A record on the user's channel that no publish made (someone else wrote
+// it), at a position past the stream's top: the read back of the gap before
+// it is whole but ends short. Asking again would get the same answer for
+// ever (a busy loop of script calls): the stream is followed afresh.
+TEST(stream_follower, a_message_past_the_streams_top_resets_instead_of_reading_for_ever) {
+  auto f = live_at(1);
+  auto fx = f.on_message(numbered(5));
+  ASSERT_TRUE(fx.read);
+  stream_range r;
+  r.epoch = "e1";
+  r.complete = true; // (1, 4] clamped to the top, 1: nothing, and whole
+  auto after = f.on_range(fx.read->generation, r);
+  EXPECT_NE(after.reset, nullptr);
+  EXPECT_FALSE(after.read) << "not asked again";
+  EXPECT_TRUE(after.apply.empty()) << "the forged message is not applied";
+}
+
 TEST(stream_follower, another_epoch_resets_and_drops_the_acks) {
   auto f = live_at(3);
   f.on_receipt({5, "e1", false}, 42); // due at 5

@@ -58,8 +58,7 @@ stream_follower::effects stream_follower::on_head(uint64_t generation, const str
     settle_acks(fx);
   }
   if (!replace && h.top > seq_) {
-    filling_ = true;
-    fx.read = effects::range{generation_, seq_, h.top};
+    read_back(fx, seq_, h.top);
     return fx;
   }
   drain(fx);
@@ -101,15 +100,19 @@ void stream_follower::drain(effects& fx) {
     if (i->first <= seq_) {
       ahead.erase(i);
     } else if (i->first > seq_ + 1) {
-      filling_ = true;
-      fx.read = effects::range{generation_, seq_, i->first - 1};
-      return;
+      return read_back(fx, seq_, i->first - 1);
     } else {
       auto m = std::move(i->second);
       ahead.erase(i);
       apply(m, fx);
     }
   }
+}
+
+void stream_follower::read_back(effects& fx, uint64_t since, uint64_t upto) {
+  filling_ = true;
+  fill_upto_ = upto;
+  fx.read = effects::range{generation_, since, upto};
 }
 
 void stream_follower::apply(const message_ptr& m, effects& fx) {
@@ -155,6 +158,15 @@ stream_follower::effects stream_follower::on_range(uint64_t generation,
     }
     apply(m, fx);
   }
+  if (seq_ < fill_upto_) {
+    // Whole, yet short of what a head or a delivered message said the
+    // stream holds: no publish makes that (a message is in the stream
+    // before it is on the channel), so what claimed the position is not the
+    // stream's (a record someone else wrote). Asking again would get the
+    // same answer for ever: the stream is followed afresh.
+    reset(fx, "a delivered message claims a position the stream does not hold");
+    return fx;
+  }
   drain(fx);
   return fx;
 }
@@ -179,8 +191,7 @@ stream_follower::effects stream_follower::on_check(uint64_t generation,
   if (h.epoch != epoch_) {
     reset(fx, "the stream's epoch changed");
   } else if (h.top > seq_ && !filling_) {
-    filling_ = true;
-    fx.read = effects::range{generation_, seq_, h.top};
+    read_back(fx, seq_, h.top);
   }
   return fx;
 }

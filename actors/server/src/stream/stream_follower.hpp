@@ -87,11 +87,14 @@ public:
 private:
   void drain(effects& fx);
   void apply(const message_ptr& m, effects& fx);
+  /// Asks for (since, upto]: until it is answered, nothing else is read.
+  void read_back(effects& fx, uint64_t since, uint64_t upto);
   void settle_acks(effects& fx);
   void reset(effects& fx, const char* why);
 
   bool live_ = false;       // the head arrived (else: a follow is out)
   bool filling_ = false;    // a read is out
+  uint64_t fill_upto_ = 0;  // up to where it asks
   uint64_t generation_ = 0;
   std::string epoch_;
   // The epoch the last head replaced: its messages still on their way (a
