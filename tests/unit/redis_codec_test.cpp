@@ -63,10 +63,18 @@ TEST(redis_codec, publish_replies) {
   auto ok = parse_publish(arr({num(7), str("e1"), num(0), num(3), str("e1"), num(1)}), 2);
   ASSERT_TRUE(ok);
   ASSERT_EQ(ok->size(), 2u);
-  EXPECT_EQ((*ok)[0].seq, 7u);
-  EXPECT_EQ((*ok)[0].epoch, "e1");
-  EXPECT_FALSE((*ok)[0].duplicate);
-  EXPECT_TRUE((*ok)[1].duplicate);
+  EXPECT_EQ((*ok)[0]->seq, 7u);
+  EXPECT_EQ((*ok)[0]->epoch, "e1");
+  EXPECT_FALSE((*ok)[0]->duplicate);
+  EXPECT_TRUE((*ok)[1]->duplicate);
+  // One refused by the script (a user's keys it cannot use): that one alone,
+  // and not published (503, not 504).
+  auto some = parse_publish(arr({num(7), str("e1"), num(0), num(0), str("WRONGTYPE x"), num(-1)}), 2);
+  ASSERT_TRUE(some);
+  EXPECT_TRUE((*some)[0]);
+  ASSERT_FALSE((*some)[1]);
+  EXPECT_TRUE(unavailable((*some)[1].error()));
+  EXPECT_TRUE(unknown(parse_publish(arr({num(7), str("e1"), num(2)}), 1).error()));
   // The script ran and answered something else: it may have written.
   EXPECT_TRUE(unknown(parse_publish(arr({num(7), str("e1"), num(0)}), 2).error()))
     << "one receipt short";

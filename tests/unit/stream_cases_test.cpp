@@ -204,8 +204,12 @@ public:
     std::vector<published> out(batch.size());
     size_t records = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
-      out[c.order[i]].receipt = (*got)[i];
-      records += (*got)[i].duplicate ? 0 : 1;
+      auto& outcome = (*got)[i];
+      EXPECT_TRUE(outcome) << "publish refused: " << to_string(outcome.error());
+      if (!outcome)
+        continue;
+      out[c.order[i]].receipt = *outcome;
+      records += outcome->duplicate ? 0 : 1;
     }
     // The channel messages every following node gets: a user's records in
     // the order of its publishes.
@@ -260,6 +264,26 @@ public:
     return h ? *h : stream_head{};
   }
   void failover() override { ++run_; } // a replica: another run id
+
+  /// The script's answer to one batch, without checking the channel.
+  std::vector<broker::publish_outcome> outcomes(const std::vector<publish_request>& batch) {
+    std::vector<const publish_request*> reqs;
+    for (auto& req : batch)
+      reqs.push_back(&req);
+    auto c = broker::publish_call(cfg_.prefix, reqs, run(), epoch());
+    auto got = broker::parse_publish(eval(0, c.call), batch.size());
+    EXPECT_TRUE(got) << (got ? "" : to_string(got.error()));
+    std::vector<broker::publish_outcome> out(batch.size(), publish_receipt{});
+    if (got)
+      for (size_t i = 0; i < batch.size(); ++i)
+        out[c.order[i]] = (*got)[i];
+    return out;
+  }
+  /// A command as someone else's client would send it.
+  broker::redis_value raw(std::vector<std::string> argv) { return command(std::move(argv)); }
+  std::string key(const std::string& user, const std::string& what) const {
+    return cfg_.prefix + "{" + user + "}:" + what;
+  }
 
 private:
   std::string run() const { return "run" + std::to_string(run_); }
@@ -426,4 +450,64 @@ TEST(stream_cases, the_redis_scripts_keep_every_rule) {
       ASSERT_TRUE(x.ok()) << "redis-server did not answer";
       play(x, c, batched);
     }
+}
+
+// Keys the scripts did not write (another client's SET on a user's stream,
+// a state value that is not one, a stream past its #seq): the publish
+// script refuses that user's publishes alone, leaves no dedup answer behind
+// for what it refused (a retry with its key would be told it was
+// published), and reads what it can rather than failing half way.
+TEST(stream_cases, the_publish_script_refuses_a_users_bad_keys_alone) {
+  if (::access("/usr/bin/redis-server", X_OK) != 0)
+    GTEST_SKIP() << "no /usr/bin/redis-server (Debian's redis-server)";
+  redis_process redis;
+  redis_impl x{redis, cases::limits{}};
+  ASSERT_TRUE(x.ok()) << "redis-server did not answer";
+  auto credit_of = [](const std::string& user, const std::string& key = {}) {
+    auto s = cases::credit(0);
+    s.user = user;
+    s.dedup = key;
+    return request_of(s);
+  };
+  // Another type at the stream's own key (the meta and state hash).
+  x.raw({"SET", x.key("bad", "st"), "garbage"});
+  auto got = x.outcomes({credit_of("good"), credit_of("bad", "K"), credit_of("good")});
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_TRUE(got[0]);
+  EXPECT_EQ(got[0]->seq, 1u);
+  ASSERT_TRUE(got[2]) << "the user batched after the bad one is published";
+  EXPECT_EQ(got[2]->seq, 2u);
+  ASSERT_FALSE(got[1]);
+  EXPECT_EQ(got[1].error(), server::make_error(server::broker_errc::unavailable));
+  EXPECT_EQ(x.raw({"EXISTS", x.key("bad", "d:K")}).number, 0) << "no dedup answer left";
+
+  // Another type at the stream (`s`): refused before any dedup answer stays.
+  x.raw({"SET", x.key("bad2", "s"), "garbage"});
+  x.raw({"HSET", x.key("bad2", "st"), "#epoch", "e-old", "#run", "run1", "#seq", "3"});
+  got = x.outcomes({credit_of("bad2", "K2")});
+  EXPECT_FALSE(got[0]);
+  EXPECT_EQ(x.raw({"EXISTS", x.key("bad2", "d:K2")}).number, 0);
+
+  // A state value that is not one: taken as absent, replaced.
+  auto first = x.outcomes({credit_of("odd")});
+  ASSERT_TRUE(first[0]);
+  x.raw({"HSET", x.key("odd", "st"), "credits", "not a state value", "shoot:old", "nor this"});
+  auto s = cases::shoot("new", 5, 0, true);
+  s.user = "odd";
+  got = x.outcomes({credit_of("odd"), request_of(s)});
+  ASSERT_TRUE(got[0]) << to_string(got[0].error());
+  ASSERT_TRUE(got[1]) << "a new shoot makes room past a value that is not a state";
+  EXPECT_EQ(got[1]->seq, first[0]->seq + 2);
+
+  // A stream whose entries run past #seq (left by a call that failed half
+  // way): numbered after them, not refused at every publish.
+  auto top = got[1]->seq;
+  x.raw({"XADD", x.key("odd", "s"), std::to_string(top + 2) + "-0", "f", "orphan"});
+  got = x.outcomes({credit_of("odd", "K3")});
+  ASSERT_TRUE(got[0]) << to_string(got[0].error());
+  EXPECT_EQ(got[0]->seq, top + 3);
+  got = x.outcomes({credit_of("odd", "K3")});
+  ASSERT_TRUE(got[0]);
+  EXPECT_TRUE(got[0]->duplicate);
+  EXPECT_EQ(got[0]->seq, top + 3) << "its key answers the position it got";
 }

@@ -163,14 +163,27 @@ void flush(broker_ptr self, shard_link& s) {
                self->send(p.to, published_atom::value, p.ticket, r.error());
              return;
            }
-           counters.publishes += taken->size();
            ++counters.publish_calls;
            auto now = std::chrono::steady_clock::now();
            for (size_t i = 0; i < taken->size(); ++i) {
              auto& p = (*taken)[order[i]];
+             auto& outcome = (*r)[i];
+             if (!outcome) {
+               // A user's keys the script cannot use: that user's alone.
+               ++counters.publish_failures;
+               auto& s = self->state.shards[index];
+               if (s.refused_log.should_log(steady_ms()))
+                 self->state.log->error("redis {}: a publish for user {} was refused ({}): "
+                                        "its keys ({}*) hold what the scripts did not write",
+                                        s.name(), p.req.user, self->home_system().render(outcome.error()),
+                                        keys_for(self->state.cfg.prefix, p.req.user).prefix);
+               self->send(p.to, published_atom::value, p.ticket, std::move(outcome.error()));
+               continue;
+             }
+             ++counters.publishes;
              counters.publish_latency.observe(
                std::chrono::duration<double>(now - p.started).count());
-             self->send(p.to, published_atom::value, p.ticket, std::move((*r)[i]));
+             self->send(p.to, published_atom::value, p.ticket, std::move(*outcome));
            }
          });
   }

@@ -225,8 +225,7 @@ bool refused_before_writing(const redis_value& v) {
   return false;
 }
 
-caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_value& v,
-                                                                  size_t n) {
+caf::expected<std::vector<publish_outcome>> parse_publish(const redis_value& v, size_t n) {
   if (v.is_error()) {
     auto why = "publish: " + v.str;
     if (v.kind == redis_value::unsent || refused_before_writing(v))
@@ -239,7 +238,7 @@ caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_va
   };
   if (!array_of(v, 3 * n))
     return unknown("publish: not {seq, epoch, duplicate} per publish");
-  std::vector<server::publish_receipt> out;
+  std::vector<publish_outcome> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto& seq = v.elements[3 * i];
@@ -247,9 +246,13 @@ caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_va
     auto& dup = v.elements[3 * i + 2];
     if (seq.kind != redis_value::integer || seq.number < 0
         || epoch.kind != redis_value::string || epoch.str.empty()
-        || dup.kind != redis_value::integer)
+        || dup.kind != redis_value::integer || dup.number < -1 || dup.number > 1)
       return unknown("publish: not {seq, epoch, duplicate}");
-    out.push_back({static_cast<uint64_t>(seq.number), epoch.str, dup.number == 1});
+    if (dup.number == -1) // refused by the script, nothing of it written: epoch says why
+      out.emplace_back(server::make_error(broker_errc::unavailable, "publish refused: " + epoch.str));
+    else
+      out.emplace_back(server::publish_receipt{static_cast<uint64_t>(seq.number), epoch.str,
+                                               dup.number == 1});
   }
   return out;
 }

@@ -65,12 +65,15 @@ script_call read_call(const user_keys& k, const std::string& run,
 /// did not happen.
 bool refused_before_writing(const redis_value& v);
 
-/// The receipts of a batch of `n` publishes, in order. Fails unavailable
+/// One publish's outcome: its receipt, or the script's refusal of it
+/// (unavailable: nothing of it was written).
+using publish_outcome = caf::expected<server::publish_receipt>;
+
+/// The outcomes of a batch of `n` publishes, in order. Fails unavailable
 /// when the batch certainly did not happen (never sent, or refused before
 /// writing), outcome_unknown when it may have (the link went down with the
 /// call under way, or the script answered something else).
-caf::expected<std::vector<server::publish_receipt>> parse_publish(const redis_value& v,
-                                                                  size_t n);
+caf::expected<std::vector<publish_outcome>> parse_publish(const redis_value& v, size_t n);
 caf::expected<server::stream_head> parse_head(const redis_value& v);
 caf::expected<server::stream_range> parse_read(const redis_value& v,
                                                const std::string& user);

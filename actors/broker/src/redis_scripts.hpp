@@ -54,7 +54,10 @@ namespace kullsync::broker::scripts {
 /// ("terminal|rank|at|until|now|frame"), dedup key ('' none), state field
 /// ('' none), terminal (0/1), rank, at, now, presence device,
 /// "connected at|protocol".
-/// Returns {seq, epoch, duplicate (0/1)} per publish, users in KEYS order.
+/// Returns {seq, epoch, duplicate (0/1)} per publish, users in KEYS order;
+/// {0, why, -1} for a publish refused (nothing of it written): a user's
+/// keys of another type, refused from the first of that user's publishes
+/// on, while the batch's other users are published.
 inline constexpr const char* publish_body = R"lua(
 local run, new_epoch, origin, last_now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function fmt(n) return string.format('%d', n) end
@@ -82,7 +85,8 @@ local function make_room(st, shoot, now)
       local u, upd = string.match(all[i + 1], '^%d|%-?%d+|%-?%d+|(%-?%d+)|(%-?%d+)|')
       u, upd = tonumber(u), tonumber(upd)
       local is_shoot = string.sub(f, 1, 6) == 'shoot:'
-      if u ~= 0 and u <= now then gone[#gone + 1] = f
+      if not (u and upd) then gone[#gone + 1] = f -- not a state value: no one's
+      elseif u ~= 0 and u <= now then gone[#gone + 1] = f
       elseif is_shoot and IDLE > 0 and upd < now - IDLE then gone[#gone + 1] = f
       elseif is_shoot then shoots[#shoots + 1] = {f = f, upd = upd} end
     end
@@ -100,11 +104,18 @@ local function make_room(st, shoot, now)
 end
 
 local out = {}
-local a = 5
-for g = 1, #KEYS do
-  local b = KEYS[g]
-  local k = tonumber(ARGV[a])
-  a = a + 1
+-- A publish refused, and with it the rest of its user's group (so that the
+-- user's order holds): nothing of it was written, and the node says so.
+local function refuse(n, why)
+  for _ = 1, n do out[#out + 1] = 0; out[#out + 1] = why; out[#out + 1] = -1 end
+end
+
+-- One user's publishes. Every write that another's data can make fail (a
+-- key of another type, a stream whose top is past #seq) goes through
+-- redis.pcall before the group's own writes, so a bad user never fails
+-- the users batched with it, and a refused publish leaves no dedup answer
+-- behind (a retry with its key would be told it was published).
+local function publish_group(b, a, k)
   local st, s = b .. 'st', b .. 's'
   -- What the group reads, in one call: the meta with the group's fields.
   local fields, fseen = {}, {}
@@ -112,9 +123,10 @@ for g = 1, #KEYS do
     local f = ARGV[a + j * 10 + 3]
     if f ~= '' and not fseen[f] then fseen[f] = true; fields[#fields + 1] = f end
   end
-  local got = redis.call('HMGET', st, '#epoch', '#run', '#x', '#seq', unpack(fields))
+  local got = redis.pcall('HMGET', st, '#epoch', '#run', '#x', '#seq', unpack(fields))
+  if got.err then return refuse(k, got.err) end
   local epoch, fresh = got[1], false
-  local seq = tonumber(got[4] or '0')
+  local seq = tonumber(got[4] or '0') or 0
   if not (epoch and got[2] == run) then
     epoch, fresh = new_epoch, true
     redis.call('DEL', s)
@@ -131,14 +143,16 @@ for g = 1, #KEYS do
   for j = 1, k do
     local kind, value, dedup, f = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
     local now = ARGV[a + 7]
-    local answered = false
+    local answered, failed, dk = false, nil, nil
     -- A key answers within its epoch only; one it does not answer takes
     -- the position this message is about to get, in the same call.
     if dedup ~= '' then
-      local dk = b .. 'd:' .. dedup
+      dk = b .. 'd:' .. dedup
       local v = (kind == 'n' and fmt(seq + 1) or '0') .. ':' .. epoch
-      local old = redis.call('SET', dk, v, 'NX', 'GET', 'PX', DEDUP_TTL)
-      if old then
+      local old = redis.pcall('SET', dk, v, 'NX', 'GET', 'PX', DEDUP_TTL)
+      if type(old) == 'table' and old.err then
+        failed, dk = old.err, nil
+      elseif old then
         local ds, de = string.match(old, '^(%d+):(.*)$')
         if ds and de == epoch then
           out[#out + 1] = tonumber(ds); out[#out + 1] = de; out[#out + 1] = 1
@@ -148,23 +162,46 @@ for g = 1, #KEYS do
         end
       end
     end
-    if not answered then
-      local dev, on, at = '', '0', '0'
-      if kind == 'x' then on = 'x' end
-      if kind == 'p' or kind == 'q' then
-        dev, at = ARGV[a + 8], ARGV[a + 9]
-        local pf = origin .. '|' .. dev
-        if kind == 'p' then redis.call('HSET', b .. 'p', pf, at); on = '1'
-        else redis.call('HDEL', b .. 'p', pf) end
-        redis.call('PEXPIRE', b .. 'p', STATE_TTL)
+    local dev, on, at = '', '0', '0'
+    if not answered and not failed and (kind == 'p' or kind == 'q') then
+      dev, at = ARGV[a + 8], ARGV[a + 9]
+      local pf = origin .. '|' .. dev
+      local r
+      if kind == 'p' then r = redis.pcall('HSET', b .. 'p', pf, at); on = '1'
+      else r = redis.pcall('HDEL', b .. 'p', pf) end
+      if type(r) == 'table' and r.err then failed = r.err
+      else redis.call('PEXPIRE', b .. 'p', STATE_TTL) end
+    end
+    local pos, ptext, field = 0, '0', ''
+    if not answered and not failed and kind == 'n' then
+      -- Trimmed roughly (whole nodes: cheap); what a read may return is
+      -- bounded exactly by MAXLEN in the read script.
+      local r = redis.pcall('XADD', s, 'MAXLEN', '~', MAXLEN, fmt(seq + 1) .. '-0', 'f', value)
+      if type(r) == 'table' and r.err and string.find(r.err, 'equal or smaller', 1, true) then
+        -- The stream holds positions #seq does not (a call that failed half
+        -- way, by a version that let one): numbered after them.
+        local last = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
+        local top = last[1] and tonumber(string.match(last[1][1], '^(%d+)'))
+        if top and top > seq then
+          seq = top
+          r = redis.pcall('XADD', s, 'MAXLEN', '~', MAXLEN, fmt(seq + 1) .. '-0', 'f', value)
+          if dk and not (type(r) == 'table' and r.err) then
+            redis.call('SET', dk, fmt(seq + 1) .. ':' .. epoch, 'PX', DEDUP_TTL)
+          end
+        end
       end
-      local pos, ptext, field = 0, '0', ''
+      if type(r) == 'table' and r.err then failed = r.err end
+    end
+    if failed then
+      if dk then redis.call('DEL', dk) end
+      refuse(k - j + 1, failed)
+      break
+    end
+    if not answered then
+      if kind == 'x' then on = 'x' end
       if kind == 'n' then
         seq = seq + 1
         pos, ptext = seq, fmt(seq)
-        -- Trimmed roughly (whole nodes: cheap); what a read may return is
-        -- bounded exactly by MAXLEN in the read script.
-        redis.call('XADD', s, 'MAXLEN', '~', MAXLEN, ptext .. '-0', 'f', value)
         if f ~= '' then
           -- The state rule (state_table::put).
           local n = tonumber(now)
@@ -173,8 +210,8 @@ for g = 1, #KEYS do
           local exists, replace = false, true
           if c then
             local ct, cr, ca, cu = string.match(c, '^(%d)|(%-?%d+)|(%-?%d+)|(%-?%d+)|')
-            if cu and cu ~= '0' and tonumber(cu) <= n then
-              c = false -- its linger is over: as if absent
+            if not ct or (cu ~= '0' and tonumber(cu) <= n) then
+              c = false -- its linger is over (or it is not a state value): as if absent
             else
               exists = true
               if terminal == '0' and rank ~= '-1' then
@@ -217,7 +254,7 @@ for g = 1, #KEYS do
   end
   -- Lifetimes: refreshed at most once per stream lifetime, each set so that
   -- the stream outlives its last write by that much.
-  local refresh = fresh or last_now >= tonumber(got[3] or '0')
+  local refresh = fresh or last_now >= (tonumber(got[3] or '0') or 0)
   if refresh then hs[#hs + 1] = '#x'; hs[#hs + 1] = fmt(last_now + STREAM_TTL) end
   for f, v in pairs(dirty) do hs[#hs + 1] = f; hs[#hs + 1] = v end
   redis.call('HSET', st, unpack(hs))
@@ -227,6 +264,13 @@ for g = 1, #KEYS do
     redis.call('PEXPIRE', s, 2 * STREAM_TTL)
     redis.call('PEXPIRE', b .. 'p', STATE_TTL)
   end
+end
+
+local a = 5
+for g = 1, #KEYS do
+  local k = tonumber(ARGV[a])
+  publish_group(KEYS[g], a + 1, k)
+  a = a + 1 + k * 10
 end
 return out
 )lua";
