@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <new>
@@ -259,8 +260,68 @@ decode_result<client_message> read_text(std::string_view text,
     });
 }
 
-std::optional<echoed_id> read_client_id(std::string_view text,
-                                        const decode_limits& lim) {
+namespace {
+
+bool hex4(std::string_view s, size_t at, unsigned& out) {
+  if (at + 4 > s.size())
+    return false;
+  out = 0;
+  for (size_t k = at; k < at + 4; ++k) {
+    char c = s[k];
+    unsigned d = c >= '0' && c <= '9'   ? unsigned(c - '0')
+                 : c >= 'a' && c <= 'f' ? unsigned(c - 'a' + 10)
+                 : c >= 'A' && c <= 'F' ? unsigned(c - 'A' + 10)
+                                        : 16u;
+    if (d > 15)
+      return false;
+    out = out * 16 + d;
+  }
+  return true;
+}
+
+/// `text` with each escaped surrogate that is not half of a pair made
+/// U+FFFD (same length). JSON's grammar allows a lone one ("\ud800": what
+/// JavaScript's JSON.stringify writes for half an emoji), which Boost.JSON
+/// refuses; only to find such a frame's id.
+std::string without_lone_surrogates(std::string_view text) {
+  std::string out{text};
+  for (size_t i = 0; i + 1 < out.size(); ++i) {
+    if (out[i] != '\\')
+      continue;
+    unsigned u = 0;
+    if (out[i + 1] != 'u' || !hex4(out, i + 2, u)) {
+      ++i; // another escape: skip its character
+      continue;
+    }
+    unsigned low = 0;
+    bool pair = u >= 0xD800 && u <= 0xDBFF && i + 7 < out.size() && out[i + 6] == '\\'
+                && out[i + 7] == 'u' && hex4(out, i + 8, low) && low >= 0xDC00 && low <= 0xDFFF;
+    if (pair) {
+      i += 11;
+    } else {
+      if (u >= 0xD800 && u <= 0xDFFF)
+        out.replace(i + 2, 4, "FFFD");
+      i += 5;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+std::optional<echoed_id> read_client_id(std::string_view text, const decode_limits& lim) {
+  auto r = read_client_id_strict(text, lim);
+  if (r)
+    return r;
+  // A frame refused for what JSON allows (nesting past the limit, a lone
+  // surrogate escape) still names its id: its refusal must reach it.
+  decode_limits deep = lim;
+  deep.max_depth = std::max<size_t>(lim.max_depth, text.size());
+  return read_client_id_strict(without_lone_surrogates(text), deep);
+}
+
+std::optional<echoed_id> read_client_id_strict(std::string_view text,
+                                               const decode_limits& lim) {
   auto r = decode_frame<std::optional<echoed_id>>(
     text, lim, [](const json::value& v, const path_node*) -> std::optional<echoed_id> {
       auto* obj = v.if_object();

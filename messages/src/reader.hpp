@@ -21,6 +21,10 @@ decode_result<T> read_text(std::string_view text, const decode_limits& lim);
 /// frame is an object that has one. Never throws.
 std::optional<echoed_id> read_client_id(std::string_view text,
                                         const decode_limits& lim);
+/// The same, within `lim` only (read_client_id also reads frames refused
+/// for what JSON allows).
+std::optional<echoed_id> read_client_id_strict(std::string_view text,
+                                               const decode_limits& lim);
 std::optional<uint64_t> read_server_seq(std::string_view text, const decode_limits& lim);
 
 /// Reads an already parsed value as T. Never throws.

@@ -93,6 +93,28 @@ TEST(codec_v2, a_refused_id_is_echoed_as_the_contract_says) {
   // The decoder counts characters too: 64 of them is an id, 65 is not.
   EXPECT_TRUE(decode_client(R"({"type":"PING","id":")" + e64 + R"("})"));
   EXPECT_FALSE(decode_client(R"({"type":"PING","id":")" + e65 + R"("})"));
+  // A frame refused for what JSON allows still names its id, so that its
+  // refusal reaches it: a lone surrogate escape (JavaScript writes one for
+  // half an emoji), in the payload or the id itself, and nesting past the
+  // decoder's depth.
+  const std::string progress = R"("shootId":"s","status":"queued","processedCount":0,"totalCount":1)";
+  auto lone = R"({"type":"UPDATE_PROGRESS","id":"m1","payload":{)" + progress
+              + R"(,"currentImage":"\ud800.jpg"}})";
+  EXPECT_FALSE(decode_client(lone));
+  ASSERT_TRUE(echo(lone));
+  EXPECT_EQ(echo(lone)->id, "m1");
+  auto lone_id = echo(R"({"type":"UPDATE_PROGRESS","id":"\udc00x"})");
+  ASSERT_TRUE(lone_id);
+  EXPECT_EQ(lone_id->id, "\xef\xbf\xbd" "x"); // U+FFFD in its place
+  std::string deep = R"({"type":"UPDATE_PROGRESS","id":"m2","payload":{)" + progress
+                     + R"(,"meta":)" + std::string(40, '[') + std::string(40, ']') + "}}";
+  EXPECT_FALSE(decode_client(deep));
+  ASSERT_TRUE(echo(deep));
+  EXPECT_EQ(echo(deep)->id, "m2");
+  // A pair is left alone, and an escaped backslash before a u is no escape.
+  auto pair = echo(R"({"id":"a\ud83d\ude00","x":"\\ud800"})");
+  ASSERT_TRUE(pair);
+  EXPECT_EQ(pair->id, "a\xf0\x9f\x98\x80");
 }
 
 TEST(codec_v2, numbered_messages_carry_seq_and_v1_ones_do_not) {
