@@ -17,6 +17,11 @@ namespace kullsync::msg::detail {
 template <class T>
 decode_result<T> read_text(std::string_view text, const decode_limits& lim);
 
+/// A client message's payload as a relay forwards it: as received, but
+/// numbers as JavaScript writes them and an UPDATE_PROGRESS's counts as
+/// they were read (rounded).
+std::string relay_text(const boost::json::value& payload, const client_message& m);
+
 /// The "id" of a client frame's top level as a refusal echoes it, if the
 /// frame is an object that has one. Never throws.
 std::optional<echoed_id> read_client_id(std::string_view text,

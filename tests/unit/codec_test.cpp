@@ -436,6 +436,25 @@ TEST(codec_bad_client, a_ping_is_a_ping_whatever_it_carries) {
   EXPECT_EQ(std::get<ping>(r->body).timestamp, 1732580000.5);
 }
 
+// "UPDATE_PROGRESS -> SHOOT_PROGRESS with the payload as data": relayed as
+// received, but with numbers as JavaScript (the deployed relay) writes them
+// and the counts as the stream keeps them (rounded), so that a device that
+// replays or takes a SNAPSHOT sees what the live one saw.
+TEST(codec_bad_client, a_relayed_payload_keeps_its_numbers_as_javascript_writes_them) {
+  decode_limits lim;
+  lim.keep_raw_payload = true;
+  auto r = decode_client(
+    R"({"type":"UPDATE_PROGRESS","payload":{"shootId":"s1","status":"processing",)"
+    R"("processedCount":1.5,"totalCount":1e1,"eta":12.5,"extra":{"f":0.1,"z":-0.0,"big":1e21,)"
+    R"("n":[1,2.0,-3],"s":"\u00e9\n"}}})", lim);
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->raw_payload,
+            "{\"shootId\":\"s1\",\"status\":\"processing\",\"processedCount\":2,"
+            "\"totalCount\":10,\"eta\":12.5,\"extra\":{\"f\":0.1,\"z\":0,\"big\":1e+21,"
+            "\"n\":[1,2,-3],\"s\":\"\xc3\xa9\\n\"}}");
+  EXPECT_EQ(std::get<shoot_progress>(r->body).processed_count, 2);
+}
+
 TEST(codec_bad_client, invalid_utf8_is_rejected) {
   auto r = decode_client("{\"type\":\"PING\xff\"}");
   ASSERT_FALSE(r);
