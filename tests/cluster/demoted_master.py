@@ -3,7 +3,8 @@ device's follow waits for its channel's confirmation: the confirmation comes
 once the node has found the instance is no master, and so serves nobody. The
 device must not wait for ever: it is refused (1013) within a few probes, the
 node says once (not every probe) why it is not ready, and once the instance
-is a master again new devices join.
+is a master again new devices join. Demoted with nothing written, the node
+finds out from its probe (INFO replication), not at its next write.
 
     demoted_master.py <kullsync-server binary>
 """
@@ -64,8 +65,18 @@ async def main():
         ipad = Device("u2", "ipad")
         await ipad.connect(n)
         check(await until(lambda: ipad.epoch, 10), "u2's device joins")
+
         await ipad.close()
         await mac.close()
+
+        # Demoted again with nobody followed (no head, no publish writes): the
+        # probe's INFO says so, and the node is not ready within a probe
+        # interval, not at its next write.
+        redis_command(a.port, "REPLICAOF", "127.0.0.1", b.port)
+        check(await until(lambda: not n.ready(), 1.8), "not ready within a probe, no write needed")
+        check(logged("it says it is a replica now") >= 1, "n says why")
+        redis_command(a.port, "REPLICAOF", "NO", "ONE")
+        check(await until(n.ready, 10), "ready again")
     finally:
         stop_all((n,), (b, a))
         proxy.close()

@@ -108,26 +108,30 @@ void publish(broker_ptr self, publish_request& req, uint64_t ticket,
   s.batch.push_back({std::move(req), ticket, to, std::chrono::steady_clock::now()});
 }
 
+} // namespace
+
 /// A master demoted under the command link. Nothing more is sent on it (the
 /// instance is not ready), and it goes once what was sent before is answered
 /// (a PING behind it): those calls were refused as to a replica, certainly
 /// not applied (503), where dropping at once would leave their outcome
 /// unknown (504). With Sentinel the sentinels are asked where the master is
 /// now.
-void leave_replica(broker_ptr self, shard_link& s) {
+void leave_replica(broker_ptr self, shard_link& s, const char* how) {
   if (s.replica_gen == s.cmd_gen)
     return; // leaving already
   s.replica_gen = s.cmd_gen;
   s.replica_since_ms = steady_ms();
   refresh_ready(self);
-  self->state.log->warn("redis {}: a write was refused as to a replica (READONLY)", s.name());
+  self->state.log->warn("redis {}: {}", s.name(), how);
   if (s.by_sentinel())
-    ask_again(self, s, "a write was refused as to a replica");
+    ask_again(self, s, how);
   auto link = s.cmd;
   command_on(self, link, std::make_shared<const std::vector<std::string>>(
                            std::vector<std::string>{"PING"}),
              [self, link](redis_value) { drop(self, link, "a replica"); });
 }
+
+namespace {
 
 /// One script call for (at most `max_batch` of) an instance's batch.
 void flush(broker_ptr self, shard_link& s) {
@@ -155,7 +159,8 @@ void flush(broker_ptr self, shard_link& s) {
          [self, taken, order = std::move(pb.order), index = s.index](redis_value v) {
            auto& counters = *self->state.shared;
            if (v.kind == redis_value::error && v.str.rfind("READONLY", 0) == 0)
-             leave_replica(self, self->state.shards[index]);
+             leave_replica(self, self->state.shards[index],
+                           "a write was refused as to a replica (READONLY)");
            auto r = parse_publish(v, taken->size());
            if (!r) {
              counters.publish_failures += taken->size();

@@ -412,6 +412,11 @@ std::optional<std::string> mastership_of(const std::string& info) {
   return *run + ":" + *replid;
 }
 
+bool is_replica(const std::string& info) {
+  auto role = info_field(info, "role:");
+  return role && *role != "master";
+}
+
 std::optional<std::string> too_old_for_scripts(const std::string& info) {
   auto v = info_field(info, "redis_version:");
   if (!v)

@@ -91,6 +91,8 @@ std::vector<server::message_ptr> parse_channel_message(const std::string& user,
 /// before, was demoted, resynced from another and is promoted again (it may
 /// have lost writes meanwhile). Nothing when either is missing.
 std::optional<std::string> mastership_of(const std::string& info);
+/// Whether `info` (INFO replication) says the server is a replica.
+bool is_replica(const std::string& info);
 
 /// The scripts need Redis 7.0 at least (`SET ... NX GET`): INFO server's
 /// redis_version when it is older (or unreadable), else nothing.

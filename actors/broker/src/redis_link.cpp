@@ -195,6 +195,10 @@ void recheck_mastership(broker_ptr self, shard_link& s) {
     auto& s = self->state.shards[index];
     if (s.cmd_gen != gen || v.kind != redis_value::string)
       return; // another link since, or no answer: the probe judges the link
+    if (is_replica(v.str))
+      // Demoted under the link: a node that only reads would otherwise stay
+      // ready on it until one of its writes is refused.
+      return leave_replica(self, s, "it says it is a replica now (INFO replication)");
     auto run = mastership_of(v.str);
     if (!run || *run == s.run)
       return;

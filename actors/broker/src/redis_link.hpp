@@ -238,6 +238,9 @@ std::string revoked_key(const broker_state& st); // the channel ("+:z": the set)
 /// confirmed the revocations' channel: none is missed from then on). A
 /// read that fails (Redis still LOADING its data) is tried again at the
 /// next tick (`revocations_due`).
+/// The command link's peer is a replica now (`how`: what said so): it is
+/// left once what was sent on it is answered.
+void leave_replica(broker_ptr self, shard_link& s, const char* how);
 void load_revocations(broker_ptr self);
 bool revocations_due(broker_ptr self);
 /// A message on the revocations' channel: true if `channel` is it.

@@ -69,9 +69,14 @@ void fill(hub_ptr self, const std::string& user, const std::string& epoch,
       auto& f = u->stream->follower;
       if (!got) {
         if (gen == f.generation()) {
-          ++self->state.stats.broker_errors;
-          self->state.log->debug("user {}: reading the stream failed: {}", user,
-                                 self->home_system().render(got.error()));
+          // What waits behind the gap is held until a read succeeds (the
+          // next message or position check asks again): worth seeing, once
+          // per 1000 at most (a broker that is out fails every read).
+          auto n = ++self->state.stats.broker_errors;
+          if (n % 1000 == 1)
+            self->state.log->warn("user {}: reading the stream back failed: {} ({} broker "
+                                  "errors so far)", user,
+                                  self->home_system().render(got.error()), n);
         }
         f.on_read_failed(gen);
         return;
