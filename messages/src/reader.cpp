@@ -269,8 +269,9 @@ void write_value(json_writer& w, const json::value& v) {
       break;
     case json::kind::int64: w.value(v.get_int64()); break;
     case json::kind::uint64: w.value(v.get_uint64()); break;
-    // Shortest round trip, as JavaScript writes numbers (12.5, not 1.25E1);
-    // -0 is 0, as JSON.stringify has it.
+    // The shortest text that reads back the same (12.5, not 1.25E1, as a
+    // JavaScript relay writes it; exponents in C's form: 1e-07); -0 is 0,
+    // as JSON.stringify has it.
     case json::kind::double_: w.value(v.get_double() == 0 ? 0.0 : v.get_double()); break;
     case json::kind::bool_: w.value(v.get_bool()); break;
     case json::kind::null: w.null(); break;

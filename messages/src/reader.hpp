@@ -18,8 +18,8 @@ template <class T>
 decode_result<T> read_text(std::string_view text, const decode_limits& lim);
 
 /// A client message's payload as a relay forwards it: as received, but
-/// numbers as JavaScript writes them and an UPDATE_PROGRESS's counts as
-/// they were read (rounded).
+/// numbers in their shortest form (12.5, not 1.25E1) and an
+/// UPDATE_PROGRESS's counts as they were read (rounded).
 std::string relay_text(const boost::json::value& payload, const client_message& m);
 
 /// The "id" of a client frame's top level as a refusal echoes it, if the

@@ -3,7 +3,9 @@ by FLUSHALL, or a new mastership read by a probe): the first publish of the
 new epoch reaches the nodes as a message of an epoch they do not know. v2
 devices resume (4009, SNAPSHOT); v1 devices know no positions and are not
 closed, so every message of the new epoch must still reach them, in order
-(the node reads back what the new epoch holds before its head).
+(the node reads back what the new epoch holds before its head), also when
+the new epoch is empty at first, and after a new mastership, whose epoch
+numbers on from the old top.
 
     new_epoch_v1.py <kullsync-server binary>
 """
@@ -50,7 +52,16 @@ async def main():
     r = Redis(work)
     r.start()
     url = f"redis://127.0.0.1:{r.port}"
-    a, b = Node(BINARY, "a", url), Node(BINARY, "b", url)
+    logs = [open(f"{work}/{name}.err", "w+") for name in ("a", "b")]
+    a, b = Node(BINARY, "a", url, stderr=logs[0]), Node(BINARY, "b", url, stderr=logs[1])
+    replica = Redis(work)
+
+    def logged(text):
+        found = 0
+        for log in logs:
+            log.seek(0)
+            found += log.read().count(text)
+        return found
     try:
         check(await until(lambda: a.ready() and b.ready(), 10), "both nodes ready")
         on_a, on_b = V1Device("u1", "mac"), V1Device("u1", "pc")
@@ -77,10 +88,30 @@ async def main():
         for d in (on_a, on_b):
             check(await until(lambda: d.balances[-1:] == [5], 5),
                   f"v1 {d.device} goes on: {d.balances}")
+        # Emptied while the user is idle: the nodes' position checks find the
+        # new epoch empty (nothing to read back), and the v1 devices go on.
+        redis_command(r.port, "FLUSHALL")
+        check(await until(lambda: logged("the stream's epoch changed") >= 4, 10),
+              "both nodes' position checks found the new epoch")
+        check(a.post_credits("u1", 6)[0] == 200, "balance 6 published")
+        for d in (on_a, on_b):
+            check(await until(lambda: d.balances[-1:] == [6], 5),
+                  f"v1 {d.device} gets what follows an empty new epoch: {d.balances}")
+
+        # A new mastership (the first replica attaching changes the master's
+        # replication id): the new epoch numbers on from the old top.
+        replica.start("--replicaof", "127.0.0.1", str(r.port))
+        check(await until(lambda: logged("its mastership changed") >= 2, 10),
+              "both nodes read the new mastership")
+        for balance in (7, 8):
+            check(a.post_credits("u1", balance)[0] == 200, f"balance {balance} published")
+        for d in (on_a, on_b):
+            check(await until(lambda: d.balances[-3:] == [6, 7, 8], 5),
+                  f"v1 {d.device} has every balance of the new mastership: {d.balances}")
         await on_a.close()
         await on_b.close()
     finally:
-        stop_all((a, b), (r,))
+        stop_all((a, b), (replica, r) if replica.proc else (r,))
     finish()
 
 

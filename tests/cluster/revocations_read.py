@@ -53,6 +53,8 @@ async def main():
         check(await until(lambda: logged("the revoked tokens could not be read") >= 2, 10),
               "the failed read is tried again")
         check(not n.ready(), "not ready while the revocations are unknown")
+        got = await first_answer(n, token)
+        check(got == 1013, f"a socket reaching it meanwhile is not started: {got}")
 
         # The operator repairs the key and revokes the victim's tokens.
         redis_command(r.port, "DEL", "ks:revoked:z")

@@ -505,12 +505,13 @@ void expect_invariants(uint64_t default_seeds, size_t nodes) {
       FAIL() << "seed " << seed << " (replay: " << replay_command(seed) << "):" << all;
     }
   }
-  if (seeds.size() >= 100) { // too few seeds may draw no drain
+  if (seeds.size() >= 100) { // too few seeds may draw no drain or no tight limits
     std::string all;
     for (auto& [code, n] : closes_seen)
       all += " " + code + "x" + std::to_string(n);
     std::cout << "closes seen by the engines:" << all << "\n";
     EXPECT_GT(closes_seen["1001"], 0u) << "no drain (1001) was played";
+    EXPECT_GT(closes_seen["4008"], 0u) << "no world's tight limits closed a socket (4008)";
   }
 }
 

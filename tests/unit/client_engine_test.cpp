@@ -325,8 +325,9 @@ TEST(client_engine, a_server_asking_for_the_device_back_is_never_given_up) {
       h.sim.run();
       auto st = h.status();
       ASSERT_NE(st.state, connection_state::failed) << code << " gave up after " << i + 1;
-      if (code == 4008)
+      if (code == 4008) {
         ASSERT_EQ(st.state, connection_state::reconnecting) << "4008 backs off: " << i;
+      }
       if (st.state == connection_state::reconnecting)
         h.sim.advance(st.retry_in);
       ASSERT_EQ(h.status().state, connection_state::connected) << code << ": " << i;

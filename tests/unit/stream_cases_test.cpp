@@ -510,4 +510,11 @@ TEST(stream_cases, the_publish_script_refuses_a_users_bad_keys_alone) {
   ASSERT_TRUE(got[0]);
   EXPECT_TRUE(got[0]->duplicate);
   EXPECT_EQ(got[0]->seq, top + 3) << "its key answers the position it got";
+  // Past an entry since deleted: after the stream's last id, not its last entry.
+  auto id = std::to_string(top + 5) + "-0";
+  x.raw({"XADD", x.key("odd", "s"), id, "f", "orphan"});
+  x.raw({"XDEL", x.key("odd", "s"), id});
+  got = x.outcomes({credit_of("odd")});
+  ASSERT_TRUE(got[0]) << to_string(got[0].error());
+  EXPECT_EQ(got[0]->seq, top + 6);
 }

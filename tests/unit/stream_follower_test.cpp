@@ -92,7 +92,7 @@ TEST(stream_follower, what_the_stream_no_longer_holds_resets) {
 // it), at a position past the stream's top: the read back of the gap before
 // it is whole but ends short. Asking again would get the same answer for
 // ever (a busy loop of script calls): the stream is followed afresh.
-TEST(stream_follower, a_message_past_the_streams_top_resets_instead_of_reading_for_ever) {
+TEST(stream_follower, a_message_past_the_streams_top_resets_the_stream) {
   auto f = live_at(1);
   auto fx = f.on_message(numbered(5));
   ASSERT_TRUE(fx.read);

@@ -58,7 +58,6 @@ TEST(stream_link, a_message_refused_for_now_is_sent_again_with_its_id) {
   }
 }
 
-// Refusals that would come again for the same message end it: never resent.
 // "4008 rate limited": a server closes a socket whose refusals in a second
 // pass its burst. An outbox resent whole on every link would be refused
 // past the burst and closed on every link, and never get through: a link
@@ -74,6 +73,14 @@ TEST(stream_link, an_outbox_is_resent_within_a_window) {
   ASSERT_EQ(first.size(), stream_link::max_window);
   EXPECT_TRUE(s.sendable(1000).empty()) << "the window is full";
   EXPECT_FALSE(s.submit(update("late"), true, 1000)) << "waits its turn, in order";
+  // Waiting for room, as offline: of a shoot's updates not sent yet, the
+  // latest stays (the one replaced is told `superseded`).
+  s.take_outcomes();
+  EXPECT_FALSE(s.submit(update("s40"), true, 1000));
+  auto replaced = s.take_outcomes();
+  ASSERT_EQ(replaced.size(), 1u);
+  EXPECT_EQ(std::get<msg::nack>(replaced[0].body).code, msg::nack_code::superseded);
+  EXPECT_EQ(s.status().outbox, 101u);
 
   // Answers make room, one for one (the window is at its widest).
   s.on_message(ack(*first[0].id, 1));
@@ -94,14 +101,27 @@ TEST(stream_link, an_outbox_is_resent_within_a_window) {
   auto after = s.sendable(1002);
   EXPECT_EQ(after.size(), s.window() - 3) << "three out: two deferred, one sent";
 
-  // Only what was out on the link is overdue; a new link resends within
-  // the window, the deferred ones first.
+  // Only what was out on the link is overdue, no more than the window
+  // holds; a new link resends within the window, the deferred ones first.
   EXPECT_EQ(s.overdue(1000, 12000).size(), 2u);
+  stream_link narrow{256, "mac-y"};
+  narrow.opened(true, 0);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(*narrow.submit(update("n" + std::to_string(i)), true, 0)->id);
+  for (auto& id : ids)
+    narrow.on_message(nack(id, msg::nack_code::rate_limited));
+  EXPECT_EQ(narrow.window(), stream_link::max_window / 8);
+  for (int i = 0; i < 3; ++i)
+    narrow.on_message(nack(ids[0], msg::nack_code::rate_limited));
+  EXPECT_EQ(narrow.window(), 1u);
+  EXPECT_EQ(narrow.overdue(0, 10000).size(), 1u) << "a flood's deferred ones, one at a time";
   auto reopened = s.opened(true, 13000);
   EXPECT_EQ(reopened.size(), s.window());
   EXPECT_EQ(reopened[0].id, first[1].id);
 }
 
+// Refusals that would come again for the same message end it: never resent.
 TEST(stream_link, a_message_refused_for_good_is_not_sent_again) {
   for (auto code : {msg::nack_code::invalid, msg::nack_code::forbidden,
                     msg::nack_code::too_large}) {

@@ -230,6 +230,10 @@ caf::result<stream_head> follow(broker_ptr self, const std::string& user,
   auto& s = shard_for(self, user);
   if (!s.ready())
     return unavailable("redis " + s.name() + " is not connected");
+  // A socket starts with its follow: none does before the node knows which
+  // tokens are revoked (its token was checked against what it knew).
+  if (!st.shared->revocations_known)
+    return unavailable("the revocations in force are not read yet");
   auto& u = st.users[user];
   if (std::find(u.followers.begin(), u.followers.end(), f) == u.followers.end())
     u.followers.push_back(f);

@@ -154,9 +154,9 @@ void resubscribe(broker_ptr self, shard_link& s) {
 
 /// Follows waiting on an instance that cannot serve them (its subscriber
 /// went, or it stopped being ready): they fail now, as a follow asked of it
-/// now would, and their hubs try again. A confirmation that comes while the
-/// instance is not ready serves nobody, and an instance that stays a replica
-/// never becomes ready: without this their sockets would wait for ever.
+/// now would, and their hubs try again. No follow waits on an instance that
+/// is not ready, since a confirmation that comes meanwhile serves nobody and
+/// an instance that stays a replica never becomes ready.
 void fail_waiting(broker_ptr self, shard_link& s, const std::string& why) {
   auto n = static_cast<uint32_t>(self->state.shards.size());
   for (auto& [user, u] : self->state.users)

@@ -181,6 +181,7 @@ struct broker_state {
   std::map<std::string, alive_node> alive; // node instances of this process
   std::mt19937_64 rng;
   bool revocations_reading = false; // their read is under way
+  uint64_t revocations_gen = 0;     // of the latest read (older answers ignored)
   std::string probe_channel;
   int64_t last_tick_ms = 0;         // the probes' tick before this one
   std::array<std::string, 3> texts; // of the scripts (publish's has this node's limits)

@@ -70,6 +70,7 @@ void load_revocations(broker_ptr self) {
     return;
   st.shared->revocations_known = false;
   st.revocations_reading = true;
+  auto gen = ++st.revocations_gen; // an older read's answer may miss newer ones
   auto now = std::to_string(wall_ms());
   // Lapsed ones leave by their score, atomically: one added meanwhile
   // lapses later, so it stays.
@@ -77,8 +78,10 @@ void load_revocations(broker_ptr self) {
           [](redis_value) {});
   command(self, st.shards.front(),
           {"ZRANGEBYSCORE", revocations_key(st), "(" + now, "+inf", "WITHSCORES"},
-          [self](redis_value v) {
+          [self, gen](redis_value v) {
             auto& st = self->state;
+            if (gen != st.revocations_gen)
+              return;
             st.revocations_reading = false;
             if (v.kind != redis_value::array || v.elements.size() % 2) {
               st.log->warn("redis: the revoked tokens could not be read ({}): the node is "

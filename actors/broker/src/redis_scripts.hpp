@@ -178,10 +178,14 @@ local function publish_group(b, a, k)
       -- bounded exactly by MAXLEN in the read script.
       local r = redis.pcall('XADD', s, 'MAXLEN', '~', MAXLEN, fmt(seq + 1) .. '-0', 'f', value)
       if type(r) == 'table' and r.err and string.find(r.err, 'equal or smaller', 1, true) then
-        -- The stream holds positions #seq does not (a call that failed half
-        -- way, by a version that let one): numbered after them.
-        local last = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
-        local top = last[1] and tonumber(string.match(last[1][1], '^(%d+)'))
+        -- The stream has numbered past #seq (what it took is its own, even
+        -- entries deleted since): numbered after its last id.
+        local info, top = redis.call('XINFO', 'STREAM', s), nil
+        for i = 1, #info, 2 do
+          if info[i] == 'last-generated-id' then
+            top = tonumber(string.match(info[i + 1], '^(%d+)'))
+          end
+        end
         if top and top > seq then
           seq = top
           r = redis.pcall('XADD', s, 'MAXLEN', '~', MAXLEN, fmt(seq + 1) .. '-0', 'f', value)

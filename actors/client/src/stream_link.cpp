@@ -208,8 +208,10 @@ std::vector<msg::client_message> stream_link::overdue(int64_t before_ms,
   std::vector<msg::client_message> out;
   if (!v2_)
     return out;
+  // Within the window too: what a flood's NACKs deferred goes again no
+  // faster than the window (halved by each of them) lets it.
   for (auto& p : outbox_)
-    if (p.out && p.sent_at <= before_ms) {
+    if (p.out && p.sent_at <= before_ms && out.size() < window_) {
       p.sent_at = now_ms;
       out.push_back(p.m);
     }
@@ -251,8 +253,9 @@ std::optional<msg::client_message> stream_link::submit(msg::client_message m,
     m.id = next_id();
   if (too_large(m, now_ms))
     return std::nullopt;
-  if (!ready) {
-    // Of what was not sent yet, the latest per shoot is enough.
+  {
+    // Of what was not sent yet (offline, or waiting for room in the
+    // window), the latest per shoot is enough.
     auto& shoot = std::get<msg::shoot_progress>(m.body).shoot_id;
     auto i = std::find_if(outbox_.begin(), outbox_.end(), [&](const pending& p) {
       return !p.sent && std::get<msg::shoot_progress>(p.m.body).shoot_id == shoot;

@@ -90,28 +90,33 @@ void fill(hub_ptr self, const std::string& user, const std::string& epoch,
 /// The stream went on in another epoch (Redis emptied, or another
 /// mastership) under v1 sockets, which know no positions: v2 sockets resume
 /// (4009), but a v1 socket would miss what the new epoch holds up to its
-/// head. Its frames are held while (0, top] is read, and sent before them;
-/// if the read fails, they go on from the head (logged).
+/// head. Its frames are held while that is read (from the oldest position
+/// the epoch holds: 1 after Redis was emptied, past the old top after a new
+/// mastership), and sent before them; if the read fails, they go on from
+/// the head (logged).
 void catch_up_v1(hub_ptr self, const std::string& user, user_entry& u, const stream_head& h) {
   auto& st = self->state;
+  if (h.first == 0 || h.top < h.first)
+    return; // the new epoch holds nothing yet: nothing was missed
+  auto since = h.first - 1;
   std::vector<caf::actor_addr> v1;
   for (auto& s : u.sockets)
     if (!s.v2 && !s.start && !s.closing && !s.holding) {
       s.holding = true;
       v1.push_back(s.session.address());
     }
-  if (v1.empty() || h.top == 0)
+  if (v1.empty())
     return;
-  auto release = [self, user, v1](const stream_range* r, uint64_t top) {
+  auto release = [self, user, v1, since, top = h.top](const stream_range* r) {
     auto* u = followed(self, user);
     if (!u)
       return;
-    bool whole = r && r->complete && r->messages.size() == top;
+    bool whole = r && r->complete && r->messages.size() == top - since;
     for (size_t k = 0; whole && k < r->messages.size(); ++k)
-      whole = r->messages[k]->seq == k + 1;
+      whole = r->messages[k]->seq == since + 1 + k;
     if (!whole)
-      self->state.log->warn("user {}: {} v1 devices miss positions 1-{} of the stream's new "
-                            "epoch (not read back)", user, v1.size(), top);
+      self->state.log->warn("user {}: {} v1 devices miss positions {}-{} of the stream's new "
+                            "epoch (not read back)", user, v1.size(), since + 1, top);
     for (auto& who : v1) {
       auto* s = socket_of(*u, who);
       if (!s || !s->holding)
@@ -125,13 +130,13 @@ void catch_up_v1(hub_ptr self, const std::string& user, user_entry& u, const str
         send_frame(self, *s, f);
     }
   };
-  if (h.top > st.cfg.history.max_replay)
-    return release(nullptr, h.top);
-  st.broker->read(user, h.epoch, 0, h.top,
-                  [self, release, top = h.top](caf::expected<stream_range> r) {
+  if (h.top - since > st.cfg.history.max_replay)
+    return release(nullptr);
+  st.broker->read(user, h.epoch, since, h.top,
+                  [self, release](caf::expected<stream_range> r) {
                     if (!r)
                       ++self->state.stats.broker_errors;
-                    release(r ? &*r : nullptr, top);
+                    release(r ? &*r : nullptr);
                   });
 }
 
