@@ -44,7 +44,8 @@ async def main():
         proxy.hold()  # the SUBSCRIBE of u2's channel waits in the proxy
         ipad = Device("u2", "ipad")
         joining = asyncio.ensure_future(ipad.connect(n))
-        await asyncio.sleep(0.2)
+        check(await until(lambda: b"SUBSCRIBE" in proxy.held_up() and b"{u2}" in proxy.held_up(),
+                          5), "u2's follow waits for its subscription")
         redis_command(a.port, "REPLICAOF", "127.0.0.1", b.port)
         redis_command(a.port, "CLIENT", "KILL", "ID", command_links[0])
         proxy.release()  # the command link's end, then the confirmation
@@ -55,7 +56,10 @@ async def main():
 
         check(await until(lambda: logged("not ready until it is a master"), 5),
               "n says why it is not ready")
-        await asyncio.sleep(3)  # three probes' ticks as a replica
+        # Three more ticks, each a command link refused as to a replica.
+        before = n.metric("kullsync_broker_reconnects_total") or 0
+        check(await until(lambda: (n.metric("kullsync_broker_reconnects_total") or 0)
+                          >= before + 3, 10), "three more ticks as a replica")
         lost = logged("command link lost")
         check(lost <= 1, f"the replica's refusals are not warned of at every tick: {lost}")
         check(logged("not ready until it is a master") == 1, "said once")

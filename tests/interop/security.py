@@ -107,14 +107,20 @@ async def open_v2(url):
     return ws
 
 
+async def until_closed(ws, timeout=5):
+    """Reads until the server closes `ws` (each frame within `timeout`): its code."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed:
+        pass
+    return ws.close_code
+
+
 async def closed_with(url, v2=True):
     """Connects (the upgrade completes for refusals too) and returns the close code."""
     ws = await websockets.connect(url, subprotocols=["kull.v2"] if v2 else None)
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), 5)
-    except websockets.ConnectionClosed:
-        pass
+    await until_closed(ws)
     return ws.close_code, ws.close_reason
 
 
@@ -189,18 +195,10 @@ async def refresh_and_expiry(s):
     other = await open_v2(s.url("?token=" + token(ttl=60, device="phone", **good)))
     await first(other, "WELCOME")
     await other.send(json.dumps({"type": "REFRESH", "payload": {"token": token(device="tablet", **good)}}))
-    try:
-        while True:
-            await asyncio.wait_for(other.recv(), 5)
-    except websockets.ConnectionClosed:
-        pass
+    await until_closed(other)
     check(other.close_code == 4002, f"REFRESH with a token bound to another device: 4002 ({other.close_code})")
     await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": token(sub="u2", **good)}}))
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), 5)
-    except websockets.ConnectionClosed:
-        pass
+    await until_closed(ws)
     check(ws.close_code == 4002, f"REFRESH for another user: 4002 ({ws.close_code})")
     # Without a usable token (and without an id): an invalid new token, 4002,
     # not a frame to ignore until the old token expires.
@@ -211,21 +209,13 @@ async def refresh_and_expiry(s):
         await bare.send(json.dumps({"type": "PING", "payload": {"timestamp": "2024-11-26T00:00:00Z"}}))
         check((await first(bare, "PONG"))["type"] == "PONG", "a PING with a text timestamp: PONG")
         await bare.send(json.dumps({"type": "REFRESH", "payload": payload}))
-        try:
-            while True:
-                await asyncio.wait_for(bare.recv(), 5)
-        except websockets.ConnectionClosed:
-            pass
+        await until_closed(bare)
         check(bare.close_code == 4002, f"REFRESH with payload {payload}: 4002 ({bare.close_code})")
     # Unrefreshed: closed 4003 at the expiry (the sweep runs every second).
     ws = await open_v2(s.url("?token=" + token(ttl=2, **good)))
     await first(ws, "WELCOME")
     t0 = time.time()
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), 6)
-    except websockets.ConnectionClosed:
-        pass
+    await until_closed(ws, 6)
     took = time.time() - t0
     check(ws.close_code == 4003 and took < 2.5 + 2 * SCALE, f"unrefreshed token: 4003 after {took:.1f} s ({ws.close_code})")
 

@@ -114,7 +114,11 @@ void catch_up_v1(hub_ptr self, const std::string& user, user_entry& u, const str
     bool whole = r && r->complete && r->messages.size() == top - since;
     for (size_t k = 0; whole && k < r->messages.size(); ++k)
       whole = r->messages[k]->seq == since + 1 + k;
-    if (!whole)
+    std::vector<shared_frame> missed; // built once for every v1 socket
+    if (whole)
+      for (auto& m : r->messages)
+        missed.push_back(v1_frame(*m));
+    else
       self->state.log->warn("user {}: {} v1 devices miss positions {}-{} of the stream's new "
                             "epoch (not read back)", user, v1.size(), since + 1, top);
     for (auto& who : v1) {
@@ -123,9 +127,8 @@ void catch_up_v1(hub_ptr self, const std::string& user, user_entry& u, const str
         continue;
       s->holding = false;
       auto held = std::move(s->held);
-      if (whole)
-        for (auto& m : r->messages)
-          send_frame(self, *s, v1_frame(*m));
+      for (auto& f : missed)
+        send_frame(self, *s, f);
       for (auto& f : held)
         send_frame(self, *s, f);
     }
