@@ -212,6 +212,9 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
 /// Every probe interval: links made again, probes, batched unsubscribes,
 /// node liveness.
 void tick(broker_ptr self);
+// redis_probe.cpp: whether an instance still answers
+/// A ready instance's probe: sent, or judged late (its links cut).
+void probe(broker_ptr self, shard_link& s, int64_t now);
 /// The probe came back on the subscriber link of `s`.
 void probe_back(broker_ptr self, shard_link& s);
 void send_alive(broker_ptr self, shard_link& s);
