@@ -121,8 +121,9 @@ void leave_replica(broker_ptr self, shard_link& s, const char* how) {
     return; // leaving already
   s.replica_gen = s.cmd_gen;
   s.replica_since_ms = steady_ms();
-  refresh_ready(self);
+  // Said before readiness drops, so whoever sees it not ready can read why.
   self->state.log->warn("redis {}: {}", s.name(), how);
+  refresh_ready(self);
   if (s.by_sentinel())
     ask_again(self, s, how);
   auto link = s.cmd;
