@@ -4,6 +4,10 @@
 // links, refused dials, frames lost (a gap) or delivered twice, server
 // restarts (a new epoch; half of them drain first, closing each socket 1001), a history small enough to be evicted, engines
 // restarted from their store, client messages resent after reconnects.
+// A third of the worlds sign their tokens (HS256, a device's token lives
+// 20-120 s of virtual time): the engines fetch tokens from a provider that
+// the play takes down and brings back, so refreshes race cuts, restarts and
+// drains, and expired sockets are closed 4003.
 // The same world runs as a cluster: three nodes behind one URL sharing a
 // simulated broker (sim_broker.hpp) with faults of its own.
 //
@@ -30,8 +34,10 @@
 #include <caf/send.hpp>
 
 #include "harness.hpp"
+#include "kullsync/common/clock.hpp"
 #include "sim_broker.hpp"
 #include "sim_server.hpp"
+#include "test_tokens.hpp"
 #include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
@@ -46,6 +52,15 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* url = "ws://sync.sim/ws";
+const std::string token_secret = "the-simulated-backend-signs-with-this-32B";
+
+/// The app backend that signs a signed world's tokens, which the play
+/// takes down and brings back.
+struct token_backend {
+  int64_t ttl_s = 60;
+  bool down = false;
+  uint64_t signed_tokens = 0;
+};
 
 /// What one device has applied of its stream so far (invariant 1).
 struct position {
@@ -65,6 +80,7 @@ struct device {
   client_engine engine;
   std::shared_ptr<observations> seen = std::make_shared<observations>();
   recorder_actor recorder;
+  token_provider_actor tokens; // a signed world's
   size_t checked = 0; // messages of `seen` already checked
   position pos;
 };
@@ -94,7 +110,7 @@ public:
   /// random), sharing a simulated broker with its own faults.
   world(uint64_t seed, stream_mutation mutation, size_t nodes = 1,
         broker_mutation broken = broker_mutation::none)
-    : rng_(seed), mutation_(mutation) {
+    : rng_(seed), token_rng_(seed ^ 0x5157'7e5e'd70c'e115ull), mutation_(mutation) {
     net_ = sim::spawn_sim_network(sim_.sys(), seed);
     const size_t sizes[] = {3, 10, 1000};
     server::server_config sc;
@@ -109,6 +125,17 @@ public:
       sc.limits.upgrade_burst = 2;
     }
     sc.node_epoch = "run0";
+    // Drawn apart from the play, so that a seed's faults are the same with
+    // or without tokens.
+    if (token_rng_() % 3 == 0) {
+      const int64_t ttls[] = {20, 45, 120};
+      backend_ = std::make_shared<token_backend>();
+      backend_->ttl_s = ttls[token_rng_() % 3];
+      server::auth_options ao;
+      ao.hs256_secret = token_secret;
+      ao.seed = seed;
+      sc.auth = server::make_authenticator(ao);
+    }
     if (nodes == 1) {
       servers_.emplace_back(std::make_unique<sim_server>(sim_, net_, url, sc));
     } else {
@@ -145,6 +172,8 @@ public:
   void play() {
     for (int step = 0; step < 30; ++step) {
       sim_.advance(std::uniform_int_distribution<int64_t>{0, 15000}(rng_) * 1ms);
+      if (backend_ && token_rng_() % 5 == 0)
+        backend_->down = !backend_->down; // for the next fetches, until flipped back
       switch (rng_() % (broker_ ? 19 : 12)) {
         case 0: caf::anon_send(net_, cut_atom::value, cut_mode::clean); break;
         case 1: caf::anon_send(net_, cut_atom::value, cut_mode::half_open); break;
@@ -179,6 +208,8 @@ public:
   }
 
   void heal() {
+    if (backend_)
+      backend_->down = false;
     caf::anon_send(net_, refuse_atom::value, false);
     caf::anon_send(net_, faults_atom::value, link_faults{});
     if (broker_) {
@@ -297,6 +328,12 @@ private:
     std::string tag;   // a client message's, else ""
   };
 
+  /// The simulated wall clock now: what a process started now reads.
+  int64_t sim_wall_ms() {
+    return sim_wall_start_ms
+           + std::chrono::duration_cast<std::chrono::milliseconds>(sim_.elapsed()).count();
+  }
+
   void fail(std::string what) {
     if (violations_.size() < 20)
       violations_.push_back(std::move(what));
@@ -307,9 +344,7 @@ private:
     cc.connection.url = url;
     cc.connection.user_id = x.user;
     cc.connection.device_id = x.id;
-    cc.wall_start_ms = sim_wall_start_ms
-                       + std::chrono::duration_cast<std::chrono::milliseconds>(
-                           sim_.elapsed()).count();
+    cc.wall_start_ms = sim_wall_ms();
     cc.reconnect.jitter = 0.2;
     cc.reconnect.jitter_seed = rng_();
     cc.store = x.store;
@@ -320,8 +355,11 @@ private:
       x.pos.epoch = saved->epoch;
       x.pos.seq = saved->seq;
     }
+    if (backend_)
+      x.tokens = spawn_token_provider(x.user, x.id);
     x.engine = sim::spawn_mutated_client(sim_.sys(), cc, mutation_,
-                                         spawn_memory_transport(sim_.sys(), net_));
+                                         spawn_memory_transport(sim_.sys(), net_), {},
+                                         x.tokens);
     x.recorder = spawn_recorder(sim_.sys(), x.seen);
     x.engine.subscribe(msg::server_type::unknown,
                        caf::actor_cast<message_subscriber_actor>(x.recorder));
@@ -333,7 +371,32 @@ private:
     x.engine.stop();
     tally_closes(*x.seen);
     caf::anon_send_exit(x.recorder, caf::exit_reason::user_shutdown);
+    if (x.tokens)
+      caf::anon_send_exit(x.tokens, caf::exit_reason::user_shutdown);
     sim_.run();
+  }
+
+  /// The app's token source for one device: a scheduled actor (so the
+  /// world stays deterministic) signing tokens bound to the device, which
+  /// expire `ttl_s` from the virtual wall clock, or failing while the
+  /// backend is down.
+  token_provider_actor spawn_token_provider(std::string user, std::string device) {
+    auto clock = make_wall_clock(sim_.sys(), sim_wall_ms());
+    auto backend = backend_;
+    return sim_.sys().spawn([=](token_provider_actor::pointer self)
+                              -> token_provider_actor::behavior_type {
+      return {
+        [=](token_atom) -> caf::result<std::string> {
+          if (backend->down)
+            return caf::make_error(caf::sec::runtime_error, "the auth backend is down");
+          ++backend->signed_tokens;
+          auto exp = epoch_ms(self->home_system(), clock) / 1000 + backend->ttl_s;
+          return sign(R"({"sub":")" + user + R"(","device":")" + device
+                        + R"(","exp":)" + std::to_string(exp) + "}",
+                      "HS256", token_secret);
+        },
+      };
+    });
   }
 
   void restart_engine(device& x) {
@@ -468,6 +531,8 @@ private:
 
   sim_system sim_;
   std::mt19937_64 rng_;
+  std::mt19937_64 token_rng_; // a signed world's draws, apart from the play's
+  std::shared_ptr<token_backend> backend_; // a signed world's
   stream_mutation mutation_;
   uint64_t runs_ = 0;
   uint64_t sent_ = 0;
@@ -512,6 +577,7 @@ void expect_invariants(uint64_t default_seeds, size_t nodes) {
     std::cout << "closes seen by the engines:" << all << "\n";
     EXPECT_GT(closes_seen["1001"], 0u) << "no drain (1001) was played";
     EXPECT_GT(closes_seen["4008"], 0u) << "no world's tight limits closed a socket (4008)";
+    EXPECT_GT(closes_seen["4003"], 0u) << "no signed world's token expired on a socket (4003)";
   }
 }
 
