@@ -7,7 +7,8 @@
 // A third of the worlds sign their tokens (HS256, a device's token lives
 // 20-120 s of virtual time): the engines fetch tokens from a provider that
 // the play takes down and brings back, so refreshes race cuts, restarts and
-// drains, and expired sockets are closed 4003.
+// drains, and expired sockets are closed 4003. Devices' clocks are off by
+// up to an hour.
 // The same world runs as a cluster: three nodes behind one URL sharing a
 // simulated broker (sim_broker.hpp) with faults of its own.
 //
@@ -344,7 +345,9 @@ private:
     cc.connection.url = url;
     cc.connection.user_id = x.user;
     cc.connection.device_id = x.id;
-    cc.wall_start_ms = sim_wall_ms();
+    // Devices' clocks are set by their users: some minutes or an hour off.
+    const int64_t skews_ms[] = {0, 0, -300'000, 300'000, -3'600'000};
+    cc.wall_start_ms = sim_wall_ms() + skews_ms[token_rng_() % 5];
     cc.reconnect.jitter = 0.2;
     cc.reconnect.jitter_seed = rng_();
     cc.store = x.store;

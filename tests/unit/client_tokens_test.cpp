@@ -80,14 +80,16 @@ protected:
     return provider_;
   }
 
+  /// `clock_skew`: how far the device's clock is from the server's.
   client_engine engine(token_provider_actor tokens, std::string token = {},
-                       http_client_actor http = {}) {
+                       http_client_actor http = {},
+                       std::chrono::milliseconds clock_skew = {}) {
     client_config cc;
     cc.connection.url = url;
     cc.connection.user_id = "u1";
     cc.connection.device_id = "mac";
     cc.connection.token = std::move(token);
-    cc.wall_start_ms = sim_wall_start_ms;
+    cc.wall_start_ms = sim_wall_start_ms + clock_skew.count();
     auto e = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_),
                           std::move(http), std::move(tokens));
     engines_.push_back(e);
@@ -129,6 +131,30 @@ TEST_F(client_tokens, refreshes_in_band_before_the_token_expires) {
   EXPECT_GE(counters().refreshes.load(), 10u);
   EXPECT_EQ(counters().expired_closes.load(), 0u);
   EXPECT_GE(script_.calls, 11);
+}
+
+// The expiry is the server's clock's: a device whose clock is minutes off
+// still refreshes ahead of it, once per token, never after it (4003) nor in
+// a loop.
+TEST_F(client_tokens, refreshes_on_time_whatever_the_devices_clock_says) {
+  auto tokens = provider();
+  for (auto skew : {-5min, 5min}) {
+    SCOPED_TRACE(skew.count() < 0 ? "the device's clock 5 min behind" : "5 min ahead");
+    auto refreshes = counters().refreshes.load();
+    auto calls = script_.calls;
+    auto e = engine(tokens, {}, {}, skew);
+    ASSERT_EQ(status(e).state, connection_state::connected);
+    auto link = status(e).link;
+    sim_.advance(10min);
+    EXPECT_EQ(status(e).link, link) << "the link was replaced";
+    EXPECT_EQ(counters().expired_closes.load(), 0u);
+    // 60 s tokens refreshed at 80% of their time: 12 or 13 in 10 minutes.
+    EXPECT_GE(counters().refreshes.load() - refreshes, 10u);
+    EXPECT_LE(counters().refreshes.load() - refreshes, 14u);
+    EXPECT_LE(script_.calls - calls, 15);
+    e.stop();
+    sim_.run();
+  }
 }
 
 TEST_F(client_tokens, after_4003_gets_a_new_token_and_resumes) {

@@ -183,6 +183,7 @@ void dial(conn_ptr self, uint32_t attempt) {
         st.token_stale = false;
         st.token_refused = false;
         st.expires_at.reset();
+        st.expires_local.reset();
         enter(self, link_phase::dialing, st.status);
         send_connect(self);
       },

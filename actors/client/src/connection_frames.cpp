@@ -60,7 +60,7 @@ bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
     if (st.phase != link_phase::awaiting_welcome)
       return false; // after the link was judged v1: start over
     ready(self, true);
-    note_expiry(self, std::get<msg::welcome>(m.body).expires_at);
+    note_expiry(self, std::get<msg::welcome>(m.body).expires_at, m.timestamp);
     return true;
   }
   if (st.phase == link_phase::awaiting_welcome) {
@@ -95,7 +95,7 @@ bool admit(conn_ptr self, msg::server_message& m, admitted& a) {
       if (m.type == msg::server_type::ack || m.type == msg::server_type::nack)
         a.outbox_changed = true;
       if (m.type == msg::server_type::refreshed)
-        note_expiry(self, std::get<msg::refreshed>(m.body).expires_at);
+        note_expiry(self, std::get<msg::refreshed>(m.body).expires_at, m.timestamp);
       if (m.type == msg::server_type::nack) {
         auto& n = std::get<msg::nack>(m.body);
         if (stream_link::retry_later(n.code)) {

@@ -52,7 +52,10 @@ struct connection_actor_state {
   bool token_stale = true; // fetch a fresh one before the next dial (spans links)
   bool token_refused = false; // the server refused the token held (4001-4003): no dial
                               // sends it again (a network change is no reason to)
+  // The token's expiry as the server announced it (its clock), and the
+  // same instant on this device's clock, which may be set minutes apart.
   std::optional<int64_t> expires_at;
+  std::optional<int64_t> expires_local;
   // Telemetry: a live link lost at `lost_at_ms` (until live again), and the
   // dials since.
   client_telemetry telemetry;
@@ -100,7 +103,7 @@ void on_frames(conn_ptr self, const frame_batch& frames);
 
 // connection_tokens.cpp
 bool needs_token(conn_ptr self);
-void note_expiry(conn_ptr self, std::optional<int64_t> at);
+void note_expiry(conn_ptr self, std::optional<int64_t> at, int64_t server_now);
 void refresh(conn_ptr self);
 void refused(conn_ptr self, uint16_t code, std::string why);
 

@@ -14,21 +14,29 @@ bool needs_token(conn_ptr self) {
   if (!st.tokens)
     return false;
   return st.token_stale || st.token.empty()
-         || (st.expires_at && *st.expires_at - now_ms(self) < 10'000);
+         || (st.expires_local && *st.expires_local - now_ms(self) < 10'000);
 }
 
 /// The least wait before asking again for a token that did not expire later.
 constexpr int64_t refresh_floor_ms = 5'000;
 
-/// The server announced the token's expiry (WELCOME, REFRESHED): with a
-/// provider, a fresh token goes in band (REFRESH) once 80% of the time left
-/// has passed, and no later than 10 s before.
-void note_expiry(conn_ptr self, std::optional<int64_t> at) {
+/// The server announced the token's expiry (WELCOME, REFRESHED, whose
+/// timestamp `server_now` is the server's clock then): with a provider, a
+/// fresh token goes in band (REFRESH) once 80% of the time left has passed,
+/// and no later than 10 s before. The time left is read on the server's
+/// clock, which closes the socket (4003): a device whose clock is minutes
+/// behind would otherwise refresh after the expiry, one ahead in a loop.
+void note_expiry(conn_ptr self, std::optional<int64_t> at, int64_t server_now) {
   auto& st = self->state;
   auto before = std::exchange(st.expires_at, at);
-  if (!at || !st.tokens)
+  st.expires_local.reset();
+  if (!at)
     return;
-  auto left = *at - now_ms(self);
+  auto now = now_ms(self);
+  auto left = *at - (server_now > 0 ? server_now : now);
+  st.expires_local = now + left;
+  if (!st.tokens)
+    return;
   auto lead = std::max<int64_t>(10'000, left / 5);
   auto delay = std::max<int64_t>(0, left - lead);
   if (before && *at <= *before) {
