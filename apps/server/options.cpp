@@ -85,7 +85,7 @@ void add_flags(CLI::App& app, server_options& o) {
        "or one with it from anybody else, is closed")
     ->check(CLI::IsMember({"on", "off"}));
   flag(app, "--ping-interval", o.ping_interval, "KULLSYNC_PING_INTERVAL",
-       "seconds between protocol pings; a socket silent for two is dropped")
+       "seconds between protocol pings; a socket that did not answer the previous one is dropped")
     ->check(CLI::Range(1u, 3600u));
   flag(app, "--handshake-timeout", o.handshake_timeout, "KULLSYNC_HANDSHAKE_TIMEOUT",
        "seconds allowed for an HTTP request, a WebSocket upgrade or a close")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A socket that never answers the server's protocol pings is terminated,
-and one that never finishes its handshake is dropped after the timeout; a
+"""A socket that never answers the server's protocol pings is terminated
+(whatever else it sends), and one that never finishes its handshake is dropped after the timeout; a
 busy client that answers them gets one every interval all the same (the
 contract: a ping every interval; a client may take them as its proof that
 the link lives); with one io thread and with two (each thread sweeps its
@@ -54,6 +54,41 @@ def check(io_threads):
         print(f"ok: unfinished handshake dropped after {elapsed:.1f} s")
 
 
+def chatty_client_that_never_pongs_is_terminated(io_threads):
+    """Messages are no answer to a ping: only a pong is (the contract: a
+    socket that has not answered the previous ping is terminated)."""
+    with running_server(sys.argv[1], "--ping-interval", "1", "--log-level", "warn",
+                        "--io-threads", str(io_threads)) as (_, port):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(upgrade_request("u1:chatty"))
+        s.settimeout(0.05)
+        data, start, last_sent, closed_at = b"", time.time(), 0.0, None
+        while time.time() - start < 10 + 2 * slack:
+            if time.time() - last_sent >= 0.2:
+                try:
+                    s.sendall(client_frame('{"type":"PING"}'))
+                except OSError:
+                    closed_at = time.time()
+                    break
+                last_sent = time.time()
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                closed_at = time.time()
+                break
+            data += chunk
+        s.close()
+        assert b"\x89" in data, "no protocol ping was sent"
+        assert closed_at is not None, "a client that never answered a ping was kept"
+        elapsed = closed_at - start
+        assert 1.5 <= elapsed <= 2.5 + slack, f"terminated after {elapsed:.1f} s"
+        print(f"ok: a client sending messages but no pong terminated after {elapsed:.1f} s")
+
+
 def busy_client_is_pinged(io_threads):
     with running_server(sys.argv[1], "--ping-interval", "1", "--log-level", "warn",
                         "--io-threads", str(io_threads)) as (_, port):
@@ -93,4 +128,5 @@ def busy_client_is_pinged(io_threads):
 
 for n in (1, 2):
     check(n)
+    chatty_client_that_never_pongs_is_terminated(n)
     busy_client_is_pinged(n)

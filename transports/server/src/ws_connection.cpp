@@ -214,7 +214,6 @@ void ws_connection::on_readable(beast::error_code ec) {
     if (ec == net::error::would_block || ec == net::error::try_again)
       return read_on();
     if (!ec) {
-      silent_ticks_ = 0;
       if (!reader_.done())
         consume(scratch.get(), n);
       return read_on(); // after a close or a violation: drained until the FIN
@@ -454,15 +453,17 @@ void ws_connection::keepalive() {
   messages_at_sweep_ = messages_in_;
   // A ping every interval, to busy sockets too: a client may take the
   // server's pings as its own proof that the link lives (the contract says
-  // one comes every interval). Any byte read is an answer: a socket silent
-  // for two intervals, a ping unanswered among them, is dropped.
-  if (++silent_ticks_ >= 4) {
-    core_->log->debug("dropping a socket that did not answer a ping");
-    auto self = shared_from_this();
-    return end(close_code::abnormal, "ping timeout", ending::abort);
-  }
+  // one comes every interval). As the contract says, a socket that has not
+  // answered the previous ping (with a pong: other messages are no answer)
+  // is terminated, unless the server itself stopped reading it (no credit).
   if (++ping_ticks_ >= 2) {
     ping_ticks_ = 0;
+    if (ping_unanswered_ && !stalled_) {
+      core_->log->debug("dropping a socket that did not answer a ping");
+      auto self = shared_from_this();
+      return end(close_code::abnormal, "ping timeout", ending::abort);
+    }
+    ping_unanswered_ = true;
     sock_.append_frame(ws::opcode::ping, {});
   }
 }

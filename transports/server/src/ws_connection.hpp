@@ -110,7 +110,7 @@ private:
   // ws::frame_sink: what the client's frames said.
   void on_message(std::string text) override;
   void on_ping(std::string_view payload) override;
-  void on_pong() override {} // any byte read counts as a sign of life
+  void on_pong() override { ping_unanswered_ = false; }
   void on_close(uint16_t code, std::string_view reason) override;
   void on_violation(uint16_t code, const char* reason) override;
 
@@ -135,8 +135,8 @@ private:
   std::unique_ptr<handshake> handshake_;
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
-  uint8_t silent_ticks_ = 0; // keepalive sweeps since the last byte read
   uint8_t ping_ticks_ = 0;   // keepalive sweeps since our last ping
+  bool ping_unanswered_ = false; // our last ping, until a pong comes
   // An unfinished message: sweeps it survived with no message completed,
   // and the bytes it holds (counted server-wide, bounded).
   uint8_t unfinished_ticks_ = 0;
