@@ -154,6 +154,17 @@ async def tokens_and_refusals(s):
         check(code == want, f"{what}: {want} ({code} {reason})")
         check(tok not in reason, f"{what}: the close reason does not quote the token")
     good = dict(aud="kull-sync", iss="kull")
+    # A header asking what the verifier does not do is refused saying so,
+    # not as a bad signature: another type (RFC 9068's at+jwt), or critical
+    # extensions (RFC 7515 4.1.11). "jwt" in any case is JWT.
+    claims = {"sub": "u1", "exp": int(time.time()) + 60, **good}
+    for what, headers, needle in [("typ at+jwt", {"typ": "at+jwt"}, "typ must be JWT"),
+                                  ("crit", {"crit": ["foo"], "foo": 1}, "crit")]:
+        code, reason = await closed_with(s.url("?token=" + jwt.encode(claims, SECRET, headers=headers)))
+        check(code == 4002 and needle in reason, f"{what}: 4002 saying why ({code} {reason})")
+    ws = await open_v2(s.url("?token=" + jwt.encode(claims, SECRET, headers={"typ": "jwt"})))
+    check((await first(ws, "WELCOME"))["type"] == "WELCOME", "typ jwt (lower case) accepted")
+    await ws.close()
     for alg, key in [("HS256", SECRET), ("RS256", RSA_PRIV)]:
         tok = token(alg=alg, key=key, device="phone", **good)
         ws = await open_v2(s.url("?token=" + tok))
@@ -200,6 +211,13 @@ async def refresh_and_expiry(s):
     await ws.send(json.dumps({"type": "REFRESH", "payload": {"token": token(sub="u2", **good)}}))
     await until_closed(ws)
     check(ws.close_code == 4002, f"REFRESH for another user: 4002 ({ws.close_code})")
+    # An expired new token is an invalid one for REFRESH (4002), said so.
+    late = await open_v2(s.url("?token=" + token(ttl=60, device="pad", **good)))
+    await first(late, "WELCOME")
+    await late.send(json.dumps({"type": "REFRESH", "payload": {"token": token(ttl=-10, device="pad", **good)}}))
+    await until_closed(late)
+    check(late.close_code == 4002 and late.close_reason == "Invalid token: the new token has expired",
+          f"REFRESH with an expired token: 4002 saying so ({late.close_code} {late.close_reason})")
     # Without a usable token (and without an id): an invalid new token, 4002,
     # not a frame to ignore until the old token expires.
     for payload in ({}, {"token": 5}):

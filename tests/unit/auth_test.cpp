@@ -277,6 +277,22 @@ TEST(legacy_auth, deployed_rules_and_valid_ids) {
   EXPECT_TRUE(a.authenticate({"ünïcødé:📱", std::nullopt, false, now}).who);
 }
 
+// A v2 socket's colon-less token takes the query's device, so that a
+// client's resends after a reconnect stay one device's (its ids are scoped
+// by device); a v1 socket keeps the deployed server's generated id, and a
+// token's own device wins.
+TEST(legacy_auth, a_v2_socket_names_its_device_in_the_query) {
+  legacy_authenticator a{3};
+  EXPECT_EQ(a.authenticate({"u1", std::string{"dq"}, true, now}).who->device_id, "dq");
+  EXPECT_EQ(a.authenticate({"u1:", std::string{"dq"}, true, now}).who->device_id, "dq");
+  EXPECT_EQ(a.authenticate({"u1:d1", std::string{"dq"}, true, now}).who->device_id, "d1");
+  EXPECT_EQ(a.authenticate({"u1", std::string{"dq"}, false, now}).who->device_id.rfind("web-", 0),
+            0u);
+  EXPECT_EQ(a.authenticate({"u1", std::string{}, true, now}).who->device_id.rfind("web-", 0), 0u);
+  expect_refused(a.authenticate({"u1", std::string{"bad"}, true, now}),
+                 close_code::invalid_token, "device");
+}
+
 TEST(valid_id, utf8_length_and_control_characters) {
   EXPECT_TRUE(msg::valid_id("u1"));
   EXPECT_TRUE(msg::valid_id("日本語"));

@@ -137,6 +137,16 @@ auth_result legacy_authenticator::authenticate(const auth_request& req) {
                  "at most 128 bytes"};
     return r;
   }
+  if (who.device_id.empty() && req.v2 && req.device && !req.device->empty()) {
+    // As a signed token without a `device` claim: a v2 client resends what
+    // was not acknowledged under its ids, which must stay one device's. (A
+    // v1 socket keeps the deployed server's generated id.)
+    if (!msg::valid_id(*req.device)) {
+      r.failure = {close_code::invalid_token, "Invalid token: device is not a valid id"};
+      return r;
+    }
+    who.device_id = *req.device;
+  }
   if (who.device_id.empty()) // "u1" or "u1:" (the legacy server's falsy check)
     who.device_id = names_.next(req.now_ms);
   r.who = std::move(who);

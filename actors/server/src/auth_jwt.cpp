@@ -133,6 +133,8 @@ public:
         || !h.get_object().at("alg").is_string())
       return invalid("malformed header");
     std::string alg{h.get_object().at("alg").get_string()};
+    if (auto why = unaccepted_header(h.get_object()))
+      return invalid(*why);
     const std::string* key = nullptr;
     jwt_alg_t want = JWT_ALG_INVAL;
     if (alg == "HS256" && !opts_.hs256_secret.empty()) {
@@ -165,6 +167,27 @@ public:
   }
 
 private:
+  /// What the header asks that this verifier does not do, said before the
+  /// signature is checked (libjwt refuses another `typ` as if the signature
+  /// were bad): a `typ` other than JWT (e.g. RFC 9068's "at+jwt"), or
+  /// critical extensions, which RFC 7515 4.1.11 says must be refused when
+  /// not understood (none is).
+  static std::optional<std::string> unaccepted_header(const json::object& h) {
+    if (auto* typ = h.if_contains("typ")) {
+      std::string t = typ->is_string() ? std::string{typ->get_string()} : std::string{};
+      for (auto& ch : t)
+        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      if (t != "JWT") {
+        bool say = typ->is_string() && t.size() <= 32 && msg::valid_id(t);
+        return "token type " + (say ? "'" + std::string{typ->get_string()} + "' " : std::string{})
+               + "is not accepted (typ must be JWT)";
+      }
+    }
+    if (h.contains("crit"))
+      return std::string{"critical header extensions (crit) are not understood"};
+    return std::nullopt;
+  }
+
   auth_result check_claims(const json::object& claims, const auth_request& req) {
     auto now = req.now_ms;
     auto* sub = claims.if_contains("sub");

@@ -132,7 +132,9 @@ void refresh(session_ptr self, const std::string& token) {
   bool same_user = r.who && r.who->user_id == st.who.user_id
                    && r.who->subject() == st.who.subject();
   if (!same_user || r.who->device_id != st.who.device_id) {
-    auto why = !r.who      ? std::move(r.failure.reason)
+    auto why = !r.who ? (r.failure.close_code == close_code::token_expired
+                           ? std::string{"Invalid token: the new token has expired"}
+                           : std::move(r.failure.reason))
                : !same_user ? std::string{"Invalid token: it names another user"}
                : std::string{"Invalid token: it is bound to another device"};
     count_refusal(*st.env->counters, close_code::invalid_token);
