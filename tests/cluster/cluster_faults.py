@@ -150,7 +150,9 @@ async def redis_restarted(redis, a, b):
     await until(lambda: d1.seq == 3)
     old_epoch = d1.epoch
     redis.kill()
-    await until(lambda: not b.ready(), 5)  # it noticed: nothing is sent now
+    # Both noticed: nothing is sent now (d1 is on a, whose lost EVAL would
+    # be an unknown outcome, 1013, not a NACK).
+    check(await until(lambda: not a.ready() and not b.ready(), 10), "a and b not ready without Redis")
     refused = b.post_credits("u4", 10)[0]
     check(refused == 503, f"a publish while Redis is down: {refused}")
     await d1.send_progress("while-down", 1)
@@ -229,7 +231,7 @@ async def node_stopped(a, b):
     await until(lambda: phone.closes)
     # The node stops once Redis has its devices' departure: the other node
     # tells its own at once (a position check would take 30 s).
-    gone = await until(lambda: ("DEVICE_DISCONNECTED", "phone") in watch.presence, timeout=2)
+    gone = await until(lambda: ("DEVICE_DISCONNECTED", "phone") in watch.presence, timeout=10)
     check(code == 0 and phone.closes == [1001] and gone,
           f"a node stopped with SIGTERM: exit {code}, its device closed with {phone.closes}, "
           f"the device on the other node hears it leave within 2 s: {gone}")

@@ -41,7 +41,9 @@ class Sentinel:
                     # At least 2 s: with 1 s Sentinel sometimes fails over a
                     # healthy master right after a switch.
                     f"sentinel down-after-milliseconds {MASTER} 2000\n"
-                    f"sentinel failover-timeout {MASTER} 10000\n"
+                    # A failed election is tried again after twice this:
+                    # 10 s, within the failovers' budget below.
+                    f"sentinel failover-timeout {MASTER} 5000\n"
                     f"sentinel parallel-syncs {MASTER} 1\n")
         self.proc = subprocess.Popen(["/usr/bin/redis-sentinel", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,7 +111,7 @@ async def failover(nodes, devices, kill, master_port, published):
     kill()
     answers = set()
     served = {n.name: False for n in nodes}
-    deadline = t0 + 20 * SCALE
+    deadline = t0 + 30 * SCALE
     while time.monotonic() < deadline and not all(served.values()):
         for n in nodes:
             if not served[n.name]:
@@ -221,8 +223,8 @@ async def main():
 
         first_epoch = devices[0].epoch
         took, answers, served = await failover(nodes, devices, master.kill, master.port, published)
-        check(served and took <= 20 * SCALE,
-              f"kill -9 of the master: both nodes ready and publishing again after {took:.1f} s (<= 20)")
+        check(served and took <= 30 * SCALE,
+              f"kill -9 of the master: both nodes ready and publishing again after {took:.1f} s (<= 30)")
         check(answers <= {200, 503, 504}, f"publishes meanwhile answered 200, 503 or 504 only: {sorted(answers)}")
         check(role(replica.port) == "master", "Sentinel promoted the replica")
         await consistent(nodes, devices, published, "after the failover")
@@ -236,8 +238,8 @@ async def main():
         check(await wait_for(lambda: sentinels_agree(sentinels, master.port, replica.port), 40),
               "the old master is back as the new master's replica, seen by every sentinel")
         took, answers, served = await failover(nodes, devices, replica.kill, replica.port, published)
-        check(served and took <= 20 * SCALE,
-              f"the second failover, back: both nodes publishing again after {took:.1f} s (<= 20)")
+        check(served and took <= 30 * SCALE,
+              f"the second failover, back: both nodes publishing again after {took:.1f} s (<= 30)")
         check(role(master.port) == "master", "the first master is the master again")
         await consistent(nodes, devices, published, "after the failover back")
 

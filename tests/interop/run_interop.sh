@@ -7,9 +7,7 @@ server=$1
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-if [[ ! -d $here/node_modules/ws ]]; then
-  (cd "$here" && npm install --no-audit --no-fund --silent >/dev/null)
-fi
+"$here/node_deps.sh"
 "$server" --listen 127.0.0.1:0 --auth legacy --limits off --max-sockets-per-user 4 --max-queued-bytes 262144 \
   --log-level warn > "$work/out" 2> "$work/err" &
 pid=$!

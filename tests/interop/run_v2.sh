@@ -12,9 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 pids=()
 trap 'kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-if [[ ! -d $here/node_modules/ws ]]; then
-  (cd "$here" && npm install --no-audit --no-fund --silent >/dev/null)
-fi
+"$here/node_deps.sh"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -43,7 +43,7 @@ def free_port():
 def ready(addr):
     """Whether the server at HOST:PORT answers GET /readyz with 200."""
     try:
-        with urllib.request.urlopen(f"http://{addr}/readyz", timeout=2) as r:
+        with urllib.request.urlopen(f"http://{addr}/readyz", timeout=2 * SCALE) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
