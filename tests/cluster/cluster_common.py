@@ -62,17 +62,35 @@ class Redis:
         self.proc = None
 
     def start(self, *extra):
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.work, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
+        """Starts redis-server on its port; checks that what answers there is
+        this process (free_port's port may have been taken meanwhile by a
+        test running in parallel: a first start then takes another)."""
+        for attempt in range(5):
+            self.proc = subprocess.Popen(
+                [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.work, *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._answering():
+                self.started = True
+                return
+            self.kill()
+            if getattr(self, "started", False):
+                raise RuntimeError(f"redis-server could not start again on port {self.port}")
+            self.port = free_port()
+        raise RuntimeError("redis-server did not start")
+
+    def _answering(self):
+        deadline = time.monotonic() + 5 * SCALE
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                info = redis_command(self.port, "INFO", "server", timeout=0.5)
+                return self.proc.poll() is None and f"process_id:{self.proc.pid}" in info
+            except RuntimeError:  # NOAUTH (--requirepass): a redis-server answers;
+                time.sleep(0.2)   # one that could not bind its port has exited by now
+                return self.proc.poll() is None
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        return False
 
     def kill(self):
         self.proc.kill()
