@@ -91,3 +91,52 @@ TEST(embedding, engine_runs_inside_a_host_actor_system) {
   caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }
+
+// await_stop() returns after the last callback of the engine's adapters has
+// returned, the "disconnected" status among them: an app may destroy what
+// its callbacks use right after it. (The adapters are actors of their own,
+// whose mailboxes held callbacks still to run.)
+TEST(embedding, no_callback_runs_after_await_stop) {
+  caf::actor_system_config cfg;
+  add_client_types(cfg);
+  cfg.set("scheduler.max-threads", size_t{2});
+  caf::actor_system sys{cfg};
+  auto net = spawn_memory_network(sys, 7);
+  auto peer = test::spawn_scripted_peer(sys, net, {"ws://host.test/ws"}, 0);
+  client_config cc;
+  cc.connection.url = "ws://host.test/ws";
+  cc.connection.user_id = "u9";
+  cc.connection.device_id = "embedded";
+  auto engine = spawn_client(sys, cc, spawn_memory_transport(sys, net));
+  std::atomic<bool> torn_down{false}, late{false}, connected{false}, saw_disconnected{false};
+  // Slow callbacks, so that the adapters have a backlog when the engine stops.
+  engine.subscribe(make_state_callback(sys, [&](const sync_state& s) {
+    std::this_thread::sleep_for(20ms);
+    late = late || torn_down;
+    connected = connected || s.connection.state == connection_state::connected;
+  }));
+  engine.subscribe(make_status_callback(sys, [&](const connection_status& s) {
+    std::this_thread::sleep_for(20ms);
+    late = late || torn_down;
+    saw_disconnected = s.state == connection_state::disconnected;
+  }));
+  engine.connect();
+  for (int i = 0; i < 500 && !connected; ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(connected);
+  for (int i = 0; i < 5; ++i) {
+    msg::shoot_progress p;
+    p.shoot_id = "s" + std::to_string(i);
+    p.status = msg::shoot_status::processing;
+    p.total_count = 10;
+    engine.send_progress(p);
+  }
+  engine.stop();
+  engine.await_stop(sys);
+  torn_down = true;
+  EXPECT_TRUE(saw_disconnected) << "the last status seen before await_stop returned";
+  std::this_thread::sleep_for(300ms); // a backlog of 20 ms callbacks would run meanwhile
+  EXPECT_FALSE(late) << "a callback ran after await_stop returned";
+  caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
+}

@@ -97,11 +97,28 @@ client_engine spawn_engine(caf::actor_system& sys, const client_config& cfg,
 
 namespace {
 
+struct callback_state {
+  static inline const char* name = callback_actor_name;
+};
+
+/// An adapter: `Handle`'s protocol, and the flush the subscribers ask of it.
+template <class Handle>
+using adapter_actor = typename Handle::template extend_with<flushable_actor>;
+
+template <class Handle, class F>
+Handle spawn_adapter(caf::actor_system& sys, F handler) {
+  using impl = adapter_actor<Handle>;
+  auto a = sys.spawn([handler = std::move(handler)](
+                       typename impl::template stateful_pointer<callback_state>)
+                       -> typename impl::behavior_type {
+    return {handler, [](flush_atom) { return true; }};
+  });
+  return caf::actor_cast<Handle>(a);
+}
+
 template <class Handle, class Atom, class T>
 Handle make_callback(caf::actor_system& sys, std::function<void(const T&)> f) {
-  return sys.spawn([f = std::move(f)]() -> typename Handle::behavior_type {
-    return {[f](Atom, const T& x) { f(x); }};
-  });
+  return spawn_adapter<Handle>(sys, [f = std::move(f)](Atom, const T& x) { f(x); });
 }
 
 } // namespace
@@ -121,12 +138,11 @@ make_status_callback(caf::actor_system& sys,
 message_subscriber_actor
 make_message_callback(caf::actor_system& sys,
                       std::function<void(const msg::server_message&)> f) {
-  return sys.spawn([f = std::move(f)]() -> message_subscriber_actor::behavior_type {
-    return {[f](inbound_atom, const inbound_batch& xs) {
+  return spawn_adapter<message_subscriber_actor>(
+    sys, [f = std::move(f)](inbound_atom, const inbound_batch& xs) {
       for (auto& x : xs)
         f(x);
-    }};
-  });
+    });
 }
 
 token_provider_actor make_token_provider(caf::actor_system& sys,

@@ -37,6 +37,7 @@ using up_atom = caf::atom_constant<caf::atom("up")>;
 using down_atom = caf::atom_constant<caf::atom("down")>;
 using heard_atom = caf::atom_constant<caf::atom("heard")>;
 using bad_frame_atom = caf::atom_constant<caf::atom("bad_frame")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 // -- reconnect policy -----------------------------------------------------------
 
@@ -76,7 +77,16 @@ using keepalive_actor = caf::typed_actor<
 using subscribers_impl = subscribers_actor::extend<
   caf::reacts_to<publish_atom, sync_state>,
   caf::reacts_to<publish_atom, connection_status>,
-  caf::reacts_to<publish_atom, inbound_batch>>;
+  caf::reacts_to<publish_atom, inbound_batch>,
+  caf::reacts_to<flush_atom>>;
+
+/// A callback adapter (make_state_callback and the like) answers this once
+/// every callback sent before it has returned: an engine's subscribers end
+/// only then, so that await_stop() returns after the app's last callback.
+using flushable_actor = caf::typed_actor<caf::replies_to<flush_atom>::with<bool>>;
+
+/// The name of a callback adapter's actor: the subscribers flush those.
+inline constexpr const char* callback_actor_name = "kullsync.callback";
 
 /// The coordinator as the connection sees it: what arrived (decoded
 /// batches, bad frames) and how the link and its stream go.

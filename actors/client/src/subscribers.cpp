@@ -1,7 +1,10 @@
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "spawn.hpp"
@@ -23,6 +26,9 @@ struct subscribers_state {
   // messages, built once and shared by every subscriber and newcomer.
   caf::message last_state = caf::make_message(state_atom::value, sync_state{});
   caf::message last_status = caf::make_message(status_atom::value, connection_status{});
+  // Why the engine ends, from the exit taken while the adapters are flushed.
+  caf::error ending;
+  bool flushing = false;
   static inline const char* name = "kullsync.subscribers";
 };
 
@@ -53,6 +59,41 @@ void remove(subs_ptr self, const caf::actor_addr& who) {
     std::remove_if(st.message_subs.begin(), st.message_subs.end(),
                    [&](const typed_sub& s) { return same(s.who); }),
     st.message_subs.end());
+}
+
+/// The engine ends: each callback adapter subscribed is asked to flush,
+/// and this actor ends once all answered (or ended), so that await_stop()
+/// returns after the app's last callback, the "disconnected" among them.
+void flush_then_quit(subs_ptr self) {
+  auto& st = self->state;
+  std::vector<caf::actor_addr> seen;
+  std::vector<flushable_actor> adapters;
+  auto add = [&](const auto& h) {
+    auto* a = dynamic_cast<caf::local_actor*>(caf::actor_cast<caf::abstract_actor*>(h));
+    if (a == nullptr || std::strcmp(a->name(), callback_actor_name) != 0)
+      return;
+    if (std::find(seen.begin(), seen.end(), h.address()) != seen.end())
+      return;
+    seen.push_back(h.address());
+    adapters.push_back(caf::actor_cast<flushable_actor>(h));
+  };
+  for (auto& h : st.state_subs)
+    add(h);
+  for (auto& h : st.status_subs)
+    add(h);
+  for (auto& s : st.message_subs)
+    add(s.who);
+  if (adapters.empty())
+    return self->quit(st.ending);
+  auto left = std::make_shared<size_t>(adapters.size());
+  auto one_done = [self, left] {
+    if (--*left == 0)
+      self->quit(self->state.ending);
+  };
+  for (auto& a : adapters)
+    self->request(a, caf::infinite, flush_atom::value)
+      .then([one_done](bool) { one_done(); },
+            [one_done](const caf::error&) { one_done(); }); // it ended
 }
 
 bool wants(const typed_sub& s, const msg::server_message& x) {
@@ -87,6 +128,16 @@ void publish(subs_ptr self, inbound_batch&& xs) {
 subscribers_impl::behavior_type subscribers(subs_ptr self) {
   // A subscriber that terminates is dropped, never sent to again.
   self->set_down_handler([=](const caf::down_msg& dm) { remove(self, dm.source); });
+  // Taken from the coordinator (linked): what it sent before is still
+  // queued behind the exit, so the flush is sent after it.
+  self->set_exit_handler([=](const caf::exit_msg& em) {
+    auto& st = self->state;
+    if (st.flushing)
+      return;
+    st.flushing = true;
+    st.ending = em.reason ? em.reason : caf::make_error(caf::exit_reason::normal);
+    self->send(self, flush_atom::value);
+  });
   return {
     [=](subscribe_atom, state_subscriber_actor who) {
       auto& st = self->state;
@@ -126,6 +177,7 @@ subscribers_impl::behavior_type subscribers(subs_ptr self) {
         send_shared(self, s, st.last_status);
     },
     [=](publish_atom, inbound_batch& xs) { publish(self, std::move(xs)); },
+    [=](flush_atom) { flush_then_quit(self); },
   };
 }
 

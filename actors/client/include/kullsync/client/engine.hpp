@@ -67,7 +67,10 @@ public:
   void stop() const;
   /// Blocks until the engine's connection, coordinator and subscribers have
   /// ended: after stop(), before the app destroys what its subscribers use.
-  /// Never from an actor's handler (it would block a CAF worker).
+  /// Callbacks made with make_*_callback and subscribed to this engine have
+  /// all returned by then (the "disconnected" status among them), and none
+  /// runs for it after. Never from an actor's handler (it would block a CAF
+  /// worker); without stop() first it waits for ever.
   void await_stop(caf::actor_system& sys) const;
 };
 
@@ -97,7 +100,8 @@ token_provider_actor make_token_provider(caf::actor_system& sys,
                                          std::function<std::string()> f);
 
 /// Adapters for code that is not an actor: each callback runs on a CAF
-/// worker, one call at a time.
+/// worker, one call at a time (two adapters' calls may run at once). An
+/// engine's await_stop() returns after the last call it caused.
 state_subscriber_actor
 make_state_callback(caf::actor_system& sys,
                     std::function<void(const sync_state&)> f);
