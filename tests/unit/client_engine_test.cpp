@@ -48,6 +48,31 @@ TEST(client_engine, connects_and_shows_its_own_device) {
   EXPECT_EQ(s.connection.url, sim_url);
 }
 
+// A URL that cannot be dialed is the app's mistake: failed at once, saying
+// why (without the query, where a token may be), and never dialed (retrying
+// it as a network fault took the whole schedule, minutes by default).
+TEST(client_engine, a_url_it_cannot_dial_fails_at_once) {
+  for (std::string url : {"http://sync.sim/ws", "ws://sync.sim:99999/ws?token=secret-token",
+                          "not a url", ""}) {
+    SCOPED_TRACE(url);
+    auto cfg = default_sim_config();
+    cfg.connection.url = url;
+    harness h{cfg};
+    h.engine.connect();
+    h.sim.run();
+    h.sim.advance(10min);
+    auto s = h.status();
+    EXPECT_EQ(s.state, connection_state::failed);
+    EXPECT_NE(s.error.find("invalid URL"), std::string::npos) << s.error;
+    EXPECT_EQ(s.error.find("secret-token"), std::string::npos) << s.error;
+    EXPECT_EQ(h.net_stats().dials, 0u);
+    h.engine.connect(); // again: still failed, still no dial
+    h.sim.run();
+    EXPECT_EQ(h.status().state, connection_state::failed);
+    EXPECT_EQ(h.net_stats().dials, 0u);
+  }
+}
+
 TEST(client_engine, progress_credit_and_prompt_reach_the_state) {
   harness h;
   h.engine.connect();

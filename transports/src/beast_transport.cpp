@@ -19,7 +19,7 @@
 
 #include "kullsync/log.hpp"
 #include "client_io.hpp"
-#include "url.hpp"
+#include "kullsync/messages/ws_url.hpp"
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
@@ -337,8 +337,10 @@ void dial(transport_ptr self, transport_listener_actor l, uint64_t tag,
   st.link.reset();
   auto parts = detail::parse_ws_url(url);
   if (!parts) {
+    // Said without its query, which may hold the token.
     self->send(l, closed_atom::value, tag, close_code::abnormal,
-               "invalid URL '" + url + "': expected ws:// or wss://");
+               "invalid URL '" + url.substr(0, url.find('?'))
+                 + "': expected ws:// or wss://HOST[:PORT 1-65535]");
     return;
   }
   auto ex = net::make_strand(st.io->ioc);

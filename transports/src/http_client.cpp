@@ -18,7 +18,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "client_io.hpp"
-#include "url.hpp"
+#include "kullsync/messages/ws_url.hpp"
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -170,7 +170,8 @@ caf::result<http_result> fetch(http_client_ptr self, const std::string& method,
   auto& st = self->state;
   auto u = parse_http_url(url);
   if (!u)
-    return http_result{0, {}, "invalid URL '" + url + "': expected http:// or https://"};
+    return http_result{0, {}, "invalid URL '" + url.substr(0, url.find('?'))
+                                + "': expected http:// or https://HOST[:PORT 1-65535]"};
   auto id = st.next_id++;
   auto rp = self->make_response_promise<http_result>();
   st.pending.emplace(id, rp);
@@ -236,7 +237,7 @@ http_result http_fetch(const std::string& method, const std::string& url,
                        bool insecure, const header_list& headers) {
   auto u = parse_http_url(url);
   if (!u)
-    return {0, {}, "invalid URL '" + url + "'"};
+    return {0, {}, "invalid URL '" + url.substr(0, url.find('?')) + "'"};
   // The asynchronous exchange on an io_context of its own: Beast's deadline
   // bounds only asynchronous operations, and a server that accepts and
   // never answers must not hold the caller past `timeout`.

@@ -9,7 +9,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "url.hpp"
+#include "kullsync/messages/ws_url.hpp"
 #include "kullsync/testing/sim_network.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 

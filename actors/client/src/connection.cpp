@@ -6,6 +6,7 @@
 #include "kullsync/client/store.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/messages/codec.hpp"
+#include "kullsync/messages/ws_url.hpp"
 #include "kullsync/transports/close_code.hpp"
 #include "kullsync/transports/subprotocol.hpp"
 #include "connection_state.hpp"
@@ -14,8 +15,10 @@ namespace kullsync::conn {
 
 namespace {
 
+/// A URL the engine can dial: ws:// or wss://, a host, a port in range.
+/// Anything else is the app's mistake, not a network fault to retry.
 bool is_ws_url(const std::string& url) {
-  return url.rfind("ws://", 0) == 0 || url.rfind("wss://", 0) == 0;
+  return detail::parse_ws_url(url).has_value();
 }
 
 } // namespace
@@ -354,6 +357,18 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (st.stopping)
         return; // stop() is final
       st.wanted = true;
+      if (!is_ws_url(st.url)) {
+        // Said once, as failed: dialing it again cannot help.
+        auto why = "invalid URL '" + st.url.substr(0, st.url.find('?'))
+                   + "': expected ws:// or wss://HOST[:PORT 1-65535]";
+        st.log->error("not dialing: {}", why);
+        auto next = st.status;
+        next.url = st.url;
+        next.error = std::move(why);
+        if (st.phase == link_phase::idle)
+          enter(self, link_phase::failed, std::move(next));
+        return;
+      }
       if (st.token_refused && !st.tokens) {
         // The contract: "do not retry with the same token"; without a
         // provider there is no other one.
@@ -396,7 +411,8 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (st.stopping)
         return;
       if (!is_ws_url(url)) {
-        st.log->error("endpoint '{}' ignored: not a ws:// or wss:// URL", url);
+        st.log->error("endpoint '{}' ignored: not a ws:// or wss:// URL",
+                      url.substr(0, url.find('?')));
         return;
       }
       st.url = std::move(url);

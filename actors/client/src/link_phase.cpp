@@ -35,8 +35,8 @@ bool is_legal(link_phase from, link_phase to) {
       return is_live(from);
     case p::waiting_retry:
       return from == p::lost;
-    case p::failed:
-      return from == p::lost || is_live(from);
+    case p::failed: // or at once: an engine whose URL cannot be dialed
+      return from == p::lost || is_live(from) || from == p::idle;
   }
   return false;
 }

@@ -23,8 +23,8 @@ bool is_legal_transition(connection_state from, connection_state to) {
   if (to == s::disconnected) // an explicit disconnect, from anywhere
     return true;
   switch (from) {
-    case s::disconnected:
-      return to == s::connecting;
+    case s::disconnected: // failed: connect() with a URL that cannot be dialed
+      return to == s::connecting || to == s::failed;
     case s::connecting: // a new endpoint or network change re-dials at once
       return to == s::connected || to == s::reconnecting || to == s::failed
              || to == s::connecting;

@@ -6,7 +6,6 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "url.hpp" // the transports' own (src/url.hpp)
 #include "kullsync/transports/subprotocol.hpp"
 #include "socket_endpoint.hpp"
 

@@ -20,7 +20,8 @@ enum class connection_state : uint8_t {
 
 std::string_view to_string(connection_state x);
 
-/// True if the state machine may go from `from` to `to`.
+/// True if the state machine may go from `from` to `to` (disconnected to
+/// failed only when connect() finds a URL that cannot be dialed).
 bool is_legal_transition(connection_state from, connection_state to);
 
 struct connection_status {

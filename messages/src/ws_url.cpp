@@ -1,6 +1,7 @@
-#include "url.hpp"
+#include "kullsync/messages/ws_url.hpp"
 
 #include <cctype>
+#include <string>
 
 namespace kullsync::detail {
 
@@ -45,6 +46,9 @@ std::optional<url_parts> parse_ws_url(std::string_view url) {
   for (char c : x.port)
     if (c < '0' || c > '9')
       return std::nullopt;
+  // A port past 65535 would wrap around to another endpoint.
+  if (x.port.size() > 5 || std::stoul(x.port) == 0 || std::stoul(x.port) > 65535)
+    return std::nullopt;
   x.path = x.target.substr(0, x.target.find('?'));
   return x;
 }

@@ -1,7 +1,8 @@
 #pragma once
 
-// Splits ws:// and wss:// URLs, and reads the handshake's headers. Private
-// to transports.
+// Splits ws:// and wss:// URLs: the transports dial with it, and the client
+// engine refuses a URL it cannot dial before it tries (not a network fault
+// to retry).
 
 #include <cstdint>
 #include <optional>
