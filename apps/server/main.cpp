@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP); // no reload: logged and ignored, never a kill
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   caf::actor_system_config cfg;
@@ -115,6 +116,10 @@ int main(int argc, char** argv) {
   // The listener is made after the server's actors, which report its
   // metrics: they reach it through this pointer, set before it serves.
   auto listener_ref = std::make_shared<std::atomic<kullsync::beast_server*>>(nullptr);
+  // Not ready from the signal to stop on: a balancer sends no more sockets
+  // to a node that is closing them.
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
+  sc.ready = [stopping] { return !*stopping; };
   // A cluster node: streams through Redis; ready once every instance is.
   std::shared_ptr<kullsync::broker::redis_broker> broker;
   if (!rc.shards.empty()) {
@@ -129,7 +134,7 @@ int main(int argc, char** argv) {
     *self = broker;
     sc.cluster.broker = broker->actor();
     sc.cluster.position_check = std::chrono::seconds{o.position_check};
-    sc.ready = [broker] { return broker->ready(); };
+    sc.ready = [broker, stopping] { return !*stopping && broker->ready(); };
   }
   sc.cluster.node_id = o.node_id;
   if (!o.revocations_file.empty() && broker) {
@@ -173,8 +178,11 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&signals, &sig);
-  lg->info("{}: closing every socket with 1001 and stopping",
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP)
+    lg->warn("SIGHUP ignored: nothing is reloaded (restart the node to apply a change; "
+             "SIGTERM drains it)");
+  *stopping = true;
+  lg->info("{}: not ready; closing every socket with 1001 and stopping",
            sig == SIGINT ? "SIGINT" : "SIGTERM");
   auto hubs = server.stats(sys); // while the histories are still there
   if (broker) {

@@ -218,7 +218,7 @@ async def node_killed(a, b, c):
         await d.close()
 
 
-async def node_stopped(a, b):
+async def node_stopped(redis, a, b):
     phone, watch = Device("s1", "phone"), Device("s1", "watch")
     await phone.connect(a)
     await watch.connect(b)
@@ -226,7 +226,20 @@ async def node_stopped(a, b):
     for i in range(3):
         b.post_credits("s1", i)
     await until(lambda: phone.seq == 3)
-    a.proc.send_signal(signal.SIGTERM)
+    # SIGHUP reloads nothing: said, and the node goes on serving.
+    a.proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(0.3)
+    check(a.proc.poll() is None and a.ready(), "SIGHUP ignored: the node still serves")
+    # From the signal on it is not ready (a balancer sends it no more
+    # sockets), though it stops only once Redis heard its devices leave:
+    # Redis paused holds it, and its probe would take seconds to say so.
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        a.proc.send_signal(signal.SIGTERM)
+        unready = await until(lambda: a.proc.poll() is None and not a.ready(), 1.5)
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    check(unready, "not ready from SIGTERM on, while still stopping")
     code = a.proc.wait(timeout=15 * SCALE)
     await until(lambda: phone.closes)
     # The node stops once Redis has its devices' departure: the other node
@@ -334,7 +347,7 @@ async def main():
         await redis_paused(redis, a, b)
         await redis_restarted(redis, a, b)
         await node_killed(a, b, c)
-        await node_stopped(a, b)
+        await node_stopped(redis, a, b)
         await redis_password(work)
         await redis_absent(work)
         await redis_full(work)
