@@ -263,7 +263,7 @@ int main(int argc, char** argv) {
   u->add_option("user", o.user, "the user's id")->required();
   auto* h = app.add_subcommand("history", "what a user's stream holds");
   h->add_option("user", o.user, "the user's id")->required();
-  h->add_option("--since", o.since, "after this position")->check(CLI::NonNegativeNumber);
+  h->add_option("--since", o.since, "after this position")->check(kullsync::app::whole_number);
   h->add_option("--limit", o.limit, "at most this many (1-1000)")
     ->check(CLI::Range(1, 1000))
     ->capture_default_str();
@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
                                          "node, and close the user's sockets (4002)");
   r->add_option("user", o.user, "the user's id")->required();
   r->add_option("--before", o.before, "tokens issued before this epoch-ms time (default: now)")
-    ->check(CLI::NonNegativeNumber);
+    ->check(kullsync::app::whole_number);
   app.add_subcommand("nodes", "the cluster's live nodes");
   auto* p = app.add_subcommand("publish", "publish as the backend does");
   p->require_subcommand(1);
@@ -296,12 +296,13 @@ int main(int argc, char** argv) {
     ->check(CLI::IsMember({"queued", "processing", "completed", "failed"}))
     ->capture_default_str();
   ps->add_option("--processed", o.shoot.processed_count, "images processed")
-    ->check(CLI::NonNegativeNumber);
+    ->check(kullsync::app::whole_number);
   ps->add_option("--total", o.shoot.total_count, "images in the shoot")
-    ->check(CLI::NonNegativeNumber);
+    ->check(kullsync::app::whole_number);
   ps->add_option("--provider", o.shoot.provider, "what processes it")->capture_default_str();
   ps->add_option("--current-image", o.shoot.current_image, "the image being processed");
-  ps->add_option("--eta", o.shoot.eta, "seconds left")->check(CLI::NonNegativeNumber);
+  ps->add_option("--eta", o.shoot.eta, "seconds left")
+    ->check(kullsync::app::finite_range(0, 1e9));
   ps->add_option("--error", o.shoot.error_message, "why the shoot failed");
   auto* pc = p->add_subcommand("credit-update", "a user's credit balance");
   pc->add_option("--user", o.credit.user_id, "the user's id")->required();

@@ -2,7 +2,9 @@
 
 // Checks of command-line values that CLI11's own do not make.
 
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -36,6 +38,18 @@ inline CLI::Validator finite_range(double lo, double hi) {
     },
     "in " + range);
 }
+
+/// A whole number from 0 to 2^63-1, checked as written: CLI11 reads a
+/// larger one as the largest (and calls -1 out of a range up to 1.8e308).
+inline const CLI::Validator whole_number{
+  [](std::string& s) -> std::string {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || v < 0)
+      return "'" + s + "' is not a whole number from 0 to 9223372036854775807";
+    return {};
+  },
+  "WHOLE"};
 
 /// A value that may not be empty: an empty one is a mistake (an unset shell
 /// variable), not a way to leave the option out.

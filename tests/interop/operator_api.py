@@ -358,6 +358,10 @@ async def ctl_checks(n):
           f"ctl: a mistyped command is named ({err.strip()})")
     rc, _, _ = ctl(n, "publish", "prompt-change", "--prompt", "p", "--action", "a")
     check(rc == 2, "ctl: prompt-change needs --users")
+    for since in ("99999999999999999999", "-1", "1e3"):
+        rc, _, err = ctl(n, "history", "c1", "--since", since)
+        check(rc == 2 and "not a whole number from 0 to 9223372036854775807" in err,
+              f"ctl history --since {since}: refused, saying why ({rc} {err.strip()[:80]})")
     rc, out, _ = ctl(n, "publish", "shoot-progress", "--user", "c2", "--shoot", "s9",
                      "--status", "failed", "--current-image", "IMG_7.jpg", "--eta", "12.5",
                      "--error", "disk full")

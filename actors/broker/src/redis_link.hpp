@@ -74,7 +74,7 @@ using broker_impl = server::broker_actor::extend<
   X(bad_messages, counter, "kullsync_broker_bad_messages_total",                 \
     "Pub/sub messages that did not parse", "")                                    \
   X(reconnects, counter, "kullsync_broker_reconnects_total",                     \
-    "Links to Redis lost after being up", "")                                     \
+    "Links to Redis lost after they connected (answered or not)", "")                                     \
   X(probe_timeouts, counter, "kullsync_broker_probe_timeouts_total",             \
     "Subscriber links dropped because their probe did not come back", "")         \
   X(probes_late, counter, "kullsync_broker_probes_late_total",                    \

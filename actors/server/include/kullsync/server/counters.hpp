@@ -13,8 +13,8 @@
 namespace kullsync::server {
 
 /// The close codes counted one by one; any other counts as "other".
-inline constexpr std::array<uint16_t, 14> counted_close_codes{
-  1000, 1001, 1002, 1006, 1007, 1008, 1009, 1011, 4000, 4001, 4002, 4003, 4008, 4009};
+inline constexpr std::array<uint16_t, 15> counted_close_codes{
+  1000, 1001, 1002, 1006, 1007, 1008, 1009, 1011, 1013, 4000, 4001, 4002, 4003, 4008, 4009};
 
 /// Client message types counted one by one: PING, UPDATE_PROGRESS, REFRESH,
 /// another type, a frame that did not decode.
