@@ -272,6 +272,13 @@ async def redis_password(work):
         text = open(log).read()
         check(not wrong.ready() and "AUTH refused" in text and "not-it" not in text,
               "a node with a wrong password is not ready, says AUTH refused, never logs it")
+        # Refused again at every tick, on both links: said once a minute.
+        before = wrong.metric("kullsync_broker_reconnects_total") or 0
+        await until(lambda: (wrong.metric("kullsync_broker_reconnects_total") or 0) >= before + 4, 10)
+        text = open(log).read()
+        check(text.count("AUTH refused") == 1 and "link lost" not in text,
+              f"a wrong password is said once, not at every tick: {text.count('AUTH refused')} "
+              f"AUTH refused, {text.count('link lost')} link lost")
     finally:
         for n in (good, wrong):
             n.proc.send_signal(signal.SIGTERM)

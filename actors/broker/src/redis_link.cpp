@@ -54,6 +54,9 @@ void connect(broker_ptr self, shard_link& s, bool subscriber) {
   });
 }
 
+/// The reason a link is dropped for a refused AUTH, said apart (above).
+const std::string auth_refused = "AUTH refused";
+
 /// A link just up: AUTH first when the instance has a password, then
 /// `next`; a refused AUTH drops the link (retried, and logged, each tick).
 void authenticate(broker_ptr self, shard_link& s, bool subscriber,
@@ -70,8 +73,11 @@ void authenticate(broker_ptr self, shard_link& s, bool subscriber,
   self->state.pending.emplace(id, [self, index, subscriber, next](redis_value v) {
     auto& s = self->state.shards[index];
     if (v.kind != redis_value::status) {
-      self->state.log->error("redis {}: AUTH refused: {}", s.name(), v.str);
-      return drop(self, subscriber ? s.sub : s.cmd, "AUTH refused");
+      // Both links, every tick: said once a minute (a wrong password stays).
+      if (s.auth_log.should_log(steady_ms(), 60'000))
+        self->state.log->error("redis {}: AUTH refused: {} (trying again every {} ms)",
+                               s.name(), v.str, self->state.cfg.probe_interval.count());
+      return drop(self, subscriber ? s.sub : s.cmd, auth_refused);
     }
     next();
   });
@@ -228,7 +234,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
   auto& is_up = subscriber ? s.sub_up : s.cmd_up;
   if (!up) {
     s.probe.reset(); // its PUBLISH or its way back went with the link
-    if (is_up && !subscriber && gen == s.explained_gen) {
+    if (is_up && (why == auth_refused || (!subscriber && gen == s.explained_gen))) {
       ++st.shared->reconnects; // its reason was said, once in a while (check_master)
       st.log->debug("redis {}: command link dropped ({})", s.name(), why);
     } else if (is_up) {

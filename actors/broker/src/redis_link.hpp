@@ -144,6 +144,7 @@ struct shard_link {
   log_throttle role_log;     // the command link's peer is no master, or did not say
   log_throttle alive_log;    // a refused liveness key
   log_throttle connect_log;  // the command link cannot connect
+  log_throttle auth_log;     // a link's AUTH refused
   log_throttle loading_log;  // Redis is loading its data (scripts refused)
   log_throttle refused_log;  // a user's publish refused by the script
   int64_t sentinel_asked_ms = 0; // the master's address asked, not yet answered
