@@ -94,7 +94,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (stderr)")
     ->envname("KULLSYNC_LOG_LEVEL")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2; // a usage error (CLI11's own codes vary)
+  }
   if (user.empty() || user.find(':') != std::string::npos) {
     std::cerr << "--user: must be non-empty and contain no ':'\n";
     return 2;

@@ -27,7 +27,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string{"kullsync-server "} + kullsync::version);
   kullsync::app::server_options o;
   kullsync::app::add_flags(app, o);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e); // says what was wrong
+    return 2;    // a usage error, as for a bad config value (CLI11's own codes vary)
+  }
   if (!o.config.empty()) {
     try {
       kullsync::app::apply_config_file(app, o.config);

@@ -87,6 +87,20 @@ refused('auth = "legacy"\nuser-state-ttl = 20\nhistory-ttl = 10\nposition-check 
         "must be longer than --position-check")
 refused('auth = "legacy"\nmax-queued-frames = 100\n',
         "--max-queued-frames (100) must exceed --max-replay (2000)")
+# A usage error exits 2 like a bad value (CLI11's own codes were 105, 109...).
+for args in (["--no-such-flag"], ["--ping-interval", "0"], ["--auth", "jwtt"]):
+    p = subprocess.run([BINARY, *args], capture_output=True, timeout=10)
+    check(p.returncode == 2, f"{args}: exit 2 ({p.returncode}: {p.stderr.decode().strip()[:80]})")
+# A key file that is a directory or empty is named as such.
+with tempfile.TemporaryDirectory() as d:
+    empty = os.path.join(d, "empty")
+    open(empty, "w").close()
+    for path, why in ((d, "is a directory"), (empty, "is empty")):
+        p = subprocess.run([BINARY, "--auth", "jwt", "--jwt-secret-file", path],
+                           capture_output=True, timeout=10)
+        err = p.stderr.decode()
+        check(p.returncode == 2 and path in err and why in err,
+              f"--jwt-secret-file {why}: named ({p.returncode}: {err.strip()[:100]})")
 p = subprocess.run([BINARY, "--version"], capture_output=True)
 check(p.returncode == 0 and p.stdout.decode().startswith("kullsync-server "),
       f"--version: {p.stdout.decode().strip()}")

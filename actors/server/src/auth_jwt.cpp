@@ -6,6 +6,7 @@
 // never reach a verifier.
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -313,12 +314,21 @@ std::string pem_algorithm(const std::string& pem) {
 } // namespace
 
 std::string read_key_file(const std::string& path, std::string_view flag) {
+  auto bad = [&](const char* why) {
+    return std::invalid_argument(std::string{flag} + ": '" + path + "' " + why);
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw bad("is a directory, not a key file");
   std::ifstream in{path, std::ios::binary};
   if (!in)
-    throw std::invalid_argument(std::string{flag} + ": cannot read '" + path + "'");
+    throw bad("cannot be read");
   std::ostringstream s;
   s << in.rdbuf();
-  return s.str();
+  auto key = s.str();
+  if (key.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw bad("is empty");
+  return key;
 }
 
 std::shared_ptr<authenticator> make_authenticator(const auth_options& given) {
