@@ -340,6 +340,31 @@ async def redis_full(work):
         redis.kill()
 
 
+async def twin_node_ids(work):
+    """Two running nodes given one --node-id are told of (a restarted node's
+    old listing is not: it stops moving on)."""
+    redis = Redis(work)
+    redis.start()
+    logs = [os.path.join(work, f"twin{i}.log") for i in range(2)]
+    twin = "another running node has this node's --node-id"
+    nodes = []
+    try:
+        with open(logs[0], "w") as f:
+            nodes.append(node("tw", redis.port, stderr=f))
+        check(await until(nodes[0].ready, 10), "the first node of id tw is ready")
+        with open(logs[1], "w") as f:
+            nodes.append(node("tw", redis.port, stderr=f))
+        said = await until(lambda: all(twin in open(l).read() for l in logs), 20)
+        check(said, "two running nodes with one --node-id: each says so: "
+              + " / ".join(next((x for x in open(l).read().splitlines() if twin in x), "(nothing)")
+                           for l in logs))
+    finally:
+        for n in nodes:
+            n.proc.send_signal(signal.SIGTERM)
+            n.proc.wait(timeout=10)
+        redis.kill()
+
+
 async def main():
     work = tempfile.mkdtemp()
     redis = Redis(work)
@@ -358,6 +383,7 @@ async def main():
         await redis_password(work)
         await redis_absent(work)
         await redis_full(work)
+        await twin_node_ids(work)
     finally:
         for n in nodes:
             if n.proc.poll() is None:

@@ -187,6 +187,11 @@ struct broker_state {
   int64_t last_tick_ms = 0;         // the probes' tick before this one
   std::array<std::string, 3> texts; // of the scripts (publish's has this node's limits)
   bool flush_queued = false;        // a flush of the batches is in the mailbox
+  // Other instances listed with this node's id: when each was last seen
+  // listed until (a live one moves it on), and how often it was said.
+  std::map<std::string, int64_t> twins;
+  log_throttle twin_log;
+  uint64_t descriptions = 0;
   std::shared_ptr<spdlog::logger> log = log::get("broker.redis");
   static inline const char* name = "kullsync.redis_broker";
 };

@@ -161,10 +161,56 @@ caf::result<bool> revoke(broker_ptr self, const server::revocation& r) {
   return rp;
 }
 
+namespace {
+
+/// An instance's node id: the instance is "<node id>.<start epoch>".
+std::string_view node_id_of(std::string_view instance) {
+  return instance.substr(0, instance.rfind('.'));
+}
+
+/// Another running process with this node's --node-id (a configuration
+/// copied without changing it) mixes the two in `kullsync-ctl nodes` and in
+/// the users' device lists: said once a minute. A restarted node's old
+/// entry is no twin: its listing stops moving on.
+void look_for_twins(broker_ptr self) {
+  auto& st = self->state;
+  command(self, st.shards.front(), {"HGETALL", nodes_key(st)}, [self](redis_value v) {
+    auto& st = self->state;
+    if (v.kind != redis_value::array || v.elements.size() % 2)
+      return;
+    auto mine = node_id_of(st.cfg.instance);
+    std::map<std::string, int64_t> seen;
+    std::string twin;
+    for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+      auto& instance = v.elements[i].str;
+      if (instance == st.cfg.instance || node_id_of(instance) != mine)
+        continue;
+      auto& text = v.elements[i + 1].str;
+      auto until = to_int<int64_t>(std::string_view{text}.substr(0, text.find('|')));
+      if (!until)
+        continue;
+      seen[instance] = *until;
+      auto before = st.twins.find(instance);
+      if (before != st.twins.end() && *until > before->second)
+        twin = instance;
+    }
+    st.twins = std::move(seen);
+    if (!twin.empty() && st.twin_log.should_log(steady_ms(), 60'000))
+      st.log->error("another running node has this node's --node-id ('{}', instance {}): "
+                    "give each node its own id (the nodes' listing and the users' devices "
+                    "mix them)",
+                    std::string{mine}, twin);
+  });
+}
+
+} // namespace
+
 void describe_node(broker_ptr self) {
   auto& st = self->state;
   if (!st.cfg.describe || st.shards.empty() || !st.shards.front().ready())
     return;
+  if (st.descriptions++ % 5 == 0)
+    look_for_twins(self);
   // Listed until three probe intervals from now: a node that stops saying
   // so leaves the list.
   auto until = wall_ms() + 3 * st.cfg.probe_interval.count();
