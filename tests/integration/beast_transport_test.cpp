@@ -289,6 +289,21 @@ TEST_F(beast_transport_test, failures_have_readable_reasons) {
   s = wait_for(r, [](const sync_state& s) { return !s.connection.error.empty(); });
   EXPECT_NE(s.connection.error.find("resolve no-such-host.invalid"), std::string::npos)
     << s.connection.error;
+  // A server that answers the upgrade with something else than 101: its status.
+  auto srv = server::spawn_sync_server(sys_, {});
+  beast_server_options bo;
+  bo.host = "127.0.0.1";
+  bo.port = 0;
+  beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
+  auto served = listener.start();
+  auto w = engine_to("ws://127.0.0.1:" + std::to_string(served) + "/no-such-path");
+  s = wait_for(w, [](const sync_state& s) { return !s.connection.error.empty(); });
+  EXPECT_NE(s.connection.error.find("WebSocket handshake (HTTP 404"), std::string::npos)
+    << s.connection.error;
+  w.stop();
+  w.await_stop(sys_);
+  listener.stop(1s);
+  srv.stop();
 }
 
 TEST_F(beast_transport_test, third_party_server_plain_and_tls) {

@@ -185,12 +185,17 @@ private:
     auto host = url_.host;
     if (!((url_.tls && url_.port == "443") || (!url_.tls && url_.port == "80")))
       host += ":" + url_.port;
+    res_.result(0u); // stays 0 unless the server answers
     ws_.async_handshake(res_, host, url_.target,
                         beast::bind_front_handler(&client_link::on_upgrade,
                                                   this->shared_from_this()));
   }
 
   void on_upgrade(beast::error_code ec) {
+    if (ec && res_.result_int() != 0) // the server answered, but not 101: say what
+      return fail("WebSocket handshake (HTTP " + std::to_string(res_.result_int()) + " "
+                    + std::string{res_.reason()} + ")",
+                  ec);
     if (ec)
       return fail("WebSocket handshake", ec);
     open_ = true;
