@@ -125,15 +125,18 @@ public:
     auto r = kullsync::http_fetch(method, o_.url + "/api/sync" + path, body,
                                   std::chrono::seconds{o_.timeout}, o_.insecure, headers);
     if (r.status == 0) {
-      std::cerr << "kullsync-ctl: no answer from " << o_.url << ": " << r.error << "\n";
+      auto why = "no answer from " + o_.url + ": " + r.error;
+      std::cerr << "kullsync-ctl: " << why << "\n";
+      json_error(0, why);
       return std::nullopt;
     }
     boost::system::error_code ec;
     auto v = json::parse(r.body, ec);
     if (r.status >= 300 || ec) {
       auto* e = !ec && v.is_object() ? v.get_object().if_contains("error") : nullptr;
-      std::cerr << "kullsync-ctl: " << r.status << ": "
-                << (e ? text_of(*e) : r.body.substr(0, 300)) << "\n";
+      auto why = e ? text_of(*e) : r.body.substr(0, 300);
+      std::cerr << "kullsync-ctl: " << r.status << ": " << why << "\n";
+      json_error(r.status, why);
       return std::nullopt;
     }
     if (o_.json)
@@ -142,6 +145,15 @@ public:
   }
 
 private:
+  /// With --json a script reads the failure on stdout too: {"success":
+  /// false, "status": HTTP status (0: no answer), "error": text}.
+  void json_error(int status, const std::string& why) const {
+    if (o_.json)
+      std::cout << json::serialize(json::object{
+                     {"success", false}, {"status", status}, {"error", why}})
+                << "\n";
+  }
+
   const options& o_;
   kullsync::header_list headers_;
 };

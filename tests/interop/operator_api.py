@@ -349,6 +349,10 @@ async def ctl_checks(n):
     check(rc == 0 and json.loads(out)["success"], "ctl revoke --json")
     rc, _, err = ctl(n, "users", "c1", key_file=None)
     check(rc == 1 and "401" in err, "ctl: an error answer exits 1 and prints it")
+    rc, out, _ = ctl(n, "--json", "users", "c1", key_file=None)
+    failure = json.loads(out) if out.strip() else {}
+    check(rc == 1 and failure.get("success") is False and failure.get("status") == 401
+          and failure.get("error"), f"ctl --json: a failure on stdout too ({out.strip()})")
     rc, _, err = ctl(n, "disconnect", "c1", "--code", "1234")
     check(rc == 2, "ctl: a usage error exits 2")
     rc, _, _ = ctl(n, "users")
