@@ -4,6 +4,7 @@
 // themselves; private to actors/server.
 
 #include "kullsync/common/clock.hpp"
+#include "kullsync/common/log_throttle.hpp"
 #include "kullsync/log.hpp"
 #include "kullsync/server/broker.hpp"
 #include "kullsync/server/server.hpp"
@@ -45,6 +46,10 @@ struct session_env {
   std::shared_ptr<server_counters> counters;
   // One for every session: a handle each would cost every socket 16 bytes.
   std::shared_ptr<spdlog::logger> session_log = log::get("server.session");
+  // Sockets refused, or on legacy tokens, each said at most 20 times in 10 s
+  // (a flood of bad tokens must not flood the log).
+  mutable log_budget refusal_log;
+  mutable log_budget legacy_log;
 };
 
 /// A close the acceptor decided before the session started (a limit of the

@@ -182,6 +182,12 @@ bool within_rate(session_ptr self) {
 /// lets the transport complete the handshake: a client that sees its link
 /// open is already registered. A refused socket is still opened, then closed
 /// with its code, as the deployed server does.
+/// What a log_budget held back since the last line, said with the next.
+std::string held_back(uint64_t n, const char* what) {
+  return n == 0 ? std::string{}
+                : " (and " + std::to_string(n) + " more " + what + " not logged)";
+}
+
 void start(session_ptr self, const std::string& target,
            const header_list& headers, const std::string& peer) {
   auto& st = self->state;
@@ -199,16 +205,19 @@ void start(session_ptr self, const std::string& target,
   }
   if (!r.who) {
     count_refusal(*st.env->counters, r.failure.close_code);
-    st.log().info("{}: rejected socket: {} ({})", peer, r.failure.reason,
-                 r.failure.close_code);
+    if (auto held = st.env->refusal_log.take(ar.now_ms))
+      st.log().info("{}: rejected socket: {} ({}){}", peer, r.failure.reason,
+                    r.failure.close_code, held_back(*held, "rejected sockets"));
     st.refused = std::make_unique<refusal>(r.failure.close_code, std::move(r.failure.reason));
     return attach(self);
   }
   st.who = std::move(*r.who);
   if (st.who.legacy) {
     server_counters::add(st.env->counters->legacy_tokens);
-    st.log().warn("{}: device {} of user {} uses an unsigned legacy token", peer,
-                 st.who.device_id, st.who.user_id);
+    if (auto held = st.env->legacy_log.take(ar.now_ms))
+      st.log().warn("{}: device {} of user {} uses an unsigned legacy token{}", peer,
+                    st.who.device_id, st.who.user_id,
+                    held_back(*held, "sockets on legacy tokens"));
   }
   join_request req;
   req.user = st.who.user_id;

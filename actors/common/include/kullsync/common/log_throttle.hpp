@@ -4,6 +4,8 @@
 /// tick) again: at most once per interval. No CAF.
 
 #include <cstdint>
+#include <mutex>
+#include <optional>
 
 namespace kullsync {
 
@@ -23,6 +25,43 @@ public:
 
 private:
   int64_t last_ms_ = 0;
+};
+
+/// Lines of one kind that many actors log, one per event (a socket refused
+/// for its token): at most `per_window` per window; the others are counted
+/// and said with the next line let through. Thread-safe.
+class log_budget {
+public:
+  explicit log_budget(uint32_t per_window = 20, int64_t window_ms = 10'000)
+    : per_window_(per_window), window_ms_(window_ms) {
+    // nop
+  }
+
+  /// Nothing when this line is held back; else how many were since the
+  /// last one let through.
+  std::optional<uint64_t> take(int64_t now_ms) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (now_ms - start_ms_ >= window_ms_) {
+      start_ms_ = now_ms;
+      used_ = 0;
+    }
+    if (used_ >= per_window_) {
+      ++held_;
+      return std::nullopt;
+    }
+    ++used_;
+    auto held = held_;
+    held_ = 0;
+    return held;
+  }
+
+private:
+  std::mutex mtx_;
+  uint32_t per_window_;
+  int64_t window_ms_;
+  int64_t start_ms_ = INT64_MIN / 2;
+  uint32_t used_ = 0;
+  uint64_t held_ = 0;
 };
 
 } // namespace kullsync
