@@ -133,9 +133,11 @@ int main(int argc, char** argv) {
     // Read on the io thread at every probe interval (atomics only); the
     // broker is set before it starts.
     auto self = std::make_shared<std::weak_ptr<kullsync::broker::redis_broker>>();
-    rc.describe = [node_id = o.node_id, at = sc.started_at_ms, counters = sc.counters, self] {
+    rc.describe = [node_id = o.node_id, at = sc.started_at_ms, counters = sc.counters, self,
+                   stopping] {
       auto b = self->lock();
-      return kullsync::server::node_description(node_id, at, *counters, b && b->ready());
+      return kullsync::server::node_description(node_id, at, *counters,
+                                                b && b->ready() && !*stopping);
     };
     broker = std::make_shared<kullsync::broker::redis_broker>(sys, rc);
     *self = broker;

@@ -54,4 +54,15 @@ std::optional<url_parts> parse_ws_url(std::string_view url) {
 }
 
 
+std::string redacted_url(std::string_view url) {
+  url = url.substr(0, url.find('?'));
+  auto scheme = url.find("://");
+  auto from = scheme == std::string_view::npos ? 0 : scheme + 3;
+  auto at = url.find('@', from);
+  auto slash = url.find('/', from);
+  if (at != std::string_view::npos && (slash == std::string_view::npos || at < slash))
+    return std::string{url.substr(0, from)} + "***@" + std::string{url.substr(at + 1)};
+  return std::string{url};
+}
+
 } // namespace kullsync::detail

@@ -218,6 +218,17 @@ async def node_killed(a, b, c):
         await d.close()
 
 
+def readyz_status(n):
+    """/readyz's HTTP status (None: no answer), where ready() says only yes or no."""
+    try:
+        with urllib.request.urlopen(f"http://{n.addr}/readyz", timeout=2 * SCALE) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
 async def node_stopped(redis, a, b):
     phone, watch = Device("s1", "phone"), Device("s1", "watch")
     await phone.connect(a)
@@ -236,7 +247,8 @@ async def node_stopped(redis, a, b):
     redis.proc.send_signal(signal.SIGSTOP)
     try:
         a.proc.send_signal(signal.SIGTERM)
-        unready = await until(lambda: a.proc.poll() is None and not a.ready(), 1.5)
+        unready = await until(lambda: a.proc.poll() is None and readyz_status(a) == 503,
+                              1.5 * SCALE)
     finally:
         redis.proc.send_signal(signal.SIGCONT)
     check(unready, "not ready from SIGTERM on, while still stopping")
@@ -274,9 +286,10 @@ async def redis_password(work):
               "a node with a wrong password is not ready, says AUTH refused, never logs it")
         # Refused again at every tick, on both links: said once a minute.
         before = wrong.metric("kullsync_broker_reconnects_total") or 0
-        await until(lambda: (wrong.metric("kullsync_broker_reconnects_total") or 0) >= before + 4, 10)
+        refused = await until(
+            lambda: (wrong.metric("kullsync_broker_reconnects_total") or 0) >= before + 4, 10)
         text = open(log).read()
-        check(text.count("AUTH refused") == 1 and "link lost" not in text,
+        check(refused and text.count("AUTH refused") == 1 and "link lost" not in text,
               f"a wrong password is said once, not at every tick: {text.count('AUTH refused')} "
               f"AUTH refused, {text.count('link lost')} link lost")
     finally:

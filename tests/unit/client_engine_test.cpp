@@ -53,7 +53,7 @@ TEST(client_engine, connects_and_shows_its_own_device) {
 // it as a network fault took the whole schedule, minutes by default).
 TEST(client_engine, a_url_it_cannot_dial_fails_at_once) {
   for (std::string url : {"http://sync.sim/ws", "ws://sync.sim:99999/ws?token=secret-token",
-                          "not a url", ""}) {
+                          "wss://user:secret-token@sync.sim/ws", "not a url", ""}) {
     SCOPED_TRACE(url);
     auto cfg = default_sim_config();
     cfg.connection.url = url;
@@ -66,8 +66,10 @@ TEST(client_engine, a_url_it_cannot_dial_fails_at_once) {
     EXPECT_NE(s.error.find("invalid URL"), std::string::npos) << s.error;
     EXPECT_EQ(s.error.find("secret-token"), std::string::npos) << s.error;
     EXPECT_EQ(h.net_stats().dials, 0u);
-    h.engine.connect(); // again: still failed, still no dial
+    h.engine.connect(); // again, or a network change: still failed, still no dial
+    h.engine.network_changed();
     h.sim.run();
+    h.sim.advance(10min);
     EXPECT_EQ(h.status().state, connection_state::failed);
     EXPECT_EQ(h.net_stats().dials, 0u);
   }

@@ -344,7 +344,7 @@ void dial(transport_ptr self, transport_listener_actor l, uint64_t tag,
   if (!parts) {
     // Said without its query, which may hold the token.
     self->send(l, closed_atom::value, tag, close_code::abnormal,
-               "invalid URL '" + url.substr(0, url.find('?'))
+               "invalid URL '" + detail::redacted_url(url)
                  + "': expected ws:// or wss://HOST[:PORT 1-65535]");
     return;
   }

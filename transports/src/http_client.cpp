@@ -170,7 +170,7 @@ caf::result<http_result> fetch(http_client_ptr self, const std::string& method,
   auto& st = self->state;
   auto u = parse_http_url(url);
   if (!u)
-    return http_result{0, {}, "invalid URL '" + url.substr(0, url.find('?'))
+    return http_result{0, {}, "invalid URL '" + detail::redacted_url(url)
                                 + "': expected http:// or https://HOST[:PORT 1-65535]"};
   auto id = st.next_id++;
   auto rp = self->make_response_promise<http_result>();
@@ -237,7 +237,7 @@ http_result http_fetch(const std::string& method, const std::string& url,
                        bool insecure, const header_list& headers) {
   auto u = parse_http_url(url);
   if (!u)
-    return {0, {}, "invalid URL '" + url.substr(0, url.find('?')) + "'"};
+    return {0, {}, "invalid URL '" + detail::redacted_url(url) + "'"};
   // The asynchronous exchange on an io_context of its own: Beast's deadline
   // bounds only asynchronous operations, and a server that accepts and
   // never answers must not hold the caller past `timeout`.

@@ -359,7 +359,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       st.wanted = true;
       if (!is_ws_url(st.url)) {
         // Said once, as failed: dialing it again cannot help.
-        auto why = "invalid URL '" + st.url.substr(0, st.url.find('?'))
+        auto why = "invalid URL '" + detail::redacted_url(st.url)
                    + "': expected ws:// or wss://HOST[:PORT 1-65535]";
         st.log->error("not dialing: {}", why);
         auto next = st.status;
@@ -412,7 +412,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
         return;
       if (!is_ws_url(url)) {
         st.log->error("endpoint '{}' ignored: not a ws:// or wss:// URL",
-                      url.substr(0, url.find('?')));
+                      detail::redacted_url(url));
         return;
       }
       st.url = std::move(url);
@@ -429,7 +429,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
     [=](network_atom) {
       auto& st = self->state;
       self->send(st.policy, reset_atom::value);
-      if (st.wanted && !st.token_refused
+      if (st.wanted && !st.token_refused && is_ws_url(st.url)
           && (st.phase == link_phase::waiting_retry || st.phase == link_phase::failed))
         dial(self, 0);
     },

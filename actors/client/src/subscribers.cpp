@@ -7,6 +7,8 @@
 #include <caf/exit_reason.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "kullsync/log.hpp"
+
 #include "spawn.hpp"
 
 namespace kullsync {
@@ -61,6 +63,9 @@ void remove(subs_ptr self, const caf::actor_addr& who) {
     st.message_subs.end());
 }
 
+/// How long the engine's end waits for a callback adapter's backlog.
+constexpr std::chrono::seconds flush_patience{10};
+
 /// The engine ends: each callback adapter subscribed is asked to flush,
 /// and this actor ends once all answered (or ended), so that await_stop()
 /// returns after the app's last callback, the "disconnected" among them.
@@ -90,10 +95,19 @@ void flush_then_quit(subs_ptr self) {
     if (--*left == 0)
       self->quit(self->state.ending);
   };
+  // Bounded: a callback that waits on the thread calling await_stop()
+  // would otherwise hold both for ever.
   for (auto& a : adapters)
-    self->request(a, caf::infinite, flush_atom::value)
+    self->request(a, flush_patience, flush_atom::value)
       .then([one_done](bool) { one_done(); },
-            [one_done](const caf::error&) { one_done(); }); // it ended
+            [self, one_done](const caf::error& e) {
+              if (e == caf::sec::request_timeout)
+                log::get("client.subscribers")
+                  ->warn("a callback did not return within {} s of the engine's stop: "
+                         "await_stop() returns without it",
+                         flush_patience.count());
+              one_done(); // else it ended
+            });
 }
 
 bool wants(const typed_sub& s, const msg::server_message& x) {
@@ -141,7 +155,7 @@ subscribers_impl::behavior_type subscribers(subs_ptr self) {
   return {
     [=](subscribe_atom, state_subscriber_actor who) {
       auto& st = self->state;
-      if (contains(st.state_subs, who))
+      if (st.flushing || contains(st.state_subs, who)) // ending: none new
         return;
       self->monitor(who);
       send_shared(self, who, st.last_state);
@@ -149,13 +163,15 @@ subscribers_impl::behavior_type subscribers(subs_ptr self) {
     },
     [=](subscribe_atom, status_subscriber_actor who) {
       auto& st = self->state;
-      if (contains(st.status_subs, who))
+      if (st.flushing || contains(st.status_subs, who))
         return;
       self->monitor(who);
       send_shared(self, who, st.last_status);
       st.status_subs.push_back(std::move(who));
     },
     [=](subscribe_atom, msg::server_type type, message_subscriber_actor who) {
+      if (self->state.flushing)
+        return;
       auto& subs = self->state.message_subs;
       for (auto& s : subs)
         if (s.who == who && s.type == type)

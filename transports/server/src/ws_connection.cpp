@@ -248,6 +248,7 @@ void ws_connection::consume(char* data, size_t n) {
   hand_over();
   batch_ = nullptr;
   stalled_ = phase_ == phase::open && credit_ == 0;
+  stalled_since_ping_ = stalled_since_ping_ || stalled_;
   account_held();
 }
 
@@ -454,16 +455,26 @@ void ws_connection::keepalive() {
   // server's pings as its own proof that the link lives (the contract says
   // one comes every interval). As the contract says, a socket that has not
   // answered the previous ping (with a pong: other messages are no answer)
-  // is terminated, unless the server itself stopped reading it (no credit).
+  // is terminated; not when the server itself stopped reading it for want
+  // of credit since, nor when that ping found the send buffer full and was
+  // never sent (a slow reader is the slow-consumer rule's, not this one's).
   if (++ping_ticks_ >= 2) {
     ping_ticks_ = 0;
-    if (ping_unanswered_ && !stalled_) {
+    if (ping_unanswered_ && !stalled_since_ping_ && !stalled_) {
       core_->log->debug("dropping a socket that did not answer a ping");
       auto self = shared_from_this();
       return end(close_code::abnormal, "ping timeout", ending::abort);
     }
-    ping_unanswered_ = true;
-    sock_.append_frame(ws::opcode::ping, {});
+    stalled_since_ping_ = false;
+    ping_unanswered_ = sock_.append_frame(ws::opcode::ping, {});
+    // A peer that took nothing of a full buffer for two intervals (a dead
+    // one behind a half-open link, unanswerable pings or none) goes too.
+    unsent_pings_ = ping_unanswered_ ? 0 : unsent_pings_ + 1;
+    if (unsent_pings_ >= 3) {
+      core_->log->debug("dropping a socket that read nothing for two ping intervals");
+      auto self = shared_from_this();
+      return end(close_code::abnormal, "ping timeout (not reading)", ending::abort);
+    }
   }
 }
 

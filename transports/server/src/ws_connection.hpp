@@ -136,7 +136,9 @@ private:
   transport_listener_actor listener_;
   uint64_t tag_ = 0;
   uint8_t ping_ticks_ = 0;   // keepalive sweeps since our last ping
-  bool ping_unanswered_ = false; // our last ping, until a pong comes
+  bool ping_unanswered_ = false;    // our last ping (sent), until a pong comes
+  bool stalled_since_ping_ = false; // not read for want of credit since it
+  uint8_t unsent_pings_ = 0;        // pings in a row that found the buffer full
   // An unfinished message: sweeps it survived with no message completed,
   // and the bytes it holds (counted server-wide, bounded).
   uint8_t unfinished_ticks_ = 0;

@@ -21,5 +21,9 @@ struct url_parts {
 
 std::optional<url_parts> parse_ws_url(std::string_view url);
 
+/// `url` as an error may quote it: without its query (where a token may
+/// be) and without user info before the host (`user:password@`).
+std::string redacted_url(std::string_view url);
+
 
 } // namespace kullsync::detail

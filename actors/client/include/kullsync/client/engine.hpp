@@ -69,7 +69,8 @@ public:
   /// ended: after stop(), before the app destroys what its subscribers use.
   /// Callbacks made with make_*_callback and subscribed to this engine have
   /// all returned by then (the "disconnected" status among them), and none
-  /// runs for it after. Never from an actor's handler (it would block a CAF
+  /// runs for it after; a callback still running 10 s after the stop is
+  /// not waited for (logged: it may be waiting on this thread). Never from an actor's handler (it would block a CAF
   /// worker); without stop() first it waits for ever.
   void await_stop(caf::actor_system& sys) const;
 };
