@@ -247,8 +247,9 @@ async def node_stopped(redis, a, b):
     redis.proc.send_signal(signal.SIGSTOP)
     try:
         a.proc.send_signal(signal.SIGTERM)
+        # Within 2.5 s: sooner than the probe could find Redis paused (3 s).
         unready = await until(lambda: a.proc.poll() is None and readyz_status(a) == 503,
-                              1.5 * SCALE)
+                              2.5 * SCALE)
     finally:
         redis.proc.send_signal(signal.SIGCONT)
     check(unready, "not ready from SIGTERM on, while still stopping")
