@@ -25,15 +25,19 @@ from testkit import SCALE, check, failures, finish, free_port  # noqa: E402,F401
 REDIS = "/usr/bin/redis-server"
 
 
-def redis_command(port, *args, timeout=2):
-    """One command to the Redis (or Sentinel) on `port`: its reply as Python
-    values (an error reply raises RuntimeError)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        out = f"*{len(args)}\r\n"
-        for a in args:
+def redis_command(port, *args, timeout=2, password=None):
+    """One command to the Redis (or Sentinel) on `port`, after an AUTH with
+    `password` if given: its reply as Python values (an error reply raises
+    RuntimeError)."""
+    def encode(cmd):
+        out = f"*{len(cmd)}\r\n"
+        for a in cmd:
             a = str(a)
             out += f"${len(a.encode())}\r\n{a}\r\n"
-        s.sendall(out.encode())
+        return out
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(((encode(("AUTH", password)) if password else "") + encode(args)).encode())
         f = s.makefile("rb")
 
         def read():
@@ -52,6 +56,8 @@ def redis_command(port, *args, timeout=2):
                 n = int(rest)
                 return None if n < 0 else [read() for _ in range(n)]
             raise RuntimeError(f"not a RESP reply: {line!r}")
+        if password:
+            read()  # the AUTH's +OK (a refusal raises)
         return read()
 
 
@@ -70,7 +76,7 @@ class Redis:
                 [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", self.work, *extra],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._answering():
+            if self._answering(extra):
                 self.started = True
                 return
             self.kill()
@@ -79,16 +85,17 @@ class Redis:
             self.port = free_port()
         raise RuntimeError("redis-server did not start")
 
-    def _answering(self):
+    def _answering(self, extra):
+        """Whether the redis-server answering on the port is this process."""
+        password = extra[extra.index("--requirepass") + 1] if "--requirepass" in extra else None
         deadline = time.monotonic() + 5 * SCALE
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                info = redis_command(self.port, "INFO", "server", timeout=0.5)
+                info = redis_command(self.port, "INFO", "server", timeout=0.5, password=password)
                 return self.proc.poll() is None and f"process_id:{self.proc.pid}" in info
-            except RuntimeError:  # NOAUTH (--requirepass): a redis-server answers;
-                time.sleep(0.2)   # one that could not bind its port has exited by now
-                return self.proc.poll() is None
-            except OSError:
+            except RuntimeError:  # another test's redis-server, with its own password
+                return False
+            except OSError:  # not listening yet
                 time.sleep(0.05)
         return False
 

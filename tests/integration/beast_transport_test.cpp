@@ -145,6 +145,28 @@ protected:
     });
   }
 
+  /// Our server on 127.0.0.1 and a free port, stopped when it goes.
+  struct our_server {
+    our_server(caf::actor_system& sys, beast_server_options bo)
+      : srv(server::spawn_sync_server(sys, {})),
+        listener(sys, on_loopback(bo), srv.acceptor, srv.http_api),
+        url("ws://127.0.0.1:" + std::to_string(listener.start())) {
+      // nop
+    }
+    ~our_server() {
+      listener.stop(1s);
+      srv.stop();
+    }
+    static beast_server_options on_loopback(beast_server_options bo) {
+      bo.host = "127.0.0.1";
+      bo.port = 0; // a free one
+      return bo;
+    }
+    server::sync_server srv;
+    beast_server listener;
+    std::string url; // ws://127.0.0.1:PORT, without a path
+  };
+
   /// A progress update from one engine comes back through the real server;
   /// a second device then joins. Returns the actor turns run on the io thread.
   uint64_t roundtrip_through_our_server(beast_server_options bo) {
@@ -194,13 +216,9 @@ TEST_F(beast_transport_test, talks_to_our_server_with_its_actors_on_caf_threads)
 // stop() closes the link as a WebSocket close (1000) before the engine
 // ends: the server sees a device leave, not a lost socket (1006).
 TEST_F(beast_transport_test, a_stopped_engine_closes_its_socket_with_1000) {
-  auto srv = server::spawn_sync_server(sys_, {});
-  beast_server_options bo;
-  bo.host = "127.0.0.1";
-  bo.port = 0;
-  beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
-  auto port = listener.start();
-  auto e = engine_to("ws://127.0.0.1:" + std::to_string(port) + "/ws");
+  our_server ours{sys_, {}};
+  auto& srv = ours.srv;
+  auto e = engine_to(ours.url + "/ws");
   wait_for(e, connected);
   e.stop();
   e.await_stop(sys_);
@@ -211,8 +229,6 @@ TEST_F(beast_transport_test, a_stopped_engine_closes_its_socket_with_1000) {
   static_assert(server::counted_close_codes[0] == 1000 && server::counted_close_codes[3] == 1006);
   EXPECT_EQ(closes[0].load(), 1u) << "1000s";
   EXPECT_EQ(closes[3].load(), 0u) << "1006s";
-  listener.stop(1s);
-  srv.stop();
 }
 
 TEST_F(beast_transport_test, our_server_over_tls_with_a_ca_made_at_test_time) {
@@ -290,20 +306,13 @@ TEST_F(beast_transport_test, failures_have_readable_reasons) {
   EXPECT_NE(s.connection.error.find("resolve no-such-host.invalid"), std::string::npos)
     << s.connection.error;
   // A server that answers the upgrade with something else than 101: its status.
-  auto srv = server::spawn_sync_server(sys_, {});
-  beast_server_options bo;
-  bo.host = "127.0.0.1";
-  bo.port = 0;
-  beast_server listener{sys_, bo, srv.acceptor, srv.http_api};
-  auto served = listener.start();
-  auto w = engine_to("ws://127.0.0.1:" + std::to_string(served) + "/no-such-path");
+  our_server ours{sys_, {}};
+  auto w = engine_to(ours.url + "/no-such-path");
   s = wait_for(w, [](const sync_state& s) { return !s.connection.error.empty(); });
   EXPECT_NE(s.connection.error.find("WebSocket handshake (HTTP 404"), std::string::npos)
     << s.connection.error;
   w.stop();
   w.await_stop(sys_);
-  listener.stop(1s);
-  srv.stop();
 }
 
 TEST_F(beast_transport_test, third_party_server_plain_and_tls) {

@@ -47,22 +47,42 @@ dashboard(dashboard_actor::stateful_pointer<dashboard_state> self) {
   };
 }
 
+/// The host's actor system configuration, with the engine's types.
+struct host_config {
+  host_config() {
+    add_client_types(cfg);
+    cfg.set("scheduler.max-threads", size_t{2});
+  }
+  caf::actor_system_config cfg;
+};
+
+/// The host: its own actor system (threaded) and a scripted peer on a
+/// memory network, which the engines it spawns dial.
+struct host : host_config {
+  ~host() {
+    caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
+  }
+  client_engine engine() {
+    client_config cc;
+    cc.connection.url = "ws://host.test/ws";
+    cc.connection.user_id = "u9";
+    cc.connection.device_id = "embedded";
+    return spawn_client(sys, cc, spawn_memory_transport(sys, net));
+  }
+  caf::actor_system sys{cfg};
+  memory_network_actor net = spawn_memory_network(sys, 7);
+  test::peer_actor peer = test::spawn_scripted_peer(sys, net, {"ws://host.test/ws"}, 0);
+};
+
 } // namespace
 
 TEST(embedding, engine_runs_inside_a_host_actor_system) {
-  caf::actor_system_config cfg;
-  add_client_types(cfg);
-  cfg.set("scheduler.max-threads", size_t{2});
-  caf::actor_system sys{cfg};
-  auto net = spawn_memory_network(sys, 7);
-  auto peer = test::spawn_scripted_peer(sys, net, {"ws://host.test/ws"}, 0);
+  host h;
+  auto& sys = h.sys;
+  auto& peer = h.peer;
   auto board = sys.spawn(dashboard);
-
-  client_config cc;
-  cc.connection.url = "ws://host.test/ws";
-  cc.connection.user_id = "u9";
-  cc.connection.device_id = "embedded";
-  auto engine = spawn_client(sys, cc, spawn_memory_transport(sys, net));
+  auto engine = h.engine();
   engine.subscribe(caf::actor_cast<state_subscriber_actor>(board));
   engine.connect();
 
@@ -87,8 +107,6 @@ TEST(embedding, engine_runs_inside_a_host_actor_system) {
   EXPECT_TRUE(poll([](int64_t credits, bool) { return credits == 4200; }));
 
   engine.stop();
-  caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }
 
@@ -97,29 +115,35 @@ TEST(embedding, engine_runs_inside_a_host_actor_system) {
 // its callbacks use right after it. (The adapters are actors of their own,
 // whose mailboxes held callbacks still to run.)
 TEST(embedding, no_callback_runs_after_await_stop) {
-  caf::actor_system_config cfg;
-  add_client_types(cfg);
-  cfg.set("scheduler.max-threads", size_t{2});
-  caf::actor_system sys{cfg};
-  auto net = spawn_memory_network(sys, 7);
-  auto peer = test::spawn_scripted_peer(sys, net, {"ws://host.test/ws"}, 0);
-  client_config cc;
-  cc.connection.url = "ws://host.test/ws";
-  cc.connection.user_id = "u9";
-  cc.connection.device_id = "embedded";
-  auto engine = spawn_client(sys, cc, spawn_memory_transport(sys, net));
+  host h;
+  auto& sys = h.sys;
+  auto engine = h.engine();
   std::atomic<bool> torn_down{false}, late{false}, connected{false}, saw_disconnected{false};
-  // Slow callbacks, so that the adapters have a backlog when the engine stops.
-  engine.subscribe(make_state_callback(sys, [&](const sync_state& s) {
+  std::atomic<int> markers{0};
+  // Slow callbacks, so that the adapters have a backlog when the engine
+  // stops. A "marker" the test sends itself afterwards is queued behind
+  // whatever backlog an adapter still had: once both came, nothing of the
+  // engine's is left to run.
+  auto states = make_state_callback(sys, [&](const sync_state& s) {
+    if (s.connection.url == "marker") {
+      ++markers;
+      return;
+    }
     std::this_thread::sleep_for(20ms);
     late = late || torn_down;
     connected = connected || s.connection.state == connection_state::connected;
-  }));
-  engine.subscribe(make_status_callback(sys, [&](const connection_status& s) {
+  });
+  auto statuses = make_status_callback(sys, [&](const connection_status& s) {
+    if (s.url == "marker") {
+      ++markers;
+      return;
+    }
     std::this_thread::sleep_for(20ms);
     late = late || torn_down;
     saw_disconnected = s.state == connection_state::disconnected;
-  }));
+  });
+  engine.subscribe(states);
+  engine.subscribe(statuses);
   engine.connect();
   for (int i = 0; i < 500 && !connected; ++i)
     std::this_thread::sleep_for(10ms);
@@ -135,8 +159,14 @@ TEST(embedding, no_callback_runs_after_await_stop) {
   engine.await_stop(sys);
   torn_down = true;
   EXPECT_TRUE(saw_disconnected) << "the last status seen before await_stop returned";
-  std::this_thread::sleep_for(300ms); // a backlog of 20 ms callbacks would run meanwhile
+  sync_state marker_state;
+  marker_state.connection.url = "marker";
+  connection_status marker_status;
+  marker_status.url = "marker";
+  caf::anon_send(states, state_atom::value, marker_state);
+  caf::anon_send(statuses, status_atom::value, marker_status);
+  for (int i = 0; i < 1000 && markers < 2; ++i)
+    std::this_thread::sleep_for(10ms); // polls for the markers, with a deadline
+  ASSERT_EQ(markers.load(), 2) << "the markers never came back";
   EXPECT_FALSE(late) << "a callback ran after await_stop returned";
-  caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
 }

@@ -6,14 +6,11 @@
 #include <chrono>
 #include <cstdint>
 
+#include "kullsync/common/clock.hpp"
+
 namespace kullsync::broker {
 
-/// Milliseconds of the steady clock.
-inline int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
+using kullsync::steady_ms;
 
 /// Wall time (epoch ms): deadlines other nodes read, and the age of a
 /// stream's messages (written with their publisher's wall clock).

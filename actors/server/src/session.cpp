@@ -184,14 +184,6 @@ bool within_rate(session_ptr self) {
 /// lets the transport complete the handshake: a client that sees its link
 /// open is already registered. A refused socket is still opened, then closed
 /// with its code, as the deployed server does.
-/// A log_budget's clock: steady, so that a step of the wall clock back does
-/// not hold its window shut.
-int64_t steady_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
 /// What a log_budget held back since the last line, said with the next.
 std::string held_back(uint64_t n, const char* what) {
   return n == 0 ? std::string{}
@@ -215,7 +207,7 @@ void start(session_ptr self, const std::string& target,
   }
   if (!r.who) {
     count_refusal(*st.env->counters, r.failure.close_code);
-    if (auto held = st.env->refusal_log.take(steady_now_ms()))
+    if (auto held = st.env->refusal_log.take(steady_ms()))
       st.log().info("{}: rejected socket: {} ({}){}", peer, r.failure.reason,
                     r.failure.close_code, held_back(*held, "rejected sockets"));
     st.refused = std::make_unique<refusal>(r.failure.close_code, std::move(r.failure.reason));
@@ -224,7 +216,7 @@ void start(session_ptr self, const std::string& target,
   st.who = std::move(*r.who);
   if (st.who.legacy) {
     server_counters::add(st.env->counters->legacy_tokens);
-    if (auto held = st.env->legacy_log.take(steady_now_ms()))
+    if (auto held = st.env->legacy_log.take(steady_ms()))
       st.log().warn("{}: device {} of user {} uses an unsigned legacy token{}", peer,
                     st.who.device_id, st.who.user_id,
                     held_back(*held, "sockets on legacy tokens"));

@@ -3,12 +3,21 @@
 /// Epoch time that follows the actor system's clock: virtual time in a
 /// simulation, the wall clock in production.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 
 #include <caf/fwd.hpp>
 
 namespace kullsync {
+
+/// Milliseconds of the steady clock: for intervals (log throttles, probes),
+/// which a step of the wall clock must not stretch or shut.
+inline int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
 
 /// Maps the actor clock onto epoch time.
 struct wall_clock {
