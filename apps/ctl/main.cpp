@@ -46,6 +46,10 @@ struct options {
   std::string action;
   std::vector<std::string> users;
   std::string idempotency_key;
+  // drain
+  int64_t rate = 500;
+  bool end_drain = false;
+  bool drain_status = false;
 };
 
 /// Percent-encodes a path segment.
@@ -235,6 +239,22 @@ int nodes(client& c, const options& o) {
   return 0;
 }
 
+int drained(const std::optional<json::value>& v, const options& o) {
+  if (!v)
+    return 1;
+  if (o.json)
+    return 0;
+  auto& d = v->get_object();
+  if (!d.at("draining").as_bool())
+    std::cout << "not draining: ready (unless not ready for another reason), "
+              << text_of(d.at("sockets")) << " socket(s)\n";
+  else
+    std::cout << "draining at " << text_of(d.at("rate")) << " socket(s) a second: "
+              << text_of(d.at("sockets")) << " socket(s) open, " << text_of(d.at("left"))
+              << " not yet told to close\n";
+  return 0;
+}
+
 int published(const std::optional<json::value>& v, const options& o) {
   if (!v)
     return 1;
@@ -256,7 +276,7 @@ int published(const std::optional<json::value>& v, const options& o) {
 int main(int argc, char** argv) {
   options o;
   CLI::App app{"kullsync-ctl: the operators' API of kullsync-server (who is connected, a "
-               "user's stream, disconnect and revoke, the cluster's nodes, publish)"};
+               "user's stream, disconnect and revoke, the cluster's nodes, a node's drain, publish)"};
   app.set_version_flag("--version", std::string{"kullsync-ctl "} + kullsync::version);
   app.require_subcommand(1);
   app.add_option("--url", o.url, "the server (any node of a cluster)")
@@ -295,6 +315,15 @@ int main(int argc, char** argv) {
   r->add_option("--before", o.before, "tokens issued before this epoch-ms time (default: now)")
     ->check(kullsync::app::whole_number);
   app.add_subcommand("nodes", "the cluster's live nodes");
+  auto* dr = app.add_subcommand("drain", "the node at --url: not ready, and its sockets "
+                                         "closed (1001) at a pace so that they move elsewhere");
+  dr->add_option("--rate", o.rate, "sockets closed a second")
+    ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}))
+    ->capture_default_str();
+  auto* dr_end = dr->add_flag("--end", o.end_drain, "end the drain: ready again (the "
+                                                   "sockets closed are not called back)");
+  auto* dr_status = dr->add_flag("--status", o.drain_status, "only say where the drain stands");
+  dr_end->excludes(dr_status);
   auto* p = app.add_subcommand("publish", "publish as the backend does");
   p->require_subcommand(1);
   p->add_option("--idempotency-key", o.idempotency_key,
@@ -330,7 +359,7 @@ int main(int argc, char** argv) {
 
   // Options of a command's parents may come after it too
   // (`users u1 --json`, `publish shoot-progress ... --idempotency-key k`).
-  for (auto* sub : {u, h, d, r, p, ps, pc, pp, app.get_subcommand("nodes")})
+  for (auto* sub : {u, h, d, r, p, ps, pc, pp, dr, app.get_subcommand("nodes")})
     sub->fallthrough();
   try {
     app.parse(argc, argv);
@@ -344,7 +373,7 @@ int main(int argc, char** argv) {
     auto rest = app.remaining();
     if (app.get_subcommands().empty() && !rest.empty()) {
       std::cerr << "kullsync-ctl: unknown command '" << rest.front()
-                << "' (users, history, disconnect, revoke, nodes, publish; --help)\n";
+                << "' (users, history, disconnect, revoke, nodes, drain, publish; --help)\n";
       return 2;
     }
     app.exit(e);
@@ -375,6 +404,13 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("nodes"))
       return nodes(c, o);
+    if (dr->parsed()) {
+      if (o.drain_status)
+        return drained(c.call("GET", "/drain"), o);
+      if (o.end_drain)
+        return drained(c.call("DELETE", "/drain"), o);
+      return drained(c.call("POST", "/drain", "{\"rate\":" + std::to_string(o.rate) + "}"), o);
+    }
     kullsync::header_list extra;
     if (!o.idempotency_key.empty())
       extra.emplace_back("Idempotency-Key", o.idempotency_key);

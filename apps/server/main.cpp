@@ -123,27 +123,31 @@ int main(int argc, char** argv) {
   // The listener is made after the server's actors, which report its
   // metrics: they reach it through this pointer, set before it serves.
   auto listener_ref = std::make_shared<std::atomic<kullsync::beast_server*>>(nullptr);
-  // Not ready from the signal to stop on: a balancer sends no more sockets
-  // to a node that is closing them.
+  // Not ready from the signal to stop on (a balancer sends no more sockets
+  // to a node that is closing them), nor while an operator drains it; a
+  // cluster node is ready once every Redis instance is.
   auto stopping = std::make_shared<std::atomic<bool>>(false);
-  sc.ready = [stopping] { return !*stopping; };
-  // A cluster node: streams through Redis; ready once every instance is.
+  sc.draining = std::make_shared<std::atomic<bool>>(false);
+  auto weak_broker = std::make_shared<std::weak_ptr<kullsync::broker::redis_broker>>();
+  sc.ready = [stopping, draining = sc.draining, weak_broker, clustered = !rc.shards.empty()] {
+    if (*stopping || *draining)
+      return false;
+    auto b = weak_broker->lock();
+    return !clustered || (b && b->ready());
+  };
+  // A cluster node: streams through Redis.
   std::shared_ptr<kullsync::broker::redis_broker> broker;
   if (!rc.shards.empty()) {
     // Read on the io thread at every probe interval (atomics only); the
     // broker is set before it starts.
-    auto self = std::make_shared<std::weak_ptr<kullsync::broker::redis_broker>>();
-    rc.describe = [node_id = o.node_id, at = sc.started_at_ms, counters = sc.counters, self,
-                   stopping] {
-      auto b = self->lock();
-      return kullsync::server::node_description(node_id, at, *counters,
-                                                b && b->ready() && !*stopping);
+    rc.describe = [node_id = o.node_id, at = sc.started_at_ms, counters = sc.counters,
+                   ready = sc.ready] {
+      return kullsync::server::node_description(node_id, at, *counters, ready());
     };
     broker = std::make_shared<kullsync::broker::redis_broker>(sys, rc);
-    *self = broker;
+    *weak_broker = broker;
     sc.cluster.broker = broker->actor();
     sc.cluster.position_check = std::chrono::seconds{o.position_check};
-    sc.ready = [broker, stopping] { return !*stopping && broker->ready(); };
   }
   sc.cluster.node_id = o.node_id;
   if (!o.revocations_file.empty() && broker) {

@@ -354,10 +354,10 @@ bool operations(api_ptr self, const http_exchange& ex) {
   if (path == "/healthz") {
     ex.respond(json_response(200, json::object{{"status", "ok"}}));
   } else if (path == "/readyz") {
-    auto& ready = self->state.env->cfg.ready;
-    bool ok = !ready || ready();
-    ex.respond(json_response(ok ? 200 : 503,
-                             json::object{{"status", ok ? "ready" : "not ready"}}));
+    auto& cfg = self->state.env->cfg;
+    bool ok = node_ready(cfg);
+    const char* status = ok ? "ready" : cfg.draining->load() ? "draining" : "not ready";
+    ex.respond(json_response(ok ? 200 : 503, json::object{{"status", status}}));
   } else if (authorised(self, ex)) {
     scrape(self, ex);
   }

@@ -35,6 +35,9 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using unwatch_atom = caf::atom_constant<caf::atom("unwatch")>;
+/// An operator's drain of this node (POST /api/sync/drain), and its end.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using undrain_atom = caf::atom_constant<caf::atom("undrain")>;
 /// A user's revocation changed: its sockets check their tokens again.
 using revoked_atom = caf::atom_constant<caf::atom("revoked")>;
 
@@ -91,6 +94,11 @@ using session_actor
 ///   when `device` is empty, on every node; answers how many (node, device)
 ///   connections were told) and `revoke(revocation)` (kept on every node,
 ///   then every socket of the user closed with 4002; the same count).
+/// - `drain(quota)`: the node is drained: up to `quota` more sockets of
+///   this shard are closed with 1001, and every socket that joins from now
+///   on at once; answers how many sockets it still has that were not told
+///   to close. `undrain`: joins stay open again (the closed sockets are
+///   not called back).
 /// - `revoked(user)`: the user's revocation changed on this node (an
 ///   operator's, another node's, or one loaded): each of its sockets checks
 ///   its token again, so that none with a revoked token stays open.
@@ -111,6 +119,8 @@ using hub_actor = caf::typed_actor<
   caf::replies_to<read_atom, std::string, std::string, uint64_t, uint64_t>::with<stream_range>,
   caf::replies_to<close_atom, std::string, std::string, uint16_t, std::string>::with<uint64_t>,
   caf::replies_to<revoke_atom, revocation>::with<uint64_t>,
+  caf::replies_to<drain_atom, uint32_t>::with<uint64_t>,
+  caf::reacts_to<undrain_atom>,
   caf::reacts_to<revoked_atom, std::string>>;
 
 /// Closes every socket whose token expired unrefreshed with 4003, in one

@@ -1,6 +1,6 @@
 // The operators' part of the HTTP API (docs/PROTOCOL.md, "Operators' API"):
 // who is connected, what a user's stream holds, disconnect and revoke, the
-// cluster's nodes. Every answer covers the whole cluster, whichever node the
+// cluster's nodes, a node's drain. Every answer but the drain's covers the whole cluster, whichever node the
 // call lands on: the user's hub shard asks the stream (its broker), and an
 // order to close sockets travels in the user's stream to every node. Replies
 // that grow with a user's history are written by a one-shot helper actor on
@@ -242,7 +242,7 @@ void nodes(api_ptr self, const http_exchange& ex) {
   auto& env = *self->state.env;
   auto& cfg = env.cfg;
   auto me = node_description(cfg.cluster.node_id, cfg.started_at_ms, *env.counters,
-                             !cfg.ready || cfg.ready());
+                             node_ready(cfg));
   if (!cfg.cluster.broker)
     return ex.respond(http_response{200, "{\"nodes\":[" + me + "]}", "application/json"});
   self->request(cfg.cluster.broker, std::chrono::seconds{10}, nodes_atom::value)
@@ -260,10 +260,56 @@ void nodes(api_ptr self, const http_exchange& ex) {
       [ex](const caf::error&) { ex.respond(error(503, "the cluster's list is unavailable")); });
 }
 
+constexpr int64_t default_drain_rate = 500; // sockets a second
+constexpr int64_t max_drain_rate = 1'000'000;
+
+/// This node's drain (not the cluster's: each node is drained by its own
+/// address): POST starts it or changes its pace, DELETE ends it, GET says
+/// where it stands.
+void drain(api_ptr self, const http_exchange& ex) {
+  auto& env = *self->state.env;
+  auto& method = ex.request.method;
+  auto reply = [ex, counters = env.counters](const drain_status& d) {
+    ex.respond(json_response(
+      200, json::object{{"draining", d.draining},
+                        {"rate", d.rate},
+                        {"left", d.left},
+                        {"sockets", counters->sockets_now.load(std::memory_order_relaxed)}}));
+  };
+  auto failed = [ex](const caf::error&) { ex.respond(error(503, "the drain did not answer")); };
+  if (method == "GET")
+    return self->request(env.drain, std::chrono::seconds{5}, get_atom::value).then(reply, failed);
+  if (method == "DELETE") {
+    self->state.log->info("an operator ends the node's drain");
+    return self->request(env.drain, std::chrono::seconds{5}, undrain_atom::value)
+      .then(reply, failed);
+  }
+  if (method != "POST")
+    return ex.respond(error(405, "Method not allowed"));
+  auto body = body_object(ex);
+  if (!body)
+    return;
+  int64_t rate = default_drain_rate;
+  if (auto* r = body->if_contains("rate"); r && !r->is_null()) {
+    if (!r->is_int64() || r->get_int64() < 1 || r->get_int64() > max_drain_rate)
+      return ex.respond(error(400, "rate must be a whole number of sockets a second, 1 to "
+                                   + std::to_string(max_drain_rate)));
+    rate = r->get_int64();
+  }
+  self->state.log->info("an operator drains the node at {} sockets a second", rate);
+  self->request(env.drain, std::chrono::seconds{5}, drain_atom::value,
+                static_cast<uint32_t>(rate))
+    .then(reply, failed);
+}
+
 } // namespace
 
 bool operator_route(api_ptr self, const http_exchange& ex, std::string_view sub) {
   auto& method = ex.request.method;
+  if (sub == "/drain") {
+    drain(self, ex);
+    return true;
+  }
   if (sub == "/nodes") {
     if (method != "GET")
       ex.respond(error(405, "Method not allowed"));

@@ -47,6 +47,7 @@ void sync_server::stop() const {
     return;
   caf::anon_send_exit(acceptor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(env->token_watch, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(env->drain, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(http_api, caf::exit_reason::user_shutdown);
   for (auto& h : env->hubs)
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
@@ -97,6 +98,7 @@ void add_server_types(caf::actor_system_config& cfg) {
                          });
   cfg.add_message_type<hub_stats>("kullsync::hub_stats")
     .add_message_type<join_request>("kullsync::join_request")
+    .add_message_type<drain_status>("kullsync::drain_status")
     .add_message_type<session_actor>("kullsync::session_actor")
     .add_message_type<hub_actor>("kullsync::hub_actor")
     .add_message_type<message_ptr>("kullsync::stream_message")
@@ -141,6 +143,10 @@ std::string node_description(const std::string& node_id, int64_t started_at_ms,
          + ",\"ready\":" + (ready ? "true" : "false") + "}";
 }
 
+bool node_ready(const server_config& cfg) {
+  return !(cfg.draining && cfg.draining->load()) && (!cfg.ready || cfg.ready());
+}
+
 sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   if (!cfg.auth)
     cfg.auth = std::make_shared<legacy_authenticator>();
@@ -148,6 +154,8 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
     cfg.revocations = std::make_shared<revocation_list>();
   if (cfg.shards == 0)
     cfg.shards = std::max(1u, std::thread::hardware_concurrency());
+  if (!cfg.draining)
+    cfg.draining = std::make_shared<std::atomic<bool>>(false);
   auto env = std::make_shared<session_env>();
   env->clock = make_wall_clock(sys, cfg.wall_start_ms);
   if (cfg.started_at_ms == 0)
@@ -186,6 +194,7 @@ sync_server spawn_sync_server(caf::actor_system& sys, server_config cfg) {
   });
   // The watch reads only the config, the clock and the counters of `env`.
   env->token_watch = spawn_token_watch(sys, env);
+  env->drain = spawn_node_drain(sys, env);
   s.acceptor = spawn_acceptor(sys, env);
   s.http_api = spawn_http_api(sys, env);
   s.env = env;

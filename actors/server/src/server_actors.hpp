@@ -37,12 +37,42 @@ size_t hub_index(const std::string& user, size_t shards);
 const hub_actor& hub_for(const std::vector<hub_actor>& hubs,
                          const std::string& user);
 
+/// Where an operator's drain of the node stands: on, its pace (sockets
+/// closed per second), and the sockets not yet told to close at its last
+/// step.
+struct drain_status {
+  bool draining = false;
+  uint32_t rate = 0;
+  uint64_t left = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, drain_status& x) {
+  return f(caf::meta::type_name("drain_status"), x.draining, x.rate, x.left);
+}
+
+/// The node's drain (docs/OPERATIONS.md, "Drain"), for the operators' API:
+/// - `drain(rate)`: starts it, or changes its pace: the node says it is not
+///   ready, every hub closes the sockets that join at once, and the open
+///   ones are closed with 1001 at most `rate` a second (all hubs together),
+///   so that their devices reconnect elsewhere without arriving at once.
+/// - `undrain`: ends it (the sockets closed are not called back).
+/// - `get`: where it stands.
+using node_drain_actor = caf::typed_actor<
+  caf::replies_to<drain_atom, uint32_t>::with<drain_status>,
+  caf::replies_to<undrain_atom>::with<drain_status>,
+  caf::replies_to<get_atom>::with<drain_status>>;
+
+/// The drain, plus its step timer (every 100 ms while sockets are left).
+using node_drain_impl = node_drain_actor::extend<caf::reacts_to<sweep_atom>>;
+
 /// Everything a session needs, shared by all sessions of a server.
 struct session_env {
   server_config cfg;
   wall_clock clock;
   std::vector<hub_actor> hubs;
   token_watch_actor token_watch;
+  node_drain_actor drain;
   std::shared_ptr<server_counters> counters;
   // One for every session: a handle each would cost every socket 16 bytes.
   std::shared_ptr<spdlog::logger> session_log = log::get("server.session");
@@ -68,6 +98,10 @@ using token_watch_impl = token_watch_actor::extend<caf::reacts_to<sweep_atom>>;
 
 token_watch_actor spawn_token_watch(caf::actor_system& sys,
                                     std::shared_ptr<const session_env> env);
+
+/// The drain reads the hubs and the drain flag (`cfg.draining`) of `env`.
+node_drain_actor spawn_node_drain(caf::actor_system& sys,
+                                  std::shared_ptr<const session_env> env);
 
 acceptor_actor spawn_acceptor(caf::actor_system& sys,
                               std::shared_ptr<const session_env> env);

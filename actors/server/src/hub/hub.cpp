@@ -145,6 +145,9 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
       auto outcome = join(self, req, who, std::move(socket));
       if (outcome != join_outcome::refused && st.draining) // it came while others close
         self->send(who, close_atom::value, st.draining->first, st.draining->second);
+      else if (outcome != join_outcome::refused && st.shedding) // an operator's drain
+        self->send(who, close_atom::value, close_code::going_away,
+                   std::string{"server draining"});
       if (outcome != join_outcome::waiting)
         return outcome == join_outcome::started;
       auto rp = self->make_response_promise<bool>(); // answered when it starts
@@ -233,6 +236,8 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         const std::string& reason) { return close_sockets(self, user, device, code, reason); },
     [=](revoke_atom, const revocation& r) { return revoke(self, r); },
     [=](revoked_atom, const std::string& user) { recheck_tokens(self, user); },
+    [=](drain_atom, uint32_t quota) { return drain_some(self, quota); },
+    [=](undrain_atom) { self->state.shedding = false; },
   };
 }
 

@@ -109,6 +109,24 @@ caf::result<uint64_t> revoke(hub_ptr self, const revocation& r) {
   return rp;
 }
 
+uint64_t drain_some(hub_ptr self, uint32_t quota) {
+  auto& st = self->state;
+  st.shedding = true;
+  uint64_t left = 0;
+  for (auto& [user, u] : st.users)
+    for (auto& s : u.sockets) {
+      if (s.closing)
+        continue;
+      if (quota == 0) {
+        ++left;
+        continue;
+      }
+      --quota;
+      close_socket(self, s, close_code::going_away, "server draining");
+    }
+  return left;
+}
+
 void recheck_tokens(hub_ptr self, const std::string& user) {
   auto i = self->state.users.find(user);
   if (i == self->state.users.end())

@@ -59,6 +59,9 @@ struct hub_state {
   // and presence changes that failed are retried at once, not at the sweep.
   std::vector<caf::typed_response_promise<bool>> drain_waiters;
   std::optional<std::pair<uint16_t, std::string>> draining; // the close code
+  // An operator's drain (the node goes on): joins are closed at once and
+  // the open sockets a quota at a time (drain_some).
+  bool shedding = false;
   bool redrain_pending = false;
   std::shared_ptr<spdlog::logger> log = log::get("server.hub");
   static inline const char* name = "kullsync.hub";
@@ -157,6 +160,9 @@ void retry_failed_announcements(hub_ptr self);
 /// Answers the shutdown's waiters (true) once no socket is left and no
 /// presence change is unanswered or unsent.
 void check_drained(hub_ptr self);
+/// Closes up to `quota` sockets not yet told to close (an operator's
+/// drain); answers how many such sockets are left.
+uint64_t drain_some(hub_ptr self, uint32_t quota);
 /// A presence message of another node: tracked, told to the sockets when
 /// the device arrived or left for good.
 void remote_presence(hub_ptr self, user_entry& u, const stream_message& m);

@@ -4,6 +4,7 @@
 /// listener (transports/beast_server.hpp) and the memory network both hand
 /// accepted links to `acceptor` and HTTP requests to `http_api`.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -70,7 +71,12 @@ struct server_config {
   /// API's thread; must only read atomics). Null: none.
   std::function<void(metrics::writer&)> transport_metrics;
   /// Whether the node is ready for traffic (GET /readyz); null: always.
+  /// A node an operator drains (POST /api/sync/drain) is not, whatever
+  /// this says.
   std::function<bool()> ready;
+  /// Set while an operator drains the node (made when null; a node shares
+  /// it with what describes it to the cluster).
+  std::shared_ptr<std::atomic<bool>> draining;
   /// When the node started (epoch ms; 0: now) and what it counts (null:
   /// counters of its own).
   int64_t started_at_ms = 0;
@@ -112,6 +118,10 @@ struct server_config {
 /// user's revocation lasts). Sockets ask at connect, at REFRESH and when a
 /// revocation changes; the state call asks before it answers.
 bool token_revoked(const server_config& cfg, const identity& who, int64_t now_ms);
+
+/// Whether the node takes traffic (GET /readyz, its description): `ready`
+/// says so and no operator drains it.
+bool node_ready(const server_config& cfg);
 
 /// This node's name among the nodes (a restarted node is another one).
 std::string node_instance(const std::string& node_id, const std::string& node_epoch);
