@@ -55,7 +55,7 @@ recorder_actor spawn_recorder(caf::actor_system& sys,
 
 constexpr const char* sim_url = "ws://sim.kull:5000/ws";
 constexpr const char* sim_alt_url = "wss://staging.sim.kull/ws";
-constexpr int64_t sim_wall_start_ms = 1732580000000;
+constexpr int64_t sim_wall_start_ms = sim::wall_start_ms;
 
 client_config default_sim_config();
 

@@ -147,12 +147,15 @@ struct sync_server {
   /// Closes every socket with `code` (1001 on shutdown) and waits (blocks:
   /// not from an actor) until every hub saw its sockets leave and the
   /// broker answered what that changed (presence), at most `timeout`;
-  /// false if some hub did not get there in time.
+  /// false if some hub did not get there in time. Blocks a thread: not in
+  /// a simulation, whose clock stands still meanwhile (sim::sim_server has
+  /// its own).
   bool close_all(caf::actor_system& sys, uint16_t code, const std::string& reason,
                  std::chrono::milliseconds timeout) const;
   /// Stops every actor of the server.
   void stop() const;
-  /// Every hub's counters, summed (blocks: not from an actor).
+  /// Every hub's counters, summed (blocks: not from an actor, nor in a
+  /// simulation: sim::sim_server has its own).
   hub_stats stats(caf::actor_system& sys) const;
 };
 

@@ -1,20 +1,29 @@
-#include "sim_server.hpp"
+#include "kullsync/testing/sim_server.hpp"
+
+#include <cstdio>
 
 #include <caf/send.hpp>
 
-#include "harness.hpp"
 #include "kullsync/messages/codec.hpp"
 #include "server_actors.hpp"
 
-namespace kullsync::test {
+namespace kullsync::sim {
 
 sim_server::sim_server(sim_system& sim, sim_network_actor net, std::string url,
                        server::server_config cfg)
   : sim_(sim), net_(std::move(net)), url_(std::move(url)), cfg_(std::move(cfg)) {
   if (!cfg_.wall_start_ms)
-    cfg_.wall_start_ms = sim_wall_start_ms;
+    cfg_.wall_start_ms = wall_start_ms;
   if (!cfg_.auth)
     cfg_.auth = std::make_shared<server::legacy_authenticator>(7);
+  if (cfg_.node_epoch.empty()) { // one of its URL's: two servers have two
+    uint64_t h = 14695981039346656037ull; // FNV-1a
+    for (unsigned char c : url_)
+      h = (h ^ c) * 1099511628211ull;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    cfg_.node_epoch = hex;
+  }
   start();
 }
 
@@ -49,10 +58,8 @@ uint64_t sim_server::order_faults() {
 
 void sim_server::restart(std::string epoch, bool going_away) {
   order_faults_before_ += hub_order_faults();
-  if (going_away) // as sync_server::close_all, without blocking the simulation
-    for (auto& h : server_.env->hubs)
-      caf::anon_send(h, server::shutdown_atom::value, uint16_t{1001},
-                     std::string{"server going away"});
+  if (going_away)
+    close_all(1001, "server going away");
   sim_.run(); // the close frames go out before the links are cut
   caf::anon_send(net_, unlisten_atom::value, url_, server_.acceptor);
   caf::anon_send(net_, cut_atom::value, cut_mode::clean);
@@ -61,7 +68,7 @@ void sim_server::restart(std::string epoch, bool going_away) {
   sim_.run();
   cfg_.node_epoch = std::move(epoch);
   // A new process reads the same wall clock: it goes on from now.
-  cfg_.wall_start_ms = sim_wall_start_ms
+  cfg_.wall_start_ms = wall_start_ms
                        + std::chrono::duration_cast<std::chrono::milliseconds>(
                            sim_.elapsed())
                            .count();
@@ -102,24 +109,17 @@ msg::user_state sim_server::remembered(const std::string& user) {
                                    server::snapshot_atom::value, user);
 }
 
-msg::shoot_progress random_shoot(std::mt19937_64& rng, int shoots) {
-  msg::shoot_progress p;
-  p.shoot_id = "s" + std::to_string(rng() % static_cast<uint64_t>(shoots));
-  p.total_count = 100;
-  p.processed_count = static_cast<int64_t>(rng() % 101);
-  auto r = rng() % 10;
-  p.status = r < 7 ? msg::shoot_status::processing
-                   : r < 9 ? msg::shoot_status::completed : msg::shoot_status::failed;
-  p.provider = "sim";
-  return p;
+void sim_server::close_all(uint16_t code, const std::string& reason) {
+  // As sync_server::close_all, without blocking the simulation.
+  for (auto& h : server_.env->hubs)
+    caf::anon_send(h, server::shutdown_atom::value, code, reason);
 }
 
-std::string describe(const std::map<std::string, msg::shoot_progress>& shoots) {
-  std::string out;
-  for (auto& [id, p] : shoots)
-    out += id + ":" + std::string{msg::to_string(p.status)} + "/"
-           + std::to_string(p.processed_count) + " ";
-  return out;
+server::hub_stats sim_server::stats() {
+  server::hub_stats total;
+  for (auto& h : server_.env->hubs)
+    total += sim_.ask<server::hub_stats>(h, stats_atom::value);
+  return total;
 }
 
-} // namespace kullsync::test
+} // namespace kullsync::sim
