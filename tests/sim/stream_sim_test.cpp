@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include <iostream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -335,9 +336,19 @@ private:
            + std::chrono::duration_cast<std::chrono::milliseconds>(sim_.elapsed()).count();
   }
 
+  // Each violation says when (virtual time since the start), so that a
+  // replay with KULLSYNC_LOG_LEVEL=debug can be read up to that moment.
   void fail(std::string what) {
-    if (violations_.size() < 20)
-      violations_.push_back(std::move(what));
+    if (violations_.size() < 20) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(sim_.elapsed()).count();
+      violations_.push_back("at " + std::to_string(ms / 1000) + "." + pad3(ms % 1000) + " s: "
+                            + std::move(what));
+    }
+  }
+
+  static std::string pad3(int64_t x) {
+    auto s = std::to_string(x);
+    return std::string(3 - std::min<size_t>(3, s.size()), '0') + s;
   }
 
   void start_engine(device& x) {
@@ -519,9 +530,11 @@ private:
     if (pos.awaiting_snapshot || !pos.known)
       return fail(who + ": seq " + seq + " applied without a position" + recent(d));
     if (*m.seq <= pos.seq)
-      fail(who + ": seq " + seq + " applied again (at " + std::to_string(pos.seq) + ")");
+      fail(who + ": seq " + seq + " applied again (at " + std::to_string(pos.seq) + ")"
+           + recent(d));
     else if (*m.seq != pos.seq + 1)
-      fail(who + ": seq " + seq + " applied after " + std::to_string(pos.seq) + ": a gap");
+      fail(who + ": seq " + seq + " applied after " + std::to_string(pos.seq) + ": a gap"
+           + recent(d));
     pos.seq = *m.seq;
     entry e{msg::encode(m), {}};
     if (auto* p = std::get_if<msg::shoot_progress>(&m.body); p && p->current_image)
@@ -598,8 +611,41 @@ TEST(stream_sim, a_cluster_keeps_the_invariants_on_every_seed) {
   expect_invariants(300, 3);
 }
 
+/// The seeds a mutation test tries: KULLSYNC_SIM_SEED alone (to replay the
+/// seed that caught it), else 1 to 200.
+std::vector<uint64_t> mutation_seeds() {
+  if (std::getenv("KULLSYNC_SIM_SEED"))
+    return sim_seeds(1);
+  std::vector<uint64_t> seeds;
+  for (uint64_t s = 1; s <= 200; ++s)
+    seeds.push_back(s);
+  return seeds;
+}
+
+/// Whether the run plays `name` (KULLSYNC_SIM_MUTATION names one; unset: all).
+bool plays(const char* name) {
+  auto* only = std::getenv("KULLSYNC_SIM_MUTATION");
+  return !only || std::string{only} == name;
+}
+
+/// Tries the seeds until a violation shows: the first seed that catches the
+/// mutation is printed with every violation and the command that replays it.
+bool caught(const char* name, const std::function<std::vector<std::string>(uint64_t)>& play) {
+  log::set_level(std::getenv("KULLSYNC_LOG_LEVEL") ? std::getenv("KULLSYNC_LOG_LEVEL") : "off");
+  for (auto seed : mutation_seeds()) {
+    auto v = play(seed);
+    if (v.empty())
+      continue;
+    std::cout << name << " caught on seed " << seed << " (replay: KULLSYNC_SIM_MUTATION="
+              << name << " " << replay_command(seed) << "):\n";
+    for (auto& x : v)
+      std::cout << "  " << x << "\n";
+    return true;
+  }
+  return false;
+}
+
 TEST(stream_sim, each_mutation_is_caught) {
-  log::set_level("off");
   const std::pair<stream_mutation, const char*> mutations[] = {
     {stream_mutation::keep_duplicates, "keep_duplicates"},
     {stream_mutation::ignore_gaps, "ignore_gaps"},
@@ -607,14 +653,10 @@ TEST(stream_sim, each_mutation_is_caught) {
     {stream_mutation::ignore_snapshot, "ignore_snapshot"},
   };
   for (auto& [m, name] : mutations) {
-    bool caught = false;
-    for (uint64_t seed = 1; seed <= 200 && !caught; ++seed) {
-      auto v = play_one(seed, m);
-      caught = !v.empty();
-      if (caught)
-        std::cout << name << " caught on seed " << seed << ": " << v.front() << "\n";
-    }
-    EXPECT_TRUE(caught) << name << " went unnoticed on 200 seeds";
+    if (!plays(name))
+      continue;
+    EXPECT_TRUE(caught(name, [m = m](uint64_t seed) { return play_one(seed, m); }))
+      << name << " went unnoticed on " << mutation_seeds().size() << " seed(s)";
   }
 }
 
@@ -630,13 +672,7 @@ TEST(stream_sim, a_failed_presence_announcement_is_retried) {
 
 // The cluster's checks catch a broker without one numbering per user.
 TEST(stream_sim, a_broker_numbering_per_node_is_caught) {
-  log::set_level("off");
-  bool caught = false;
-  for (uint64_t seed = 1; seed <= 200 && !caught; ++seed) {
-    auto v = play_one(seed, stream_mutation::none, 3, broker_mutation::per_node_numbering);
-    caught = !v.empty();
-    if (caught)
-      std::cout << "per_node_numbering caught on seed " << seed << ": " << v.front() << "\n";
-  }
-  EXPECT_TRUE(caught) << "per_node_numbering went unnoticed on 200 seeds";
+  EXPECT_TRUE(caught("per_node_numbering", [](uint64_t seed) {
+    return play_one(seed, stream_mutation::none, 3, broker_mutation::per_node_numbering);
+  })) << "per_node_numbering went unnoticed on " << mutation_seeds().size() << " seed(s)";
 }

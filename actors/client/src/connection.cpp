@@ -27,7 +27,7 @@ void publish(conn_ptr self, connection_status next) {
   auto& st = self->state;
   if (next == st.status)
     return;
-  st.log->debug("{} -> {} (attempt {}, link {})", to_string(st.status.state),
+  st.log->debug("{}: {} -> {} (attempt {}, link {})", st.who, to_string(st.status.state),
                 to_string(next.state), next.attempt, next.link);
   st.status = std::move(next);
   self->send(st.coord, status_atom::value, st.status);
@@ -76,7 +76,7 @@ void enter(conn_ptr self, link_phase next, connection_status shown) {
   auto& st = self->state;
   auto from = st.phase;
   assert(is_legal(from, next));
-  st.log->debug("link {}: {} -> {}", shown.link, to_string(from), to_string(next));
+  st.log->debug("{}: link {}: {} -> {}", st.who, shown.link, to_string(from), to_string(next));
   st.phase = next;
   if (drops_link(from, next))
     forget_link(self, from);
@@ -203,7 +203,7 @@ void lost(conn_ptr self, std::string reason, uint16_t close) {
     enter(self, link_phase::lost, st.status);
   if (!st.wanted) // defensive: a link nobody wants is closed before it is lost
     return enter(self, link_phase::idle, st.status);
-  st.log->info("link {} lost: {}", st.status.link, reason);
+  st.log->info("{}: link {} lost: {}", st.who, st.status.link, reason);
   auto epoch = st.epoch;
   self->request(st.policy, caf::infinite, lost_atom::value, close)
     .then([=](const retry_decision& d) {
@@ -214,7 +214,7 @@ void lost(conn_ptr self, std::string reason, uint16_t close) {
       next.error = reason;
       if (d.give_up) {
         next.error = "Max reconnection attempts reached";
-        st.log->warn("giving up after {} attempts", d.attempt);
+        st.log->warn("{}: giving up after {} attempts", st.who, d.attempt);
         return enter(self, link_phase::failed, std::move(next));
       }
       next.attempt = d.attempt;
@@ -295,7 +295,7 @@ void resume_now(conn_ptr self, std::string reason, uint16_t close) {
   auto& st = self->state;
   if (st.resumed_at_once || !st.wanted)
     return lost(self, std::move(reason), close);
-  st.log->info("link {}: {}; resuming at once", st.status.link, reason);
+  st.log->info("{}: link {}: {}; resuming at once", st.who, st.status.link, reason);
   st.resumed_at_once = true;
   dial(self, st.status.attempt);
 }
@@ -348,6 +348,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
   st.keepalive = spawn_keepalive(sys, cfg.keepalive, clock,
                                  caf::actor_cast<connection_impl>(self));
   st.cfg = std::move(cfg);
+  st.who = st.cfg.connection.user_id + "/" + st.cfg.connection.device_id;
   self->link_to(st.policy);
   self->link_to(st.keepalive);
   self->link_to(st.coord);
@@ -361,7 +362,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
         // Said once, as failed: dialing it again cannot help.
         auto why = "invalid URL '" + detail::redacted_url(st.url)
                    + "': expected ws:// or wss://HOST[:PORT 1-65535]";
-        st.log->error("not dialing: {}", why);
+        st.log->error("{}: not dialing: {}", st.who, why);
         auto next = st.status;
         next.url = st.url;
         next.error = std::move(why);
@@ -372,8 +373,8 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (st.token_refused && !st.tokens) {
         // The contract: "do not retry with the same token"; without a
         // provider there is no other one.
-        st.log->error("not dialing: the server refused this engine's token, and it has no "
-                      "token provider to get another");
+        st.log->error("{}: not dialing: the server refused this engine's token, and it has no "
+                      "token provider to get another", st.who);
         return;
       }
       switch (st.phase) {
@@ -411,7 +412,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (st.stopping)
         return;
       if (!is_ws_url(url)) {
-        st.log->error("endpoint '{}' ignored: not a ws:// or wss:// URL",
+        st.log->error("{}: endpoint '{}' ignored: not a ws:// or wss:// URL", st.who,
                       detail::redacted_url(url));
         return;
       }
@@ -471,7 +472,7 @@ connection_impl::behavior_type connection(conn_ptr self, client_config cfg,
       if (!is_current(self, link))
         return;
       if (st.phase != link_phase::dialing) { // a transport that says it twice
-        st.log->warn("link {}: opened again ({}): ignored", link, to_string(st.phase));
+        st.log->warn("{}: link {}: opened again ({}): ignored", st.who, link, to_string(st.phase));
         return;
       }
       on_opened(self, protocol);

@@ -24,10 +24,10 @@ void decode_frame(conn_ptr self, const std::string& text, inbound_batch& out) {
     auto seq = msg::server_frame_seq(text, st.cfg.connection.limits);
     if (!seq) {
       out.pop_back();
-      st.log->debug("bad frame ignored: {}", err->detail);
+      st.log->debug("{}: bad frame ignored: {}", st.who, err->detail);
       return;
     }
-    st.log->warn("the message at seq {} is ignored, unreadable: {}", *seq, err->detail);
+    st.log->warn("{}: the message at seq {} is ignored, unreadable: {}", st.who, *seq, err->detail);
     m = msg::server_message{};
     m.type_name = "(unreadable)";
     m.seq = seq;
@@ -64,7 +64,7 @@ bool opens_v2_link(conn_ptr self, const msg::server_message& m) {
     return true;
   }
   if (st.phase == link_phase::awaiting_welcome) {
-    st.log->warn("link {}: the server echoed {} but speaks v1", st.status.link,
+    st.log->warn("{}: link {}: the server echoed {} but speaks v1", st.who, st.status.link,
                  v2_subprotocol);
     ready(self, false);
   }
@@ -101,11 +101,11 @@ bool admit(conn_ptr self, msg::server_message& m, admitted& a) {
         if (stream_link::retry_later(n.code)) {
           // Not an outcome: the engine sends it again, and the app hears
           // only of the ACK or the final NACK.
-          st.log->info("message {} not taken now: {} ({}); sent again after the ack timeout",
+          st.log->info("{}: message {} not taken now: {} ({}); sent again after the ack timeout", st.who,
                        n.id.value_or("(no id)"), to_string(n.code), n.error);
           return true;
         }
-        st.log->warn("message {} refused: {} ({})", n.id.value_or("(no id)"),
+        st.log->warn("{}: message {} refused: {} ({})", st.who, n.id.value_or("(no id)"),
                      to_string(n.code), n.error);
       }
       a.out.push_back(std::move(m));

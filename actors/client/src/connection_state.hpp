@@ -63,6 +63,9 @@ struct connection_actor_state {
   uint32_t dials_since_lost = 0;
   bool telemetry_changed = false; // not yet sent to the coordinator
   std::shared_ptr<spdlog::logger> log = log::get("client.connection");
+  // "user/device", first on each log line: a host (or a simulation) may run
+  // several engines, all on this logger.
+  std::string who;
   static inline const char* name = "kullsync.connection";
 };
 

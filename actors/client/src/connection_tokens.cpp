@@ -43,7 +43,7 @@ void note_expiry(conn_ptr self, std::optional<int64_t> at, int64_t server_now) {
     // The token gained nothing (a provider that hands out the one it cached
     // until it expires): asked again at once, it would REFRESH in a loop
     // into the server's rate limit (4008).
-    st.log->warn("the new token expires no later than the last ({} ms); next refresh in {} ms",
+    st.log->warn("{}: the new token expires no later than the last ({} ms); next refresh in {} ms", st.who,
                  *at, refresh_floor_ms);
     delay = std::max(delay, refresh_floor_ms);
   }
@@ -67,7 +67,7 @@ void refresh(conn_ptr self) {
         self->send(st.transport, send_atom::value, msg::encode(m));
       },
       [=](const caf::error& err) {
-        self->state.log->warn("no token to refresh with: {}", self->system().render(err));
+        self->state.log->warn("{}: no token to refresh with: {}", self->state.who, self->system().render(err));
       });
 }
 
@@ -77,7 +77,7 @@ void refresh(conn_ptr self) {
 /// not refuse (from the provider).
 void refused(conn_ptr self, uint16_t code, std::string why) {
   auto& st = self->state;
-  st.log->error("link {}: {}", st.status.link, why);
+  st.log->error("{}: link {}: {}", st.who, st.status.link, why);
   st.token_refused = true;
   st.token_stale = true; // with a provider, connect() asks it for a new one
   auto next = st.status;
