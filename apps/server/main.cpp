@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   }
   rc.history_size = o.history_size;
   rc.history_ttl_ms = sc.history.ttl_ms;
-  rc.dedup_ttl_ms = sc.history.ttl_ms;
+  rc.dedup_ttl_ms = kullsync::server::dedup_window_ms(sc.history);
   rc.state_ttl_ms = sc.state.user_idle_ms;
   rc.max_shoots = sc.state.shoots_per_user;
   rc.field_idle_ms = sc.state.shoot_idle_ms;

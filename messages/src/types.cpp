@@ -125,15 +125,32 @@ std::string_view utf8_prefix(std::string_view s, size_t n) {
 }
 
 bool is_numbered(server_type x) {
+  // Every type listed: a new one does not build until it is decided.
   switch (x) {
     case server_type::shoot_progress:
     case server_type::credit_update:
     case server_type::prompt_change:
     case server_type::admin_session_update:
       return true;
-    default:
+    case server_type::device_connected:
+    case server_type::device_disconnected:
+    case server_type::provider_health:
+    case server_type::pong:
+    case server_type::batch:
+    case server_type::welcome:
+    case server_type::snapshot:
+    case server_type::ack:
+    case server_type::nack:
+    case server_type::refreshed:
+    case server_type::unknown:
       return false;
   }
+  return false;
+}
+
+bool holds_position(const server_message& m) {
+  // One of a type this build does not know is in the stream all the same.
+  return m.seq.has_value() && (is_numbered(m.type) || m.type == server_type::unknown);
 }
 
 std::string_view to_string(server_type x) {

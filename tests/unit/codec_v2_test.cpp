@@ -150,6 +150,12 @@ TEST(codec_v2, a_position_is_read_from_frames_this_build_cannot_read) {
   auto future = decode_ok(R"({"type":"STYLE_APPLIED","data":{"x":[1]},"seq":7,"timestamp":1})");
   EXPECT_EQ(future.type, server_type::unknown);
   EXPECT_EQ(future.seq, 7u);
+  // The one rule the client's stream link and its saved position share.
+  EXPECT_TRUE(holds_position(future));
+  EXPECT_TRUE(holds_position(decode_ok(
+    R"({"type":"CREDIT_UPDATE","data":{"userId":"u","newBalance":1,"change":1,"reason":""},"seq":3,"timestamp":1})")));
+  EXPECT_FALSE(holds_position(decode_ok(R"({"type":"STYLE_APPLIED","data":{}})")));
+  EXPECT_FALSE(holds_position(decode_ok(R"({"type":"PONG","timestamp":1,"seq":4})")));
   EXPECT_EQ(decode_ok(R"({"type":"STYLE_APPLIED","seq":"7"})").seq, std::nullopt);
   EXPECT_EQ(decode_ok(R"({"type":"STYLE_APPLIED","seq":-2})").seq, std::nullopt);
   auto bad = R"({"type":"SHOOT_PROGRESS","data":{"shootId":"s","status":"paused"},"seq":8,"timestamp":1})";

@@ -52,6 +52,10 @@ struct limits {
   size_t history_size = 100;
   size_t max_shoots = 0;
   int64_t idle_ms = 0;
+  int64_t dedup_ttl_ms = 600'000;
+  // Redis's own clock decides (a key's expiry): the scripts' runner lets
+  // each step's `now` pass in real time first (keep such cases short).
+  bool redis_clock = false;
 };
 
 struct stream_case {
@@ -171,6 +175,12 @@ inline std::vector<stream_case> all() {
     stale.other_epoch = true;
     out.push_back({"a read of another epoch is refused", {}, {credit(1), stale}});
   }
+  out.push_back(
+    {"dedup: a key is forgotten once its window passed, and publishes again",
+     {100, 0, 0, 300, true},
+     {with_key(credit(1, 1'000'000), server::client_dedup_key("mac", "1")),
+      with_key(credit(1, 1'000'100), server::client_dedup_key("mac", "1"), true),
+      with_key(credit(2, 1'000'700), server::client_dedup_key("mac", "1"))}});
   out.push_back(
     {"dedup: a key answers its first position and publishes nothing", {},
      {with_key(credit(1), server::client_dedup_key("mac", "1")),

@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <map>
-#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -46,6 +49,8 @@ public:
                             uint64_t since, uint64_t upto, int64_t now) = 0;
   virtual stream_head head(const std::string& user, int64_t now) = 0;
   virtual void failover() = 0;
+  /// A step at `now` (the case's milliseconds) comes next.
+  virtual void at(int64_t /*now*/) {}
 };
 
 class core_impl final : public impl {
@@ -76,6 +81,7 @@ private:
     x.history_size = l.history_size;
     x.max_shoots = l.max_shoots;
     x.field_idle_ms = l.idle_ms;
+    x.dedup_ttl_ms = l.dedup_ttl_ms;
     return x;
   }
   stream_core core_;
@@ -169,6 +175,8 @@ public:
     cfg_.history_size = l.history_size;
     cfg_.max_shoots = l.max_shoots;
     cfg_.field_idle_ms = l.idle_ms;
+    cfg_.dedup_ttl_ms = l.dedup_ttl_ms;
+    redis_clock_ = l.redis_clock;
     cmd_ = p.connect();
     sub_ = p.connect();
     if (!cmd_ || !sub_)
@@ -188,6 +196,16 @@ public:
       redisFree(sub_);
   }
   bool ok() const { return cmd_ && sub_ && !sha_[0].empty(); }
+
+  /// On Redis's clock (key expiry), the case's time passes for real.
+  void at(int64_t now) override {
+    if (!redis_clock_)
+      return;
+    if (!origin_)
+      origin_ = {now, std::chrono::steady_clock::now()};
+    std::this_thread::sleep_until(origin_->second
+                                  + std::chrono::milliseconds{now - origin_->first});
+  }
 
   /// One script call for the whole batch, as the broker makes it.
   std::vector<published> publish(const std::vector<publish_request>& batch) override {
@@ -326,6 +344,8 @@ private:
   std::set<std::string> subscribed_;
   int run_ = 1;
   int epochs_ = 0;
+  bool redis_clock_ = false;
+  std::optional<std::pair<int64_t, std::chrono::steady_clock::time_point>> origin_;
 };
 
 publish_request request_of(const cases::step& s) {
@@ -361,9 +381,12 @@ void play(impl& x, const cases::stream_case& c, bool batched) {
       }
       last = e;
     };
+    x.at(s.now);
     if (s.op == cases::step::publish) {
       auto j = i + 1;
-      while (batched && j < c.steps.size() && c.steps[j].op == cases::step::publish
+      // A case on Redis's clock plays step by step: a batch has one time.
+      while (batched && !c.lim.redis_clock && j < c.steps.size()
+             && c.steps[j].op == cases::step::publish
              && request_of(c.steps[j]).origin == request_of(s).origin)
         ++j;
       std::vector<publish_request> batch;

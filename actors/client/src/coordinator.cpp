@@ -141,7 +141,7 @@ void apply_device(coord_ptr self, const msg::device_connection& d,
 void apply_message(coord_ptr self, const msg::server_message& m) {
   auto& st = self->state;
   using msg::server_type;
-  if (m.seq && msg::is_numbered(m.type)) {
+  if (msg::holds_position(m)) {
     // The connection passes the stream on in order, without duplicates.
     st.data.stream.seq = *m.seq;
     moved(self);

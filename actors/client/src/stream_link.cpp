@@ -98,9 +98,7 @@ std::vector<msg::client_message> stream_link::sendable(int64_t now_ms) {
 }
 
 bool stream_link::is_position(const msg::server_message& m) const {
-  // One of a type this build does not know is in the stream all the same.
-  return v2_ && m.seq.has_value()
-         && (msg::is_numbered(m.type) || m.type == msg::server_type::unknown);
+  return v2_ && msg::holds_position(m);
 }
 
 stream_link::verdict stream_link::on_message(const msg::server_message& m) {

@@ -148,7 +148,7 @@ void publish(api_ptr self, const http_exchange& ex, const std::string& user,
 }
 
 json::object ok(msg::server_type type) {
-  return json::object{{"success", true}, {"type", msg::to_string(type)}};
+  return json::object{{"success", true}, {msg::keys::type, msg::to_string(type)}};
 }
 
 /// Decodes the (parsed) body as payload T; on failure answers 400 with the

@@ -126,7 +126,7 @@ std::unique_ptr<hub_broker> make_local_broker(hub_ptr self, const std::string& e
   l.history_size = cfg.history.size;
   l.history_ttl_ms = cfg.history.ttl_ms;
   l.history_bytes = cfg.history.memory_bytes;
-  l.dedup_ttl_ms = cfg.history.ttl_ms;
+  l.dedup_ttl_ms = dedup_window_ms(cfg.history);
   l.dedup_per_user = std::max<size_t>(1000, 4 * cfg.history.size);
   l.max_shoots = cfg.state.shoots_per_user;
   l.field_idle_ms = cfg.state.shoot_idle_ms;

@@ -1,8 +1,11 @@
 #pragma once
 
-/// The JSON keys of the wire protocol, each spelled once: the codec's
-/// readers and writers, the one-pass progress reader and the server's HTTP
-/// triggers all name a field through this table. No dependencies.
+/// The JSON keys of the wire protocol's messages, each spelled once: the
+/// codec's readers and writers, the one-pass progress reader and the
+/// server's HTTP triggers (for the message fields they read and echo) all
+/// name a field through this table. The keys of HTTP answers that are no
+/// message's (success, seq, seqs, recipients, error) are spelled where the
+/// answer is made. No dependencies.
 
 #include <string_view>
 

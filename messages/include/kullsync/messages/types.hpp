@@ -245,6 +245,11 @@ struct server_message {
   std::optional<uint64_t> seq;          // v2: the position in the user's stream
 };
 
+/// Whether `m` takes a position in its user's stream (v2): a numbered type,
+/// or a type this build does not know, with its `seq`. The client's stream
+/// link and its saved position count the same messages.
+bool holds_position(const server_message& m);
+
 // -- client -> server ---------------------------------------------------------
 
 enum class client_type : uint8_t {

@@ -38,6 +38,11 @@ struct history_limits {
   size_t max_replay = 2000; // --max-replay
 };
 
+/// How long a client message's id or an Idempotency-Key answers with its
+/// first position: as long as the history keeps messages (--history-ttl),
+/// on a node alone (the stream core) and in a cluster (the Redis scripts).
+inline int64_t dedup_window_ms(const history_limits& h) { return h.ttl_ms; }
+
 struct server_config {
   size_t shards = 0;                  // 0: one per hardware thread
   std::string admin_user = "admin";   // receives ADMIN_SESSION_UPDATE, PROVIDER_HEALTH
