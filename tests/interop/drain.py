@@ -70,6 +70,13 @@ class Node:
         self.proc.wait()
 
 
+def metrics(node):
+    req = urllib.request.Request(f"http://{node.addr}/metrics",
+                                 headers={"Authorization": "Bearer " + API_KEY})
+    with urllib.request.urlopen(req, timeout=5 * SCALE) as r:
+        return r.read().decode()
+
+
 def ctl(node, *args):
     env = dict(os.environ, KULLSYNC_URL=f"http://{node.addr}", KULLSYNC_API_KEY_FILE=KEYS_FILE)
     r = subprocess.run([CTL, *args], env=env, capture_output=True, text=True, timeout=30 * SCALE)
@@ -135,10 +142,12 @@ async def alone():
         check(ok and answer["draining"] and answer["sockets"] == 0,
               f"GET says drained: no socket left ({answer})")
         check(n.get("/readyz")[0] == 503, "still not ready once drained")
+        check("\nkullsync_draining 1\n" in metrics(n), "/metrics says kullsync_draining 1")
 
         status, answer = n.drain("DELETE")
         check(status == 200 and not answer["draining"], f"DELETE ends the drain ({answer})")
         check(n.get("/readyz") == (200, {"status": "ready"}), "ready again after it")
+        check("\nkullsync_draining 0\n" in metrics(n), "/metrics says kullsync_draining 0")
         ws = await websockets.connect(f"ws://{n.addr}/ws?token=after:d")
         await ws.send(json.dumps({"type": "PING", "payload": {"timestamp": 1}}))
         got = []

@@ -330,6 +330,9 @@ void scrape(api_ptr self, const http_exchange& ex) {
             return;
           metrics::writer w;
           write_server_metrics(w, *total, *env->counters);
+          w.gauge("kullsync_draining", "1 while an operator drains this node (POST "
+                  "/api/sync/drain): not ready, its sockets closed at a pace",
+                  env->cfg.draining->load() ? 1 : 0);
           if (env->cfg.transport_metrics)
             env->cfg.transport_metrics(w);
           w.process();
