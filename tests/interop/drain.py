@@ -46,24 +46,10 @@ class Node:
 
     def get(self, path):
         """(status, body) of GET `path` outside /api/sync, with no key."""
-        try:
-            with urllib.request.urlopen(f"http://{self.addr}{path}", timeout=5 * SCALE) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+        return testkit.call(self.addr, "GET", path)
 
     def drain(self, method, body=None, key=API_KEY, raw=None):
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = "Bearer " + key
-        req = urllib.request.Request(f"http://{self.addr}/api/sync/drain", method=method,
-                                     data=data, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=10 * SCALE) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+        return testkit.call(self.addr, method, "/api/sync/drain", body, key, raw)
 
     def stop(self):
         self.proc.terminate()

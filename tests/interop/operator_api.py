@@ -23,7 +23,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 
 import jwt
 import websockets
@@ -67,17 +66,7 @@ class Node:
         return testkit.ready(self.addr)
 
     def http(self, method, path, body=None, key=API_KEY, raw=None):
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = "Bearer " + key
-        req = urllib.request.Request(f"http://{self.addr}/api/sync{path}", method=method,
-                                     data=data, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=10 * SCALE) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+        return testkit.call(self.addr, method, "/api/sync" + path, body, key, raw)
 
     def ws(self, tok, v2=True):
         return websockets.connect(f"ws://{self.addr}/ws?token={tok}",

@@ -1,9 +1,10 @@
 """What the Python test scripts share: the check and its report, the time
 scale of instrumented builds, free ports, kullsync-server started on a free
-port, and a WebSocket written by hand: the upgrade request, a client's
+port, a JSON call to its HTTP API, and a WebSocket written by hand: the upgrade request, a client's
 frame and the server's frames read back."""
 import base64
 import contextlib
+import json
 import os
 import socket
 import struct
@@ -38,6 +39,22 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def call(addr, method, path, body=None, key=None, raw=None):
+    """(status, parsed JSON answer) of `method path` at HOST:PORT: `body` sent
+    as JSON, or `raw` bytes as they are; `key` as a Bearer API key."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    req = urllib.request.Request(f"http://{addr}{path}", method=method, data=data,
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10 * SCALE) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
 
 
 def ready(addr):
