@@ -69,11 +69,13 @@ def ctl(node, *args):
     return r.returncode, r.stdout, r.stderr
 
 
-async def watch(ws, ends, t0):
-    """Reads `ws` until it closes; appends (seconds after t0, code, reason)."""
+async def watch(ws, ends, t0, frames=None):
+    """Reads `ws` until it closes; appends (seconds after t0, code, reason)
+    to `ends`, and what it read to `frames`."""
     try:
-        async for _ in ws:
-            pass
+        async for text in ws:
+            if frames is not None:
+                frames.append(text)
     except websockets.ConnectionClosed:
         pass
     ends.append((time.monotonic() - t0, ws.close_code, ws.close_reason))
@@ -112,11 +114,13 @@ async def alone():
         # machine closes fewer, not more).
         check(0 < len(ends) < count, f"the sockets close at the pace, not at once "
                                      f"({len(ends)} of {count} after 0.5 s)")
-        late = await websockets.connect(f"ws://{n.addr}/ws?token=late:d")
-        late_ends = []
-        await asyncio.wait_for(watch(late, late_ends, t0), 10 * SCALE)
-        check(late_ends[0][1:] == (1001, "server draining"),
-              f"a socket that joins meanwhile is closed 1001 ({late_ends[0][1:]})")
+        late = await websockets.connect(f"ws://{n.addr}/ws?token=late:d",
+                                        subprotocols=["kull.v2"])
+        late_ends, late_frames = [], []
+        await asyncio.wait_for(watch(late, late_ends, t0, late_frames), 10 * SCALE)
+        check(late_ends[0][1:] == (1001, "server draining") and not late_frames,
+              f"a socket that arrives meanwhile is closed 1001 before it joins "
+              f"({late_ends[0][1:]}, {len(late_frames)} frames)")
         await asyncio.wait_for(asyncio.gather(*tasks), 20 * SCALE)
         codes = {e[1:] for e in ends}
         check(codes == {(1001, "server draining")},

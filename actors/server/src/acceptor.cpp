@@ -27,9 +27,15 @@ struct acceptor_state {
 
 using acceptor_ptr = acceptor_actor::stateful_pointer<acceptor_state>;
 
-/// Whether `peer` may open one more socket now; the close code if not.
+/// Whether `peer` may open one more socket now (and the node any); the
+/// close code if not.
 std::optional<refusal> judge(acceptor_ptr self, const std::string& peer) {
   auto& st = self->state;
+  // A node an operator drains takes no new device (not logged per socket:
+  // the drain said so once). One that joins before this sees the flag is
+  // closed by its hub.
+  if (st.env->cfg.draining->load(std::memory_order_relaxed))
+    return refusal{close_code::going_away, "server draining"};
   auto& lim = st.env->cfg.limits;
   auto now = epoch_ms(self->home_system(), st.env->clock);
   std::optional<refusal> r;
