@@ -91,6 +91,10 @@ async def alone():
             status, answer = n.drain("POST", body)
             check(status == 400 and "rate" in answer.get("error", ""),
                   f"{what} is refused with 400 ({status} {answer})")
+        status, answer = n.drain("POST", {"Rate": 10})
+        check(status == 400 and "Rate" in answer.get("error", ""),
+              f"a misspelt field is refused with 400, not drained at the default ({answer})")
+        check(n.get("/readyz")[0] == 200, "still ready after the refusals")
         status, _ = n.drain("POST", raw=b"{not json")
         check(status == 400, f"a body that is not JSON is refused with 400 ({status})")
         check(n.drain("PUT")[0] == 405, "PUT is not a drain method (405)")
@@ -110,10 +114,10 @@ async def alone():
         ends = []
         tasks = [asyncio.ensure_future(watch(s, ends, t0)) for s in socks]
         await asyncio.sleep(0.5)
-        # At 12 a second, half a second closes about 7: never all 24 (a slow
+        # At 12 a second, half a second closes about 6: never all 24 (a slow
         # machine closes fewer, not more).
-        check(0 < len(ends) < count, f"the sockets close at the pace, not at once "
-                                     f"({len(ends)} of {count} after 0.5 s)")
+        check(len(ends) < count, f"the sockets close at the pace, not at once "
+                                 f"({len(ends)} of {count} after 0.5 s)")
         late = await websockets.connect(f"ws://{n.addr}/ws?token=late:d",
                                         subprotocols=["kull.v2"])
         late_ends, late_frames = [], []
@@ -127,10 +131,12 @@ async def alone():
               f"every socket is closed with 1001 server draining ({codes})")
         last = max(e[0] for e in ends)
         check(last >= 1.0, f"the last closes after the pace allows it ({last:.2f} s >= 1 s)")
-        ok = await until(lambda: n.drain("GET")[1].get("left") == 0)
+        # A socket leaves the count once the client saw its close: a moment
+        # after the drain told the last one.
+        ok = await until(lambda: n.drain("GET")[1].get("left") == 0
+                         and n.drain("GET")[1].get("sockets") == 0)
         status, answer = n.drain("GET")
-        check(ok and answer["draining"] and answer["sockets"] == 0,
-              f"GET says drained: no socket left ({answer})")
+        check(ok and answer["draining"], f"GET says drained: no socket left ({answer})")
         check(n.get("/readyz")[0] == 503, "still not ready once drained")
         check("\nkullsync_draining 1\n" in metrics(n), "/metrics says kullsync_draining 1")
 

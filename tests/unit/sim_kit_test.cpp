@@ -42,6 +42,11 @@ std::vector<std::string> race(uint64_t seed) {
       heard.push_back(msg::encode(m));
     });
     engine.subscribe(msg::server_type::unknown, record);
+    auto statuses = make_status_callback(sim.sys(), [&](const connection_status& st) {
+      if (!st.error.empty())
+        heard.push_back("status: " + st.error);
+    });
+    engine.subscribe(statuses);
     engine.connect();
     sim.advance(std::chrono::seconds{1});
 
@@ -68,6 +73,7 @@ std::vector<std::string> race(uint64_t seed) {
     engine.stop();
     sim.advance(cfg.connection.stop_timeout);
     caf::anon_send_exit(record, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(statuses, caf::exit_reason::user_shutdown);
   }
   caf::anon_send_exit(net, caf::exit_reason::user_shutdown);
   sim.run();
@@ -90,6 +96,7 @@ TEST(sim_kit, a_message_on_the_wire_when_the_server_restarts_is_applied_once) {
   EXPECT_EQ(count_of(heard, "\"type\":\"SHOOT_PROGRESS\""), 1u) << "applied once";
   EXPECT_EQ(count_of(heard, "\"epoch\":\"0000000000000002"), 1u) << "by the new server";
   EXPECT_GE(count_of(heard, "\"type\":\"WELCOME\""), 2u) << "it reconnected";
+  EXPECT_GE(count_of(heard, "closed 1001"), 1u) << "the restart's close frame came first";
 
 }
 

@@ -437,7 +437,11 @@ network_impl::behavior_type network(network_ptr self, uint64_t seed,
     [=](faults_atom, link_faults f) { self->state.faults = f; },
     [=](refuse_atom, bool on) { self->state.refuse = on; },
     [=](cut_atom, cut_mode mode) { cut(self, mode); },
-    [=](stats_atom) { return self->state.stats; },
+    [=](stats_atom) {
+      auto s = self->state.stats;
+      s.closing_links = self->state.closing.size();
+      return s;
+    },
     [=](flush_atom) {
       self->state.flush_pending = false;
       flush(self);

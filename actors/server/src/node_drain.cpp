@@ -22,7 +22,7 @@ struct node_drain_state {
   std::shared_ptr<const session_env> env;
   drain_status status;
   double credit = 0;     // sockets the pace allows and no step closed yet
-  bool stepping = false; // a step is under way or scheduled
+  bool stepping = false; // a step is scheduled, or under way until every hub answered
   uint64_t run = 0;      // which drain a step belongs to (an undrain ends one)
   uint64_t steps = 0;
   // Each hub's sockets not yet told to close, as of its last answer (so
@@ -35,10 +35,8 @@ struct node_drain_state {
 using drain_ptr = node_drain_impl::stateful_pointer<node_drain_state>;
 
 void schedule(drain_ptr self) {
-  if (self->state.stepping)
-    return;
   self->state.stepping = true;
-  self->delayed_send(self, step, sweep_atom::value);
+  self->delayed_send(self, step, sweep_atom::value, self->state.run);
 }
 
 /// Hub `i`'s part of `quota`: split among the hubs that have sockets left,
@@ -63,6 +61,7 @@ void answered(drain_ptr self, const std::shared_ptr<size_t>& answers, size_t i, 
   st.hub_left[i] = left;
   if (++*answers < st.hub_left.size())
     return;
+  st.stepping = false; // this step is over
   bool was_left = st.status.left > 0;
   st.status.left = 0;
   for (auto n : st.hub_left)
@@ -76,18 +75,16 @@ void answered(drain_ptr self, const std::shared_ptr<size_t>& answers, size_t i, 
 
 /// One step: each hub closes its share of what the pace allows since the
 /// last one, and says how many of its sockets are left.
-void take_step(drain_ptr self) {
+void take_step(drain_ptr self, uint64_t run) {
   auto& st = self->state;
-  st.stepping = false;
-  if (!st.status.draining)
-    return;
+  if (run != st.run || !st.status.draining)
+    return; // a step of a drain that ended
   auto& hubs = st.env->hubs;
   st.credit = std::min(st.credit + st.status.rate * 0.1, double{st.status.rate});
   auto quota = static_cast<uint64_t>(std::floor(st.credit));
   st.credit -= static_cast<double>(quota);
   ++st.steps;
   auto answers = std::make_shared<size_t>(0);
-  auto run = st.run;
   for (size_t i = 0; i < hubs.size(); ++i) {
     auto share = static_cast<uint32_t>(std::min<uint64_t>(share_of(st, i, quota), UINT32_MAX));
     self->request(hubs[i], std::chrono::seconds{10}, drain_atom::value, share)
@@ -113,7 +110,7 @@ node_drain_impl::behavior_type node_drain(drain_ptr self, std::shared_ptr<const 
                      "{} open are closed with 1001 at {} a second",
                      st.env->counters->sockets_now.load(std::memory_order_relaxed), rate);
         st.status.left = st.env->counters->sockets_now.load(std::memory_order_relaxed);
-        st.credit = rate * 0.1; // the first step closes at once
+        st.credit = 0;
         st.hub_left.assign(st.env->hubs.size(), 1); // unknown: each asked
       } else if (rate != st.status.rate) {
         st.log->info("drain's pace: {} sockets a second", rate);
@@ -121,9 +118,9 @@ node_drain_impl::behavior_type node_drain(drain_ptr self, std::shared_ptr<const 
       st.status.draining = true;
       st.status.rate = rate;
       st.env->cfg.draining->store(true);
-      if (!st.stepping) {
+      if (!st.stepping) { // else the step under way goes on at the new pace
         st.stepping = true;
-        self->send(self, sweep_atom::value);
+        self->send(self, sweep_atom::value, st.run);
       }
       return st.status;
     },
@@ -133,14 +130,15 @@ node_drain_impl::behavior_type node_drain(drain_ptr self, std::shared_ptr<const 
         st.log->warn("drain ended: ready again, sockets that join stay open ({} were not "
                      "closed)", st.status.left);
       st.status = drain_status{};
-      ++st.run;
+      ++st.run; // the steps under way or scheduled end
+      st.stepping = false;
       st.env->cfg.draining->store(false);
       for (auto& h : st.env->hubs)
         self->send(h, undrain_atom::value);
       return st.status;
     },
     [=](get_atom) { return self->state.status; },
-    [=](sweep_atom) { take_step(self); },
+    [=](sweep_atom, uint64_t run) { take_step(self, run); },
   };
 }
 

@@ -289,6 +289,10 @@ void drain(api_ptr self, const http_exchange& ex) {
   auto body = body_object(ex);
   if (!body)
     return;
+  for (auto& kv : *body)
+    if (kv.key() != "rate") // a misspelt pace must not drain at the default
+      return ex.respond(error(400, "unknown field '" + std::string{kv.key()}
+                                     + "': the drain takes only rate"));
   int64_t rate = default_drain_rate;
   if (auto* r = body->if_contains("rate"); r && !r->is_null()) {
     if (!r->is_int64() || r->get_int64() < 1 || r->get_int64() > max_drain_rate)

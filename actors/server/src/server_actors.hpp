@@ -63,8 +63,9 @@ using node_drain_actor = caf::typed_actor<
   caf::replies_to<undrain_atom>::with<drain_status>,
   caf::replies_to<get_atom>::with<drain_status>>;
 
-/// The drain, plus its step timer (every 100 ms while sockets are left).
-using node_drain_impl = node_drain_actor::extend<caf::reacts_to<sweep_atom>>;
+/// The drain, plus its step timer (every 100 ms while sockets are left;
+/// for the drain numbered as given: an undrain ends that one's steps).
+using node_drain_impl = node_drain_actor::extend<caf::reacts_to<sweep_atom, uint64_t>>;
 
 /// Everything a session needs, shared by all sessions of a server.
 struct session_env {

@@ -58,9 +58,21 @@ uint64_t sim_server::order_faults() {
 
 void sim_server::restart(std::string epoch, bool going_away) {
   order_faults_before_ += hub_order_faults();
-  if (going_away)
+  if (going_away) {
+    // As a stopping node does: every socket closed with 1001, and up to
+    // 3 s (virtual) for the close frames to reach the devices through the
+    // network's latency before the links are cut.
     close_all(1001, "server going away");
-  sim_.run(); // the close frames go out before the links are cut
+    auto deadline = sim_.elapsed() + std::chrono::seconds{3};
+    sim_.run();
+    auto closing = [&] {
+      auto n = sim_.ask<network_stats>(net_, stats_atom::value);
+      return server::sockets_of(stats()) > 0 || n.closing_links > 0;
+    };
+    while (closing() && sim_.elapsed() < deadline)
+      sim_.advance(std::chrono::milliseconds{10});
+  }
+  sim_.run();
   caf::anon_send(net_, unlisten_atom::value, url_, server_.acceptor);
   caf::anon_send(net_, cut_atom::value, cut_mode::clean);
   sim_.run();

@@ -69,6 +69,16 @@ void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* rea
   self->send(s.session, close_atom::value, code, std::string{reason});
 }
 
+void close_joined(hub_ptr self, const std::string& user, const caf::actor_addr& who,
+                  uint16_t code, const char* reason) {
+  auto i = self->state.users.find(user);
+  if (i == self->state.users.end())
+    return;
+  for (auto& s : i->second.sockets)
+    if (s.session.address() == who && !s.closing)
+      close_socket(self, s, code, reason);
+}
+
 void erase_user(hub_ptr self, decltype(hub_state::users)::iterator i) {
   auto& st = self->state;
   // forget_if_done erases only a user whose stream was dropped (drop_stream).
@@ -143,16 +153,24 @@ hub_impl::behavior_type hub(hub_ptr self, server_config cfg, wall_clock clock,
         link_actor socket) -> caf::result<bool> {
       auto& st = self->state;
       auto outcome = join(self, req, who, std::move(socket));
-      if (outcome != join_outcome::refused && st.draining) // it came while others close
-        self->send(who, close_atom::value, st.draining->first, st.draining->second);
-      else if (outcome != join_outcome::refused && st.shedding) // an operator's drain
-        self->send(who, close_atom::value, close_code::going_away,
-                   std::string{"server draining"});
-      if (outcome != join_outcome::waiting)
-        return outcome == join_outcome::started;
-      auto rp = self->make_response_promise<bool>(); // answered when it starts
-      st.joining.emplace(who.address(), rp);
-      return rp;
+      if (outcome == join_outcome::refused)
+        return false;
+      std::optional<caf::typed_response_promise<bool>> later;
+      if (outcome == join_outcome::waiting) { // answered when it starts
+        later = self->make_response_promise<bool>();
+        st.joining.emplace(who.address(), *later);
+      }
+      // It came while the others close (a stop, or an operator's drain):
+      // closed like them, and counted as told.
+      if (st.draining)
+        close_joined(self, req.user, who.address(), st.draining->first,
+                     st.draining->second.c_str());
+      else if (st.shedding)
+        close_joined(self, req.user, who.address(), close_code::going_away,
+                     "server draining");
+      if (later)
+        return *later;
+      return true;
     },
     [=](leave_atom, const session_actor& who) {
       self->demonitor(who.address());

@@ -205,7 +205,7 @@ void start_socket(hub_ptr self, const std::string& user, user_entry& u, device_s
   }
   if (!device_present(u, req->device, &me)) // else the others know it already
     send_all(self, u, hello, &me);
-  if (!self->state.draining && !self->state.shedding) // closed at once: see join
+  if (!self->state.draining) // a socket joining a stopping node is closed at once
     announce(self, user); // the broker lists it for the other nodes
   // Its handshake completes now, or, for a replay still being read, once
   // WELCOME is sent: else a frame it answers itself (PONG, ACK, NACK) could

@@ -93,6 +93,9 @@ shared_frame device_frame(msg::server_type type, const std::string& user,
 shared_frame control_frame(hub_ptr self, msg::server_type type, msg::server_body body);
 /// Closes a socket that is going (the session closes its link).
 void close_socket(hub_ptr self, device_socket& s, uint16_t code, const char* reason);
+/// Closes the socket `who` of `user` that just joined (see close_socket).
+void close_joined(hub_ptr self, const std::string& user, const caf::actor_addr& who,
+                  uint16_t code, const char* reason);
 /// Forgets a user with nothing left here (no socket, no follow, nothing
 /// the broker still has to be told).
 void forget_if_done(hub_ptr self, const std::string& user);

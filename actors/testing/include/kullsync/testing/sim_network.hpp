@@ -44,6 +44,7 @@ struct network_stats {
   uint64_t dials = 0;
   uint64_t refused = 0;
   uint64_t open_links = 0;
+  uint64_t closing_links = 0; // closed by one end, the other not told yet
   uint64_t frames_delivered = 0;
   uint64_t frames_dropped = 0;
 };
@@ -57,7 +58,7 @@ typename Inspector::result_type inspect(Inspector& f, link_faults& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_stats& x) {
   return f(caf::meta::type_name("network_stats"), x.dials, x.refused,
-           x.open_links, x.frames_delivered, x.frames_dropped);
+           x.open_links, x.closing_links, x.frames_delivered, x.frames_dropped);
 }
 
 /// Receives one line per network event ("open 3", "cut 3 half_open", ...).

@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
 
 #include "kullsync/client/caf_types.hpp"
 #include "kullsync/client/config.hpp"
@@ -79,21 +82,21 @@ public:
     run();
   }
 
-  /// Asks `h` and runs the system until the answer is there.
+  /// Asks `h` and runs the system until the answer is there; throws when
+  /// none comes without time passing (the asking actor ends either way).
   template <class T, class Handle, class... Ts>
   T ask(const Handle& h, Ts... xs) {
-    T result{};
-    bool done = false;
-    sys_->spawn([&, h](caf::event_based_actor* self) {
-      self->request(h, caf::infinite, xs...).then([&](T& x) {
-        result = std::move(x);
-        done = true;
-      });
+    auto answer = std::make_shared<std::optional<T>>();
+    auto asker = sys_->spawn([answer, h, xs...](caf::event_based_actor* self) {
+      self->request(h, caf::infinite, xs...).then([answer](T& x) { *answer = std::move(x); });
     });
     run();
-    if (!done)
+    if (!*answer) {
+      caf::anon_send_exit(asker, caf::exit_reason::user_shutdown);
+      run();
       throw std::runtime_error("no answer");
-    return result;
+    }
+    return std::move(**answer);
   }
 
   /// The time of the next timer, if any.
