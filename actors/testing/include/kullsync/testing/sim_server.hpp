@@ -2,8 +2,9 @@
 
 // The real server actors (hub shards, sessions, HTTP API) in a simulation,
 // listening on one URL of a memory network, restartable with a new epoch.
-// What sync_server does by blocking a thread (close_all, stats) it does by
-// running the simulation, which a blocked thread would stop.
+// What sync_server does by blocking a thread (close_all, stats), which would
+// stop a simulation's clock, it does without blocking: stats runs the
+// simulation until the hubs answer, close_all only sends (run or advance).
 
 #include <functional>
 #include <string>
