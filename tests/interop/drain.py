@@ -184,24 +184,18 @@ async def cluster():
         await dev.connect(a)
         check(await until(lambda: dev.welcomed is not None and dev.epoch is not None),
               "the device is welcomed on node a")
-        for balance in (1, 2):
-            body = json.dumps({"userId": "cu", "newBalance": balance, "change": 1}).encode()
-            req = urllib.request.Request(f"http://{b.addr}/api/sync/credit-update", data=body,
-                                         method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": "Bearer " + API_KEY})
-            urllib.request.urlopen(req, timeout=5 * SCALE).read()
+        def credits(balance):
+            status, _ = testkit.call(b.addr, "POST", "/api/sync/credit-update",
+                                     {"userId": "cu", "newBalance": balance, "change": 1},
+                                     API_KEY)
+            return status
+        check([credits(1), credits(2)] == [200, 200], "node b publishes")
         check(await until(lambda: dev.seq == 2), "it reads what node b published")
         status, _ = a.drain("POST", {"rate": 100})
         check(status == 200, "node a drains")
         check(await until(lambda: 1001 in dev.closes), f"node a closes it 1001 ({dev.closes})")
         # Published while it moves: the resume on node b must bring it.
-        body = json.dumps({"userId": "cu", "newBalance": 3, "change": 1}).encode()
-        req = urllib.request.Request(f"http://{b.addr}/api/sync/credit-update", data=body,
-                                     method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer " + API_KEY})
-        urllib.request.urlopen(req, timeout=5 * SCALE).read()
+        check(credits(3) == 200, "node b publishes while the device moves")
         await dev.connect(b)
         check(await until(lambda: dev.seq == 3), f"it resumes on node b with what it missed "
                                                   f"(seq {dev.seq})")
@@ -210,12 +204,10 @@ async def cluster():
 
         def a_listed_unready():
             try:
-                with urllib.request.urlopen(urllib.request.Request(
-                        f"http://{b.addr}/api/sync/nodes",
-                        headers={"Authorization": "Bearer " + API_KEY}), timeout=5) as r:
-                    nodes = {x["nodeId"]: x["ready"] for x in json.loads(r.read())["nodes"]}
-                    return nodes.get("a") is False and nodes.get("b") is True
-            except (urllib.error.URLError, OSError, KeyError):
+                status, answer = testkit.call(b.addr, "GET", "/api/sync/nodes", key=API_KEY)
+                nodes = {x["nodeId"]: x["ready"] for x in answer.get("nodes", [])}
+                return nodes.get("a") is False and nodes.get("b") is True
+            except (urllib.error.URLError, OSError, KeyError, ValueError):
                 return False
         check(await until(a_listed_unready, 15), "the cluster lists node a as not ready")
         await dev.close()
