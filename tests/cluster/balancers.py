@@ -8,6 +8,9 @@ redis-server, with clients from distinct loopback addresses (127.0.0.2, ...):
     header through HAProxy; a client's forged X-Forwarded-For changes nothing;
   - a node cut off from Redis answers 503 (not published): every publish
     through the balancer is still served, by another node;
+  - a node an operator drains (HAProxy, whose health checks read /readyz):
+    its devices, closed 1001, come back through the balancer on the other
+    nodes, and once the checks took it out every upgrade is served elsewhere;
   - a node killed with -9: every publish and upgrade right after is served
     by the others, none answered by the balancer itself (502, 503, 504).
 
@@ -116,6 +119,74 @@ def post(port, value, source="127.0.0.1"):
 # The test's own requests come from here: not the trusted balancer, which
 # must send a PROXY header with --proxy-protocol on.
 TESTER = "127.0.0.50"
+
+
+def drain(node, method, body=b""):
+    """(status, answer) of `method /api/sync/drain` at `node`, from TESTER."""
+    host, port = node.addr.split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=5 * SCALE, source_address=(TESTER, 0))
+    c.request(method, "/api/sync/drain", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    return r.status, json.loads(r.read() or b"{}")
+
+
+async def closed_with(ws, timeout):
+    """The close code `ws` ends with within `timeout` s (None: still open)."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed as e:
+        return e.code
+    except asyncio.TimeoutError:
+        return None
+
+
+async def drained_through(p, nodes, kind):
+    """Node b drained at 20 sockets a second behind the balancer."""
+    b = nodes[1]
+    devices = []
+    for i in range(9):
+        ws, what = await open_socket(p, f"drain:d{i}", f"127.0.3.{1 + i}")
+        if ws:
+            devices.append((i, ws))
+    on_b = int(b.metric("kullsync_sockets_open", TESTER) or 0)
+    status, _ = drain(b, "POST", b'{"rate":20}')
+    check(status == 200 and on_b > 0, f"{kind}: node b drains ({on_b} of the devices on it)")
+    emptied = await until(lambda: (b.metric("kullsync_sockets_open", TESTER) or 0) == 0, 10)
+    codes = await asyncio.gather(*[closed_with(ws, 1 * SCALE) for _, ws in devices])
+    moved = [i for (i, _), code in zip(devices, codes) if code == 1001]
+    check(emptied and len(moved) == on_b and all(c in (None, 1001) for c in codes),
+          f"{kind}: node b's devices closed 1001, the others left alone ({codes})")
+    # Each comes back through the balancer, retrying as a device does while
+    # the balancer still sends some to node b (refused 1001 before a join).
+    back, refused_by_b = [], 0
+    deadline = time.monotonic() + 20 * SCALE
+    for i in moved:
+        while time.monotonic() < deadline:
+            ws, what = await open_socket(p, f"drain:d{i}", f"127.0.3.{1 + i}")
+            if ws:
+                back.append(ws)
+                break
+            refused_by_b += what == "closed 1001"
+            await asyncio.sleep(0.2)
+    check(len(back) == len(moved), f"{kind}: every drained device back elsewhere "
+                                   f"({len(back)} of {len(moved)}; {refused_by_b} tries refused by b)")
+    # Once the health checks took node b out, upgrades all go elsewhere.
+    run, tries = 0, 0
+    while run < 10 and time.monotonic() < deadline:
+        ws, what = await open_socket(p, f"probe2:d{tries}", f"127.0.4.{1 + tries % 250}")
+        tries += 1
+        run = run + 1 if ws else 0
+        if ws:
+            await ws.close()
+    check(run == 10, f"{kind}: the balancer takes node b out: 10 upgrades in a row served "
+                     f"elsewhere ({tries} tries)")
+    for ws in back:
+        await ws.close()
+    for _, ws in devices:
+        await ws.close()
+    status, _ = drain(b, "DELETE")
+    check(status == 200 and await until(lambda: ready(b), 10), f"{kind}: node b ready again")
 
 
 def ready(node):
@@ -235,6 +306,9 @@ async def phase(kind, work, redis):
             while not back and time.monotonic() < deadline:
                 back = await routed_to(p, nodes[2], next(attempts))
             check(back, f"{kind}: the balancer routes to node c again")
+
+        if kind == "haproxy":
+            await drained_through(p, nodes, kind)
 
         # Killed with -9: what comes right after must be served by b and c.
         nodes[0].proc.send_signal(signal.SIGKILL)
