@@ -45,8 +45,15 @@ class Sentinel:
                     # 10 s, within the failovers' budget below.
                     f"sentinel failover-timeout {MASTER} 5000\n"
                     f"sentinel parallel-syncs {MASTER} 1\n")
+        # Its log, printed when a failover does not happen: why Sentinel did
+        # not promote (no quorum, no good replica) is only said there.
+        self.log = os.path.join(work, f"sentinel{k}.log")
         self.proc = subprocess.Popen(["/usr/bin/redis-sentinel", self.conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+    def tail(self, lines=25):
+        with open(self.log) as f:
+            return "".join(f.readlines()[-lines:])
 
     def ask(self, *args):
         return redis_command(self.port, *args)
@@ -226,7 +233,11 @@ async def main():
         check(served and took <= 30 * SCALE,
               f"kill -9 of the master: both nodes ready and publishing again after {took:.1f} s (<= 30)")
         check(answers <= {200, 503, 504}, f"publishes meanwhile answered 200, 503 or 504 only: {sorted(answers)}")
-        check(role(replica.port) == "master", "Sentinel promoted the replica")
+        promoted = role(replica.port) == "master"
+        check(promoted, "Sentinel promoted the replica")
+        if not promoted:
+            for k, sentinel in enumerate(sentinels):
+                print(f"--- sentinel {k}'s log:\n{sentinel.tail()}")
         await consistent(nodes, devices, published, "after the failover")
         check(all(d.epoch != first_epoch and 4009 in d.closes
                   and not d.welcomes[-1]["recovered"] for d in devices),
