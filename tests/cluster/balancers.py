@@ -130,17 +130,6 @@ def drain(node, method, body=b""):
     return r.status, json.loads(r.read() or b"{}")
 
 
-async def closed_with(ws, timeout):
-    """The close code `ws` ends with within `timeout` s (None: still open)."""
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), timeout)
-    except websockets.ConnectionClosed as e:
-        return e.code
-    except asyncio.TimeoutError:
-        return None
-
-
 async def drained_through(p, nodes, kind):
     """Node b drained at 20 sockets a second behind the balancer."""
     b = nodes[1]
@@ -153,12 +142,28 @@ async def drained_through(p, nodes, kind):
     status, _ = drain(b, "POST", b'{"rate":20}')
     check(status == 200 and on_b > 0, f"{kind}: node b drains ({on_b} of the devices on it)")
     emptied = await until(lambda: (b.metric("kullsync_sockets_open", TESTER) or 0) == 0, 10)
-    codes = await asyncio.gather(*[closed_with(ws, 1 * SCALE) for _, ws in devices])
+    codes = await asyncio.gather(*[refused(ws, 1 * SCALE) for _, ws in devices])
     moved = [i for (i, _), code in zip(devices, codes) if code == 1001]
     check(emptied and len(moved) == on_b and all(c in (None, 1001) for c in codes),
           f"{kind}: node b's devices closed 1001, the others left alone ({codes})")
-    # Each comes back through the balancer, retrying as a device does while
-    # the balancer still sends some to node b (refused 1001 before a join).
+    # Each comes back through the balancer, trying again while the balancer
+    # still sends some to node b (refused 1001 before a join): after a
+    # refusal, once the balancer's next health check reached node b.
+    def requests_to_b():
+        return b.metric("kullsync_http_requests_total", TESTER) or 0
+
+    async def next_health_check():
+        # Reading the counter is a request too: a rise of 2 between two
+        # reads is someone else's.
+        last = [requests_to_b()]
+
+        def checked():
+            now = requests_to_b()
+            rose = now - last[0] >= 2
+            last[0] = now
+            return rose
+        await until(checked, 5)
+
     back, refused_by_b = [], 0
     deadline = time.monotonic() + 20 * SCALE
     for i in moved:
@@ -168,7 +173,7 @@ async def drained_through(p, nodes, kind):
                 back.append(ws)
                 break
             refused_by_b += what == "closed 1001"
-            await asyncio.sleep(0.2)
+            await next_health_check()
     check(len(back) == len(moved), f"{kind}: every drained device back elsewhere "
                                    f"({len(back)} of {len(moved)}; {refused_by_b} tries refused by b)")
     # Once the health checks took node b out, upgrades all go elsewhere.
@@ -220,11 +225,12 @@ async def open_socket(port, token, source, headers=None):
         return None, "no WELCOME"
 
 
-async def refused(ws):
-    """The close code the server sends soon (None: the socket stays open)."""
+async def refused(ws, within=1.5 * SCALE):
+    """The close code the server sends within `within` s (None: the socket
+    stays open)."""
     try:
-        await asyncio.wait_for(ws.recv(), 1.5 * SCALE)
-        return None
+        while True:
+            await asyncio.wait_for(ws.recv(), within)
     except websockets.ConnectionClosed as e:
         return e.code
     except asyncio.TimeoutError:
