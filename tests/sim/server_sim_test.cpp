@@ -56,9 +56,8 @@ public:
       cc.connection.url = url;
       cc.connection.user_id = u;
       cc.connection.device_id = d;
-      cc.wall_start_ms = sim_wall_start_ms;
       cc.reconnect.jitter = 0.2;
-      cc.reconnect.jitter_seed = seed + devices_.size() + 1;
+      sim::pin(cc, seed + devices_.size() + 1);
       x.engine = spawn_client(sim_.sys(), cc, spawn_memory_transport(sim_.sys(), net_));
       x.recorder = spawn_recorder(sim_.sys(), x.seen);
       x.engine.subscribe(caf::actor_cast<status_subscriber_actor>(x.recorder));

@@ -36,8 +36,7 @@ client_config default_sim_config() {
   cfg.connection.url = sim_url;
   cfg.connection.user_id = "u1";
   cfg.connection.device_id = "dev-1";
-  cfg.wall_start_ms = sim_wall_start_ms;
-  cfg.reconnect.jitter_seed = 1; // never the steady clock's: a run replays
+  sim::pin(cfg, 1); // a run replays
   return cfg;
 }
 

@@ -39,19 +39,19 @@ void schedule(drain_ptr self) {
   self->delayed_send(self, step, sweep_atom::value, self->state.run);
 }
 
-/// Hub `i`'s part of `quota`: split among the hubs that have sockets left,
-/// the remainder to a different one each step.
-uint64_t share_of(const node_drain_state& st, size_t i, uint64_t quota) {
-  if (st.hub_left[i] == 0)
-    return 0;
+/// Each hub's part of `quota`: split among the hubs that have sockets left,
+/// the remainder's first socket to a different one each step.
+std::vector<uint64_t> shares(const node_drain_state& st, uint64_t quota) {
   std::vector<size_t> busy;
   for (size_t j = 0; j < st.hub_left.size(); ++j)
     if (st.hub_left[j] > 0)
       busy.push_back(j);
-  auto k = static_cast<size_t>(std::find(busy.begin(), busy.end(), i) - busy.begin());
-  auto first = st.steps % busy.size(); // who gets the remainder's first socket
-  auto rank = (k + busy.size() - first) % busy.size();
-  return quota / busy.size() + (rank < quota % busy.size() ? 1 : 0);
+  std::vector<uint64_t> out(st.hub_left.size(), 0);
+  for (size_t k = 0; k < busy.size(); ++k) {
+    auto rank = (k + busy.size() - st.steps % busy.size()) % busy.size();
+    out[busy[k]] = quota / busy.size() + (rank < quota % busy.size() ? 1 : 0);
+  }
+  return out;
 }
 
 /// Hub `i` said how many of its sockets are left; once every hub did, the
@@ -80,13 +80,14 @@ void take_step(drain_ptr self, uint64_t run) {
   if (run != st.run || !st.status.draining)
     return; // a step of a drain that ended
   auto& hubs = st.env->hubs;
-  st.credit = std::min(st.credit + st.status.rate * 0.1, double{st.status.rate});
+  st.credit = std::min(st.credit + st.status.rate * 0.1, static_cast<double>(st.status.rate));
   auto quota = static_cast<uint64_t>(std::floor(st.credit));
   st.credit -= static_cast<double>(quota);
   ++st.steps;
   auto answers = std::make_shared<size_t>(0);
+  auto parts = shares(st, quota);
   for (size_t i = 0; i < hubs.size(); ++i) {
-    auto share = static_cast<uint32_t>(std::min<uint64_t>(share_of(st, i, quota), UINT32_MAX));
+    auto share = static_cast<uint32_t>(std::min<uint64_t>(parts[i], UINT32_MAX));
     self->request(hubs[i], std::chrono::seconds{10}, drain_atom::value, share)
       .then(
         [self, answers, run, i](uint64_t left) {
