@@ -108,13 +108,22 @@ void write(json_writer& w, const provider_status& x) {
   w.end_object();
 }
 
+void write(json_writer& w, const server_message& x);
+
+/// `"key":[...]`, each item by its own write(); every overload it uses is
+/// declared above.
+template <class List>
+void write_list(json_writer& w, std::string_view key, const List& xs) {
+  w.key(key);
+  w.begin_array();
+  for (auto& x : xs)
+    write(w, x);
+  w.end_array();
+}
+
 void write(json_writer& w, const provider_health& x) {
   w.begin_object();
-  w.key(keys::providers);
-  w.begin_array();
-  for (auto& p : x.providers)
-    write(w, p);
-  w.end_array();
+  write_list(w, keys::providers, x.providers);
   w.optional_field(keys::timestamp, x.timestamp);
   w.end_object();
 }
@@ -134,16 +143,8 @@ void write(json_writer& w, const user_state& x) {
   } else {
     w.null();
   }
-  w.key(keys::shoots);
-  w.begin_array();
-  for (auto& p : x.shoots)
-    write(w, p);
-  w.end_array();
-  w.key(keys::devices);
-  w.begin_array();
-  for (auto& d : x.devices)
-    write(w, d);
-  w.end_array();
+  write_list(w, keys::shoots, x.shoots);
+  write_list(w, keys::devices, x.devices);
   w.end_object();
 }
 
@@ -158,11 +159,7 @@ void write(json_writer& w, const welcome& x) {
     w.value(*x.expires_at);
   else
     w.null();
-  w.key(keys::devices);
-  w.begin_array();
-  for (auto& d : x.devices)
-    write(w, d);
-  w.end_array();
+  write_list(w, keys::devices, x.devices);
   w.end_object();
 }
 
@@ -212,8 +209,6 @@ void write(json_writer& w, const unknown_data& x) {
   w.raw(x.raw_json.empty() ? std::string_view{"null"} : x.raw_json);
 }
 
-void write(json_writer& w, const server_message& x);
-
 void write_server_data(json_writer& w, const server_message& x) {
   std::visit(
     [&](const auto& body) {
@@ -221,11 +216,7 @@ void write_server_data(json_writer& w, const server_message& x) {
       if constexpr (std::is_same_v<T, pong>) {
         // PONG carries no data.
       } else if constexpr (std::is_same_v<T, batch>) {
-        w.key(keys::messages);
-        w.begin_array();
-        for (auto& m : body.messages)
-          write(w, m);
-        w.end_array();
+        write_list(w, keys::messages, body.messages);
       } else if constexpr (std::is_same_v<T, unknown_data>) {
         if (!body.raw_json.empty()) {
           w.key(keys::data);
