@@ -327,14 +327,23 @@ async def client_rate_limit(s):
     acks = [a for a in answers.values() if a["type"] == "ACK"]
     limited = [a for a in answers.values() if a["type"] == "NACK" and a["data"]["code"] == "rate_limited"]
     check(len(acks) == 5 and len(limited) == 3, f"burst 5: 5 ACK, 3 NACK rate_limited ({len(acks)}, {len(limited)})")
+    # A flood in one go: what the server refused before it closed the socket
+    # is still NACKed, ahead of the close (the close does not overtake them).
+    nacked = []
     try:
         for i in range(200):
-            await ws.send(json.dumps({"type": "PING"}))
+            await ws.send(json.dumps({"type": "UPDATE_PROGRESS", "id": f"f{i}", "payload": {
+                "shootId": "s", "status": "processing", "processedCount": 1, "totalCount": 9}}))
         while True:
-            await asyncio.wait_for(ws.recv(), 5)
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if m["type"] == "NACK":
+                nacked.append(m["data"]["id"])
     except websockets.ConnectionClosed:
         pass
     check(ws.close_code == 4008, f"a socket that keeps flooding: 4008 ({ws.close_code})")
+    # At most 3 refusals of this second came before: at least 2 more are NACKed.
+    check(len(nacked) >= 2 and all(i.startswith("f") for i in nacked),
+          f"the messages refused before the 4008 were NACKed first ({nacked})")
 
 
 async def address_caps(s):

@@ -23,11 +23,19 @@ bool io_shard::post(io_turn& t) {
 }
 
 void io_shard::send(std::shared_ptr<ws_connection> c, shared_frame f) {
+  enqueue(outgoing{std::move(c), std::move(f)});
+}
+
+void io_shard::close(std::shared_ptr<ws_connection> c, uint16_t code, std::string reason) {
+  enqueue(outgoing{std::move(c), make_shared_frame(std::move(reason)), code});
+}
+
+void io_shard::enqueue(outgoing o) {
   {
     std::lock_guard<std::mutex> guard{outbox_mtx_};
     if (core_.gate.closed())
       return; // the server has stopped: the entry would keep `c` alive
-    outbox_.emplace_back(std::move(c), std::move(f));
+    outbox_.push_back(std::move(o));
     if (outbox_.size() > 1)
       return; // a drain is posted, or this thread is busy and will drain
   }
@@ -43,13 +51,16 @@ void io_shard::drain_outbox() {
     drained_.swap(outbox_);
   }
   std::vector<coalescing_socket*> corked;
-  for (auto& [conn, frame] : drained_) {
+  for (auto& [conn, frame, close_code] : drained_) {
     auto& sock = conn->socket();
     if (!sock.corked()) {
       sock.cork();
       corked.push_back(&sock);
     }
-    conn->send(frame);
+    if (close_code != 0)
+      conn->close(close_code, frame.str());
+    else
+      conn->send(frame);
   }
   for (auto* sock : corked)
     sock->uncork();

@@ -93,6 +93,11 @@ public:
   /// serves every frame that comes meanwhile, whatever its socket.
   void send(std::shared_ptr<ws_connection> c, shared_frame f);
 
+  /// Closes `c` with `code` after the frames sent to it before, from any
+  /// thread: the close waits in the outbox behind them (posted on its own
+  /// it would overtake them, and they would be dropped as the socket closes).
+  void close(std::shared_ptr<ws_connection> c, uint16_t code, std::string reason);
+
   bool on_this_thread() {
     return ioc.get_executor().running_in_this_thread();
   }
@@ -126,12 +131,20 @@ public:
   void clear_outbox();
 
 private:
+  /// A frame for a socket, or (`close_code` set) its close, whose reason
+  /// is then the frame's text.
+  struct outgoing {
+    std::shared_ptr<ws_connection> conn;
+    shared_frame frame;
+    uint16_t close_code = 0;
+  };
+  void enqueue(outgoing o);
   void drain_outbox();
 
   server_core& core_;
   std::mutex outbox_mtx_;
-  std::vector<std::pair<std::shared_ptr<ws_connection>, shared_frame>> outbox_;
-  std::vector<std::pair<std::shared_ptr<ws_connection>, shared_frame>> drained_;
+  std::vector<outgoing> outbox_;
+  std::vector<outgoing> drained_;
 };
 
 /// What connections share with the server. It owns the io_contexts: socket

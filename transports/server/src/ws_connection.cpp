@@ -106,10 +106,7 @@ void ws_connection::post_credit(uint64_t tag, uint32_t n) {
 }
 
 void ws_connection::post_close(uint16_t code, std::string reason) {
-  core_->gate.post(shard_.ioc, [self = shared_from_this(), code,
-                                r = std::move(reason)]() mutable {
-    self->close(code, std::move(r));
-  });
+  shard_.close(shared_from_this(), code, std::move(reason));
 }
 
 // -- handshake ---------------------------------------------------------------

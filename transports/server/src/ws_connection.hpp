@@ -71,6 +71,8 @@ public:
 
   // On the shard's thread.
   void send(const shared_frame& f);
+  /// Our close frame after what is queued; the close handshake follows.
+  void close(uint16_t code, std::string reason);
   void keepalive();
   coalescing_socket& socket() { return sock_; }
   /// Its slot in the shard's open sockets (io_shard::add_open).
@@ -98,7 +100,6 @@ private:
   void on_credit(uint64_t tag, uint32_t n);
   void write_frame(const shared_frame& f);
   void move_queued();
-  void close(uint16_t code, std::string reason);
   void end(uint16_t code, std::string reason, ending how);
   void finish(ending how);
   void close_when_sent();
