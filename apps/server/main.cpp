@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   auto listener_ref = std::make_shared<std::atomic<kullsync::beast_server*>>(nullptr);
   // Not ready from the signal to stop on (a balancer sends no more sockets
   // to a node that is closing them), nor while an operator drains it; a
-  // cluster node is ready once every Redis instance is.
+  // cluster node is ready while a Redis instance is (redis_broker::ready).
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   sc.draining = std::make_shared<std::atomic<bool>>(false);
   auto weak_broker = std::make_shared<std::weak_ptr<kullsync::broker::redis_broker>>();

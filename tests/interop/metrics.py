@@ -77,7 +77,12 @@ async def traffic(addr):
         await asyncio.wait_for(refused.recv(), 5)
     except websockets.ConnectionClosed:
         pass
-    # A resume: the v2 device comes back with its position.
+    # A resume the server cannot serve (another epoch): a SNAPSHOT, counted
+    # apart from the first connects above.
+    stale = await websockets.connect(f"ws://{addr}/ws?token=m1:stale&epoch=gone&since=3",
+                                     subprotocols=["kull.v2"])
+    await stale.recv()  # WELCOME
+    await stale.close()
     return v1, v2
 
 
@@ -120,7 +125,11 @@ async def main():
         moved("kullsync_auth_refusals_total", '{code="4001"}', 1)
         moved("kullsync_closes_total", '{code="4001"}', 1)
         moved("kullsync_connects_total", at_least=2)
-        moved("kullsync_resumes_total", '{outcome="snapshot"}', 1)
+        moved("kullsync_resumes_total", '{outcome="fresh"}', 1)
+        resyncs = (value(after, "kullsync_resumes_total", '{outcome="snapshot"}') or 0) - (
+            value(before, "kullsync_resumes_total", '{outcome="snapshot"}') or 0)
+        check(resyncs == 1, f"a resume of another epoch is a snapshot, a first connect is not "
+              f"({resyncs})")
         moved("kullsync_http_requests_total", at_least=10)
         moved("kullsync_history_entries", at_least=30)
         check(value(after, "kullsync_sockets_open", '{protocol="v1"}') == 1

@@ -71,8 +71,7 @@ void redis_broker::stop() {
 }
 
 bool redis_broker::ready() const {
-  return shared_->shards > 0 && shared_->ready_shards == shared_->shards
-         && shared_->revocations_known;
+  return shared_->ready_shards > 0 && shared_->revocations_known;
 }
 
 void redis_broker::write_metrics(metrics::writer& w) const {

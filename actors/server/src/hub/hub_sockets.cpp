@@ -65,7 +65,8 @@ void welcome(hub_ptr self, const std::string& user, const join_request& req, use
   send_frame(self, me, control_frame(self, msg::server_type::welcome, std::move(w)));
   if (recovered)
     return;
-  ++self->state.stats.resumes_snapshot;
+  // A device with no position asked for none: not a resume that failed.
+  ++(req.since ? self->state.stats.resumes_snapshot : self->state.stats.joins_fresh);
   auto s = followed_state(self, user, u);
   s.user_id.clear(); // the socket knows whose it is
   send_frame(self, me, control_frame(self, msg::server_type::snapshot, std::move(s)));

@@ -99,7 +99,11 @@ public:
   /// stops the actor. Call before the io thread stops.
   void stop();
 
-  /// Every instance connected (GET /readyz).
+  /// Whether the node can serve (GET /readyz): an instance connected, and
+  /// the revocations in force read. Not every instance: one instance lost
+  /// is lost to every node alike, and a balancer that saw every node not
+  /// ready would refuse the other instances' users too; the lost one's
+  /// users are refused alone (503, NACK `unavailable`, 1013).
   bool ready() const;
 
   /// The broker's part of a /metrics scrape (atomics only: any thread).

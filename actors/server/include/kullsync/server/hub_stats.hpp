@@ -15,7 +15,10 @@ inline constexpr const char* sockets_open_family = "kullsync_sockets_open";
 inline constexpr const char* sockets_open_family_help =
   "WebSockets joined to their user, by protocol version.";
 inline constexpr const char* resumes_family = "kullsync_resumes_total";
-inline constexpr const char* resumes_family_help = "v2 joins, by outcome.";
+inline constexpr const char* resumes_family_help =
+  "v2 joins, by outcome: recovered (the missed messages replayed), snapshot (a resume "
+  "the history could not serve, or of another epoch) or fresh (no position to resume "
+  "from: a SNAPSHOT too).";
 
 /// The hubs' metrics, each once: member, kind, exposition name, help, label.
 /// Each shard counts its own; a node's are their sum.
@@ -37,6 +40,7 @@ inline constexpr const char* resumes_family_help = "v2 joins, by outcome.";
     "v2 messages evicted by size, age or memory (their positions unrecoverable).", "") \
   X(resumes_recovered, counter, resumes_family, resumes_family_help, "outcome=recovered")     \
   X(resumes_snapshot, counter, resumes_family, resumes_family_help, "outcome=snapshot")       \
+  X(joins_fresh, counter, resumes_family, resumes_family_help, "outcome=fresh")             \
   X(replayed, counter, "kullsync_replayed_messages_total",                        \
     "Messages sent to resuming sockets.", "")                                      \
   X(duplicates, counter, "kullsync_duplicate_client_messages_total",              \
