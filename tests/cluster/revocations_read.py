@@ -2,7 +2,9 @@
 confirms their channel. A read that fails (Redis still LOADING its data
 after a restart; here the key of another type, which fails the same read
 at will) must keep the node not ready and be tried again, or the node
-would take a revoked token for as long as its subscriber stays up.
+would take a revoked token for as long as its subscriber stays up. When
+Redis restarts empty, a running node stores the revocations it holds again
+(a node started after it would take the revoked token otherwise).
 
     revocations_read.py <kullsync-server binary>
 """
@@ -15,7 +17,7 @@ import time
 import jwt
 import websockets
 
-from cluster_common import Node, Redis, check, finish, redis_command, stop_all, until
+from cluster_common import Node, Redis, check, finish, redis_command, stop_all, testkit, until
 
 BINARY = sys.argv[1]
 SECRET = "revocations-read-test-secret-0123456789abcdef"
@@ -45,6 +47,8 @@ async def main():
     n = Node(BINARY, "n", f"redis://127.0.0.1:{r.port}", stderr=log, log_level="info",
              extra=("--auth", "jwt", "--jwt-secret-file", f"{work}/secret"))
 
+    later = []
+
     def logged(text):
         log.seek(0)
         return log.read().count(text)
@@ -64,8 +68,33 @@ async def main():
         check(logged("1 revocations in force") == 1, "the revocation is in force")
         got = await first_answer(n, token)
         check(got == 4002, f"the revoked token is refused: {got}")
+
+        # Redis restarts empty: the node stores what it holds again, so a
+        # node started after it refuses the token too.
+        r.kill()
+        r.start()
+        check(await until(lambda: logged("more this node holds were missing") == 1, 15),
+              "the node says Redis lost a revocation it holds")
+        check(await until(lambda: redis_command(r.port, "ZSCORE", "ks:revoked:z",
+                                                f"{now * 1000} victim") is not None, 5),
+              "and stored it again")
+        m = Node(BINARY, "m", f"redis://127.0.0.1:{r.port}",
+                 extra=("--auth", "jwt", "--jwt-secret-file", f"{work}/secret"))
+        later.append(m)
+        check(await until(m.ready, 10), "a node started after it is ready")
+        got = await first_answer(m, token)
+        check(got == 4002, f"and refuses the revoked token: {got}")
+
+        # Redis lost: a revocation cannot be stored, and the operator is told
+        # so (nothing revoked), with why.
+        r.kill()
+        check(await until(lambda: not m.ready(), 10), "Redis lost: the node is not ready")
+        status, body = testkit.call(m.addr, "POST", "/api/sync/users/other/revoke", {})
+        err = body.get("error", "")
+        check(status == 503 and err.startswith("revoke failed, nothing done")
+              and "not connected" in err, f"a revoke meanwhile: 503, why ({status} {body})")
     finally:
-        stop_all((n,), (r,))
+        stop_all((n, *later), (r,))
     finish()
 
 

@@ -5,6 +5,7 @@
 // a channel announces each new one to every node's revocation list) and the
 // list of live nodes (a hash of what each says of itself, with a deadline).
 #include <cstdlib>
+#include <set>
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -20,6 +21,11 @@ namespace {
 /// The sorted set of revocations ("<before> <user>" scored by until).
 std::string revocations_key(const broker_state& st) {
   return revoked_key(st) + ":z";
+}
+
+/// A revocation's member of the sorted set ("<before> <user>").
+std::string member_of(const server::revocation& r) {
+  return std::to_string(r.before_ms) + " " + r.user;
 }
 
 /// A revocation from its member and score; nothing if malformed.
@@ -64,6 +70,30 @@ bool revocations_due(broker_ptr self) {
          && s.confirmed.count(revoked_key(st));
 }
 
+namespace {
+
+/// What this node holds in force and the first instance's set lacks (it
+/// lost them: restarted empty, failed over to a replica that had not had
+/// them) is stored there again, so that a node started later refuses those
+/// tokens too. A revocation only ever grows (ZADD GT): storing one again
+/// weakens nothing. How many were stored.
+size_t store_missing_revocations(broker_ptr self, const std::set<std::string>& there) {
+  auto& st = self->state;
+  size_t n = 0;
+  for (auto& r : st.cfg.revocations->in_force(wall_ms())) {
+    auto m = member_of(r);
+    if (there.count(m))
+      continue;
+    command(self, st.shards.front(),
+            {"ZADD", revocations_key(st), "GT", std::to_string(r.until_ms), std::move(m)},
+            [](redis_value) {});
+    ++n;
+  }
+  return n;
+}
+
+} // namespace
+
 void load_revocations(broker_ptr self) {
   auto& st = self->state;
   if (!st.cfg.revocations || st.shards.empty())
@@ -90,9 +120,11 @@ void load_revocations(broker_ptr self) {
               return;
             }
             size_t n = 0, bad = 0;
+            std::set<std::string> there;
             for (size_t i = 0; i + 1 < v.elements.size(); i += 2) {
               if (auto r = member(v.elements[i].str, v.elements[i + 1].str)) {
                 st.cfg.revocations->add(*r);
+                there.insert(v.elements[i].str);
                 ++n;
               } else {
                 ++bad;
@@ -100,7 +132,13 @@ void load_revocations(broker_ptr self) {
             }
             if (bad > 0)
               st.log->warn("redis: {} stored revocations are malformed: ignored", bad);
-            st.log->info("redis: {} revocations in force", n);
+            auto restored = store_missing_revocations(self, there);
+            if (restored > 0)
+              st.log->warn("redis: {} revocations in force there; {} more this node "
+                           "holds were missing (Redis lost them): stored again",
+                           n, restored);
+            else
+              st.log->info("redis: {} revocations in force", n);
             st.shared->revocations_known = true;
           });
   // What nodes of an earlier version stored (a hash), still honoured.
@@ -142,8 +180,7 @@ caf::result<bool> revoke(broker_ptr self, const server::revocation& r) {
   // the announcement learn of it when they next resubscribe).
   auto stored = std::make_shared<redis_value>();
   command(self, s,
-          {"ZADD", revocations_key(st), "GT", std::to_string(r.until_ms),
-           std::to_string(r.before_ms) + " " + r.user},
+          {"ZADD", revocations_key(st), "GT", std::to_string(r.until_ms), member_of(r)},
           [stored](redis_value v) { *stored = std::move(v); });
   command(self, s,
           {"PUBLISH", revoked_key(st), server::to_text(r)},

@@ -173,14 +173,22 @@ std::optional<json::object> body_object(const http_exchange& ex) {
   return std::move(v.get_object());
 }
 
-/// Answers {"success":true,"closed":n} once the hub did it.
+/// Answers {"success":true,"closed":n} once the hub did it; else 503 (or
+/// 504, the outcome unknown) saying what was not done and why, and logs it.
 template <class... Ts>
-void closed_reply(api_ptr self, const http_exchange& ex, const std::string& id, Ts&&... xs) {
+void closed_reply(api_ptr self, const http_exchange& ex, const std::string& id,
+                  std::string what, Ts&&... xs) {
   self->request(hub_for(self->state.env->hubs, id), std::chrono::seconds{10},
                 std::forward<Ts>(xs)...)
     .then([ex](uint64_t n) { ex.respond(json_response(200, json::object{{"success", true},
                                                                         {"closed", n}})); },
-          [ex](const caf::error& e) { ex.respond(unpublished(e, "the order")); });
+          [self, ex, id, what](const caf::error& e) {
+            auto why = self->system().render(e);
+            self->state.log->warn("user {}: {} failed: {}", id, what, why);
+            if (outcome_unknown(e))
+              return ex.respond(unpublished(e, what));
+            ex.respond(error(503, what + " failed, nothing done: " + why));
+          });
 }
 
 void disconnect(api_ptr self, const http_exchange& ex, const std::string& id) {
@@ -212,8 +220,8 @@ void disconnect(api_ptr self, const http_exchange& ex, const std::string& id) {
   }
   self->state.log->info("user {}: operator closes {} with {}", id,
                         device.empty() ? std::string{"every socket"} : "device " + device, code);
-  closed_reply(self, ex, id, close_atom::value, id, device, static_cast<uint16_t>(code),
-               reason);
+  closed_reply(self, ex, id, "disconnect", close_atom::value, id, device,
+               static_cast<uint16_t>(code), reason);
 }
 
 void revoke(api_ptr self, const http_exchange& ex, const std::string& id) {
@@ -235,7 +243,9 @@ void revoke(api_ptr self, const http_exchange& ex, const std::string& id) {
   // lifetime at the most: the revocation is kept until none can.
   revocation r{id, before, std::max(before, now) + cfg.max_token_lifetime_ms};
   self->state.log->info("user {}: operator revokes the tokens issued before {}", id, before);
-  closed_reply(self, ex, id, revoke_atom::value, r);
+  // Stored in the first Redis instance: while it is lost, refused (a
+  // disconnect still closes the user's sockets).
+  closed_reply(self, ex, id, "revoke", revoke_atom::value, r);
 }
 
 void nodes(api_ptr self, const http_exchange& ex) {
