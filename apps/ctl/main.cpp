@@ -245,6 +245,8 @@ int drained(const std::optional<json::value>& v, const options& o) {
   if (o.json)
     return 0;
   auto& d = v->get_object();
+  if (auto* node = d.if_contains("nodeId"))
+    std::cout << "node " << text_of(*node) << ": ";
   if (!d.at("draining").as_bool())
     std::cout << "not draining: ready (unless not ready for another reason), "
               << text_of(d.at("sockets")) << " socket(s)\n";
@@ -315,8 +317,9 @@ int main(int argc, char** argv) {
   r->add_option("--before", o.before, "tokens issued before this epoch-ms time (default: now)")
     ->check(kullsync::app::whole_number);
   app.add_subcommand("nodes", "the cluster's live nodes");
-  auto* dr = app.add_subcommand("drain", "the node at --url: not ready, and its sockets "
-                                         "closed (1001) at a pace so that they move elsewhere");
+  auto* dr = app.add_subcommand("drain", "the node at --url (its own address, not a "
+                                         "balancer's): not ready, and its sockets closed "
+                                         "(1001) at a pace so that they move elsewhere");
   dr->add_option("--rate", o.rate, "sockets closed a second")
     ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}))
     ->capture_default_str();

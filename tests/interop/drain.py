@@ -82,7 +82,7 @@ async def watch(ws, ends, t0, frames=None):
 
 
 async def alone():
-    n = Node()
+    n = Node("--node-id", "sync-7")
     try:
         check(n.drain("POST", {"rate": 10}, key=None)[0] == 401, "the drain needs the API key")
         for body, what in (({"rate": 0}, "rate 0"), ({"rate": -5}, "a negative rate"),
@@ -159,9 +159,11 @@ async def alone():
 
         # kullsync-ctl
         rc, out, _ = ctl(n, "drain", "--rate", "50")
-        check(rc == 0 and "draining at 50" in out, f"ctl drain ({rc} {out.strip()})")
+        check(rc == 0 and out.startswith("node sync-7: draining at 50"),
+              f"ctl drain names the node it reached ({rc} {out.strip()})")
         rc, out, _ = ctl(n, "drain", "--status", "--json")
-        check(rc == 0 and json.loads(out)["draining"], f"ctl drain --status --json ({out.strip()})")
+        check(rc == 0 and json.loads(out)["draining"] and json.loads(out)["nodeId"] == "sync-7",
+              f"ctl drain --status --json ({out.strip()})")
         rc, out, _ = ctl(n, "drain", "--end")
         check(rc == 0 and "not draining" in out, f"ctl drain --end ({rc} {out.strip()})")
         rc, _, err = ctl(n, "drain", "--rate", "0")

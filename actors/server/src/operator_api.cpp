@@ -279,9 +279,12 @@ constexpr int64_t max_drain_rate = 1'000'000;
 void drain(api_ptr self, const http_exchange& ex) {
   auto& env = *self->state.env;
   auto& method = ex.request.method;
-  auto reply = [ex, counters = env.counters](const drain_status& d) {
+  // Named: an operator who reached a node through a balancer sees which.
+  auto node = env.cfg.cluster.node_id.empty() ? std::string{"node"} : env.cfg.cluster.node_id;
+  auto reply = [ex, counters = env.counters, node](const drain_status& d) {
     ex.respond(json_response(
-      200, json::object{{"draining", d.draining},
+      200, json::object{{"nodeId", node},
+                        {"draining", d.draining},
                         {"rate", d.rate},
                         {"left", d.left},
                         {"sockets", counters->sockets_now.load(std::memory_order_relaxed)}}));
