@@ -68,6 +68,8 @@ async def main():
         check(logged("1 revocations in force") == 1, "the revocation is in force")
         got = await first_answer(n, token)
         check(got == 4002, f"the revoked token is refused: {got}")
+        check(logged("device laptop of user victim: rejected socket: Token revoked") == 1,
+              "the log names whose revoked token was refused")
 
         # Redis restarts empty: the node stores what it holds again, so a
         # node started after it refuses the token too.

@@ -201,14 +201,16 @@ void start(session_ptr self, const std::string& target,
   auth_request ar{extract_token(target, headers), query_param(target, "device"),
                   st.v2, now_ms(self)};
   auto r = st.env->cfg.auth->authenticate(ar);
+  std::string whose; // a revoked token's holder is known (its signature held)
   if (r.who && revoked(self, *r.who)) {
+    whose = " device " + r.who->device_id + " of user " + r.who->user_id + ":";
     r.failure = {close_code::invalid_token, "Token revoked"};
     r.who.reset();
   }
   if (!r.who) {
     count_refusal(*st.env->counters, r.failure.close_code);
     if (auto held = st.env->refusal_log.take(steady_ms()))
-      st.log().info("{}: rejected socket: {} ({}){}", peer, r.failure.reason,
+      st.log().info("{}:{} rejected socket: {} ({}){}", peer, whose, r.failure.reason,
                     r.failure.close_code, held_back(*held, "rejected sockets"));
     st.refused = std::make_unique<refusal>(r.failure.close_code, std::move(r.failure.reason));
     return attach(self);
