@@ -274,6 +274,21 @@ TEST(user_registry, a_lost_presence_message_heals_from_the_broker_s_list) {
   EXPECT_EQ(u.remote_devices.size(), 2u) << "this node's own entry is not remote";
 }
 
+TEST(user_registry, a_list_read_before_the_nodes_renewed_their_liveness_removes_nobody) {
+  // Redis paused past the liveness keys' lifetime: a head read right after
+  // lists none of the node n2's devices until n2 renews its key.
+  user_entry u;
+  u.remote_devices[{"n2", "ipad"}] = 1;
+  auto diff = replace_remote(u, {{"n3", "mac", 2}}, "me", /*complete=*/false);
+  EXPECT_TRUE(diff.left.empty()) << "not told that ipad left";
+  ASSERT_EQ(diff.arrived.size(), 1u);
+  EXPECT_EQ(diff.arrived[0].first, "mac");
+  EXPECT_EQ(u.remote_devices.size(), 2u);
+  diff = replace_remote(u, {{"n3", "mac", 2}}, "me"); // a liveness period later
+  EXPECT_EQ(diff.left, (std::vector<std::string>{"ipad"})) << "gone for good now";
+  EXPECT_TRUE(diff.arrived.empty());
+}
+
 TEST(user_registry, a_v2_socket_takes_each_position_once_and_in_order) {
   auto s = sock("mac");
   s.position = 5; // where it started (its WELCOME, or its replay's end)

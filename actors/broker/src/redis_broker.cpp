@@ -195,18 +195,34 @@ void flush(broker_ptr self, shard_link& s) {
   }
 }
 
+/// Whether every live node has had time to renew its liveness key since
+/// this node's link to `s` came up (two of the keys' lifetimes: a node
+/// reconnects within a second and renews it at once, but may be busy
+/// following its users again). Before that, a node missing from a head's
+/// devices may only have lapsed while the instance was out of reach of
+/// every node (Redis paused past the keys' lifetime): its devices are not
+/// taken for gone yet.
+bool liveness_settled(const broker_state& st, const shard_link& s) {
+  int64_t ttl = 0;
+  for (auto& [node, a] : st.alive)
+    ttl = std::max(ttl, a.ttl_ms);
+  return steady_ms() - s.cmd_since_ms >= 2 * ttl;
+}
+
 void reply_head(broker_ptr self, const std::string& user,
                 caf::typed_response_promise<stream_head> rp) {
   auto& s = shard_for(self, user);
   eval(self, s, script::head,
        head_call(keys_for(self->state.cfg.prefix, user), s.run, new_epoch(self),
                  self->state.cfg.prefix + "alive:", wall_ms(), self->state.cfg),
-       [rp](redis_value v) mutable {
+       [rp, settled = liveness_settled(self->state, s)](redis_value v) mutable {
          auto h = parse_head(v);
-         if (h)
-           rp.deliver(std::move(*h));
-         else
+         if (!h) {
            rp.deliver(h.error());
+           return;
+         }
+         h->devices_complete = settled;
+         rp.deliver(std::move(*h));
        });
 }
 

@@ -132,8 +132,8 @@ void remote_presence(hub_ptr self, user_entry& u, const stream_message& m) {
 }
 
 void remote_devices(hub_ptr self, const std::string& user, user_entry& u,
-                    const std::vector<presence_entry>& list) {
-  auto diff = replace_remote(u, list, self->state.cfg.cluster.instance);
+                    const std::vector<presence_entry>& list, bool complete) {
+  auto diff = replace_remote(u, list, self->state.cfg.cluster.instance, complete);
   // What changed unseen (a presence message lost) is told to the sockets.
   auto now = now_ms(self);
   for (auto& device : diff.left)

@@ -172,7 +172,7 @@ void remote_presence(hub_ptr self, user_entry& u, const stream_message& m);
 /// Replaces what this node knows of the other nodes' devices with the
 /// broker's list, telling the sockets what changed.
 void remote_devices(hub_ptr self, const std::string& user, user_entry& u,
-                    const std::vector<presence_entry>& list);
+                    const std::vector<presence_entry>& list, bool complete);
 
 // hub_operators.cpp
 /// Carries out an operator's order that came in the user's stream.

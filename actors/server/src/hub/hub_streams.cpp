@@ -165,7 +165,7 @@ void on_head(hub_ptr self, const std::string& user, user_entry& u, uint64_t gen,
     self->state.stats.state_bytes += fs.state.bytes() - before;
   }
   // Presence is not in the stream: the broker's list is the truth.
-  remote_devices(self, user, u, h.devices);
+  remote_devices(self, user, u, h.devices, h.devices_complete);
   // What came ahead of the head is applied first, and only then do waiting
   // sockets start: at the position that includes it, with its state (a
   // socket started first would be sent it again after its SNAPSHOT).
@@ -310,7 +310,7 @@ void check_positions(hub_ptr self, int64_t now) {
       auto* u = followed(self, user);
       if (!u || u->stream->follower.generation() != gen || !u->stream->follower.live())
         return;
-      remote_devices(self, user, *u, h->devices);
+      remote_devices(self, user, *u, h->devices, h->devices_complete);
       carry_out(self, user, *u, u->stream->follower.on_check(gen, *h));
     });
   }

@@ -79,11 +79,12 @@ bool track_remote(user_entry& u, const std::string& node, const std::string& dev
 }
 
 presence_diff replace_remote(user_entry& u, const std::vector<presence_entry>& list,
-                             const std::string& me) {
+                             const std::string& me, bool complete) {
   std::set<std::string> before;
   for (auto& [where, at] : u.remote_devices)
     before.insert(where.second);
-  u.remote_devices.clear();
+  if (complete)
+    u.remote_devices.clear(); // else what the list misses is kept
   for (auto& d : list)
     if (d.node != me)
       u.remote_devices[{d.node, d.device}] = d.connected_at;

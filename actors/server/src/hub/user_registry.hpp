@@ -129,12 +129,14 @@ bool track_remote(user_entry& u, const std::string& node, const std::string& dev
 
 /// The devices whose presence changed unseen (a presence message lost)
 /// when the other nodes' list is replaced by `list` (from the broker; this
-/// node's own entries, `me`, are skipped): who arrived, who left.
+/// node's own entries, `me`, are skipped): who arrived, who left. A list
+/// that is not `complete` (stream_head::devices_complete) adds devices and
+/// removes none.
 struct presence_diff {
   std::vector<std::pair<std::string, int64_t>> arrived;
   std::vector<std::string> left;
 };
 presence_diff replace_remote(user_entry& u, const std::vector<presence_entry>& list,
-                             const std::string& me);
+                             const std::string& me, bool complete = true);
 
 } // namespace kullsync::server

@@ -108,7 +108,8 @@ typename Inspector::result_type inspect(Inspector& f, state_frame& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_head& x) {
-  return f(caf::meta::type_name("stream_head"), x.epoch, x.top, x.first, x.state, x.devices);
+  return f(caf::meta::type_name("stream_head"), x.epoch, x.top, x.first, x.state, x.devices,
+           x.devices_complete);
 }
 
 template <class Inspector>
