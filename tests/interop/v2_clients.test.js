@@ -141,7 +141,12 @@ test('one numbering per user: 1, 2, 3 ... the same on every device', async () =>
   const wa = await a.msg('WELCOME');
   await b.msg('SNAPSHOT');
   const seqs = [];
-  for (let i = 1; i <= 4; i++) seqs.push((await credit('v2-num', i)).body.seq);
+  for (let i = 1; i <= 4; i++) {
+    const r = await credit('v2-num', i);
+    // The answer as the contract writes it: {"success":true,"seq":n,...}.
+    assert.deepEqual(Object.keys(r.body).slice(0, 2), ['success', 'seq']);
+    seqs.push(r.body.seq);
+  }
   assert.deepEqual(seqs, [wa.data.seq + 1, wa.data.seq + 2, wa.data.seq + 3, wa.data.seq + 4]);
   for (const c of [a, b]) {
     const got = [];

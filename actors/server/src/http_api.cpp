@@ -147,8 +147,14 @@ void publish(api_ptr self, const http_exchange& ex, const std::string& user,
           [ex](const caf::error& e) { ex.respond(unpublished(e, "publish")); });
 }
 
-json::object ok(msg::server_type type) {
-  return json::object{{"success", true}, {msg::keys::type, msg::to_string(type)}};
+/// A publish's answer as the contract writes it: {"success":true,"seq":n,...}
+/// (no seq for a type that is not numbered, or one that publishes to many).
+json::object ok(msg::server_type type, uint64_t seq = 0) {
+  json::object r{{"success", true}};
+  if (seq != 0)
+    r[msg::keys::seq] = seq;
+  r[msg::keys::type] = msg::to_string(type);
+  return r;
 }
 
 /// Decodes the (parsed) body as payload T; on failure answers 400 with the
@@ -176,9 +182,8 @@ void to_user(api_ptr self, const http_exchange& ex, const json::value& body,
     return;
   std::string uid{user->data(), user->size()};
   publish(self, ex, uid, type, std::move(*p), [ex, type, uid](uint64_t seq) {
-    auto r = ok(type);
+    auto r = ok(type, seq);
     r[msg::keys::user_id] = uid;
-    r[msg::keys::seq] = seq;
     ex.respond(json_response(200, r));
   });
 }
@@ -278,10 +283,7 @@ void to_admin(api_ptr self, const http_exchange& ex, const json::value& body,
     return;
   publish(self, ex, self->state.env->cfg.admin_user, type, std::move(*p),
           [ex, type](uint64_t seq) {
-            auto r = ok(type);
-            if (seq != 0)
-              r[msg::keys::seq] = seq;
-            ex.respond(json_response(200, r));
+            ex.respond(json_response(200, ok(type, seq)));
           });
 }
 
