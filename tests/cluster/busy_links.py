@@ -87,6 +87,15 @@ async def main():
         # machine, and a tick over 2 s late judges nothing (one more second).
         check(cut and took <= 8 * SCALE,
               f"a link that stopped is cut within 3-4 s of its next probe: after {took:.1f} s")
+        # Held on (as a paused Redis): each new link connects, gets no answer
+        # and is dropped again, every few seconds; said once, not each time.
+        drops = n.metric("kullsync_broker_reconnects_total") or 0
+        check(await until(lambda: (n.metric("kullsync_broker_reconnects_total") or 0)
+                          >= drops + 4, 30),
+              "new links to a Redis that does not answer are dropped again")
+        log.seek(0)
+        said = log.read().count("no answer since connecting")
+        check(said == 1, f"and that is said once, not at each try ({said} lines)")
         proxy.release()
         check(await until(lambda: n.ready(), 15), "n ready again once the bytes flow")
         await reader.close()

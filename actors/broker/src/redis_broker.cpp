@@ -371,6 +371,7 @@ void became_ready(broker_ptr self, shard_link& s) {
     return;
   st.log->info("redis {}: connected (run {}), {} users to follow", s.name(), s.run,
                st.users.size());
+  s.connect_log.reset(); // a next failure to connect is news again
   refresh_ready(self);
   send_alive(self, s);
   for (auto& [user, u] : st.users)

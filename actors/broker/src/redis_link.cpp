@@ -234,19 +234,29 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
   auto& is_up = subscriber ? s.sub_up : s.cmd_up;
   if (!up) {
     s.probe.reset(); // its PUBLISH or its way back went with the link
+    // A link that never served (connected to a Redis that does not answer:
+    // paused, or still loading) fails as a connect does, again every few
+    // seconds: said as one.
+    bool served = subscriber ? s.confirmed.count(st.probe_channel) > 0
+                             : s.scripts_loaded >= s.sha.size();
     if (is_up && (why == auth_refused || (!subscriber && gen == s.explained_gen))) {
       ++st.shared->reconnects; // its reason was said, once in a while (check_master)
       st.log->debug("redis {}: command link dropped ({})", s.name(), why);
-    } else if (is_up) {
+    } else if (is_up && served) {
       ++st.shared->reconnects;
       st.log->warn("redis {}: {} link lost ({}): publishes for its users fail until "
                    "it is back", s.name(), subscriber ? "subscriber" : "command", why);
-    } else if (!subscriber && s.connect_log.should_log(now, 60'000)) {
+    } else if ((is_up || !subscriber) && s.connect_log.should_log(now, 60'000)) {
       // Retried every tick: said when it starts, then once a minute (a typo
-      // in --broker, a Redis down), so that a node not ready says why.
+      // in --broker, a Redis down or paused), so that a node not ready says
+      // why.
+      if (is_up)
+        ++st.shared->reconnects;
       st.log->warn("redis {}: cannot connect: {} (trying again every {} ms)", s.name(), why,
                    st.cfg.probe_interval.count());
     } else {
+      if (is_up)
+        ++st.shared->reconnects;
       st.log->debug("redis {}: cannot connect: {}", s.name(), why);
     }
     is_up = false;
@@ -266,8 +276,6 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     return;
   }
   is_up = true;
-  if (!subscriber)
-    s.connect_log.reset(); // a next failure to connect is news again
   st.log->debug("redis {}: {} link up", s.name(), subscriber ? "subscriber" : "command");
   if (subscriber) {
     s.sub_since_ms = now;
