@@ -172,7 +172,10 @@ int users(client& c, const options& o) {
   auto& h = u.at("history").get_object();
   std::cout << "user " << text_of(u.at("userId")) << "  epoch " << text_of(u.at("epoch"))
             << "  seq " << text_of(u.at("seq")) << "  history " << text_of(h.at("size"))
-            << " (" << text_of(h.at("first")) << ".." << text_of(h.at("last")) << ")\n";
+            << " (" << text_of(h.at("first")) << ".." << text_of(h.at("last")) << ")";
+  if (auto* r = u.if_contains("redis"))
+    std::cout << "  redis " << text_of(*r);
+  std::cout << "\n";
   std::vector<std::vector<std::string>> rows{{"DEVICE", "NODE", "PROTOCOL", "CONNECTED"}};
   for (auto& d : u.at("devices").get_array()) {
     auto& o2 = d.get_object();

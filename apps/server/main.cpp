@@ -148,6 +148,10 @@ int main(int argc, char** argv) {
     *weak_broker = broker;
     sc.cluster.broker = broker->actor();
     sc.cluster.position_check = std::chrono::seconds{o.position_check};
+    sc.cluster.store_of = [weak_broker](const std::string& user) {
+      auto b = weak_broker->lock();
+      return b ? b->instance_of(user) : std::string{};
+    };
   }
   sc.cluster.node_id = o.node_id;
   if (!o.revocations_file.empty() && broker) {

@@ -5,7 +5,8 @@ lost is lost to its users alone.
   - instance 2 killed: every node stays ready (a balancer keeps sending them
     devices), and says the instance is lost (kullsync_broker_instances_ready
     1 of 2); the users of instance 1 publish and connect as before, while
-    instance 2's are refused: HTTP 503, a new device closed 1013;
+    instance 2's are refused: HTTP 503, a new device closed 1013; the
+    operators' API names the instance that keeps a user;
   - instance 2 back (empty): its users publish again, in a new epoch, and
     their devices, closed 4009, resume into it.
 
@@ -16,7 +17,8 @@ import os
 import sys
 import tempfile
 
-from cluster_common import Device, Node, Redis, check, finish, redis_command, stop_all, until
+from cluster_common import (Device, Node, Redis, check, finish, redis_command, stop_all,
+                            testkit, until)
 
 BINARY = sys.argv[1]
 
@@ -52,6 +54,10 @@ async def main():
                 break
         check(0 in on and 1 in on, f"a user on each instance ({on})")
         first, second = on[0], on[1]
+        for i, u in enumerate((first, second)):
+            status, body = testkit.call(b.addr, "GET", f"/api/sync/users/{u}")
+            check(status == 200 and body.get("redis") == f"127.0.0.1:{redises[i].port}",
+                  f"the operators' API says which instance keeps {u} ({body.get('redis')})")
 
         devices = {u: Device(u, "mac") for u in (first, second)}
         for d in devices.values():
@@ -74,6 +80,9 @@ async def main():
         check(await until(lambda: devices[first].seq == 3, 10), "and its device hears it")
         status, _ = a.post_credits(second, 3)
         check(status == 503, f"instance 2's user is refused: 503 ({status})")
+        status, body = testkit.call(a.addr, "GET", f"/api/sync/users/{second}")
+        check(status == 503 and f"kept in Redis 127.0.0.1:{redises[1].port}" in body["error"],
+              f"asked for that user, the API names the lost instance ({body})")
         newcomer = Device(first, "ipad")
         await newcomer.connect(a)
         check(await until(lambda: newcomer.seq == 3, 10),

@@ -12,6 +12,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "kullsync/metrics.hpp"
+#include "redis_codec.hpp"
 #include "redis_connection.hpp"
 #include "redis_link.hpp"
 
@@ -24,6 +25,10 @@ void add_broker_types(caf::actor_system_config& cfg) {
 redis_broker::redis_broker(caf::actor_system& sys, redis_broker_config cfg)
   : shared_(std::make_shared<shared>()) {
   shared_->revocations_known = !cfg.revocations; // none kept: none to read
+  for (auto& e : cfg.shards)
+    instance_names_.push_back(e.master_name.empty()
+                                ? e.host + ":" + std::to_string(e.port)
+                                : "master " + e.master_name);
   actor_ = caf::actor_cast<server::broker_actor>(
     sys.spawn(redis_broker_actor, std::move(cfg), shared_));
 }
@@ -72,6 +77,12 @@ void redis_broker::stop() {
 
 bool redis_broker::ready() const {
   return shared_->ready_shards > 0 && shared_->revocations_known;
+}
+
+std::string redis_broker::instance_of(const std::string& user) const {
+  if (instance_names_.empty())
+    return {};
+  return instance_names_[shard_of(user, static_cast<uint32_t>(instance_names_.size()))];
 }
 
 void redis_broker::write_metrics(metrics::writer& w) const {

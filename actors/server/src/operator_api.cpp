@@ -56,10 +56,12 @@ void off_io(api_ptr self, F f) {
 
 void user(api_ptr self, const http_exchange& ex, const std::string& id) {
   auto hub = hub_for(self->state.env->hubs, id);
-  off_io(self, [hub, id, ex](caf::event_based_actor* a) {
+  auto& store_of = self->state.env->cfg.cluster.store_of;
+  auto store = store_of ? store_of(id) : std::string{};
+  off_io(self, [hub, id, ex, store](caf::event_based_actor* a) {
     a->request(hub, std::chrono::seconds{10}, head_atom::value, id)
       .then(
-        [a, ex, id](const stream_head& h) {
+        [a, ex, id, store](const stream_head& h) {
           json::array devices;
           for (auto& d : h.devices)
             devices.push_back(json::object{{"deviceId", d.device},
@@ -70,15 +72,21 @@ void user(api_ptr self, const http_exchange& ex, const std::string& id) {
           json::object history{{"size", size},
                                {"first", size ? json::value(h.first) : json::value(nullptr)},
                                {"last", size ? json::value(h.top) : json::value(nullptr)}};
-          ex.respond(json_response(200, json::object{{"userId", id},
-                                                     {"epoch", h.epoch},
-                                                     {"seq", h.top},
-                                                     {"devices", std::move(devices)},
-                                                     {"history", std::move(history)}}));
+          json::object answer{{"userId", id},
+                              {"epoch", h.epoch},
+                              {"seq", h.top},
+                              {"devices", std::move(devices)},
+                              {"history", std::move(history)}};
+          if (!store.empty())
+            answer["redis"] = store; // the instance that keeps the stream
+          ex.respond(json_response(200, answer));
           a->quit();
         },
-        [a, ex](const caf::error&) {
-          ex.respond(error(503, "the user's stream is unavailable"));
+        [a, ex, store](const caf::error& e) {
+          ex.respond(error(503, "the user's stream is unavailable"
+                                  + (store.empty() ? std::string{}
+                                                   : " (kept in Redis " + store + ")")
+                                  + ": " + a->system().render(e)));
           a->quit();
         });
   });

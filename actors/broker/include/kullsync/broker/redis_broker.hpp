@@ -109,10 +109,15 @@ public:
   /// The broker's part of a /metrics scrape (atomics only: any thread).
   void write_metrics(metrics::writer& w) const;
 
+  /// The instance that holds `user`'s stream, as configured: "HOST:PORT",
+  /// or "master NAME" (Sentinel). Any thread.
+  std::string instance_of(const std::string& user) const;
+
   struct shared;
 
 private:
   std::shared_ptr<shared> shared_;
+  std::vector<std::string> instance_names_;
   server::broker_actor actor_;
 };
 

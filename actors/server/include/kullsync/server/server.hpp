@@ -114,6 +114,9 @@ struct server_config {
     std::string node_id;              // names this node's messages
     std::string instance;             // node_id.node_epoch: set at start
     caf::timespan position_check = std::chrono::seconds{30}; // each followed stream's top is checked
+    /// Where a user's stream is kept, for operators (the Redis instance's
+    /// address); unset: in this node.
+    std::function<std::string(const std::string& user)> store_of;
   } cluster;
 };
 
