@@ -18,6 +18,7 @@ import socket
 import struct
 import sys
 import time
+import urllib.request
 
 from testkit import SCALE, running_server, split_server_frame, upgrade_request
 
@@ -163,6 +164,15 @@ def main():
               lambda: fin_without_reading(port, server.pid))
 
 
+def metric(port, name):
+    """A series' value in the server's /metrics (no label)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} is not in /metrics")
+
+
 def descriptors(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -190,6 +200,8 @@ def fin_without_reading(port, pid):
     for i in range(1000):  # b reads its own copies: the server has sent a's too
         assert b.next_progress() == i
     held = descriptors(pid)
+    waiting = metric(port, "kullsync_output_queued_bytes")
+    assert waiting > 0, f"the frames a does not take are counted as queued ({waiting})"
     a.shutdown(socket.SHUT_WR)
     # b hears a leave once the server has ended a's socket: by then a socket
     # with nothing left unsent would be closed already.
@@ -202,6 +214,7 @@ def fin_without_reading(port, pid):
             "the server still holds a socket whose peer sent its FIN and reads nothing"
         time.sleep(0.05)
     assert descriptors(pid) == held - 1
+    assert metric(port, "kullsync_output_queued_bytes") == 0, "a's queue left the count"
     a.close()
 
 

@@ -49,6 +49,7 @@ ws_connection::ws_connection(std::shared_ptr<server_core> core, io_shard& shard,
 
 ws_connection::~ws_connection() {
   core_->unfinished_bytes -= held_;
+  core_->stats.queued_bytes -= queued_bytes_;
   std::lock_guard<std::mutex> guard{shard_.mtx};
   shard_.live.erase(this);
 }
@@ -346,6 +347,7 @@ void ws_connection::send(const shared_frame& f) {
     return end(code, "slow consumer", phase_ == phase::open ? ending::echo : ending::drop);
   }
   queued_bytes_ += f.str().size();
+  core_->stats.queued_bytes += f.str().size();
   queue_.push_back(f);
 }
 
@@ -356,6 +358,7 @@ void ws_connection::move_queued() {
     return;
   while (!queue_.empty() && sock_.has_room()) {
     queued_bytes_ -= queue_.front().str().size();
+    core_->stats.queued_bytes -= queue_.front().str().size();
     write_frame(queue_.front());
     queue_.pop_front();
   }
@@ -412,6 +415,7 @@ void ws_connection::end(uint16_t code, std::string reason, ending how) {
 // send or a FIN the peer never lets through.
 void ws_connection::finish(ending how) {
   queue_.clear();
+  core_->stats.queued_bytes -= queued_bytes_;
   queued_bytes_ = 0;
   if (how == ending::both)
     return close_when_sent();

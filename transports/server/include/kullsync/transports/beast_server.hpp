@@ -69,6 +69,9 @@ struct beast_server_options {
     "Bytes of WebSocket frames written, headers included.", "")                  \
   X(socket_sends, counter, "kullsync_socket_sends_total",                       \
     "Socket sends (each gathers every frame queued).", "")                       \
+  X(queued_bytes, gauge, "kullsync_output_queued_bytes",                         \
+    "Bytes of frames waiting for room in their sockets (the kernel took no "     \
+    "more): readers falling behind, before any is cut as a slow consumer.", "")  \
   X(slow_consumers_closed, counter, "kullsync_slow_consumer_closes_total",      \
     "Sockets cut because their output queue passed its bound.", "")              \
   X(slow_messages_closed, counter, "kullsync_slow_message_closes_total",        \
