@@ -39,6 +39,7 @@ async def main():
         r.start()
     brokers = ",".join(f"redis://127.0.0.1:{r.port}" for r in redises)
     a, b = Node(BINARY, "a", brokers), Node(BINARY, "b", brokers)
+    later = []
     try:
         check(await until(lambda: a.ready() and b.ready(), 10), "both nodes ready")
         # Users land on an instance by their id's hash: publish until each
@@ -95,6 +96,20 @@ async def main():
               f"instance 1's device kept its socket and stream ({devices[first].closes} "
               f"{devices[first].violations})")
 
+        # A revocation lives in instance 1: revoking instance 2's user works
+        # (its order to close the sockets at once cannot be published).
+        secret = os.path.join(work, "secret")
+        with open(secret, "w") as f:
+            f.write("two-instances-test-secret-0123456789abcdef\n")
+        c = Node(BINARY, "c", brokers, extra=("--auth", "jwt", "--jwt-secret-file", secret))
+        later.append(c)
+        check(await until(c.ready, 10), "a node with signed tokens is ready without instance 2")
+        status, body = testkit.call(c.addr, "POST", f"/api/sync/users/{second}/revoke", {})
+        stored = redis_command(redises[0].port, "ZCARD", "ks:revoked:z")
+        check(status == 200 and body.get("closed") == 0 and stored == 1,
+              f"revoking instance 2's user: 200, stored in instance 1 ({status} {body}, "
+              f"{stored} stored)")
+
         redises[1].start()
         both = lambda n: n.metric("kullsync_broker_instances_ready") == 2  # noqa: E731
         check(await until(lambda: both(a) and both(b), 20), "instance 2 back on both nodes")
@@ -118,7 +133,7 @@ async def main():
               f"no device skipped or doubled a position ({devices[first].violations} "
               f"{devices[second].violations})")
     finally:
-        stop_all((a, b), redises)
+        stop_all((a, b, *later), redises)
     finish()
 
 

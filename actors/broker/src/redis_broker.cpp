@@ -195,18 +195,18 @@ void flush(broker_ptr self, shard_link& s) {
   }
 }
 
-/// Whether every live node has had time to renew its liveness key since
-/// this node's link to `s` came up (two of the keys' lifetimes: a node
-/// reconnects within a second and renews it at once, but may be busy
-/// following its users again). Before that, a node missing from a head's
-/// devices may only have lapsed while the instance was out of reach of
-/// every node (Redis paused past the keys' lifetime): its devices are not
-/// taken for gone yet.
+/// Whether a head's device list can be trusted to say who left. After
+/// this node had been cut off from `s` for longer than the liveness keys
+/// live, the other nodes may have been cut off too (Redis paused) and their
+/// keys lapsed: a node missing from the list may only not have renewed its
+/// key yet. Each does at once when its link is back, within a second, but
+/// may be busy following its users again: for three of the keys' lifetimes
+/// after such an outage, nobody is taken for gone.
 bool liveness_settled(const broker_state& st, const shard_link& s) {
   int64_t ttl = 0;
   for (auto& [node, a] : st.alive)
     ttl = std::max(ttl, a.ttl_ms);
-  return steady_ms() - s.cmd_since_ms >= 2 * ttl;
+  return s.outage_ms < ttl || steady_ms() - s.cmd_since_ms >= 3 * ttl;
 }
 
 void reply_head(broker_ptr self, const std::string& user,
@@ -372,6 +372,7 @@ void became_ready(broker_ptr self, shard_link& s) {
   st.log->info("redis {}: connected (run {}), {} users to follow", s.name(), s.run,
                st.users.size());
   s.connect_log.reset(); // a next failure to connect is news again
+  s.last_heard_ms = steady_ms();
   refresh_ready(self);
   send_alive(self, s);
   for (auto& [user, u] : st.users)

@@ -284,6 +284,7 @@ void on_link(broker_ptr self, uint32_t index, bool subscriber, uint64_t gen, boo
     authenticate(self, s, true, [self, index] { resubscribe(self, self->state.shards[index]); });
   } else {
     s.cmd_since_ms = now;
+    s.outage_ms = s.last_heard_ms == 0 ? 0 : now - s.last_heard_ms;
     s.run.clear();
     s.scripts_loaded = 0;
     s.role_checked = false;

@@ -118,6 +118,8 @@ struct shard_link {
   bool cmd_connecting = false, sub_connecting = false;
   uint64_t cmd_gen = 0, sub_gen = 0; // reports of older links are ignored
   int64_t cmd_since_ms = 0, sub_since_ms = 0; // when each came up
+  int64_t last_heard_ms = 0; // when Redis last answered (ready, a probe back)
+  int64_t outage_ms = 0;     // how long since then, when the command link came up
   bool sub_was_up = false;   // the next subscription is a resubscription
   bool resubscribed = false; // hubs must read what they missed
   std::string run;           // Redis' mastership (mastership_of); empty: not asked yet
@@ -182,6 +184,10 @@ struct broker_state {
   std::map<std::string, alive_node> alive; // node instances of this process
   std::mt19937_64 rng;
   bool revocations_reading = false; // their read is under way
+  // Read again (the subscriber came back: announcements may have been
+  // missed) but not yet: tried each tick. Readiness waits only for the
+  // first read; later ones only add.
+  bool revocations_stale = false;
   uint64_t revocations_gen = 0;     // of the latest read (older answers ignored)
   std::string probe_channel;
   int64_t last_tick_ms = 0;         // the probes' tick before this one

@@ -66,8 +66,8 @@ bool revocations_due(broker_ptr self) {
   if (!st.cfg.revocations || st.shards.empty())
     return false;
   auto& s = st.shards.front();
-  return !st.shared->revocations_known && !st.revocations_reading && s.cmd_up
-         && s.confirmed.count(revoked_key(st));
+  return (!st.shared->revocations_known || st.revocations_stale) && !st.revocations_reading
+         && s.cmd_up && s.confirmed.count(revoked_key(st));
 }
 
 namespace {
@@ -86,7 +86,12 @@ size_t store_missing_revocations(broker_ptr self, const std::set<std::string>& t
       continue;
     command(self, st.shards.front(),
             {"ZADD", revocations_key(st), "GT", std::to_string(r.until_ms), std::move(m)},
-            [](redis_value) {});
+            [self, user = r.user](redis_value v) {
+              if (v.kind != redis_value::integer) // READONLY, OOM, the link lost
+                self->state.log->warn("redis: user {}'s revocation could not be stored "
+                                      "again ({}): a node started now would not know it",
+                                      user, v.is_error() ? v.str : "no answer");
+            });
     ++n;
   }
   return n;
@@ -98,7 +103,7 @@ void load_revocations(broker_ptr self) {
   auto& st = self->state;
   if (!st.cfg.revocations || st.shards.empty())
     return;
-  st.shared->revocations_known = false;
+  st.revocations_stale = true; // until this read succeeds
   st.revocations_reading = true;
   auto gen = ++st.revocations_gen; // an older read's answer may miss newer ones
   auto now = std::to_string(wall_ms());
@@ -114,9 +119,14 @@ void load_revocations(broker_ptr self) {
               return;
             st.revocations_reading = false;
             if (v.kind != redis_value::array || v.elements.size() % 2) {
-              st.log->warn("redis: the revoked tokens could not be read ({}): the node is "
-                           "not ready until they are (tried again each tick)",
-                           v.is_error() ? v.str : "not a sorted set");
+              if (st.shared->revocations_known)
+                st.log->warn("redis: the revoked tokens could not be read again ({}): "
+                             "tried again each tick (those read before stay in force)",
+                             v.is_error() ? v.str : "not a sorted set");
+              else
+                st.log->warn("redis: the revoked tokens could not be read ({}): the node is "
+                             "not ready until they are (tried again each tick)",
+                             v.is_error() ? v.str : "not a sorted set");
               return;
             }
             size_t n = 0, bad = 0;
@@ -135,11 +145,12 @@ void load_revocations(broker_ptr self) {
             auto restored = store_missing_revocations(self, there);
             if (restored > 0)
               st.log->warn("redis: {} revocations in force there; {} more this node "
-                           "holds were missing (Redis lost them): stored again",
+                           "holds were missing (Redis lost them): storing them again",
                            n, restored);
             else
               st.log->info("redis: {} revocations in force", n);
             st.shared->revocations_known = true;
+            st.revocations_stale = false;
           });
   // What nodes of an earlier version stored (a hash), still honoured.
   command(self, st.shards.front(), {"HGETALL", revoked_key(st)}, [self](redis_value v) {

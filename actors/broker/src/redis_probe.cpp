@@ -95,6 +95,7 @@ void probe_back(broker_ptr self, shard_link& s) {
                  "stopped)", s.name(), late);
   }
   s.probe.back(now);
+  s.last_heard_ms = now;
 }
 
 } // namespace kullsync::broker

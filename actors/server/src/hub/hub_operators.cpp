@@ -49,7 +49,8 @@ void carry_out_order(hub_ptr self, user_entry& u, const stream_message& m) {
   auto* code = c ? c->if_contains("code") : nullptr;
   auto* reason = c ? c->if_contains("reason") : nullptr;
   auto* device = c ? c->if_contains("device") : nullptr;
-  if (!c || !code || !code->is_int64() || !reason || !reason->is_string() || !device
+  if (!c || !code || !code->is_int64() || code->get_int64() < 1000
+      || code->get_int64() > 4999 || !reason || !reason->is_string() || !device
       || !(device->is_null() || device->is_string())) {
     self->state.log->warn("user {}: an order from node {} is not one this node knows: "
                           "ignored", m.user(), m.origin);
@@ -103,8 +104,21 @@ caf::result<uint64_t> revoke(hub_ptr self, const revocation& r) {
       return;
     }
     self->state.log->info("user {}: tokens issued before {} revoked", r.user, r.before_ms);
-    rp.delegate(caf::actor_cast<hub_actor>(self), close_atom::value, r.user, std::string{},
-                close_code::invalid_token, std::string{"Token revoked"});
+    // The revocation is in force on every node now, which closes the
+    // revoked sockets itself (each node's sessions check their token
+    // again); the close order only makes it prompt. Its failure (the
+    // user's own instance lost) does not undo the revocation: the
+    // operator is told it happened, or would revoke the fresh logins too.
+    self
+      ->request(caf::actor_cast<hub_actor>(self), caf::infinite, close_atom::value, r.user,
+                std::string{}, close_code::invalid_token, std::string{"Token revoked"})
+      .then([rp](uint64_t n) mutable { rp.deliver(n); },
+            [self, rp, user = r.user](const caf::error& e) mutable {
+              self->state.log->warn("user {}: revoked; the order to close its sockets at "
+                                    "once failed ({}): they close as each node checks "
+                                    "their tokens", user, self->system().render(e));
+              rp.deliver(uint64_t{0});
+            });
   });
   return rp;
 }

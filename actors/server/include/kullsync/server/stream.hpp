@@ -142,9 +142,10 @@ struct stream_head {
   uint64_t first = 0; // the oldest position the history holds (0: none)
   std::vector<state_frame> state;
   std::vector<presence_entry> devices;
-  /// False while the nodes' liveness may have lapsed unseen (the broker
-  /// came back within a liveness period): a device missing from `devices`
-  /// may still be there, its node not yet heard again.
+  /// False while the nodes' liveness keys may have lapsed unseen (shortly
+  /// after the broker was out of reach for longer than they live): a
+  /// device missing from `devices` may still be there, its node not yet
+  /// heard again.
   bool devices_complete = true;
 };
 
