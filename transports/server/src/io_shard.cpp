@@ -27,7 +27,7 @@ void io_shard::send(std::shared_ptr<ws_connection> c, shared_frame f) {
 }
 
 void io_shard::close(std::shared_ptr<ws_connection> c, uint16_t code, std::string reason) {
-  enqueue(outgoing{std::move(c), make_shared_frame(std::move(reason)), code});
+  enqueue(outgoing{std::move(c), make_shared_frame(std::move(reason)), true, code});
 }
 
 void io_shard::enqueue(outgoing o) {
@@ -51,13 +51,13 @@ void io_shard::drain_outbox() {
     drained_.swap(outbox_);
   }
   std::vector<coalescing_socket*> corked;
-  for (auto& [conn, frame, close_code] : drained_) {
+  for (auto& [conn, frame, close, close_code] : drained_) {
     auto& sock = conn->socket();
     if (!sock.corked()) {
       sock.cork();
       corked.push_back(&sock);
     }
-    if (close_code != 0)
+    if (close)
       conn->close(close_code, frame.str());
     else
       conn->send(frame);

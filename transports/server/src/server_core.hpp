@@ -131,11 +131,12 @@ public:
   void clear_outbox();
 
 private:
-  /// A frame for a socket, or (`close_code` set) its close, whose reason
-  /// is then the frame's text.
+  /// A frame for a socket, or (`close`) its close with `close_code`, whose
+  /// reason is then the frame's text.
   struct outgoing {
     std::shared_ptr<ws_connection> conn;
     shared_frame frame;
+    bool close = false;
     uint16_t close_code = 0;
   };
   void enqueue(outgoing o);
