@@ -2,8 +2,8 @@
 (--position-check 2: each node's key lives 2 s). Two nodes, each reaching
 Redis through a proxy of its own; a device of one user on each. Both
 proxies hold every byte until both nodes cut their links (both keys have
-lapsed by then), then m's comes back first and n's 1.5 s later: m reads
-the user's head before n renewed its key. m must not tell its device that
+lapsed by then), then m's comes back first and n's only once m read the
+user's head: m reads it before n renewed its key. m must not tell its device that
 n's device left (it never did), and every device still ends up listing the
 other; a device that really leaves meanwhile is still told.
 
@@ -13,7 +13,7 @@ import asyncio
 import sys
 import tempfile
 
-from cluster_common import Device, Node, Redis, check, finish, stop_all, until
+from cluster_common import Device, Node, Redis, check, finish, redis_command, stop_all, until
 from tcp_proxy import TcpProxy
 
 BINARY = sys.argv[1]
@@ -39,12 +39,19 @@ async def main():
         # Noticed 3-4 s after (the probe): both keys (2 s) have lapsed by then.
         check(await until(lambda: not n.ready() and not m.ready(), 10),
               "both nodes lose Redis")
+        # The scenario: m reads the user's head (following it again) while
+        # n's key is still lapsed, and only then is n back. The head read
+        # renews the user's state lifetime (PTTL jumps back up): that is
+        # the sign it happened.
+        pttl = lambda: redis_command(redis.port, "PTTL", "ks:{u1}:st")  # noqa: E731
+        cut_off = pttl()
         pm.release()
         check(await until(m.ready, 10), "m is back")
-        # The scenario: n comes back 1.5 s after m, so that m reads the
-        # user's head (at once, following it again) while n's key is still
-        # lapsed; well within m's doubt (3 x 2 s) even on a loaded machine.
-        await asyncio.sleep(1.5)
+        # Two reads: the one following the user again, then a position check.
+        check(await until(lambda: pttl() > cut_off, 10), "m read the user's head")
+        first = pttl()
+        check(await until(lambda: pttl() > first, 10),
+              "and again at its position check, while n is still cut off")
         pn.release()
         check(await until(n.ready, 10), "n is back")
         gone = ("DEVICE_DISCONNECTED", "mac")
